@@ -1,0 +1,92 @@
+"""casesvc: case management for alternative reactions to youth drug cases."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask
+
+from casesvc.config import load_settings
+
+API_TITLE = "casesvc"
+API_VERSION = "1.0.0"
+
+
+def _default_instance_path() -> Path:
+    return Path.cwd() / "instance"
+
+
+def create_app(overrides: dict | None = None, instance_path: str | Path | None = None) -> Flask:
+    """Config, extensions, blueprints, error handlers — nothing else."""
+    instance = Path(instance_path) if instance_path else _default_instance_path()
+    settings = load_settings(instance, overrides)
+    app = Flask(__name__, instance_path=str(instance.resolve()), instance_relative_config=False)
+    app.config.update(
+        CASESVC=settings,
+        TESTING=settings.env == "test",
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
+        PROPAGATE_EXCEPTIONS=False,
+        JWT_SECRET_KEY=settings.secret_key,
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(seconds=settings.token_ttl),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(seconds=settings.refresh_ttl),
+        API_TITLE=API_TITLE,
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {"description": "Case management for alternative reactions to youth drug cases. "
+                                    "See README.md for the access model."},
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                                              "bearerFormat": "JWT"}}},
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    from casesvc import models  # noqa: F401  (every table registered before migrations run)
+    from casesvc.auth.jwt_errors import register_jwt_errors
+    from casesvc.errors import register_database_error_handlers, register_error_handlers
+    from casesvc.extensions import api, db, jwt, migrate
+    from casesvc.migrations_runner import migrations_directory
+    from casesvc.requests import register_request_hooks
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=migrations_directory())
+    jwt.init_app(app)
+    register_jwt_errors(jwt)
+    api.init_app(app)
+    register_error_handlers(app)
+    register_database_error_handlers(app)
+    register_request_hooks(app)
+
+    from casesvc.auth.views import blp as auth_blp
+    from casesvc.cases.views import blp as cases_blp
+    from casesvc.consents.views import blp as consents_blp
+    from casesvc.followups.views import blp as followups_blp
+    from casesvc.ops.views import blp as ops_blp, register_docs
+    from casesvc.reactions.views import blp as reactions_blp
+    from casesvc.youths.views import blp as youths_blp
+
+    for blueprint in (auth_blp, youths_blp, cases_blp, reactions_blp, followups_blp, consents_blp, ops_blp):
+        api.register_blueprint(blueprint)
+    register_docs(app)
+
+    from casesvc.cli import register_app_commands
+    register_app_commands(app)
+    return app
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from sqlalchemy import JSON, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from casesvc.common.db import CreatedMixin
+from casesvc.extensions import db
+
+
+class Agency(CreatedMixin, db.Model):
+    """A service taking part in the SLT collaboration; its code is its identity in the API."""
+
+    __tablename__ = "agencies"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    municipalities: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+
+    def serves(self, municipality: str) -> bool:
+        return municipality in (self.municipalities or [])

@@ -1,0 +1,42 @@
+"""flask-jwt-extended answers a bad token with 422 by default; every such case is a 401
+problem with `WWW-Authenticate: Bearer` here (RFC 6750)."""
+from __future__ import annotations
+
+from flask_jwt_extended import JWTManager
+
+from casesvc.errors import problem_response
+
+
+def _unauthorized(detail: str, error: str = "invalid_token"):
+    header = f'Bearer error="{error}"' if error else "Bearer"
+    return problem_response(401, "unauthorized", "Unauthorized", detail, {"WWW-Authenticate": header})
+
+
+def register_jwt_errors(jwt: JWTManager) -> None:
+    @jwt.unauthorized_loader
+    def _missing(reason: str):
+        return _unauthorized("A bearer token is required.", error="")
+
+    @jwt.invalid_token_loader
+    def _invalid(reason: str):
+        return _unauthorized("The bearer token is invalid.")
+
+    @jwt.expired_token_loader
+    def _expired(header: dict, payload: dict):
+        return _unauthorized("The bearer token has expired.")
+
+    @jwt.revoked_token_loader
+    def _revoked(header: dict, payload: dict):
+        return _unauthorized("The bearer token has been revoked.")
+
+    @jwt.needs_fresh_token_loader
+    def _not_fresh(header: dict, payload: dict):
+        return _unauthorized("A fresh token is required.")
+
+    @jwt.user_lookup_error_loader
+    def _no_user(header: dict, payload: dict):
+        return _unauthorized("The token's user is unknown.")
+
+    @jwt.token_verification_failed_loader
+    def _failed(header: dict, payload: dict):
+        return _unauthorized("The bearer token was refused.")

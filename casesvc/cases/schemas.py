@@ -1,0 +1,39 @@
+import marshmallow as ma
+
+from casesvc.common.schemas import Code, Municipality, PageQuery
+from casesvc.vocabulary import CASE_ORIGINS, CASE_STATUSES
+
+AgencyCode = ma.fields.String
+
+
+class CaseSchema(ma.Schema):
+    id = ma.fields.String(dump_only=True)
+    youth_id = ma.fields.String(required=True)
+    municipality = Municipality(metadata={"description": "Defaults to the youth's municipality"})
+    origin = Code(CASE_ORIGINS, required=True)
+    summary = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10000))
+    lead_agency = ma.fields.String(dump_only=True, metadata={"description": "The creating user's agency"})
+    participants = ma.fields.List(ma.fields.String(), attribute="participant_codes",
+                                  metadata={"description": "Agency codes; the lead agency is always one"})
+    coordinator = ma.fields.String(allow_none=True, metadata={"description": "User id of the case's coordinator"})
+    status = ma.fields.String(dump_only=True, metadata={"enum": list(CASE_STATUSES)})
+    opened_at = ma.fields.DateTime(dump_only=True)
+    closed_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    outcome = ma.fields.String(dump_only=True, allow_none=True)
+    status_reason = ma.fields.String(dump_only=True, allow_none=True)
+    legal_hold = ma.fields.Boolean(dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    version = ma.fields.Integer(dump_only=True)
+
+
+class CasePatchSchema(ma.Schema):
+    summary = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10000))
+    participants = ma.fields.List(ma.fields.String(), validate=ma.validate.Length(min=1))
+    coordinator = ma.fields.String(allow_none=True)
+
+
+class CaseQuery(PageQuery):
+    status = Code(CASE_STATUSES)
+    municipality = Municipality()
+    participant = ma.fields.String()
+    youth_id = ma.fields.String()

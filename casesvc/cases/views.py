@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from flask import url_for
+from flask_smorest import Blueprint
+
+from casesvc.auth.principal import current_principal
+from casesvc.cases import service
+from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema
+from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
+from casesvc.common.schemas import TransitionSchema
+from casesvc.policy import Action
+
+blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Cases, participants and status")
+
+
+def case_response(case, status: int = 200):
+    headers = etag_header(case)
+    if status == 201:
+        headers["Location"] = url_for("cases.get_case", case_id=case.id)
+    return case, status, headers
+
+
+@blp.route("", methods=["POST"])
+@transactional(idempotent=True)
+@blp.arguments(CaseSchema)
+@blp.response(201, CaseSchema)
+def create_case(data):
+    """Open a case; the caller's agency becomes the lead"""
+    return case_response(service.open_case(current_principal(), data), 201)
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(CaseQuery, location="query")
+@blp.response(200, page_schema(CaseSchema))
+def list_cases(args):
+    """Cases the caller may see, newest first"""
+    return service.list_cases(current_principal(), args)
+
+
+@blp.route("/<case_id>", methods=["GET"])
+@blp.response(200, CaseSchema)
+def get_case(case_id):
+    """One case"""
+    return case_response(service.get_case(current_principal(), case_id))
+
+
+@blp.route("/<case_id>", methods=["PATCH"])
+@transactional()
+@blp.arguments(CasePatchSchema)
+@blp.response(200, CaseSchema)
+@blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
+def patch_case(data, case_id):
+    """Change summary, participants or coordinator (lead agency or coordinator; needs If-Match)"""
+    principal = current_principal()
+    case, _ = service.case_for(principal, case_id, Action.UPDATE_CASE)
+    require_if_match(case)
+    return case_response(service.update_case(principal, case, data))
+
+
+@blp.route("/<case_id>/transitions", methods=["POST"])
+@transactional(idempotent=True)
+@blp.arguments(TransitionSchema)
+@blp.response(200, CaseSchema)
+def transition_case(data, case_id):
+    """Move the case to another status (409 lists the allowed ones)"""
+    principal = current_principal()
+    case, _ = service.case_for(principal, case_id, Action.TRANSITION_CASE)
+    return case_response(service.transition_case(principal, case, data["to"], data.get("reason")))

@@ -1,0 +1,1 @@
+"""Pieces every domain package uses: column types, time, HTTP conventions."""

@@ -1,0 +1,186 @@
+"""HTTP conventions of CONTRACT §2: ETag/If-Match, keyset pagination, one commit per request,
+Idempotency-Key."""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import json
+from datetime import datetime, timedelta
+
+import marshmallow as ma
+from flask import Response, request
+from sqlalchemy import Index, Integer, String, Text, and_, delete, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
+from casesvc.common.timeutil import utcnow
+from casesvc.errors import Problem, field_error
+from casesvc.extensions import db
+
+# --- ETag / If-Match --------------------------------------------------------------------------
+
+
+def etag_for(obj) -> str:
+    return f'"{obj.version}"'
+
+
+def etag_header(obj) -> dict[str, str]:
+    return {"ETag": etag_for(obj)}
+
+
+def require_if_match(obj) -> None:
+    """PATCH must name the version it changes: missing is 428, stale is 412."""
+    header = request.headers.get("If-Match")
+    if not header:
+        raise Problem(428, "precondition-required", "Precondition Required",
+                      "Send If-Match with the ETag you last read.")
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    if "*" not in tags and etag_for(obj) not in tags:
+        raise Problem(412, "precondition-failed", "Precondition Failed",
+                      "The resource has changed since you read it; read it again.",
+                      headers=etag_header(obj))
+
+
+# --- Keyset pagination ------------------------------------------------------------------------
+
+MAX_LIMIT = 200
+
+
+class PageArgs(ma.Schema):
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=MAX_LIMIT))
+    cursor = ma.fields.String(load_default=None)
+
+
+def page_schema(item_schema: type[ma.Schema]) -> type[ma.Schema]:
+    name = item_schema.__name__.removesuffix("Schema") + "PageSchema"
+    return ma.Schema.from_dict({
+        "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
+        "next_cursor": ma.fields.String(allow_none=True, required=True),
+    }, name=name)
+
+
+def _encode_cursor(created_at: datetime, ident: str) -> str:
+    raw = json.dumps([created_at.isoformat(), ident]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(ident, str):
+            raise ValueError("bad cursor")
+        return when, ident
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise field_error("cursor", "Not a cursor this service issued.") from exc
+
+
+def paginate(stmt, model, limit: int, cursor: str | None) -> dict:
+    """Newest first, by (created_at, id): stable under inserts, no OFFSET."""
+    if cursor:
+        created, ident = _decode_cursor(cursor)
+        stmt = stmt.where(or_(model.created_at < created, and_(model.created_at == created, model.id < ident)))
+    rows = list(db.session.scalars(stmt.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)))
+    next_cursor = _encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    return {"items": rows[:limit], "next_cursor": next_cursor}
+
+
+# --- One commit per request, and Idempotency-Key ----------------------------------------------
+
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+class IdempotencyKey(IdMixin, CreatedMixin, db.Model):
+    """The stored response of a creating POST, replayed when the same key comes again."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(64), nullable=False)
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    status_code: Mapped[int] = mapped_column(Integer, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    headers: Mapped[str] = mapped_column(Text, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+    __table_args__ = (Index("ux_idempotency_owner_key", "owner", "key", unique=True),)
+
+
+_REPLAYED_HEADERS = ("Location", "ETag", "Content-Type")
+
+
+def _fingerprint() -> str:
+    raw = request.get_data(cache=True)
+    try:
+        canonical = json.dumps(json.loads(raw or b"null"), sort_keys=True, separators=(",", ":")).encode()
+    except (ValueError, UnicodeDecodeError):
+        canonical = raw
+    return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + canonical).hexdigest()
+
+
+def _find_key(owner: str, key: str) -> IdempotencyKey | None:
+    return db.session.scalar(select(IdempotencyKey).where(
+        IdempotencyKey.owner == owner, IdempotencyKey.key == key, IdempotencyKey.expires_at > utcnow()))
+
+
+def _replay(stored: IdempotencyKey, fingerprint: str) -> Response:
+    if stored.fingerprint != fingerprint:
+        raise field_error("Idempotency-Key", "This key was used with another request body.")
+    response = Response(stored.body, status=stored.status_code)
+    for name, value in json.loads(stored.headers).items():
+        response.headers[name] = value
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def transactional(idempotent: bool = False):
+    """Wrap a writing view: one commit when it succeeds, rollback on any error.
+    With `idempotent`, honour `Idempotency-Key`: the stored response is part of the same commit."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            from casesvc.auth.principal import current_principal
+
+            key = request.headers.get("Idempotency-Key") if idempotent else None
+            owner = fingerprint = None
+            if key is not None:
+                if not 1 <= len(key) <= 255:
+                    raise field_error("Idempotency-Key", "Must be 1 to 255 characters.")
+                owner, fingerprint = current_principal().subject, _fingerprint()
+                stored = _find_key(owner, key)
+                if stored is not None:
+                    return _replay(stored, fingerprint)
+            try:
+                response = view(*args, **kwargs)
+                if not isinstance(response, Response) or response.status_code >= 400:
+                    db.session.rollback()
+                    return response
+                if key is not None:
+                    db.session.execute(delete(IdempotencyKey).where(
+                        IdempotencyKey.owner == owner, IdempotencyKey.key == key))
+                    db.session.add(IdempotencyKey(
+                        owner=owner, key=key, fingerprint=fingerprint, status_code=response.status_code,
+                        body=response.get_data(as_text=True),
+                        headers=json.dumps({h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}),
+                        expires_at=utcnow() + IDEMPOTENCY_WINDOW))
+                db.session.commit()
+                return response
+            except IntegrityError:
+                db.session.rollback()
+                if key is not None:  # a concurrent request with the same key won the race
+                    stored = _find_key(owner, key)
+                    if stored is not None:
+                        return _replay(stored, fingerprint)
+                raise
+            except BaseException:
+                db.session.rollback()
+                raise
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,28 @@
+"""Field types shared by the schemas."""
+import marshmallow as ma
+
+from casesvc.common.http import PageArgs
+
+
+class Code(ma.fields.String):
+    """A code from the vocabulary; the OpenAPI document lists the allowed values."""
+
+    def __init__(self, choices, **kwargs):
+        self.choices = tuple(choices)
+        metadata = {"enum": list(self.choices), **kwargs.pop("metadata", {})}
+        super().__init__(validate=ma.validate.OneOf(self.choices), metadata=metadata, **kwargs)
+
+
+class Municipality(ma.fields.String):
+    def __init__(self, **kwargs):
+        super().__init__(validate=ma.validate.Regexp(r"^\d{4}$", error="Must be a 4-digit municipality number."),
+                         **kwargs)
+
+
+class PageQuery(PageArgs):
+    pass
+
+
+class TransitionSchema(ma.Schema):
+    to = ma.fields.String(required=True)
+    reason = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))

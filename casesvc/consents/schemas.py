@@ -1,0 +1,25 @@
+import marshmallow as ma
+
+from casesvc.common.schemas import Code, PageQuery
+from casesvc.vocabulary import CATEGORIES, CONSENT_GIVERS
+
+
+class ConsentSchema(ma.Schema):
+    id = ma.fields.String(dump_only=True)
+    case_id = ma.fields.String(dump_only=True)
+    given_by = Code(CONSENT_GIVERS, required=True)
+    given_on = ma.fields.Date(required=True)
+    expires_on = ma.fields.Date(required=True)
+    purpose = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
+    agencies = ma.fields.List(ma.fields.String(), required=True, validate=ma.validate.Length(min=1),
+                              metadata={"description": "Agency codes allowed to receive shared information"})
+    categories = ma.fields.List(Code(CATEGORIES), load_default=lambda: ["general"],
+                                validate=ma.validate.Length(min=1))
+    withdrawn_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    active = ma.fields.Boolean(dump_only=True, metadata={"description": "Given, not expired, not withdrawn, today"})
+    recorded_by_agency = ma.fields.String(dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+
+
+class ConsentQuery(PageQuery):
+    active = ma.fields.Boolean()

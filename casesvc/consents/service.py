@@ -1,0 +1,66 @@
+"""Consents: the basis for sharing between agencies (invariants 2 and 4)."""
+from __future__ import annotations
+
+from sqlalchemy import and_, not_, select
+
+from casesvc.cases.models import Case
+from casesvc.common.http import paginate
+from casesvc.common.timeutil import age_on, oslo_today, utcnow
+from casesvc.consents.models import Consent, ConsentAgency
+from casesvc.errors import conflict, not_found, validation_error
+from casesvc.extensions import db
+from casesvc.policy import Principal
+from casesvc.youths.models import Youth
+
+HEALTH_AGE_OF_MAJORITY = 16
+
+
+def record_consent(principal: Principal, case: Case, data: dict) -> Consent:
+    today = oslo_today()
+    errors: dict[str, list[str]] = {}
+    birth_date = db.session.scalar(select(Youth.birth_date).where(Youth.id == case.youth_id))
+    if data["given_by"] == "youth" and age_on(birth_date, data["given_on"]) < HEALTH_AGE_OF_MAJORITY:
+        errors["given_by"] = [f"A youth under {HEALTH_AGE_OF_MAJORITY} needs a guardian's consent "
+                              "(given_by guardian or both)."]
+    if data["expires_on"] < today:
+        errors["expires_on"] = ["The consent has already expired."]
+    elif data["expires_on"] < data["given_on"]:
+        errors["expires_on"] = ["Must not be before given_on."]
+    outsiders = sorted(set(data["agencies"]) - set(case.participant_codes))
+    if outsiders:
+        errors["agencies"] = ["Not participating in the case: " + ", ".join(outsiders) + "."]
+    if errors:
+        raise validation_error(errors)
+    categories = set(data["categories"])
+    consent = Consent(case_id=case.id, given_by=data["given_by"], given_on=data["given_on"],
+                      expires_on=data["expires_on"], purpose=data["purpose"],
+                      covers_general="general" in categories, covers_health="health" in categories,
+                      recorded_by_agency=principal.agency,
+                      grants=[ConsentAgency(agency_code=code) for code in sorted(set(data["agencies"]))])
+    db.session.add(consent)
+    db.session.flush()
+    return consent
+
+
+def consent_in(case: Case, consent_id: str) -> Consent:
+    consent = db.session.get(Consent, consent_id)
+    if consent is None or consent.case_id != case.id:
+        raise not_found("consent")
+    return consent
+
+
+def list_consents(case: Case, args: dict) -> dict:
+    stmt = select(Consent).where(Consent.case_id == case.id)
+    if args.get("active") is not None:
+        today = oslo_today()
+        live = and_(Consent.withdrawn_at.is_(None), Consent.given_on <= today, Consent.expires_on >= today)
+        stmt = stmt.where(live if args["active"] else not_(live))
+    return paginate(stmt, Consent, args["limit"], args.get("cursor"))
+
+
+def withdraw_consent(consent: Consent) -> Consent:
+    if consent.withdrawn_at is not None:
+        raise conflict("consent-withdrawn", "The consent is already withdrawn.")
+    consent.withdrawn_at = utcnow()
+    db.session.flush()
+    return consent

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from flask import url_for
+from flask_smorest import Blueprint
+
+from casesvc.auth.principal import current_principal
+from casesvc.cases.service import case_for
+from casesvc.common.http import page_schema, transactional
+from casesvc.consents import service
+from casesvc.consents.schemas import ConsentQuery, ConsentSchema
+from casesvc.policy import Action
+
+blp = Blueprint("consents", __name__, url_prefix="/api/v1/cases/<case_id>/consents",
+                description="Consents to share between agencies")
+
+
+@blp.route("", methods=["POST"])
+@transactional(idempotent=True)
+@blp.arguments(ConsentSchema)
+@blp.response(201, ConsentSchema)
+def create_consent(data, case_id):
+    """Record a consent (lead agency or coordinator)"""
+    principal = current_principal()
+    case, _ = case_for(principal, case_id, Action.WRITE_CONSENT)
+    consent = service.record_consent(principal, case, data)
+    return consent, 201, {"Location": url_for("consents.get_consent", case_id=case.id,
+                                                     consent_id=consent.id)}
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(ConsentQuery, location="query")
+@blp.response(200, page_schema(ConsentSchema))
+def list_consents(args, case_id):
+    """The case's consents, newest first"""
+    case, _ = case_for(current_principal(), case_id, Action.READ_CONSENTS)
+    return service.list_consents(case, args)
+
+
+@blp.route("/<consent_id>", methods=["GET"])
+@blp.response(200, ConsentSchema)
+def get_consent(case_id, consent_id):
+    """One consent"""
+    case, _ = case_for(current_principal(), case_id, Action.READ_CONSENTS)
+    return service.consent_in(case, consent_id)
+
+
+@blp.route("/<consent_id>/withdraw", methods=["POST"])
+@transactional()
+@blp.response(200, ConsentSchema)
+def withdraw_consent(case_id, consent_id):
+    """Withdraw a consent; it stops sharing on the very next request"""
+    case, _ = case_for(current_principal(), case_id, Action.WRITE_CONSENT)
+    return service.withdraw_consent(service.consent_in(case, consent_id))

@@ -1,0 +1,164 @@
+"""problem+json (RFC 9457) for every error path.
+
+Every error leaves the service as a problem document with a stable `type`; nothing from an
+exception's text (SQL, paths, stack frames) is ever copied into a response.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask, Response, json, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+# Stable slugs for plain HTTP errors; the title is the HTTP reason phrase.
+_HTTP_SLUGS = {
+    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
+    405: "method-not-allowed", 409: "conflict", 412: "precondition-failed",
+    413: "payload-too-large", 415: "unsupported-media-type", 422: "validation-error",
+    428: "precondition-required", 429: "too-many-requests", 500: "internal-error",
+    503: "unavailable",
+}
+
+
+class Problem(Exception):
+    """An expected error with a stable type; raise it anywhere in a request."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail or title)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail or title
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def not_found(what: str = "resource") -> Problem:
+    return Problem(404, "not-found", "Not Found", f"No such {what}.")
+
+
+def forbidden(detail: str, slug: str = "forbidden") -> Problem:
+    return Problem(403, slug, "Forbidden", detail)
+
+
+def validation_error(errors: dict[str, list[str]], detail: str = "The request has invalid fields.") -> Problem:
+    return Problem(422, "validation-error", "Unprocessable Content", detail, errors=errors)
+
+
+def field_error(field: str, message: str) -> Problem:
+    return validation_error({field: [message]}, detail=f"{field}: {message}")
+
+
+def conflict(slug: str, detail: str, **extra: Any) -> Problem:
+    return Problem(409, slug, "Conflict", detail, **extra)
+
+
+def problem_response(status: int, slug: str, title: str, detail: str,
+                     headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    if request:  # an error outside a request (CLI) has no instance
+        body.setdefault("instance", request.path)
+    resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
+    for name, value in (headers or {}).items():
+        resp.headers[name] = value
+    return resp
+
+
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """webargs/marshmallow nest errors by location and field; clients want `{field: [msg]}`."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(flatten_messages(value, name))
+    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        flat[prefix or "_schema"] = list(messages)
+    elif isinstance(messages, list):
+        for index, value in enumerate(messages):
+            flat.update(flatten_messages(value, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        flat[prefix or "_schema"] = [str(messages)]
+    return flat
+
+
+class ProblemSchema(ma.Schema):
+    """The problem document (documentation only; responses are built by problem_response)."""
+
+    type = ma.fields.String(metadata={"description": "A URI reference naming the problem type"})
+    title = ma.fields.String()
+    status = ma.fields.Integer()
+    detail = ma.fields.String()
+    instance = ma.fields.String()
+    errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
+                            metadata={"description": "Field errors (422 only)"})
+
+
+class ProblemApi(Api):
+    """flask-smorest Api whose error responses are problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+        status = error.code or 500
+        data = getattr(error, "data", None) or {}
+        headers = dict(data.get("headers") or {})
+        if status == 401:
+            headers.setdefault("WWW-Authenticate", "Bearer")
+        extra: dict[str, Any] = {}
+        messages = data.get("errors") or data.get("messages")
+        if status == 422 and messages:
+            # webargs nests by location ("json", "query"); the field names are what matter
+            if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "headers", "files", "path", "view_args"}:
+                merged: dict[str, list[str]] = {}
+                for location_messages in messages.values():
+                    merged.update(flatten_messages(location_messages))
+                extra["errors"] = merged
+            else:
+                extra["errors"] = flatten_messages(messages)
+        detail = data.get("message") or error.description or error.name
+        if status == 400 and "json" in str(detail).lower():
+            detail = "The request body is not valid JSON."
+        if status == 422 and "errors" in extra:
+            detail = "The request has invalid fields: " + ", ".join(sorted(extra["errors"])) + "."
+        return problem_response(status, _HTTP_SLUGS.get(status, "http-error"), error.name, detail, headers, **extra)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(Problem)
+    def _problem(exc: Problem):
+        return problem_response(exc.status, exc.slug, exc.title, exc.detail, exc.headers, **exc.extra)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            from casesvc.extensions import api
+            return api.handle_http_exception(exc)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(500, "internal-error", "Internal Server Error",
+                                "The service could not complete the request; it has been logged.")
+
+
+def register_database_error_handlers(app: Flask) -> None:
+    """Database conflicts become problems without a word of SQL."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm.exc import StaleDataError
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError):
+        log.warning("integrity error on %s %s: %s", request.method, request.path, exc.orig.__class__.__name__)
+        return problem_response(409, "conflict", "Conflict", "The request conflicts with data stored meanwhile; read and try again.")
+
+    @app.errorhandler(StaleDataError)
+    def _stale(exc: StaleDataError):
+        return problem_response(412, "precondition-failed", "Precondition Failed",
+                                "The resource has changed since you read it; read it again.")

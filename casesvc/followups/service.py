@@ -1,0 +1,92 @@
+"""Events and notes: written once, read under invariant 3 (visibility, health, drug tests)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from casesvc.cases.models import Case
+from casesvc.common.http import paginate
+from casesvc.errors import Problem, field_error, not_found, validation_error
+from casesvc.extensions import db
+from casesvc.followups.models import Event, Note
+from casesvc.policy import CaseAccess, EntryFacts, Principal, can_see_entry, visible_entries_clause
+from casesvc.reactions.models import Condition, Reaction
+
+
+def entry_facts(entry) -> EntryFacts:
+    return EntryFacts(entry.author_agency, entry.category, entry.visibility,
+                      getattr(entry, "kind", None), getattr(entry, "condition_agency", None))
+
+
+def entry_in(model, case: Case, entry_id: str, principal: Principal, access: CaseAccess):
+    """An entry of the case the caller may see; anything else is 404 (existence is not leaked)."""
+    entry = db.session.get(model, entry_id)
+    if entry is None or entry.case_id != case.id or not can_see_entry(principal, access, entry_facts(entry)):
+        raise not_found(model.__name__.lower())
+    return entry
+
+
+def list_entries(model, case: Case, principal: Principal, access: CaseAccess, args: dict, filters: tuple) -> dict:
+    stmt = select(model).where(model.case_id == case.id, visible_entries_clause(model, principal, access))
+    for name in filters:
+        if args.get(name):
+            stmt = stmt.where(getattr(model, name) == args[name])
+    return paginate(stmt, model, args["limit"], args.get("cursor"))
+
+
+def _corrected(model, case: Case, entry_id: str | None, principal: Principal, access: CaseAccess) -> str | None:
+    if entry_id is None:
+        return None
+    try:
+        return entry_in(model, case, entry_id, principal, access).id
+    except Problem as exc:
+        raise field_error("corrects", f"No such {model.__name__.lower()} in this case.") from exc
+
+
+def _event_links(case: Case, data: dict) -> tuple[str | None, str | None, str | None]:
+    """Resolve reaction and condition; returns (reaction_id, condition_id, condition's agency)."""
+    reaction_id, condition_id = data.get("reaction_id"), data.get("condition_id")
+    condition = None
+    if condition_id is not None:
+        condition = db.session.get(Condition, condition_id)
+        if condition is None or condition.reaction.case_id != case.id:
+            raise field_error("condition_id", "No such condition in this case.")
+        if reaction_id is not None and reaction_id != condition.reaction_id:
+            raise field_error("condition_id", "The condition belongs to another reaction.")
+        reaction_id = condition.reaction_id
+    elif reaction_id is not None:
+        reaction = db.session.get(Reaction, reaction_id)
+        if reaction is None or reaction.case_id != case.id:
+            raise field_error("reaction_id", "No such reaction in this case.")
+    return reaction_id, condition_id, condition.responsible_agency if condition else None
+
+
+def log_event(principal: Principal, case: Case, access: CaseAccess, data: dict) -> Event:
+    errors: dict[str, list[str]] = {}
+    if data["kind"] == "drug_test" and not data.get("result"):
+        errors["result"] = ["A drug test needs a result."]
+    if data["kind"] != "drug_test" and data.get("result"):
+        errors["result"] = ["Only a drug test has a result."]
+    if errors:
+        raise validation_error(errors)
+    reaction_id, condition_id, condition_agency = _event_links(case, data)
+    event = Event(
+        case_id=case.id, kind=data["kind"], occurred_at=data["occurred_at"], reaction_id=reaction_id,
+        condition_id=condition_id, condition_agency=condition_agency, result=data.get("result"),
+        summary=data.get("summary"),
+        # drug-test results are health data whatever the request says
+        category="health" if data["kind"] == "drug_test" else data["category"],
+        visibility=data["visibility"], author_agency=principal.agency, author_user=principal.subject,
+        corrects=_corrected(Event, case, data.get("corrects"), principal, access),
+    )
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def write_note(principal: Principal, case: Case, access: CaseAccess, data: dict) -> Note:
+    note = Note(case_id=case.id, body=data["body"], category=data["category"], visibility=data["visibility"],
+                author_agency=principal.agency, author_user=principal.subject,
+                corrects=_corrected(Note, case, data.get("corrects"), principal, access))
+    db.session.add(note)
+    db.session.flush()
+    return note

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from flask import url_for
+from flask_smorest import Blueprint
+
+from casesvc.auth.principal import current_principal
+from casesvc.cases.service import case_for
+from casesvc.common.http import page_schema, transactional
+from casesvc.followups import service
+from casesvc.followups.models import Event, Note
+from casesvc.followups.schemas import EventQuery, EventSchema, NoteQuery, NoteSchema
+from casesvc.policy import Action
+
+blp = Blueprint("followups", __name__, url_prefix="/api/v1/cases/<case_id>",
+                description="Events and notes: written once, corrected by new entries")
+
+
+@blp.route("/events", methods=["POST"])
+@transactional(idempotent=True)
+@blp.arguments(EventSchema)
+@blp.response(201, EventSchema)
+def create_event(data, case_id):
+    """Log a follow-up that happened (a drug test is always stored as health data)"""
+    principal = current_principal()
+    case, access = case_for(principal, case_id, Action.WRITE_EVENT)
+    event = service.log_event(principal, case, access, data)
+    return event, 201, {"Location": url_for("followups.get_event", case_id=case.id, event_id=event.id)}
+
+
+@blp.route("/events", methods=["GET"])
+@blp.arguments(EventQuery, location="query")
+@blp.response(200, page_schema(EventSchema))
+def list_events(args, case_id):
+    """The events the caller may see, newest first"""
+    principal = current_principal()
+    case, access = case_for(principal, case_id, Action.READ_EVENTS)
+    return service.list_entries(Event, case, principal, access, args, ("kind", "reaction_id", "condition_id"))
+
+
+@blp.route("/events/<event_id>", methods=["GET"])
+@blp.response(200, EventSchema)
+def get_event(case_id, event_id):
+    """One event"""
+    principal = current_principal()
+    case, access = case_for(principal, case_id, Action.READ_EVENTS)
+    return service.entry_in(Event, case, event_id, principal, access)
+
+
+@blp.route("/notes", methods=["POST"])
+@transactional(idempotent=True)
+@blp.arguments(NoteSchema)
+@blp.response(201, NoteSchema)
+def create_note(data, case_id):
+    """Write a note"""
+    principal = current_principal()
+    case, access = case_for(principal, case_id, Action.WRITE_NOTE)
+    note = service.write_note(principal, case, access, data)
+    return note, 201, {"Location": url_for("followups.get_note", case_id=case.id, note_id=note.id)}
+
+
+@blp.route("/notes", methods=["GET"])
+@blp.arguments(NoteQuery, location="query")
+@blp.response(200, page_schema(NoteSchema))
+def list_notes(args, case_id):
+    """The notes the caller may see, newest first"""
+    principal = current_principal()
+    case, access = case_for(principal, case_id, Action.READ_NOTES)
+    return service.list_entries(Note, case, principal, access, args, ("category",))
+
+
+@blp.route("/notes/<note_id>", methods=["GET"])
+@blp.response(200, NoteSchema)
+def get_note(case_id, note_id):
+    """One note"""
+    principal = current_principal()
+    case, access = case_for(principal, case_id, Action.READ_NOTES)
+    return service.entry_in(Note, case, note_id, principal, access)

@@ -1,0 +1,9 @@
+"""Imports every model so that the metadata (and Alembic's autogenerate) sees all tables."""
+from casesvc.agencies.models import Agency  # noqa: F401
+from casesvc.auth.models import User  # noqa: F401
+from casesvc.cases.models import Case, Participant  # noqa: F401
+from casesvc.common.http import IdempotencyKey  # noqa: F401
+from casesvc.consents.models import Consent, ConsentAgency  # noqa: F401
+from casesvc.followups.models import Event, Note  # noqa: F401
+from casesvc.reactions.models import Condition, Reaction, Signature  # noqa: F401
+from casesvc.youths.models import Guardian, Youth  # noqa: F401

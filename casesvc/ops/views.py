@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import hmac
+
+import marshmallow as ma
+from flask import Flask, Response, current_app, request
+from flask_smorest import Blueprint
+from flask_swagger_ui import get_swaggerui_blueprint
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from casesvc.errors import Problem, problem_response
+from casesvc.extensions import db
+from casesvc.ops.metrics import REGISTRY
+from casesvc.vocabulary import VOCABULARY
+
+blp = Blueprint("service", __name__, description="Health, metrics and the vocabulary")
+
+
+class HealthSchema(ma.Schema):
+    status = ma.fields.String(required=True)
+
+
+class LabelSchema(ma.Schema):
+    code = ma.fields.String(required=True)
+    nb = ma.fields.String(required=True, metadata={"description": "Norwegian (bokmål)"})
+    en = ma.fields.String(required=True, metadata={"description": "English"})
+
+
+class VocabularySchema(ma.Schema):
+    groups = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.Nested(LabelSchema)),
+                            required=True)
+
+
+@blp.route("/healthz", methods=["GET"])
+@blp.doc(security=[])
+@blp.response(200, HealthSchema)
+def healthz():
+    """The process is alive"""
+    return {"status": "ok"}
+
+
+@blp.route("/readyz", methods=["GET"])
+@blp.doc(security=[])
+@blp.response(200, HealthSchema)
+@blp.alt_response(503, description="The database cannot be reached")
+def readyz():
+    """The database is reachable"""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception:  # any failure to reach the database means not ready
+        db.session.rollback()
+        return problem_response(503, "unavailable", "Service Unavailable", "The database cannot be reached.")
+    return {"status": "ready"}
+
+
+@blp.route("/metrics", methods=["GET"])
+@blp.doc(security=[{"bearerAuth": []}], description="Prometheus text format. Needs "
+         "`Authorization: Bearer $CASESVC_METRICS_TOKEN` when that is set.")
+def metrics():
+    """Prometheus metrics"""
+    expected = current_app.config["CASESVC"].metrics_token
+    if expected:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Problem(401, "unauthorized", "Unauthorized", "The metrics token is required.",
+                          headers={"WWW-Authenticate": "Bearer"})
+    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+
+
+@blp.route("/api/v1/vocabulary", methods=["GET"])
+@blp.doc(security=[])
+@blp.response(200, VocabularySchema)
+def vocabulary():
+    """Every code of the API with its bokmål and English label"""
+    return {"groups": {group: [{"code": code, "nb": nb, "en": en} for code, (nb, en) in labels.items()]
+                       for group, labels in VOCABULARY.items()}}
+
+
+def register_docs(app: Flask) -> None:
+    """Swagger UI 5 (it reads OpenAPI 3.1), served from the package's own files, no CDN."""
+    app.register_blueprint(get_swaggerui_blueprint("/docs", "/api/v1/openapi.json",
+                                                   config={"app_name": "casesvc API"}))

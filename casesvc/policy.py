@@ -1,0 +1,251 @@
+"""The access policy (CONTRACT §5): who may do what to which record. Deny by default.
+
+Everything here is pure: it takes facts (a principal, a case's municipality, participants and
+consents, an entry's author and category) and answers. Services gather the facts and call it;
+list endpoints use the SQL clauses at the bottom, which state the same rules as expressions, so
+a list can never show what a GET would refuse.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import and_, exists, false, or_, select, true
+
+STAFF_ROLES = frozenset({"police", "school_health", "nav", "child_welfare", "coordinator"})
+NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
+
+# The most a token of each role may carry; a token holds a subset (CONTRACT §3).
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    **{role: frozenset({"cases:read", "cases:write", "notes:read", "notes:write", "consents:write",
+                        "reminders:read", "reminders:write"}) for role in STAFF_ROLES},
+    "admin": frozenset({"admin", "audit:read"}),
+    "auditor": frozenset({"audit:read"}),
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    role: str
+    agency: str | None = None
+    municipalities: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
+    username: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES and self.agency is not None
+
+
+@dataclass(frozen=True)
+class ConsentFacts:
+    agencies: frozenset[str]
+    covers_health: bool
+    given_on: date
+    expires_on: date
+    withdrawn: bool
+
+    def active_on(self, today: date) -> bool:
+        return not self.withdrawn and self.given_on <= today <= self.expires_on
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    municipality: str
+    lead_agency: str
+    participants: frozenset[str]
+    consents: tuple[ConsentFacts, ...] = ()
+
+
+class Relation(enum.Enum):
+    LEAD = "lead"                           # sees the whole case
+    SHARED = "shared"                       # participant under an active consent
+    CONSENT_REQUIRED = "consent_required"   # participant without one: 403
+    HIDDEN = "hidden"                       # not a participant, or another municipality: 404
+
+
+@dataclass(frozen=True)
+class CaseAccess:
+    relation: Relation
+    health: bool = False  # an active consent naming the caller's agency covers health
+
+
+def case_access(principal: Principal, case: CaseFacts, today: date) -> CaseAccess:
+    """Invariants 1, 2 and 4: municipality and participation first, then consent, today."""
+    if not principal.is_staff:
+        return CaseAccess(Relation.HIDDEN)
+    agency = principal.agency
+    if case.municipality not in principal.municipalities or agency not in case.participants:
+        return CaseAccess(Relation.HIDDEN)
+    active = [c for c in case.consents if agency in c.agencies and c.active_on(today)]
+    health = any(c.covers_health for c in active)
+    if agency == case.lead_agency:
+        return CaseAccess(Relation.LEAD, health)
+    if active:
+        return CaseAccess(Relation.SHARED, health)
+    return CaseAccess(Relation.CONSENT_REQUIRED)
+
+
+class Action(enum.Enum):
+    """Each action names its scope and whether it is reserved to the lead agency or a coordinator."""
+
+    READ_CASE = ("cases:read", False)
+    UPDATE_CASE = ("cases:write", True)
+    TRANSITION_CASE = ("cases:write", True)
+    READ_REACTIONS = ("cases:read", False)
+    WRITE_REACTION = ("cases:write", False)
+    TRANSITION_REACTION = ("cases:write", True)
+    READ_EVENTS = ("cases:read", False)
+    WRITE_EVENT = ("cases:write", False)
+    READ_NOTES = ("notes:read", False)
+    WRITE_NOTE = ("notes:write", False)
+    READ_CONSENTS = ("cases:read", False)
+    WRITE_CONSENT = ("consents:write", True)
+    READ_YOUTH = ("cases:read", False)
+    WRITE_YOUTH = ("cases:write", False)
+    CREATE_YOUTH = ("cases:write", False)
+    CREATE_CASE = ("cases:write", False)
+
+    @property
+    def scope(self) -> str:
+        return self.value[0]
+
+    @property
+    def lead_only(self) -> bool:
+        return self.value[1]
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    status: int = 200
+    reason: str = "allowed"
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+ALLOW = Decision(True)
+
+
+def check_role(principal: Principal, action: Action) -> Decision:
+    """The checks that do not depend on any record: role (invariant 5) and scope.
+    Run before a record is looked up, so their answer never tells whether it exists."""
+    if principal.role in NO_CONTENT_ROLES or not principal.is_staff:
+        return Decision(False, 403, "case-content-forbidden",
+                        "This role has no access to youth or case content.")
+    if action.scope not in principal.scopes:
+        return Decision(False, 403, "insufficient-scope", f"The token lacks the scope {action.scope}.")
+    return ALLOW
+
+
+def authorize(principal: Principal, action: Action, access: CaseAccess) -> Decision:
+    """May `principal` perform `action` on a case it relates to as `access`? (Invariants 1–5, 7)"""
+    decision = check_role(principal, action)
+    if not decision:
+        return decision
+    if access.relation is Relation.HIDDEN:
+        return Decision(False, 404, "not-found", "No such case.")
+    if access.relation is Relation.CONSENT_REQUIRED:
+        return Decision(False, 403, "consent-required",
+                        "Your agency takes part in this case but no active consent names it.")
+    if action.lead_only and access.relation is not Relation.LEAD and principal.role != "coordinator":
+        return Decision(False, 403, "lead-agency-required",
+                        "Only the lead agency or a coordinator may do this.")
+    if access.relation in (Relation.LEAD, Relation.SHARED):
+        return ALLOW
+    return Decision(False, 404, "not-found", "No such case.")  # deny by default
+
+
+@dataclass(frozen=True)
+class EntryFacts:
+    author_agency: str
+    category: str
+    visibility: str
+    kind: str | None = None
+    condition_agency: str | None = None
+
+
+def can_see_entry(principal: Principal, access: CaseAccess, entry: EntryFacts) -> bool:
+    """Invariant 3, for a caller already allowed to read the case.
+
+    `agency` entries: the authoring agency only (not even the lead). `health` entries reach
+    another agency only under a consent that covers health. A drug-test result always reaches
+    the agency responsible for that condition."""
+    if access.relation not in (Relation.LEAD, Relation.SHARED):
+        return False
+    if entry.kind == "drug_test" and entry.condition_agency is not None and entry.condition_agency == principal.agency:
+        return True
+    if entry.author_agency == principal.agency:
+        return True
+    if entry.visibility != "shared":
+        return False
+    if entry.category == "general":
+        return True
+    return entry.category == "health" and access.health
+
+
+def youth_visible(principal: Principal, created_by_agency: str, case_accesses: list[CaseAccess]) -> bool:
+    """Invariant 6: through a case the caller may see, or to the agency that registered it."""
+    if not principal.is_staff:
+        return False
+    if created_by_agency == principal.agency:
+        return True
+    return any(a.relation in (Relation.LEAD, Relation.SHARED) for a in case_accesses)
+
+
+# --- The same rules as SQL expressions, for lists -------------------------------------------
+
+def active_consent_clause(principal: Principal, case_id_column, today: date):
+    from casesvc.consents.models import Consent, ConsentAgency
+
+    return exists(
+        select(ConsentAgency.consent_id)
+        .join(Consent, Consent.id == ConsentAgency.consent_id)
+        .where(ConsentAgency.agency_code == principal.agency,
+               Consent.case_id == case_id_column,
+               Consent.withdrawn_at.is_(None),
+               Consent.given_on <= today,
+               Consent.expires_on >= today)
+    )
+
+
+def visible_cases_clause(principal: Principal, today: date):
+    """Cases the caller may read: case_access(...) in (LEAD, SHARED), as a WHERE clause."""
+    from casesvc.cases.models import Case, Participant
+
+    if not principal.is_staff or not principal.municipalities:
+        return false()
+    return and_(
+        Case.municipality.in_(sorted(principal.municipalities)),
+        exists(select(Participant.case_id).where(Participant.case_id == Case.id,
+                                                 Participant.agency_code == principal.agency)),
+        or_(Case.lead_agency == principal.agency, active_consent_clause(principal, Case.id, today)),
+    )
+
+
+def visible_youths_clause(principal: Principal, today: date):
+    from casesvc.cases.models import Case
+    from casesvc.youths.models import Youth
+
+    if not principal.is_staff:
+        return false()
+    return or_(
+        Youth.created_by_agency == principal.agency,
+        exists(select(Case.id).where(Case.youth_id == Youth.id, visible_cases_clause(principal, today))),
+    )
+
+
+def visible_entries_clause(model, principal: Principal, access: CaseAccess):
+    """can_see_entry(...) as a WHERE clause over Event or Note."""
+    if access.relation not in (Relation.LEAD, Relation.SHARED):
+        return false()
+    shared = and_(model.visibility == "shared",
+                  or_(model.category == "general", and_(model.category == "health", true() if access.health else false())))
+    clauses = [model.author_agency == principal.agency, shared]
+    if hasattr(model, "condition_agency"):
+        clauses.append(and_(model.kind == "drug_test", model.condition_agency == principal.agency))
+    return or_(*clauses)

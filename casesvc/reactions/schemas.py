@@ -1,0 +1,57 @@
+import marshmallow as ma
+
+from casesvc.common.schemas import Code, PageQuery
+from casesvc.vocabulary import CONDITION_KINDS, LEGAL_BASES, REACTION_STATUSES, REACTION_TYPES, SIGNATURE_PARTIES
+
+
+class ConditionSchema(ma.Schema):
+    id = ma.fields.String(dump_only=True)
+    kind = Code(CONDITION_KINDS, required=True)
+    description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
+    every_days = ma.fields.Integer(allow_none=True, validate=ma.validate.Range(min=1, max=366))
+    responsible_agency = ma.fields.String(required=True, metadata={"description": "A participating agency's code"})
+
+
+class SignatureSchema(ma.Schema):
+    id = ma.fields.String(dump_only=True)
+    party = Code(SIGNATURE_PARTIES, required=True)
+    signed_on = ma.fields.Date(required=True)
+    recorded_by_agency = ma.fields.String(dump_only=True)
+
+
+class ReactionSchema(ma.Schema):
+    id = ma.fields.String(dump_only=True)
+    case_id = ma.fields.String(dump_only=True)
+    type = Code(REACTION_TYPES, required=True)
+    legal_basis = Code(LEGAL_BASES, required=True)
+    police_reference = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=100))
+    starts_on = ma.fields.Date(required=True)
+    ends_on = ma.fields.Date(allow_none=True, metadata={"description": "Contracts: at most 2 years after starts_on"})
+    probation_ends_on = ma.fields.Date(allow_none=True)
+    scheduled_at = ma.fields.DateTime(allow_none=True, metadata={"description": "Concern conversation only"})
+    held_at = ma.fields.DateTime(allow_none=True, metadata={"description": "Concern conversation only"})
+    status = ma.fields.String(dump_only=True, metadata={"enum": list(REACTION_STATUSES)})
+    status_reason = ma.fields.String(dump_only=True, allow_none=True)
+    conditions = ma.fields.List(ma.fields.Nested(ConditionSchema), load_default=list)
+    signatures = ma.fields.List(ma.fields.Nested(SignatureSchema), load_default=list)
+    created_by_agency = ma.fields.String(dump_only=True)
+    created_at = ma.fields.DateTime(dump_only=True)
+    version = ma.fields.Integer(dump_only=True)
+
+
+class ReactionPatchSchema(ma.Schema):
+    """Status is never patched: use the transitions endpoint."""
+
+    police_reference = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=100))
+    starts_on = ma.fields.Date()
+    ends_on = ma.fields.Date(allow_none=True)
+    probation_ends_on = ma.fields.Date(allow_none=True)
+    scheduled_at = ma.fields.DateTime(allow_none=True)
+    held_at = ma.fields.DateTime(allow_none=True)
+    conditions = ma.fields.List(ma.fields.Nested(ConditionSchema),
+                                metadata={"description": "Replaces the conditions; only while draft"})
+
+
+class ReactionQuery(PageQuery):
+    status = Code(REACTION_STATUSES)
+    type = Code(REACTION_TYPES)

@@ -1,0 +1,164 @@
+"""Reactions: the rules of contracts, conditions and signatures, and their state machine."""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm.attributes import flag_modified
+
+from casesvc.cases.models import Case
+from casesvc.cases.service import require_open
+from casesvc.common.http import paginate
+from casesvc.common.states import StateMachine
+from casesvc.common.timeutil import add_years, age_on, oslo_today
+from casesvc.errors import conflict, field_error, not_found, validation_error
+from casesvc.extensions import db
+from casesvc.policy import Principal
+from casesvc.reactions.models import Condition, Reaction, Signature
+from casesvc.vocabulary import CONTRACT_TYPES, CONTROLLING_CONDITIONS
+from casesvc.youths.models import Youth
+
+MAX_CONTRACT_YEARS = 2
+REACTION_STATES = StateMachine(
+    "reaction",
+    {"draft": ("active", "cancelled"), "active": ("completed", "breached", "cancelled")},
+    needs_reason=frozenset({"completed", "breached", "cancelled"}),
+)
+# A concern conversation is voluntary: it has no breach concept (DOMAIN.md).
+NO_BREACH_TYPES = frozenset({"concern_conversation"})
+
+
+def _check_dates(reaction_type: str, starts_on: date, ends_on: date | None, probation_ends_on: date | None,
+                 scheduled_at, held_at) -> None:
+    errors: dict[str, list[str]] = {}
+    if ends_on is not None and ends_on < starts_on:
+        errors["ends_on"] = ["Must not be before starts_on."]
+    if reaction_type in CONTRACT_TYPES:
+        if ends_on is None:
+            errors["ends_on"] = ["A contract needs an end date."]
+        elif ends_on > add_years(starts_on, MAX_CONTRACT_YEARS):
+            errors["ends_on"] = [f"A contract lasts at most {MAX_CONTRACT_YEARS} years from starts_on."]
+    if probation_ends_on is not None:
+        if probation_ends_on < starts_on:
+            errors["probation_ends_on"] = ["Must not be before starts_on."]
+        elif probation_ends_on > add_years(starts_on, MAX_CONTRACT_YEARS):
+            errors["probation_ends_on"] = [f"Probation lasts at most {MAX_CONTRACT_YEARS} years from starts_on."]
+    if reaction_type != "concern_conversation":
+        for name, value in (("scheduled_at", scheduled_at), ("held_at", held_at)):
+            if value is not None:
+                errors[name] = ["Only a concern conversation is scheduled or held."]
+    if errors:
+        raise validation_error(errors)
+
+
+def _conditions(case: Case, legal_basis: str, items: list[dict]) -> list[Condition]:
+    errors: dict[str, list[str]] = {}
+    participants = set(case.participant_codes)
+    for index, item in enumerate(items):
+        if item["kind"] in CONTROLLING_CONDITIONS and legal_basis == "consent":
+            errors[f"conditions.{index}.kind"] = [
+                f"A {item['kind']} condition needs a legal basis other than consent "
+                "(voluntary drug testing of youth has no legal basis)."]
+        if item["responsible_agency"] not in participants:
+            errors[f"conditions.{index}.responsible_agency"] = ["Must be an agency participating in the case."]
+    if errors:
+        raise validation_error(errors)
+    return [Condition(position=i, **item) for i, item in enumerate(items)]
+
+
+def _signatures(principal: Principal, items: list[dict]) -> list[Signature]:
+    today = oslo_today()
+    for index, item in enumerate(items):
+        if item["signed_on"] > today:
+            raise field_error(f"signatures.{index}.signed_on", "A signature cannot be dated in the future.")
+    return [Signature(recorded_by_agency=principal.agency, **item) for item in items]
+
+
+def create_reaction(principal: Principal, case: Case, data: dict) -> Reaction:
+    require_open(case)
+    _check_dates(data["type"], data["starts_on"], data.get("ends_on"), data.get("probation_ends_on"),
+                 data.get("scheduled_at"), data.get("held_at"))
+    reaction = Reaction(
+        case_id=case.id, type=data["type"], legal_basis=data["legal_basis"],
+        police_reference=data.get("police_reference"), starts_on=data["starts_on"], ends_on=data.get("ends_on"),
+        probation_ends_on=data.get("probation_ends_on"), scheduled_at=data.get("scheduled_at"),
+        held_at=data.get("held_at"), status="draft", created_by_agency=principal.agency,
+        conditions=_conditions(case, data["legal_basis"], data.get("conditions") or []),
+        signatures=_signatures(principal, data.get("signatures") or []),
+    )
+    db.session.add(reaction)
+    db.session.flush()
+    return reaction
+
+
+def reaction_in(case: Case, reaction_id: str) -> Reaction:
+    reaction = db.session.get(Reaction, reaction_id)
+    if reaction is None or reaction.case_id != case.id:
+        raise not_found("reaction")
+    return reaction
+
+
+def list_reactions(case: Case, args: dict) -> dict:
+    stmt = select(Reaction).where(Reaction.case_id == case.id)
+    if args.get("status"):
+        stmt = stmt.where(Reaction.status == args["status"])
+    if args.get("type"):
+        stmt = stmt.where(Reaction.type == args["type"])
+    return paginate(stmt, Reaction, args["limit"], args.get("cursor"))
+
+
+def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:
+    if reaction.status not in ("draft", "active"):
+        raise conflict("reaction-closed", f"The reaction is {reaction.status}; it can no longer change.")
+    merged = {name: data.get(name, getattr(reaction, name))
+              for name in ("starts_on", "ends_on", "probation_ends_on", "scheduled_at", "held_at")}
+    _check_dates(reaction.type, **merged)
+    if "conditions" in data:
+        if reaction.status != "draft":
+            raise conflict("reaction-not-draft", "Conditions change only while the reaction is a draft.")
+        reaction.conditions = _conditions(case, reaction.legal_basis, data["conditions"])
+    for name, value in merged.items():
+        setattr(reaction, name, value)
+    if "police_reference" in data:
+        reaction.police_reference = data["police_reference"]
+    db.session.flush()
+    return reaction
+
+
+def add_signature(principal: Principal, reaction: Reaction, data: dict) -> Signature:
+    if reaction.status not in ("draft", "active"):
+        raise conflict("reaction-closed", f"The reaction is {reaction.status}; it takes no more signatures.")
+    signature = _signatures(principal, [data])[0]
+    reaction.signatures.append(signature)
+    # a new signature changes the reaction: its version (and so its ETag) moves on
+    flag_modified(reaction, "status")
+    db.session.flush()
+    return signature
+
+
+def missing_signatures(reaction: Reaction, youth_birth_date: date, on: date) -> list[str]:
+    """Who still has to sign before a contract may become active."""
+    if reaction.type not in CONTRACT_TYPES:
+        return []
+    signed = {s.party for s in reaction.signatures}
+    needed = ["youth"] + (["guardian"] if age_on(youth_birth_date, on) < 18 else [])
+    return [party for party in needed if party not in signed]
+
+
+def transition_reaction(case: Case, reaction: Reaction, to: str, reason: str | None) -> Reaction:
+    allowed = REACTION_STATES.allowed_from(reaction.status)
+    if reaction.type in NO_BREACH_TYPES:
+        allowed = tuple(s for s in allowed if s != "breached")
+    REACTION_STATES.check(reaction.status, to, reason, allowed)
+    if to == "active":
+        require_open(case)
+        birth_date = db.session.scalar(select(Youth.birth_date).where(Youth.id == case.youth_id))
+        missing = missing_signatures(reaction, birth_date, oslo_today())
+        if missing:
+            raise conflict("signatures-required",
+                           "The contract becomes active only when signed by: " + ", ".join(missing) + ".",
+                           missing=missing)
+    reaction.status = to
+    reaction.status_reason = reason
+    db.session.flush()
+    return reaction

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from flask import url_for
+from flask_smorest import Blueprint
+
+from casesvc.auth.principal import current_principal
+from casesvc.cases.service import case_for
+from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
+from casesvc.common.schemas import TransitionSchema
+from casesvc.policy import Action
+from casesvc.reactions import service
+from casesvc.reactions.schemas import ReactionPatchSchema, ReactionQuery, ReactionSchema, SignatureSchema
+
+blp = Blueprint("reactions", __name__, url_prefix="/api/v1/cases/<case_id>/reactions",
+                description="Reactions, their conditions and signatures")
+
+
+def reaction_response(reaction, status: int = 200):
+    headers = etag_header(reaction)
+    if status == 201:
+        headers["Location"] = url_for("reactions.get_reaction", case_id=reaction.case_id, reaction_id=reaction.id)
+    return reaction, status, headers
+
+
+@blp.route("", methods=["POST"])
+@transactional(idempotent=True)
+@blp.arguments(ReactionSchema)
+@blp.response(201, ReactionSchema)
+def create_reaction(data, case_id):
+    """Add a reaction (as a draft) with its conditions and any signatures"""
+    principal = current_principal()
+    case, _ = case_for(principal, case_id, Action.WRITE_REACTION)
+    return reaction_response(service.create_reaction(principal, case, data), 201)
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(ReactionQuery, location="query")
+@blp.response(200, page_schema(ReactionSchema))
+def list_reactions(args, case_id):
+    """The case's reactions, newest first"""
+    case, _ = case_for(current_principal(), case_id, Action.READ_REACTIONS)
+    return service.list_reactions(case, args)
+
+
+@blp.route("/<reaction_id>", methods=["GET"])
+@blp.response(200, ReactionSchema)
+def get_reaction(case_id, reaction_id):
+    """One reaction"""
+    case, _ = case_for(current_principal(), case_id, Action.READ_REACTIONS)
+    return reaction_response(service.reaction_in(case, reaction_id))
+
+
+@blp.route("/<reaction_id>", methods=["PATCH"])
+@transactional()
+@blp.arguments(ReactionPatchSchema)
+@blp.response(200, ReactionSchema)
+@blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
+def patch_reaction(data, case_id, reaction_id):
+    """Change dates, reference or (in draft) conditions; never the status (needs If-Match)"""
+    case, _ = case_for(current_principal(), case_id, Action.WRITE_REACTION)
+    reaction = service.reaction_in(case, reaction_id)
+    require_if_match(reaction)
+    return reaction_response(service.update_reaction(case, reaction, data))
+
+
+@blp.route("/<reaction_id>/signatures", methods=["POST"])
+@transactional(idempotent=True)
+@blp.arguments(SignatureSchema)
+@blp.response(201, SignatureSchema)
+def add_signature(data, case_id, reaction_id):
+    """Record that a party signed"""
+    principal = current_principal()
+    case, _ = case_for(principal, case_id, Action.WRITE_REACTION)
+    reaction = service.reaction_in(case, reaction_id)
+    signature = service.add_signature(principal, reaction, data)
+    return signature, 201, {"Location": url_for("reactions.get_reaction", case_id=case.id, reaction_id=reaction.id)}
+
+
+@blp.route("/<reaction_id>/transitions", methods=["POST"])
+@transactional(idempotent=True)
+@blp.arguments(TransitionSchema)
+@blp.response(200, ReactionSchema)
+def transition_reaction(data, case_id, reaction_id):
+    """Move the reaction to another status (lead agency or coordinator; 409 lists the allowed ones)"""
+    case, _ = case_for(current_principal(), case_id, Action.TRANSITION_REACTION)
+    reaction = service.reaction_in(case, reaction_id)
+    return reaction_response(service.transition_reaction(case, reaction, data["to"], data.get("reason")))

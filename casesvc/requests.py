@@ -1,0 +1,49 @@
+"""What happens around every request: a request id, authentication before anything is parsed,
+the media-type check, security headers and metrics."""
+from __future__ import annotations
+
+import time
+import uuid
+
+from flask import Flask, g, request
+
+from casesvc.auth.principal import current_principal
+from casesvc.errors import Problem
+from casesvc.ops.metrics import observe_request
+
+API_PREFIX = "/api/v1/"
+PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/openapi.json", "/api/v1/vocabulary"})
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def _before():
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
+        if not request.path.startswith(API_PREFIX) or request.path in PUBLIC_API_PATHS:
+            return None
+        # Authenticate before the body is parsed: a caller without a token learns nothing,
+        # not even which fields a request would need.
+        current_principal()
+        if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in JSON_TYPES:
+            raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
+                          "Send the request body as application/json.")
+        return None
+
+    @app.after_request
+    def _after(response):
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.path.startswith(API_PREFIX):
+            response.headers.setdefault("Cache-Control", "no-store")
+        started = g.get("started")
+        if started is not None:
+            rule = request.url_rule.rule if request.url_rule else "unmatched"
+            observe_request(request.method, rule, response.status_code, time.perf_counter() - started)
+        return response
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or request.headers.get("Transfer-Encoding") == "chunked"

@@ -1,0 +1,23 @@
+"""`casesvc serve`: gunicorn with the already-created app."""
+from __future__ import annotations
+
+from gunicorn.app.base import BaseApplication
+
+
+class _Server(BaseApplication):
+    def __init__(self, app, options: dict):
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self):
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return self.application
+
+
+def run_gunicorn(app, host: str, port: int, workers: int) -> None:
+    _Server(app, {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-",
+                  "timeout": 30, "graceful_timeout": 10, "limit_request_line": 8190}).run()

@@ -1,0 +1,72 @@
+"""Youth records: registration with a validated national id, and visibility (invariant 6)."""
+from __future__ import annotations
+
+from flask import current_app
+from sqlalchemy import select
+
+from casesvc.auth.principal import enforce
+from casesvc.cases.models import Case
+from casesvc.common.http import paginate
+from casesvc.common.timeutil import oslo_today
+from casesvc.errors import Problem, field_error, not_found
+from casesvc.extensions import db
+from casesvc.policy import Action, Decision, Principal, case_access, check_role, visible_youths_clause, youth_visible
+from casesvc.youths import national_id as nid
+from casesvc.youths.models import Guardian, Youth
+
+
+def _guardians(items: list[dict]) -> list[Guardian]:
+    return [Guardian(position=i, **item) for i, item in enumerate(items)]
+
+
+def youth_for(principal: Principal, youth_id: str, action: Action) -> Youth:
+    from casesvc.cases.service import facts_of
+
+    enforce(check_role(principal, action))
+    youth = db.session.get(Youth, youth_id)
+    if youth is None:
+        raise not_found("youth")
+    today = oslo_today()
+    cases = db.session.scalars(select(Case).where(Case.youth_id == youth.id)).all()
+    accesses = [case_access(principal, facts_of(case, principal.agency), today) for case in cases]
+    if not youth_visible(principal, youth.created_by_agency, accesses):
+        enforce(Decision(False, 404, "not-found", "No such youth."))
+    return youth
+
+
+def register_youth(principal: Principal, data: dict) -> Youth:
+    enforce(check_role(principal, Action.CREATE_YOUTH))
+    try:
+        parsed = nid.parse(data["national_id"], current_app.config["CASESVC"].allow_synthetic_ids)
+    except nid.InvalidNationalId as exc:
+        raise field_error("national_id", f"Not a valid fødselsnummer or D-number: {exc}.") from exc
+    if parsed.birth_date != data["birth_date"]:
+        raise field_error("birth_date", "Does not match the birth date in the national id.")
+    existing = db.session.scalar(select(Youth.id).where(Youth.national_id == parsed.number))
+    if existing is not None:
+        raise Problem(409, "youth-exists", "Conflict", "A youth with this national id is already registered.",
+                      existing_id=existing)
+    youth = Youth(national_id=parsed.number, given_name=data["given_name"], family_name=data["family_name"],
+                  birth_date=parsed.birth_date, municipality=data["municipality"], school=data.get("school"),
+                  created_by_agency=principal.agency, guardians=_guardians(data.get("guardians") or []))
+    db.session.add(youth)
+    db.session.flush()
+    return youth
+
+
+def list_youths(principal: Principal, args: dict) -> dict:
+    enforce(check_role(principal, Action.READ_YOUTH))
+    stmt = select(Youth).where(visible_youths_clause(principal, oslo_today()))
+    if args.get("national_id"):
+        stmt = stmt.where(Youth.national_id == args["national_id"])
+    return paginate(stmt, Youth, args["limit"], args.get("cursor"))
+
+
+def update_youth(youth: Youth, data: dict) -> Youth:
+    for name in ("given_name", "family_name", "municipality", "school"):
+        if name in data:
+            setattr(youth, name, data[name])
+    if "guardians" in data:
+        youth.guardians = _guardians(data["guardians"])
+    db.session.flush()
+    return youth

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from flask import url_for
+from flask_smorest import Blueprint
+
+from casesvc.auth.principal import current_principal
+from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
+from casesvc.policy import Action
+from casesvc.youths import service
+from casesvc.youths.schemas import YouthPatchSchema, YouthQuery, YouthSchema
+
+blp = Blueprint("youths", __name__, url_prefix="/api/v1/youths", description="Youth records and guardians")
+
+
+def youth_response(youth, status: int = 200):
+    headers = etag_header(youth)
+    if status == 201:
+        headers["Location"] = url_for("youths.get_youth", youth_id=youth.id)
+    return youth, status, headers
+
+
+@blp.route("", methods=["POST"])
+@transactional(idempotent=True)
+@blp.arguments(YouthSchema)
+@blp.response(201, YouthSchema)
+@blp.alt_response(409, description="A youth with this national id exists; `existing_id` names it")
+def create_youth(data):
+    """Register a youth (409 with `existing_id` when the national id is known)"""
+    return youth_response(service.register_youth(current_principal(), data), 201)
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(YouthQuery, location="query")
+@blp.response(200, page_schema(YouthSchema))
+def list_youths(args):
+    """Youths the caller may see; `national_id` finds by exact number"""
+    return service.list_youths(current_principal(), args)
+
+
+@blp.route("/<youth_id>", methods=["GET"])
+@blp.response(200, YouthSchema)
+def get_youth(youth_id):
+    """One youth"""
+    return youth_response(service.youth_for(current_principal(), youth_id, Action.READ_YOUTH))
+
+
+@blp.route("/<youth_id>", methods=["PATCH"])
+@transactional()
+@blp.arguments(YouthPatchSchema)
+@blp.response(200, YouthSchema)
+@blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
+def patch_youth(data, youth_id):
+    """Change a youth's details (needs If-Match)"""
+    youth = service.youth_for(current_principal(), youth_id, Action.WRITE_YOUTH)
+    require_if_match(youth)
+    return youth_response(service.update_youth(youth, data))

@@ -1,0 +1,188 @@
+"""Test harness: one migrated database per run (SQLite file, or PostgreSQL when
+CASESVC_TEST_DATABASE_URL is set), emptied after every test, and helpers that build a small
+world of agencies and users and call the API as one of them."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import pytest
+from flask_jwt_extended import create_access_token
+from sqlalchemy import text
+
+from casesvc import create_app
+from casesvc.agencies.service import create_agency, create_user
+from casesvc.common.timeutil import oslo_today
+from casesvc.extensions import db
+from casesvc.policy import ROLE_SCOPES
+from casesvc.youths import national_id
+
+PASSWORD = "correct horse battery staple"
+
+
+def _database_url(tmp_path_factory) -> str:
+    url = os.environ.get("CASESVC_TEST_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+def _reset_schema() -> None:
+    """Start from nothing, then build the schema with the real migrations."""
+    from flask_migrate import upgrade
+
+    from casesvc.migrations_runner import migrations_directory
+
+    db.drop_all()
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    upgrade(directory=migrations_directory())
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    app = create_app({"env": "test", "database_url": _database_url(tmp_path_factory)},
+                     instance_path=tmp_path_factory.mktemp("instance"))
+    with app.app_context():
+        _reset_schema()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _push_request_context():
+    """pytest-flask would hold one request context for the whole test, so every request of a
+    test would share `g` and the database session. Each request gets its own here, as in
+    production."""
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _empty_database(app):
+    yield
+    with app.app_context():
+        db.session.remove()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("TRUNCATE " + ", ".join(tables) + " CASCADE"))
+            else:
+                for name in tables:
+                    conn.execute(text(f"DELETE FROM {name}"))
+
+
+# --- building a world ------------------------------------------------------------------------
+
+def youth_number(born: date, start: int = 500) -> str:
+    """A valid synthetic national id (never a real person's) for a birth date in the 2000s."""
+    return next(n for i in range(start, 1000) if (n := national_id.make(born, i, synthetic=True)))
+
+
+@dataclass
+class Actor:
+    """A user and a token; calls the API as them."""
+
+    client: object
+    user_id: str
+    role: str
+    agency: str | None
+    token: str
+    headers: dict = field(default_factory=dict)
+
+    def _h(self, extra):
+        return {"Authorization": f"Bearer {self.token}", **(extra or {})}
+
+    def get(self, url, headers=None, **kw):
+        return self.client.get(url, headers=self._h(headers), **kw)
+
+    def post(self, url, json=None, headers=None, **kw):
+        return self.client.post(url, json=json, headers=self._h(headers), **kw)
+
+    def patch(self, url, json=None, headers=None, **kw):
+        return self.client.patch(url, json=json, headers=self._h(headers), **kw)
+
+    def put(self, url, json=None, headers=None, **kw):
+        return self.client.put(url, json=json, headers=self._h(headers), **kw)
+
+    def delete(self, url, headers=None, **kw):
+        return self.client.delete(url, headers=self._h(headers), **kw)
+
+
+class World:
+    """Agencies of municipality 0301 (and one of 4601), with a user per agency and role."""
+
+    AGENCIES = [
+        ("police", "police", ["0301"]),
+        ("health", "school_health", ["0301"]),
+        ("nav", "nav", ["0301"]),
+        ("cw", "child_welfare", ["0301"]),
+        ("slt", "coordinator", ["0301"]),
+        ("police2", "police", ["0301"]),       # a second police agency in the same municipality
+        ("west", "police", ["4601"]),          # another municipality
+        ("westhealth", "school_health", ["4601"]),
+    ]
+
+    def __init__(self, app, client):
+        self.app = app
+        self.client = client
+        self.actors: dict[str, Actor] = {}
+        with app.app_context():
+            for code, kind, muns in self.AGENCIES:
+                create_agency(code, kind, f"Test {code}", muns)
+            db.session.commit()
+        for code, kind, _ in self.AGENCIES:
+            self.actors[code] = self.actor(kind, code, name=f"user.{code}")
+        self.actors["admin"] = self.actor("admin", None, name="user.admin")
+        self.actors["auditor"] = self.actor("auditor", None, name="user.auditor")
+
+    def actor(self, role: str, agency: str | None, name: str, scopes=None) -> Actor:
+        with self.app.app_context():
+            user = create_user(name, role, agency, PASSWORD)
+            db.session.commit()
+            user_id = user.id
+        return self.as_user(user_id, role, agency, name, scopes)
+
+    def as_user(self, user_id, role, agency, name, scopes=None) -> Actor:
+        scopes = sorted(ROLE_SCOPES[role] if scopes is None else scopes)
+        with self.app.app_context():
+            token = create_access_token(identity=user_id, additional_claims={
+                "role": role, "agency": agency, "scope": " ".join(scopes), "username": name})
+        return Actor(self.client, user_id, role, agency, token)
+
+    def __getitem__(self, code: str) -> Actor:
+        return self.actors[code]
+
+    # --- API shortcuts (asserting success, so a test fails where the setup breaks) -----------
+
+    def youth(self, by: str = "police", born: date | None = None, **fields) -> dict:
+        born = born or date(oslo_today().year - 15, 5, 17)
+        start = 500 + 7 * len(getattr(self, "_youths", []))
+        self._youths = getattr(self, "_youths", []) + [1]
+        body = {"given_name": "Test", "family_name": "Testesen", "birth_date": born.isoformat(),
+                "national_id": youth_number(born, start), "municipality": "0301",
+                "guardians": [{"name": "Test Forelder", "relation": "mother"}], **fields}
+        resp = self[by].post("/api/v1/youths", json=body)
+        assert resp.status_code == 201, resp.json
+        return resp.json
+
+    def case(self, by: str = "police", participants=("health", "slt"), youth: dict | None = None, **fields) -> dict:
+        youth = youth or self.youth(by=by)
+        body = {"youth_id": youth["id"], "origin": "police", "summary": "Test case",
+                "participants": list(participants), **fields}
+        resp = self[by].post("/api/v1/cases", json=body)
+        assert resp.status_code == 201, resp.json
+        return resp.json
+
+    def consent(self, case: dict, agencies, by: str = "police", categories=("general",), **fields) -> dict:
+        today = oslo_today()
+        body = {"given_by": "both", "given_on": (today - timedelta(days=1)).isoformat(),
+                "expires_on": (today + timedelta(days=90)).isoformat(), "purpose": "Follow-up",
+                "agencies": list(agencies), "categories": list(categories), **fields}
+        resp = self[by].post(f"/api/v1/cases/{case['id']}/consents", json=body)
+        assert resp.status_code == 201, resp.json
+        return resp.json
+
+
+@pytest.fixture
+def world(app, client) -> World:
+    return World(app, client)
