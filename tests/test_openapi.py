@@ -1,0 +1,30 @@
+"""The committed openapi/openapi.yaml is the document the service serves."""
+from pathlib import Path
+
+import yaml
+
+from casesvc.openapi_doc import spec_yaml
+
+COMMITTED = Path(__file__).resolve().parent.parent / "openapi" / "openapi.yaml"
+
+
+def test_committed_openapi_matches_the_generated_document(app):
+    with app.app_context():
+        generated = spec_yaml()
+    assert COMMITTED.read_text() == generated, "openapi/openapi.yaml is stale: run `make openapi`"
+
+
+def test_served_openapi_is_3_1_and_equals_the_committed_file(client):
+    served = client.get("/api/v1/openapi.json").json
+    assert served["openapi"].startswith("3.1")
+    assert served == yaml.safe_load(COMMITTED.read_text())
+
+
+def test_every_operation_documents_problem_errors(client):
+    spec = client.get("/api/v1/openapi.json").json
+    problem = spec["components"]["responses"]["DEFAULT_ERROR"]["content"]
+    assert list(problem) == ["application/problem+json"]
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if method in ("get", "post", "patch", "put", "delete"):
+                assert "default" in op["responses"], f"{method} {path}"
