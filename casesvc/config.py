@@ -80,7 +80,9 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
         if database_url.startswith("sqlite"):
             raise ConfigError("CASESVC_DATABASE_URL must name PostgreSQL when CASESVC_ENV=production")
     elif not secret:
-        secret = "test-signing-key-not-for-production-use-0123456789" if env == "test" else _dev_secret(instance_path)
+        # test: a fresh random key per process (tokens are minted in-process); development: a key
+        # kept under instance/ so that every worker and restart agrees. Neither is guessable.
+        secret = secrets.token_urlsafe(48) if env == "test" else _dev_secret(instance_path)
     return Settings(
         env=env,
         database_url=database_url,

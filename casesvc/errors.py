@@ -142,7 +142,7 @@ class ProblemApi(Api):
             else:
                 extra["errors"] = flatten_messages(messages)
         detail = data.get("message") or error.description or error.name
-        if status == 400 and "json" in str(detail).lower():
+        if status == 400 and ("json" in str(detail).lower() or "json" in str(messages or "").lower()):
             detail = "The request body is not valid JSON."
         if status == 422 and "errors" in extra:
             detail = "The request has invalid fields: " + ", ".join(sorted(extra["errors"])) + "."

@@ -18,6 +18,7 @@ class _Server(BaseApplication):
         return self.application
 
 
-def run_gunicorn(app, host: str, port: int, workers: int) -> None:
-    _Server(app, {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-",
+def run_gunicorn(app, host: str, port: int, workers: int, access_log: bool = True) -> None:
+    """`access_log=False` drops the per-request line on stdout (bench/run.py measures without it)."""
+    _Server(app, {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-" if access_log else None,
                   "timeout": 30, "graceful_timeout": 10, "limit_request_line": 8190}).run()

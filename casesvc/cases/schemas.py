@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, Municipality, PageQuery
+from casesvc.common.schemas import Code, Instant, Municipality, PageQuery
 from casesvc.vocabulary import CASE_ORIGINS, CASE_STATUSES
 
 AgencyCode = ma.fields.String
@@ -17,12 +17,12 @@ class CaseSchema(ma.Schema):
                                   metadata={"description": "Agency codes; the lead agency is always one"})
     coordinator = ma.fields.String(allow_none=True, metadata={"description": "User id of the case's coordinator"})
     status = ma.fields.String(dump_only=True, metadata={"enum": list(CASE_STATUSES)})
-    opened_at = ma.fields.DateTime(dump_only=True)
-    closed_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    opened_at = Instant(dump_only=True)
+    closed_at = Instant(dump_only=True, allow_none=True)
     outcome = ma.fields.String(dump_only=True, allow_none=True)
     status_reason = ma.fields.String(dump_only=True, allow_none=True)
     legal_hold = ma.fields.Boolean(dump_only=True)
-    created_at = ma.fields.DateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
 
 

@@ -2,6 +2,7 @@
 import marshmallow as ma
 
 from casesvc.common.http import PageArgs
+from casesvc.common.timeutil import rfc3339
 
 
 class Code(ma.fields.String):
@@ -26,3 +27,10 @@ class PageQuery(PageArgs):
 class TransitionSchema(ma.Schema):
     to = ma.fields.String(required=True)
     reason = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
+
+
+class Instant(ma.fields.AwareDateTime):
+    """An instant: RFC 3339 in UTC out (`2027-01-05T08:00:00Z`); a zone is required in."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return rfc3339(value)

@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, PageQuery
+from casesvc.common.schemas import Code, Instant, PageQuery
 from casesvc.vocabulary import CATEGORIES, CONSENT_GIVERS
 
 
@@ -15,10 +15,10 @@ class ConsentSchema(ma.Schema):
                               metadata={"description": "Agency codes allowed to receive shared information"})
     categories = ma.fields.List(Code(CATEGORIES), load_default=lambda: ["general"],
                                 validate=ma.validate.Length(min=1))
-    withdrawn_at = ma.fields.DateTime(dump_only=True, allow_none=True)
+    withdrawn_at = Instant(dump_only=True, allow_none=True)
     active = ma.fields.Boolean(dump_only=True, metadata={"description": "Given, not expired, not withdrawn, today"})
     recorded_by_agency = ma.fields.String(dump_only=True)
-    created_at = ma.fields.DateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
 
 
 class ConsentQuery(PageQuery):

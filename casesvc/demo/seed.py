@@ -83,7 +83,7 @@ def seed() -> tuple[bool, list[tuple[str, str, str]]]:
     transition_reaction(case, contract, "active", None)
     record_consent(police, case, {
         "given_by": "both", "given_on": today - timedelta(days=14), "expires_on": today + timedelta(days=180),
-        "purpose": "Follow-up under the drug contract", "agencies": ["demo-health", "demo-slt"],
+        "purpose": "Follow-up under the drug contract", "agencies": ["demo-police", "demo-health", "demo-slt"],
         "categories": ["general", "health"]})
     at_nine = datetime.combine(today - timedelta(days=7), time(9, 0), tzinfo=OSLO).astimezone(timezone.utc)
     access = CaseAccess(Relation.SHARED, health=True)

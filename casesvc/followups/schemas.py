@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, PageQuery
+from casesvc.common.schemas import Code, Instant, PageQuery
 from casesvc.vocabulary import CATEGORIES, DRUG_TEST_RESULTS, EVENT_KINDS, VISIBILITIES
 
 
@@ -18,12 +18,12 @@ class EntrySchema(ma.Schema):
     corrects = ma.fields.String(allow_none=True, metadata={"description": "Id of the entry this one corrects"})
     author = ma.fields.Function(lambda obj: {"agency": obj.author_agency, "user_id": obj.author_user},
                                 dump_only=True, metadata={"type": "object"})
-    created_at = ma.fields.DateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
 
 
 class EventSchema(EntrySchema):
     kind = Code(EVENT_KINDS, required=True)
-    occurred_at = ma.fields.DateTime(required=True)
+    occurred_at = Instant(required=True)
     reaction_id = ma.fields.String(allow_none=True)
     condition_id = ma.fields.String(allow_none=True)
     result = Code(DRUG_TEST_RESULTS, allow_none=True, metadata={"description": "Drug tests only"})

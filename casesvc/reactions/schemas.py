@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, PageQuery
+from casesvc.common.schemas import Code, Instant, PageQuery
 from casesvc.vocabulary import CONDITION_KINDS, LEGAL_BASES, REACTION_STATUSES, REACTION_TYPES, SIGNATURE_PARTIES
 
 
@@ -28,14 +28,14 @@ class ReactionSchema(ma.Schema):
     starts_on = ma.fields.Date(required=True)
     ends_on = ma.fields.Date(allow_none=True, metadata={"description": "Contracts: at most 2 years after starts_on"})
     probation_ends_on = ma.fields.Date(allow_none=True)
-    scheduled_at = ma.fields.DateTime(allow_none=True, metadata={"description": "Concern conversation only"})
-    held_at = ma.fields.DateTime(allow_none=True, metadata={"description": "Concern conversation only"})
+    scheduled_at = Instant(allow_none=True, metadata={"description": "Concern conversation only"})
+    held_at = Instant(allow_none=True, metadata={"description": "Concern conversation only"})
     status = ma.fields.String(dump_only=True, metadata={"enum": list(REACTION_STATUSES)})
     status_reason = ma.fields.String(dump_only=True, allow_none=True)
     conditions = ma.fields.List(ma.fields.Nested(ConditionSchema), load_default=list)
     signatures = ma.fields.List(ma.fields.Nested(SignatureSchema), load_default=list)
     created_by_agency = ma.fields.String(dump_only=True)
-    created_at = ma.fields.DateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
 
 
@@ -46,8 +46,8 @@ class ReactionPatchSchema(ma.Schema):
     starts_on = ma.fields.Date()
     ends_on = ma.fields.Date(allow_none=True)
     probation_ends_on = ma.fields.Date(allow_none=True)
-    scheduled_at = ma.fields.DateTime(allow_none=True)
-    held_at = ma.fields.DateTime(allow_none=True)
+    scheduled_at = Instant(allow_none=True)
+    held_at = Instant(allow_none=True)
     conditions = ma.fields.List(ma.fields.Nested(ConditionSchema),
                                 metadata={"description": "Replaces the conditions; only while draft"})
 

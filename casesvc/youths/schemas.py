@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, Municipality, PageQuery
+from casesvc.common.schemas import Code, Instant, Municipality, PageQuery
 from casesvc.vocabulary import GUARDIAN_RELATIONS
 
 
@@ -21,8 +21,8 @@ class YouthSchema(ma.Schema):
     school = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     guardians = ma.fields.List(ma.fields.Nested(GuardianSchema), load_default=list)
     created_by_agency = ma.fields.String(dump_only=True)
-    created_at = ma.fields.DateTime(dump_only=True)
-    updated_at = ma.fields.DateTime(dump_only=True)
+    created_at = Instant(dump_only=True)
+    updated_at = Instant(dump_only=True)
     version = ma.fields.Integer(dump_only=True)
 
 

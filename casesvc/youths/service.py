@@ -7,7 +7,7 @@ from sqlalchemy import select
 from casesvc.auth.principal import enforce
 from casesvc.cases.models import Case
 from casesvc.common.http import paginate
-from casesvc.common.timeutil import oslo_today
+from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.errors import Problem, field_error, not_found
 from casesvc.extensions import db
 from casesvc.policy import Action, Decision, Principal, case_access, check_role, visible_youths_clause, youth_visible
@@ -68,5 +68,6 @@ def update_youth(youth: Youth, data: dict) -> Youth:
             setattr(youth, name, data[name])
     if "guardians" in data:
         youth.guardians = _guardians(data["guardians"])
+        youth.updated_at = utcnow()  # the guardians are part of the youth: its version (ETag) moves on
     db.session.flush()
     return youth

@@ -1,0 +1,157 @@
+"""The whole access matrix through the HTTP API: role × relationship to the case × action.
+
+One world per (relationship, role); every action of the table is tried on it and compared with
+an explicit expected table, so a change to any cell of the policy fails here."""
+from __future__ import annotations
+
+
+import pytest
+
+from casesvc.agencies.service import create_agency
+from casesvc.common.timeutil import oslo_today
+from casesvc.extensions import db
+
+OK, CREATED = 200, 201
+NOT_FOUND = "404 not-found"
+CONSENT_REQUIRED = "403 consent-required"
+LEAD_REQUIRED = "403 lead-agency-required"
+NO_CONTENT = "403 case-content-forbidden"
+IN, OUT = "listed", "not listed"
+
+ACTIONS = ("get_case", "list_cases", "get_youth", "list_youths", "list_reactions", "list_events",
+           "get_health_event", "list_notes", "list_consents", "create_reaction", "create_event", "create_note",
+           "patch_case", "transition_case", "transition_reaction", "create_consent", "withdraw_consent")
+
+# A participant under a consent: reads and ordinary writes, but not the lead's actions.
+_SHARED = {
+    "get_case": OK, "list_cases": IN, "get_youth": OK, "list_youths": IN, "list_reactions": OK,
+    "list_events": OK, "get_health_event": OK, "list_notes": OK, "list_consents": OK,
+    "create_reaction": CREATED, "create_event": CREATED, "create_note": CREATED,
+    "patch_case": LEAD_REQUIRED, "transition_case": LEAD_REQUIRED, "transition_reaction": LEAD_REQUIRED,
+    "create_consent": LEAD_REQUIRED, "withdraw_consent": LEAD_REQUIRED,
+}
+_LEAD_ACTIONS_ALLOWED = {"patch_case": OK, "transition_case": OK, "transition_reaction": OK,
+                         "create_consent": CREATED, "withdraw_consent": OK}
+_HIDDEN = {**{a: NOT_FOUND for a in ACTIONS}, "list_cases": OUT, "list_youths": OUT}
+
+EXPECTED: dict[str, dict[str, object]] = {
+    # The lead sees and does everything; the health event was written by another agency and no
+    # consent names the lead, so it is hidden from the lead as well.
+    "lead": {**_SHARED, **_LEAD_ACTIONS_ALLOWED, "get_health_event": NOT_FOUND},
+    "participant with consent": _SHARED,
+    "participant with consent without health": {**_SHARED, "get_health_event": NOT_FOUND},
+    "participant without consent": {**{a: CONSENT_REQUIRED for a in ACTIONS},
+                                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT},
+    "non-participant in the municipality": _HIDDEN,
+    "agency of another municipality": _HIDDEN,
+    "admin": {a: NO_CONTENT for a in ACTIONS},
+    "auditor": {a: NO_CONTENT for a in ACTIONS},
+}
+# A coordinator taking part under a consent may also do what is reserved to the lead.
+COORDINATOR_OVERRIDES = {"participant with consent": _LEAD_ACTIONS_ALLOWED,
+                         "participant with consent without health": _LEAD_ACTIONS_ALLOWED}
+
+PARTICIPANT_ROLES = ("health", "nav", "cw", "slt")  # school_health, nav, child_welfare, coordinator
+CELLS = (
+    [("lead", "police")]
+    + [(rel, code) for rel in ("participant with consent", "participant with consent without health",
+                               "participant without consent", "non-participant in the municipality")
+       for code in PARTICIPANT_ROLES]
+    + [("non-participant in the municipality", "police2"),
+       ("agency of another municipality", "west"), ("agency of another municipality", "westhealth"),
+       ("admin", "admin"), ("auditor", "auditor")]
+)
+
+
+def expected_for(relationship: str, code: str) -> dict[str, object]:
+    expected = dict(EXPECTED[relationship])
+    if code == "slt":
+        expected.update(COORDINATOR_OVERRIDES.get(relationship, {}))
+    return expected
+
+
+def outcome(resp) -> object:
+    if resp.status_code < 400:
+        return resp.status_code
+    return f"{resp.status_code} {resp.json['type'].rsplit('/', 1)[-1]}"
+
+
+def listed(resp, wanted_id: str) -> object:
+    if resp.status_code != 200:
+        return outcome(resp)
+    return IN if wanted_id in {item["id"] for item in resp.json["items"]} else OUT
+
+
+def build(world, app, relationship: str, code: str) -> dict:
+    """A case led by police with a third participant `doc` that wrote a shared health event;
+    the actor takes part (with the consent the relationship names) or not."""
+    with app.app_context():
+        create_agency("doc", "school_health", "Test doc", ["0301"])
+        db.session.commit()
+    world.actors["doc"] = world.actor("school_health", "doc", "user.doc")
+    participating = relationship.startswith("participant")
+    case = world.case(by="police", participants=["doc", code] if participating else ["doc"])
+    base = f"/api/v1/cases/{case['id']}"
+    world.consent(case, ["doc"], categories=("general", "health"))
+    if relationship == "participant with consent":
+        world.consent(case, [code], categories=("general", "health"))
+    elif relationship == "participant with consent without health":
+        world.consent(case, [code], categories=("general",))
+    spare = world.consent(case, ["doc"])
+    reaction = world["police"].post(f"{base}/reactions", json=REACTION)
+    assert reaction.status_code == 201, reaction.json
+    event = world["doc"].post(f"{base}/events", json={**EVENT, "category": "health", "summary": "Health"})
+    assert event.status_code == 201, event.json
+    return {"case": case, "base": base, "spare_consent": spare["id"], "reaction": reaction.json["id"],
+            "health_event": event.json["id"], "etag": world["police"].get(base).headers["ETag"]}
+
+
+REACTION = {"type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-04"}
+EVENT = {"kind": "meeting", "occurred_at": "2027-01-05T08:00:00Z", "category": "general",
+         "visibility": "shared", "summary": "Met"}
+
+
+def run_actions(actor, w: dict) -> dict[str, object]:
+    base, case = w["base"], w["case"]
+    today = oslo_today()
+    return {
+        "get_case": outcome(actor.get(base)),
+        "list_cases": listed(actor.get("/api/v1/cases?limit=200"), case["id"]),
+        "get_youth": outcome(actor.get(f"/api/v1/youths/{case['youth_id']}")),
+        "list_youths": listed(actor.get("/api/v1/youths?limit=200"), case["youth_id"]),
+        "list_reactions": outcome(actor.get(f"{base}/reactions")),
+        "list_events": outcome(actor.get(f"{base}/events")),
+        "get_health_event": outcome(actor.get(f"{base}/events/{w['health_event']}")),
+        "list_notes": outcome(actor.get(f"{base}/notes")),
+        "list_consents": outcome(actor.get(f"{base}/consents")),
+        "create_reaction": outcome(actor.post(f"{base}/reactions", json=REACTION)),
+        "create_event": outcome(actor.post(f"{base}/events", json=EVENT)),
+        "create_note": outcome(actor.post(f"{base}/notes", json={"body": "A note"})),
+        "patch_case": outcome(actor.patch(base, json={"summary": "Changed"}, headers={"If-Match": w["etag"]})),
+        "transition_case": outcome(actor.post(f"{base}/transitions", json={"to": "active"})),
+        "transition_reaction": outcome(actor.post(f"{base}/reactions/{w['reaction']}/transitions",
+                                                  json={"to": "cancelled", "reason": "Not needed"})),
+        "create_consent": outcome(actor.post(f"{base}/consents", json={
+            "given_by": "both", "given_on": today.isoformat(), "expires_on": today.replace(year=today.year + 1).isoformat(),
+            "purpose": "Follow-up", "agencies": ["doc"], "categories": ["general"]})),
+        "withdraw_consent": outcome(actor.post(f"{base}/consents/{w['spare_consent']}/withdraw")),
+    }
+
+
+def test_expected_table_covers_every_action():
+    for relationship, row in EXPECTED.items():
+        assert set(row) == set(ACTIONS), relationship
+
+
+@pytest.mark.parametrize("relationship,code", CELLS, ids=[f"{rel}-{code}" for rel, code in CELLS])
+def test_access_matrix(world, app, relationship, code):
+    w = build(world, app, relationship, code)
+    actual = run_actions(world[code], w)
+    assert actual == expected_for(relationship, code)
+    # The refusals changed nothing; the allowed writes did.
+    case = world["police"].get(w["base"]).json
+    changed = expected_for(relationship, code)["patch_case"] == OK
+    assert (case["summary"] == "Changed") is changed
+    assert (case["status"] == "active") is changed
+    entries = world["police"].get(f"{w['base']}/notes").json["items"]
+    assert len(entries) == (1 if expected_for(relationship, code)["create_note"] == CREATED else 0)

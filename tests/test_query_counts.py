@@ -1,0 +1,143 @@
+"""No N+1: the number of SQL statements a read issues does not grow with the page size.
+
+Each GET is counted with an SQLAlchemy `before_cursor_execute` listener on the app's engine,
+so every statement is seen, including the selectin loads of participants, guardians,
+conditions and signatures."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import event
+
+from casesvc.cases.service import open_case
+from casesvc.common.timeutil import oslo_today
+from casesvc.extensions import db
+from casesvc.followups.service import log_event, write_note
+from casesvc.policy import ROLE_SCOPES, CaseAccess, Principal, Relation
+from casesvc.reactions.service import create_reaction
+from casesvc.youths.service import register_youth
+from tests.conftest import youth_number
+
+ROWS = 55          # more than the larger page, so both pages are full
+SMALL, LARGE = 5, 50
+# Measured: the token's agency, the case, its participants (selectin), the consents naming the caller.
+SINGLE_CASE_MAX_QUERIES = 4
+
+
+@pytest.fixture
+def count_queries(app):
+    """count_queries(actor, url) -> (response, number of SQL statements the request issued)."""
+    with app.app_context():
+        engine = db.engine
+
+    def run(actor, url):
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            resp = actor.get(url)
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+        assert resp.status_code == 200, resp.json
+        return resp, len(statements)
+
+    return run
+
+
+@contextmanager
+def as_police(app, world):
+    """The service layer as the police user of `world`, committed at the end."""
+    principal = Principal(subject=world["police"].user_id, role="police", agency="police",
+                          municipalities=frozenset({"0301"}), scopes=ROLE_SCOPES["police"], username="user.police")
+    with app.app_context():
+        yield principal
+        db.session.commit()
+
+
+def _youth(principal: Principal, index: int):
+    born = date(oslo_today().year - 15, 1, 1) + timedelta(days=index)
+    return register_youth(principal, {
+        "national_id": youth_number(born), "birth_date": born, "given_name": "Test", "family_name": f"Testesen{index}",
+        "municipality": "0301", "guardians": [{"name": "Test Forelder", "relation": "mother"}]})
+
+
+@pytest.fixture
+def many_cases(app, world):
+    with as_police(app, world) as police:
+        for index in range(ROWS):
+            youth = _youth(police, index)
+            open_case(police, {"youth_id": youth.id, "origin": "police", "summary": f"Case {index}",
+                               "participant_codes": ["health", "slt"]})
+
+
+@pytest.fixture
+def busy_case(app, world) -> str:
+    """One case with ROWS reactions (each with conditions and signatures), events and notes."""
+    today = oslo_today()
+    with as_police(app, world) as police:
+        case = open_case(police, {"youth_id": _youth(police, 0).id, "origin": "police",
+                                  "participant_codes": ["health", "slt"]})
+        lead = CaseAccess(Relation.LEAD)
+        for index in range(ROWS):
+            create_reaction(police, case, {
+                "type": "drug_contract", "legal_basis": "conditional_waiver", "starts_on": today,
+                "ends_on": today + timedelta(days=180),
+                "conditions": [{"kind": "drug_test", "every_days": 14, "responsible_agency": "health"},
+                               {"kind": "meeting", "description": f"Meeting {index}", "responsible_agency": "slt"}],
+                "signatures": [{"party": "youth", "signed_on": today}, {"party": "guardian", "signed_on": today}]})
+            log_event(police, case, lead, {"kind": "meeting", "occurred_at": datetime.now(timezone.utc),
+                                            "summary": f"Event {index}", "category": "general", "visibility": "shared"})
+            write_note(police, case, lead, {"body": f"Note {index}", "category": "general", "visibility": "shared"})
+        return case.id
+
+
+def _same_count_for_both_pages(count_queries, actor, url):
+    small, small_count = count_queries(actor, f"{url}?limit={SMALL}")
+    large, large_count = count_queries(actor, f"{url}?limit={LARGE}")
+    assert len(small.json["items"]) == SMALL and len(large.json["items"]) == LARGE
+    print(f"{url}: {small_count} queries for {SMALL} items, {large_count} for {LARGE}")
+    assert large_count == small_count
+    return large
+
+
+def test_case_list_issues_as_many_queries_for_50_cases_as_for_5(world, many_cases, count_queries):
+    page = _same_count_for_both_pages(count_queries, world["police"], "/api/v1/cases")
+    assert all(sorted(item["participants"]) == ["health", "police", "slt"] for item in page.json["items"])
+
+
+def test_case_list_for_a_consented_participant_does_not_grow_with_the_page(world, many_cases, count_queries):
+    cases = world["police"].get(f"/api/v1/cases?limit={LARGE}").json["items"]
+    for case in cases:
+        world.consent(case, ["health"])
+    _same_count_for_both_pages(count_queries, world["health"], "/api/v1/cases")
+
+
+def test_youth_list_issues_as_many_queries_for_50_youths_as_for_5(world, many_cases, count_queries):
+    page = _same_count_for_both_pages(count_queries, world["police"], "/api/v1/youths")
+    assert all(item["guardians"] for item in page.json["items"])
+
+
+def test_reaction_list_loads_conditions_and_signatures_without_a_query_per_reaction(world, busy_case, count_queries):
+    page = _same_count_for_both_pages(count_queries, world["police"], f"/api/v1/cases/{busy_case}/reactions")
+    assert all(len(item["conditions"]) == 2 and len(item["signatures"]) == 2 for item in page.json["items"])
+
+
+def test_event_list_issues_as_many_queries_for_50_events_as_for_5(world, busy_case, count_queries):
+    _same_count_for_both_pages(count_queries, world["police"], f"/api/v1/cases/{busy_case}/events")
+
+
+def test_note_list_issues_as_many_queries_for_50_notes_as_for_5(world, busy_case, count_queries):
+    _same_count_for_both_pages(count_queries, world["police"], f"/api/v1/cases/{busy_case}/notes")
+
+
+def test_reading_one_case_takes_a_small_fixed_number_of_queries(world, many_cases, count_queries):
+    case_id = world["police"].get("/api/v1/cases?limit=1").json["items"][0]["id"]
+    resp, count = count_queries(world["police"], f"/api/v1/cases/{case_id}")
+    print(f"GET /api/v1/cases/{{id}}: {count} queries")
+    assert resp.json["id"] == case_id
+    assert count <= SINGLE_CASE_MAX_QUERIES
