@@ -130,6 +130,8 @@ class ProblemApi(Api):
         headers = dict(data.get("headers") or {})
         if status == 401:
             headers.setdefault("WWW-Authenticate", "Bearer")
+        if status == 405 and getattr(error, "valid_methods", None):  # RFC 9110: a 405 names what is allowed
+            headers.setdefault("Allow", ", ".join(error.valid_methods))
         extra: dict[str, Any] = {}
         messages = data.get("errors") or data.get("messages")
         if status == 422 and messages:

@@ -7,13 +7,15 @@ import uuid
 
 from flask import Flask, g, request
 
-from casesvc.auth.principal import current_principal
+from casesvc.auth.principal import current_principal, enforce
 from casesvc.errors import Problem
 from casesvc.ops.metrics import observe_request
+from casesvc.policy import Action, check_role
 
 API_PREFIX = "/api/v1/"
 PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/openapi.json", "/api/v1/vocabulary"})
 JSON_TYPES = ("application/json", "application/merge-patch+json")
+CASE_CONTENT_PREFIXES = ("/api/v1/cases", "/api/v1/youths")
 
 
 def register_request_hooks(app: Flask) -> None:
@@ -26,7 +28,10 @@ def register_request_hooks(app: Flask) -> None:
             return None
         # Authenticate before the body is parsed: a caller without a token learns nothing,
         # not even which fields a request would need.
-        current_principal()
+        principal = current_principal()
+        if request.path.startswith(CASE_CONTENT_PREFIXES) and not principal.is_staff:
+            # admin and auditor: 403 on case content before any body is parsed or record looked up
+            enforce(check_role(principal, Action.READ_CASE))
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in JSON_TYPES:
             raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
                           "Send the request body as application/json.")

@@ -13,6 +13,10 @@ class _Server(BaseApplication):
     def load_config(self):
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
+            # no gunicornc socket in $HOME: casesvc does not use it, and a second server of the
+            # same user (another instance, the bench) would take it over and delete it on exit
+            self.cfg.set("control_socket_disable", True)
 
     def load(self):
         return self.application

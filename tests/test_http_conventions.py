@@ -61,7 +61,8 @@ def all_items(actor, url: str) -> list[dict]:
 def test_malformed_json_is_400_problem_not_500(world):
     resp = world["police"].post("/api/v1/youths", data='{"given_name": "Test",',
                                 headers={"Content-Type": "application/json"})
-    assert_problem(resp, 400)
+    body = assert_problem(resp, 400)
+    assert "JSON" in body["detail"]
     assert_no_leak(resp)
 
 

@@ -4,7 +4,6 @@ One world per (relationship, role); every action of the table is tried on it and
 an explicit expected table, so a change to any cell of the policy fails here."""
 from __future__ import annotations
 
-
 import pytest
 
 from casesvc.agencies.service import create_agency
@@ -136,11 +135,6 @@ def run_actions(actor, w: dict) -> dict[str, object]:
             "purpose": "Follow-up", "agencies": ["doc"], "categories": ["general"]})),
         "withdraw_consent": outcome(actor.post(f"{base}/consents/{w['spare_consent']}/withdraw")),
     }
-
-
-def test_expected_table_covers_every_action():
-    for relationship, row in EXPECTED.items():
-        assert set(row) == set(ACTIONS), relationship
 
 
 @pytest.mark.parametrize("relationship,code", CELLS, ids=[f"{rel}-{code}" for rel, code in CELLS])

@@ -1,18 +1,18 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, Instant, Municipality, PageQuery
+from casesvc.common.schemas import Body, Code, Instant, Municipality, PageQuery
 from casesvc.vocabulary import CASE_ORIGINS, CASE_STATUSES
 
 AgencyCode = ma.fields.String
 
 
-class CaseSchema(ma.Schema):
+class CaseSchema(Body):
     id = ma.fields.String(dump_only=True)
     youth_id = ma.fields.String(required=True)
     municipality = Municipality(metadata={"description": "Defaults to the youth's municipality"})
     origin = Code(CASE_ORIGINS, required=True)
     summary = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10000))
-    lead_agency = ma.fields.String(dump_only=True, metadata={"description": "The creating user's agency"})
+    lead_agency = ma.fields.String(metadata={"description": "The opening user's agency; if sent, it must be that agency"})
     participants = ma.fields.List(ma.fields.String(), attribute="participant_codes",
                                   metadata={"description": "Agency codes; the lead agency is always one"})
     coordinator = ma.fields.String(allow_none=True, metadata={"description": "User id of the case's coordinator"})

@@ -3,6 +3,7 @@ case goes through."""
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import flag_modified
 
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
@@ -87,6 +88,8 @@ def open_case(principal: Principal, data: dict) -> Case:
         if exc.status != 404:
             raise
         raise field_error("youth_id", "No such youth.") from exc
+    if data.get("lead_agency") not in (None, principal.agency):
+        raise field_error("lead_agency", "A case is opened by its lead agency: this must be your own agency.")
     municipality = data.get("municipality") or youth.municipality
     if municipality not in principal.municipalities:
         raise field_error("municipality", "Your agency does not serve this municipality.")
@@ -129,6 +132,7 @@ def update_case(principal: Principal, case: Case, data: dict) -> Case:
         participants = _participating_agencies(data["participants"], case.municipality, case.lead_agency)
         current = {p.agency_code: p for p in case.participants}
         case.participants = [current.get(code) or Participant(agency_code=code) for code in participants]
+        flag_modified(case, "status")  # the participants are part of the case: its version (ETag) moves on
     if "coordinator" in data:
         _check_coordinator(data["coordinator"], participants)
         case.coordinator = data["coordinator"]

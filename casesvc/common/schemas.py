@@ -5,6 +5,16 @@ from casesvc.common.http import PageArgs
 from casesvc.common.timeutil import rfc3339
 
 
+class Body(ma.Schema):
+    """A creating request body: fields the service sets itself (id, status, author, …) and
+    fields it does not know are ignored ("extra fields are allowed everywhere").
+    PATCH bodies use plain ma.Schema and refuse them: what cannot be changed is never
+    silently dropped."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+
 class Code(ma.fields.String):
     """A code from the vocabulary; the OpenAPI document lists the allowed values."""
 
@@ -24,7 +34,7 @@ class PageQuery(PageArgs):
     pass
 
 
-class TransitionSchema(ma.Schema):
+class TransitionSchema(Body):
     to = ma.fields.String(required=True)
     reason = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
 

@@ -1,10 +1,10 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, Instant, PageQuery
+from casesvc.common.schemas import Body, Code, Instant, PageQuery
 from casesvc.vocabulary import CATEGORIES, CONSENT_GIVERS
 
 
-class ConsentSchema(ma.Schema):
+class ConsentSchema(Body):
     id = ma.fields.String(dump_only=True)
     case_id = ma.fields.String(dump_only=True)
     given_by = Code(CONSENT_GIVERS, required=True)

@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, Instant, PageQuery
+from casesvc.common.schemas import Body, Code, Instant, PageQuery
 from casesvc.vocabulary import CATEGORIES, DRUG_TEST_RESULTS, EVENT_KINDS, VISIBILITIES
 
 
@@ -9,7 +9,7 @@ class AuthorSchema(ma.Schema):
     user_id = ma.fields.String(attribute="author_user")
 
 
-class EntrySchema(ma.Schema):
+class EntrySchema(Body):
     id = ma.fields.String(dump_only=True)
     case_id = ma.fields.String(dump_only=True)
     category = Code(CATEGORIES, load_default="general")

@@ -1,10 +1,10 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, Instant, PageQuery
+from casesvc.common.schemas import Body, Code, Instant, PageQuery
 from casesvc.vocabulary import CONDITION_KINDS, LEGAL_BASES, REACTION_STATUSES, REACTION_TYPES, SIGNATURE_PARTIES
 
 
-class ConditionSchema(ma.Schema):
+class ConditionSchema(Body):
     id = ma.fields.String(dump_only=True)
     kind = Code(CONDITION_KINDS, required=True)
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
@@ -12,14 +12,14 @@ class ConditionSchema(ma.Schema):
     responsible_agency = ma.fields.String(required=True, metadata={"description": "A participating agency's code"})
 
 
-class SignatureSchema(ma.Schema):
+class SignatureSchema(Body):
     id = ma.fields.String(dump_only=True)
     party = Code(SIGNATURE_PARTIES, required=True)
     signed_on = ma.fields.Date(required=True)
     recorded_by_agency = ma.fields.String(dump_only=True)
 
 
-class ReactionSchema(ma.Schema):
+class ReactionSchema(Body):
     id = ma.fields.String(dump_only=True)
     case_id = ma.fields.String(dump_only=True)
     type = Code(REACTION_TYPES, required=True)

@@ -13,6 +13,7 @@ from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import add_years, age_on, oslo_today
 from casesvc.errors import conflict, field_error, not_found, validation_error
 from casesvc.extensions import db
+from casesvc.followups.models import Event
 from casesvc.policy import Principal
 from casesvc.reactions.models import Condition, Reaction, Signature
 from casesvc.vocabulary import CONTRACT_TYPES, CONTROLLING_CONDITIONS
@@ -116,7 +117,13 @@ def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:
     if "conditions" in data:
         if reaction.status != "draft":
             raise conflict("reaction-not-draft", "Conditions change only while the reaction is a draft.")
+        in_use = db.session.scalar(select(Event.id).where(
+            Event.condition_id.in_([c.id for c in reaction.conditions])).limit(1))
+        if in_use is not None:
+            # replacing would delete conditions that logged events point to: events are never lost
+            raise conflict("conditions-in-use", "Events are logged against these conditions; they cannot be replaced.")
         reaction.conditions = _conditions(case, reaction.legal_basis, data["conditions"])
+        flag_modified(reaction, "status")  # the conditions are part of the reaction: its version (ETag) moves on
     for name, value in merged.items():
         setattr(reaction, name, value)
     if "police_reference" in data:

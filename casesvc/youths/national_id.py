@@ -78,7 +78,9 @@ def parse(number: str, allow_synthetic: bool = False) -> NationalId:
 
 def make(birth_date: date, individual: int, d_number: bool = False, synthetic: bool = False) -> str | None:
     """Build a valid number (for tests and demo data), or None when that individual number has
-    no valid check digits."""
+    no valid check digits or does not fit the birth year's century."""
+    if _century(birth_date.year % 100, individual) != birth_date.year - birth_date.year % 100:
+        return None
     day = birth_date.day + (40 if d_number else 0)
     month = birth_date.month + (80 if synthetic else 0)
     first_nine = f"{day:02d}{month:02d}{birth_date.year % 100:02d}{individual:03d}"

@@ -1,17 +1,17 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Code, Instant, Municipality, PageQuery
+from casesvc.common.schemas import Body, Code, Instant, Municipality, PageQuery
 from casesvc.vocabulary import GUARDIAN_RELATIONS
 
 
-class GuardianSchema(ma.Schema):
+class GuardianSchema(Body):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     relation = Code(GUARDIAN_RELATIONS, required=True)
     phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=40))
     email = ma.fields.Email(allow_none=True)
 
 
-class YouthSchema(ma.Schema):
+class YouthSchema(Body):
     id = ma.fields.String(dump_only=True)
     given_name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     family_name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))

@@ -1,0 +1,29 @@
+"""The baseline of bench/run.py: a bare Flask app that answers the benchmarked URLs with the very
+JSON bodies casesvc gave (so the same size), serialised per request with Flask's own `jsonify`.
+No authentication, no database, no schemas: what is left is Flask, JSON and gunicorn."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flask import Flask, jsonify
+
+
+def create_bare_app(bodies_path: str | Path) -> Flask:
+    """`bodies_path` holds {"single": <GET /api/v1/cases/{id} body>, "list": <GET /api/v1/cases body>}."""
+    bodies = json.loads(Path(bodies_path).read_text())
+    app = Flask(__name__)
+
+    @app.get("/readyz")
+    def readyz():
+        return jsonify(status="ready")
+
+    @app.get("/api/v1/cases/<case_id>")
+    def get_case(case_id):
+        return jsonify(bodies["single"])
+
+    @app.get("/api/v1/cases")
+    def list_cases():
+        return jsonify(bodies["list"])
+
+    return app

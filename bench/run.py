@@ -1,0 +1,399 @@
+"""`make bench`: casesvc on PostgreSQL under gunicorn against a bare Flask app under the same
+gunicorn settings, driven by wrk. See bench/README.md.
+
+    .venv/bin/python bench/run.py [--duration 15] [--connections 16] [--cases 10000] [--skip-seed]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/casesvc_bench"
+HOST = "127.0.0.1"
+WORKERS = 2
+WRK_THREADS = 2
+WARMUP_SECONDS = 2
+LIST_LIMIT = 50
+TARGET_RATIO = {"single": 0.5, "list": 0.3}
+TARGET_P99_MS = 25.0
+BATCH = 500
+
+POLICE, HEALTH, SLT, WEST = "bench-police", "bench-health", "bench-slt", "bench-west"
+AGENCIES = [(POLICE, "police", "Bench politidistrikt", ["0301"]),
+            (HEALTH, "school_health", "Bench skolehelsetjeneste", ["0301"]),
+            (SLT, "coordinator", "Bench SLT-koordinator", ["0301"]),
+            (WEST, "police", "Bench vest politidistrikt", ["4601"])]
+USERS = [("bench.police", POLICE), ("bench.west", WEST)]
+
+
+class BenchError(RuntimeError):
+    """Stops the bench with a one-line message."""
+
+
+# --- wrk ---------------------------------------------------------------------------------------
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise BenchError("wrk is not installed; install the Debian package: sudo apt-get install -y wrk")
+    print("wrk is missing: running apt-get install -y wrk", flush=True)
+    if subprocess.run(["apt-get", "install", "-y", "wrk"]).returncode != 0 or not shutil.which("wrk"):
+        raise BenchError("apt-get install -y wrk failed (try apt-get update first)")
+    return shutil.which("wrk")
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def parse_wrk(output: str) -> Result:
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.M)
+    latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.M))
+    if not rps or set(latency) != {"50", "99"}:
+        raise BenchError(f"cannot read wrk's output:\n{output}")
+
+    def ms(text: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+        return float(number) * _UNITS_MS[unit]
+
+    return Result(float(rps.group(1)), ms(latency["50"]), ms(latency["99"]))
+
+
+def run_wrk(wrk: str, url: str, token: str | None, duration: int, connections: int) -> Result:
+    cmd = [wrk, f"-t{min(WRK_THREADS, connections)}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
+    output = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise BenchError(f"{url} answered {errors.group(1)} requests with an error status")
+    return parse_wrk(output)
+
+
+# --- the database --------------------------------------------------------------------------------
+
+def ensure_database(url: str) -> None:
+    """Create the bench database through the `postgres` maintenance database when it is missing."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        raise BenchError("CASESVC_BENCH_DATABASE_URL must name PostgreSQL")
+    if not re.fullmatch(r"[A-Za-z0-9_]+", parsed.database or ""):
+        raise BenchError(f"unexpected database name {parsed.database!r}")
+    engine = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}) is None:
+                conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+                print(f"created database {parsed.database}")
+    except OperationalError as exc:
+        raise BenchError(f"cannot reach PostgreSQL at {parsed.render_as_string(hide_password=True)} "
+                         f"({exc.orig.__class__.__name__})") from exc
+    finally:
+        engine.dispose()
+
+
+def reset_schema() -> None:
+    """Drop everything, then `casesvc db upgrade` (the real migrations)."""
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    from casesvc.extensions import db
+    from casesvc.migrations_runner import migrations_directory
+
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    upgrade(directory=migrations_directory())
+
+
+def synthetic_numbers(count: int):
+    """(birth date, synthetic national id) pairs, never a real person's, for youths aged 13-17."""
+    from casesvc.common.timeutil import oslo_today
+    from casesvc.youths.national_id import make
+
+    first = date(oslo_today().year - 17, 1, 1)
+    made = 0
+    for day in range(5 * 365):
+        born = first + timedelta(days=day)
+        for individual in range(500, 1000):
+            number = make(born, individual, synthetic=True)
+            if number:
+                yield born, number
+                made += 1
+                if made == count:
+                    return
+    raise BenchError(f"cannot make {count} synthetic national ids")
+
+
+def seed(count: int) -> None:
+    """`count` youths with a case each, through the service layer; every fifth in another
+    municipality (a case the bench's police user must not see)."""
+    from casesvc.agencies.service import create_agency, create_user
+    from casesvc.cases.service import open_case
+    from casesvc.extensions import db
+    from casesvc.policy import ROLE_SCOPES, Principal
+    from casesvc.youths.service import register_youth
+
+    agencies = {code: create_agency(code, kind, name, muns) for code, kind, name, muns in AGENCIES}
+    principals = {}
+    for username, code in USERS:
+        user = create_user(username, "police", code, secrets.token_urlsafe(24))
+        principals[code] = Principal(subject=user.id, role="police", agency=code,
+                                     municipalities=frozenset(agencies[code].municipalities),
+                                     scopes=ROLE_SCOPES["police"], username=username)
+    db.session.commit()
+    started = time.perf_counter()
+    for index, (born, number) in enumerate(synthetic_numbers(count)):
+        principal = principals[WEST if index % 5 == 4 else POLICE]
+        municipality = next(iter(principal.municipalities))
+        youth = register_youth(principal, {
+            "national_id": number, "birth_date": born, "given_name": "Bench", "family_name": f"Testesen {index}",
+            "municipality": municipality, "school": "Bench ungdomsskole",
+            "guardians": [{"name": "Bench Testforelder", "relation": "mother", "phone": "+4700000000"}]})
+        open_case(principal, {"youth_id": youth.id, "origin": "police",
+                              "summary": f"Bench case {index}: small amount of cannabis at school.",
+                              "participant_codes": [HEALTH, SLT] if principal.agency == POLICE else []})
+        if (index + 1) % BATCH == 0 or index + 1 == count:
+            db.session.commit()
+            print(f"\r  seeded {index + 1}/{count} cases ({time.perf_counter() - started:.0f} s)", end="", flush=True)
+    print()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+
+
+def police_token() -> str:
+    from flask_jwt_extended import create_access_token
+    from sqlalchemy import select
+
+    from casesvc.auth.models import User
+    from casesvc.extensions import db
+    from casesvc.policy import ROLE_SCOPES
+
+    user = db.session.scalar(select(User).where(User.username == USERS[0][0]))
+    if user is None:
+        raise BenchError("the bench database has no bench data; run without --skip-seed")
+    return create_access_token(identity=user.id, expires_delta=timedelta(hours=2), additional_claims={
+        "role": "police", "agency": POLICE, "scope": " ".join(sorted(ROLE_SCOPES["police"])),
+        "username": user.username})
+
+
+def some_case_id() -> str:
+    from sqlalchemy import func, select
+
+    from casesvc.cases.models import Case
+    from casesvc.extensions import db
+
+    visible = select(Case.id).where(Case.lead_agency == POLICE)
+    total = db.session.scalar(select(func.count()).select_from(visible.subquery()))
+    if not total:
+        raise BenchError("the bench database has no cases; run without --skip-seed")
+    return db.session.scalar(visible.order_by(Case.created_at, Case.id).offset(total // 2).limit(1))
+
+
+def query_counts(app, token: str, urls: dict[str, str]) -> dict[str, int]:
+    """SQL statements per request, in-process (the test client), by name."""
+    from sqlalchemy import event
+
+    from casesvc.extensions import db
+
+    counts = {}
+    client = app.test_client()
+    for name, url in urls.items():
+        seen = []
+
+        def record(*_args):
+            seen.append(1)
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            status = client.get(url, headers={"Authorization": f"Bearer {token}"}).status_code
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        if status != 200:
+            raise BenchError(f"GET {url} answered {status} in-process")
+        counts[name] = len(seen)
+    return counts
+
+
+# --- the servers -------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def get(url: str, token: str | None = None) -> bytes:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        return resp.read()
+
+
+@contextmanager
+def served(kind: str, env: dict, log: Path):
+    """Start `kind` (casesvc or bare) under gunicorn on a free port; always stop it."""
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(port)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise BenchError(f"the {kind} server exited ({proc.returncode}):\n{log.read_text()[-2000:]}")
+            try:
+                get(base + "/readyz")
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the {kind} server was not ready within 60 s") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def serve(kind: str, port: int) -> None:
+    """The child process: one app under casesvc's own gunicorn settings, without the access log."""
+    from casesvc.server import run_gunicorn
+
+    if kind == "casesvc":
+        from casesvc import create_app
+        app = create_app(instance_path=os.environ["CASESVC_INSTANCE_PATH"])
+    else:
+        from bare_app import create_bare_app
+        app = create_bare_app(os.environ["BENCH_BARE_BODIES"])
+    run_gunicorn(app, HOST, port, WORKERS, access_log=False)
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+def measure(wrk: str, base: str, paths: dict[str, str], token: str | None, args) -> dict[str, Result]:
+    results = {}
+    for name, path in paths.items():
+        run_wrk(wrk, base + path, token, WARMUP_SECONDS, args.connections)
+        results[name] = run_wrk(wrk, base + path, token, args.duration, args.connections)
+        print(f"  {name:<7} {results[name].rps:>8.0f} req/s", flush=True)
+    return results
+
+
+def report(ours: dict[str, Result], bare: dict[str, Result], sizes: dict[str, int], queries: dict[str, int]) -> None:
+    print()
+    print(f"{'endpoint':<28}{'body':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    for name, label in (("single", "GET /api/v1/cases/{id}"), ("list", f"GET /api/v1/cases?limit={LIST_LIMIT}")):
+        for who, results in (("casesvc", ours), ("bare", bare)):
+            r = results[name]
+            print(f"{label if who == 'casesvc' else '  bare Flask, same body':<28}{sizes[name]:>8}"
+                  f"{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}")
+    print()
+    for name in ("single", "list"):
+        ratio = ours[name].rps / bare[name].rps
+        print(f"{name:<7} ratio {ratio:.2f} (target >= {TARGET_RATIO[name]}: {'met' if ratio >= TARGET_RATIO[name] else 'MISSED'})"
+              f"   p99 {ours[name].p99_ms:.1f} ms (target < {TARGET_P99_MS:.0f}: "
+              f"{'met' if ours[name].p99_ms < TARGET_P99_MS else 'MISSED'})")
+    growing = queries["list_5"] != queries["list_50"]
+    print(f"queries per request: single {queries['single']}, list limit=5 {queries['list_5']}, "
+          f"limit={LIST_LIMIT} {queries['list_50']} ({'GROWS with the page: MISSED' if growing else 'constant: met'})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds of load per endpoint (default 15)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--cases", type=int, default=10_000, help="cases to seed (default 10000)")
+    parser.add_argument("--skip-seed", action="store_true", help="reuse the data of the last run")
+    parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return 0
+
+    wrk = ensure_wrk()
+    url = os.environ.get("CASESVC_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
+    ensure_database(url)
+    secret = secrets.token_urlsafe(48)
+    workdir = Path(tempfile.mkdtemp(prefix="casesvc-bench-"))
+    env = {**os.environ, "CASESVC_ENV": "production", "CASESVC_SECRET_KEY": secret, "CASESVC_DATABASE_URL": url,
+           "CASESVC_INSTANCE_PATH": str(workdir), "BENCH_BARE_BODIES": str(workdir / "bodies.json")}
+
+    from casesvc import create_app
+    from casesvc.extensions import db
+
+    # development settings only for seeding: they accept the synthetic national ids of test data
+    app = create_app({"env": "development", "database_url": url, "secret_key": secret}, instance_path=workdir)
+    with app.app_context():
+        if not args.skip_seed:
+            print(f"resetting the schema and seeding {args.cases} cases")
+            reset_schema()
+            seed(args.cases)
+        token = police_token()
+        case_id = some_case_id()
+        paths = {"single": f"/api/v1/cases/{case_id}", "list": f"/api/v1/cases?limit={LIST_LIMIT}"}
+        queries = query_counts(app, token, {"single": paths["single"], "list_5": "/api/v1/cases?limit=5",
+                                            "list_50": paths["list"]})
+        db.session.remove()
+        db.engine.dispose()
+
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers, no access "
+          f"log; wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s after a {WARMUP_SECONDS} s warm-up")
+    print("casesvc (CASESVC_ENV=production, PostgreSQL)")
+    with served("casesvc", env, workdir / "casesvc.log") as base:
+        bodies = {name: get(base + path, token) for name, path in paths.items()}
+        ours = measure(wrk, base, paths, token, args)
+    sizes = {name: len(body) for name, body in bodies.items()}
+    Path(env["BENCH_BARE_BODIES"]).write_text(json.dumps({name: json.loads(body) for name, body in bodies.items()}))
+    print("bare Flask app (same gunicorn settings, same JSON bodies)")
+    with served("bare", env, workdir / "bare.log") as base:
+        bare_sizes = {name: len(get(base + path)) for name, path in paths.items()}
+        if bare_sizes != sizes:
+            raise BenchError(f"the bare app's bodies differ in size: {bare_sizes} != {sizes}")
+        bare = measure(wrk, base, paths, None, args)
+    report(ours, bare, sizes, queries)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except subprocess.CalledProcessError as exc:
+        print(f"bench: {exc.cmd[0]} failed ({exc.returncode}): {(exc.stderr or '').strip()[:500]}", file=sys.stderr)
+        sys.exit(1)
