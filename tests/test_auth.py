@@ -330,3 +330,34 @@ def test_production_refuses_sqlite(production, tmp_path, url):
         production.setenv("CASESVC_DATABASE_URL", url)
     with pytest.raises(ConfigError, match="CASESVC_DATABASE_URL"):
         load_settings(tmp_path)
+
+
+def test_a_disabled_users_live_access_token_is_refused_at_once(world, app):
+    police = world["police"]
+    assert police.get("/api/v1/auth/me").status_code == 200
+    with app.app_context():
+        db.session.get(User, police.user_id).active = False
+        db.session.commit()
+    resp = police.get("/api/v1/auth/me")
+    assert resp.status_code == 401
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_a_token_whose_agency_claim_no_longer_matches_the_user_is_refused(world):
+    police = world["police"]
+    forged = world.as_user(police.user_id, "police", "police2", "user.police")
+    assert forged.get("/api/v1/auth/me").status_code == 401
+
+
+@pytest.mark.parametrize("url_tail, body", [
+    ("", {"origin": "nonsense"}),                       # create case
+    ("/{case}/events", {"kind": "nonsense"}),           # create event
+    ("/{case}/notes", {}),                              # create note
+])
+def test_missing_scope_is_403_before_the_body_is_validated(world, url_tail, body):
+    case = world.case()
+    reader = world.actor("police", "police", "reader.police", scopes={"cases:read", "notes:read"})
+    resp = reader.post("/api/v1/cases" + url_tail.format(case=case["id"]), json=body)
+    assert resp.status_code == 403
+    assert resp.json["type"].endswith("insufficient-scope")
+    assert "errors" not in resp.json

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from casesvc.auth.principal import current_principal
+from casesvc.auth.principal import current_principal, requires
 from casesvc.cases import service
 from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema
 from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
@@ -22,6 +22,7 @@ def case_response(case, status: int = 200):
 
 @blp.route("", methods=["POST"])
 @transactional(idempotent=True)
+@requires(Action.CREATE_CASE)
 @blp.arguments(CaseSchema)
 @blp.response(201, CaseSchema)
 def create_case(data):
@@ -30,6 +31,7 @@ def create_case(data):
 
 
 @blp.route("", methods=["GET"])
+@requires(Action.READ_CASE)
 @blp.arguments(CaseQuery, location="query")
 @blp.response(200, page_schema(CaseSchema))
 def list_cases(args):
@@ -38,6 +40,7 @@ def list_cases(args):
 
 
 @blp.route("/<case_id>", methods=["GET"])
+@requires(Action.READ_CASE)
 @blp.response(200, CaseSchema)
 def get_case(case_id):
     """One case"""
@@ -46,6 +49,7 @@ def get_case(case_id):
 
 @blp.route("/<case_id>", methods=["PATCH"])
 @transactional()
+@requires(Action.UPDATE_CASE)
 @blp.arguments(CasePatchSchema)
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
@@ -59,6 +63,7 @@ def patch_case(data, case_id):
 
 @blp.route("/<case_id>/transitions", methods=["POST"])
 @transactional(idempotent=True)
+@requires(Action.TRANSITION_CASE)
 @blp.arguments(TransitionSchema)
 @blp.response(200, CaseSchema)
 def transition_case(data, case_id):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from casesvc.auth.principal import current_principal
+from casesvc.auth.principal import current_principal, requires
 from casesvc.cases.service import case_for
 from casesvc.common.http import page_schema, transactional
 from casesvc.consents import service
@@ -16,6 +16,7 @@ blp = Blueprint("consents", __name__, url_prefix="/api/v1/cases/<case_id>/consen
 
 @blp.route("", methods=["POST"])
 @transactional(idempotent=True)
+@requires(Action.WRITE_CONSENT)
 @blp.arguments(ConsentSchema)
 @blp.response(201, ConsentSchema)
 def create_consent(data, case_id):
@@ -28,6 +29,7 @@ def create_consent(data, case_id):
 
 
 @blp.route("", methods=["GET"])
+@requires(Action.READ_CONSENTS)
 @blp.arguments(ConsentQuery, location="query")
 @blp.response(200, page_schema(ConsentSchema))
 def list_consents(args, case_id):
@@ -37,6 +39,7 @@ def list_consents(args, case_id):
 
 
 @blp.route("/<consent_id>", methods=["GET"])
+@requires(Action.READ_CONSENTS)
 @blp.response(200, ConsentSchema)
 def get_consent(case_id, consent_id):
     """One consent"""
@@ -46,6 +49,7 @@ def get_consent(case_id, consent_id):
 
 @blp.route("/<consent_id>/withdraw", methods=["POST"])
 @transactional()
+@requires(Action.WRITE_CONSENT)
 @blp.response(200, ConsentSchema)
 def withdraw_consent(case_id, consent_id):
     """Withdraw a consent; it stops sharing on the very next request"""

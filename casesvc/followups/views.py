@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from casesvc.auth.principal import current_principal
+from casesvc.auth.principal import current_principal, requires
 from casesvc.cases.service import case_for
 from casesvc.common.http import page_schema, transactional
 from casesvc.followups import service
@@ -17,6 +17,7 @@ blp = Blueprint("followups", __name__, url_prefix="/api/v1/cases/<case_id>",
 
 @blp.route("/events", methods=["POST"])
 @transactional(idempotent=True)
+@requires(Action.WRITE_EVENT)
 @blp.arguments(EventSchema)
 @blp.response(201, EventSchema)
 def create_event(data, case_id):
@@ -28,6 +29,7 @@ def create_event(data, case_id):
 
 
 @blp.route("/events", methods=["GET"])
+@requires(Action.READ_EVENTS)
 @blp.arguments(EventQuery, location="query")
 @blp.response(200, page_schema(EventSchema))
 def list_events(args, case_id):
@@ -38,6 +40,7 @@ def list_events(args, case_id):
 
 
 @blp.route("/events/<event_id>", methods=["GET"])
+@requires(Action.READ_EVENTS)
 @blp.response(200, EventSchema)
 def get_event(case_id, event_id):
     """One event"""
@@ -48,6 +51,7 @@ def get_event(case_id, event_id):
 
 @blp.route("/notes", methods=["POST"])
 @transactional(idempotent=True)
+@requires(Action.WRITE_NOTE)
 @blp.arguments(NoteSchema)
 @blp.response(201, NoteSchema)
 def create_note(data, case_id):
@@ -59,6 +63,7 @@ def create_note(data, case_id):
 
 
 @blp.route("/notes", methods=["GET"])
+@requires(Action.READ_NOTES)
 @blp.arguments(NoteQuery, location="query")
 @blp.response(200, page_schema(NoteSchema))
 def list_notes(args, case_id):
@@ -69,6 +74,7 @@ def list_notes(args, case_id):
 
 
 @blp.route("/notes/<note_id>", methods=["GET"])
+@requires(Action.READ_NOTES)
 @blp.response(200, NoteSchema)
 def get_note(case_id, note_id):
     """One note"""

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from casesvc.auth.principal import current_principal
+from casesvc.auth.principal import current_principal, requires
 from casesvc.cases.service import case_for
 from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
@@ -24,6 +24,7 @@ def reaction_response(reaction, status: int = 200):
 
 @blp.route("", methods=["POST"])
 @transactional(idempotent=True)
+@requires(Action.WRITE_REACTION)
 @blp.arguments(ReactionSchema)
 @blp.response(201, ReactionSchema)
 def create_reaction(data, case_id):
@@ -34,6 +35,7 @@ def create_reaction(data, case_id):
 
 
 @blp.route("", methods=["GET"])
+@requires(Action.READ_REACTIONS)
 @blp.arguments(ReactionQuery, location="query")
 @blp.response(200, page_schema(ReactionSchema))
 def list_reactions(args, case_id):
@@ -43,6 +45,7 @@ def list_reactions(args, case_id):
 
 
 @blp.route("/<reaction_id>", methods=["GET"])
+@requires(Action.READ_REACTIONS)
 @blp.response(200, ReactionSchema)
 def get_reaction(case_id, reaction_id):
     """One reaction"""
@@ -52,6 +55,7 @@ def get_reaction(case_id, reaction_id):
 
 @blp.route("/<reaction_id>", methods=["PATCH"])
 @transactional()
+@requires(Action.WRITE_REACTION)
 @blp.arguments(ReactionPatchSchema)
 @blp.response(200, ReactionSchema)
 @blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
@@ -65,6 +69,7 @@ def patch_reaction(data, case_id, reaction_id):
 
 @blp.route("/<reaction_id>/signatures", methods=["POST"])
 @transactional(idempotent=True)
+@requires(Action.WRITE_REACTION)
 @blp.arguments(SignatureSchema)
 @blp.response(201, SignatureSchema)
 def add_signature(data, case_id, reaction_id):
@@ -78,6 +83,7 @@ def add_signature(data, case_id, reaction_id):
 
 @blp.route("/<reaction_id>/transitions", methods=["POST"])
 @transactional(idempotent=True)
+@requires(Action.TRANSITION_REACTION)
 @blp.arguments(TransitionSchema)
 @blp.response(200, ReactionSchema)
 def transition_reaction(data, case_id, reaction_id):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from casesvc.auth.principal import current_principal
+from casesvc.auth.principal import current_principal, requires
 from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
 from casesvc.policy import Action
 from casesvc.youths import service
@@ -21,6 +21,7 @@ def youth_response(youth, status: int = 200):
 
 @blp.route("", methods=["POST"])
 @transactional(idempotent=True)
+@requires(Action.CREATE_YOUTH)
 @blp.arguments(YouthSchema)
 @blp.response(201, YouthSchema)
 @blp.alt_response(409, description="A youth with this national id exists; `existing_id` names it")
@@ -30,6 +31,7 @@ def create_youth(data):
 
 
 @blp.route("", methods=["GET"])
+@requires(Action.READ_YOUTH)
 @blp.arguments(YouthQuery, location="query")
 @blp.response(200, page_schema(YouthSchema))
 def list_youths(args):
@@ -38,6 +40,7 @@ def list_youths(args):
 
 
 @blp.route("/<youth_id>", methods=["GET"])
+@requires(Action.READ_YOUTH)
 @blp.response(200, YouthSchema)
 def get_youth(youth_id):
     """One youth"""
@@ -46,6 +49,7 @@ def get_youth(youth_id):
 
 @blp.route("/<youth_id>", methods=["PATCH"])
 @transactional()
+@requires(Action.WRITE_YOUTH)
 @blp.arguments(YouthPatchSchema)
 @blp.response(200, YouthSchema)
 @blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
