@@ -71,7 +71,7 @@ def db_upgrade():
     from casesvc.migrations_runner import migrations_directory
 
     def run():
-        upgrade(directory=migrations_directory())
+        upgrade(directory=migrations_directory(), revision="heads")
     _with_app(run)
     click.echo("database is up to date")
 

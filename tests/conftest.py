@@ -37,7 +37,7 @@ def _reset_schema() -> None:
     db.drop_all()
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    upgrade(directory=migrations_directory())
+    upgrade(directory=migrations_directory(), revision="heads")
 
 
 @pytest.fixture(scope="session")

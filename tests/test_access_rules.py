@@ -607,6 +607,9 @@ def test_token_without_cases_write_gets_403_on_writes_and_still_reads(world):
         reader.post(f"{base}/events", json=EVENT),
         # scope is checked before the record: a missing case does not turn into a 404
         reader.post(f"/api/v1/cases/{MISSING}/events", json=EVENT),
+        # and before the body: an invalid one tells nothing about the fields
+        reader.post("/api/v1/youths", json={}),
+        reader.post(f"{base}/events", json={"kind": "nonsense"}),
     ]
     for resp in writes:
         assert_problem(resp, 403, "insufficient-scope")
