@@ -57,6 +57,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.auth.jwt_errors import register_jwt_errors
     from casesvc.errors import register_database_error_handlers, register_error_handlers
     from casesvc.extensions import api, db, jwt, migrate
+    from casesvc.audit.service import register_audit_hooks
     from casesvc.migrations_runner import migrations_directory
     from casesvc.requests import register_request_hooks
 
@@ -68,6 +69,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     register_error_handlers(app)
     register_database_error_handlers(app)
     register_request_hooks(app)
+    register_audit_hooks(app)
 
     from casesvc.auth.views import blp as auth_blp
     from casesvc.cases.views import blp as cases_blp

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 ENVIRONMENTS = ("development", "test", "production")
@@ -33,6 +33,16 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = _env(name)
     if raw is None:
@@ -51,6 +61,30 @@ class Settings:
     allow_synthetic_ids: bool
     password_hash_profile: str
     instance_path: Path
+    audit_seal_interval: float = 0.5
+    audit_signing_key: str | None = None
+    # identity (casesvc/auth): see _identity_settings()
+    secret_keys_previous: tuple[str, ...] = ()
+    debug: bool = False
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_role_claim: str = "casesvc_role"
+    oidc_agency_claim: str = "casesvc_agency"
+    oidc_scope_claim: str = "scope"
+    oidc_leeway: int = 30
+    oidc_jwks_timeout: float = 5.0
+    oidc_jwks_cache_seconds: int = 3600
+    oidc_jwks_min_refresh_seconds: int = 60
+    ratelimit_enabled: bool = True
+    ratelimit_storage_uri: str = "memory://"
+    ratelimit_key_prefix: str = "casesvc"
+    ratelimit_login_per_ip: str = "30/minute"
+    ratelimit_login_per_username: str = "10/minute"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_audience and self.oidc_jwks_url)
 
 
 def _dev_secret(instance_path: Path) -> str:
@@ -83,7 +117,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
         # test: a fresh random key per process (tokens are minted in-process); development: a key
         # kept under instance/ so that every worker and restart agrees. Neither is guessable.
         secret = secrets.token_urlsafe(48) if env == "test" else _dev_secret(instance_path)
-    return Settings(
+    settings = Settings(
         env=env,
         database_url=database_url,
         secret_key=secret,
@@ -93,4 +127,75 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
         allow_synthetic_ids=_bool("CASESVC_ALLOW_SYNTHETIC_IDS", env != "production"),
         password_hash_profile="fast" if env == "test" else "default",
         instance_path=instance_path,
+        audit_seal_interval=_float("CASESVC_AUDIT_SEAL_INTERVAL", 0.5),
+        audit_signing_key=_env("CASESVC_AUDIT_SIGNING_KEY"),
     )
+    settings = replace(settings, **_identity_settings(env))
+    # any other setting may be given directly (tests, embedding)
+    extra = {k: v for k, v in overrides.items() if k not in ("env", "database_url", "secret_key")}
+    unknown = set(extra) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise ConfigError("unknown settings: " + ", ".join(sorted(unknown)))
+    return _check_identity_settings(replace(settings, **extra))
+
+
+OIDC_SETTINGS = ("CASESVC_OIDC_ISSUER", "CASESVC_OIDC_AUDIENCE", "CASESVC_OIDC_JWKS_URL")
+
+
+def _identity_settings(env: str) -> dict:
+    previous = _env("CASESVC_SECRET_KEY_PREVIOUS", "") or ""
+    return {
+        "secret_keys_previous": tuple(k for k in previous.replace(",", " ").split() if k),
+        # Flask's debug mode (the interactive debugger runs code for whoever reaches it);
+        # CASESVC_DEBUG only makes the CLI show tracebacks and is no such thing
+        "debug": _bool("FLASK_DEBUG", False),
+        "oidc_issuer": _env("CASESVC_OIDC_ISSUER"),
+        "oidc_audience": _env("CASESVC_OIDC_AUDIENCE"),
+        "oidc_jwks_url": _env("CASESVC_OIDC_JWKS_URL"),
+        "oidc_role_claim": _env("CASESVC_OIDC_ROLE_CLAIM", "casesvc_role"),
+        "oidc_agency_claim": _env("CASESVC_OIDC_AGENCY_CLAIM", "casesvc_agency"),
+        "oidc_scope_claim": _env("CASESVC_OIDC_SCOPE_CLAIM", "scope"),
+        "oidc_leeway": _int("CASESVC_OIDC_LEEWAY", 30),
+        "oidc_jwks_timeout": _float("CASESVC_OIDC_JWKS_TIMEOUT", 5.0),
+        "oidc_jwks_cache_seconds": _int("CASESVC_OIDC_JWKS_CACHE_SECONDS", 3600),
+        "oidc_jwks_min_refresh_seconds": _int("CASESVC_OIDC_JWKS_MIN_REFRESH_SECONDS", 60),
+        # off in the test environment unless asked for: the suite logs in from one address all day
+        "ratelimit_enabled": _bool("CASESVC_RATELIMIT_ENABLED", env != "test"),
+        "ratelimit_storage_uri": _env("CASESVC_RATELIMIT_STORAGE_URI", "memory://"),
+        "ratelimit_key_prefix": _env("CASESVC_RATELIMIT_KEY_PREFIX", "casesvc"),
+        "ratelimit_login_per_ip": _env("CASESVC_RATELIMIT_LOGIN_PER_IP", "30/minute"),
+        "ratelimit_login_per_username": _env("CASESVC_RATELIMIT_LOGIN_PER_USERNAME", "10/minute"),
+    }
+
+
+def _check_identity_settings(settings: Settings) -> Settings:
+    """Refuse what cannot work, and in production what is unsafe; the message names the setting."""
+    from limits import parse_many
+
+    production = settings.env == "production"
+    if production and settings.debug:
+        raise ConfigError("FLASK_DEBUG must be off when CASESVC_ENV=production (debug mode is on)")
+    if production and any(len(k) < MIN_SECRET_LENGTH for k in settings.secret_keys_previous):
+        raise ConfigError(f"every key in CASESVC_SECRET_KEY_PREVIOUS must be at least {MIN_SECRET_LENGTH} characters")
+    given = {name: value for name, value in zip(OIDC_SETTINGS, (settings.oidc_issuer, settings.oidc_audience,
+                                                                settings.oidc_jwks_url))}
+    missing = [name for name, value in given.items() if not value]
+    if missing and len(missing) < len(OIDC_SETTINGS):
+        raise ConfigError(f"{', '.join(missing)} must be set too: an external identity provider needs "
+                          f"{', '.join(OIDC_SETTINGS)}")
+    jwks = settings.oidc_jwks_url or ""
+    if jwks and not jwks.startswith(("https://", "http://")):
+        raise ConfigError("CASESVC_OIDC_JWKS_URL must be an http(s) URL")
+    if production and jwks and not jwks.startswith("https://"):
+        raise ConfigError("CASESVC_OIDC_JWKS_URL must use https when CASESVC_ENV=production")
+    for name, value in (("CASESVC_RATELIMIT_LOGIN_PER_IP", settings.ratelimit_login_per_ip),
+                        ("CASESVC_RATELIMIT_LOGIN_PER_USERNAME", settings.ratelimit_login_per_username)):
+        try:
+            if not parse_many(value):
+                raise ValueError(value)
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a rate such as '10/minute', got {value!r}") from exc
+    if not settings.ratelimit_storage_uri.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://",
+                                                       "redis+cluster://", "memcached://")):
+        raise ConfigError("CASESVC_RATELIMIT_STORAGE_URI must be memory:// or a redis:// URL")
+    return settings

@@ -7,6 +7,7 @@ import uuid
 
 from flask import Flask, g, request
 
+from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal, enforce
 from casesvc.errors import Problem
 from casesvc.ops.metrics import observe_request
@@ -16,6 +17,10 @@ API_PREFIX = "/api/v1/"
 PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/openapi.json", "/api/v1/vocabulary"})
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 CASE_CONTENT_PREFIXES = ("/api/v1/cases", "/api/v1/youths")
+# under a case-content prefix, yet for admin and auditor too: ids and codes, no content
+ADMIN_READABLE_SUFFIXES = ("/access-log",)
+# every other API request leaves an audit event, allowed or not
+UNAUDITED_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/vocabulary"})
 
 
 def register_request_hooks(app: Flask) -> None:
@@ -24,18 +29,28 @@ def register_request_hooks(app: Flask) -> None:
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
+        request.environ["casesvc.request_id"] = g.request_id
         if not request.path.startswith(API_PREFIX) or request.path in PUBLIC_API_PATHS:
             return None
         # Authenticate before the body is parsed: a caller without a token learns nothing,
         # not even which fields a request would need.
         principal = current_principal()
-        if request.path.startswith(CASE_CONTENT_PREFIXES) and not principal.is_staff:
+        if (request.path.startswith(CASE_CONTENT_PREFIXES) and not principal.is_staff
+                and not request.path.endswith(ADMIN_READABLE_SUFFIXES)):
             # admin and auditor: 403 on case content before any body is parsed or record looked up
             enforce(check_role(principal, Action.READ_CASE))
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in JSON_TYPES:
             raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
                           "Send the request body as application/json.")
         return None
+
+    @app.after_request
+    def _audit(response):
+        # Registered first, so it runs last: the event is durable before the response leaves.
+        # If it cannot be written, the request fails rather than go unrecorded.
+        if request.path.startswith(API_PREFIX) and request.path not in UNAUDITED_PATHS:
+            record_response(response.status_code)
+        return response
 
     @app.after_request
     def _after(response):

@@ -16,7 +16,8 @@ GENESIS = "0" * 64
 
 # Every field of an event except `hash`, in a fixed set: the chain covers exactly these.
 CHAINED_FIELDS = ("id", "seq", "at", "actor", "actor_role", "actor_agency", "action", "resource_type",
-                  "resource_id", "case_id", "youth_id", "outcome", "request_id", "ip", "prev_hash")
+                  "resource_id", "case_id", "youth_id", "ids", "outcome", "status", "request_id", "ip",
+                  "prev_hash")
 
 
 def canonical(event: Mapping) -> bytes:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casesvc.common.db import CreatedMixin, IdMixin
+from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
 from casesvc.extensions import db
 
 
@@ -17,3 +19,64 @@ class User(IdMixin, CreatedMixin, db.Model):
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     agency_code: Mapped[str | None] = mapped_column(ForeignKey("agencies.code"), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+
+class ApiClient(IdMixin, CreatedMixin, db.Model):
+    """A program calling the API with `client_credentials`. Its id is the `client_id`; only a
+    SHA-256 of the secret is kept (the secret is 256 random bits, so a slow hash adds nothing)."""
+
+    __tablename__ = "api_clients"
+
+    name: Mapped[str] = mapped_column(String(150), unique=True, nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    role: Mapped[str] = mapped_column(String(20), nullable=False)
+    agency_code: Mapped[str | None] = mapped_column(ForeignKey("agencies.code"), nullable=True)
+    scopes: Mapped[str] = mapped_column(String(500), nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RefreshFamily(IdMixin, CreatedMixin, db.Model):
+    """One login: every refresh token rotated from it, and every access token issued with them,
+    carry its id. Revoking the family (reuse of a spent refresh token, or RFC 7009 revocation of
+    a refresh token) refuses all of them on the next request."""
+
+    __tablename__ = "refresh_families"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
+
+
+class RefreshToken(db.Model):
+    """A refresh token by its `jti`; `used_at` is set when it is exchanged (once)."""
+
+    __tablename__ = "refresh_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family_id: Mapped[str] = mapped_column(ForeignKey("refresh_families.id", ondelete="CASCADE"), index=True,
+                                           nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class RevokedToken(db.Model):
+    """The denylist (RFC 7009): access tokens revoked before they expire, by `jti` (or by a
+    SHA-256 of the token for a provider's token without one). Rows past `expires_at` are pruned."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(80), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True, nullable=False)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ExternalIdentity(CreatedMixin, db.Model):
+    """A user provisioned from the external identity provider, by (issuer, `sub`)."""
+
+    __tablename__ = "external_identities"
+
+    issuer: Mapped[str] = mapped_column(String(255), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True, nullable=False)

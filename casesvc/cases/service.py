@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
+from casesvc import audit
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.auth.principal import enforce
@@ -53,6 +54,7 @@ def case_for(principal: Principal, case_id: str, action: Action) -> tuple[Case, 
     case = db.session.get(Case, case_id)
     if case is None:
         raise not_found("case")
+    audit.note(case_id=case.id, youth_id=case.youth_id)  # recorded whether allowed or refused
     access = access_to(principal, case)
     enforce(authorize(principal, action, access))
     return case, access
@@ -101,6 +103,7 @@ def open_case(principal: Principal, data: dict) -> Case:
     case.participants = [Participant(agency_code=code) for code in participants]
     db.session.add(case)
     db.session.flush()
+    audit.note(case_id=case.id, youth_id=youth.id)
     return case
 
 
@@ -119,7 +122,7 @@ def list_cases(principal: Principal, args: dict) -> dict:
         stmt = stmt.where(Case.youth_id == args["youth_id"])
     if args.get("participant"):
         stmt = stmt.where(Case.participants.any(Participant.agency_code == args["participant"]))
-    return paginate(stmt, Case, args["limit"], args.get("cursor"))
+    return audit.noted_page(paginate(stmt, Case, args["limit"], args.get("cursor")))
 
 
 def update_case(principal: Principal, case: Case, data: dict) -> Case:

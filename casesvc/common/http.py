@@ -144,6 +144,7 @@ def transactional(idempotent: bool = False):
     def decorator(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
+            from casesvc.audit.service import stage_for_commit
             from casesvc.auth.principal import current_principal
 
             key = request.headers.get("Idempotency-Key") if idempotent else None
@@ -160,6 +161,7 @@ def transactional(idempotent: bool = False):
                 if not isinstance(response, Response) or response.status_code >= 400:
                     db.session.rollback()
                     return response
+                stage_for_commit(response)
                 if key is not None:
                     db.session.execute(delete(IdempotencyKey).where(
                         IdempotencyKey.owner == owner, IdempotencyKey.key == key))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, not_, select
 
+from casesvc import audit
 from casesvc.cases.models import Case
 from casesvc.common.http import paginate
 from casesvc.common.timeutil import age_on, oslo_today, utcnow
@@ -55,7 +56,7 @@ def list_consents(case: Case, args: dict) -> dict:
         today = oslo_today()
         live = and_(Consent.withdrawn_at.is_(None), Consent.given_on <= today, Consent.expires_on >= today)
         stmt = stmt.where(live if args["active"] else not_(live))
-    return paginate(stmt, Consent, args["limit"], args.get("cursor"))
+    return audit.noted_page(paginate(stmt, Consent, args["limit"], args.get("cursor")))
 
 
 def withdraw_consent(consent: Consent) -> Consent:

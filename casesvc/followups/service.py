@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from casesvc import audit
 from casesvc.cases.models import Case
 from casesvc.common.http import paginate
 from casesvc.errors import Problem, field_error, not_found, validation_error
@@ -30,7 +31,7 @@ def list_entries(model, case: Case, principal: Principal, access: CaseAccess, ar
     for name in filters:
         if args.get(name):
             stmt = stmt.where(getattr(model, name) == args[name])
-    return paginate(stmt, model, args["limit"], args.get("cursor"))
+    return audit.noted_page(paginate(stmt, model, args["limit"], args.get("cursor")))
 
 
 def _corrected(model, case: Case, entry_id: str | None, principal: Principal, access: CaseAccess) -> str | None:

@@ -6,6 +6,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
+from casesvc import audit
 from casesvc.cases.models import Case
 from casesvc.cases.service import require_open
 from casesvc.common.http import paginate
@@ -105,7 +106,7 @@ def list_reactions(case: Case, args: dict) -> dict:
         stmt = stmt.where(Reaction.status == args["status"])
     if args.get("type"):
         stmt = stmt.where(Reaction.type == args["type"])
-    return paginate(stmt, Reaction, args["limit"], args.get("cursor"))
+    return audit.noted_page(paginate(stmt, Reaction, args["limit"], args.get("cursor")))
 
 
 def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:

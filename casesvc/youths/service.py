@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import current_app
 from sqlalchemy import select
 
+from casesvc import audit
 from casesvc.auth.principal import enforce
 from casesvc.cases.models import Case
 from casesvc.common.http import paginate
@@ -26,6 +27,7 @@ def youth_for(principal: Principal, youth_id: str, action: Action) -> Youth:
     youth = db.session.get(Youth, youth_id)
     if youth is None:
         raise not_found("youth")
+    audit.note(youth_id=youth.id)
     today = oslo_today()
     cases = db.session.scalars(select(Case).where(Case.youth_id == youth.id)).all()
     accesses = [case_access(principal, facts_of(case, principal.agency), today) for case in cases]
@@ -59,7 +61,7 @@ def list_youths(principal: Principal, args: dict) -> dict:
     stmt = select(Youth).where(visible_youths_clause(principal, oslo_today()))
     if args.get("national_id"):
         stmt = stmt.where(Youth.national_id == args["national_id"])
-    return paginate(stmt, Youth, args["limit"], args.get("cursor"))
+    return audit.noted_page(paginate(stmt, Youth, args["limit"], args.get("cursor")))
 
 
 def update_youth(youth: Youth, data: dict) -> Youth:

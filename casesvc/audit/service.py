@@ -1,0 +1,243 @@
+"""Recording audit events and sealing them into the hash chain.
+
+Every API request leaves one event: a successful write stages it in the request's own
+transaction (`stage_for_commit`, called by `transactional` just before its commit); any other
+request — a read, or a request that failed or was refused — records it in a transaction of its
+own before the response goes out (`record_response`). Services add what they know with `note()`:
+the case, the youth, the ids a list returned.
+
+The chain is not touched by requests: `seal()` moves inbox rows into `audit_events` in batches,
+under a non-blocking lock, so requests never queue behind one another on the chain's head.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import timezone
+
+from flask import Flask, has_request_context, request
+from sqlalchemy import delete, insert, select, text
+
+from casesvc.audit import chain
+from casesvc.audit.models import AuditEvent, AuditInbox
+from casesvc.common.timeutil import utcnow
+from casesvc.extensions import db
+
+log = logging.getLogger(__name__)
+
+_ENV_KEY = "casesvc.audit"
+SEAL_LOCK_KEY = 0x6361736573766331  # pg advisory lock id ("casesvc1")
+SEAL_BATCH = 5000
+
+
+def _context() -> dict:
+    return request.environ.setdefault(_ENV_KEY, {})
+
+
+def note(**fields) -> None:
+    """Add ids to the current request's event (case_id, youth_id, resource_type, resource_id,
+    ids, actor, action). Never names or free text."""
+    if has_request_context():
+        _context().update({k: v for k, v in fields.items() if v is not None})
+
+
+def skip() -> None:
+    """This request is not audited (documentation, health)."""
+    if has_request_context():
+        _context()["skip"] = True
+
+
+def outcome_of(status: int) -> str:
+    if status < 400:
+        return "allowed"
+    if status in (401, 403, 404):
+        return "denied"
+    return "error"
+
+
+def _event_from_request(status: int) -> dict:
+    ctx = _context()
+    principal = request.environ.get("casesvc.principal")
+    view_args = request.view_args or {}
+    resource_type, resource_id = ctx.get("resource_type"), ctx.get("resource_id")
+    if resource_id is None:  # the innermost id in the URL names the resource
+        for key in ("note_id", "event_id", "consent_id", "reaction_id", "youth_id", "case_id"):
+            if view_args.get(key):
+                resource_type, resource_id = resource_type or key.removesuffix("_id"), view_args[key]
+                break
+    if resource_type is None and resource_id is not None and request.endpoint:
+        # a creating endpoint (`create_event`, `add_signature`) names what it created
+        verb, _, noun = request.endpoint.rpartition(".")[2].partition("_")
+        if verb in ("create", "add"):
+            resource_type = noun
+    youth_id = ctx.get("youth_id") or (resource_id if resource_type == "youth" else None)
+    ids = ctx.get("ids")
+    return {
+        "id": str(uuid.uuid4()),
+        "at": utcnow(),
+        "actor": ctx.get("actor") or (principal.subject if principal else None),
+        "actor_role": ctx.get("actor_role") or (principal.role if principal else None),
+        "actor_agency": ctx.get("actor_agency") or (principal.agency if principal else None),
+        "action": ctx.get("action") or request.endpoint or "unmatched",
+        "resource_type": resource_type,
+        "resource_id": str(resource_id)[:64] if resource_id is not None else None,
+        "case_id": ctx.get("case_id") or _uuid_or_none(view_args.get("case_id")),
+        "youth_id": youth_id,
+        "ids": list(ids) if ids is not None else None,
+        "outcome": outcome_of(status),
+        "status": status,
+        "request_id": request.environ.get("casesvc.request_id"),
+        "ip": (request.remote_addr or "")[:45] or None,
+    }
+
+
+def _uuid_or_none(value) -> str | None:
+    """A URL id is recorded only when it is a well-formed id (it is attacker-chosen)."""
+    try:
+        return str(uuid.UUID(str(value))) if value else None
+    except ValueError:
+        return None
+
+
+def stage_for_commit(response) -> None:
+    """Called by `transactional` just before it commits a successful write: the event commits
+    with the work it records, or neither does."""
+    ctx = _context()
+    if ctx.get("skip"):
+        return
+    if "resource_id" not in ctx and response.is_json:
+        created = response.get_json(silent=True)
+        if isinstance(created, dict) and isinstance(created.get("id"), str):
+            ctx["resource_id"] = created["id"]
+    db.session.add(AuditInbox(**_event_from_request(response.status_code)))
+    ctx["recorded"] = True
+
+
+def record_response(status: int) -> None:
+    """Record the event of a request that did not stage one (reads, refusals, failures), in a
+    transaction of its own, before the response is sent. Raises if it cannot be recorded."""
+    ctx = _context()
+    if ctx.get("recorded") or ctx.get("skip"):
+        return
+    event = _event_from_request(status)
+    db.session.rollback()  # whatever the request left is not ours to commit
+    db.session.execute(insert(AuditInbox), [event])
+    db.session.commit()
+    ctx["recorded"] = True
+
+
+def record(action: str, outcome: str, **fields) -> None:
+    """An event outside an API request (CLI, worker), in its own transaction."""
+    event = {"id": str(uuid.uuid4()), "at": utcnow(), "action": action, "outcome": outcome,
+             **{k: fields.get(k) for k in ("actor", "actor_role", "actor_agency", "resource_type", "resource_id",
+                                           "case_id", "youth_id", "ids", "status", "request_id", "ip")}}
+    db.session.execute(insert(AuditInbox), [event])
+    db.session.commit()
+
+
+# --- sealing ---------------------------------------------------------------------------------
+
+def _head(conn) -> tuple[int, str]:
+    row = conn.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    return (row.seq, row.hash) if row else (0, chain.GENESIS)
+
+
+_INBOX_COLUMNS = [c for c in AuditInbox.__table__.columns if c.name != "n"]
+
+
+def seal(batch: int = SEAL_BATCH, until_empty: bool = True) -> int:
+    """Move inbox rows into the chain. Returns how many were sealed. Safe to run anywhere and
+    concurrently: on PostgreSQL one sealer works at a time (a try-lock, others return at once);
+    on any database the primary key on `seq` refuses a second sealer's fork of the chain."""
+    total = 0
+    while True:
+        sealed = _seal_batch(batch)
+        total += sealed
+        if sealed < batch or not until_empty:
+            return total
+
+
+def _seal_batch(batch: int) -> int:
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    engine = db.engine
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                if not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEAL_LOCK_KEY}):
+                    return 0
+            rows = conn.execute(select(AuditInbox.n, *_INBOX_COLUMNS).order_by(AuditInbox.n).limit(batch)).all()
+            if not rows:
+                return 0
+            seq, prev = _head(conn)
+            sealed = []
+            for row in rows:
+                seq += 1
+                fields = {c.name: getattr(row, c.name) for c in _INBOX_COLUMNS}
+                event = chain.link(_chain_view(fields), seq, prev)
+                prev = event["hash"]
+                sealed.append({**fields, "seq": seq, "prev_hash": event["prev_hash"], "hash": event["hash"]})
+            conn.execute(insert(AuditEvent), sealed)
+            numbers = [row.n for row in rows]
+            for start in range(0, len(numbers), 1000):
+                conn.execute(delete(AuditInbox).where(AuditInbox.n.in_(numbers[start:start + 1000])))
+            return len(rows)
+    except (IntegrityError, OperationalError) as exc:  # another sealer won the race, or SQLite is busy
+        log.info("audit seal skipped: %s", exc.__class__.__name__)
+        return 0
+
+
+def _chain_view(fields: dict) -> dict:
+    """The event as the chain sees it: instants as RFC 3339 with microseconds."""
+    view = dict(fields)
+    view["at"] = chain_time(fields["at"])
+    return view
+
+
+def chain_time(at) -> str | None:
+    """Instants in the chain: UTC, microseconds, `Z` — exact on SQLite and PostgreSQL."""
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at else None
+
+
+def event_dict(row) -> dict:
+    """A sealed event as the API, the export and the verifier see it."""
+    fields = {name: getattr(row, name) for name in chain.CHAINED_FIELDS}
+    fields["at"] = chain_time(row.at)
+    fields["hash"] = row.hash
+    return fields
+
+
+class _Throttle:
+    """Seal from request processes at most every `interval` seconds each: the unsealed tail
+    stays short without a separate process, and requests do not queue on the chain."""
+
+    def __init__(self, interval: float):
+        self.interval = interval
+        self.last = 0.0
+        self.lock = threading.Lock()
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            if now - self.last < self.interval:
+                return False
+            self.last = now
+            return True
+
+
+def register_audit_hooks(app: Flask) -> None:
+    throttle = _Throttle(app.config["CASESVC"].audit_seal_interval)
+
+    @app.teardown_request
+    def _seal_after(exc):
+        if _ENV_KEY in request.environ and request.environ[_ENV_KEY].get("recorded") and throttle.due():
+            try:
+                seal(until_empty=False)
+            except Exception:  # sealing is retried by the next request; never fail a response for it
+                log.exception("audit seal failed")
+            finally:
+                db.session.remove()
+
+    app.extensions["casesvc.audit_throttle"] = throttle
