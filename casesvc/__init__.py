@@ -71,6 +71,8 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     register_request_hooks(app)
     register_audit_hooks(app)
 
+    from casesvc.audit.views import blp as audit_blp
+    from casesvc.auth.client_views import blp as clients_blp
     from casesvc.auth.views import blp as auth_blp
     from casesvc.cases.views import blp as cases_blp
     from casesvc.consents.views import blp as consents_blp
@@ -79,9 +81,13 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.reactions.views import blp as reactions_blp
     from casesvc.youths.views import blp as youths_blp
 
-    for blueprint in (auth_blp, youths_blp, cases_blp, reactions_blp, followups_blp, consents_blp, ops_blp):
+    for blueprint in (auth_blp, audit_blp, youths_blp, cases_blp, reactions_blp, followups_blp, consents_blp, ops_blp):
         api.register_blueprint(blueprint)
+    api.register_blueprint(clients_blp)
     register_docs(app)
+
+    from casesvc.auth.limits import init_limits
+    init_limits(app)  # wraps the token endpoint: after the blueprints
 
     from casesvc.cli import register_app_commands
     register_app_commands(app)

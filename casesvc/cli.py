@@ -1,6 +1,7 @@
 """The `casesvc` command. Every expected error is one line on stderr and a non-zero exit."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -31,15 +32,28 @@ def _app():
         raise CommandError(str(exc)) from exc
 
 
-def _with_app(fn):
-    """Run `fn` inside an app context, turning expected failures into one-line errors."""
+@contextlib.contextmanager
+def database_errors():
+    """An unreachable or unmigrated database is a one-line error, not a traceback."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
+    from casesvc.extensions import db
+
+    try:
+        yield
+    except (OperationalError, ProgrammingError) as exc:
+        db.session.rollback()
+        raise CommandError("the database is unreachable or not migrated; run `casesvc db upgrade` "
+                           f"({exc.orig.__class__.__name__})") from exc
+
+
+def _with_app(fn):
+    """Run `fn` inside an app context and commit, turning expected failures into one-line errors."""
     from casesvc.agencies.service import InvalidInput
     from casesvc.extensions import db
 
     app = _app()
-    with app.app_context():
+    with app.app_context(), database_errors():
         try:
             result = fn()
             db.session.commit()
@@ -47,10 +61,6 @@ def _with_app(fn):
         except InvalidInput as exc:
             db.session.rollback()
             raise CommandError(str(exc)) from exc
-        except (OperationalError, ProgrammingError) as exc:
-            db.session.rollback()
-            raise CommandError("the database is unreachable or not migrated; run `casesvc db upgrade` "
-                               f"({exc.orig.__class__.__name__})") from exc
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,6 +176,150 @@ def openapi_export(output):
     else:
         Path(output).write_text(text)
         click.echo(f"wrote {output}", err=True)
+
+
+@cli.group()
+def audit():
+    """The tamper-evident audit log."""
+
+
+def _read_json_file(path: str, what: str) -> dict:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"cannot read {what} {path}: {exc.__class__.__name__}") from exc
+    if not isinstance(data, dict):
+        raise CommandError(f"{path} is not a {what}")
+    return data
+
+
+def _signing_key(app) -> str:
+    key = app.config["CASESVC"].audit_signing_key
+    if not key:
+        raise CommandError("CASESVC_AUDIT_SIGNING_KEY is not set (keep it outside the database)")
+    return key
+
+
+@audit.command("verify")
+@click.option("--file", "export_file", type=click.Path(exists=True, dir_okay=False),
+              help="Verify an export (JSONL or CSV) offline instead of the database.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
+              help="A signed checkpoint from `casesvc audit checkpoint` the chain must still lead to.")
+def audit_verify(export_file, checkpoint):
+    """Exit 0 when the chain is intact; 1, with the first bad seq on stderr, when not."""
+    import json
+
+    from casesvc.audit import store
+    from casesvc.audit.service import record
+
+    app = _app()
+    with app.app_context():
+        try:
+            if export_file:
+                verdict = store.verify_export(export_file)
+                hashes = None
+            else:
+                with database_errors():
+                    verdict = store.verify_database()
+                hashes = store.database_hash_at
+        except store.ExportFormatError as exc:
+            raise CommandError(str(exc)) from exc
+        problem = None
+        if checkpoint:
+            saved = _read_json_file(checkpoint, "checkpoint")
+            if export_file:
+                seen = {}
+                for event in store.read_export(export_file):
+                    if event.get("seq") == saved.get("seq"):
+                        seen[event["seq"]] = event.get("hash")
+                hashes = seen.get
+            problem = store.check_checkpoint(saved, _signing_key(app), hashes)
+        if not export_file:
+            record("audit.verify", "allowed" if verdict["valid"] and not problem else "error")
+    click.echo(json.dumps({**verdict, "checkpoint_problem": problem}))
+    if not verdict["valid"]:
+        click.echo(f"casesvc: audit chain broken at seq {verdict['first_invalid_seq']}: {verdict['reason']}",
+                   err=True)
+        sys.exit(1)
+    if problem:
+        click.echo(f"casesvc: {problem}", err=True)
+        sys.exit(1)
+
+
+@audit.command("checkpoint")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default="-", show_default=True)
+def audit_checkpoint(output):
+    """Print the chain's head signed with CASESVC_AUDIT_SIGNING_KEY; keep it outside the database."""
+    import json
+
+    from casesvc.audit import store
+    from casesvc.audit.service import record
+
+    app = _app()
+    with app.app_context():
+        key = _signing_key(app)
+        with database_errors():
+            checkpoint = store.sign_checkpoint(key)
+        record("audit.checkpoint", "allowed", resource_type="audit_head", resource_id=str(checkpoint["seq"]))
+    text = json.dumps(checkpoint, indent=2) + "\n"
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text)
+        click.echo(f"wrote {output}", err=True)
+
+
+@audit.command("export")
+@click.option("--from", "start", help="RFC 3339 instant (inclusive)")
+@click.option("--to", "end", help="RFC 3339 instant (exclusive)")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default="-", show_default=True)
+def audit_export(start, end, fmt, output):
+    """Stream the events as JSONL or CSV, with the chain fields, in flat memory."""
+    from casesvc.audit import store
+    from casesvc.audit.service import record
+
+    start_at, end_at = _instant(start, "--from"), _instant(end, "--to")
+    app = _app()
+    with app.app_context():
+        handle = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
+        try:
+            with database_errors():
+                for chunk in store.export_lines(start_at, end_at, fmt):
+                    handle.write(chunk)
+        finally:
+            if handle is not sys.stdout:
+                handle.close()
+        record("audit.export", "allowed")
+
+
+@audit.command("seal")
+def audit_seal():
+    """Seal every recorded event into the chain now (requests also do it as they go)."""
+    from casesvc.audit.service import seal
+
+    app = _app()
+    with app.app_context():
+        with database_errors():
+            count = seal()
+    click.echo(f"sealed {count} events")
+
+
+def _instant(value: str | None, option: str):
+    from datetime import datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.UsageError(f"{option} must be an RFC 3339 instant, e.g. 2027-01-05T08:00:00Z") from exc
+    if parsed.tzinfo is None:
+        raise click.UsageError(f"{option} needs a time zone, e.g. 2027-01-05T08:00:00Z")
+    return parsed
 
 
 def register_app_commands(app) -> None:

@@ -33,6 +33,7 @@ class Principal:
     municipalities: frozenset[str] = frozenset()
     scopes: frozenset[str] = frozenset()
     username: str | None = None
+    kind: str = "user"  # "user", or "client" for an API client's client_credentials token
 
     @property
     def is_staff(self) -> bool:
@@ -107,6 +108,8 @@ class Action(enum.Enum):
     WRITE_YOUTH = ("cases:write", False)
     CREATE_YOUTH = ("cases:write", False)
     CREATE_CASE = ("cases:write", False)
+    READ_REMINDERS = ("reminders:read", False)
+    WRITE_REMINDER = ("reminders:write", False)
 
     @property
     def scope(self) -> str:
@@ -249,3 +252,33 @@ def visible_entries_clause(model, principal: Principal, access: CaseAccess):
     if hasattr(model, "condition_agency"):
         clauses.append(and_(model.kind == "drug_test", model.condition_agency == principal.agency))
     return or_(*clauses)
+
+
+# --- The audit log ----------------------------------------------------------------------------
+
+def check_audit_reader(principal: Principal) -> Decision:
+    """The audit log (ids and codes, no content) is for admin and auditor, with `audit:read`."""
+    if principal.role not in NO_CONTENT_ROLES:
+        return Decision(False, 403, "audit-readers-only", "Only admin and auditor read the audit log.")
+    if "audit:read" not in principal.scopes:
+        return Decision(False, 403, "insufficient-scope", "The token lacks the scope audit:read.")
+    return ALLOW
+
+
+def access_log_decision(principal: Principal, accesses: list[CaseAccess], youth_is_visible: bool) -> Decision:
+    """A youth's access log (who read or changed their data): for admin, auditor, the lead
+    agency of one of the youth's cases, and a coordinator taking part in one."""
+    if principal.role in NO_CONTENT_ROLES:
+        return check_audit_reader(principal)
+    if not principal.is_staff:
+        return Decision(False, 403, "forbidden", "No access.")
+    if "cases:read" not in principal.scopes:
+        return Decision(False, 403, "insufficient-scope", "The token lacks the scope cases:read.")
+    if not youth_is_visible:
+        return Decision(False, 404, "not-found", "No such youth.")
+    if any(a.relation is Relation.LEAD for a in accesses):
+        return ALLOW
+    if principal.role == "coordinator" and any(a.relation in (Relation.LEAD, Relation.SHARED) for a in accesses):
+        return ALLOW
+    return Decision(False, 403, "lead-agency-required",
+                    "The access log is for the lead agency, a coordinator, admin and auditor.")
