@@ -99,8 +99,14 @@ def agencies():
 def agencies_create(code, kind, name, municipalities):
     """Create an agency."""
     from casesvc.agencies.service import create_agency, parse_municipalities
+    from casesvc.audit.service import stage
 
-    agency = _with_app(lambda: create_agency(code, kind, name, parse_municipalities(municipalities)).code)
+    def create():
+        created = create_agency(code, kind, name, parse_municipalities(municipalities))
+        stage("agencies.create", "allowed", actor="cli", actor_role="admin", resource_type="agency",
+              resource_id=created.code)
+        return created.code
+    agency = _with_app(create)
     click.echo(f"agency {agency} created")
 
 
@@ -117,12 +123,44 @@ def users():
 def users_create(username, role, agency_code, password_stdin):
     """Create a user; the password is read from standard input, never from the command line."""
     from casesvc.agencies.service import create_user
+    from casesvc.audit.service import stage
 
     if not password_stdin:
         raise click.UsageError("pass --password-stdin and give the password on standard input")
     password = sys.stdin.readline().rstrip("\r\n")
-    user_id = _with_app(lambda: create_user(username, role, agency_code, password).id)
+    def create():
+        user = create_user(username, role, agency_code, password)
+        stage("users.create", "allowed", actor="cli", actor_role="admin", resource_type="user", resource_id=user.id)
+        return user.id
+    user_id = _with_app(create)
     click.echo(f"user {username} created ({user_id})")
+
+
+@cli.group()
+def clients():
+    """API clients for the client_credentials grant."""
+
+
+@clients.command("create")
+@click.argument("name")
+@click.option("--role", required=True)
+@click.option("--agency", "agency_code")
+@click.option("--scopes", required=True, help='Space-separated, e.g. "cases:read reminders:read"')
+def clients_create(name, role, agency_code, scopes):
+    """Create an API client; prints client_id and client_secret once, as JSON (only a hash of the
+    secret is stored)."""
+    import json
+
+    from casesvc.audit.service import record
+    from casesvc.auth.clients import create_client
+
+    def run():
+        client, secret = create_client(name, role, agency_code, scopes)
+        record("cli.clients.create", "allowed", resource_type="client", resource_id=client.id)
+        return {"client_id": client.id, "client_secret": secret, "name": client.name, "role": client.role,
+                "agency": client.agency_code, "scopes": client.scopes.split()}
+
+    click.echo(json.dumps(_with_app(run), indent=2))
 
 
 @cli.group()

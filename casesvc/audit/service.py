@@ -128,12 +128,19 @@ def record_response(status: int) -> None:
     ctx["recorded"] = True
 
 
+_FIELDS = ("actor", "actor_role", "actor_agency", "resource_type", "resource_id", "case_id", "youth_id", "ids",
+           "status", "request_id", "ip")
+
+
+def stage(action: str, outcome: str, **fields) -> None:
+    """An event outside an API request (CLI, worker), committed with the caller's work."""
+    db.session.add(AuditInbox(id=str(uuid.uuid4()), at=utcnow(), action=action, outcome=outcome,
+                              **{k: fields.get(k) for k in _FIELDS}))
+
+
 def record(action: str, outcome: str, **fields) -> None:
     """An event outside an API request (CLI, worker), in its own transaction."""
-    event = {"id": str(uuid.uuid4()), "at": utcnow(), "action": action, "outcome": outcome,
-             **{k: fields.get(k) for k in ("actor", "actor_role", "actor_agency", "resource_type", "resource_id",
-                                           "case_id", "youth_id", "ids", "status", "request_id", "ip")}}
-    db.session.execute(insert(AuditInbox), [event])
+    stage(action, outcome, **fields)
     db.session.commit()
 
 
