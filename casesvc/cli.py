@@ -346,6 +346,29 @@ def audit_seal():
     click.echo(f"sealed {count} events")
 
 
+@cli.group()
+def retention():
+    """Deleting what may no longer be kept."""
+
+
+@retention.command("run")
+@click.option("--now", help="RFC 3339 instant to judge ages from (default: now)")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+def retention_run(now, dry_run):
+    """Delete closed cases older than CASESVC_RETENTION_DAYS (not under legal hold), and youths left
+    without a case. The audit log keeps its events."""
+    import json
+
+    from casesvc.common.timeutil import utcnow
+    from casesvc.retention.service import run
+
+    at = _instant(now, "--now") or utcnow()
+    app = _app()
+    with app.app_context(), database_errors():
+        result = run(at, app.config["CASESVC"].retention_days, dry_run)
+    click.echo(json.dumps({"dry_run": dry_run, **result.as_dict()}))
+
+
 def _instant(value: str | None, option: str):
     from datetime import datetime
 

@@ -62,6 +62,7 @@ class Settings:
     password_hash_profile: str
     instance_path: Path
     audit_seal_interval: float = 0.5
+    retention_days: int = 1825
     audit_signing_key: str | None = None
     # identity (casesvc/auth): see _identity_settings()
     secret_keys_previous: tuple[str, ...] = ()
@@ -81,6 +82,19 @@ class Settings:
     ratelimit_key_prefix: str = "casesvc"
     ratelimit_login_per_ip: str = "30/minute"
     ratelimit_login_per_username: str = "10/minute"
+    # reminders (casesvc/reminders): see _reminder_settings()
+    reminder_reaction_ending_days: int = 14
+    reminder_consent_expiring_days: int = 30
+    reminder_no_contact_days: int = 30
+    reminder_conversation_days: int = 1
+    reminder_plan_review_months: int = 3
+    reminder_escalation_days: int = 3
+    webhook_timeout: float = 5.0
+    webhook_backoff_seconds: int = 60
+    webhook_backoff_max_seconds: int = 6 * 3600
+    webhook_max_attempts: int = 8
+    webhook_lease_seconds: int = 300
+    webhook_concurrency: int = 8
 
     @property
     def oidc_enabled(self) -> bool:
@@ -129,8 +143,10 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
         instance_path=instance_path,
         audit_seal_interval=_float("CASESVC_AUDIT_SEAL_INTERVAL", 0.5),
         audit_signing_key=_env("CASESVC_AUDIT_SIGNING_KEY"),
+        retention_days=_int("CASESVC_RETENTION_DAYS", 1825),
     )
     settings = replace(settings, **_identity_settings(env))
+    settings = replace(settings, **_reminder_settings())
     # any other setting may be given directly (tests, embedding)
     extra = {k: v for k, v in overrides.items() if k not in ("env", "database_url", "secret_key")}
     unknown = set(extra) - {f.name for f in fields(Settings)}
@@ -199,3 +215,36 @@ def _check_identity_settings(settings: Settings) -> Settings:
                                                        "redis+cluster://", "memcached://")):
         raise ConfigError("CASESVC_RATELIMIT_STORAGE_URI must be memory:// or a redis:// URL")
     return settings
+
+
+def _positive(name: str, value):
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {value}")
+    return value
+
+
+def _reminder_settings() -> dict:
+    """Day counts of the reminder rules and the webhook delivery policy (README: Reminders)."""
+    return {
+        "reminder_reaction_ending_days": _positive("CASESVC_REMINDER_REACTION_ENDING_DAYS",
+                                                   _int("CASESVC_REMINDER_REACTION_ENDING_DAYS", 14)),
+        "reminder_consent_expiring_days": _positive("CASESVC_REMINDER_CONSENT_EXPIRING_DAYS",
+                                                    _int("CASESVC_REMINDER_CONSENT_EXPIRING_DAYS", 30)),
+        "reminder_no_contact_days": _positive("CASESVC_REMINDER_NO_CONTACT_DAYS",
+                                              _int("CASESVC_REMINDER_NO_CONTACT_DAYS", 30)),
+        "reminder_conversation_days": _positive("CASESVC_REMINDER_CONVERSATION_DAYS",
+                                                _int("CASESVC_REMINDER_CONVERSATION_DAYS", 1)),
+        "reminder_plan_review_months": _positive("CASESVC_REMINDER_PLAN_REVIEW_MONTHS",
+                                                 _int("CASESVC_REMINDER_PLAN_REVIEW_MONTHS", 3)),
+        "reminder_escalation_days": _positive("CASESVC_REMINDER_ESCALATION_DAYS",
+                                              _int("CASESVC_REMINDER_ESCALATION_DAYS", 3)),
+        "webhook_timeout": _positive("CASESVC_WEBHOOK_TIMEOUT", _float("CASESVC_WEBHOOK_TIMEOUT", 5.0)),
+        "webhook_backoff_seconds": _positive("CASESVC_WEBHOOK_BACKOFF_SECONDS",
+                                             _int("CASESVC_WEBHOOK_BACKOFF_SECONDS", 60)),
+        "webhook_backoff_max_seconds": _positive("CASESVC_WEBHOOK_BACKOFF_MAX_SECONDS",
+                                                 _int("CASESVC_WEBHOOK_BACKOFF_MAX_SECONDS", 6 * 3600)),
+        "webhook_max_attempts": _positive("CASESVC_WEBHOOK_MAX_ATTEMPTS", _int("CASESVC_WEBHOOK_MAX_ATTEMPTS", 8)),
+        "webhook_lease_seconds": _positive("CASESVC_WEBHOOK_LEASE_SECONDS",
+                                           _int("CASESVC_WEBHOOK_LEASE_SECONDS", 300)),
+        "webhook_concurrency": _positive("CASESVC_WEBHOOK_CONCURRENCY", _int("CASESVC_WEBHOOK_CONCURRENCY", 8)),
+    }

@@ -30,6 +30,7 @@ class CasePatchSchema(ma.Schema):
     summary = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10000))
     participants = ma.fields.List(ma.fields.String(), validate=ma.validate.Length(min=1))
     coordinator = ma.fields.String(allow_none=True)
+    legal_hold = ma.fields.Boolean(metadata={"description": "Keep the case past retention (lead or coordinator)"})
 
 
 class CaseQuery(PageQuery):

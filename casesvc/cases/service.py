@@ -128,6 +128,8 @@ def list_cases(principal: Principal, args: dict) -> dict:
 def update_case(principal: Principal, case: Case, data: dict) -> Case:
     if "summary" in data:
         case.summary = data["summary"]
+    if "legal_hold" in data:
+        case.legal_hold = data["legal_hold"]
     participants = case.participant_codes
     if "participants" in data:
         if case.lead_agency not in data["participants"]:
