@@ -66,16 +66,12 @@ class VerifySchema(ma.Schema):
     unsealed = ma.fields.Integer()
 
 
-class AccessLogEntrySchema(ma.Schema):
-    at = ma.fields.String()
-    actor = ma.fields.String(allow_none=True, metadata={"description": "User or client id"})
-    actor_role = ma.fields.String(allow_none=True)
-    actor_agency = ma.fields.String(allow_none=True)
-    action = ma.fields.String()
-    resource_type = ma.fields.String(allow_none=True)
-    resource_id = ma.fields.String(allow_none=True)
-    case_id = ma.fields.String(allow_none=True)
-    outcome = ma.fields.String()
+class AccessLogEntrySchema(AuditEventSchema):
+    """Who, when, what, with what outcome — not the ids other calls returned."""
+
+    class Meta:
+        fields = ("at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
+                  "case_id", "outcome")
 
 
 class AccessLogPageSchema(ma.Schema):

@@ -9,13 +9,10 @@ from casesvc.audit.models import AuditEvent
 from casesvc.audit.schemas import (AccessLogPageSchema, AccessLogQuery, AuditPageSchema, AuditQuery, ExportQuery,
                                    HeadSchema, VerifySchema)
 from casesvc.auth.principal import current_principal, enforce
-from casesvc.cases.models import Case
-from casesvc.cases.service import facts_of
-from casesvc.common.timeutil import oslo_today
-from casesvc.errors import field_error, not_found
+from casesvc.errors import field_error
 from casesvc.extensions import db
-from casesvc.policy import access_log_decision, case_access, check_audit_reader, youth_visible
-from casesvc.youths.models import Youth
+from casesvc.policy import access_log_decision, check_audit_reader, youth_visible
+from casesvc.youths.service import accesses_to_cases_of, load_youth
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="The tamper-evident audit log")
 
@@ -91,14 +88,8 @@ def export(args):
 def access_log(args, youth_id):
     """Who (agency, role, user) read or changed this youth's data, and when — the right of access"""
     principal = current_principal()
-    youth = db.session.get(Youth, youth_id)
-    if youth is None:
-        raise not_found("youth")
-    service.note(youth_id=youth.id)
-    today = oslo_today()
-    cases = db.session.scalars(select(Case).where(Case.youth_id == youth.id)).all()
-    accesses = [case_access(principal, facts_of(case, principal.agency), today) for case in cases]
-    visible = youth_visible(principal, youth.created_by_agency, accesses)
-    enforce(access_log_decision(principal, accesses, visible))
+    youth = load_youth(youth_id)
+    accesses = accesses_to_cases_of(principal, youth)
+    enforce(access_log_decision(principal, accesses, youth_visible(principal, youth.created_by_agency, accesses)))
     service.seal()
     return _seq_page(select(AuditEvent).where(AuditEvent.youth_id == youth.id), args["limit"], args.get("cursor"))

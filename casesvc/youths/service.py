@@ -11,7 +11,7 @@ from casesvc.common.http import paginate
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.errors import Problem, field_error, not_found
 from casesvc.extensions import db
-from casesvc.policy import Action, Decision, Principal, case_access, check_role, visible_youths_clause, youth_visible
+from casesvc.policy import Action, CaseAccess, Decision, Principal, case_access, check_role, visible_youths_clause, youth_visible
 from casesvc.youths import national_id as nid
 from casesvc.youths.models import Guardian, Youth
 
@@ -20,18 +20,27 @@ def _guardians(items: list[dict]) -> list[Guardian]:
     return [Guardian(position=i, **item) for i, item in enumerate(items)]
 
 
-def youth_for(principal: Principal, youth_id: str, action: Action) -> Youth:
-    from casesvc.cases.service import facts_of
-
-    enforce(check_role(principal, action))
+def load_youth(youth_id: str) -> Youth:
     youth = db.session.get(Youth, youth_id)
     if youth is None:
         raise not_found("youth")
-    audit.note(youth_id=youth.id)
+    audit.note(youth_id=youth.id)  # recorded whether allowed or refused
+    return youth
+
+
+def accesses_to_cases_of(principal: Principal, youth: Youth) -> list[CaseAccess]:
+    """How the caller relates to each of the youth's cases (invariant 6 needs all of them)."""
+    from casesvc.cases.service import facts_of
+
     today = oslo_today()
     cases = db.session.scalars(select(Case).where(Case.youth_id == youth.id)).all()
-    accesses = [case_access(principal, facts_of(case, principal.agency), today) for case in cases]
-    if not youth_visible(principal, youth.created_by_agency, accesses):
+    return [case_access(principal, facts_of(case, principal.agency), today) for case in cases]
+
+
+def youth_for(principal: Principal, youth_id: str, action: Action) -> Youth:
+    enforce(check_role(principal, action))
+    youth = load_youth(youth_id)
+    if not youth_visible(principal, youth.created_by_agency, accesses_to_cases_of(principal, youth)):
         enforce(Decision(False, 404, "not-found", "No such youth."))
     return youth
 
