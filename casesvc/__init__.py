@@ -49,6 +49,11 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
             "security": [{"bearerAuth": []}],
         },
     )
+    if settings.trusted_proxies > 0:
+        # behind N reverse proxies: the client address (audit, rate limits) comes from X-Forwarded-For
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     app.json.sort_keys = False  # fields in schema order: id first, as documented
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -79,9 +84,11 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.followups.views import blp as followups_blp
     from casesvc.ops.views import blp as ops_blp, register_docs
     from casesvc.reactions.views import blp as reactions_blp
+    from casesvc.reminders.views import blp as reminders_blp, hooks_blp as webhooks_blp
     from casesvc.youths.views import blp as youths_blp
 
-    for blueprint in (auth_blp, audit_blp, youths_blp, cases_blp, reactions_blp, followups_blp, consents_blp, ops_blp):
+    for blueprint in (auth_blp, audit_blp, youths_blp, cases_blp, reactions_blp, followups_blp, consents_blp,
+                      reminders_blp, webhooks_blp, ops_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(clients_blp)
     register_docs(app)

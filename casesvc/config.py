@@ -63,6 +63,7 @@ class Settings:
     instance_path: Path
     audit_seal_interval: float = 0.5
     retention_days: int = 1825
+    trusted_proxies: int = 0
     audit_signing_key: str | None = None
     # identity (casesvc/auth): see _identity_settings()
     secret_keys_previous: tuple[str, ...] = ()
@@ -144,6 +145,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
         audit_seal_interval=_float("CASESVC_AUDIT_SEAL_INTERVAL", 0.5),
         audit_signing_key=_env("CASESVC_AUDIT_SIGNING_KEY"),
         retention_days=_int("CASESVC_RETENTION_DAYS", 1825),
+        trusted_proxies=_int("CASESVC_TRUSTED_PROXIES", 0),
     )
     settings = replace(settings, **_identity_settings(env))
     settings = replace(settings, **_reminder_settings())

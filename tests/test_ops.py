@@ -178,3 +178,22 @@ def test_docs_without_trailing_slash_reaches_the_page(client):
     resp = client.get("/docs", follow_redirects=True)
     assert resp.status_code == 200
     assert "swagger" in resp.get_data(as_text=True).lower()
+
+
+def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(tmp_path):
+    from casesvc import create_app
+
+    proxied = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'p.sqlite3'}",
+                          "trusted_proxies": 1}, instance_path=tmp_path)
+
+    @proxied.route("/_whoami")
+    def _whoami():
+        from flask import request
+        return request.remote_addr or ""
+
+    direct = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'd.sqlite3'}"},
+                        instance_path=tmp_path)
+    direct.add_url_rule("/_whoami", view_func=_whoami)
+    headers = {"X-Forwarded-For": "203.0.113.7"}
+    assert proxied.test_client().get("/_whoami", headers=headers).get_data(as_text=True) == "203.0.113.7"
+    assert direct.test_client().get("/_whoami", headers=headers).get_data(as_text=True) != "203.0.113.7"
