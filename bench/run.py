@@ -120,18 +120,18 @@ def ensure_database(url: str) -> None:
         engine.dispose()
 
 
-def reset_schema() -> None:
-    """Drop everything, then `casesvc db upgrade` (the real migrations)."""
-    from flask_migrate import upgrade
+def reset_schema(env: dict) -> None:
+    """Drop everything, then `casesvc db upgrade` (the real migrations, as an operator runs them)."""
     from sqlalchemy import text
 
     from casesvc.extensions import db
-    from casesvc.migrations_runner import migrations_directory
 
     with db.engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
-    upgrade(directory=migrations_directory())
+    db.engine.dispose()
+    subprocess.run([sys.executable, "-m", "casesvc.cli", "db", "upgrade"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def synthetic_numbers(count: int):
@@ -192,12 +192,16 @@ def seed(count: int) -> None:
 def police_token() -> str:
     from flask_jwt_extended import create_access_token
     from sqlalchemy import select
+    from sqlalchemy.exc import ProgrammingError
 
     from casesvc.auth.models import User
     from casesvc.extensions import db
     from casesvc.policy import ROLE_SCOPES
 
-    user = db.session.scalar(select(User).where(User.username == USERS[0][0]))
+    try:
+        user = db.session.scalar(select(User).where(User.username == USERS[0][0]))
+    except ProgrammingError:  # no schema yet
+        user = None
     if user is None:
         raise BenchError("the bench database has no bench data; run without --skip-seed")
     return create_access_token(identity=user.id, expires_delta=timedelta(hours=2), additional_claims={
@@ -354,12 +358,14 @@ def main() -> int:
     from casesvc import create_app
     from casesvc.extensions import db
 
-    # development settings only for seeding: they accept the synthetic national ids of test data
-    app = create_app({"env": "development", "database_url": url, "secret_key": secret}, instance_path=workdir)
+    # development settings only for seeding: they accept the synthetic national ids of test data;
+    # no audit sealing after requests, so the query counts are those of the request alone
+    app = create_app({"env": "development", "database_url": url, "secret_key": secret, "audit_seal_interval": 1e9},
+                     instance_path=workdir)
     with app.app_context():
         if not args.skip_seed:
             print(f"resetting the schema and seeding {args.cases} cases")
-            reset_schema()
+            reset_schema(env)
             seed(args.cases)
         token = police_token()
         case_id = some_case_id()

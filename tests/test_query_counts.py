@@ -22,9 +22,9 @@ from tests.conftest import youth_number
 
 ROWS = 55          # more than the larger page, so both pages are full
 SMALL, LARGE = 5, 50
-# Measured: the token's user and agency, the case, its participants (selectin), the consents
-# naming the caller, and the audit event's insert.
-SINGLE_CASE_MAX_QUERIES = 5
+# Measured: the token's user and agency (one query), the case with its participants (joined), no
+# consent query for the lead, and the audit event's insert.
+SINGLE_CASE_MAX_QUERIES = 3 + 1
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ under a non-blocking lock, so requests never queue behind one another on the cha
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -38,7 +39,7 @@ def _context() -> dict:
 
 def note(**fields) -> None:
     """Add ids to the current request's event (case_id, youth_id, resource_type, resource_id,
-    ids, actor, action). Never names or free text."""
+    ids, actor, action, outcome when the status alone does not tell). Never names or free text."""
     if has_request_context():
         _context().update({k: v for k, v in fields.items() if v is not None})
 
@@ -52,7 +53,7 @@ def skip() -> None:
 def outcome_of(status: int) -> str:
     if status < 400:
         return "allowed"
-    if status in (401, 403, 404):
+    if status in (401, 403, 404, 429):
         return "denied"
     return "error"
 
@@ -65,7 +66,7 @@ def _event_from_request(status: int) -> dict:
     if resource_id is None:  # the innermost id in the URL names the resource
         for key in ("note_id", "event_id", "consent_id", "reaction_id", "youth_id", "case_id"):
             if view_args.get(key):
-                resource_type, resource_id = resource_type or key.removesuffix("_id"), view_args[key]
+                resource_type, resource_id = resource_type or key.removesuffix("_id"), _uuid_or_none(view_args[key])
                 break
     if resource_type is None and resource_id is not None and request.endpoint:
         # a creating endpoint (`create_event`, `add_signature`) names what it created
@@ -86,7 +87,7 @@ def _event_from_request(status: int) -> dict:
         "case_id": ctx.get("case_id") or _uuid_or_none(view_args.get("case_id")),
         "youth_id": youth_id,
         "ids": list(ids) if ids is not None else None,
-        "outcome": outcome_of(status),
+        "outcome": ctx.get("outcome") or outcome_of(status),
         "status": status,
         "request_id": request.environ.get("casesvc.request_id"),
         "ip": (request.remote_addr or "")[:45] or None,
@@ -112,17 +113,22 @@ def stage_for_commit(response) -> None:
         if isinstance(created, dict) and isinstance(created.get("id"), str):
             ctx["resource_id"] = created["id"]
     db.session.add(AuditInbox(**_event_from_request(response.status_code)))
-    ctx["recorded"] = True
+    # recorded only once that commit succeeds: if it fails, the error response is recorded instead
+    ctx["staged"] = response.status_code
 
 
 def record_response(status: int) -> None:
     """Record the event of a request that did not stage one (reads, refusals, failures), in a
     transaction of its own, before the response is sent. Raises if it cannot be recorded."""
     ctx = _context()
+    if ctx.get("staged") == status:  # the staged event committed with the work this response reports
+        ctx["recorded"] = True
     if ctx.get("recorded") or ctx.get("skip"):
         return
     event = _event_from_request(status)
-    db.session.rollback()  # whatever the request left is not ours to commit
+    if status >= 400 or db.session.new or db.session.dirty or db.session.deleted:
+        db.session.rollback()  # whatever a failed request left is not ours to commit
+    # a successful read changed nothing: its event rides the read's own transaction
     db.session.execute(insert(AuditInbox), [event])
     db.session.commit()
     ctx["recorded"] = True
@@ -216,35 +222,41 @@ def event_dict(row) -> dict:
     return fields
 
 
-class _Throttle:
-    """Seal from request processes at most every `interval` seconds each: the unsealed tail
-    stays short without a separate process, and requests do not queue on the chain."""
+class _Sealer:
+    """One background thread per process seals the inbox every `interval` seconds: the unsealed
+    tail stays short without a separate process, and no request waits for the chain."""
 
-    def __init__(self, interval: float):
+    def __init__(self, app: Flask, interval: float):
+        self.app = app
         self.interval = interval
-        self.last = 0.0
+        self.pid: int | None = None
         self.lock = threading.Lock()
 
-    def due(self) -> bool:
-        now = time.monotonic()
+    def ensure_running(self) -> None:
+        pid = os.getpid()
+        if self.pid == pid:  # started in this process (a forked worker starts its own)
+            return
         with self.lock:
-            if now - self.last < self.interval:
-                return False
-            self.last = now
-            return True
+            if self.pid != pid:
+                self.pid = pid
+                threading.Thread(target=self._run, name="casesvc-audit-sealer", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self.app.app_context():
+                try:
+                    seal()
+                except Exception:  # the next round tries again; the events wait safely in the inbox
+                    log.exception("audit seal failed")
+                finally:
+                    db.session.remove()
 
 
 def register_audit_hooks(app: Flask) -> None:
-    throttle = _Throttle(app.config["CASESVC"].audit_seal_interval)
-
-    @app.teardown_request
-    def _seal_after(exc):
-        if _ENV_KEY in request.environ and request.environ[_ENV_KEY].get("recorded") and throttle.due():
-            try:
-                seal(until_empty=False)
-            except Exception:  # sealing is retried by the next request; never fail a response for it
-                log.exception("audit seal failed")
-            finally:
-                db.session.remove()
-
-    app.extensions["casesvc.audit_throttle"] = throttle
+    interval = app.config["CASESVC"].audit_seal_interval
+    if interval <= 0 or interval >= 1e8:  # sealing only on demand (tests, tools)
+        return
+    sealer = _Sealer(app, interval)
+    app.before_request(sealer.ensure_running)
+    app.extensions["casesvc.audit_sealer"] = sealer
