@@ -302,7 +302,7 @@ def serve(kind: str, port: int) -> None:
     else:
         from bare_app import create_bare_app
         app = create_bare_app(os.environ["BENCH_BARE_BODIES"])
-    run_gunicorn(app, HOST, port, WORKERS, access_log=False)
+    run_gunicorn(app, HOST, port, WORKERS, int(os.environ.get("BENCH_THREADS", "1")), access_log=False)
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -341,6 +341,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--cases", type=int, default=10_000, help="cases to seed (default 10000)")
     parser.add_argument("--skip-seed", action="store_true", help="reuse the data of the last run")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="gunicorn threads per worker, for both apps (default 4, as `casesvc serve`)")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -353,7 +355,8 @@ def main() -> int:
     secret = secrets.token_urlsafe(48)
     workdir = Path(tempfile.mkdtemp(prefix="casesvc-bench-"))
     env = {**os.environ, "CASESVC_ENV": "production", "CASESVC_SECRET_KEY": secret, "CASESVC_DATABASE_URL": url,
-           "CASESVC_INSTANCE_PATH": str(workdir), "BENCH_BARE_BODIES": str(workdir / "bodies.json")}
+           "CASESVC_INSTANCE_PATH": str(workdir), "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
+           "BENCH_THREADS": str(args.threads)}
 
     from casesvc import create_app
     from casesvc.extensions import db
@@ -375,7 +378,8 @@ def main() -> int:
         db.session.remove()
         db.engine.dispose()
 
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers, no access "
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers × "
+          f"{args.threads} threads, no access "
           f"log; wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s after a {WARMUP_SECONDS} s warm-up")
     print("casesvc (CASESVC_ENV=production, PostgreSQL)")
     with served("casesvc", env, workdir / "casesvc.log") as base:

@@ -151,12 +151,13 @@ def clients_create(name, role, agency_code, scopes):
     secret is stored)."""
     import json
 
-    from casesvc.audit.service import record
+    from casesvc.audit.service import stage
     from casesvc.auth.clients import create_client
 
     def run():
         client, secret = create_client(name, role, agency_code, scopes)
-        record("cli.clients.create", "allowed", resource_type="client", resource_id=client.id)
+        stage("clients.create", "allowed", actor="cli", actor_role="admin", resource_type="client",
+              resource_id=client.id)
         return {"client_id": client.id, "client_secret": secret, "name": client.name, "role": client.role,
                 "agency": client.agency_code, "scopes": client.scopes.split()}
 
@@ -187,12 +188,14 @@ def demo_seed():
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-def serve(host, port, workers):
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Threads per worker (gthread when more than 1).")
+def serve(host, port, workers, threads):
     """Serve the API with gunicorn."""
     from casesvc.server import run_gunicorn
 
     app = _app()
-    run_gunicorn(app, host, port, workers)
+    run_gunicorn(app, host, port, workers, threads)
 
 
 @cli.group()
@@ -367,6 +370,62 @@ def retention_run(now, dry_run):
     with app.app_context(), database_errors():
         result = run(at, app.config["CASESVC"].retention_days, dry_run)
     click.echo(json.dumps({"dry_run": dry_run, **result.as_dict()}))
+
+
+
+@cli.group("reminders")
+def reminders_group():
+    """Reminders: the worker that creates due reminders and delivers their webhooks."""
+
+
+@reminders_group.command("run")
+@click.option("--now", help="RFC 3339 instant to run at (default: now)")
+def reminders_run(now):
+    """One pass: create due reminders, escalate overdue ones, deliver due webhooks. Idempotent;
+    safe from cron and from several processes at once."""
+    import json
+
+    from casesvc.reminders.service import run
+
+    at = _instant(now, "--now")
+    app = _app()
+    with app.app_context(), database_errors():
+        result = run(at)
+    click.echo(json.dumps(result))
+
+
+@reminders_group.command("work")
+@click.option("--interval", default=60, show_default=True, type=click.IntRange(1, 86400),
+              help="Seconds between passes")
+def reminders_work(interval):
+    """Run a pass every --interval seconds until interrupted (SIGINT or SIGTERM)."""
+    import json
+    import logging
+    import signal
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from casesvc.extensions import db
+    from casesvc.reminders.service import run
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    app = _app()
+    log = logging.getLogger("casesvc.reminders")
+    with app.app_context():
+        while not stop.is_set():
+            try:
+                click.echo(json.dumps(run()))
+            except OperationalError as exc:  # the database is away for a moment: try again next pass
+                db.session.rollback()
+                log.warning("reminders pass failed: %s", exc.orig.__class__.__name__)
+            finally:
+                db.session.remove()
+            try:
+                stop.wait(interval)
+            except KeyboardInterrupt:
+                break
 
 
 def _instant(value: str | None, option: str):
