@@ -81,7 +81,7 @@ def db_upgrade():
     from casesvc.migrations_runner import migrations_directory
 
     def run():
-        upgrade(directory=migrations_directory(), revision="heads")
+        upgrade(directory=migrations_directory(), revision="head")
     _with_app(run)
     click.echo("database is up to date")
 

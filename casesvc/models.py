@@ -8,4 +8,5 @@ from casesvc.common.http import IdempotencyKey  # noqa: F401
 from casesvc.consents.models import Consent, ConsentAgency  # noqa: F401
 from casesvc.followups.models import Event, Note  # noqa: F401
 from casesvc.reactions.models import Condition, Reaction, Signature  # noqa: F401
+from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery  # noqa: F401
 from casesvc.youths.models import Guardian, Youth  # noqa: F401

@@ -14,7 +14,9 @@ from casesvc.ops.metrics import observe_request
 from casesvc.policy import Action, check_role
 
 API_PREFIX = "/api/v1/"
-PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/openapi.json", "/api/v1/vocabulary"})
+# /auth/revoke: RFC 7009 is form-encoded, and holding the token is the credential to revoke it
+PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke", "/api/v1/openapi.json",
+                              "/api/v1/vocabulary"})
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 CASE_CONTENT_PREFIXES = ("/api/v1/cases", "/api/v1/youths")
 # under a case-content prefix, yet for admin and auditor too: ids and codes, no content

@@ -115,6 +115,34 @@ VOCABULARY: dict[str, dict[str, tuple[str, str]]] = {
         "guardian": ("Verge/foresatt", "Guardian"),
         "both": ("Ungdom og verge", "Youth and guardian"),
     },
+    "reminder_kind": {
+        "condition_due": ("Vilkår forfaller", "Condition due"),
+        "reaction_ending": ("Reaksjon slutter snart", "Reaction ending"),
+        "consent_expiring": ("Samtykke utløper snart", "Consent expiring"),
+        "no_recent_contact": ("Ingen kontakt på 30 dager", "No recent contact"),
+        "conversation_scheduled": ("Bekymringssamtale i morgen", "Conversation scheduled"),
+        "missed_test": ("Uteblitt fra rusprøve", "Missed drug test"),
+        "age_threshold": ("Ungdommen fyller 16 eller 18 år", "Age threshold (16 or 18)"),
+        "plan_review": ("Gjennomgang av plan", "Plan review"),
+        "escalation": ("Eskalering", "Escalation"),
+        "manual": ("Manuell påminnelse", "Manual reminder"),
+    },
+    "reminder_status": {
+        "pending": ("Venter", "Pending"),
+        "acknowledged": ("Sett", "Acknowledged"),
+        "done": ("Utført", "Done"),
+        "dismissed": ("Avvist", "Dismissed"),
+    },
+    "webhook_outcome": {
+        "delivered": ("Levert", "Delivered"),
+        "retrying": ("Prøves igjen", "Retrying"),
+        "failed": ("Feilet", "Failed"),
+    },
+    "audit_outcome": {
+        "allowed": ("Tillatt", "Allowed"),
+        "denied": ("Avvist", "Denied"),
+        "error": ("Feil", "Error"),
+    },
     "guardian_relation": {
         "mother": ("Mor", "Mother"),
         "father": ("Far", "Father"),
@@ -147,3 +175,6 @@ CATEGORIES = codes("category")
 VISIBILITIES = codes("visibility")
 CONSENT_GIVERS = codes("consent_given_by")
 GUARDIAN_RELATIONS = codes("guardian_relation")
+REMINDER_KINDS = codes("reminder_kind")
+REMINDER_STATUSES = codes("reminder_status")
+AUDIT_OUTCOMES = codes("audit_outcome")

@@ -40,7 +40,7 @@ def _reset_schema() -> None:
         conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
         if conn.dialect.name == "postgresql":  # what drop_all does not know: the audit trigger's function
             conn.execute(text("DROP FUNCTION IF EXISTS audit_events_append_only() CASCADE"))
-    upgrade(directory=migrations_directory(), revision="heads")
+    upgrade(directory=migrations_directory(), revision="head")
 
 
 @pytest.fixture(scope="session")

@@ -361,3 +361,53 @@ def test_missing_scope_is_403_before_the_body_is_validated(world, url_tail, body
     assert resp.status_code == 403
     assert resp.json["type"].endswith("insufficient-scope")
     assert "errors" not in resp.json
+
+
+# --- signing key rotation ------------------------------------------------------------------------
+
+OLD_KEY = "old-signing-key-" + "o" * 40
+NEW_KEY = "new-signing-key-" + "n" * 40
+
+
+@pytest.fixture
+def installation(app, tmp_path):
+    """`installation(key, previous=())`: a worker of this installation (same database) signing with `key`."""
+    url = app.config["CASESVC"].database_url
+
+    def make(key, previous=()):
+        return create_app({"env": "test", "database_url": url, "secret_key": key, "secret_keys_previous": tuple(previous),
+                           "audit_seal_interval": 1e9}, instance_path=tmp_path)
+
+    return make
+
+
+def test_tokens_name_their_signing_key_in_kid(world, client):
+    from casesvc.auth.keys import kid_for
+
+    token = login(client, "user.police").json["access_token"]
+    kid = pyjwt.get_unverified_header(token)["kid"]
+    assert kid == kid_for(client.application.config["CASESVC"].secret_key)
+    assert client.application.config["CASESVC"].secret_key[:8] not in kid
+
+
+def test_after_rotation_tokens_of_the_previous_key_keep_working_until_it_is_dropped(world, installation):
+    before = installation(OLD_KEY).test_client()
+    session = login(before, "user.police").json
+
+    rotated = installation(NEW_KEY, previous=[OLD_KEY]).test_client()
+    assert rotated.get("/api/v1/auth/me", headers=bearer(session["access_token"])).status_code == 200
+    renewed = rotated.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": session["refresh_token"]})
+    assert renewed.status_code == 200, renewed.json
+    assert before.get("/api/v1/auth/me", headers=bearer(renewed.json["access_token"])).status_code == 401  # new key
+
+    dropped = installation(NEW_KEY).test_client()
+    assert_401(dropped.get("/api/v1/auth/me", headers=bearer(session["access_token"])))
+    assert dropped.get("/api/v1/auth/me", headers=bearer(renewed.json["access_token"])).status_code == 200
+
+
+def test_a_token_naming_an_unknown_kid_is_401(world, client, app):
+    with app.app_context():
+        claims = decode_token(world["police"].token)
+    forged = pyjwt.encode(claims, "a-key-nobody-configured-0123456789abcdef", algorithm="HS256",
+                          headers={"kid": "0123456789abcdef"})
+    assert_401(client.get("/api/v1/auth/me", headers=bearer(forged)))

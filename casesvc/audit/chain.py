@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 GENESIS = "0" * 64
 
@@ -20,10 +20,18 @@ CHAINED_FIELDS = ("id", "seq", "at", "actor", "actor_role", "actor_agency", "act
                   "prev_hash")
 
 
+# json.dumps with these options builds a new encoder on every call; one instance, the same bytes
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def canonical_value(value) -> str:
+    """One value as it appears inside the canonical JSON."""
+    return _ENCODE(value)
+
+
 def canonical(event: Mapping) -> bytes:
     """Sorted keys, no spaces, UTF-8: the same bytes for the same event on any machine."""
-    return json.dumps({k: event.get(k) for k in CHAINED_FIELDS}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode()
+    return _ENCODE({k: event.get(k) for k in CHAINED_FIELDS}).encode()
 
 
 def event_hash(event: Mapping) -> str:
@@ -53,8 +61,11 @@ class Verdict:
                 "head": {"seq": self.head_seq, "hash": self.head_hash}, "reason": self.reason}
 
 
-def verify(events: Iterable[Mapping], start_seq: int = 1, start_prev: str = GENESIS) -> Verdict:
-    """Walk events in the order given (by seq); stop at the first that does not fit."""
+def verify(events: Iterable[Mapping], start_seq: int = 1, start_prev: str = GENESIS,
+           content_hash: Callable[[Mapping], str] = event_hash) -> Verdict:
+    """Walk events in the order given (by seq); stop at the first that does not fit.
+    `content_hash` recomputes an event's hash (a reader that already holds the canonical bytes
+    may pass its own; it must equal `event_hash`)."""
     expected_seq, prev, checked = start_seq, start_prev, 0
     for event in events:
         seq = event.get("seq")
@@ -63,7 +74,7 @@ def verify(events: Iterable[Mapping], start_seq: int = 1, start_prev: str = GENE
             reason = f"expected seq {expected_seq}, found {seq}"
         elif event.get("prev_hash") != prev:
             reason = "prev_hash does not match the previous event's hash"
-        elif event.get("hash") != event_hash(event):
+        elif event.get("hash") != content_hash(event):
             reason = "hash does not match the event's content"
         if reason:
             # the first position where the chain no longer holds

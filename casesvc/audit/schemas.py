@@ -1,8 +1,9 @@
 import marshmallow as ma
 
 from casesvc.common.schemas import Code, Instant
+from casesvc.vocabulary import AUDIT_OUTCOMES
 
-OUTCOMES = ("allowed", "denied", "error")
+OUTCOMES = AUDIT_OUTCOMES
 
 
 class AuditEventSchema(ma.Schema):

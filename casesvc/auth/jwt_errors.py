@@ -13,6 +13,10 @@ def _unauthorized(detail: str, error: str = "invalid_token"):
 
 
 def register_jwt_errors(jwt: JWTManager) -> None:
+    from casesvc.auth.keys import register_signing_keys
+
+    register_signing_keys(jwt)
+
     @jwt.unauthorized_loader
     def _missing(reason: str):
         return _unauthorized("A bearer token is required.", error="")

@@ -3,38 +3,71 @@ from __future__ import annotations
 
 import functools
 
-from flask import request
+from flask import current_app, request
 from sqlalchemy import select
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 
 from casesvc.agencies.models import Agency
-from casesvc.auth.models import User
+from casesvc.auth.models import ApiClient, User
 from casesvc.errors import Problem
 from casesvc.extensions import db
 from casesvc.policy import Action, Principal, check_role
 
 
-def load_principal() -> Principal:
-    """Verify the bearer token (401 when absent or bad) and build the principal.
+def _refused(detail: str) -> Problem:
+    return Problem(401, "unauthorized", "Unauthorized", detail,
+                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
-    The user and their agency's municipalities are read from the database in one query, so a
-    disabled user's live tokens stop working and a change of municipalities takes effect at once."""
+
+def bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def load_principal() -> Principal:
+    """Verify the bearer token (401 when absent, bad or revoked) and build the principal.
+
+    A token of the external identity provider goes to casesvc.auth.oidc; the service's own
+    tokens are checked here. Either way the caller (user or API client), their agency's
+    municipalities and the revocation denylist are read in one query, so a disabled user or
+    client, a revoked token or login, and a change of municipalities take effect at once."""
+    from casesvc.auth import oidc
+    from casesvc.auth.revocation import denylist_key, revoked_clause
+    from casesvc.auth.tokens import CLIENT_KIND
+
+    token = bearer_token()
+    if token and current_app.config["CASESVC"].oidc_enabled and oidc.routes_to_provider(token):
+        return oidc.provider_principal(token)
     verify_jwt_in_request()
     claims = get_jwt()
-    row = db.session.execute(
-        select(User.active, User.role, User.agency_code, Agency.municipalities)
-        .outerjoin(Agency, Agency.code == User.agency_code)
-        .where(User.id == claims["sub"])).first()
+    revoked = revoked_clause(denylist_key(claims, token or ""), claims.get("fam")).label("revoked")
+    token_scopes = frozenset((claims.get("scope") or "").split())
+    if claims.get("kind") == CLIENT_KIND:
+        row = db.session.execute(
+            select(ApiClient.active, ApiClient.role, ApiClient.agency_code, ApiClient.scopes, Agency.municipalities,
+                   revoked)
+            .outerjoin(Agency, Agency.code == ApiClient.agency_code)
+            .where(ApiClient.id == claims["sub"])).first()
+        scopes = token_scopes & frozenset(row.scopes.split()) if row is not None else frozenset()
+    else:
+        row = db.session.execute(
+            select(User.active, User.role, User.agency_code, Agency.municipalities, revoked)
+            .outerjoin(Agency, Agency.code == User.agency_code)
+            .where(User.id == claims["sub"])).first()
+        scopes = token_scopes
     if row is None or not row.active or row.role != claims.get("role") or row.agency_code != claims.get("agency"):
-        raise Problem(401, "unauthorized", "Unauthorized", "The token's user is disabled, unknown or changed.",
-                      headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise _refused("The token's user is disabled, unknown or changed.")
+    if row.revoked:
+        raise _refused("The bearer token has been revoked.")
     return Principal(
         subject=claims["sub"],
         role=row.role,
         agency=row.agency_code,
         municipalities=frozenset(row.municipalities or ()),
-        scopes=frozenset((claims.get("scope") or "").split()),
+        scopes=scopes,
         username=claims.get("username"),
+        kind=CLIENT_KIND if claims.get("kind") == CLIENT_KIND else "user",
     )
 
 
@@ -75,3 +108,24 @@ def requires(action: Action):
         return wrapper
 
     return decorator
+
+
+def require_admin() -> Principal:
+    """Administration endpoints: the admin role and a token carrying the `admin` scope."""
+    principal = current_principal()
+    if principal.role != "admin":
+        raise Problem(403, "admin-required", "Forbidden", "Only an administrator may do this.")
+    if "admin" not in principal.scopes:
+        raise Problem(403, "insufficient-scope", "Forbidden", "The token lacks the scope admin.")
+    return principal
+
+
+def admin_only(view):
+    """`require_admin` before the request is parsed (put it above `@blp.arguments`)."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        require_admin()
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -38,3 +38,4 @@ class CaseQuery(PageQuery):
     municipality = Municipality()
     participant = ma.fields.String()
     youth_id = ma.fields.String()
+    due_before = Instant(metadata={"description": "Has a pending reminder of the caller's agency due before this"})

@@ -64,4 +64,6 @@ def withdraw_consent(consent: Consent) -> Consent:
         raise conflict("consent-withdrawn", "The consent is already withdrawn.")
     consent.withdrawn_at = utcnow()
     db.session.flush()
+    from casesvc.reminders.service import on_consent_withdrawn
+    on_consent_withdrawn(consent)  # settles its consent_expiring reminder
     return consent

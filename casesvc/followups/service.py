@@ -81,6 +81,8 @@ def log_event(principal: Principal, case: Case, access: CaseAccess, data: dict) 
     )
     db.session.add(event)
     db.session.flush()
+    from casesvc.reminders.service import on_event_logged
+    on_event_logged(event, case)  # settles the reminders it answers, schedules the next
     return event
 
 

@@ -11,6 +11,15 @@ LATENCY = Histogram("casesvc_http_request_seconds", "HTTP request latency by rou
                     registry=REGISTRY, buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
 
+def _register_reminder_metrics() -> None:
+    from casesvc.reminders.metrics import ReminderCollector
+
+    REGISTRY.register(ReminderCollector())
+
+
+_register_reminder_metrics()
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     REQUESTS.labels(method, route, str(status)).inc()
     LATENCY.labels(method, route).observe(seconds)

@@ -169,4 +169,7 @@ def transition_reaction(case: Case, reaction: Reaction, to: str, reason: str | N
     reaction.status = to
     reaction.status_reason = reason
     db.session.flush()
+    if to in ("completed", "breached", "cancelled"):
+        from casesvc.reminders.service import on_reaction_closed
+        on_reaction_closed(reaction)  # its open reminders are dismissed
     return reaction

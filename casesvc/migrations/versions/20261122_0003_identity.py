@@ -4,7 +4,7 @@ provisioned from an external identity provider.
 Written by hand. Timestamps are naive UTC like the rest of the schema.
 
 Revision ID: 20261122_0003
-Revises: 20261122_0001
+Revises: 20261122_0002
 Create Date: 2026-11-22
 """
 from alembic import op
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 
 revision = '20261122_0003'
-down_revision = '20261122_0001'
+down_revision = "20261122_0002"
 branch_labels = None
 depends_on = None
 

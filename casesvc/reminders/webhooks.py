@@ -1,0 +1,221 @@
+"""Webhook delivery: the signature, the URL check, one HTTP attempt under a hard deadline, and
+the retry schedule. Pure where it can be; `send` is the only function that does I/O.
+
+What is signed: the exact request body, with HMAC-SHA256 under the agency's secret, sent as
+`X-Casesvc-Signature: sha256=<hex>` (CONTRACT §6). The body carries the send time as `timestamp`
+(decimal Unix seconds), repeated in `X-Casesvc-Timestamp`, so the signature covers it: a receiver
+recomputes the HMAC over the raw body it received, checks the header equals the body's
+`timestamp`, and refuses one more than a few minutes old (replay protection, as Stripe and
+GitHub do).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from casesvc.common.timeutil import rfc3339
+
+SIGNATURE_HEADER = "X-Casesvc-Signature"
+TIMESTAMP_HEADER = "X-Casesvc-Timestamp"
+DELIVERY_HEADER = "X-Casesvc-Delivery"
+EVENT_HEADER = "X-Casesvc-Event"
+EVENT = "reminder.due"
+USER_AGENT = "casesvc-webhooks/1"
+MIN_SECRET_LENGTH = 16
+MAX_URL_LENGTH = 2000
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+# --- the payload and its signature ----------------------------------------------------------
+
+def payload(reminder_id: str, case_id: str, kind: str, due_at: datetime) -> str:
+    """Ids only: never names, text or content (the body may pass through logs and queues)."""
+    return json.dumps({"event": EVENT, "reminder_id": reminder_id, "case_id": case_id, "kind": kind,
+                       "due_at": rfc3339(due_at)}, separators=(",", ":"))
+
+
+def stamped(body: bytes, timestamp: int) -> bytes:
+    """The stored payload with the send time in it, so that the body's signature covers it."""
+    return json.dumps({**json.loads(body), "timestamp": timestamp}, separators=(",", ":")).encode()
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, timestamp_header: str, signature_header: str, body: bytes, now: float,
+           tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> bool:
+    """What a receiver does (the README shows the same in a few lines)."""
+    if not hmac.compare_digest(sign(secret, body), signature_header or ""):
+        return False
+    try:
+        timestamp = json.loads(body)["timestamp"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    if not isinstance(timestamp, int) or str(timestamp) != timestamp_header:
+        return False
+    return abs(now - timestamp) <= tolerance
+
+
+def signed_request(secret: str, stored_body: bytes, delivery_id: str, timestamp: int) -> tuple[bytes, dict[str, str]]:
+    """The body as sent (stamped) and its headers."""
+    body = stamped(stored_body, timestamp)
+    return body, {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        EVENT_HEADER: EVENT,
+        DELIVERY_HEADER: delivery_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, body),
+    }
+
+
+# --- the retry schedule ---------------------------------------------------------------------
+
+def backoff_seconds(attempts: int, base: int, cap: int) -> int:
+    """After the n-th failed attempt, wait base·2^(n-1) seconds, at most `cap`."""
+    return min(cap, base * 2 ** max(0, attempts - 1))
+
+
+def outcome_after(success: bool, attempts: int, max_attempts: int) -> str:
+    """`delivered`, `retrying` (another attempt is scheduled) or `failed` (no more attempts)."""
+    if success:
+        return "delivered"
+    return "retrying" if attempts < max_attempts else "failed"
+
+
+# --- which URLs may be targets --------------------------------------------------------------
+
+def _blocked_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+            or ip.is_unspecified or not ip.is_global)
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)})
+
+
+def url_problem(url: str, production: bool, resolve=_resolve) -> str | None:
+    """Why `url` cannot be a webhook target, or None. Only http(s), a host, no credentials in the
+    URL; in production the host must not be (or resolve to) a loopback, private, link-local or
+    otherwise non-public address (no requests into the service's own network)."""
+    if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
+        return f"Must be an http(s) URL of at most {MAX_URL_LENGTH} characters."
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "Not a valid URL."
+    if parts.scheme not in ("http", "https"):
+        return "Only http and https URLs are accepted."
+    if not parts.hostname:
+        return "The URL needs a host."
+    if parts.username is not None or parts.password is not None:
+        return "Credentials do not belong in the URL; the signature authenticates the sender."
+    if parts.fragment:
+        return "A webhook URL has no fragment."
+    if not production:
+        return None
+    host = parts.hostname
+    if host == "localhost" or host.endswith(".localhost"):
+        return "Loopback addresses are refused as webhook targets in production."
+    try:
+        addresses = [str(ipaddress.ip_address(host))]
+    except ValueError:
+        try:
+            addresses = resolve(host, port or (443 if parts.scheme == "https" else 80))
+        except (OSError, UnicodeError):
+            return "The host name does not resolve."
+    if not addresses or any(_blocked_address(a) for a in addresses):
+        return "Loopback, private and other non-public addresses are refused as webhook targets in production."
+    return None
+
+
+# --- one attempt ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Attempt:
+    ok: bool
+    status_code: int | None
+    error: str | None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not an instruction: following it could lead anywhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+MAX_RESPONSE_BYTES = 4096
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Attempt:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            response.read(MAX_RESPONSE_BYTES)  # the answer's content is not used, nor kept
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        exc.close()
+    except (TimeoutError, socket.timeout):
+        return Attempt(False, None, "timeout")
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            return Attempt(False, None, "timeout")
+        name = reason if isinstance(reason, str) else type(reason).__name__
+        return Attempt(False, None, f"connection failed: {name}"[:200])
+    except (OSError, ValueError) as exc:
+        return Attempt(False, None, f"connection failed: {type(exc).__name__}")
+    if 200 <= status < 300:
+        return Attempt(True, status, None)
+    return Attempt(False, status, f"HTTP {status}")
+
+
+def send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Attempt:
+    """POST under a hard deadline of `timeout` seconds in all (see send_all)."""
+    return send_all([(url, body, headers)], timeout, 1)[0]
+
+
+def send_all(jobs: list[tuple[str, bytes, dict[str, str]]], timeout: float, concurrency: int,
+             guard=None) -> list[Attempt]:
+    """Several deliveries at once, at most `concurrency` in flight, each under a hard deadline of
+    `timeout` seconds in all: a receiver that accepts the connection and then trickles its answer
+    cannot hold the worker longer. Requests run in daemon threads; when the deadline passes the
+    worker records a timeout and moves on (the thread ends with its socket timeout). `guard(url)`
+    may refuse a target (a reason, or None) before anything is sent."""
+    results: list[Attempt | None] = [None] * len(jobs)
+
+    def run(index: int) -> None:
+        url, body, headers = jobs[index]
+        refused = guard(url) if guard is not None else None
+        if refused:
+            results[index] = Attempt(False, None, f"refused: {refused}"[:200])
+            return
+        results[index] = _post(url, body, headers, timeout)
+
+    for start in range(0, len(jobs), max(1, concurrency)):
+        threads = [threading.Thread(target=run, args=(i,), name="casesvc-webhook", daemon=True)
+                   for i in range(start, min(start + max(1, concurrency), len(jobs)))]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return [r if r is not None else Attempt(False, None, "timeout") for r in results]
