@@ -42,6 +42,23 @@ def create_agency(code: str, kind: str, name: str, municipalities: list[str]) ->
     return agency
 
 
+def check_role_and_agency(role: str, agency_code: str | None, what: str) -> None:
+    """A staff role belongs to an agency of its own kind; admin and auditor to none.
+    `what` names the holder in messages ("user", "client")."""
+    if role not in ROLES:
+        raise InvalidInput(f"--role must be one of: {', '.join(ROLES)}")
+    if role in STAFF_ROLES:
+        if not agency_code:
+            raise InvalidInput(f"a {role} {what} needs --agency")
+        agency = db.session.get(Agency, agency_code)
+        if agency is None:
+            raise InvalidInput(f"no agency {agency_code!r}")
+        if agency.kind != role:
+            raise InvalidInput(f"role {role!r} does not match agency {agency_code!r} of kind {agency.kind!r}")
+    elif agency_code:
+        raise InvalidInput(f"a {role} {what} belongs to no agency; leave out --agency")
+
+
 def create_user(username: str, role: str, agency_code: str | None, password: str) -> User:
     if not re.fullmatch(r"[A-Za-z0-9._@-]{2,150}", username):
         raise InvalidInput("username must be 2-150 characters: letters, digits, '.', '_', '@' or '-'")
@@ -49,16 +66,7 @@ def create_user(username: str, role: str, agency_code: str | None, password: str
         raise InvalidInput(f"--role must be one of: {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
-    if role in STAFF_ROLES:
-        if not agency_code:
-            raise InvalidInput(f"a {role} user needs --agency")
-        agency = db.session.get(Agency, agency_code)
-        if agency is None:
-            raise InvalidInput(f"no agency {agency_code!r}")
-        if agency.kind != role:
-            raise InvalidInput(f"role {role!r} does not match agency {agency_code!r} of kind {agency.kind!r}")
-    elif agency_code:
-        raise InvalidInput(f"a {role} user belongs to no agency; leave out --agency")
+    check_role_and_agency(role, agency_code, "user")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise InvalidInput(f"user {username!r} already exists")
     user = User(username=username, role=role, agency_code=agency_code, password_hash=hash_password(password))

@@ -10,16 +10,14 @@ import secrets
 
 from sqlalchemy import select
 
-from casesvc.agencies.models import Agency
-from casesvc.agencies.service import InvalidInput
+from casesvc.agencies.service import InvalidInput, check_role_and_agency
 from casesvc.auth.models import ApiClient
 from casesvc.auth.tokens import secret_hash
 from casesvc.common.http import paginate
 from casesvc.common.timeutil import utcnow
 from casesvc.errors import not_found
 from casesvc.extensions import db
-from casesvc.policy import ROLE_SCOPES, STAFF_ROLES
-from casesvc.vocabulary import ROLES
+from casesvc.policy import ROLE_SCOPES
 
 
 def create_client(name: str, role: str, agency_code: str | None, scopes: str) -> tuple[ApiClient, str]:
@@ -27,18 +25,7 @@ def create_client(name: str, role: str, agency_code: str | None, scopes: str) ->
     name = name.strip()
     if not re.fullmatch(r"[A-Za-z0-9._@ -]{2,150}", name):
         raise InvalidInput("client name must be 2-150 characters: letters, digits, space, '.', '_', '@' or '-'")
-    if role not in ROLES:
-        raise InvalidInput(f"--role must be one of: {', '.join(ROLES)}")
-    if role in STAFF_ROLES:
-        if not agency_code:
-            raise InvalidInput(f"a {role} client needs --agency")
-        agency = db.session.get(Agency, agency_code)
-        if agency is None:
-            raise InvalidInput(f"no agency {agency_code!r}")
-        if agency.kind != role:
-            raise InvalidInput(f"role {role!r} does not match agency {agency_code!r} of kind {agency.kind!r}")
-    elif agency_code:
-        raise InvalidInput(f"a {role} client belongs to no agency; leave out --agency")
+    check_role_and_agency(role, agency_code, "client")
     wanted = set(scopes.replace(",", " ").split())
     if not wanted:
         raise InvalidInput("--scopes must name at least one scope")

@@ -11,7 +11,7 @@ from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.auth.principal import enforce
 from casesvc.cases.models import Case, Participant
-from casesvc.common.http import paginate
+from casesvc.common.http import filter_equal, paginate
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.consents.models import Consent, ConsentAgency
@@ -127,13 +127,8 @@ def get_case(principal: Principal, case_id: str) -> Case:
 
 def list_cases(principal: Principal, args: dict) -> dict:
     enforce(check_role(principal, Action.READ_CASE))
-    stmt = select(Case).where(visible_cases_clause(principal, oslo_today()))
-    if args.get("status"):
-        stmt = stmt.where(Case.status == args["status"])
-    if args.get("municipality"):
-        stmt = stmt.where(Case.municipality == args["municipality"])
-    if args.get("youth_id"):
-        stmt = stmt.where(Case.youth_id == args["youth_id"])
+    stmt = filter_equal(select(Case).where(visible_cases_clause(principal, oslo_today())), Case, args,
+                        ("status", "municipality", "youth_id"))
     if args.get("participant"):
         stmt = stmt.where(Case.participants.any(Participant.agency_code == args["participant"]))
     if args.get("due_before"):

@@ -62,12 +62,12 @@ def page_schema(item_schema: type[ma.Schema]) -> type[ma.Schema]:
     }, name=name)
 
 
-def _encode_cursor(created_at: datetime, ident: str) -> str:
+def encode_cursor(created_at: datetime, ident: str) -> str:
     raw = json.dumps([created_at.isoformat(), ident]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created, ident = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -79,13 +79,21 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise field_error("cursor", "Not a cursor this service issued.") from exc
 
 
+def filter_equal(stmt, model, args: dict, names: tuple[str, ...]):
+    """The `?name=value` filters of a list: equality on the column of that name, when given."""
+    for name in names:
+        if args.get(name):
+            stmt = stmt.where(getattr(model, name) == args[name])
+    return stmt
+
+
 def paginate(stmt, model, limit: int, cursor: str | None) -> dict:
     """Newest first, by (created_at, id): stable under inserts, no OFFSET."""
     if cursor:
-        created, ident = _decode_cursor(cursor)
+        created, ident = decode_cursor(cursor)
         stmt = stmt.where(or_(model.created_at < created, and_(model.created_at == created, model.id < ident)))
     rows = list(db.session.scalars(stmt.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)))
-    next_cursor = _encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return {"items": rows[:limit], "next_cursor": next_cursor}
 
 

@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from casesvc import audit
 from casesvc.cases.models import Case
-from casesvc.common.http import paginate
+from casesvc.common.http import filter_equal, paginate
 from casesvc.errors import Problem, field_error, not_found, validation_error
 from casesvc.extensions import db
 from casesvc.followups.models import Event, Note
@@ -27,10 +27,8 @@ def entry_in(model, case: Case, entry_id: str, principal: Principal, access: Cas
 
 
 def list_entries(model, case: Case, principal: Principal, access: CaseAccess, args: dict, filters: tuple) -> dict:
-    stmt = select(model).where(model.case_id == case.id, visible_entries_clause(model, principal, access))
-    for name in filters:
-        if args.get(name):
-            stmt = stmt.where(getattr(model, name) == args[name])
+    stmt = filter_equal(select(model).where(model.case_id == case.id, visible_entries_clause(model, principal, access)),
+                        model, args, filters)
     return audit.noted_page(paginate(stmt, model, args["limit"], args.get("cursor")))
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from casesvc import audit
 from casesvc.cases.models import Case
 from casesvc.cases.service import require_open
-from casesvc.common.http import paginate
+from casesvc.common.http import filter_equal, paginate
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import add_years, age_on, oslo_today
 from casesvc.errors import conflict, field_error, not_found, validation_error
@@ -101,11 +101,7 @@ def reaction_in(case: Case, reaction_id: str) -> Reaction:
 
 
 def list_reactions(case: Case, args: dict) -> dict:
-    stmt = select(Reaction).where(Reaction.case_id == case.id)
-    if args.get("status"):
-        stmt = stmt.where(Reaction.status == args["status"])
-    if args.get("type"):
-        stmt = stmt.where(Reaction.type == args["type"])
+    stmt = filter_equal(select(Reaction).where(Reaction.case_id == case.id), Reaction, args, ("status", "type"))
     return audit.noted_page(paginate(stmt, Reaction, args["limit"], args.get("cursor")))
 
 

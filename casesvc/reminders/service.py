@@ -39,7 +39,7 @@ from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
 from casesvc.common.db import new_id
-from casesvc.common.http import _decode_cursor, _encode_cursor
+from casesvc.common.http import decode_cursor, encode_cursor, filter_equal
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import add_years, oslo_today, rfc3339, utcnow
 from casesvc.consents.models import Consent
@@ -651,7 +651,7 @@ def _visible(principal: Principal, now: datetime):
 def _page(stmt, column, limit: int, cursor: str | None, descending: bool) -> dict:
     """Keyset pagination on (column, id)."""
     if cursor:
-        at, ident = _decode_cursor(cursor)
+        at, ident = decode_cursor(cursor)
         after = (or_(column < at, and_(column == at, Reminder.id < ident)) if descending
                  else or_(column > at, and_(column == at, Reminder.id > ident)))
         stmt = stmt.where(after)
@@ -661,19 +661,14 @@ def _page(stmt, column, limit: int, cursor: str | None, descending: bool) -> dic
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = _encode_cursor(getattr(last, column.key), last.id)
+        next_cursor = encode_cursor(getattr(last, column.key), last.id)
     return {"items": rows[:limit], "next_cursor": next_cursor}
 
 
 def list_reminders(principal: Principal, args: dict) -> dict:
     """The caller's agency's reminders on cases its users may see, soonest first."""
-    stmt = select(Reminder).join(Case, Case.id == Reminder.case_id).where(_visible(principal, utcnow()))
-    if args.get("status"):
-        stmt = stmt.where(Reminder.status == args["status"])
-    if args.get("kind"):
-        stmt = stmt.where(Reminder.kind == args["kind"])
-    if args.get("case_id"):
-        stmt = stmt.where(Reminder.case_id == args["case_id"])
+    stmt = filter_equal(select(Reminder).join(Case, Case.id == Reminder.case_id).where(_visible(principal, utcnow())),
+                        Reminder, args, ("status", "kind", "case_id"))
     if args.get("due_before"):
         stmt = stmt.where(Reminder.due_at < args["due_before"])
     return _page(stmt, Reminder.due_at, args["limit"], args.get("cursor"), descending=False)
@@ -855,13 +850,13 @@ def list_attempts(code: str, args: dict) -> dict:
         stmt = stmt.where(WebhookAttempt.reminder_id == args["reminder_id"])
     cursor = args.get("cursor")
     if cursor:
-        at, ident = _decode_cursor(cursor)
+        at, ident = decode_cursor(cursor)
         stmt = stmt.where(or_(WebhookAttempt.attempted_at < at,
                               and_(WebhookAttempt.attempted_at == at, WebhookAttempt.id < ident)))
     limit = args["limit"]
     rows = list(db.session.scalars(stmt.order_by(WebhookAttempt.attempted_at.desc(), WebhookAttempt.id.desc())
                                    .limit(limit + 1)))
-    next_cursor = _encode_cursor(rows[limit - 1].attempted_at, rows[limit - 1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(rows[limit - 1].attempted_at, rows[limit - 1].id) if len(rows) > limit else None
     return {"items": rows[:limit], "next_cursor": next_cursor}
 
 
