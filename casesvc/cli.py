@@ -282,12 +282,9 @@ def audit_verify(export_file, checkpoint):
             record("audit.verify", "allowed" if verdict["valid"] and not problem else "error")
     click.echo(json.dumps({**verdict, "checkpoint_problem": problem}))
     if not verdict["valid"]:
-        click.echo(f"casesvc: audit chain broken at seq {verdict['first_invalid_seq']}: {verdict['reason']}",
-                   err=True)
-        sys.exit(1)
+        raise CommandError(f"audit chain broken at seq {verdict['first_invalid_seq']}: {verdict['reason']}")
     if problem:
-        click.echo(f"casesvc: {problem}", err=True)
-        sys.exit(1)
+        raise CommandError(problem)
 
 
 @audit.command("checkpoint")
