@@ -4,7 +4,9 @@ world of agencies and users and call the API as one of them."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -208,3 +210,47 @@ class World:
 @pytest.fixture
 def world(app, client) -> World:
     return World(app, client)
+
+
+# --- the `casesvc` command, in-process -------------------------------------------------------
+
+_CLI_ENV = ("CASESVC_ENV", "CASESVC_SECRET_KEY", "CASESVC_METRICS_TOKEN", "CASESVC_DEBUG", "CASESVC_AUDIT_SIGNING_KEY")
+
+
+def _cli_runner(monkeypatch, capsys):
+    from casesvc.cli import main
+
+    def run(*args: str, stdin: str = ""):
+        """Returns (exit code, stdout, stderr); never a traceback."""
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def fresh_cli(tmp_path, monkeypatch, capsys):
+    """`casesvc ...` against a fresh SQLite file of its own (not migrated)."""
+    for name in _CLI_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CASESVC_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("CASESVC_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    return _cli_runner(monkeypatch, capsys)
+
+
+@pytest.fixture
+def test_db_cli(app, tmp_path, monkeypatch, capsys):
+    """`casesvc ...` against the test database the `world` lives in."""
+    for name in _CLI_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CASESVC_ENV", "test")
+    monkeypatch.setenv("CASESVC_DATABASE_URL", app.config["CASESVC"].database_url)
+    monkeypatch.setenv("CASESVC_INSTANCE_PATH", str(tmp_path / "instance"))
+    return _cli_runner(monkeypatch, capsys)

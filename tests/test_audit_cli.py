@@ -12,32 +12,14 @@ from sqlalchemy import func, select
 from casesvc.audit import service
 from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.audit.store import EXPORT_FIELDS
-from casesvc.cli import main
 from casesvc.extensions import db
 
 SIGNING_KEY = "test-signing-key-kept-outside-the-database"
 
 
 @pytest.fixture
-def cli(app, tmp_path, monkeypatch, capsys):
-    """`casesvc ...` in-process against the test database; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("CASESVC_DATABASE_URL", app.config["CASESVC"].database_url)
-    monkeypatch.setenv("CASESVC_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.setenv("CASESVC_ENV", "test")
-    for name in ("CASESVC_AUDIT_SIGNING_KEY", "CASESVC_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args: str):
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    return run
+def cli(test_db_cli):
+    return test_db_cli
 
 
 def one_line_error(code, out, err) -> str:

@@ -15,7 +15,6 @@ from sqlalchemy.exc import DBAPIError
 
 from casesvc.audit import chain, service
 from casesvc.audit.models import AuditEvent, AuditInbox
-from casesvc.cli import main
 from casesvc.extensions import db
 from tests.conftest import audit_triggers_off
 
@@ -68,25 +67,8 @@ def verify_api(world) -> dict:
 
 
 @pytest.fixture
-def cli(app, tmp_path, monkeypatch, capsys):
-    """`casesvc ...` in-process against the test database; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("CASESVC_DATABASE_URL", app.config["CASESVC"].database_url)
-    monkeypatch.setenv("CASESVC_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.setenv("CASESVC_ENV", "test")
-    for name in ("CASESVC_AUDIT_SIGNING_KEY", "CASESVC_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args: str):
-        capsys.readouterr()
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    return run
+def cli(test_db_cli):
+    return test_db_cli
 
 
 def assert_broken_at(world, cli, seq: int):

@@ -2,40 +2,21 @@
 never a traceback."""
 from __future__ import annotations
 
-import io
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from casesvc.cli import main
 
 VENV_CASESVC = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "casesvc"
 GOOD_PASSWORD = "a long enough test password"
 
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """Run `casesvc ...` in-process against a fresh SQLite file; returns (exit code, stdout, stderr)."""
-    instance = tmp_path / "instance"
-    for name in ("CASESVC_ENV", "CASESVC_SECRET_KEY", "CASESVC_METRICS_TOKEN", "CASESVC_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CASESVC_INSTANCE_PATH", str(instance))
-    monkeypatch.setenv("CASESVC_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-
-    def run(*args: str, stdin: str | None = None):
-        capsys.readouterr()
-        if stdin is not None:
-            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    return run
+def cli(fresh_cli):
+    return fresh_cli
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
-import sys
 from urllib.parse import quote_plus
 
 import pytest
@@ -15,7 +13,6 @@ from sqlalchemy import select
 
 from casesvc.auth.clients import create_client
 from casesvc.auth.models import ApiClient
-from casesvc.cli import main
 from casesvc.extensions import db
 from tests.conftest import PASSWORD
 
@@ -49,21 +46,9 @@ def admin_token(client, **extra):
 # --- the CLI -------------------------------------------------------------------------------------
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
+def cli(fresh_cli):
     """`casesvc ...` in-process against a fresh, migrated SQLite file with one police agency."""
-    for name in ("CASESVC_ENV", "CASESVC_SECRET_KEY", "CASESVC_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CASESVC_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.setenv("CASESVC_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-
-    def run(*args: str):
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
+    run = fresh_cli
     assert run("db", "upgrade")[0] == 0
     assert run("agencies", "create", "oslo-police", "--kind", "police", "--name", "Test politi",
                "--municipality", "0301")[0] == 0

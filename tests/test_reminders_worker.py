@@ -4,9 +4,7 @@ nothing new, and a source that has its reminder is not looked at again); exactly
 concurrent workers; the command line."""
 from __future__ import annotations
 
-import io
 import json
-import sys
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -16,7 +14,6 @@ import pytest
 from sqlalchemy import func, select, update
 
 from casesvc.cases.models import Case
-from casesvc.cli import main
 from casesvc.common.timeutil import add_years, oslo_today, rfc3339, utcnow
 from casesvc.extensions import db
 from casesvc.reminders import rules, service
@@ -454,21 +451,8 @@ def test_four_concurrent_workers_create_and_deliver_each_reminder_exactly_once(w
 # --- the command ------------------------------------------------------------------------------------
 
 @pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    for name in ("CASESVC_ENV", "CASESVC_SECRET_KEY", "CASESVC_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("CASESVC_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.setenv("CASESVC_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
-
-    def run(*args: str):
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "stdin", io.StringIO(""))
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    return run
+def cli(fresh_cli):
+    return fresh_cli
 
 
 def test_reminders_run_prints_what_it_did_and_is_idempotent(cli):
