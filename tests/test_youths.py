@@ -93,7 +93,7 @@ def test_a_birth_date_that_does_not_match_the_national_id_is_422(world):
 def test_a_duplicate_national_id_is_409_with_the_existing_id(world):
     first = world["police"].post("/api/v1/youths", json=body()).json
     problem = _problem(world["police"].post("/api/v1/youths", json=body(given_name="Other")), 409)
-    assert problem["existing_id"] == first["id"]
+    assert problem["existing_id"] == problem["id"] == first["id"]
     assert len(world["police"].get("/api/v1/youths").json["items"]) == 1
 
 

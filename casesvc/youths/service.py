@@ -56,7 +56,7 @@ def register_youth(principal: Principal, data: dict) -> Youth:
     existing = db.session.scalar(select(Youth.id).where(Youth.national_id == parsed.number))
     if existing is not None:
         raise Problem(409, "youth-exists", "Conflict", "A youth with this national id is already registered.",
-                      existing_id=existing)
+                      existing_id=existing, id=existing)
     youth = Youth(national_id=parsed.number, given_name=data["given_name"], family_name=data["family_name"],
                   birth_date=parsed.birth_date, municipality=data["municipality"], school=data.get("school"),
                   created_by_agency=principal.agency, guardians=_guardians(data.get("guardians") or []))
