@@ -8,19 +8,15 @@ import uuid
 from flask import Flask, g, request
 
 from casesvc.audit.service import record_response
-from casesvc.auth.principal import current_principal, enforce
+from casesvc.auth.principal import current_principal
 from casesvc.errors import Problem
 from casesvc.ops.metrics import observe_request
-from casesvc.policy import Action, check_role
 
 API_PREFIX = "/api/v1/"
 # /auth/revoke: RFC 7009 is form-encoded, and holding the token is the credential to revoke it
 PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke", "/api/v1/openapi.json",
                               "/api/v1/vocabulary"})
 JSON_TYPES = ("application/json", "application/merge-patch+json")
-CASE_CONTENT_PREFIXES = ("/api/v1/cases", "/api/v1/youths")
-# under a case-content prefix, yet for admin and auditor too: ids and codes, no content
-ADMIN_READABLE_SUFFIXES = ("/access-log",)
 # every other API request leaves an audit event, allowed or not
 UNAUDITED_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/vocabulary"})
 
@@ -35,12 +31,9 @@ def register_request_hooks(app: Flask) -> None:
         if not request.path.startswith(API_PREFIX) or request.path in PUBLIC_API_PATHS:
             return None
         # Authenticate before the body is parsed: a caller without a token learns nothing,
-        # not even which fields a request would need.
-        principal = current_principal()
-        if (request.path.startswith(CASE_CONTENT_PREFIXES) and not principal.is_staff
-                and not request.path.endswith(ADMIN_READABLE_SUFFIXES)):
-            # admin and auditor: 403 on case content before any body is parsed or record looked up
-            enforce(check_role(principal, Action.READ_CASE))
+        # not even which fields a request would need. Role and scope follow per view
+        # (`auth.principal.requires`), also before the body is parsed.
+        current_principal()
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in JSON_TYPES:
             raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
                           "Send the request body as application/json.")

@@ -44,12 +44,6 @@ def note(**fields) -> None:
         _context().update({k: v for k, v in fields.items() if v is not None})
 
 
-def skip() -> None:
-    """This request is not audited (documentation, health)."""
-    if has_request_context():
-        _context()["skip"] = True
-
-
 def outcome_of(status: int) -> str:
     if status < 400:
         return "allowed"
@@ -106,8 +100,6 @@ def stage_for_commit(response) -> None:
     """Called by `transactional` just before it commits a successful write: the event commits
     with the work it records, or neither does."""
     ctx = _context()
-    if ctx.get("skip"):
-        return
     if "resource_id" not in ctx and response.is_json:
         created = response.get_json(silent=True)
         if isinstance(created, dict) and isinstance(created.get("id"), str):
@@ -123,7 +115,7 @@ def record_response(status: int) -> None:
     ctx = _context()
     if ctx.get("staged") == status:  # the staged event committed with the work this response reports
         ctx["recorded"] = True
-    if ctx.get("recorded") or ctx.get("skip"):
+    if ctx.get("recorded"):
         return
     event = _event_from_request(status)
     if status >= 400 or db.session.new or db.session.dirty or db.session.deleted:

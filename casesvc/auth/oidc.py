@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import ExternalIdentity, User
-from casesvc.errors import Problem
+from casesvc.errors import Problem, forbidden
 from casesvc.extensions import db
 from casesvc.policy import ROLE_SCOPES, STAFF_ROLES, Principal
 from casesvc.vocabulary import ROLES
@@ -57,10 +57,6 @@ class ProviderUnavailable(Exception):
 def _unauthorized(detail: str) -> Problem:
     return Problem(401, "unauthorized", "Unauthorized", detail,
                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-
-
-def _forbidden(slug: str, detail: str) -> Problem:
-    return Problem(403, slug, "Forbidden", detail)
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -216,13 +212,13 @@ def _role_and_agency(claims: dict) -> tuple[str, str | None]:
     role = claims.get(settings.oidc_role_claim)
     agency = claims.get(settings.oidc_agency_claim) or None
     if not isinstance(role, str) or role not in ROLES:
-        raise _forbidden("unknown-role", f"The token's {settings.oidc_role_claim} claim names no role of this service.")
+        raise forbidden(f"The token's {settings.oidc_role_claim} claim names no role of this service.", "unknown-role")
     if agency is not None and not isinstance(agency, str):
-        raise _forbidden("unknown-agency", f"The token's {settings.oidc_agency_claim} claim is not an agency code.")
+        raise forbidden(f"The token's {settings.oidc_agency_claim} claim is not an agency code.", "unknown-agency")
     if role in STAFF_ROLES and agency is None:
-        raise _forbidden("unknown-agency", f"A {role} token needs the {settings.oidc_agency_claim} claim.")
+        raise forbidden(f"A {role} token needs the {settings.oidc_agency_claim} claim.", "unknown-agency")
     if role not in STAFF_ROLES and agency is not None:
-        raise _forbidden("unknown-agency", f"A {role} belongs to no agency.")
+        raise forbidden(f"A {role} belongs to no agency.", "unknown-agency")
     return role, agency
 
 
@@ -268,7 +264,7 @@ def provider_principal(token: str) -> Principal:
     if row is None:
         known = db.session.execute(select(Agency.kind).where(Agency.code == agency)).first() if agency else None
         if agency is not None and (known is None or known.kind != role):
-            raise _forbidden("unknown-agency", f"No agency {agency!r} of kind {role!r}.")
+            raise forbidden(f"No agency {agency!r} of kind {role!r}.", "unknown-agency")
         _provision(issuer, subject, role, agency)
         row = db.session.execute(query).first()
         if row is None:
@@ -279,7 +275,7 @@ def provider_principal(token: str) -> Principal:
     if not row.active:
         raise _unauthorized("The token's user is disabled.")
     if agency is not None and row.kind != role:
-        raise _forbidden("unknown-agency", f"No agency {agency!r} of kind {role!r}.")
+        raise forbidden(f"No agency {agency!r} of kind {role!r}.", "unknown-agency")
     if (row.role, row.agency_code) != (role, agency):  # the provider moved them: follow it
         db.session.get(User, row.user_id).role = role
         db.session.get(User, row.user_id).agency_code = agency

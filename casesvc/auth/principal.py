@@ -79,13 +79,6 @@ def current_principal() -> Principal:
     return principal
 
 
-def require_scope(scope: str) -> Principal:
-    principal = current_principal()
-    if scope not in principal.scopes:
-        raise Problem(403, "insufficient-scope", "Forbidden", f"The token lacks the scope {scope}.")
-    return principal
-
-
 def enforce(decision) -> None:
     """Turn a policy refusal into the problem the caller sees (404 hides existence)."""
     if decision.allowed:
