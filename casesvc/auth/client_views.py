@@ -7,8 +7,8 @@ from flask_smorest import Blueprint
 from casesvc.audit.service import note
 from casesvc.auth import clients as service
 from casesvc.auth.principal import admin_only
-from casesvc.common.http import page_schema, transactional
-from casesvc.common.schemas import Instant, PageQuery
+from casesvc.common.http import PageArgs, page_schema, transactional
+from casesvc.common.schemas import Instant
 
 blp = Blueprint("clients", __name__, url_prefix="/api/v1/clients",
                 description="API clients for the client_credentials grant (admin)")
@@ -26,7 +26,7 @@ class ClientSchema(ma.Schema):
     disabled_at = Instant(dump_only=True, allow_none=True)
 
 
-class ClientQuery(PageQuery):
+class ClientQuery(PageArgs):
     active = ma.fields.Boolean()
 
 

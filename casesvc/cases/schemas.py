@@ -1,6 +1,7 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Body, Code, Instant, Municipality, PageQuery
+from casesvc.common.http import PageArgs
+from casesvc.common.schemas import Body, Code, Instant, Municipality
 from casesvc.vocabulary import CASE_ORIGINS, CASE_STATUSES
 
 AgencyCode = ma.fields.String
@@ -33,7 +34,7 @@ class CasePatchSchema(ma.Schema):
     legal_hold = ma.fields.Boolean(metadata={"description": "Keep the case past retention (lead or coordinator)"})
 
 
-class CaseQuery(PageQuery):
+class CaseQuery(PageArgs):
     status = Code(CASE_STATUSES)
     municipality = Municipality()
     participant = ma.fields.String()

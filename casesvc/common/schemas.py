@@ -1,7 +1,6 @@
 """Field types shared by the schemas."""
 import marshmallow as ma
 
-from casesvc.common.http import PageArgs
 from casesvc.common.timeutil import rfc3339
 
 
@@ -28,10 +27,6 @@ class Municipality(ma.fields.String):
     def __init__(self, **kwargs):
         super().__init__(validate=ma.validate.Regexp(r"^\d{4}$", error="Must be a 4-digit municipality number."),
                          **kwargs)
-
-
-class PageQuery(PageArgs):
-    pass
 
 
 class TransitionSchema(Body):

@@ -1,6 +1,7 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Body, Code, Instant, PageQuery
+from casesvc.common.http import PageArgs
+from casesvc.common.schemas import Body, Code, Instant
 from casesvc.vocabulary import CATEGORIES, CONSENT_GIVERS
 
 
@@ -21,5 +22,5 @@ class ConsentSchema(Body):
     created_at = Instant(dump_only=True)
 
 
-class ConsentQuery(PageQuery):
+class ConsentQuery(PageArgs):
     active = ma.fields.Boolean()

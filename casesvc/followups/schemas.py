@@ -1,6 +1,7 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Body, Code, Instant, PageQuery
+from casesvc.common.http import PageArgs
+from casesvc.common.schemas import Body, Code, Instant
 from casesvc.vocabulary import CATEGORIES, DRUG_TEST_RESULTS, EVENT_KINDS, VISIBILITIES
 
 
@@ -34,11 +35,11 @@ class NoteSchema(EntrySchema):
     body = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=20000))
 
 
-class EventQuery(PageQuery):
+class EventQuery(PageArgs):
     kind = Code(EVENT_KINDS)
     reaction_id = ma.fields.String()
     condition_id = ma.fields.String()
 
 
-class NoteQuery(PageQuery):
+class NoteQuery(PageArgs):
     category = Code(CATEGORIES)

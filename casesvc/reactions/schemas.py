@@ -1,6 +1,7 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Body, Code, Instant, PageQuery
+from casesvc.common.http import PageArgs
+from casesvc.common.schemas import Body, Code, Instant
 from casesvc.vocabulary import CONDITION_KINDS, LEGAL_BASES, REACTION_STATUSES, REACTION_TYPES, SIGNATURE_PARTIES
 
 
@@ -52,6 +53,6 @@ class ReactionPatchSchema(ma.Schema):
                                 metadata={"description": "Replaces the conditions; only while draft"})
 
 
-class ReactionQuery(PageQuery):
+class ReactionQuery(PageArgs):
     status = Code(REACTION_STATUSES)
     type = Code(REACTION_TYPES)

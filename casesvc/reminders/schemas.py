@@ -1,6 +1,7 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Body, Code, Instant, PageQuery
+from casesvc.common.http import PageArgs
+from casesvc.common.schemas import Body, Code, Instant
 from casesvc.reminders.rules import KINDS, STATUSES
 
 OUTCOMES = ("delivered", "retrying", "failed")
@@ -43,7 +44,7 @@ class SnoozeSchema(Body):
     until = Instant(required=True, metadata={"description": "The reminder is pending again, due then"})
 
 
-class ReminderQuery(PageQuery):
+class ReminderQuery(PageArgs):
     status = Code(STATUSES)
     kind = Code(KINDS)
     case_id = ma.fields.String()
@@ -73,6 +74,6 @@ class AttemptSchema(ma.Schema):
     next_attempt_at = Instant(dump_only=True, allow_none=True)
 
 
-class AttemptQuery(PageQuery):
+class AttemptQuery(PageArgs):
     outcome = Code(OUTCOMES)
     reminder_id = ma.fields.String()

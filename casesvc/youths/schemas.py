@@ -1,6 +1,7 @@
 import marshmallow as ma
 
-from casesvc.common.schemas import Body, Code, Instant, Municipality, PageQuery
+from casesvc.common.http import PageArgs
+from casesvc.common.schemas import Body, Code, Instant, Municipality
 from casesvc.vocabulary import GUARDIAN_RELATIONS
 
 
@@ -34,5 +35,5 @@ class YouthPatchSchema(ma.Schema):
     guardians = ma.fields.List(ma.fields.Nested(GuardianSchema))
 
 
-class YouthQuery(PageQuery):
+class YouthQuery(PageArgs):
     national_id = ma.fields.String()
