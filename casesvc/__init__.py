@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
+from flask.sessions import SessionInterface
 
 from casesvc.config import load_settings
 
@@ -55,6 +56,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     app.json.sort_keys = False  # fields in schema order: id first, as documented
+    app.session_interface = _NoCookieSessions()  # bearer tokens only: no session cookie to read
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -101,7 +103,21 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     return app
 
 
+class _NoCookieSessions(SessionInterface):
+    """casesvc keeps no Flask session: every request gets the null session (writing to it
+    fails loudly) without the signed-cookie machinery being set up for it."""
+
+    def open_session(self, app, request):
+        return None
+
+    def save_session(self, app, session, response):
+        return None
+
+
 def _engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    # No pre-ping: it costs a round trip on every checkout, i.e. on every request. A connection
+    # the server dropped (a restart) fails the one request that meets it; SQLAlchemy then
+    # discards the whole pool, and `pool_recycle` retires connections before idle timeouts do.
+    return {"pool_size": 5, "max_overflow": 5, "pool_recycle": 1800}

@@ -8,10 +8,11 @@ a list can never show what a GET would refuse.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, exists, false, or_, select, true
+from sqlalchemy import Date, String, and_, bindparam, exists, false, or_, select, true
 
 STAFF_ROLES = frozenset({"police", "school_health", "nav", "child_welfare", "coordinator"})
 NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
@@ -111,13 +112,14 @@ class Action(enum.Enum):
     READ_REMINDERS = ("reminders:read", False)
     WRITE_REMINDER = ("reminders:write", False)
 
-    @property
-    def scope(self) -> str:
-        return self.value[0]
-
-    @property
-    def lead_only(self) -> bool:
-        return self.value[1]
+    def __new__(cls, scope: str, lead_only: bool):
+        # Numbered values: with the tuples as values, actions sharing a scope and reach would be
+        # aliases of one another (READ_EVENTS would *be* READ_CASE).
+        member = object.__new__(cls)
+        member._value_ = len(cls.__members__) + 1
+        member.scope = scope
+        member.lead_only = lead_only
+        return member
 
 
 @dataclass(frozen=True)
@@ -202,32 +204,60 @@ def youth_visible(principal: Principal, created_by_agency: str, case_accesses: l
 
 # --- The same rules as SQL expressions, for lists -------------------------------------------
 
-def active_consent_clause(principal: Principal, case_id_column, today: date):
+def active_consent_clause(agency, case_id_column, today):
+    """A consent naming `agency` is active on `today` for the case (values or bind parameters)."""
     from casesvc.consents.models import Consent, ConsentAgency
 
+    consents, named = Consent.__table__.c, ConsentAgency.__table__.c
     return exists(
-        select(ConsentAgency.consent_id)
-        .join(Consent, Consent.id == ConsentAgency.consent_id)
-        .where(ConsentAgency.agency_code == principal.agency,
-               Consent.case_id == case_id_column,
-               Consent.withdrawn_at.is_(None),
-               Consent.given_on <= today,
-               Consent.expires_on >= today)
+        select(named.consent_id)
+        .join(Consent.__table__, consents.id == named.consent_id)
+        .where(named.agency_code == agency,
+               consents.case_id == case_id_column,
+               consents.withdrawn_at.is_(None),
+               consents.given_on <= today,
+               consents.expires_on >= today)
+    )
+
+
+def visible_cases_params(principal: Principal, today: date) -> dict | None:
+    """The values for the parameters of `visible_cases_template()`; None when the caller may
+    see no case at all."""
+    if not principal.is_staff or not principal.municipalities:
+        return None
+    return {"visible_municipalities": sorted(principal.municipalities), "visible_agency": principal.agency,
+            "visible_today": today}
+
+
+def _visible_cases(agency, municipalities, today):
+    """Cases the caller may read: case_access(...) in (LEAD, SHARED), as a WHERE clause over the
+    `cases` table. The caller's agency, municipalities and day are values or bind parameters."""
+    from casesvc.cases.models import Case, Participant
+
+    cases, participants = Case.__table__.c, Participant.__table__.c
+    return and_(
+        cases.municipality.in_(municipalities),
+        exists(select(participants.case_id).where(participants.case_id == cases.id,
+                                                  participants.agency_code == agency)),
+        or_(cases.lead_agency == agency, active_consent_clause(agency, cases.id, today)),
     )
 
 
 def visible_cases_clause(principal: Principal, today: date):
-    """Cases the caller may read: case_access(...) in (LEAD, SHARED), as a WHERE clause."""
-    from casesvc.cases.models import Case, Participant
-
-    if not principal.is_staff or not principal.municipalities:
+    """The cases `principal` may read, as a WHERE clause to compose into a query."""
+    params = visible_cases_params(principal, today)
+    if params is None:
         return false()
-    return and_(
-        Case.municipality.in_(sorted(principal.municipalities)),
-        exists(select(Participant.case_id).where(Participant.case_id == Case.id,
-                                                 Participant.agency_code == principal.agency)),
-        or_(Case.lead_agency == principal.agency, active_consent_clause(principal, Case.id, today)),
-    )
+    return _visible_cases(params["visible_agency"], params["visible_municipalities"], today)
+
+
+@functools.cache
+def visible_cases_template():
+    """`visible_cases_clause` with bind parameters for the caller, built once: a list statement
+    made from it is built once too, and run with `visible_cases_params(principal, today)`."""
+    return _visible_cases(bindparam("visible_agency", type_=String),
+                          bindparam("visible_municipalities", expanding=True),
+                          bindparam("visible_today", type_=Date))
 
 
 def visible_youths_clause(principal: Principal, today: date):

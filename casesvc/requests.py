@@ -10,6 +10,7 @@ from flask import Flask, g, request
 from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal
 from casesvc.errors import Problem
+from casesvc.extensions import db
 from casesvc.ops.metrics import observe_request
 
 API_PREFIX = "/api/v1/"
@@ -17,6 +18,7 @@ API_PREFIX = "/api/v1/"
 PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke", "/api/v1/openapi.json",
                               "/api/v1/vocabulary"})
 JSON_TYPES = ("application/json", "application/merge-patch+json")
+READ_METHODS = frozenset({"GET", "HEAD"})
 # every other API request leaves an audit event, allowed or not
 UNAUDITED_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/vocabulary"})
 
@@ -30,6 +32,12 @@ def register_request_hooks(app: Flask) -> None:
         request.environ["casesvc.request_id"] = g.request_id
         if not request.path.startswith(API_PREFIX) or request.path in PUBLIC_API_PATHS:
             return None
+        if request.method in READ_METHODS and not db.session().in_transaction():
+            # A read runs in autocommit: no BEGIN and COMMIT round trips around its statements
+            # (each still sees committed data only), and its audit event is durable the moment
+            # it is inserted. Writes keep one transaction for the work and its event. (A session
+            # already in a transaction, as when the app context is shared, just goes on in it.)
+            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         # Authenticate before the body is parsed: a caller without a token learns nothing,
         # not even which fields a request would need. Role and scope follow per view
         # (`auth.principal.requires`), also before the body is parsed.

@@ -283,6 +283,44 @@ def test_token_of_another_installation_is_401(world, client, tmp_path):
     assert_401(client.get("/api/v1/auth/me", headers=bearer(token)))
 
 
+def test_a_token_is_verified_once_then_remembered(world, client, monkeypatch):
+    from casesvc.auth import principal
+
+    verified = []
+    real = principal.verify_jwt_in_request
+    monkeypatch.setattr(principal, "verify_jwt_in_request", lambda: verified.append(1) or real())
+    fresh = world.as_user(world["police"].user_id, "police", "police", "user.police")
+    for _ in range(3):
+        assert client.get("/api/v1/auth/me", headers=bearer(fresh.token)).status_code == 200
+    assert len(verified) == 1
+
+
+def test_a_remembered_token_is_refused_once_it_expires(world, client, app):
+    """The remembered claims are checked for expiry on every use: past `exp`, the token goes
+    back through the full check, which refuses it."""
+    with app.app_context():
+        token = create_access_token(identity=world["police"].user_id, expires_delta=timedelta(seconds=-1),
+                                    additional_claims={"role": "police", "agency": "police",
+                                                       "scope": " ".join(sorted(STAFF_SCOPES))})
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    app.extensions.setdefault("casesvc.verified_claims", {})[f"Bearer {token}"] = claims
+    resp = client.get("/api/v1/auth/me", headers=bearer(token))
+    assert_401(resp)
+    assert "expired" in resp.json["detail"]
+
+
+def test_what_another_installation_verified_is_not_remembered_here(world, client, tmp_path):
+    other = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+                        "secret_key": "a-completely-different-signing-key-0123456789"}, instance_path=tmp_path)
+    with other.app_context():
+        token = create_access_token(identity=world["police"].user_id, additional_claims={
+            "role": "police", "agency": "police", "scope": " ".join(sorted(STAFF_SCOPES))})
+    with other.test_request_context(headers=bearer(token)):
+        from casesvc.auth.principal import verified_claims
+        assert verified_claims()["sub"] == world["police"].user_id  # remembered by the other one
+    assert_401(client.get("/api/v1/auth/me", headers=bearer(token)))
+
+
 # --- production settings -------------------------------------------------------------------------
 
 GOOD_KEY = "k" * 48

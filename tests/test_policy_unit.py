@@ -178,6 +178,13 @@ def test_lead_only_actions_are_the_documented_ones():
     assert {a for a in Action if a.lead_only} == LEAD_ONLY
 
 
+def test_every_action_is_its_own_member():
+    # actions sharing scope and reach must not collapse into aliases of one another
+    assert len(list(Action)) == len(Action.__members__) == 18
+    assert Action.READ_EVENTS is not Action.READ_CASE
+    assert (Action.READ_EVENTS.scope, Action.READ_EVENTS.lead_only) == (Action.READ_CASE.scope, False)
+
+
 @pytest.mark.parametrize("action", list(Action))
 def test_shared_participant_may_do_all_but_lead_only_actions(action):
     decision = authorize(staff("nav", "nav"), action, CaseAccess(Relation.SHARED))

@@ -22,9 +22,9 @@ from tests.conftest import youth_number
 
 ROWS = 55          # more than the larger page, so both pages are full
 SMALL, LARGE = 5, 50
-# Measured: the token's user and agency (one query), the case with its participants (joined), no
-# consent query for the lead, and the audit event's insert.
-SINGLE_CASE_MAX_QUERIES = 3 + 1
+# The token's user and agency (one query), the case with its participants (joined), no consent
+# query for the lead, and the audit event's insert; no BEGIN or COMMIT (reads run in autocommit).
+SINGLE_CASE_MAX_QUERIES = 3
 
 
 @pytest.fixture
@@ -142,3 +142,27 @@ def test_reading_one_case_takes_a_small_fixed_number_of_queries(world, many_case
     print(f"GET /api/v1/cases/{{id}}: {count} queries")
     assert resp.json["id"] == case_id
     assert count <= SINGLE_CASE_MAX_QUERIES
+
+
+def test_a_read_runs_in_autocommit_and_a_write_in_one_transaction(app, world):
+    """A GET's statements (the audit insert among them) each commit on their own, with no
+    BEGIN/COMMIT round trips; a write keeps its work and its audit event in one transaction."""
+    with app.app_context():
+        engine = db.engine
+    seen: list[tuple[str, str | None]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement.split()[0].upper(), conn.get_execution_options().get("isolation_level")))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        case = world.case()
+        written = list(seen)
+        seen.clear()
+        assert world["police"].get(f"/api/v1/cases/{case['id']}").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [kind for kind, _ in seen] == ["SELECT", "SELECT", "INSERT"]
+    assert {level for _, level in seen} == {"AUTOCOMMIT"}
+    assert "INSERT" in {kind for kind, _ in written}
+    assert "AUTOCOMMIT" not in {level for _, level in written}

@@ -120,11 +120,13 @@ def record_response(status: int) -> None:
     event = _event_from_request(status)
     if status >= 400 or db.session.new or db.session.dirty or db.session.deleted:
         db.session.rollback()  # whatever a failed request left is not ours to commit
-    # a successful read changed nothing: its event rides the read's own transaction
-    db.session.execute(insert(AuditInbox), [event])
+    # a successful read changed nothing: its event rides the read's own transaction (autocommit)
+    db.session.execute(_INBOX_INSERT, event)
     db.session.commit()
     ctx["recorded"] = True
 
+
+_INBOX_INSERT = AuditInbox.__table__.insert()  # Core: one row, none of the ORM's bulk machinery
 
 _FIELDS = ("actor", "actor_role", "actor_agency", "resource_type", "resource_id", "case_id", "youth_id", "ids",
            "status", "request_id", "ip")

@@ -50,7 +50,7 @@ def verify():
 
 
 @blp.route("/audit/events", methods=["GET"])
-@blp.arguments(AuditQuery, location="query")
+@blp.arguments(AuditQuery(), location="query")
 @blp.response(200, AuditPageSchema)
 def events(args):
     """Search the sealed log, newest first"""
@@ -68,7 +68,7 @@ def events(args):
 
 
 @blp.route("/audit/export", methods=["GET"])
-@blp.arguments(ExportQuery, location="query")
+@blp.arguments(ExportQuery(), location="query")
 @blp.doc(responses={"200": {"description": "JSONL (application/x-ndjson) or CSV, streamed, with the chain "
                                            "fields so the export verifies offline (`casesvc audit verify --file`)"}})
 def export(args):
@@ -83,7 +83,7 @@ def export(args):
 
 
 @blp.route("/youths/<youth_id>/access-log", methods=["GET"])
-@blp.arguments(AccessLogQuery, location="query")
+@blp.arguments(AccessLogQuery(), location="query")
 @blp.response(200, AccessLogPageSchema)
 def access_log(args, youth_id):
     """Who (agency, role, user) read or changed this youth's data, and when — the right of access"""

@@ -32,7 +32,7 @@ class ClientQuery(PageArgs):
 
 @blp.route("", methods=["GET"])
 @admin_only
-@blp.arguments(ClientQuery, location="query")
+@blp.arguments(ClientQuery(), location="query")
 @blp.response(200, page_schema(ClientSchema))
 def list_clients(args):
     """API clients, newest first (no secrets: they are never stored)"""

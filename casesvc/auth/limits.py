@@ -99,6 +99,12 @@ def init_limits(app: Flask) -> Limiter:
                       key_prefix=settings.ratelimit_key_prefix, strategy="moving-window",
                       in_memory_fallback_enabled=True, headers_enabled=False)
     limiter.init_app(app)
+    # Only the token endpoint is limited, by its own decorators below (they check inside the
+    # view). The before-request check Flask-Limiter adds for default limits would find none on
+    # any request, at a real cost per request: it is taken out.
+    hooks = app.before_request_funcs.get(None, [])
+    if limiter._check_request_limit in hooks:
+        hooks.remove(limiter._check_request_limit)
     app.extensions["casesvc.limiter"] = limiter
     view = app.view_functions[TOKEN_ENDPOINT]
     per_username = limiter.limit(lambda: current_app.config["CASESVC"].ratelimit_login_per_username,

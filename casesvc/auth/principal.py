@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import functools
+import time
 
 from flask import current_app, request
-from sqlalchemy import select
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
+from sqlalchemy import bindparam, select
 
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import ApiClient, User
@@ -25,6 +26,50 @@ def bearer_token() -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+CLAIMS_CACHE_SIZE = 10_000
+
+
+def verified_claims() -> dict:
+    """The claims of the request's own-service access token, verified by flask-jwt-extended
+    (signature, `kid`, type, `exp`, `nbf`; its errors become 401 problems).
+
+    A verification is kept per app, keyed by the exact Authorization header, so the HMAC and
+    the JSON are worked out once per token and worker rather than on every request; on every
+    use the expiry is checked again, and an expired token goes back through the full check
+    (which refuses it). Whether the token is revoked, and whether its user is still active, is
+    not cached: `load_principal` asks the database on every request."""
+    header = request.headers.get("Authorization", "")
+    cache = current_app.extensions.setdefault("casesvc.verified_claims", {})
+    claims = cache.get(header)
+    if claims is not None and claims.get("exp", 0) > time.time():
+        return claims
+    verify_jwt_in_request()
+    claims = get_jwt()
+    if len(cache) >= CLAIMS_CACHE_SIZE:
+        cache.clear()  # tokens live minutes: a full cache is mostly expired ones
+    cache[header] = claims
+    return claims
+
+
+@functools.cache
+def _caller_query(client: bool, with_family: bool):
+    """The one query that loads the caller, built once: user or API client, the agency's
+    municipalities, and whether the token or its login is on the denylist."""
+    from casesvc.auth.revocation import revoked_clause
+
+    # the tables' own columns, not the mapped attributes: a plain Core statement skips the ORM's
+    # execution path on every request
+    revoked = revoked_clause(bindparam("jti"), bindparam("fam") if with_family else None).label("revoked")
+    caller = (ApiClient if client else User).__table__
+    agencies = Agency.__table__
+    columns = [caller.c.active, caller.c.role, caller.c.agency_code]
+    if client:
+        columns.append(caller.c.scopes)
+    return (select(*columns, agencies.c.municipalities, revoked)
+            .select_from(caller.outerjoin(agencies, agencies.c.code == caller.c.agency_code))
+            .where(caller.c.id == bindparam("sub")))
+
+
 def load_principal() -> Principal:
     """Verify the bearer token (401 when absent, bad or revoked) and build the principal.
 
@@ -33,28 +78,21 @@ def load_principal() -> Principal:
     municipalities and the revocation denylist are read in one query, so a disabled user or
     client, a revoked token or login, and a change of municipalities take effect at once."""
     from casesvc.auth import oidc
-    from casesvc.auth.revocation import denylist_key, revoked_clause
+    from casesvc.auth.revocation import denylist_key
     from casesvc.auth.tokens import CLIENT_KIND
 
     token = bearer_token()
     if token and current_app.config["CASESVC"].oidc_enabled and oidc.routes_to_provider(token):
         return oidc.provider_principal(token)
-    verify_jwt_in_request()
-    claims = get_jwt()
-    revoked = revoked_clause(denylist_key(claims, token or ""), claims.get("fam")).label("revoked")
+    claims = verified_claims()
+    client = claims.get("kind") == CLIENT_KIND
+    family = claims.get("fam")
+    row = db.session.execute(_caller_query(client, bool(family)),
+                             {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family}).first()
     token_scopes = frozenset((claims.get("scope") or "").split())
-    if claims.get("kind") == CLIENT_KIND:
-        row = db.session.execute(
-            select(ApiClient.active, ApiClient.role, ApiClient.agency_code, ApiClient.scopes, Agency.municipalities,
-                   revoked)
-            .outerjoin(Agency, Agency.code == ApiClient.agency_code)
-            .where(ApiClient.id == claims["sub"])).first()
+    if client:
         scopes = token_scopes & frozenset(row.scopes.split()) if row is not None else frozenset()
     else:
-        row = db.session.execute(
-            select(User.active, User.role, User.agency_code, Agency.municipalities, revoked)
-            .outerjoin(Agency, Agency.code == User.agency_code)
-            .where(User.id == claims["sub"])).first()
         scopes = token_scopes
     if row is None or not row.active or row.role != claims.get("role") or row.agency_code != claims.get("agency"):
         raise _refused("The token's user is disabled, unknown or changed.")
@@ -67,7 +105,7 @@ def load_principal() -> Principal:
         municipalities=frozenset(row.municipalities or ()),
         scopes=scopes,
         username=claims.get("username"),
-        kind=CLIENT_KIND if claims.get("kind") == CLIENT_KIND else "user",
+        kind=CLIENT_KIND if client else "user",
     )
 
 

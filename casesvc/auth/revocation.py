@@ -39,9 +39,10 @@ def denylist_key(claims: dict, token: str) -> str:
 def revoked_clause(key: str, family_id: str | None = None):
     """True when the token is on the denylist or its login has been revoked: two lookups by
     primary key inside the caller's own query."""
-    clause = exists().where(RevokedToken.jti == key)
-    if family_id:
-        clause = or_(clause, exists().where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_not(None)))
+    revoked, families = RevokedToken.__table__.c, RefreshFamily.__table__.c
+    clause = exists().where(revoked.jti == key)
+    if family_id is not None:
+        clause = or_(clause, exists().where(families.id == family_id, families.revoked_at.is_not(None)))
     return clause
 
 

@@ -27,7 +27,7 @@ class Case(IdMixin, CreatedMixin, db.Model):
     legal_hold: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
     participants: Mapped[list[Participant]] = relationship(
-        back_populates="case", cascade="all, delete-orphan", lazy="selectin", order_by="Participant.added_at")
+        back_populates="case", cascade="all, delete-orphan", lazy="selectin", order_by="(Participant.added_at, Participant.agency_code)")
 
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     __mapper_args__ = {"version_id_col": version}
@@ -52,4 +52,8 @@ class Participant(db.Model):
 
     case: Mapped[Case] = relationship(back_populates="participants")
 
-    __table_args__ = (Index("ix_case_participants_agency", "agency_code", "case_id"),)
+    __table_args__ = (
+        Index("ix_case_participants_agency", "agency_code", "case_id"),
+        # a case's participants in joining order, index-only (migration 0005)
+        Index("ix_case_participants_case_order", "case_id", "added_at", "agency_code"),
+    )

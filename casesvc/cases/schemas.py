@@ -2,6 +2,7 @@ import marshmallow as ma
 
 from casesvc.common.http import PageArgs
 from casesvc.common.schemas import Body, Code, Instant, Municipality
+from casesvc.common.timeutil import rfc3339
 from casesvc.vocabulary import CASE_ORIGINS, CASE_STATUSES
 
 AgencyCode = ma.fields.String
@@ -40,3 +41,27 @@ class CaseQuery(PageArgs):
     participant = ma.fields.String()
     youth_id = ma.fields.String()
     due_before = Instant(metadata={"description": "Has a pending reminder of the caller's agency due before this"})
+
+
+def case_body(case) -> dict:
+    """What CaseSchema dumps, written out for speed: every case response goes through here
+    (lists render 50 at a time). `case` is a Case or a CaseView. `tests/test_case_body.py`
+    holds this equal to `CaseSchema().dump(case)`, so the OpenAPI document stays true."""
+    return {
+        "id": case.id,
+        "youth_id": case.youth_id,
+        "municipality": case.municipality,
+        "origin": case.origin,
+        "summary": case.summary,
+        "lead_agency": case.lead_agency,
+        "participants": list(case.participant_codes),
+        "coordinator": case.coordinator,
+        "status": case.status,
+        "opened_at": rfc3339(case.opened_at),
+        "closed_at": rfc3339(case.closed_at),
+        "outcome": case.outcome,
+        "status_reason": case.status_reason,
+        "legal_hold": case.legal_hold,
+        "created_at": rfc3339(case.created_at),
+        "version": case.version,
+    }

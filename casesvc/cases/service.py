@@ -2,7 +2,11 @@
 case goes through."""
 from __future__ import annotations
 
-from sqlalchemy import select
+import functools
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -11,14 +15,14 @@ from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.auth.principal import enforce
 from casesvc.cases.models import Case, Participant
-from casesvc.common.http import filter_equal, paginate
+from casesvc.common.http import keyset_page_template, keyset_params, page_of
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.consents.models import Consent, ConsentAgency
 from casesvc.errors import Problem, conflict, field_error, not_found
 from casesvc.extensions import db
 from casesvc.policy import (Action, CaseAccess, CaseFacts, ConsentFacts, Principal, authorize, case_access,
-                            check_role, visible_cases_clause)
+                            check_role, visible_cases_params, visible_cases_template)
 
 CASE_STATES = StateMachine(
     "case",
@@ -62,16 +66,72 @@ def _consents_matter(principal: Principal, case: Case, action: Action) -> bool:
     return principal.agency != case.lead_agency or action in ENTRY_ACTIONS
 
 
+def _authorized(principal: Principal, case: Case | CaseView, action: Action) -> CaseAccess:
+    audit.note(case_id=case.id, youth_id=case.youth_id)  # recorded whether allowed or refused
+    access = access_to(principal, case, _consents_matter(principal, case, action))
+    enforce(authorize(principal, action, access))
+    return access
+
+
 def case_for(principal: Principal, case_id: str, action: Action) -> tuple[Case, CaseAccess]:
-    """Load a case for an action, or raise what the caller may learn (404, 403)."""
+    """Load a case to change it or what hangs under it (the ORM object), or raise what the
+    caller may learn (404, 403)."""
     enforce(check_role(principal, action))
     case = db.session.get(Case, case_id, options=[joinedload(Case.participants)])
     if case is None:
         raise not_found("case")
-    audit.note(case_id=case.id, youth_id=case.youth_id)  # recorded whether allowed or refused
-    access = access_to(principal, case, _consents_matter(principal, case, action))
-    enforce(authorize(principal, action, access))
-    return case, access
+    return case, _authorized(principal, case, action)
+
+
+# --- Reading: plain rows, no ORM ----------------------------------------------------------------
+# Reads are most of the traffic, and each one loads its case: they get the case as a plain
+# record, from statements built once, with the same access decision as `case_for`.
+
+_CASES, _PARTICIPANTS = Case.__table__, Participant.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    """A case as read: its columns and its participants' agency codes, in the order they joined."""
+
+    id: str
+    youth_id: str
+    municipality: str
+    origin: str
+    summary: str | None
+    lead_agency: str
+    coordinator: str | None
+    status: str
+    opened_at: datetime
+    closed_at: datetime | None
+    outcome: str | None
+    status_reason: str | None
+    legal_hold: bool
+    created_at: datetime
+    version: int
+    participant_codes: tuple[str, ...] = ()
+
+
+# the case's columns in CaseView's order: a row unpacks straight into a CaseView
+CASE_VIEW_COLUMNS = tuple(_CASES.c[f.name] for f in fields(CaseView) if f.name != "participant_codes")
+_JOINING_ORDER = (_PARTICIPANTS.c.added_at, _PARTICIPANTS.c.agency_code)
+_ONE_CASE = (select(*CASE_VIEW_COLUMNS, _PARTICIPANTS.c.agency_code)
+             .outerjoin(_PARTICIPANTS, _PARTICIPANTS.c.case_id == _CASES.c.id)
+             .where(_CASES.c.id == bindparam("case_id")).order_by(*_JOINING_ORDER))
+
+
+def load_case_view(case_id: str) -> CaseView | None:
+    views = _grouped(db.session.execute(_ONE_CASE, {"case_id": case_id}).all())
+    return views[0] if views else None
+
+
+def readable_case(principal: Principal, case_id: str, action: Action) -> tuple[CaseView, CaseAccess]:
+    """`case_for` for reads: the case as a CaseView, or what the caller may learn (404, 403)."""
+    enforce(check_role(principal, action))
+    case = load_case_view(case_id)
+    if case is None:
+        raise not_found("case")
+    return case, _authorized(principal, case, action)
 
 
 def _participating_agencies(codes: list[str], municipality: str, lead: str) -> list[str]:
@@ -121,20 +181,64 @@ def open_case(principal: Principal, data: dict) -> Case:
     return case
 
 
-def get_case(principal: Principal, case_id: str) -> Case:
-    return case_for(principal, case_id, Action.READ_CASE)[0]
+def get_case(principal: Principal, case_id: str) -> CaseView:
+    return readable_case(principal, case_id, Action.READ_CASE)[0]
+
+
+LIST_FILTERS = ("status", "municipality", "youth_id", "participant", "due_before")
+
+
+@functools.cache
+def _case_page_query(filters: tuple[str, ...], after_cursor: bool):
+    """The statement of one page of GET /cases, for one combination of filters, built once:
+    the visible cases (policy), filtered, one keyset page of them, joined to their participants.
+    Run with `_case_page_params`."""
+    from casesvc.reminders.service import cases_due_before_template
+
+    cases = _CASES.c
+    stmt = select(*CASE_VIEW_COLUMNS).where(visible_cases_template())
+    for name in filters:
+        if name == "participant":
+            stmt = stmt.where(exists().where(_PARTICIPANTS.c.case_id == cases.id,
+                                             _PARTICIPANTS.c.agency_code == bindparam("participant")))
+        elif name == "due_before":
+            stmt = stmt.where(cases_due_before_template())
+        else:
+            stmt = stmt.where(cases[name] == bindparam(name))
+    page = keyset_page_template(stmt, cases, after_cursor).subquery("page")
+    return (select(*page.c, _PARTICIPANTS.c.agency_code)
+            .select_from(page.outerjoin(_PARTICIPANTS, _PARTICIPANTS.c.case_id == page.c.id))
+            .order_by(page.c.created_at.desc(), page.c.id.desc(), *_JOINING_ORDER))
 
 
 def list_cases(principal: Principal, args: dict) -> dict:
+    """A page of the cases the caller may see, newest first, in one statement."""
     enforce(check_role(principal, Action.READ_CASE))
-    stmt = filter_equal(select(Case).where(visible_cases_clause(principal, oslo_today())), Case, args,
-                        ("status", "municipality", "youth_id"))
-    if args.get("participant"):
-        stmt = stmt.where(Case.participants.any(Participant.agency_code == args["participant"]))
-    if args.get("due_before"):
-        from casesvc.reminders.service import cases_due_before_clause
-        stmt = stmt.where(cases_due_before_clause(principal, args["due_before"]))
-    return audit.noted_page(paginate(stmt, Case, args["limit"], args.get("cursor")))
+    visible = visible_cases_params(principal, oslo_today())
+    if visible is None:
+        return audit.noted_page({"items": [], "next_cursor": None})
+    filters = tuple(name for name in LIST_FILTERS if args.get(name))
+    params = {**visible, **keyset_params(args["limit"], args.get("cursor")), **{name: args[name] for name in filters}}
+    if "due_before" in filters:
+        params["due_agency"] = principal.agency
+    rows = db.session.execute(_case_page_query(filters, bool(args.get("cursor"))), params).all()
+    return audit.noted_page(page_of(_grouped(rows), args["limit"]))
+
+
+def _grouped(rows) -> list[CaseView]:
+    """Rows of a case's columns and one participant each (NULL for none), cases in order ->
+    CaseViews."""
+    views, current, codes = [], None, []
+    for row in rows:
+        if current is None or row[0] != current[0]:
+            if current is not None:
+                views.append(CaseView(*current[:-1], tuple(codes)))
+            current, codes = row, []
+        if row[-1] is not None:
+            codes.append(row[-1])
+    if current is not None:
+        views.append(CaseView(*current[:-1], tuple(codes)))
+    return views
 
 
 def update_case(principal: Principal, case: Case, data: dict) -> Case:

@@ -5,8 +5,8 @@ from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
 from casesvc.cases import service
-from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema
-from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
+from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema, case_body
+from casesvc.common.http import etag_header, json_response, page_schema, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
 from casesvc.policy import Action
 
@@ -17,13 +17,13 @@ def case_response(case, status: int = 200):
     headers = etag_header(case)
     if status == 201:
         headers["Location"] = url_for("cases.get_case", case_id=case.id)
-    return case, status, headers
+    return json_response(case_body(case), status, headers)
 
 
 @blp.route("", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.CREATE_CASE)
-@blp.arguments(CaseSchema)
+@blp.arguments(CaseSchema())
 @blp.response(201, CaseSchema)
 def create_case(data):
     """Open a case; the caller's agency becomes the lead"""
@@ -32,11 +32,12 @@ def create_case(data):
 
 @blp.route("", methods=["GET"])
 @requires(Action.READ_CASE)
-@blp.arguments(CaseQuery, location="query")
+@blp.arguments(CaseQuery(), location="query")
 @blp.response(200, page_schema(CaseSchema))
 def list_cases(args):
     """Cases the caller may see, newest first"""
-    return service.list_cases(current_principal(), args)
+    page = service.list_cases(current_principal(), args)
+    return json_response({"items": [case_body(case) for case in page["items"]], "next_cursor": page["next_cursor"]})
 
 
 @blp.route("/<case_id>", methods=["GET"])
@@ -50,7 +51,7 @@ def get_case(case_id):
 @blp.route("/<case_id>", methods=["PATCH"])
 @transactional()
 @requires(Action.UPDATE_CASE)
-@blp.arguments(CasePatchSchema)
+@blp.arguments(CasePatchSchema())
 @blp.response(200, CaseSchema)
 @blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
 def patch_case(data, case_id):
@@ -64,7 +65,7 @@ def patch_case(data, case_id):
 @blp.route("/<case_id>/transitions", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.TRANSITION_CASE)
-@blp.arguments(TransitionSchema)
+@blp.arguments(TransitionSchema())
 @blp.response(200, CaseSchema)
 def transition_case(data, case_id):
     """Move the case to another status (409 lists the allowed ones)"""

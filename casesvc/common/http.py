@@ -10,8 +10,8 @@ import json
 from datetime import datetime, timedelta
 
 import marshmallow as ma
-from flask import Response, request
-from sqlalchemy import Index, Integer, String, Text, and_, delete, or_, select
+from flask import Response, current_app, request
+from sqlalchemy import Index, Integer, String, Text, and_, bindparam, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,6 +19,17 @@ from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
 from casesvc.common.timeutil import utcnow
 from casesvc.errors import Problem, field_error
 from casesvc.extensions import db
+
+def json_response(body, status: int = 200, headers: dict | None = None) -> Response:
+    """A JSON response from a body already in its wire shape. A view returning this passes
+    flask-smorest's `@blp.response` untouched: the schema there documents the body (and a test
+    holds the two equal) without dumping it again."""
+    response = current_app.json.response(body)
+    response.status_code = status
+    if headers:
+        response.headers.update(headers)
+    return response
+
 
 # --- ETag / If-Match --------------------------------------------------------------------------
 
@@ -87,14 +98,43 @@ def filter_equal(stmt, model, args: dict, names: tuple[str, ...]):
     return stmt
 
 
-def paginate(stmt, model, limit: int, cursor: str | None) -> dict:
-    """Newest first, by (created_at, id): stable under inserts, no OFFSET."""
+def _after(columns, created, ident):
+    return or_(columns.created_at < created, and_(columns.created_at == created, columns.id < ident))
+
+
+def keyset_page(stmt, columns, limit: int, cursor: str | None):
+    """`stmt` narrowed to one page, newest first by (created_at, id): stable under inserts, no
+    OFFSET. One row more than the page is asked for, to know whether another page follows.
+    `columns` has `created_at` and `id`: an ORM model, or a table's `.c`."""
     if cursor:
-        created, ident = decode_cursor(cursor)
-        stmt = stmt.where(or_(model.created_at < created, and_(model.created_at == created, model.id < ident)))
-    rows = list(db.session.scalars(stmt.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)))
+        stmt = stmt.where(_after(columns, *decode_cursor(cursor)))
+    return stmt.order_by(columns.created_at.desc(), columns.id.desc()).limit(limit + 1)
+
+
+def keyset_page_template(stmt, columns, after_cursor: bool):
+    """`keyset_page` with bind parameters, for a statement built once: run it with
+    `keyset_params(limit, cursor)`."""
+    if after_cursor:
+        stmt = stmt.where(_after(columns, bindparam("after_created", type_=columns.created_at.type),
+                                 bindparam("after_id", type_=String)))
+    return stmt.order_by(columns.created_at.desc(), columns.id.desc()).limit(bindparam("page_rows", type_=Integer))
+
+
+def keyset_params(limit: int, cursor: str | None) -> dict:
+    params = {"page_rows": limit + 1}
+    if cursor:
+        params["after_created"], params["after_id"] = decode_cursor(cursor)
+    return params
+
+
+def page_of(rows: list, limit: int) -> dict:
+    """The rows of `keyset_page` as a page: at most `limit` items and the cursor of the next."""
     next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
     return {"items": rows[:limit], "next_cursor": next_cursor}
+
+
+def paginate(stmt, model, limit: int, cursor: str | None) -> dict:
+    return page_of(list(db.session.scalars(keyset_page(stmt, model, limit, cursor))), limit)
 
 
 # --- One commit per request, and Idempotency-Key ----------------------------------------------

@@ -17,7 +17,7 @@ blp = Blueprint("consents", __name__, url_prefix="/api/v1/cases/<case_id>/consen
 @blp.route("", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.WRITE_CONSENT)
-@blp.arguments(ConsentSchema)
+@blp.arguments(ConsentSchema())
 @blp.response(201, ConsentSchema)
 def create_consent(data, case_id):
     """Record a consent (lead agency or coordinator)"""
@@ -30,7 +30,7 @@ def create_consent(data, case_id):
 
 @blp.route("", methods=["GET"])
 @requires(Action.READ_CONSENTS)
-@blp.arguments(ConsentQuery, location="query")
+@blp.arguments(ConsentQuery(), location="query")
 @blp.response(200, page_schema(ConsentSchema))
 def list_consents(args, case_id):
     """The case's consents, newest first"""

@@ -18,7 +18,7 @@ blp = Blueprint("followups", __name__, url_prefix="/api/v1/cases/<case_id>",
 @blp.route("/events", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.WRITE_EVENT)
-@blp.arguments(EventSchema)
+@blp.arguments(EventSchema())
 @blp.response(201, EventSchema)
 def create_event(data, case_id):
     """Log a follow-up that happened (a drug test is always stored as health data)"""
@@ -30,7 +30,7 @@ def create_event(data, case_id):
 
 @blp.route("/events", methods=["GET"])
 @requires(Action.READ_EVENTS)
-@blp.arguments(EventQuery, location="query")
+@blp.arguments(EventQuery(), location="query")
 @blp.response(200, page_schema(EventSchema))
 def list_events(args, case_id):
     """The events the caller may see, newest first"""
@@ -52,7 +52,7 @@ def get_event(case_id, event_id):
 @blp.route("/notes", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.WRITE_NOTE)
-@blp.arguments(NoteSchema)
+@blp.arguments(NoteSchema())
 @blp.response(201, NoteSchema)
 def create_note(data, case_id):
     """Write a note"""
@@ -64,7 +64,7 @@ def create_note(data, case_id):
 
 @blp.route("/notes", methods=["GET"])
 @requires(Action.READ_NOTES)
-@blp.arguments(NoteQuery, location="query")
+@blp.arguments(NoteQuery(), location="query")
 @blp.response(200, page_schema(NoteSchema))
 def list_notes(args, case_id):
     """The notes the caller may see, newest first"""

@@ -25,7 +25,7 @@ def reaction_response(reaction, status: int = 200):
 @blp.route("", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.WRITE_REACTION)
-@blp.arguments(ReactionSchema)
+@blp.arguments(ReactionSchema())
 @blp.response(201, ReactionSchema)
 def create_reaction(data, case_id):
     """Add a reaction (as a draft) with its conditions and any signatures"""
@@ -36,7 +36,7 @@ def create_reaction(data, case_id):
 
 @blp.route("", methods=["GET"])
 @requires(Action.READ_REACTIONS)
-@blp.arguments(ReactionQuery, location="query")
+@blp.arguments(ReactionQuery(), location="query")
 @blp.response(200, page_schema(ReactionSchema))
 def list_reactions(args, case_id):
     """The case's reactions, newest first"""
@@ -56,7 +56,7 @@ def get_reaction(case_id, reaction_id):
 @blp.route("/<reaction_id>", methods=["PATCH"])
 @transactional()
 @requires(Action.WRITE_REACTION)
-@blp.arguments(ReactionPatchSchema)
+@blp.arguments(ReactionPatchSchema())
 @blp.response(200, ReactionSchema)
 @blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
 def patch_reaction(data, case_id, reaction_id):
@@ -70,7 +70,7 @@ def patch_reaction(data, case_id, reaction_id):
 @blp.route("/<reaction_id>/signatures", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.WRITE_REACTION)
-@blp.arguments(SignatureSchema)
+@blp.arguments(SignatureSchema())
 @blp.response(201, SignatureSchema)
 def add_signature(data, case_id, reaction_id):
     """Record that a party signed"""
@@ -84,7 +84,7 @@ def add_signature(data, case_id, reaction_id):
 @blp.route("/<reaction_id>/transitions", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.TRANSITION_REACTION)
-@blp.arguments(TransitionSchema)
+@blp.arguments(TransitionSchema())
 @blp.response(200, ReactionSchema)
 def transition_reaction(data, case_id, reaction_id):
     """Move the reaction to another status (lead agency or coordinator; 409 lists the allowed ones)"""

@@ -774,11 +774,13 @@ def calendar(principal: Principal) -> bytes:
     return cal.to_ical()
 
 
-def cases_due_before_clause(principal: Principal, before: datetime):
-    """For GET /cases?due_before=: the case has a pending reminder of the caller's agency due
-    before `before`."""
-    return exists().where(Reminder.case_id == Case.id, Reminder.assignee_agency == principal.agency,
-                          Reminder.status == "pending", Reminder.due_at < before)
+def cases_due_before_template():
+    """For GET /cases?due_before=: the case has a pending reminder of the caller's agency
+    (`due_agency`) due before `due_before` (bind parameters)."""
+    reminders = Reminder.__table__.c
+    return exists().where(reminders.case_id == Case.__table__.c.id, reminders.assignee_agency == bindparam("due_agency"),
+                          reminders.status == "pending",
+                          reminders.due_at < bindparam("due_before", type_=reminders.due_at.type))
 
 
 # --- the API: webhooks (admin) ----------------------------------------------------------------

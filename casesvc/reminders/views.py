@@ -28,7 +28,7 @@ def reminder_response(reminder, status: int = 200):
 
 @blp.route("/reminders", methods=["GET"])
 @requires(Action.READ_REMINDERS)
-@blp.arguments(ReminderQuery, location="query")
+@blp.arguments(ReminderQuery(), location="query")
 @blp.response(200, page_schema(ReminderSchema))
 def list_reminders(args):
     """The caller's agency's reminders on cases they may see, soonest due first"""
@@ -90,7 +90,7 @@ def dismiss_reminder(reminder_id):
 @blp.route("/reminders/<reminder_id>/snooze", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.WRITE_REMINDER)
-@blp.arguments(SnoozeSchema)
+@blp.arguments(SnoozeSchema())
 @blp.response(200, ReminderSchema)
 def snooze_reminder(data, reminder_id):
     """Snooze: pending again, due at `until` (its webhook goes out then)"""
@@ -102,7 +102,7 @@ def snooze_reminder(data, reminder_id):
 @blp.route("/cases/<case_id>/reminders", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.WRITE_REMINDER)
-@blp.arguments(ManualReminderSchema)
+@blp.arguments(ManualReminderSchema())
 @blp.response(201, ReminderSchema)
 def create_reminder(data, case_id):
     """A manual reminder for a participating agency (its text is never sent in webhooks or feeds)"""

@@ -22,7 +22,7 @@ def youth_response(youth, status: int = 200):
 @blp.route("", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.CREATE_YOUTH)
-@blp.arguments(YouthSchema)
+@blp.arguments(YouthSchema())
 @blp.response(201, YouthSchema)
 @blp.alt_response(409, description="A youth with this national id exists; `existing_id` names it")
 def create_youth(data):
@@ -32,7 +32,7 @@ def create_youth(data):
 
 @blp.route("", methods=["GET"])
 @requires(Action.READ_YOUTH)
-@blp.arguments(YouthQuery, location="query")
+@blp.arguments(YouthQuery(), location="query")
 @blp.response(200, page_schema(YouthSchema))
 def list_youths(args):
     """Youths the caller may see; `national_id` finds by exact number"""
@@ -50,7 +50,7 @@ def get_youth(youth_id):
 @blp.route("/<youth_id>", methods=["PATCH"])
 @transactional()
 @requires(Action.WRITE_YOUTH)
-@blp.arguments(YouthPatchSchema)
+@blp.arguments(YouthPatchSchema())
 @blp.response(200, YouthSchema)
 @blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
 def patch_youth(data, youth_id):

@@ -1,0 +1,86 @@
+"""Case responses are rendered by `case_body` from plain rows (the read path) or from the ORM
+object (writes), not by marshmallow. These tests hold every such response equal to what the
+documented `CaseSchema` dumps from the stored case, so the OpenAPI document stays true."""
+from __future__ import annotations
+
+import pytest
+
+from casesvc.cases.models import Case
+from casesvc.cases.schemas import CaseSchema, case_body
+from casesvc.cases.service import load_case_view
+from casesvc.extensions import db
+
+
+def documented(case_id: str) -> dict:
+    db.session.expire_all()
+    return CaseSchema().dump(db.session.get(Case, case_id))
+
+
+@pytest.fixture(autouse=True)
+def _app_context(app):
+    with app.app_context():
+        yield
+
+
+def varied_cases(world) -> list[dict]:
+    """An open case; a closed one (outcome, reason, closed_at); one with a coordinator and a
+    legal hold; one led by another agency with the lead alone taking part."""
+    plain = world.case()
+    closed = world.case()
+    for to, reason in (("active", None), ("breached", "Missed two tests in a row.")):
+        resp = world["police"].post(f"/api/v1/cases/{closed['id']}/transitions", json={"to": to, "reason": reason})
+        assert resp.status_code == 200, resp.json
+    youth = world.youth()
+    held = world["police"].post("/api/v1/cases", json={
+        "youth_id": youth["id"], "origin": "police", "summary": "Testsak med koordinator — «æøå»",
+        "participants": ["slt", "health"], "coordinator": world["slt"].user_id}).json
+    url = f"/api/v1/cases/{held['id']}"
+    resp = world["police"].patch(url, json={"legal_hold": True},
+                                 headers={"If-Match": world["police"].get(url).headers["ETag"]})
+    assert resp.status_code == 200, resp.json
+    alone = world.case(by="health", participants=())
+    return [world["health" if case is alone else "police"].get(f"/api/v1/cases/{case['id']}").json
+            for case in (plain, closed, held, alone)]
+
+
+def test_get_case_answers_what_the_schema_documents(world):
+    for case in varied_cases(world):
+        by = "health" if case["lead_agency"] == "health" else "police"
+        resp = world[by].get(f"/api/v1/cases/{case['id']}")
+        assert resp.status_code == 200
+        assert resp.json == documented(case["id"])
+        assert list(resp.json) == list(CaseSchema().fields)  # the documented order, id first
+
+
+def test_writes_answer_what_the_schema_documents(world):
+    closed, held = varied_cases(world)[1:3]
+    assert closed["status"] == "breached" and closed["closed_at"] and closed["status_reason"]
+    assert held["legal_hold"] is True and held["coordinator"] == world["slt"].user_id
+    for case in (closed, held):
+        assert case == documented(case["id"])
+
+
+def test_a_page_of_cases_answers_what_the_schema_documents(world):
+    made = varied_cases(world)
+    resp = world["police"].get("/api/v1/cases?limit=2")
+    items = resp.json["items"]
+    resp2 = world["police"].get(f"/api/v1/cases?limit=2&cursor={resp.json['next_cursor']}")
+    items += resp2.json["items"]
+    police_led = [case["id"] for case in reversed(made) if case["lead_agency"] == "police"]
+    assert [item["id"] for item in items] == police_led
+    for item in items:
+        assert item == documented(item["id"])
+
+
+@pytest.mark.parametrize("which", range(4))
+def test_the_read_record_and_the_orm_object_render_alike(world, which):
+    case_id = varied_cases(world)[which]["id"]
+    view = load_case_view(case_id)
+    db.session.expire_all()
+    orm = db.session.get(Case, case_id)
+    assert view.participant_codes == tuple(orm.participant_codes)
+    assert case_body(view) == case_body(orm) == CaseSchema().dump(orm)
+
+
+def test_an_unknown_case_has_no_read_record(world):
+    assert load_case_view("00000000-0000-4000-8000-000000000000") is None
