@@ -156,6 +156,52 @@ def test_the_day_count_is_a_setting(world, app):
     assert run_worker(app, reminder_reaction_ending_days=21)["created"]["reaction_ending"] == 1
 
 
+def patch_reaction(world, case, made, body, by="police"):
+    url = f"/api/v1/cases/{case['id']}/reactions/{made['id']}"
+    resp = world[by].patch(url, json=body, headers={"If-Match": world[by].get(url).headers["ETag"]})
+    assert resp.status_code == 200, resp.json
+    return resp.json
+
+
+def settled(app, kind) -> list[tuple[str, str | None]]:
+    with app.app_context():
+        return [(r.status, r.settled_by) for r in db.session.scalars(
+            select(Reminder).where(Reminder.kind == kind).order_by(Reminder.created_at, Reminder.id))]
+
+
+def test_moving_the_end_dismisses_the_old_reminder_and_the_new_end_is_reminded(world, app):
+    case = world.case(participants=("health",))
+    today = oslo_today()
+    made = reaction(world, case, ends_on=(today + timedelta(days=10)).isoformat())
+    assert run_worker(app)["created"]["reaction_ending"] == 1
+    later = today + timedelta(days=40)
+    patch_reaction(world, case, made, {"ends_on": later.isoformat()})
+    assert settled(app, "reaction_ending") == [("dismissed", "reaction-rescheduled")]
+    assert run_worker(app)["created"]["reaction_ending"] == 0  # the new end is not due yet
+    assert run_worker(app, at_day(26))["created"]["reaction_ending"] == 1
+    assert [r["due_at"] for r in stored(app, kind="reaction_ending", status="pending")] == [
+        rules.day_start(later - timedelta(days=14))]
+
+
+def test_a_patch_that_keeps_the_dates_leaves_the_reminders_alone(world, app):
+    case = world.case(participants=("health",))
+    made = reaction(world, case, ends_on=(oslo_today() + timedelta(days=10)).isoformat())
+    run_worker(app)
+    patch_reaction(world, case, made, {"police_reference": "TEST-0001", "ends_on": made["ends_on"]})
+    assert settled(app, "reaction_ending") == [("pending", None)]
+
+
+def test_the_end_of_probation_keeps_its_reminder_when_only_the_end_moves(world, app):
+    case = world.case(participants=("health",))
+    today = oslo_today()
+    made = reaction(world, case, ends_on=(today + timedelta(days=5)).isoformat(),
+                    probation_ends_on=(today + timedelta(days=10)).isoformat())
+    assert run_worker(app)["created"]["reaction_ending"] == 2
+    patch_reaction(world, case, made, {"ends_on": (today + timedelta(days=6)).isoformat()})
+    assert sorted(settled(app, "reaction_ending"), key=str) == [("dismissed", "reaction-rescheduled"),
+                                                                 ("pending", None)]
+
+
 # --- consent_expiring -----------------------------------------------------------------------------
 
 def test_consent_expiring_is_created_30_days_before_expiry_and_not_earlier(world, app):
@@ -224,6 +270,34 @@ def test_a_conversation_already_held_is_not_reminded(world, app):
     reaction(world, case, type="concern_conversation", activate=False, legal_basis="consent",
              scheduled_at=rfc3339(soon), held_at=rfc3339(utcnow()))
     assert run_worker(app)["created"]["conversation_scheduled"] == 0
+
+
+def test_a_conversation_moved_to_another_day_is_reminded_anew_and_a_held_one_is_settled(world, app):
+    case = world.case(participants=("health",))
+    soon = utcnow().replace(microsecond=0) + timedelta(hours=5)
+    made = reaction(world, case, type="concern_conversation", activate=False, legal_basis="consent",
+                    scheduled_at=rfc3339(soon))
+    assert run_worker(app)["created"]["conversation_scheduled"] == 1
+    moved = soon + timedelta(days=2)
+    patch_reaction(world, case, made, {"scheduled_at": rfc3339(moved)})
+    assert settled(app, "conversation_scheduled") == [("dismissed", "reaction-rescheduled")]
+    assert run_worker(app, moved - timedelta(hours=23))["created"]["conversation_scheduled"] == 1
+    patch_reaction(world, case, made, {"held_at": rfc3339(utcnow())})
+    assert settled(app, "conversation_scheduled") == [("dismissed", "reaction-rescheduled"),
+                                                      ("done", "conversation-held")]
+
+
+def test_a_conversation_moved_within_the_reminders_day_takes_its_reminder_along(world, app):
+    case = world.case(participants=("health",))
+    # noon in Oslo two days ahead, moved one hour: the reminder's day stays the same
+    noon = rules.day_start(oslo_today() + timedelta(days=2)) + timedelta(hours=12)
+    made = reaction(world, case, type="concern_conversation", activate=False, legal_basis="consent",
+                    scheduled_at=rfc3339(noon))
+    assert run_worker(app, noon - timedelta(hours=23))["created"]["conversation_scheduled"] == 1
+    patch_reaction(world, case, made, {"scheduled_at": rfc3339(noon + timedelta(hours=1))})
+    [reminder] = stored(app, kind="conversation_scheduled")
+    assert (reminder["status"], reminder["due_at"]) == ("pending", noon + timedelta(hours=1) - timedelta(days=1))
+    assert run_worker(app, noon - timedelta(hours=22))["created"]["conversation_scheduled"] == 0
 
 
 # --- age_threshold --------------------------------------------------------------------------------

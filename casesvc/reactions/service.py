@@ -121,11 +121,15 @@ def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:
             raise conflict("conditions-in-use", "Events are logged against these conditions; they cannot be replaced.")
         reaction.conditions = _conditions(case, reaction.legal_basis, data["conditions"])
         flag_modified(reaction, "status")  # the conditions are part of the reaction: its version (ETag) moves on
+    moved = any(getattr(reaction, name) != value for name, value in merged.items())
     for name, value in merged.items():
         setattr(reaction, name, value)
     if "police_reference" in data:
         reaction.police_reference = data["police_reference"]
     db.session.flush()
+    if moved:
+        from casesvc.reminders.service import on_reaction_changed
+        on_reaction_changed(reaction)  # reminders made for the old dates no longer hold
     return reaction
 
 

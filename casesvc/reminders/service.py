@@ -244,6 +244,30 @@ def on_reaction_closed(reaction: Reaction) -> None:
     settle(_open(Reminder.reaction_id == reaction.id), "dismissed", "reaction-closed")
 
 
+def on_reaction_changed(reaction: Reaction) -> None:
+    """A PATCH moved the reaction's dates: open reminders made for the old dates no longer hold.
+    An end reminder whose end (or end of probation) moved is dismissed, and the worker reminds
+    of the new date when it is due. A conversation reminder is done once the conversation has
+    been held; if the conversation moved within the reminder's day it follows it, and if it
+    moved to another day it is dismissed (reminders are one per rule, source and day)."""
+    ends = {reaction.ends_on, reaction.probation_ends_on} - {None}
+    days = _settings().reminder_conversation_days
+    for reminder in _open(Reminder.reaction_id == reaction.id,
+                          Reminder.kind.in_(("reaction_ending", "conversation_scheduled"))):
+        if reminder.kind == "reaction_ending":
+            if reminder.basis_on not in ends:
+                settle([reminder], "dismissed", "reaction-rescheduled")
+        elif reaction.held_at is not None:
+            settle([reminder], "done", "conversation-held")
+        elif reminder.basis_at != reaction.scheduled_at:
+            due = rules.conversation_scheduled(reaction.scheduled_at, days) if reaction.scheduled_at else None
+            if due is not None and rules.dedupe_key(reminder.kind, reaction.id, due) == reminder.dedupe_key:
+                reminder.due_at, reminder.basis_at = due, reaction.scheduled_at
+            else:
+                settle([reminder], "dismissed", "reaction-rescheduled")
+    db.session.flush()
+
+
 def on_consent_withdrawn(consent: Consent) -> None:
     settle(_open(Reminder.source_id == consent.id, Reminder.kind == "consent_expiring"), "dismissed",
            "consent-withdrawn")
