@@ -19,7 +19,7 @@ import uuid
 from datetime import timezone
 
 from flask import Flask, has_request_context, request
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, select, text
 
 from casesvc.audit import chain
 from casesvc.audit.models import AuditEvent, AuditInbox
@@ -152,6 +152,8 @@ def _head(conn) -> tuple[int, str]:
 
 
 _INBOX_COLUMNS = [c for c in AuditInbox.__table__.columns if c.name != "n"]
+_INBOX_NAMES = tuple(c.name for c in _INBOX_COLUMNS)
+_EVENTS_INSERT = AuditEvent.__table__.insert()  # Core executemany: batched VALUES, no ORM bulk path
 
 
 def seal(batch: int = SEAL_BATCH, until_empty: bool = True) -> int:
@@ -182,11 +184,11 @@ def _seal_batch(batch: int) -> int:
             sealed = []
             for row in rows:
                 seq += 1
-                fields = {c.name: getattr(row, c.name) for c in _INBOX_COLUMNS}
+                fields = dict(zip(_INBOX_NAMES, row[1:]))  # row = (n, *_INBOX_COLUMNS)
                 event = chain.link(_chain_view(fields), seq, prev)
                 prev = event["hash"]
                 sealed.append({**fields, "seq": seq, "prev_hash": event["prev_hash"], "hash": event["hash"]})
-            conn.execute(insert(AuditEvent), sealed)
+            conn.execute(_EVENTS_INSERT, sealed)
             numbers = [row.n for row in rows]
             for start in range(0, len(numbers), 1000):
                 conn.execute(delete(AuditInbox).where(AuditInbox.n.in_(numbers[start:start + 1000])))
