@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timezone
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import DateTime, bindparam, exists, select, type_coerce
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -15,6 +15,7 @@ from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.auth.principal import enforce
 from casesvc.cases.models import Case, Participant
+from casesvc.common.db import UTCDateTime
 from casesvc.common.http import keyset_page_template, keyset_params, page_of
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import oslo_today, utcnow
@@ -115,7 +116,17 @@ class CaseView:
 # the case's columns in CaseView's order: a row unpacks straight into a CaseView
 CASE_VIEW_COLUMNS = tuple(_CASES.c[f.name] for f in fields(CaseView) if f.name != "participant_codes")
 _JOINING_ORDER = (_PARTICIPANTS.c.added_at, _PARTICIPANTS.c.agency_code)
-_ONE_CASE = (select(*CASE_VIEW_COLUMNS, _PARTICIPANTS.c.agency_code)
+# A joined row repeats the case's columns for each participant, and UTCDateTime would make every
+# repeated instant aware one value at a time: the instants are read as the plain (naive UTC)
+# values they are stored as, and made aware once per case in `_grouped`.
+_INSTANTS = tuple(i for i, c in enumerate(CASE_VIEW_COLUMNS) if isinstance(c.type, UTCDateTime))
+
+
+def _case_row_columns(columns):
+    return [type_coerce(c, DateTime()) if i in _INSTANTS else c for i, c in enumerate(columns)]
+
+
+_ONE_CASE = (select(*_case_row_columns(CASE_VIEW_COLUMNS), _PARTICIPANTS.c.agency_code)
              .outerjoin(_PARTICIPANTS, _PARTICIPANTS.c.case_id == _CASES.c.id)
              .where(_CASES.c.id == bindparam("case_id")).order_by(*_JOINING_ORDER))
 
@@ -206,7 +217,7 @@ def _case_page_query(filters: tuple[str, ...], after_cursor: bool):
         else:
             stmt = stmt.where(cases[name] == bindparam(name))
     page = keyset_page_template(stmt, cases, after_cursor).subquery("page")
-    return (select(*page.c, _PARTICIPANTS.c.agency_code)
+    return (select(*_case_row_columns(page.c), _PARTICIPANTS.c.agency_code)
             .select_from(page.outerjoin(_PARTICIPANTS, _PARTICIPANTS.c.case_id == page.c.id))
             .order_by(page.c.created_at.desc(), page.c.id.desc(), *_JOINING_ORDER))
 
@@ -226,19 +237,27 @@ def list_cases(principal: Principal, args: dict) -> dict:
 
 
 def _grouped(rows) -> list[CaseView]:
-    """Rows of a case's columns and one participant each (NULL for none), cases in order ->
-    CaseViews."""
+    """Rows of a case's columns (`_case_row_columns`) and one participant each (NULL for none),
+    cases in order -> CaseViews."""
     views, current, codes = [], None, []
     for row in rows:
         if current is None or row[0] != current[0]:
             if current is not None:
-                views.append(CaseView(*current[:-1], tuple(codes)))
+                views.append(_case_view(current, codes))
             current, codes = row, []
         if row[-1] is not None:
             codes.append(row[-1])
     if current is not None:
-        views.append(CaseView(*current[:-1], tuple(codes)))
+        views.append(_case_view(current, codes))
     return views
+
+
+def _case_view(row, codes: list[str]) -> CaseView:
+    values = list(row[:-1])
+    for i in _INSTANTS:
+        if values[i] is not None:
+            values[i] = values[i].replace(tzinfo=timezone.utc)  # stored as naive UTC (UTCDateTime)
+    return CaseView(*values, tuple(codes))
 
 
 def update_case(principal: Principal, case: Case, data: dict) -> Case:
