@@ -78,6 +78,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     register_request_hooks(app)
     register_audit_hooks(app)
 
+    from casesvc.agencies.views import agencies_blp, users_blp
     from casesvc.audit.views import blp as audit_blp
     from casesvc.auth.client_views import blp as clients_blp
     from casesvc.auth.views import blp as auth_blp
@@ -93,6 +94,8 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
                       reminders_blp, webhooks_blp, ops_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(clients_blp)
+    api.register_blueprint(agencies_blp)
+    api.register_blueprint(users_blp)
     register_docs(app)
 
     from casesvc.auth.limits import init_limits

@@ -60,7 +60,20 @@ def _with_app(fn):
             return result
         except InvalidInput as exc:
             db.session.rollback()
-            raise CommandError(str(exc)) from exc
+            raise CommandError(_as_option(exc)) from exc
+
+
+# the options of `agencies create`, `users create` and `clients create`, by the field they give
+_OPTIONS = {"kind": "--kind", "name": "--name", "municipalities": "--municipality", "role": "--role",
+            "agency": "--agency"}
+
+
+def _as_option(exc) -> str:
+    """The message as the command line says it: "kind must be…" becomes "--kind must be…"."""
+    message, option = str(exc), _OPTIONS.get(exc.field)
+    if option and message.startswith(exc.field + " "):
+        return option + message[len(exc.field):]
+    return message
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import hashlib
+import json
+
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -16,6 +19,13 @@ class Agency(CreatedMixin, db.Model):
     kind: Mapped[str] = mapped_column(String(20), nullable=False)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     municipalities: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+
+    @property
+    def version(self) -> str:
+        """The ETag's value. There is no version column: a digest of what a PATCH can change
+        serves instead, so a PATCH made on a stale read is refused (412) all the same."""
+        state = json.dumps([self.name, sorted(self.municipalities or [])], separators=(",", ":"))
+        return hashlib.sha256(state.encode()).hexdigest()[:16]
 
     def serves(self, municipality: str) -> bool:
         return municipality in (self.municipalities or [])

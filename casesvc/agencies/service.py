@@ -1,75 +1,185 @@
-"""Agencies and staff users: created by operators (CLI) and admins."""
+"""Agencies and staff users: created by operators (CLI) and admins (API)."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from casesvc.agencies.models import Agency
-from casesvc.auth.models import User
+from casesvc.auth.models import RefreshFamily, User
 from casesvc.auth.passwords import hash_password
+from casesvc.common.http import encode_cursor, keyset_page, paginate
+from casesvc.common.timeutil import utcnow
+from casesvc.errors import conflict, not_found
 from casesvc.extensions import db
-from casesvc.policy import STAFF_ROLES
+from casesvc.policy import STAFF_ROLES, Principal
 from casesvc.vocabulary import AGENCY_KINDS, ROLES
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,31}$")
+MUNICIPALITY_PATTERN = re.compile(r"\d{4}")
 MIN_PASSWORD_LENGTH = 12
+MAX_NAME_LENGTH = 200
 
 
 class InvalidInput(ValueError):
-    """Bad operator input; the message is one line for the CLI."""
+    """Bad input; the message is one line. `field` names the input at fault: the API reports
+    the message under that field, and the CLI, when the message begins with the field's name,
+    shows the command's option in its place ("kind must be…" becomes "--kind must be…")."""
 
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+# --- agencies ----------------------------------------------------------------------------------
 
 def parse_municipalities(raw: str) -> list[str]:
+    """The CLI's `--municipality 0301,4601`."""
     items = [m.strip() for m in raw.split(",") if m.strip()]
-    if not items or any(not re.fullmatch(r"\d{4}", m) for m in items):
-        raise InvalidInput("--municipality takes 4-digit municipality numbers, comma-separated (e.g. 0301,4601)")
+    if not items or any(not MUNICIPALITY_PATTERN.fullmatch(m) for m in items):
+        raise InvalidInput("municipalities must be 4-digit municipality numbers, comma-separated "
+                           "(e.g. 0301,4601)", "municipalities")
     return sorted(set(items))
+
+
+def check_municipalities(items: list[str]) -> list[str]:
+    if not items or any(not isinstance(m, str) or not MUNICIPALITY_PATTERN.fullmatch(m) for m in items):
+        raise InvalidInput("municipalities must be one or more 4-digit municipality numbers (e.g. 0301)",
+                           "municipalities")
+    return sorted(set(items))
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("name must not be empty", "name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"name must be at most {MAX_NAME_LENGTH} characters", "name")
+    return name
 
 
 def create_agency(code: str, kind: str, name: str, municipalities: list[str]) -> Agency:
     if not CODE_PATTERN.match(code):
-        raise InvalidInput("agency code must be 2-32 characters: lowercase letters, digits, '-' or '_'")
+        raise InvalidInput("code must be 2-32 characters: lowercase letters, digits, '-' or '_'", "code")
     if kind not in AGENCY_KINDS:
-        raise InvalidInput(f"--kind must be one of: {', '.join(AGENCY_KINDS)}")
-    if not name.strip():
-        raise InvalidInput("--name must not be empty")
+        raise InvalidInput(f"kind must be one of: {', '.join(AGENCY_KINDS)}", "kind")
+    name = check_name(name)
+    municipalities = check_municipalities(municipalities)
     if db.session.get(Agency, code) is not None:
-        raise InvalidInput(f"agency {code!r} already exists")
-    agency = Agency(code=code, kind=kind, name=name.strip(), municipalities=municipalities)
+        raise InvalidInput(f"agency {code!r} already exists", "code")
+    agency = Agency(code=code, kind=kind, name=name, municipalities=municipalities)
     db.session.add(agency)
     db.session.flush()
     return agency
 
 
+def get_agency(code: str, for_update: bool = False) -> Agency:
+    agency = db.session.get(Agency, code, with_for_update=for_update)
+    if agency is None:
+        raise not_found("agency")
+    return agency
+
+
+def update_agency(agency: Agency, changes: dict) -> Agency:
+    """Name and municipalities; the code and kind never change (users and cases refer to them).
+    The agency's users see by the new municipalities from their next request on."""
+    if "name" in changes:
+        agency.name = check_name(changes["name"])
+    if "municipalities" in changes:
+        agency.municipalities = check_municipalities(changes["municipalities"])
+    db.session.flush()
+    return agency
+
+
+_AGENCY_KEYSET = SimpleNamespace(created_at=Agency.created_at, id=Agency.code)
+
+
+def list_agencies(args: dict) -> dict:
+    """Newest first, by (created_at, code)."""
+    stmt = select(Agency)
+    if args.get("kind"):
+        stmt = stmt.where(Agency.kind == args["kind"])
+    limit = args["limit"]
+    rows = list(db.session.scalars(keyset_page(stmt, _AGENCY_KEYSET, limit, args.get("cursor"))))
+    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].code) if len(rows) > limit else None
+    return {"items": rows[:limit], "next_cursor": next_cursor}
+
+
+# --- users -------------------------------------------------------------------------------------
+
 def check_role_and_agency(role: str, agency_code: str | None, what: str) -> None:
     """A staff role belongs to an agency of its own kind; admin and auditor to none.
     `what` names the holder in messages ("user", "client")."""
     if role not in ROLES:
-        raise InvalidInput(f"--role must be one of: {', '.join(ROLES)}")
+        raise InvalidInput(f"role must be one of: {', '.join(ROLES)}", "role")
     if role in STAFF_ROLES:
         if not agency_code:
-            raise InvalidInput(f"a {role} {what} needs --agency")
+            raise InvalidInput(f"agency is required for {_a(role)} {what}", "agency")
         agency = db.session.get(Agency, agency_code)
         if agency is None:
-            raise InvalidInput(f"no agency {agency_code!r}")
+            raise InvalidInput(f"no agency {agency_code!r}", "agency")
         if agency.kind != role:
-            raise InvalidInput(f"role {role!r} does not match agency {agency_code!r} of kind {agency.kind!r}")
+            raise InvalidInput(f"role {role!r} does not match agency {agency_code!r} of kind {agency.kind!r}",
+                               "agency")
     elif agency_code:
-        raise InvalidInput(f"a {role} {what} belongs to no agency; leave out --agency")
+        raise InvalidInput(f"agency must be left out: {_a(role)} {what} belongs to no agency", "agency")
 
 
 def create_user(username: str, role: str, agency_code: str | None, password: str) -> User:
     if not re.fullmatch(r"[A-Za-z0-9._@-]{2,150}", username):
-        raise InvalidInput("username must be 2-150 characters: letters, digits, '.', '_', '@' or '-'")
+        raise InvalidInput("username must be 2-150 characters: letters, digits, '.', '_', '@' or '-'", "username")
     if role not in ROLES:
-        raise InvalidInput(f"--role must be one of: {', '.join(ROLES)}")
+        raise InvalidInput(f"role must be one of: {', '.join(ROLES)}", "role")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"the password must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password")
     check_role_and_agency(role, agency_code, "user")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise InvalidInput(f"user {username!r} already exists")
+        raise InvalidInput(f"user {username!r} already exists", "username")
     user = User(username=username, role=role, agency_code=agency_code, password_hash=hash_password(password))
     db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def get_user(user_id: str) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise not_found("user")
+    return user
+
+
+def list_users(args: dict) -> dict:
+    stmt = select(User)
+    if args.get("agency"):
+        stmt = stmt.where(User.agency_code == args["agency"])
+    if args.get("role"):
+        stmt = stmt.where(User.role == args["role"])
+    if args.get("active") is not None:
+        stmt = stmt.where(User.active == args["active"])
+    return paginate(stmt, User, args["limit"], args.get("cursor"))
+
+
+def disable_user(principal: Principal, user: User) -> User:
+    """The user can no longer log in, and every login it has ends at once: its live access and
+    refresh tokens are refused from the next request on, and stay refused if it is enabled again.
+    An administrator cannot disable their own account (someone must be left to undo it)."""
+    if principal.kind == "user" and principal.subject == user.id:
+        raise conflict("cannot-disable-self", "You cannot disable your own account; another administrator can.")
+    user.active = False
+    db.session.execute(update(RefreshFamily)
+                       .where(RefreshFamily.user_id == user.id, RefreshFamily.revoked_at.is_(None))
+                       .values(revoked_at=utcnow(), revoked_reason="user_disabled"))
+    db.session.flush()
+    return user
+
+
+def enable_user(user: User) -> User:
+    """The user may log in again; logins ended by disabling stay ended."""
+    user.active = True
     db.session.flush()
     return user

@@ -6,6 +6,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import hmac
 import json
 from datetime import datetime, timedelta
 
@@ -161,10 +162,17 @@ class IdempotencyKey(IdMixin, CreatedMixin, db.Model):
 _REPLAYED_HEADERS = ("Location", "ETag", "Content-Type")
 
 
-def _fingerprint() -> str:
+def _fingerprint(secret_fields: tuple[str, ...] = ()) -> str:
+    """What identifies the request body. The values of `secret_fields` (a password) enter only
+    as an HMAC under the service's key: the stored fingerprint is no fast hash of them."""
     raw = request.get_data(cache=True)
     try:
-        canonical = json.dumps(json.loads(raw or b"null"), sort_keys=True, separators=(",", ":")).encode()
+        body = json.loads(raw or b"null")
+        if secret_fields and isinstance(body, dict):
+            key = current_app.config["SECRET_KEY"].encode()
+            body = {name: hmac.new(key, json.dumps(value).encode(), hashlib.sha256).hexdigest()
+                    if name in secret_fields else value for name, value in body.items()}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     except (ValueError, UnicodeDecodeError):
         canonical = raw
     return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + canonical).hexdigest()
@@ -185,9 +193,10 @@ def _replay(stored: IdempotencyKey, fingerprint: str) -> Response:
     return response
 
 
-def transactional(idempotent: bool = False):
+def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ()):
     """Wrap a writing view: one commit when it succeeds, rollback on any error.
-    With `idempotent`, honour `Idempotency-Key`: the stored response is part of the same commit."""
+    With `idempotent`, honour `Idempotency-Key`: the stored response is part of the same commit.
+    `secret_fields` name body fields (a password) kept out of the stored fingerprint."""
 
     def decorator(view):
         @functools.wraps(view)
@@ -200,7 +209,7 @@ def transactional(idempotent: bool = False):
             if key is not None:
                 if not 1 <= len(key) <= 255:
                     raise field_error("Idempotency-Key", "Must be 1 to 255 characters.")
-                owner, fingerprint = current_principal().subject, _fingerprint()
+                owner, fingerprint = current_principal().subject, _fingerprint(secret_fields)
                 stored = _find_key(owner, key)
                 if stored is not None:
                     return _replay(stored, fingerprint)

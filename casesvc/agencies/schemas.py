@@ -1,0 +1,49 @@
+import marshmallow as ma
+
+from casesvc.common.http import PageArgs
+from casesvc.common.schemas import Body, Code, Instant, Municipality
+from casesvc.vocabulary import AGENCY_KINDS, ROLES
+
+_MUNICIPALITIES = {"description": "The 4-digit municipality numbers the agency serves; its users see cases "
+                                  "in these municipalities only"}
+
+
+class AgencySchema(Body):
+    code = ma.fields.String(required=True, metadata={"description": "2-32 characters: lowercase letters, "
+                                                                    "digits, '-' or '_'; never changes"})
+    kind = Code(AGENCY_KINDS, required=True, metadata={"description": "Also the role of the agency's users; "
+                                                                      "never changes"})
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    municipalities = ma.fields.List(Municipality(), required=True, validate=ma.validate.Length(min=1),
+                                    metadata=_MUNICIPALITIES)
+    created_at = Instant(dump_only=True)
+
+
+class AgencyPatchSchema(ma.Schema):
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
+    municipalities = ma.fields.List(Municipality(), validate=ma.validate.Length(min=1), metadata=_MUNICIPALITIES)
+
+
+class AgencyQuery(PageArgs):
+    kind = Code(AGENCY_KINDS)
+
+
+class UserSchema(Body):
+    id = ma.fields.String(dump_only=True)
+    username = ma.fields.String(required=True, metadata={"description": "2-150 characters: letters, digits, "
+                                                                        "'.', '_', '@' or '-'"})
+    role = Code(ROLES, required=True, metadata={"description": "A staff role is the kind of the user's agency"})
+    agency = ma.fields.String(attribute="agency_code", data_key="agency", allow_none=True, load_default=None,
+                              metadata={"description": "Agency code: required for staff roles, absent for "
+                                                       "admin and auditor"})
+    password = ma.fields.String(required=True, load_only=True,
+                                metadata={"description": "At least 12 characters; stored as an argon2id hash, "
+                                                         "never returned"})
+    active = ma.fields.Boolean(dump_only=True)
+    created_at = Instant(dump_only=True)
+
+
+class UserQuery(PageArgs):
+    agency = ma.fields.String()
+    role = Code(ROLES)
+    active = ma.fields.Boolean()

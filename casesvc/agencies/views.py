@@ -1,0 +1,150 @@
+"""Administration of agencies and users (admin role with the `admin` scope)."""
+from __future__ import annotations
+
+import contextlib
+
+from flask import url_for
+from flask_smorest import Blueprint
+
+from casesvc.agencies import service
+from casesvc.agencies.schemas import (AgencyPatchSchema, AgencyQuery, AgencySchema, UserQuery,
+                                      UserSchema)
+from casesvc.agencies.service import InvalidInput
+from casesvc.audit import noted_page
+from casesvc.audit.service import note
+from casesvc.auth.principal import admin_only, current_principal
+from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
+from casesvc.errors import validation_error
+
+agencies_blp = Blueprint("agencies", __name__, url_prefix="/api/v1/agencies",
+                         description="Agencies and the municipalities they serve (admin)")
+users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users",
+                      description="Staff, admin and auditor users (admin)")
+
+IF_MATCH = {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}
+
+
+@contextlib.contextmanager
+def invalid_input_as_422():
+    """The service's InvalidInput as a 422 problem, under the field at fault."""
+    try:
+        yield
+    except InvalidInput as exc:
+        raise validation_error({exc.field or "_schema": [str(exc)]}, detail=str(exc)) from exc
+
+
+def agency_response(agency, status: int = 200):
+    note(resource_type="agency", resource_id=agency.code)
+    headers = etag_header(agency)
+    if status == 201:
+        headers["Location"] = url_for("agencies.get_agency", code=agency.code)
+    return agency, status, headers
+
+
+def user_response(user, status: int = 200):
+    note(resource_type="user", resource_id=user.id)
+    headers = {"Location": url_for("users.get_user", user_id=user.id)} if status == 201 else {}
+    return user, status, headers
+
+
+# --- agencies ----------------------------------------------------------------------------------
+
+@agencies_blp.route("", methods=["GET"])
+@admin_only
+@agencies_blp.arguments(AgencyQuery(), location="query")
+@agencies_blp.response(200, page_schema(AgencySchema))
+def list_agencies(args):
+    """Agencies, newest first; `kind` filters"""
+    page = service.list_agencies(args)
+    note(resource_type="agency", ids=[agency.code for agency in page["items"]])
+    return page
+
+
+@agencies_blp.route("", methods=["POST"])
+@transactional(idempotent=True)
+@admin_only
+@agencies_blp.arguments(AgencySchema())
+@agencies_blp.response(201, AgencySchema)
+def create_agency(data):
+    """Create an agency"""
+    note(resource_type="agency")
+    with invalid_input_as_422():
+        agency = service.create_agency(data["code"], data["kind"], data["name"], data["municipalities"])
+    return agency_response(agency, 201)
+
+
+@agencies_blp.route("/<code>", methods=["GET"])
+@admin_only
+@agencies_blp.response(200, AgencySchema)
+def get_agency(code):
+    """One agency"""
+    return agency_response(service.get_agency(code))
+
+
+@agencies_blp.route("/<code>", methods=["PATCH"])
+@transactional()
+@admin_only
+@agencies_blp.arguments(AgencyPatchSchema())
+@agencies_blp.response(200, AgencySchema)
+@agencies_blp.doc(parameters=[IF_MATCH])
+def patch_agency(data, code):
+    """Change an agency's name or municipalities (needs If-Match); effective from the next request"""
+    agency = service.get_agency(code, for_update=True)
+    note(resource_type="agency", resource_id=agency.code)
+    require_if_match(agency)
+    with invalid_input_as_422():
+        return agency_response(service.update_agency(agency, data))
+
+
+# --- users -------------------------------------------------------------------------------------
+
+@users_blp.route("", methods=["GET"])
+@admin_only
+@users_blp.arguments(UserQuery(), location="query")
+@users_blp.response(200, page_schema(UserSchema))
+def list_users(args):
+    """Users, newest first; `agency`, `role` and `active` filter"""
+    note(resource_type="user")
+    return noted_page(service.list_users(args))
+
+
+@users_blp.route("", methods=["POST"])
+@transactional(idempotent=True, secret_fields=("password",))
+@admin_only
+@users_blp.arguments(UserSchema())
+@users_blp.response(201, UserSchema)
+def create_user(data):
+    """Create a user with a password (stored as a hash; never returned)"""
+    note(resource_type="user")
+    with invalid_input_as_422():
+        user = service.create_user(data["username"], data["role"], data["agency_code"], data["password"])
+    return user_response(user, 201)
+
+
+@users_blp.route("/<user_id>", methods=["GET"])
+@admin_only
+@users_blp.response(200, UserSchema)
+def get_user(user_id):
+    """One user"""
+    return user_response(service.get_user(user_id))
+
+
+@users_blp.route("/<user_id>/disable", methods=["POST"])
+@transactional()
+@admin_only
+@users_blp.response(200, UserSchema)
+@users_blp.alt_response(409, description="An administrator cannot disable their own account")
+def disable_user(user_id):
+    """Disable a user: no more logins, and its live access and refresh tokens are refused at once"""
+    user = service.get_user(user_id)
+    note(resource_type="user", resource_id=user.id)
+    return user_response(service.disable_user(current_principal(), user))
+
+
+@users_blp.route("/<user_id>/enable", methods=["POST"])
+@transactional()
+@admin_only
+@users_blp.response(200, UserSchema)
+def enable_user(user_id):
+    """Enable a disabled user: it may log in again"""
+    return user_response(service.enable_user(service.get_user(user_id)))
