@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from casesvc.common.timeutil import oslo_today, rfc3339, utcnow
 from casesvc.extensions import db
 from casesvc.reminders import service, webhooks
-from casesvc.reminders.models import Reminder, WebhookAttempt, WebhookDelivery
+from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery
 
 PROBLEM = "application/problem+json"
 SECRET = "receiver-shared-secret-123"
@@ -134,6 +134,38 @@ def due_reminder(world, receiver):
     case = world.case(participants=("health",))
     reminder = manual(world, case, utcnow() - timedelta(minutes=1), text="Call the guardian about the youth")
     return case, reminder
+
+
+# --- the secret at rest --------------------------------------------------------------------------
+
+def stored_secret(app, agency="health") -> str:
+    with app.app_context():
+        return db.session.get(Webhook, agency).secret
+
+
+def test_the_secret_is_stored_encrypted_and_deliveries_are_signed_with_it(world, app, receiver, due_reminder):
+    stored = stored_secret(app)
+    assert stored.startswith("enc1:") and SECRET not in stored
+    assert run_worker(app, utcnow())["deliveries"]["delivered"] == 1
+    [request] = receiver.requests
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert webhooks.verify(SECRET, headers["x-casesvc-timestamp"], headers["x-casesvc-signature"],
+                           request["body"], now=time.time())
+
+
+def test_a_secret_that_cannot_be_read_sends_nothing_and_fails_the_attempt(world, app, receiver, due_reminder):
+    from casesvc.common.crypto import PREFIX
+
+    with app.app_context():
+        webhook = db.session.get(Webhook, "health")
+        webhook.secret = PREFIX + "gAAAAABnot-a-token-this-service-made"
+        db.session.commit()
+    assert run_worker(app, utcnow())["deliveries"]["retrying"] == 1
+    assert receiver.requests == []
+    [attempt] = attempts(world)
+    assert attempt["outcome"] == "retrying" and "set the webhook again" in attempt["error"]
+    hook(world, receiver)  # setting it again mends it
+    assert run_worker(app, utcnow() + timedelta(minutes=5))["deliveries"]["delivered"] == 1
 
 
 # --- the admin endpoints ----------------------------------------------------------------------------

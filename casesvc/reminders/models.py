@@ -65,14 +65,14 @@ class Reminder(IdMixin, CreatedMixin, db.Model):
 
 
 class Webhook(db.Model):
-    """Where an agency's due reminders are POSTed. The secret is kept to sign with; it is never
-    shown again after it is set."""
+    """Where an agency's due reminders are POSTed. The secret is kept to sign with, encrypted
+    (casesvc.common.crypto); it is never shown again after it is set."""
 
     __tablename__ = "webhooks"
 
     agency_code: Mapped[str] = mapped_column(ForeignKey("agencies.code", ondelete="CASCADE"), primary_key=True)
     url: Mapped[str] = mapped_column(String(2000), nullable=False)
-    secret: Mapped[str] = mapped_column(String(255), nullable=False)
+    secret: Mapped[str] = mapped_column(String(512), nullable=False)  # "enc1:" + a Fernet token
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)

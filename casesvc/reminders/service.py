@@ -38,6 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
+from casesvc.common.crypto import UnreadableSecret, decrypt_at_rest, encrypt_at_rest
 from casesvc.common.db import new_id
 from casesvc.common.http import decode_cursor, encode_cursor, filter_equal
 from casesvc.common.states import StateMachine
@@ -575,13 +576,21 @@ def deliver(now: datetime, settings, token: str, batch: list) -> dict:
     """POST a claimed batch and record each attempt; only the lease holder moves a row on."""
     production = settings.env == "production"
     stamp = int(utcnow().timestamp())
-    jobs = []
-    for row in batch:
-        body, headers = webhooks.signed_request(row.secret, row.body.encode(), row.id, stamp)
+    jobs, sent = [], []
+    results: list[webhooks.Attempt | None] = [None] * len(batch)
+    for index, row in enumerate(batch):
+        try:
+            secret = decrypt_at_rest(row.secret)
+        except UnreadableSecret:  # nothing unsigned ever leaves: the attempt fails, set the webhook again
+            results[index] = webhooks.Attempt(False, None, "the webhook's secret cannot be read: set the webhook again")
+            continue
+        body, headers = webhooks.signed_request(secret, row.body.encode(), row.id, stamp)
         jobs.append((row.url, body, headers))
+        sent.append(index)
     # the target is checked again at each attempt (in production a name may come to point inward)
-    results = webhooks.send_all(jobs, settings.webhook_timeout, settings.webhook_concurrency,
-                                guard=lambda url: webhooks.url_problem(url, production))
+    for index, result in zip(sent, webhooks.send_all(jobs, settings.webhook_timeout, settings.webhook_concurrency,
+                                                     guard=lambda url: webhooks.url_problem(url, production))):
+        results[index] = result
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
     table = WebhookDelivery.__table__
     for row, result in zip(batch, results):
@@ -841,7 +850,8 @@ def put_webhook(code: str, data: dict) -> tuple[Webhook, bool]:
     webhook = db.session.get(Webhook, code)
     created = webhook is None
     if created:
-        webhook = Webhook(agency_code=code, url=data["url"], secret=data["secret"], created_at=now, updated_at=now)
+        webhook = Webhook(agency_code=code, url=data["url"], secret=encrypt_at_rest(data["secret"]), created_at=now,
+                          updated_at=now)
         db.session.add(webhook)
         db.session.flush()
         upcoming = db.session.execute(
@@ -852,7 +862,7 @@ def put_webhook(code: str, data: dict) -> tuple[Webhook, bool]:
         enqueue_deliveries(upcoming)
     else:
         webhook.url = data["url"]
-        webhook.secret = data["secret"]
+        webhook.secret = encrypt_at_rest(data["secret"])
         webhook.updated_at = now
         db.session.flush()
     return webhook, created
