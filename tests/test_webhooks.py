@@ -239,6 +239,45 @@ def test_loopback_targets_are_allowed_outside_production(world, receiver):
     assert hook(world, receiver).status_code == 201
 
 
+# --- DNS rebinding: the address checked is the address used -------------------------------------------
+
+def test_in_production_the_name_is_resolved_once_and_that_address_is_used(monkeypatch):
+    answers = iter([["93.184.216.34"], ["10.0.0.5"]])  # public at the check, then inward
+    asked = []
+
+    def resolve(host, port):
+        asked.append((host, port))
+        return next(answers)
+
+    sent = []
+    monkeypatch.setattr(webhooks, "_post", lambda url, body, headers, timeout, address=None:
+                        sent.append(address) or webhooks.Attempt(True, 200, None))
+    [result] = webhooks.send_all([("https://hooks.example.test/in", b"{}", {})], 1.0, 1,
+                                 vetting=lambda url: webhooks.vet(url, True, resolve))
+    assert result.ok
+    assert asked == [("hooks.example.test", 443)]  # one lookup, not a second one at connect time
+    assert sent == ["93.184.216.34"]
+
+
+def test_a_name_that_resolves_inward_is_refused_before_anything_is_sent(monkeypatch):
+    monkeypatch.setattr(webhooks, "_post", lambda *args, **kwargs: pytest.fail("nothing may be sent"))
+    [result] = webhooks.send_all([("https://hooks.example.test/in", b"{}", {})], 1.0, 1,
+                                 vetting=lambda url: webhooks.vet(url, True, lambda host, port: ["10.0.0.5"]))
+    assert not result.ok and result.error.startswith("refused:")
+
+
+def test_the_attempt_connects_to_the_vetted_address_and_keeps_the_host_name(receiver):
+    """`receiver.invalid` resolves nowhere: the request can only arrive through the address given."""
+    port = receiver.server.server_address[1]
+    result = webhooks._post(f"http://receiver.invalid:{port}/casesvc/hook?x=1", b'{"a":1}',
+                            {"Content-Type": "application/json"}, 5.0, address="127.0.0.1")
+    assert (result.ok, result.status_code) == (True, 200)
+    [request] = receiver.requests
+    assert request["path"] == "/casesvc/hook?x=1"
+    assert request["headers"]["Host"] == f"receiver.invalid:{port}"
+    assert request["body"] == b'{"a":1}'
+
+
 # --- delivery ----------------------------------------------------------------------------------------
 
 def test_a_due_reminder_is_posted_once_signed_with_ids_only(world, app, receiver, due_reminder):

@@ -589,7 +589,7 @@ def deliver(now: datetime, settings, token: str, batch: list) -> dict:
         sent.append(index)
     # the target is checked again at each attempt (in production a name may come to point inward)
     for index, result in zip(sent, webhooks.send_all(jobs, settings.webhook_timeout, settings.webhook_concurrency,
-                                                     guard=lambda url: webhooks.url_problem(url, production))):
+                                                     vetting=lambda url: webhooks.vet(url, production))):
         results[index] = result
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
     table = WebhookDelivery.__table__

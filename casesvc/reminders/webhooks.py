@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -109,39 +108,48 @@ def _resolve(host: str, port: int) -> list[str]:
 
 
 def url_problem(url: str, production: bool, resolve=_resolve) -> str | None:
-    """Why `url` cannot be a webhook target, or None. Only http(s), a host, no credentials in the
-    URL; in production the host must not be (or resolve to) a loopback, private, link-local or
-    otherwise non-public address (no requests into the service's own network)."""
+    """Why `url` cannot be a webhook target, or None (see `vet`)."""
+    return vet(url, production, resolve)[0]
+
+
+def vet(url: str, production: bool, resolve=_resolve) -> tuple[str | None, str | None]:
+    """(why `url` cannot be a webhook target or None, the address to connect to or None).
+
+    Only http(s), a host, no credentials in the URL; in production the host must not be (or
+    resolve to) a loopback, private, link-local or otherwise non-public address (no requests
+    into the service's own network). In production the name is resolved here once, and the
+    attempt connects to the address vetted here: a name that resolves anew to an inside
+    address between the check and the connection (DNS rebinding) cannot redirect it."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
-        return f"Must be an http(s) URL of at most {MAX_URL_LENGTH} characters."
+        return f"Must be an http(s) URL of at most {MAX_URL_LENGTH} characters.", None
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return "Not a valid URL."
+        return "Not a valid URL.", None
     if parts.scheme not in ("http", "https"):
-        return "Only http and https URLs are accepted."
+        return "Only http and https URLs are accepted.", None
     if not parts.hostname:
-        return "The URL needs a host."
+        return "The URL needs a host.", None
     if parts.username is not None or parts.password is not None:
-        return "Credentials do not belong in the URL; the signature authenticates the sender."
+        return "Credentials do not belong in the URL; the signature authenticates the sender.", None
     if parts.fragment:
-        return "A webhook URL has no fragment."
+        return "A webhook URL has no fragment.", None
     if not production:
-        return None
+        return None, None
     host = parts.hostname
     if host == "localhost" or host.endswith(".localhost"):
-        return "Loopback addresses are refused as webhook targets in production."
+        return "Loopback addresses are refused as webhook targets in production.", None
     try:
         addresses = [str(ipaddress.ip_address(host))]
     except ValueError:
         try:
             addresses = resolve(host, port or (443 if parts.scheme == "https" else 80))
         except (OSError, UnicodeError):
-            return "The host name does not resolve."
+            return "The host name does not resolve.", None
     if not addresses or any(_blocked_address(a) for a in addresses):
-        return "Loopback, private and other non-public addresses are refused as webhook targets in production."
-    return None
+        return "Loopback, private and other non-public addresses are refused as webhook targets in production.", None
+    return None, addresses[0]
 
 
 # --- one attempt ----------------------------------------------------------------------------
@@ -153,36 +161,56 @@ class Attempt:
     error: str | None
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not an instruction: following it could lead anywhere."""
+class _HTTP(http.client.HTTPConnection):
+    """http.client, which follows no redirect (a redirect is an answer, not an instruction) and
+    uses no proxy; with `address`, it connects there instead of resolving the host again."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def __init__(self, host, port=None, *, address: str | None = None, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self.address = address
+
+    def connect(self):
+        if self.address is None:
+            return super().connect()
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return None
 
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+class _HTTPS(http.client.HTTPSConnection):
+    """As _HTTP; the certificate is still checked against the host name (SNI too)."""
+
+    def __init__(self, host, port=None, *, address: str | None = None, **kwargs):
+        super().__init__(host, port, **kwargs)
+        self.address = address
+
+    def connect(self):
+        if self.address is None:
+            return super().connect()
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        return None
+
+
 MAX_RESPONSE_BYTES = 4096
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Attempt:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def _post(url: str, body: bytes, headers: dict[str, str], timeout: float, address: str | None = None) -> Attempt:
+    parts = urlsplit(url)
+    connection = (_HTTPS if parts.scheme == "https" else _HTTP)(parts.hostname, parts.port, address=address,
+                                                                 timeout=timeout)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
-            response.read(MAX_RESPONSE_BYTES)  # the answer's content is not used, nor kept
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-        exc.close()
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read(MAX_RESPONSE_BYTES)  # the answer's content is not used, nor kept
+        status = response.status
     except (TimeoutError, socket.timeout):
         return Attempt(False, None, "timeout")
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, (TimeoutError, socket.timeout)):
-            return Attempt(False, None, "timeout")
-        name = reason if isinstance(reason, str) else type(reason).__name__
-        return Attempt(False, None, f"connection failed: {name}"[:200])
-    except (OSError, ValueError) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         return Attempt(False, None, f"connection failed: {type(exc).__name__}")
+    finally:
+        connection.close()
     if 200 <= status < 300:
         return Attempt(True, status, None)
     return Attempt(False, status, f"HTTP {status}")
@@ -194,21 +222,22 @@ def send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Atte
 
 
 def send_all(jobs: list[tuple[str, bytes, dict[str, str]]], timeout: float, concurrency: int,
-             guard=None) -> list[Attempt]:
+             vetting=None) -> list[Attempt]:
     """Several deliveries at once, at most `concurrency` in flight, each under a hard deadline of
     `timeout` seconds in all: a receiver that accepts the connection and then trickles its answer
     cannot hold the worker longer. Requests run in daemon threads; when the deadline passes the
-    worker records a timeout and moves on (the thread ends with its socket timeout). `guard(url)`
-    may refuse a target (a reason, or None) before anything is sent."""
+    worker records a timeout and moves on (the thread ends with its socket timeout).
+    `vetting(url)` answers as `vet`: a target may be refused before anything is sent, and the
+    attempt connects to the address it vetted."""
     results: list[Attempt | None] = [None] * len(jobs)
 
     def run(index: int) -> None:
         url, body, headers = jobs[index]
-        refused = guard(url) if guard is not None else None
+        refused, address = vetting(url) if vetting is not None else (None, None)
         if refused:
             results[index] = Attempt(False, None, f"refused: {refused}"[:200])
             return
-        results[index] = _post(url, body, headers, timeout)
+        results[index] = _post(url, body, headers, timeout, address)
 
     for start in range(0, len(jobs), max(1, concurrency)):
         threads = [threading.Thread(target=run, args=(i,), name="casesvc-webhook", daemon=True)
