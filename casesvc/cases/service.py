@@ -203,7 +203,7 @@ LIST_FILTERS = ("status", "municipality", "youth_id", "participant", "due_before
 def _case_page_query(filters: tuple[str, ...], after_cursor: bool):
     """The statement of one page of GET /cases, for one combination of filters, built once:
     the visible cases (policy), filtered, one keyset page of them, joined to their participants.
-    Run with `_case_page_params`."""
+    `list_cases` runs it with the caller's visibility, the page and the filters' values."""
     from casesvc.reminders.service import cases_due_before_template
 
     cases = _CASES.c

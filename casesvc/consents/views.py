@@ -4,7 +4,7 @@ from flask import url_for
 from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
-from casesvc.cases.service import case_for
+from casesvc.cases.service import case_for, readable_case
 from casesvc.common.http import page_schema, transactional
 from casesvc.consents import service
 from casesvc.consents.schemas import ConsentQuery, ConsentSchema
@@ -34,7 +34,7 @@ def create_consent(data, case_id):
 @blp.response(200, page_schema(ConsentSchema))
 def list_consents(args, case_id):
     """The case's consents, newest first"""
-    case, _ = case_for(current_principal(), case_id, Action.READ_CONSENTS)
+    case, _ = readable_case(current_principal(), case_id, Action.READ_CONSENTS)
     return service.list_consents(case, args)
 
 
@@ -43,7 +43,7 @@ def list_consents(args, case_id):
 @blp.response(200, ConsentSchema)
 def get_consent(case_id, consent_id):
     """One consent"""
-    case, _ = case_for(current_principal(), case_id, Action.READ_CONSENTS)
+    case, _ = readable_case(current_principal(), case_id, Action.READ_CONSENTS)
     return service.consent_in(case, consent_id)
 
 

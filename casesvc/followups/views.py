@@ -4,7 +4,7 @@ from flask import url_for
 from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
-from casesvc.cases.service import case_for
+from casesvc.cases.service import case_for, readable_case
 from casesvc.common.http import page_schema, transactional
 from casesvc.followups import service
 from casesvc.followups.models import Event, Note
@@ -35,7 +35,7 @@ def create_event(data, case_id):
 def list_events(args, case_id):
     """The events the caller may see, newest first"""
     principal = current_principal()
-    case, access = case_for(principal, case_id, Action.READ_EVENTS)
+    case, access = readable_case(principal, case_id, Action.READ_EVENTS)
     return service.list_entries(Event, case, principal, access, args, ("kind", "reaction_id", "condition_id"))
 
 
@@ -45,7 +45,7 @@ def list_events(args, case_id):
 def get_event(case_id, event_id):
     """One event"""
     principal = current_principal()
-    case, access = case_for(principal, case_id, Action.READ_EVENTS)
+    case, access = readable_case(principal, case_id, Action.READ_EVENTS)
     return service.entry_in(Event, case, event_id, principal, access)
 
 
@@ -69,7 +69,7 @@ def create_note(data, case_id):
 def list_notes(args, case_id):
     """The notes the caller may see, newest first"""
     principal = current_principal()
-    case, access = case_for(principal, case_id, Action.READ_NOTES)
+    case, access = readable_case(principal, case_id, Action.READ_NOTES)
     return service.list_entries(Note, case, principal, access, args, ("category",))
 
 
@@ -79,5 +79,5 @@ def list_notes(args, case_id):
 def get_note(case_id, note_id):
     """One note"""
     principal = current_principal()
-    case, access = case_for(principal, case_id, Action.READ_NOTES)
+    case, access = readable_case(principal, case_id, Action.READ_NOTES)
     return service.entry_in(Note, case, note_id, principal, access)

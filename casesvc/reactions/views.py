@@ -4,7 +4,7 @@ from flask import url_for
 from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
-from casesvc.cases.service import case_for
+from casesvc.cases.service import case_for, readable_case
 from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
 from casesvc.policy import Action
@@ -40,7 +40,7 @@ def create_reaction(data, case_id):
 @blp.response(200, page_schema(ReactionSchema))
 def list_reactions(args, case_id):
     """The case's reactions, newest first"""
-    case, _ = case_for(current_principal(), case_id, Action.READ_REACTIONS)
+    case, _ = readable_case(current_principal(), case_id, Action.READ_REACTIONS)
     return service.list_reactions(case, args)
 
 
@@ -49,7 +49,7 @@ def list_reactions(args, case_id):
 @blp.response(200, ReactionSchema)
 def get_reaction(case_id, reaction_id):
     """One reaction"""
-    case, _ = case_for(current_principal(), case_id, Action.READ_REACTIONS)
+    case, _ = readable_case(current_principal(), case_id, Action.READ_REACTIONS)
     return reaction_response(service.reaction_in(case, reaction_id))
 
 
