@@ -22,12 +22,18 @@ class _Server(BaseApplication):
         return self.application
 
 
+# gunicorn's default line with the path but not the query string (`%(U)s`, not `%(r)s`): a query
+# may hold a national id (`GET /youths?national_id=`), and that has no place in a log file
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+
 def run_gunicorn(app, host: str, port: int, workers: int, threads: int = 1, access_log: bool = True) -> None:
     """`threads` > 1 runs gthread workers: a request waiting on the database (every request
     commits its audit event) does not hold up the others, and concurrent commits share a flush.
     `access_log=False` drops the per-request line on stdout (bench/run.py measures without it)."""
     options = {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-" if access_log else None,
-               "timeout": 30, "graceful_timeout": 10, "limit_request_line": 8190}
+               "access_log_format": ACCESS_LOG_FORMAT, "timeout": 30, "graceful_timeout": 10,
+               "limit_request_line": 8190}
     if threads > 1:
         options.update(worker_class="gthread", threads=threads)
     _Server(app, options).run()

@@ -1,0 +1,70 @@
+"""`casesvc serve` as an operator runs it: real gunicorn on a loopback port, a migrated SQLite
+database, HTTP from outside. The access log names the path but never the query string (which
+may hold a national id)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+NATIONAL_ID = "01010112345"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.fixture
+def served(tmp_path):
+    env = {**os.environ, "CASESVC_ENV": "development", "CASESVC_INSTANCE_PATH": str(tmp_path),
+           "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}"}
+    cli = [sys.executable, "-m", "casesvc.cli"]
+    subprocess.run(cli + ["db", "upgrade"], env=env, check=True, capture_output=True)
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cli + ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if get(base + "/readyz") == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "casesvc serve was not ready within 30 s"
+            time.sleep(0.2)
+        yield base, proc, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_serve_answers_over_http_and_logs_no_query_string(served):
+    base, proc, log = served
+    assert get(base + "/healthz") == 200
+    assert get(f"{base}/api/v1/youths?national_id={NATIONAL_ID}") == 401  # no token
+    proc.terminate()
+    proc.wait(timeout=20)
+    lines = log.read_text().splitlines()
+    assert any('"GET /api/v1/youths HTTP/1.1" 401' in line for line in lines), lines
+    assert not any(NATIONAL_ID in line for line in lines)
