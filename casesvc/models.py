@@ -2,7 +2,7 @@
 from casesvc.agencies.models import Agency  # noqa: F401
 from casesvc.audit.models import AuditEvent, AuditInbox  # noqa: F401
 from casesvc.auth.models import (  # noqa: F401
-    ApiClient, ExternalIdentity, RefreshFamily, RefreshToken, RevokedToken, User)
+    ApiClient, CalendarFeed, ExternalIdentity, RefreshFamily, RefreshToken, RevokedToken, User)
 from casesvc.cases.models import Case, Participant  # noqa: F401
 from casesvc.common.http import IdempotencyKey  # noqa: F401
 from casesvc.consents.models import Consent, ConsentAgency  # noqa: F401

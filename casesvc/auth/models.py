@@ -80,3 +80,14 @@ class ExternalIdentity(CreatedMixin, db.Model):
     issuer: Mapped[str] = mapped_column(String(255), primary_key=True)
     subject: Mapped[str] = mapped_column(String(255), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True, nullable=False)
+
+
+class CalendarFeed(IdMixin, CreatedMixin, db.Model):
+    """A user's secret calendar address: `GET /api/v1/reminders.ics?feed=<token>` reads that
+    user's reminder feed, and nothing else, without a bearer token (calendar programs cannot
+    send one). Only a SHA-256 of the token is kept; one feed per user, replaced or deleted at will."""
+
+    __tablename__ = "calendar_feeds"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True, nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)

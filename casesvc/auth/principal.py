@@ -77,13 +77,19 @@ def load_principal() -> Principal:
     tokens are checked here. Either way the caller (user or API client), their agency's
     municipalities and the revocation denylist are read in one query, so a disabled user or
     client, a revoked token or login, and a change of municipalities take effect at once."""
-    from casesvc.auth import oidc
+    from casesvc.auth import feeds, oidc
     from casesvc.auth.revocation import denylist_key
     from casesvc.auth.tokens import CLIENT_KIND
 
     token = bearer_token()
     if token and current_app.config["CASESVC"].oidc_enabled and oidc.routes_to_provider(token):
         return oidc.provider_principal(token)
+    feed = feeds.feed_token()
+    if feed is not None:  # the reminders calendar, read by a calendar program through its secret address
+        principal = feeds.feed_principal(feed)
+        if principal is None:
+            raise _refused("The calendar address is unknown, replaced or ended.")
+        return principal
     claims = verified_claims()
     client = claims.get("kind") == CLIENT_KIND
     family = claims.get("fam")

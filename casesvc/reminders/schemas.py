@@ -77,3 +77,8 @@ class AttemptSchema(ma.Schema):
 class AttemptQuery(PageArgs):
     outcome = Code(OUTCOMES)
     reminder_id = ma.fields.String()
+
+
+class CalendarFeedSchema(ma.Schema):
+    url = ma.fields.String(dump_only=True, metadata={
+        "description": "The secret address of the caller's reminders calendar (shown once; it holds the token)"})

@@ -4,13 +4,15 @@ from flask import Response, url_for
 from flask_smorest import Blueprint
 
 from casesvc.audit.service import note
+from casesvc.auth import feeds
 from casesvc.auth.principal import admin_only, current_principal, requires
 from casesvc.cases.service import case_for
 from casesvc.common.http import etag_header, page_schema, transactional
+from casesvc.errors import Problem, not_found
 from casesvc.policy import Action
 from casesvc.reminders import service
-from casesvc.reminders.schemas import (AttemptQuery, AttemptSchema, ManualReminderSchema, ReminderQuery,
-                                       ReminderSchema, SnoozeSchema, WebhookSchema)
+from casesvc.reminders.schemas import (AttemptQuery, AttemptSchema, CalendarFeedSchema, ManualReminderSchema,
+                                       ReminderQuery, ReminderSchema, SnoozeSchema, WebhookSchema)
 
 blp = Blueprint("reminders", __name__, url_prefix="/api/v1",
                 description="Reminders: due tasks of the caller's agency, and the calendar feed")
@@ -41,9 +43,38 @@ def list_reminders(args):
                                            "case id and kind only (no names or content)",
                             "content": {"text/calendar": {"schema": {"type": "string"}}}}})
 def reminders_calendar():
-    """The caller's pending reminders as an iCalendar feed"""
+    """The caller's pending reminders as an iCalendar feed (with a bearer token, or at the secret
+    address of `POST /reminders/feed`: `?feed=…`, no Authorization header)"""
     return Response(service.calendar(current_principal()), mimetype="text/calendar",
                     headers={"Content-Disposition": 'inline; filename="reminders.ics"'})
+
+
+@blp.route("/reminders/feed", methods=["POST"])
+@transactional()
+@requires(Action.READ_REMINDERS)
+@blp.response(201, CalendarFeedSchema)
+def create_calendar_feed():
+    """A secret address for the caller's reminders calendar, for a calendar program (which sends
+    no bearer token). It replaces the caller's previous address; keep it like a password"""
+    principal = current_principal()
+    if principal.kind != "user":
+        raise Problem(403, "users-only", "Forbidden", "Calendar addresses are for users, not API clients.")
+    token = feeds.new_feed(principal)
+    note(resource_type="calendar_feed", resource_id=principal.subject)
+    return {"url": url_for("reminders.reminders_calendar", **{feeds.FEED_PARAM: token}, _external=True)}, 201
+
+
+@blp.route("/reminders/feed", methods=["DELETE"])
+@transactional()
+@requires(Action.READ_REMINDERS)
+@blp.response(204)
+def delete_calendar_feed():
+    """End the caller's calendar address: calendars subscribed to it get 401 from then on"""
+    principal = current_principal()
+    note(resource_type="calendar_feed", resource_id=principal.subject)
+    if not feeds.end_feed(principal):
+        raise not_found("calendar address")
+    return Response(status=204)
 
 
 @blp.route("/reminders/<reminder_id>", methods=["GET"])
