@@ -130,6 +130,11 @@ def reset_schema(env: dict) -> None:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     db.engine.dispose()
+    upgrade(env)
+
+
+def upgrade(env: dict) -> None:
+    """`casesvc db upgrade`, as an operator runs it (a no-op when the schema is current)."""
     subprocess.run([sys.executable, "-m", "casesvc.cli", "db", "upgrade"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
 
@@ -316,6 +321,12 @@ def measure(wrk: str, base: str, paths: dict[str, str], token: str | None, args)
     return results
 
 
+def median_results(rounds: list[dict[str, Result]]) -> dict[str, Result]:
+    """Per endpoint, the round with the median req/s (rounds alternate casesvc and the bare app,
+    so a noisy neighbour on a shared machine weighs on both and one bad round decides nothing)."""
+    return {name: sorted((r[name] for r in rounds), key=lambda r: r.rps)[len(rounds) // 2] for name in rounds[0]}
+
+
 def report(ours: dict[str, Result], bare: dict[str, Result], sizes: dict[str, int], queries: dict[str, int]) -> None:
     print()
     print(f"{'endpoint':<28}{'body':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
@@ -343,12 +354,17 @@ def main() -> int:
     parser.add_argument("--skip-seed", action="store_true", help="reuse the data of the last run")
     parser.add_argument("--threads", type=int, default=4,
                         help="gunicorn threads per worker, for both apps (default 4, as `casesvc serve`)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate casesvc and the bare app this many times and report the median round "
+                             "(default 1; 3 on a machine shared with others)")
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return 0
 
+    if args.rounds < 1:
+        raise BenchError("--rounds must be at least 1")
     wrk = ensure_wrk()
     url = os.environ.get("CASESVC_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
     ensure_database(url)
@@ -370,6 +386,8 @@ def main() -> int:
             print(f"resetting the schema and seeding {args.cases} cases")
             reset_schema(env)
             seed(args.cases)
+        else:
+            upgrade(env)  # the data of the last run, under the current migrations
         token = police_token()
         case_id = some_case_id()
         paths = {"single": f"/api/v1/cases/{case_id}", "list": f"/api/v1/cases?limit={LIST_LIMIT}"}
@@ -381,18 +399,24 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers × "
           f"{args.threads} threads, no access "
           f"log; wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s after a {WARMUP_SECONDS} s warm-up")
-    print("casesvc (CASESVC_ENV=production, PostgreSQL)")
-    with served("casesvc", env, workdir / "casesvc.log") as base:
-        bodies = {name: get(base + path, token) for name, path in paths.items()}
-        ours = measure(wrk, base, paths, token, args)
-    sizes = {name: len(body) for name, body in bodies.items()}
-    Path(env["BENCH_BARE_BODIES"]).write_text(json.dumps({name: json.loads(body) for name, body in bodies.items()}))
-    print("bare Flask app (same gunicorn settings, same JSON bodies)")
-    with served("bare", env, workdir / "bare.log") as base:
-        bare_sizes = {name: len(get(base + path)) for name, path in paths.items()}
-        if bare_sizes != sizes:
-            raise BenchError(f"the bare app's bodies differ in size: {bare_sizes} != {sizes}")
-        bare = measure(wrk, base, paths, None, args)
+    rounds_ours, rounds_bare, sizes = [], [], None
+    for round_no in range(1, args.rounds + 1):
+        label = f" (round {round_no}/{args.rounds})" if args.rounds > 1 else ""
+        print(f"casesvc (CASESVC_ENV=production, PostgreSQL){label}")
+        with served("casesvc", env, workdir / "casesvc.log") as base:
+            if sizes is None:
+                bodies = {name: get(base + path, token) for name, path in paths.items()}
+                sizes = {name: len(body) for name, body in bodies.items()}
+                Path(env["BENCH_BARE_BODIES"]).write_text(
+                    json.dumps({name: json.loads(body) for name, body in bodies.items()}))
+            rounds_ours.append(measure(wrk, base, paths, token, args))
+        print(f"bare Flask app (same gunicorn settings, same JSON bodies){label}")
+        with served("bare", env, workdir / "bare.log") as base:
+            bare_sizes = {name: len(get(base + path)) for name, path in paths.items()}
+            if bare_sizes != sizes:
+                raise BenchError(f"the bare app's bodies differ in size: {bare_sizes} != {sizes}")
+            rounds_bare.append(measure(wrk, base, paths, None, args))
+    ours, bare = median_results(rounds_ours), median_results(rounds_bare)
     report(ours, bare, sizes, queries)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
