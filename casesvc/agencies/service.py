@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import RefreshFamily, User
 from casesvc.auth.passwords import hash_password
-from casesvc.common.http import encode_cursor, keyset_page, paginate
+from casesvc.common.http import keyset_page, page_of, paginate
 from casesvc.common.timeutil import utcnow
 from casesvc.errors import conflict, not_found
 from casesvc.extensions import db
@@ -40,17 +40,13 @@ def _a(word: str) -> str:
 
 def parse_municipalities(raw: str) -> list[str]:
     """The CLI's `--municipality 0301,4601`."""
-    items = [m.strip() for m in raw.split(",") if m.strip()]
-    if not items or any(not MUNICIPALITY_PATTERN.fullmatch(m) for m in items):
-        raise InvalidInput("municipalities must be 4-digit municipality numbers, comma-separated "
-                           "(e.g. 0301,4601)", "municipalities")
-    return sorted(set(items))
+    return check_municipalities([m.strip() for m in raw.split(",") if m.strip()])
 
 
 def check_municipalities(items: list[str]) -> list[str]:
     if not items or any(not isinstance(m, str) or not MUNICIPALITY_PATTERN.fullmatch(m) for m in items):
-        raise InvalidInput("municipalities must be one or more 4-digit municipality numbers (e.g. 0301)",
-                           "municipalities")
+        raise InvalidInput("municipalities must be one or more 4-digit municipality numbers "
+                           "(e.g. 0301; on the command line comma-separated, 0301,4601)", "municipalities")
     return sorted(set(items))
 
 
@@ -105,9 +101,8 @@ def list_agencies(args: dict) -> dict:
     if args.get("kind"):
         stmt = stmt.where(Agency.kind == args["kind"])
     limit = args["limit"]
-    rows = list(db.session.scalars(keyset_page(stmt, _AGENCY_KEYSET, limit, args.get("cursor"))))
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].code) if len(rows) > limit else None
-    return {"items": rows[:limit], "next_cursor": next_cursor}
+    return page_of(list(db.session.scalars(keyset_page(stmt, _AGENCY_KEYSET, limit, args.get("cursor")))), limit,
+                   key="code")
 
 
 # --- users -------------------------------------------------------------------------------------

@@ -128,9 +128,11 @@ def keyset_params(limit: int, cursor: str | None) -> dict:
     return params
 
 
-def page_of(rows: list, limit: int) -> dict:
-    """The rows of `keyset_page` as a page: at most `limit` items and the cursor of the next."""
-    next_cursor = encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
+def page_of(rows: list, limit: int, key: str = "id") -> dict:
+    """The rows of `keyset_page` as a page: at most `limit` items and the cursor of the next.
+    `key` names the row attribute that breaks ties after `created_at` (the column given as `id`)."""
+    next_cursor = (encode_cursor(rows[limit - 1].created_at, getattr(rows[limit - 1], key))
+                   if len(rows) > limit else None)
     return {"items": rows[:limit], "next_cursor": next_cursor}
 
 
