@@ -16,6 +16,7 @@ import http.client
 import ipaddress
 import json
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -207,6 +208,8 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float, addres
         status = response.status
     except (TimeoutError, socket.timeout):
         return Attempt(False, None, "timeout")
+    except ssl.SSLCertVerificationError as exc:  # the receiver's administrator needs the reason
+        return Attempt(False, None, f"certificate refused: {exc.verify_message}"[:200])
     except (OSError, http.client.HTTPException, ValueError) as exc:
         return Attempt(False, None, f"connection failed: {type(exc).__name__}")
     finally:
