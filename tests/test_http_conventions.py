@@ -2,7 +2,8 @@
 cursor pagination."""
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -316,3 +317,58 @@ def test_garbage_cursor_is_422(world, cursor):
     world.youth()
     problem = assert_problem(world["police"].get(f"/api/v1/youths?cursor={cursor}"), 422)
     assert "cursor" in problem["errors"]
+
+
+# --- every single resource carries an ETag ----------------------------------------------------------
+
+def _etag_of(resp) -> str:
+    assert resp.status_code in (200, 201), resp.json
+    assert re.fullmatch(r'"[^"]+"', resp.headers.get("ETag", "")), resp.headers
+    return resp.headers["ETag"]
+
+
+def test_events_and_notes_carry_an_etag_that_never_changes(world):
+    case = world.case()
+    base = f"/api/v1/cases/{case['id']}"
+    event = world["police"].post(f"{base}/events", json={"kind": "meeting", "summary": "Met at school",
+                                                         "occurred_at": "2026-01-05T08:00:00Z"})
+    note = world["police"].post(f"{base}/notes", json={"body": "Spoke with the school."})
+    for created, url in ((event, f"{base}/events/{event.json['id']}"), (note, f"{base}/notes/{note.json['id']}")):
+        assert _etag_of(created) == _etag_of(world["police"].get(url)) == _etag_of(world["police"].get(url))
+
+
+def test_a_consent_carries_an_etag_that_changes_when_it_is_withdrawn(world):
+    case = world.case()
+    url = f"/api/v1/cases/{case['id']}/consents"
+    created = world["police"].post(url, json={
+        "given_by": "both", "given_on": oslo_today().isoformat(),
+        "expires_on": (oslo_today() + timedelta(days=30)).isoformat(), "purpose": "Follow-up",
+        "agencies": ["health"], "categories": ["general"]})
+    read = world["police"].get(f"{url}/{created.json['id']}")
+    assert _etag_of(created) == _etag_of(read)
+    withdrawn = world["police"].post(f"{url}/{created.json['id']}/withdraw")
+    assert _etag_of(withdrawn) != _etag_of(read)
+    assert _etag_of(world["police"].get(f"{url}/{created.json['id']}")) == _etag_of(withdrawn)
+
+
+def test_a_user_carries_an_etag_that_changes_when_the_user_is_disabled(world):
+    url = f"/api/v1/users/{world['health'].user_id}"
+    before = _etag_of(world["admin"].get(url))
+    disabled = world["admin"].post(f"{url}/disable")
+    assert _etag_of(disabled) != before
+    assert _etag_of(world["admin"].get(url)) == _etag_of(disabled)
+    created = world["admin"].post("/api/v1/users", json={"username": "etag.user", "role": "nav", "agency": "nav",
+                                                         "password": "a-long-test-password"})
+    assert _etag_of(created) == _etag_of(world["admin"].get(f"/api/v1/users/{created.json['id']}"))
+
+
+def test_a_webhook_carries_an_etag_that_changes_when_it_is_replaced(world):
+    url = "/api/v1/agencies/health/webhook"
+    body = {"url": "https://hooks.example.test/casesvc", "secret": "a-test-secret-of-some-length"}
+    created = world["admin"].put(url, json=body)
+    assert created.status_code == 201
+    assert _etag_of(created) == _etag_of(world["admin"].get(url))
+    replaced = world["admin"].put(url, json=body)
+    assert replaced.status_code == 200
+    assert _etag_of(replaced) != _etag_of(created)
+    assert _etag_of(world["admin"].get(url)) == _etag_of(replaced)

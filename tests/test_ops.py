@@ -61,6 +61,9 @@ def test_metrics_serve_prometheus_text(client):
     resp = client.get("/metrics")
     assert resp.status_code == 200
     assert resp.mimetype == "text/plain"
+    # each parameter once: Prometheus refuses a media type with a repeated parameter
+    params = [p.split("=")[0].strip() for p in resp.headers["Content-Type"].split(";")[1:]]
+    assert sorted(params) == sorted(set(params)) and "charset" in params
     text = resp.get_data(as_text=True)
     assert "# TYPE casesvc_http_requests_total counter" in text
     assert re.search(r'casesvc_http_requests_total\{[^}]*route="/healthz"[^}]*\} \d', text)
@@ -79,6 +82,9 @@ def test_metrics_need_the_metrics_token_when_it_is_set(fresh_app):
     right = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert right.status_code == 200
     assert "casesvc_http_requests_total" in right.get_data(as_text=True)
+    # the scheme is case-insensitive (RFC 9110), the token is not
+    assert client.get("/metrics", headers={"Authorization": f"bearer {METRICS_TOKEN}"}).status_code == 200
+    assert client.get("/metrics", headers={"Authorization": f"Basic {METRICS_TOKEN}"}).status_code == 401
 
 
 def test_metrics_token_does_not_guard_health(fresh_app):
@@ -174,10 +180,18 @@ def test_docs_assets_answer_200(client):
         assert resp.data, asset
 
 
-def test_docs_without_trailing_slash_reaches_the_page(client):
-    resp = client.get("/docs", follow_redirects=True)
+def test_docs_without_trailing_slash_is_the_page_itself_and_its_assets_resolve(client):
+    """A client that does not follow redirects gets the page at /docs, and the page's asset
+    addresses work from there too (a browser resolves them against /docs, not /docs/)."""
+    resp = client.get("/docs")
     assert resp.status_code == 200
-    assert "swagger" in resp.get_data(as_text=True).lower()
+    assert resp.mimetype == "text/html"
+    html = resp.get_data(as_text=True)
+    assert "swagger" in html.lower()
+    assets = _asset_urls(html)
+    assert assets
+    for asset in assets:
+        assert client.get(urljoin("/docs", asset)).status_code == 200, asset
 
 
 def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(tmp_path):

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import hashlib
-import json
-
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casesvc.common.db import CreatedMixin
+from casesvc.common.db import CreatedMixin, state_digest
 from casesvc.extensions import db
 
 
@@ -24,8 +21,7 @@ class Agency(CreatedMixin, db.Model):
     def version(self) -> str:
         """The ETag's value. There is no version column: a digest of what a PATCH can change
         serves instead, so a PATCH made on a stale read is refused (412) all the same."""
-        state = json.dumps([self.name, sorted(self.municipalities or [])], separators=(",", ":"))
-        return hashlib.sha256(state.encode()).hexdigest()[:16]
+        return state_digest(self.name, sorted(self.municipalities or []))
 
     def serves(self, municipality: str) -> bool:
         return municipality in (self.municipalities or [])

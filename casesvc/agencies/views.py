@@ -13,6 +13,7 @@ from casesvc.agencies.service import InvalidInput
 from casesvc.audit import noted_page
 from casesvc.audit.service import note
 from casesvc.auth.principal import admin_only, current_principal
+from casesvc.common.db import state_digest
 from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
 from casesvc.errors import validation_error
 
@@ -43,7 +44,10 @@ def agency_response(agency, status: int = 200):
 
 def user_response(user, status: int = 200):
     note(resource_type="user", resource_id=user.id)
-    headers = {"Location": url_for("users.get_user", user_id=user.id)} if status == 201 else {}
+    # users have no version column: the ETag is a digest of what can change in one
+    headers = {"ETag": f'"{state_digest(user.username, user.role, user.agency_code, user.active)}"'}
+    if status == 201:
+        headers["Location"] = url_for("users.get_user", user_id=user.id)
     return user, status, headers
 
 

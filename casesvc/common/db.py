@@ -1,6 +1,8 @@
 """Column types and mixins shared by the models; identical on SQLite and PostgreSQL."""
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 import uuid
 from datetime import datetime, timezone
@@ -28,6 +30,13 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value: datetime | None, dialect):
         return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+def state_digest(*values) -> str:
+    """An ETag value for a row without a version column: a digest of what can change in it, so
+    a change made after the caller's read still shows (412 on a stale If-Match)."""
+    state = json.dumps(values, separators=(",", ":"), default=str)
+    return hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
 def new_id() -> str:

@@ -30,6 +30,11 @@ class Consent(IdMixin, CreatedMixin, db.Model):
     __table_args__ = (Index("ix_consents_case_created", "case_id", "created_at", "id"),)
 
     @property
+    def version(self) -> int:
+        """The ETag's value: a consent changes once at most, when it is withdrawn."""
+        return 1 if self.withdrawn_at is None else 2
+
+    @property
     def agencies(self) -> list[str]:
         return sorted(g.agency_code for g in self.grants)
 

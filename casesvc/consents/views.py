@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
 from casesvc.cases.service import case_for, readable_case
-from casesvc.common.http import page_schema, transactional
+from casesvc.common.http import etag_header, page_schema, transactional
 from casesvc.consents import service
 from casesvc.consents.schemas import ConsentQuery, ConsentSchema
 from casesvc.policy import Action
@@ -24,8 +24,8 @@ def create_consent(data, case_id):
     principal = current_principal()
     case, _ = case_for(principal, case_id, Action.WRITE_CONSENT)
     consent = service.record_consent(principal, case, data)
-    return consent, 201, {"Location": url_for("consents.get_consent", case_id=case.id,
-                                                     consent_id=consent.id)}
+    return consent, 201, {"Location": url_for("consents.get_consent", case_id=case.id, consent_id=consent.id),
+                          **etag_header(consent)}
 
 
 @blp.route("", methods=["GET"])
@@ -44,7 +44,8 @@ def list_consents(args, case_id):
 def get_consent(case_id, consent_id):
     """One consent"""
     case, _ = readable_case(current_principal(), case_id, Action.READ_CONSENTS)
-    return service.consent_in(case, consent_id)
+    consent = service.consent_in(case, consent_id)
+    return consent, 200, etag_header(consent)
 
 
 @blp.route("/<consent_id>/withdraw", methods=["POST"])
@@ -54,4 +55,5 @@ def get_consent(case_id, consent_id):
 def withdraw_consent(case_id, consent_id):
     """Withdraw a consent; it stops sharing on the very next request"""
     case, _ = case_for(current_principal(), case_id, Action.WRITE_CONSENT)
-    return service.withdraw_consent(service.consent_in(case, consent_id))
+    consent = service.withdraw_consent(service.consent_in(case, consent_id))
+    return consent, 200, etag_header(consent)

@@ -17,6 +17,9 @@ class EntryMixin(IdMixin, CreatedMixin):
     author_agency: Mapped[str] = mapped_column(ForeignKey("agencies.code"), nullable=False)
     author_user: Mapped[str] = mapped_column(ForeignKey("users.id"), nullable=False)
 
+    # the ETag's value: an entry is written once and never changes (a correction is a new entry)
+    version = 1
+
 
 class Event(EntryMixin, db.Model):
     __tablename__ = "events"

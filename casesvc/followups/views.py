@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
 from casesvc.cases.service import case_for, readable_case
-from casesvc.common.http import page_schema, transactional
+from casesvc.common.http import etag_header, page_schema, transactional
 from casesvc.followups import service
 from casesvc.followups.models import Event, Note
 from casesvc.followups.schemas import EventQuery, EventSchema, NoteQuery, NoteSchema
@@ -25,7 +25,8 @@ def create_event(data, case_id):
     principal = current_principal()
     case, access = case_for(principal, case_id, Action.WRITE_EVENT)
     event = service.log_event(principal, case, access, data)
-    return event, 201, {"Location": url_for("followups.get_event", case_id=case.id, event_id=event.id)}
+    return event, 201, {"Location": url_for("followups.get_event", case_id=case.id, event_id=event.id),
+                        **etag_header(event)}
 
 
 @blp.route("/events", methods=["GET"])
@@ -46,7 +47,8 @@ def get_event(case_id, event_id):
     """One event"""
     principal = current_principal()
     case, access = readable_case(principal, case_id, Action.READ_EVENTS)
-    return service.entry_in(Event, case, event_id, principal, access)
+    event = service.entry_in(Event, case, event_id, principal, access)
+    return event, 200, etag_header(event)
 
 
 @blp.route("/notes", methods=["POST"])
@@ -59,7 +61,8 @@ def create_note(data, case_id):
     principal = current_principal()
     case, access = case_for(principal, case_id, Action.WRITE_NOTE)
     note = service.write_note(principal, case, access, data)
-    return note, 201, {"Location": url_for("followups.get_note", case_id=case.id, note_id=note.id)}
+    return note, 201, {"Location": url_for("followups.get_note", case_id=case.id, note_id=note.id),
+                       **etag_header(note)}
 
 
 @blp.route("/notes", methods=["GET"])
@@ -80,4 +83,5 @@ def get_note(case_id, note_id):
     """One note"""
     principal = current_principal()
     case, access = readable_case(principal, case_id, Action.READ_NOTES)
-    return service.entry_in(Note, case, note_id, principal, access)
+    note = service.entry_in(Note, case, note_id, principal, access)
+    return note, 200, etag_header(note)

@@ -61,11 +61,13 @@ def metrics():
     """Prometheus metrics"""
     expected = current_app.config["CASESVC"].metrics_token
     if expected:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
             raise Problem(401, "unauthorized", "Unauthorized", "The metrics token is required.",
                           headers={"WWW-Authenticate": "Bearer"})
-    return Response(generate_latest(REGISTRY), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: the latter would add a second charset parameter, which
+    # Prometheus refuses to parse
+    return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
 
 @blp.route("/api/v1/vocabulary", methods=["GET"])
@@ -81,3 +83,5 @@ def register_docs(app: Flask) -> None:
     """Swagger UI 5 (it reads OpenAPI 3.1), served from the package's own files, no CDN."""
     app.register_blueprint(get_swaggerui_blueprint("/docs", "/api/v1/openapi.json",
                                                    config={"app_name": "casesvc API"}))
+    # the page itself at /docs too, not only a redirect to /docs/ (its assets have absolute paths)
+    app.add_url_rule("/docs", "docs", app.view_functions["swagger_ui.show"])

@@ -9,6 +9,7 @@ from casesvc.auth.principal import admin_only, current_principal, requires
 from casesvc.cases.service import case_for
 from casesvc.common.http import etag_header, page_schema, transactional
 from casesvc.errors import Problem, not_found
+from casesvc.extensions import db
 from casesvc.policy import Action
 from casesvc.reminders import service
 from casesvc.reminders.schemas import (AttemptQuery, AttemptSchema, CalendarFeedSchema, ManualReminderSchema,
@@ -154,9 +155,10 @@ def put_webhook(data, code):
     """Set or replace the agency's webhook (url and signing secret)"""
     note(resource_type="webhook", resource_id=code)
     webhook, created = service.put_webhook(code, data)
+    db.session.flush()  # the new version, for the ETag
     if created:
-        return webhook, 201, {"Location": url_for("webhooks.get_webhook", code=code)}
-    return webhook
+        return webhook, 201, {"Location": url_for("webhooks.get_webhook", code=code), **etag_header(webhook)}
+    return webhook, 200, etag_header(webhook)
 
 
 @hooks_blp.route("", methods=["GET"])
@@ -165,7 +167,8 @@ def put_webhook(data, code):
 def get_webhook(code):
     """The agency's webhook (the secret is never shown)"""
     note(resource_type="webhook", resource_id=code)
-    return service.get_webhook(code)
+    webhook = service.get_webhook(code)
+    return webhook, 200, etag_header(webhook)
 
 
 @hooks_blp.route("", methods=["DELETE"])
