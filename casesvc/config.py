@@ -77,7 +77,7 @@ class Settings:
     oidc_jwks_cache_seconds: int = 3600
     oidc_jwks_min_refresh_seconds: int = 60
     ratelimit_enabled: bool = True
-    ratelimit_storage_uri: str = "memory://"
+    ratelimit_storage_uri: str = "casesvc-db://"
     ratelimit_key_prefix: str = "casesvc"
     ratelimit_login_per_ip: str = "30/minute"
     ratelimit_login_per_username: str = "10/minute"
@@ -177,7 +177,8 @@ def _identity_settings(env: str) -> dict:
         "oidc_jwks_min_refresh_seconds": _int("CASESVC_OIDC_JWKS_MIN_REFRESH_SECONDS", 60),
         # off in the test environment unless asked for: the suite logs in from one address all day
         "ratelimit_enabled": _bool("CASESVC_RATELIMIT_ENABLED", env != "test"),
-        "ratelimit_storage_uri": _env("CASESVC_RATELIMIT_STORAGE_URI", "memory://"),
+        # the service's own database: counts shared by every worker and host (README: rate limits)
+        "ratelimit_storage_uri": _env("CASESVC_RATELIMIT_STORAGE_URI", "casesvc-db://"),
         "ratelimit_key_prefix": _env("CASESVC_RATELIMIT_KEY_PREFIX", "casesvc"),
         "ratelimit_login_per_ip": _env("CASESVC_RATELIMIT_LOGIN_PER_IP", "30/minute"),
         "ratelimit_login_per_username": _env("CASESVC_RATELIMIT_LOGIN_PER_USERNAME", "10/minute"),
@@ -211,9 +212,9 @@ def _check_identity_settings(settings: Settings) -> Settings:
                 raise ValueError(value)
         except ValueError as exc:
             raise ConfigError(f"{name} must be a rate such as '10/minute', got {value!r}") from exc
-    if not settings.ratelimit_storage_uri.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://",
-                                                       "redis+cluster://", "memcached://")):
-        raise ConfigError("CASESVC_RATELIMIT_STORAGE_URI must be memory:// or a redis:// URL")
+    if settings.ratelimit_storage_uri != "casesvc-db://" and not settings.ratelimit_storage_uri.startswith(
+            ("memory://", "redis://", "rediss://", "redis+sentinel://", "redis+cluster://", "memcached://")):
+        raise ConfigError("CASESVC_RATELIMIT_STORAGE_URI must be casesvc-db://, memory:// or a redis:// URL")
     return settings
 
 

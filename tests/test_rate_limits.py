@@ -1,17 +1,22 @@
 """CONTRACT §3: failed logins are rate limited per client address and per username (or
-client_id) with 429 and Retry-After, counted across worker processes when the counters live in
-Redis, and audited."""
+client_id) with 429 and Retry-After, counted across worker processes (the counters live in the
+service's own database by default, or in Redis), and audited. Only refused credentials count."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 import redis
+from sqlalchemy import create_engine, insert, select
 
 from casesvc import create_app
 from casesvc.auth.clients import create_client
+from casesvc.auth.limits import DatabaseStorage
+from casesvc.auth.models import RateLimitCounter
 from casesvc.config import load_settings
 from casesvc.extensions import db
 from tests.conftest import PASSWORD
@@ -112,13 +117,164 @@ def test_failed_client_credentials_are_limited_per_client(world, app, make_worke
     assert_429(creds(secret))
 
 
-def test_in_memory_counts_are_per_process(world, make_worker):
-    """The default: each worker counts for itself (set CASESVC_RATELIMIT_STORAGE_URI to share)."""
-    first, second = make_worker(per_username="2/minute"), make_worker(per_username="2/minute")
-    attempt(first)
-    attempt(first)
+def test_in_memory_counts_are_per_process(world, app, make_worker):
+    """CASESVC_RATELIMIT_STORAGE_URI=memory://: each worker counts for itself."""
+    first, second = (make_worker(per_username="2/minute", ratelimit_storage_uri="memory://") for _ in range(2))
+    assert attempt(first).status_code == 400
+    assert attempt(first).status_code == 400
     assert_429(attempt(first))
     assert attempt(second).status_code == 400
+    assert counters(app) == {}  # nothing went to the database
+
+
+# --- the default: counters in the service's own database ------------------------------------------
+
+def counters(app) -> dict:
+    """The rate_limit_counters rows, read afresh from the database: {key: hits}."""
+    with app.app_context(), db.engine.connect() as conn:
+        return dict(conn.execute(select(RateLimitCounter.key, RateLimitCounter.hits)).all())
+
+
+def test_by_default_every_worker_counts_in_the_database_and_429_comes_at_exactly_the_limit(world, make_worker):
+    first, second = make_worker(per_username="5/minute"), make_worker(per_username="5/minute")
+    assert first.application.config["CASESVC"].ratelimit_storage_uri == "casesvc-db://"
+    answers = [attempt(worker).status_code for worker in (first, second, first, second, first)]
+    assert answers == [400] * 5  # three failures in one worker, two in the other: five in all
+    assert_429(attempt(second))
+    assert_429(attempt(first, password=PASSWORD))
+
+
+def test_the_address_limit_is_shared_by_the_workers_too(world, make_worker):
+    first, second = make_worker(per_ip="4/minute", per_username="100/minute"), make_worker(
+        per_ip="4/minute", per_username="100/minute")
+    for worker, name in ((first, "user.police"), (second, "user.health"), (first, "user.nav"), (second, "nobody")):
+        assert attempt(worker, username=name, addr="203.0.113.9").status_code == 400
+    assert_429(attempt(first, username="user.cw", password=PASSWORD, addr="203.0.113.9"))
+    assert_429(attempt(second, username="user.cw", password=PASSWORD, addr="203.0.113.9"))
+
+
+def test_a_counted_attempt_outlives_the_failed_requests_rollback(world, app, make_worker):
+    """The failed login's own transaction is rolled back (and so is its audit hook's); the count
+    was committed on its own and a freshly started worker sees it."""
+    assert attempt(make_worker(per_username="2/minute")).status_code == 400
+    rows = counters(app)
+    assert sorted(rows.values()) == [1, 1]  # one per username, one per address
+    assert not any("user.police" in key for key in rows)  # usernames are hashed in the keys
+    late = make_worker(per_username="2/minute")
+    assert attempt(late).status_code == 400
+    assert_429(attempt(late))
+
+
+def test_concurrent_failed_logins_are_all_counted(world, app, make_worker):
+    workers = [make_worker(per_ip="1000/minute", per_username="1000/minute") for _ in range(4)]
+
+    def fail_five(worker):
+        for _ in range(5):
+            assert attempt(worker).status_code == 400
+
+    threads = [threading.Thread(target=fail_five, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(counters(app).values()) == [20, 20]  # no increment lost to a race
+
+
+def test_retry_after_is_what_is_left_of_the_window_in_the_database(world, app, make_worker):
+    worker = make_worker(per_username="1/minute")
+    assert attempt(worker).status_code == 400
+    with app.app_context(), db.engine.begin() as conn:  # 50 seconds of the window have gone by
+        conn.execute(RateLimitCounter.__table__.update().values(expires_at=time.time() + 10))
+    refused = attempt(worker)
+    assert_429(refused)
+    assert 9 <= int(refused.headers["Retry-After"]) <= 11  # whole seconds, rounded up
+
+
+def test_expired_counters_are_deleted_and_do_not_count(world, app, make_worker):
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(insert(RateLimitCounter), [
+            {"key": "LIMITER/casesvc/expired-test-key/login-name/10/1/minute", "hits": 99,
+             "expires_at": time.time() - 1}])
+    worker = make_worker(per_username="2/minute")
+    assert attempt(worker).status_code == 400
+    rows = counters(app)
+    assert "LIMITER/casesvc/expired-test-key/login-name/10/1/minute" not in rows
+    assert sorted(rows.values()) == [1, 1]
+
+
+def test_an_ended_window_starts_again_from_one(world, app, make_worker):
+    worker = make_worker(per_username="2/minute")
+    assert attempt(worker).status_code == 400
+    assert attempt(worker).status_code == 400
+    assert_429(attempt(worker))
+    with app.app_context(), db.engine.begin() as conn:  # a minute goes by
+        conn.execute(RateLimitCounter.__table__.update().values(expires_at=time.time() - 1))
+    assert attempt(worker, password=PASSWORD).status_code == 200
+    assert attempt(worker).status_code == 400
+    assert sorted(counters(app).values()) == [1, 1]
+
+
+def test_without_its_database_the_limit_falls_back_to_counting_in_the_process(world, make_worker, monkeypatch,
+                                                                             tmp_path):
+    unreachable = create_engine(f"sqlite:///{tmp_path / 'no-such-directory' / 'counters.sqlite3'}")
+    monkeypatch.setattr(DatabaseStorage, "_engine", staticmethod(lambda: unreachable))
+    worker = make_worker(per_username="2/minute")
+    assert attempt(worker).status_code == 400
+    assert attempt(worker).status_code == 400
+    assert_429(attempt(worker))
+    assert attempt(worker, username="user.health", password=PASSWORD).status_code == 200
+
+
+def test_a_count_that_cannot_be_written_leaves_the_answer_as_it_was(world, make_worker, monkeypatch):
+    """The database fails between the check and the count: logged, not a 500."""
+    from sqlalchemy.exc import OperationalError
+
+    def fails(self, key, expiry, amount=1):
+        raise OperationalError("UPDATE", {}, Exception("the database went away"))
+
+    monkeypatch.setattr(DatabaseStorage, "incr", fails)
+    worker = make_worker(per_username="2/minute")
+    resp = attempt(worker)
+    assert resp.status_code == 400 and resp.json["error"] == "invalid_grant"
+    assert attempt(worker, password=PASSWORD).status_code == 200
+
+
+# --- only refused credentials count -------------------------------------------------------------
+
+def test_asking_for_a_scope_the_role_lacks_does_not_lock_the_user_out(world, make_worker):
+    worker = make_worker(per_ip="3/minute", per_username="3/minute")
+    for _ in range(10):
+        resp = worker.post(TOKEN_URL, data={"grant_type": "password", "username": "user.police",
+                                            "password": PASSWORD, "scope": "admin"},
+                           environ_base={"REMOTE_ADDR": "192.0.2.10"})
+        assert resp.status_code == 400 and resp.json["error"] == "invalid_scope"
+    assert attempt(worker, password=PASSWORD).status_code == 200
+    for _ in range(3):  # wrong passwords still count
+        assert attempt(worker).json["error"] == "invalid_grant"
+    assert_429(attempt(worker))
+
+
+@pytest.mark.parametrize("data, error", [
+    ({"grant_type": "password", "username": "user.police"}, "invalid_request"),
+    ({"grant_type": "magic", "username": "user.police"}, "unsupported_grant_type"),
+    ({"username": "user.police", "password": "wrong password entirely"}, "invalid_request"),
+    ({"grant_type": "refresh_token"}, "invalid_request"),
+])
+def test_malformed_token_requests_do_not_count(world, make_worker, data, error):
+    worker = make_worker(per_ip="2/minute", per_username="2/minute")
+    for _ in range(5):
+        resp = worker.post(TOKEN_URL, data=data, environ_base={"REMOTE_ADDR": "192.0.2.10"})
+        assert resp.status_code == 400 and resp.json["error"] == error
+    assert attempt(worker, password=PASSWORD).status_code == 200
+
+
+def test_bad_refresh_tokens_count_per_address(world, make_worker):
+    worker = make_worker(per_ip="2/minute")
+    for _ in range(2):
+        resp = worker.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": "not-a-token"},
+                           environ_base={"REMOTE_ADDR": "192.0.2.10"})
+        assert resp.json["error"] == "invalid_grant"
+    assert_429(attempt(worker, password=PASSWORD))
 
 
 def test_with_redis_the_counts_are_shared_by_every_worker(world, make_worker, redis_prefix):
@@ -167,5 +323,5 @@ def test_limits_are_on_by_default_outside_tests(monkeypatch, tmp_path: Path):
     settings = load_settings(tmp_path)
     assert settings.env == "development"
     assert settings.ratelimit_enabled
-    assert settings.ratelimit_storage_uri == "memory://"
+    assert settings.ratelimit_storage_uri == "casesvc-db://"
     assert settings.ratelimit_login_per_ip and settings.ratelimit_login_per_username

@@ -1,13 +1,18 @@
 """Brute-force limits on the token endpoint (Flask-Limiter).
 
-Failed attempts (answers 400 or 401) are counted per client address and per username (or
+Failed attempts — refused credentials: `invalid_grant` (wrong password, unknown user, bad
+refresh token) and `invalid_client` — are counted per client address and per username (or
 client_id); once a limit is reached every further attempt is 429 with `Retry-After` until the
-window has moved on, a correct password included. Successful logins cost nothing.
+window has moved on, a correct password included. Successful logins cost nothing, and neither
+do malformed requests or a scope the role lacks (`invalid_request`, `invalid_scope`,
+`unsupported_grant_type`): they guess at no password.
 
-Counters live in CASESVC_RATELIMIT_STORAGE_URI: in-process memory by default (each gunicorn
-worker counts for itself), or Redis (`redis://host:6379`), shared by every worker and host.
-If Redis cannot be reached the limits fall back to in-process counting rather than refusing
-logins. Keys are prefixed with CASESVC_RATELIMIT_KEY_PREFIX.
+Counters live in CASESVC_RATELIMIT_STORAGE_URI. The default, `casesvc-db://`, keeps them in the
+service's own database (table rate_limit_counters, `DatabaseStorage` below), shared by every
+worker and host with no other service to run; `redis://host:6379` shares them through Redis;
+`memory://` counts in each worker process for itself. If the database or Redis cannot be
+reached the limits fall back to in-process counting rather than refusing logins. Keys are
+prefixed with CASESVC_RATELIMIT_KEY_PREFIX.
 
 Behind a reverse proxy the client address is the proxy's unless the proxy's
 `X-Forwarded-For` is trusted (werkzeug's ProxyFix); without that, the per-address limit
@@ -16,18 +21,127 @@ counts the proxy.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 
 from flask import Flask, current_app, jsonify
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
+from limits.storage import Storage
+from sqlalchemy import case, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from casesvc.auth.models import RateLimitCounter
+from casesvc.extensions import db
+
+log = logging.getLogger(__name__)
 
 TOKEN_ENDPOINT = "auth.token"
+DATABASE_STORAGE_URI = "casesvc-db://"
+# what a wrong guess at a password or client secret is answered; nothing else counts
+COUNTED_ERRORS = frozenset({"invalid_grant", "invalid_client"})
 
 
 def _counts(response) -> bool:
-    return response.status_code in (400, 401)
+    if response.status_code not in (400, 401):
+        return False
+    body = response.get_json(silent=True)
+    return isinstance(body, dict) and body.get("error") in COUNTED_ERRORS
+
+
+class DatabaseStorage(Storage):
+    """A `limits` storage in the service's own database (SQLite or PostgreSQL), for the
+    fixed-window strategy: one row per key holds the count and the end of its window.
+
+    Every change is one statement in a short transaction of its own (`engine.begin()`), so a
+    counted attempt stays counted when the request's own transaction is rolled back. The
+    count is raised by an upsert (INSERT .. ON CONFLICT DO UPDATE, which starts a new window
+    when the old one has ended): concurrent workers never lose an increment. Expired rows
+    count as empty and are deleted at most once a minute per process."""
+
+    STORAGE_SCHEME = ["casesvc-db"]
+    CLEANUP_INTERVAL = 60
+    MAX_KEY_LENGTH = 255
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self._next_cleanup = 0.0
+
+    @property
+    def base_exceptions(self):
+        return SQLAlchemyError
+
+    @staticmethod
+    def _engine():
+        """The current app's database (each app, like each worker, has its own pool)."""
+        return db.engine
+
+    @classmethod
+    def _key(cls, key: str) -> str:
+        """A key longer than the column (a long CASESVC_RATELIMIT_KEY_PREFIX) is stored hashed."""
+        if len(key) <= cls.MAX_KEY_LENGTH:
+            return key
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        table = RateLimitCounter.__table__
+        engine = self._engine()
+        now = time.time()
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        ended = table.c.expires_at <= now
+        statement = (insert(table).values(key=self._key(key), hits=amount, expires_at=now + expiry)
+                     .on_conflict_do_update(index_elements=[table.c.key], set_={
+                         "hits": case((ended, amount), else_=table.c.hits + amount),
+                         "expires_at": case((ended, now + expiry), else_=table.c.expires_at)})
+                     .returning(table.c.hits))
+        with engine.begin() as conn:
+            hits = conn.scalar(statement)
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + self.CLEANUP_INTERVAL
+            self._delete_expired(engine, now)
+        return hits
+
+    @staticmethod
+    def _delete_expired(engine, now: float) -> None:
+        # its own transaction, after the count's: it holds no counter's row lock while it deletes
+        table = RateLimitCounter.__table__
+        try:
+            with engine.begin() as conn:
+                conn.execute(delete(table).where(table.c.expires_at <= now))
+        except SQLAlchemyError as exc:  # the next cleanup tries again; expired rows count as empty meanwhile
+            log.warning("expired rate limit counters not deleted: %s", exc.__class__.__name__)
+
+    def _live(self, column, key: str):
+        table = RateLimitCounter.__table__
+        with self._engine().connect() as conn:
+            return conn.scalar(select(column).where(table.c.key == self._key(key), table.c.expires_at > time.time()))
+
+    def get(self, key: str) -> int:
+        return self._live(RateLimitCounter.__table__.c.hits, key) or 0
+
+    def get_expiry(self, key: str) -> float:
+        expires_at = self._live(RateLimitCounter.__table__.c.expires_at, key)
+        return expires_at if expires_at is not None else time.time()
+
+    def clear(self, key: str) -> None:
+        table = RateLimitCounter.__table__
+        with self._engine().begin() as conn:
+            conn.execute(delete(table).where(table.c.key == self._key(key)))
+
+    def reset(self) -> int | None:
+        with self._engine().begin() as conn:
+            return conn.execute(delete(RateLimitCounter.__table__)).rowcount
+
+    def check(self) -> bool:
+        """Flask-Limiter asks this, while it counts in memory, to learn when to come back."""
+        try:
+            with self._engine().connect() as conn:
+                conn.execute(select(1))
+            return True
+        except SQLAlchemyError:
+            return False
 
 
 def _login_name() -> str | None:
@@ -95,9 +209,14 @@ def init_limits(app: Flask) -> Limiter:
     settings = app.config["CASESVC"]
     # Retry-After is set by _too_many alone (Flask-Limiter's own headers would rewrite it)
     app.config.update(RATELIMIT_ENABLED=settings.ratelimit_enabled, RATELIMIT_HEADERS_ENABLED=False)
-    limiter = Limiter(key_func=_address, storage_uri=settings.ratelimit_storage_uri,
-                      key_prefix=settings.ratelimit_key_prefix, strategy="moving-window",
-                      in_memory_fallback_enabled=True, headers_enabled=False)
+    # The database keeps fixed windows (one row per key, raised by one atomic upsert; a moving
+    # window would need a row per attempt and a lock); memory and Redis keep moving windows.
+    # swallow_errors: a storage that fails while counting an attempt is logged, not a 500
+    storage_uri = settings.ratelimit_storage_uri
+    strategy = "fixed-window" if storage_uri == DATABASE_STORAGE_URI else "moving-window"
+    limiter = Limiter(key_func=_address, storage_uri=storage_uri, key_prefix=settings.ratelimit_key_prefix,
+                      strategy=strategy, in_memory_fallback_enabled=True, swallow_errors=True,
+                      headers_enabled=False)
     limiter.init_app(app)
     # Only the token endpoint is limited, by its own decorators below (they check inside the
     # view). The before-request check Flask-Limiter adds for default limits would find none on

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
@@ -91,3 +91,16 @@ class CalendarFeed(IdMixin, CreatedMixin, db.Model):
 
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True, nullable=False)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+
+
+class RateLimitCounter(db.Model):
+    """A counter of the token endpoint's rate limits (casesvc.auth.limits) when they are kept in
+    the service's own database: `hits` failed attempts under `key` in the fixed window that ends
+    at `expires_at` (Unix time, seconds). Every worker and host counts in the same row; rows
+    past `expires_at` count as empty and are deleted from time to time."""
+
+    __tablename__ = "rate_limit_counters"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, index=True, nullable=False)

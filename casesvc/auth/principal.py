@@ -21,6 +21,7 @@ def _refused(detail: str) -> Problem:
 
 
 def bearer_token() -> str | None:
+    """The token of `Authorization: Bearer <token>`; the scheme in any case (RFC 9110 §11.1)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
@@ -33,21 +34,25 @@ def verified_claims() -> dict:
     """The claims of the request's own-service access token, verified by flask-jwt-extended
     (signature, `kid`, type, `exp`, `nbf`; its errors become 401 problems).
 
-    A verification is kept per app, keyed by the exact Authorization header, so the HMAC and
-    the JSON are worked out once per token and worker rather than on every request; on every
-    use the expiry is checked again, and an expired token goes back through the full check
-    (which refuses it). Whether the token is revoked, and whether its user is still active, is
-    not cached: `load_principal` asks the database on every request."""
-    header = request.headers.get("Authorization", "")
+    A verification is kept per app, keyed by the token itself, so the HMAC and the JSON are
+    worked out once per token and worker rather than on every request; on every use the expiry
+    is checked again, and an expired token goes back through the full check (which refuses it).
+    Whether the token is revoked, and whether its user is still active, is not cached:
+    `load_principal` asks the database on every request."""
+    token = bearer_token()
     cache = current_app.extensions.setdefault("casesvc.verified_claims", {})
-    claims = cache.get(header)
+    claims = cache.get(token) if token else None
     if claims is not None and claims.get("exp", 0) > time.time():
         return claims
-    verify_jwt_in_request()
+    if token:
+        # the scheme is case-insensitive, but flask-jwt-extended only reads "Bearer <token>"
+        request.environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    verify_jwt_in_request()  # without a bearer token: 401 "A bearer token is required"
     claims = get_jwt()
-    if len(cache) >= CLAIMS_CACHE_SIZE:
-        cache.clear()  # tokens live minutes: a full cache is mostly expired ones
-    cache[header] = claims
+    if token:
+        if len(cache) >= CLAIMS_CACHE_SIZE:
+            cache.clear()  # tokens live minutes: a full cache is mostly expired ones
+        cache[token] = claims
     return claims
 
 
