@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask
 from flask.sessions import SessionInterface
 
+from casesvc.common.jsonio import JSONProvider
 from casesvc.config import load_settings
 
 API_TITLE = "casesvc"
@@ -55,6 +56,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+    app.json = JSONProvider(app)  # JSON nested too deeply is malformed JSON, not a crash
     app.json.sort_keys = False  # fields in schema order: id first, as documented
     app.session_interface = _NoCookieSessions()  # bearer tokens only: no session cookie to read
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -165,10 +165,21 @@ def register_error_handlers(app: Flask) -> None:
         return problem_response(500, "internal-error", "Internal Server Error",
                                 "The service could not complete the request; it has been logged.")
 
+    @app.errorhandler(RecursionError)
+    def _nested_too_deeply(exc: RecursionError):
+        # webargs parses bodies with the json module, which gives up on JSON nested too deeply
+        # with RecursionError, not a decoding error; the app's parser says whether that was it
+        if request.is_json:
+            try:
+                current_app.json.loads(request.get_data(cache=True))
+            except ValueError:
+                return problem_response(400, "bad-request", "Bad Request", "The request body is not valid JSON.")
+        return _unexpected(exc)
+
 
 def register_database_error_handlers(app: Flask) -> None:
-    """Database conflicts become problems without a word of SQL."""
-    from sqlalchemy.exc import IntegrityError
+    """Database conflicts and values it refuses become problems without a word of SQL."""
+    from sqlalchemy.exc import DataError, IntegrityError
     from sqlalchemy.orm.exc import StaleDataError
 
     @app.errorhandler(IntegrityError)
@@ -180,3 +191,17 @@ def register_database_error_handlers(app: Flask) -> None:
     def _stale(exc: StaleDataError):
         return problem_response(412, "precondition-failed", "Precondition Failed",
                                 "The resource has changed since you read it; read it again.")
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def _cannot_store(exc: Exception):
+        # A value the database cannot hold or compare (a number beyond its column's range) that
+        # validation let through. SQLite's driver says so with OverflowError, PostgreSQL with
+        # DataError; either way it is the request's fault, and the answer the same.
+        from casesvc.extensions import db
+
+        db.session.rollback()
+        log.warning("value out of range on %s %s: %s", request.method, request.path,
+                    getattr(exc, "orig", exc).__class__.__name__)
+        return problem_response(400, "bad-request", "Bad Request",
+                                "A value in the request is out of range or cannot be stored.")

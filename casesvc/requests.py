@@ -1,14 +1,18 @@
 """What happens around every request: a request id, authentication before anything is parsed,
-the media-type check, security headers and metrics."""
+the media-type check, input no view should meet (NUL, an oversized chunked body), security
+headers and metrics."""
 from __future__ import annotations
 
 import time
 import uuid
 
 from flask import Flask, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal
+from casesvc.auth.views import _oauth_response
+from casesvc.common.jsonio import NUL_DETAIL, json_has_nul
 from casesvc.errors import Problem
 from casesvc.extensions import db
 from casesvc.ops.metrics import observe_request
@@ -17,6 +21,8 @@ API_PREFIX = "/api/v1/"
 # /auth/revoke: RFC 7009 is form-encoded, and holding the token is the credential to revoke it
 PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke", "/api/v1/openapi.json",
                               "/api/v1/vocabulary"})
+# the OAuth endpoints answer errors as RFC 6749 does, and take form-encoded bodies too
+OAUTH_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke"})
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 READ_METHODS = frozenset({"GET", "HEAD"})
 # every other API request leaves an audit event, allowed or not
@@ -30,8 +36,10 @@ def register_request_hooks(app: Flask) -> None:
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
         request.environ["casesvc.request_id"] = g.request_id
-        if not request.path.startswith(API_PREFIX) or request.path in PUBLIC_API_PATHS:
+        if not request.path.startswith(API_PREFIX):
             return None
+        if request.path in PUBLIC_API_PATHS:
+            return _check_input()
         if request.method in READ_METHODS and not db.session().in_transaction():
             # A read runs in autocommit: no BEGIN and COMMIT round trips around its statements
             # (each still sees committed data only), and its audit event is durable the moment
@@ -45,7 +53,7 @@ def register_request_hooks(app: Flask) -> None:
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in JSON_TYPES:
             raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
                           "Send the request body as application/json.")
-        return None
+        return _check_input()
 
     @app.after_request
     def _audit(response):
@@ -70,3 +78,40 @@ def register_request_hooks(app: Flask) -> None:
 
 def _has_body() -> bool:
     return bool(request.content_length) or request.headers.get("Transfer-Encoding") == "chunked"
+
+
+def _check_input():
+    """What no view should meet: NUL in the path, the query, a form field or anywhere in a JSON
+    body is 400, on SQLite as on PostgreSQL (which cannot store it), and a body over the limit
+    is 413 however it is sent. A read costs three substring checks; a body is read here once
+    and served to the view from the cache."""
+    query = request.query_string
+    if "\x00" in request.path or b"%00" in query or b"\x00" in query:
+        return _nul_refused()
+    if request.method in ("POST", "PUT", "PATCH") and _has_body():
+        body = _read_body()
+        if request.is_json:
+            if json_has_nul(body):
+                return _nul_refused()
+        elif request.mimetype == "application/x-www-form-urlencoded":  # the OAuth endpoints
+            if any("\x00" in name or "\x00" in value for name, value in request.form.items(multi=True)):
+                return _nul_refused()
+    return None
+
+
+def _nul_refused():
+    if request.path in OAUTH_PATHS:  # RFC 6749 §5.2 errors there, as for any malformed request
+        return _oauth_response({"error": "invalid_request", "error_description": NUL_DETAIL}, 400)
+    raise Problem(400, "bad-request", "Bad Request", NUL_DETAIL)
+
+
+def _read_body() -> bytes:
+    """The whole body (cached for the view). werkzeug cuts a body sent without Content-Length
+    (chunked) at MAX_CONTENT_LENGTH without a word, which would leave a truncated body to parse:
+    anything left unread after the limit makes the request too large, as with Content-Length."""
+    body = request.get_data(cache=True)
+    limit = request.max_content_length
+    if (request.content_length is None and limit is not None and len(body) >= limit
+            and request.environ["wsgi.input"].read(1)):
+        raise RequestEntityTooLarge()
+    return body
