@@ -161,7 +161,7 @@ def test_from_and_to_select_a_half_open_time_range(world, story):
     assert [e["seq"] for e in only_to] == [e["seq"] for e in reversed(events[:3])]
 
 
-@pytest.mark.parametrize("query", [{"outcome": "maybe"}, {"from": "yesterday"}, {"limit": 0}, {"limit": 201}])
+@pytest.mark.parametrize("query", [{"outcome": "maybe"}, {"from": "yesterday"}, {"limit": 0}, {"limit": "many"}])
 def test_bad_filters_are_422(world, query):
     resp = world["auditor"].get("/api/v1/audit/events", query_string=query)
     assert resp.status_code == 422 and resp.mimetype == PROBLEM

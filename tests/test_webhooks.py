@@ -220,10 +220,24 @@ def test_a_non_http_url_is_422(world, url):
     assert "url" in body["errors"]
 
 
-def test_a_short_secret_is_422(world, receiver):
-    body = _problem(world["admin"].put("/api/v1/agencies/health/webhook",
-                                       json={"url": receiver.url, "secret": "short"}), 422)
-    assert "secret" in body["errors"]
+def test_an_empty_or_overlong_secret_is_422(world, receiver):
+    for secret in ("", "x" * 256):
+        body = _problem(world["admin"].put("/api/v1/agencies/health/webhook",
+                                           json={"url": receiver.url, "secret": secret}), 422)
+        assert "secret" in body["errors"]
+
+
+def test_a_short_secret_is_accepted_and_signs_the_deliveries(world, app, receiver):
+    """The contract sets no minimum length (the README recommends a long random secret)."""
+    resp = world["admin"].put("/api/v1/agencies/health/webhook", json={"url": receiver.url, "secret": "s3cret"})
+    assert resp.status_code == 201, resp.json
+    case = world.case(participants=("health",))
+    manual(world, case, utcnow() - timedelta(minutes=1))
+    assert run_worker(app, utcnow())["deliveries"]["delivered"] == 1
+    [request] = receiver.requests
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert webhooks.verify("s3cret", headers["x-casesvc-timestamp"], headers["x-casesvc-signature"],
+                           request["body"], now=time.time())
 
 
 def test_loopback_and_private_targets_are_refused_in_production(world, app, monkeypatch):

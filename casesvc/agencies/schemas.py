@@ -9,8 +9,9 @@ _MUNICIPALITIES = {"description": "The 4-digit municipality numbers the agency s
 
 
 class AgencySchema(Body):
-    code = ma.fields.String(required=True, metadata={"description": "2-32 characters: lowercase letters, "
-                                                                    "digits, '-' or '_'; never changes"})
+    code = ma.fields.String(required=True, metadata={"description": "2-32 characters: letters a-z or A-Z, digits, "
+                                                                    "'-' or '_', beginning with a letter or digit; "
+                                                                    "case-sensitive; never changes"})
     kind = Code(AGENCY_KINDS, required=True, metadata={"description": "Also the role of the agency's users; "
                                                                       "never changes"})
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
@@ -19,7 +20,9 @@ class AgencySchema(Body):
     created_at = Instant(dump_only=True)
 
 
-class AgencyPatchSchema(ma.Schema):
+class AgencyPatchSchema(Body):
+    """code and kind never change; sent here, they are ignored."""
+
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
     municipalities = ma.fields.List(Municipality(), validate=ma.validate.Length(min=1), metadata=_MUNICIPALITIES)
 
@@ -37,7 +40,7 @@ class UserSchema(Body):
                               metadata={"description": "Agency code: required for staff roles, absent for "
                                                        "admin and auditor"})
     password = ma.fields.String(required=True, load_only=True,
-                                metadata={"description": "At least 12 characters; stored as an argon2id hash, "
+                                metadata={"description": "At least 8 characters; stored as an argon2id hash, "
                                                          "never returned"})
     active = ma.fields.Boolean(dump_only=True)
     created_at = Instant(dump_only=True)

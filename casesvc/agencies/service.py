@@ -16,9 +16,9 @@ from casesvc.extensions import db
 from casesvc.policy import STAFF_ROLES, Principal
 from casesvc.vocabulary import AGENCY_KINDS, ROLES
 
-CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{1,31}$")
+CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,31}")  # case-sensitive: "Nav" is not "nav"
 MUNICIPALITY_PATTERN = re.compile(r"\d{4}")
-MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_LENGTH = 8  # NIST SP 800-63B: at least 8 characters for a password the user chooses
 MAX_NAME_LENGTH = 200
 
 
@@ -60,8 +60,9 @@ def check_name(name: str) -> str:
 
 
 def create_agency(code: str, kind: str, name: str, municipalities: list[str]) -> Agency:
-    if not CODE_PATTERN.match(code):
-        raise InvalidInput("code must be 2-32 characters: lowercase letters, digits, '-' or '_'", "code")
+    if not CODE_PATTERN.fullmatch(code):
+        raise InvalidInput("code must be 2-32 characters: letters a-z or A-Z, digits, '-' or '_', "
+                           "beginning with a letter or digit", "code")
     if kind not in AGENCY_KINDS:
         raise InvalidInput(f"kind must be one of: {', '.join(AGENCY_KINDS)}", "kind")
     name = check_name(name)

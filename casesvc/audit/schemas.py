@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from casesvc.common.http import Limit
 from casesvc.common.schemas import Code, Instant
 from casesvc.vocabulary import AUDIT_OUTCOMES
 
@@ -34,7 +35,7 @@ class AuditPageSchema(ma.Schema):
 
 
 class AuditQuery(ma.Schema):
-    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+    limit = Limit()
     cursor = ma.fields.String(load_default=None)
     from_ = Instant(data_key="from")
     to = Instant()
@@ -81,5 +82,5 @@ class AccessLogPageSchema(ma.Schema):
 
 
 class AccessLogQuery(ma.Schema):
-    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+    limit = Limit()
     cursor = ma.fields.String(load_default=None)

@@ -28,7 +28,10 @@ class CaseSchema(Body):
     version = ma.fields.Integer(dump_only=True)
 
 
-class CasePatchSchema(ma.Schema):
+class CasePatchSchema(Body):
+    """Fields that cannot change here (status, lead_agency, …) are ignored: status changes go
+    through the transitions endpoint."""
+
     summary = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10000))
     participants = ma.fields.List(ma.fields.String(), validate=ma.validate.Length(min=1))
     coordinator = ma.fields.String(allow_none=True)
@@ -40,7 +43,7 @@ class CaseQuery(PageArgs):
     municipality = Municipality()
     participant = ma.fields.String()
     youth_id = ma.fields.String()
-    due_before = Instant(metadata={"description": "Has a pending reminder of the caller's agency due before this"})
+    due_before = Instant(metadata={"description": "Has a pending reminder (of any agency) due before this"})
 
 
 def case_body(case) -> dict:

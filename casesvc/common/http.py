@@ -61,8 +61,20 @@ def require_if_match(obj) -> None:
 MAX_LIMIT = 200
 
 
+class Limit(ma.fields.Integer):
+    """`?limit=`: the page size, default 50. Above MAX_LIMIT a page holds MAX_LIMIT items (a
+    larger ask is not an error); less than 1, or not a number, is 422."""
+
+    def __init__(self, **kwargs):
+        super().__init__(load_default=50, validate=ma.validate.Range(min=1), metadata={
+            "description": f"Page size, default 50; a value above {MAX_LIMIT} is taken as {MAX_LIMIT}"}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return min(super()._deserialize(value, attr, data, **kwargs), MAX_LIMIT)
+
+
 class PageArgs(ma.Schema):
-    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=MAX_LIMIT))
+    limit = Limit()
     cursor = ma.fields.String(load_default=None)
 
 

@@ -29,6 +29,10 @@ def age_on(birth_date: date, on: date) -> int:
 
 
 def add_years(day: date, years: int) -> date:
+    """The same day `years` later (28 February for 29 February); past year 9999, the last day
+    there is, so a far-off date still compares instead of failing."""
+    if day.year + years > date.max.year:
+        return date.max
     try:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February in a year without one

@@ -26,8 +26,11 @@ class ReactionSchema(Body):
     type = Code(REACTION_TYPES, required=True)
     legal_basis = Code(LEGAL_BASES, required=True)
     police_reference = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=100))
-    starts_on = ma.fields.Date(required=True)
-    ends_on = ma.fields.Date(allow_none=True, metadata={"description": "Contracts: at most 2 years after starts_on"})
+    starts_on = ma.fields.Date(allow_none=True, metadata={
+        "description": "Default: for a concern conversation the Oslo date of scheduled_at, when given; "
+                       "else today's date in Oslo"})
+    ends_on = ma.fields.Date(allow_none=True, metadata={"description": "Required for contracts: at most 2 years "
+                                                                       "after starts_on"})
     probation_ends_on = ma.fields.Date(allow_none=True)
     scheduled_at = Instant(allow_none=True, metadata={"description": "Concern conversation only"})
     held_at = Instant(allow_none=True, metadata={"description": "Concern conversation only"})
@@ -40,8 +43,9 @@ class ReactionSchema(Body):
     version = ma.fields.Integer(dump_only=True)
 
 
-class ReactionPatchSchema(ma.Schema):
-    """Status is never patched: use the transitions endpoint."""
+class ReactionPatchSchema(Body):
+    """Status is never patched: sent here it is ignored, like type, legal_basis and signatures;
+    status changes go through the transitions endpoint."""
 
     police_reference = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=100))
     starts_on = ma.fields.Date()

@@ -76,13 +76,23 @@ def _signatures(principal: Principal, items: list[dict]) -> list[Signature]:
     return [Signature(recorded_by_agency=principal.agency, **item) for item in items]
 
 
+def _starts_on(data: dict) -> date:
+    """As given; else the Oslo date of a concern conversation's `scheduled_at`; else today in Oslo."""
+    if data.get("starts_on") is not None:
+        return data["starts_on"]
+    if data["type"] == "concern_conversation" and data.get("scheduled_at") is not None:
+        return oslo_today(data["scheduled_at"])
+    return oslo_today()
+
+
 def create_reaction(principal: Principal, case: Case, data: dict) -> Reaction:
     require_open(case)
-    _check_dates(data["type"], data["starts_on"], data.get("ends_on"), data.get("probation_ends_on"),
+    starts_on = _starts_on(data)
+    _check_dates(data["type"], starts_on, data.get("ends_on"), data.get("probation_ends_on"),
                  data.get("scheduled_at"), data.get("held_at"))
     reaction = Reaction(
         case_id=case.id, type=data["type"], legal_basis=data["legal_basis"],
-        police_reference=data.get("police_reference"), starts_on=data["starts_on"], ends_on=data.get("ends_on"),
+        police_reference=data.get("police_reference"), starts_on=starts_on, ends_on=data.get("ends_on"),
         probation_ends_on=data.get("probation_ends_on"), scheduled_at=data.get("scheduled_at"),
         held_at=data.get("held_at"), status="draft", created_by_agency=principal.agency,
         conditions=_conditions(case, data["legal_basis"], data.get("conditions") or []),

@@ -56,7 +56,8 @@ class WebhookSchema(Body):
     url = ma.fields.String(required=True, metadata={"description": "http(s); in production not a loopback or "
                                                                    "private address"})
     secret = ma.fields.String(required=True, load_only=True,
-                              metadata={"description": "16-255 characters; signs every delivery; never shown again"})
+                              metadata={"description": "1-255 characters (a long random one is recommended); "
+                                                       "signs every delivery; never shown again"})
     secret_set = ma.fields.Constant(True, dump_only=True)
     created_at = Instant(dump_only=True)
     updated_at = Instant(dump_only=True)

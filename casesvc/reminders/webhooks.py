@@ -31,7 +31,7 @@ DELIVERY_HEADER = "X-Casesvc-Delivery"
 EVENT_HEADER = "X-Casesvc-Event"
 EVENT = "reminder.due"
 USER_AGENT = "casesvc-webhooks/1"
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_LENGTH = 1  # the contract sets no minimum; README recommends a long random secret
 MAX_URL_LENGTH = 2000
 DEFAULT_TOLERANCE_SECONDS = 300
 

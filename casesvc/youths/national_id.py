@@ -3,6 +3,10 @@
 Both check digits are mod 11. A D-number adds 4 to the first digit of the day. Synthetic
 numbers from the national test data (month + 80) are accepted only when allowed by setting,
 so test and demo data never need a real person's number.
+
+The number holds the birth date's day, month and two-digit year. The century is not read from
+the individual number (III): the birth date given beside the number says it, and `matches`
+holds the two together.
 """
 from __future__ import annotations
 
@@ -20,9 +24,15 @@ class InvalidNationalId(ValueError):
 @dataclass(frozen=True)
 class NationalId:
     number: str
-    birth_date: date
+    day: int
+    month: int
+    year2: int
     is_d_number: bool
     is_synthetic: bool
+
+    def matches(self, birth_date: date) -> bool:
+        """Whether the number's day, month and two-digit year are those of `birth_date`."""
+        return (birth_date.day, birth_date.month, birth_date.year % 100) == (self.day, self.month, self.year2)
 
 
 def _check_digit(digits: str, weights: tuple[int, ...]) -> int | None:
@@ -40,24 +50,12 @@ def check_digits(first_nine: str) -> str | None:
     return None if k2 is None else f"{k1}{k2}"
 
 
-def _century(year2: int, individual: int) -> int | None:
-    if individual <= 499:
-        return 1900
-    if individual <= 749 and year2 >= 54:
-        return 1800
-    if individual >= 500 and year2 <= 39:
-        return 2000
-    if individual >= 900 and year2 >= 40:
-        return 1900
-    return None
-
-
 def parse(number: str, allow_synthetic: bool = False) -> NationalId:
     if not isinstance(number, str) or len(number) != 11 or not number.isascii() or not number.isdigit():
         raise InvalidNationalId("must be 11 digits")
     if check_digits(number[:9]) != number[9:]:
         raise InvalidNationalId("check digits do not match")
-    day, month, year2, individual = int(number[0:2]), int(number[2:4]), int(number[4:6]), int(number[6:9])
+    day, month, year2 = int(number[0:2]), int(number[2:4]), int(number[4:6])
     is_d = day > 40
     if is_d:
         day -= 40
@@ -66,21 +64,16 @@ def parse(number: str, allow_synthetic: bool = False) -> NationalId:
         if not allow_synthetic:
             raise InvalidNationalId("synthetic test numbers are not accepted here")
         month -= 80
-    century = _century(year2, individual)
-    if century is None:
-        raise InvalidNationalId("individual number does not fit the birth year")
     try:
-        born = date(century + year2, month, day)
+        date(2000 + year2, month, day)  # 2000-2099: 29 February exactly when some century has it
     except ValueError as exc:
         raise InvalidNationalId("the date part is not a date") from exc
-    return NationalId(number, born, is_d, synthetic)
+    return NationalId(number, day, month, year2, is_d, synthetic)
 
 
 def make(birth_date: date, individual: int, d_number: bool = False, synthetic: bool = False) -> str | None:
     """Build a valid number (for tests and demo data), or None when that individual number has
-    no valid check digits or does not fit the birth year's century."""
-    if _century(birth_date.year % 100, individual) != birth_date.year - birth_date.year % 100:
-        return None
+    no valid check digits."""
     day = birth_date.day + (40 if d_number else 0)
     month = birth_date.month + (80 if synthetic else 0)
     first_nine = f"{day:02d}{month:02d}{birth_date.year % 100:02d}{individual:03d}"

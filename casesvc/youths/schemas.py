@@ -1,13 +1,22 @@
+import re
+
 import marshmallow as ma
 
 from casesvc.common.http import PageArgs
-from casesvc.common.schemas import Body, Code, Instant, Municipality
+from casesvc.common.schemas import Body, Instant, Municipality
 from casesvc.vocabulary import GUARDIAN_RELATIONS
+
+
+MAX_RELATION_LENGTH = 20  # the column's length
 
 
 class GuardianSchema(Body):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    relation = Code(GUARDIAN_RELATIONS, required=True)
+    relation = ma.fields.String(required=True, validate=[
+        ma.validate.Length(max=MAX_RELATION_LENGTH),
+        ma.validate.Regexp(re.compile(r".*\S", re.DOTALL), error="Must not be blank.")], metadata={
+        "description": f"Free text, 1-{MAX_RELATION_LENGTH} characters; the vocabulary's codes are suggested: "
+                       + ", ".join(GUARDIAN_RELATIONS)})
     phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=40))
     email = ma.fields.Email(allow_none=True)
 
@@ -17,7 +26,9 @@ class YouthSchema(Body):
     given_name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     family_name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
     birth_date = ma.fields.Date(required=True)
-    national_id = ma.fields.String(required=True, metadata={"description": "Fødselsnummer or D-number, 11 digits"})
+    national_id = ma.fields.String(required=True, metadata={
+        "description": "Fødselsnummer or D-number: 11 digits, both check digits validated; its day, month and "
+                       "two-digit year are those of birth_date (D-number: day + 40)"})
     municipality = Municipality(required=True)
     school = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     guardians = ma.fields.List(ma.fields.Nested(GuardianSchema), load_default=list)
@@ -27,7 +38,9 @@ class YouthSchema(Body):
     version = ma.fields.Integer(dump_only=True)
 
 
-class YouthPatchSchema(ma.Schema):
+class YouthPatchSchema(Body):
+    """birth_date and national_id never change; sent here, they are ignored."""
+
     given_name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
     family_name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
     municipality = Municipality()

@@ -51,14 +51,14 @@ def register_youth(principal: Principal, data: dict) -> Youth:
         parsed = nid.parse(data["national_id"], current_app.config["CASESVC"].allow_synthetic_ids)
     except nid.InvalidNationalId as exc:
         raise field_error("national_id", f"Not a valid fødselsnummer or D-number: {exc}.") from exc
-    if parsed.birth_date != data["birth_date"]:
-        raise field_error("birth_date", "Does not match the birth date in the national id.")
+    if not parsed.matches(data["birth_date"]):
+        raise field_error("birth_date", "Does not match the day, month and year in the national id.")
     existing = db.session.scalar(select(Youth.id).where(Youth.national_id == parsed.number))
     if existing is not None:
         raise Problem(409, "youth-exists", "Conflict", "A youth with this national id is already registered.",
                       existing_id=existing, id=existing)
     youth = Youth(national_id=parsed.number, given_name=data["given_name"], family_name=data["family_name"],
-                  birth_date=parsed.birth_date, municipality=data["municipality"], school=data.get("school"),
+                  birth_date=data["birth_date"], municipality=data["municipality"], school=data.get("school"),
                   created_by_agency=principal.agency, guardians=_guardians(data.get("guardians") or []))
     db.session.add(youth)
     db.session.flush()
