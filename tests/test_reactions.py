@@ -407,6 +407,26 @@ def test_conditions_cannot_change_outside_draft(world, status):
     assert [c["kind"] for c in world["police"].get(url(case, reaction)).json["conditions"]] == ["meeting"]
 
 
+def test_an_active_reaction_read_and_sent_back_whole_keeps_its_conditions(world):
+    """A client that PATCHes back what it read, conditions included, changes what it changed:
+    the same conditions are no replacement, so their ids and the events logged against them stay."""
+    case = world.case(participants=("health",))
+    reaction = reaction_in(world, case, "active", legal_basis="conditional_waiver",
+                           conditions=[cond("drug_test", "health", every_days=14), cond("meeting")])
+    world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
+        "kind": "drug_test", "occurred_at": "2026-01-05T08:00:00Z", "result": "negative",
+        "condition_id": reaction["conditions"][0]["id"]})
+    read = world["police"].get(url(case, reaction))
+    resp = world["police"].patch(url(case, reaction), json={**read.json, "police_reference": "X-3"},
+                                 headers={"If-Match": read.headers["ETag"]})
+    assert resp.status_code == 200, resp.json
+    assert resp.json["police_reference"] == "X-3"
+    assert resp.json["conditions"] == read.json["conditions"]
+    # a different condition is still a replacement, refused outside draft
+    changed = [{**read.json["conditions"][0], "every_days": 7}, read.json["conditions"][1]]
+    _problem(patch(world, case, reaction, {"conditions": changed}), 409)
+
+
 def test_an_active_reaction_still_takes_other_changes(world):
     case = world.case()
     reaction = reaction_in(world, case, "active")

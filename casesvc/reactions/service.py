@@ -121,7 +121,7 @@ def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:
     merged = {name: data.get(name, getattr(reaction, name))
               for name in ("starts_on", "ends_on", "probation_ends_on", "scheduled_at", "held_at")}
     _check_dates(reaction.type, **merged)
-    if "conditions" in data:
+    if "conditions" in data and not _same_conditions(reaction.conditions, data["conditions"]):
         if reaction.status != "draft":
             raise conflict("reaction-not-draft", "Conditions change only while the reaction is a draft.")
         in_use = db.session.scalar(select(Event.id).where(
@@ -141,6 +141,16 @@ def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:
         from casesvc.reminders.service import on_reaction_changed
         on_reaction_changed(reaction)  # reminders made for the old dates no longer hold
     return reaction
+
+
+_CONDITION_FIELDS = ("kind", "description", "every_days", "responsible_agency")
+
+
+def _same_conditions(current: list[Condition], given: list[dict]) -> bool:
+    """The conditions a client sent back as it read them: nothing to replace (their ids, and the
+    events logged against them, stay), whatever the reaction's status."""
+    return len(current) == len(given) and all(
+        all(getattr(c, name) == g.get(name) for name in _CONDITION_FIELDS) for c, g in zip(current, given))
 
 
 def add_signature(principal: Principal, reaction: Reaction, data: dict) -> Signature:
