@@ -11,7 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal
-from casesvc.auth.views import _oauth_response
+from casesvc.auth.views import oauth_response
 from casesvc.common.jsonio import NUL_DETAIL, json_has_nul
 from casesvc.errors import Problem
 from casesvc.extensions import db
@@ -101,7 +101,7 @@ def _check_input():
 
 def _nul_refused():
     if request.path in OAUTH_PATHS:  # RFC 6749 §5.2 errors there, as for any malformed request
-        return _oauth_response({"error": "invalid_request", "error_description": NUL_DETAIL}, 400)
+        return oauth_response({"error": "invalid_request", "error_description": NUL_DETAIL}, 400)
     raise Problem(400, "bad-request", "Bad Request", NUL_DETAIL)
 
 

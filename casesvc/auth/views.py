@@ -32,7 +32,7 @@ def client_credentials(params: dict) -> tuple[str | None, str | None]:
     return params.get("client_id"), params.get("client_secret")
 
 
-def _oauth_response(body: dict, status: int = 200):
+def oauth_response(body: dict, status: int = 200):
     response = jsonify(body)
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
@@ -72,12 +72,12 @@ def token():
         else:
             raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant!r}.")
         db.session.commit()
-        return _oauth_response(body)
+        return oauth_response(body)
     except OAuthError as exc:
         db.session.rollback()
         if exc.error in ("invalid_grant", "invalid_client"):
             note(outcome="denied")  # refused credentials: a failed login, not a malformed request
-        response = _oauth_response({"error": exc.error, "error_description": exc.description}, exc.status)
+        response = oauth_response({"error": exc.error, "error_description": exc.description}, exc.status)
         if exc.error == "invalid_client":
             response.headers["WWW-Authenticate"] = 'Basic realm="casesvc"'
         return response
@@ -107,9 +107,9 @@ def revoke():
         if not value:
             raise OAuthError("invalid_request", "token is required.")
     except OAuthError as exc:
-        return _oauth_response({"error": exc.error, "error_description": exc.description}, exc.status)
+        return oauth_response({"error": exc.error, "error_description": exc.description}, exc.status)
     revoke_token(value)
-    return _oauth_response({})
+    return oauth_response({})
 
 
 @blp.route("/me", methods=["GET"])
