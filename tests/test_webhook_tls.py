@@ -18,7 +18,6 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from casesvc.common.timeutil import utcnow
 from casesvc.reminders import webhooks
-from tests.test_webhooks import SECRET, _QuietServer, attempts, hook, manual, run_worker
+from tests.test_webhooks import SECRET, _QuietServer, attempts, hook, manual, recording_handler, run_worker
 
 HOST = "hooks.example.test"
 PINNED = "127.0.0.1"
@@ -123,6 +122,7 @@ class TLSReceiver:
         self.handshake_errors: list[str] = []
         self.status = 200
         self.location = None
+        self.gate = None
         self.lock = threading.Lock()
         self.handshakes_done = threading.Semaphore(0)
         receiver = self
@@ -135,21 +135,6 @@ class TLSReceiver:
                 receiver.sni.append(server_name)
 
         context.sni_callback = record_sni
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver.lock:
-                    receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                self.send_response(receiver.status)
-                if receiver.location:
-                    self.send_header("Location", receiver.location)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
 
         class Server(_QuietServer):
             def finish_request(self, request, client_address):
@@ -168,7 +153,7 @@ class TLSReceiver:
                 finally:
                     tls.close()
 
-        self.server = Server((PINNED, 0), Handler)
+        self.server = Server((PINNED, 0), recording_handler(self))
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property

@@ -32,6 +32,30 @@ class _QuietServer(ThreadingHTTPServer):
         pass  # a client that gave up (the worker's timeout) is expected here
 
 
+def recording_handler(receiver):
+    """A request handler that records each POST in `receiver.requests` and answers
+    `receiver.status` (and `receiver.location`), once `receiver.gate` is set when there is one."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with receiver.lock:
+                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+            if receiver.gate is not None:
+                receiver.gate.wait(30)
+            self.send_response(receiver.status)
+            if receiver.location:
+                self.send_header("Location", receiver.location)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
 class Receiver:
     """A tiny HTTP server on 127.0.0.1 that records what it is sent and answers `status`."""
 
@@ -41,26 +65,7 @@ class Receiver:
         self.location = None
         self.gate: threading.Event | None = None  # when set, the answer waits for it (a slow receiver)
         self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver.lock:
-                    receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                if receiver.gate is not None:
-                    receiver.gate.wait(30)
-                self.send_response(receiver.status)
-                if receiver.location:
-                    self.send_header("Location", receiver.location)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = _QuietServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), recording_handler(self))
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
