@@ -303,7 +303,7 @@ def test_a_remembered_token_is_refused_once_it_expires(world, client, app):
                                     additional_claims={"role": "police", "agency": "police",
                                                        "scope": " ".join(sorted(STAFF_SCOPES))})
     claims = pyjwt.decode(token, options={"verify_signature": False})
-    app.extensions.setdefault("casesvc.verified_claims", {})[f"Bearer {token}"] = claims
+    app.extensions.setdefault("casesvc.verified_claims", {})[token] = claims  # keyed by the token itself
     resp = client.get("/api/v1/auth/me", headers=bearer(token))
     assert_401(resp)
     assert "expired" in resp.json["detail"]
