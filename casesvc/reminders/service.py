@@ -36,6 +36,7 @@ from sqlalchemy import and_, bindparam, exists, func, insert, or_, select, text,
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from casesvc.agencies.models import Agency
+from casesvc.agencies.service import get_agency
 from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
 from casesvc.common.crypto import UnreadableSecret, decrypt_at_rest, encrypt_at_rest
@@ -818,15 +819,8 @@ def cases_due_before_template():
 
 # --- the API: webhooks (admin) ----------------------------------------------------------------
 
-def _agency(code: str) -> Agency:
-    agency = db.session.get(Agency, code)
-    if agency is None:
-        raise not_found("agency")
-    return agency
-
-
 def get_webhook(code: str) -> Webhook:
-    _agency(code)
+    get_agency(code)
     webhook = db.session.get(Webhook, code)
     if webhook is None:
         raise not_found("webhook")
@@ -836,7 +830,7 @@ def get_webhook(code: str) -> Webhook:
 def put_webhook(code: str, data: dict) -> tuple[Webhook, bool]:
     """Set or replace the agency's webhook; returns (webhook, created). Reminders already waiting
     for a future due time are queued for it, so a webhook set today hears of next week's tests."""
-    _agency(code)
+    get_agency(code)
     settings = _settings()
     problem = webhooks.url_problem(data["url"], settings.env == "production")
     errors: dict[str, list[str]] = {}
@@ -878,7 +872,7 @@ def delete_webhook(code: str) -> None:
 
 
 def list_attempts(code: str, args: dict) -> dict:
-    _agency(code)
+    get_agency(code)
     stmt = select(WebhookAttempt).where(WebhookAttempt.agency_code == code)
     if args.get("outcome"):
         stmt = stmt.where(WebhookAttempt.outcome == args["outcome"])

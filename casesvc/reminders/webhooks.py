@@ -162,7 +162,7 @@ class Attempt:
     error: str | None
 
 
-class _HTTP(http.client.HTTPConnection):
+class _Pinned:
     """http.client, which follows no redirect (a redirect is an answer, not an instruction) and
     uses no proxy; with `address`, it connects there instead of resolving the host again."""
 
@@ -170,26 +170,26 @@ class _HTTP(http.client.HTTPConnection):
         super().__init__(host, port, **kwargs)
         self.address = address
 
+    def _pinned_socket(self) -> socket.socket:
+        return socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _HTTP(_Pinned, http.client.HTTPConnection):
     def connect(self):
         if self.address is None:
             return super().connect()
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._pinned_socket()
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return None
 
 
-class _HTTPS(http.client.HTTPSConnection):
-    """As _HTTP; the certificate is still checked against the host name (SNI too)."""
-
-    def __init__(self, host, port=None, *, address: str | None = None, **kwargs):
-        super().__init__(host, port, **kwargs)
-        self.address = address
+class _HTTPS(_Pinned, http.client.HTTPSConnection):
+    """The certificate is still checked against the host name (SNI too)."""
 
     def connect(self):
         if self.address is None:
             return super().connect()
-        sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._context.wrap_socket(self._pinned_socket(), server_hostname=self.host)
         return None
 
 
