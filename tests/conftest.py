@@ -207,6 +207,24 @@ class World:
         return resp.json
 
 
+def all_pages(reader, url, **params) -> list[dict]:
+    """Every item of a list, walked page by page through `next_cursor`; no page is larger than
+    the `limit` asked for."""
+    items, cursor, pages = [], None, 0
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        resp = reader.get(url, query_string=query)
+        assert resp.status_code == 200, resp.json
+        if "limit" in params:
+            assert len(resp.json["items"]) <= params["limit"]
+        items.extend(resp.json["items"])
+        pages += 1
+        cursor = resp.json["next_cursor"]
+        if cursor is None:
+            return items
+        assert pages < 100
+
+
 @pytest.fixture
 def world(app, client) -> World:
     return World(app, client)

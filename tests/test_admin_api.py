@@ -14,7 +14,7 @@ from sqlalchemy import select
 from casesvc.auth.models import User
 from casesvc.common.http import IdempotencyKey
 from casesvc.extensions import db
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, all_pages
 from tests.test_audit_recording import events, head_seq
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -172,14 +172,7 @@ def test_agencies_list_newest_first_filtered_by_kind_and_paginated(world):
     navs = admin.get("/api/v1/agencies?kind=nav").json
     assert [a["code"] for a in navs["items"]] == ["fake-c", "fake-b", "fake-a", "nav"]
     assert navs["next_cursor"] is None
-    seen, cursor = [], None
-    while True:
-        page = admin.get("/api/v1/agencies?limit=3" + (f"&cursor={cursor}" if cursor else "")).json
-        assert len(page["items"]) <= 3
-        seen += [a["code"] for a in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = [a["code"] for a in all_pages(admin, "/api/v1/agencies", limit=3)]
     assert len(seen) == len(set(seen)) == len(world.AGENCIES) + 3
     assert seen[:3] == ["fake-c", "fake-b", "fake-a"]
     assert admin.get("/api/v1/agencies?kind=army").status_code == 422
@@ -340,14 +333,7 @@ def test_users_list_filters_by_agency_role_and_active_and_paginates(world):
     assert usernames("?role=admin") == ["user.admin"]
     assert usernames("?agency=nav&role=police") == []
     assert admin.get("/api/v1/users?role=wizard").status_code == 422
-    seen, cursor = [], None
-    while True:
-        page = admin.get("/api/v1/users?limit=4" + (f"&cursor={cursor}" if cursor else "")).json
-        assert len(page["items"]) <= 4
-        seen += [u["id"] for u in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    seen = [u["id"] for u in all_pages(admin, "/api/v1/users", limit=4)]
     assert len(seen) == len(set(seen)) == len(world.actors)
     assert all("password" not in json.dumps(u) for u in admin.get("/api/v1/users").json["items"])
 

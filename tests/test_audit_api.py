@@ -15,6 +15,7 @@ from casesvc.audit.chain import CHAINED_FIELDS, GENESIS, event_hash
 from casesvc.audit.models import AuditEvent
 from casesvc.cli import main
 from casesvc.extensions import db
+from tests.conftest import all_pages
 
 PROBLEM = "application/problem+json"
 ENDPOINTS = ["/api/v1/audit/head", "/api/v1/audit/verify", "/api/v1/audit/events", "/api/v1/audit/export"]
@@ -44,20 +45,6 @@ def story(world, app) -> dict:
         police.post("/api/v1/cases", json={"origin": "nowhere"})  # error
     police.get("/api/v1/cases")
     return {"youth_a": youth_a, "youth_b": youth_b, "case_a": case_a, "case_b": case_b, "events": sealed(app)}
-
-
-def all_pages(reader, url, **params) -> list[dict]:
-    items, cursor, pages = [], None, 0
-    while True:
-        query = {**params, **({"cursor": cursor} if cursor else {})}
-        resp = reader.get(url, query_string=query)
-        assert resp.status_code == 200, resp.json
-        items.extend(resp.json["items"])
-        pages += 1
-        cursor = resp.json["next_cursor"]
-        if cursor is None:
-            return items
-        assert pages < 100
 
 
 # --- head and verify ----------------------------------------------------------------------------
