@@ -316,8 +316,8 @@ def test_what_another_installation_verified_is_not_remembered_here(world, client
         token = create_access_token(identity=world["police"].user_id, additional_claims={
             "role": "police", "agency": "police", "scope": " ".join(sorted(STAFF_SCOPES))})
     with other.test_request_context(headers=bearer(token)):
-        from casesvc.auth.principal import verified_claims
-        assert verified_claims()["sub"] == world["police"].user_id  # remembered by the other one
+        from casesvc.auth.principal import bearer_token, verified_claims
+        assert verified_claims(bearer_token())["sub"] == world["police"].user_id  # remembered by the other one
     assert_401(client.get("/api/v1/auth/me", headers=bearer(token)))
 
 

@@ -30,7 +30,7 @@ def bearer_token() -> str | None:
 CLAIMS_CACHE_SIZE = 10_000
 
 
-def verified_claims() -> dict:
+def verified_claims(token: str | None) -> dict:
     """The claims of the request's own-service access token, verified by flask-jwt-extended
     (signature, `kid`, type, `exp`, `nbf`; its errors become 401 problems).
 
@@ -38,8 +38,8 @@ def verified_claims() -> dict:
     worked out once per token and worker rather than on every request; on every use the expiry
     is checked again, and an expired token goes back through the full check (which refuses it).
     Whether the token is revoked, and whether its user is still active, is not cached:
-    `load_principal` asks the database on every request."""
-    token = bearer_token()
+    `load_principal` asks the database on every request. `token` is the request's bearer token
+    (`bearer_token()`), read once by the caller."""
     cache = current_app.extensions.setdefault("casesvc.verified_claims", {})
     claims = cache.get(token) if token else None
     if claims is not None and claims.get("exp", 0) > time.time():
@@ -95,7 +95,7 @@ def load_principal() -> Principal:
         if principal is None:
             raise _refused("The calendar address is unknown, replaced or ended.")
         return principal
-    claims = verified_claims()
+    claims = verified_claims(token)
     client = claims.get("kind") == CLIENT_KIND
     family = claims.get("fam")
     row = db.session.execute(_caller_query(client, bool(family)),
