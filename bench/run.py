@@ -1,5 +1,6 @@
 """`make bench`: casesvc on PostgreSQL under gunicorn against a bare Flask app under the same
-gunicorn settings, driven by wrk. See bench/README.md.
+gunicorn settings, and against the floor (the bare app plus the least database work the contract
+asks of a read), driven by wrk. See bench/README.md.
 
     .venv/bin/python bench/run.py [--duration 15] [--connections 16] [--cases 10000] [--skip-seed]
 """
@@ -33,6 +34,8 @@ LIST_LIMIT = 50
 TARGET_RATIO = {"single": 0.5, "list": 0.3}
 TARGET_P99_MS = 25.0
 BATCH = 500
+QUIET_IDLE = 0.9  # share of CPU idle before a load starts
+QUIET_WAIT_SECONDS = 60
 
 POLICE, HEALTH, SLT, WEST = "bench-police", "bench-health", "bench-slt", "bench-west"
 AGENCIES = [(POLICE, "police", "Bench politidistrikt", ["0301"]),
@@ -194,7 +197,8 @@ def seed(count: int) -> None:
         conn.exec_driver_sql("VACUUM ANALYZE")
 
 
-def police_token() -> str:
+def police_token() -> tuple[str, str]:
+    """A police token as the token endpoint issues it, and the id of its user."""
     from flask_jwt_extended import create_access_token
     from sqlalchemy import select
     from sqlalchemy.exc import ProgrammingError
@@ -211,7 +215,7 @@ def police_token() -> str:
         raise BenchError("the bench database has no bench data; run without --skip-seed")
     return create_access_token(identity=user.id, expires_delta=timedelta(hours=2), additional_claims={
         "role": "police", "agency": POLICE, "scope": " ".join(sorted(ROLE_SCOPES["police"])),
-        "username": user.username})
+        "username": user.username}), user.id
 
 
 def some_case_id() -> str:
@@ -268,7 +272,7 @@ def get(url: str, token: str | None = None) -> bytes:
 
 @contextmanager
 def served(kind: str, env: dict, log: Path):
-    """Start `kind` (casesvc or bare) under gunicorn on a free port; always stop it."""
+    """Start `kind` (casesvc, bare or floor) under gunicorn on a free port; always stop it."""
     port = free_port()
     base = f"http://{HOST}:{port}"
     with log.open("w") as out:
@@ -297,6 +301,31 @@ def served(kind: str, env: dict, log: Path):
                 proc.wait()
 
 
+def libpq_url(url: str) -> str:
+    """The SQLAlchemy URL of the bench database as libpq (and so psycopg) takes it."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@contextmanager
+def floor_audit_table(url: str):
+    """The floor app's audit table: `audit_inbox`'s columns, defaults and indexes, so its insert
+    costs what casesvc's does; dropped afterwards."""
+    import psycopg
+
+    from floor_app import AUDIT_TABLE
+
+    def execute(sql: str) -> None:
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            conn.execute(sql)
+
+    execute(f"DROP TABLE IF EXISTS {AUDIT_TABLE}")
+    execute(f"CREATE TABLE {AUDIT_TABLE} (LIKE audit_inbox INCLUDING ALL)")
+    try:
+        yield
+    finally:
+        execute(f"DROP TABLE IF EXISTS {AUDIT_TABLE}")
+
+
 def serve(kind: str, port: int) -> None:
     """The child process: one app under casesvc's own gunicorn settings, without the access log."""
     from casesvc.server import run_gunicorn
@@ -304,6 +333,10 @@ def serve(kind: str, port: int) -> None:
     if kind == "casesvc":
         from casesvc import create_app
         app = create_app(instance_path=os.environ["CASESVC_INSTANCE_PATH"])
+    elif kind == "floor":
+        from floor_app import create_floor_app
+        app = create_floor_app(os.environ["BENCH_BARE_BODIES"], libpq_url(os.environ["CASESVC_DATABASE_URL"]),
+                               os.environ["BENCH_FLOOR_CALLER"], POLICE, AGENCIES[0][3][0], LIST_LIMIT)
     else:
         from bare_app import create_bare_app
         app = create_bare_app(os.environ["BENCH_BARE_BODIES"])
@@ -312,9 +345,44 @@ def serve(kind: str, port: int) -> None:
 
 # --- the run -----------------------------------------------------------------------------------
 
+def idle_share(seconds: float = 1.0) -> float | None:
+    """The share of the machine's CPU time that was idle over the next `seconds` (Linux /proc/stat;
+    None elsewhere)."""
+    def snapshot() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            ticks = [int(value) for value in stat.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+    try:
+        idle_before, total_before = snapshot()
+        time.sleep(seconds)
+        idle_after, total_after = snapshot()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (idle_after - idle_before) / max(total_after - total_before, 1)
+
+
+def wait_until_quiet(least_idle: float = QUIET_IDLE, limit: float = QUIET_WAIT_SECONDS) -> None:
+    """Before each load: wait until the machine is idle (PostgreSQL's autovacuum and checkpoints,
+    or a sealer finishing the last run's events, would otherwise take a core from the next run,
+    and one such run moved the bare app's list from 3,987 to 1,432 req/s)."""
+    started = time.monotonic()
+    while True:
+        share = idle_share()
+        if share is None or share >= least_idle:
+            break
+        if time.monotonic() - started > limit:
+            print(f"  (the machine stayed busy: {share:.0%} idle after {limit:.0f} s; measuring anyway)", flush=True)
+            return
+    waited = time.monotonic() - started
+    if waited > 1.5:
+        print(f"  (waited {waited:.0f} s for the machine to be idle)", flush=True)
+
+
 def measure(wrk: str, base: str, paths: dict[str, str], token: str | None, args) -> dict[str, Result]:
     results = {}
     for name, path in paths.items():
+        wait_until_quiet()
         run_wrk(wrk, base + path, token, WARMUP_SECONDS, args.connections)
         results[name] = run_wrk(wrk, base + path, token, args.duration, args.connections)
         print(f"  {name:<7} {results[name].rps:>8.0f} req/s", flush=True)
@@ -327,20 +395,23 @@ def median_results(rounds: list[dict[str, Result]]) -> dict[str, Result]:
     return {name: sorted((r[name] for r in rounds), key=lambda r: r.rps)[len(rounds) // 2] for name in rounds[0]}
 
 
-def report(ours: dict[str, Result], bare: dict[str, Result], sizes: dict[str, int], queries: dict[str, int]) -> None:
+def report(ours: dict[str, Result], bare: dict[str, Result], floor: dict[str, Result], sizes: dict[str, int],
+           queries: dict[str, int]) -> None:
     print()
-    print(f"{'endpoint':<28}{'body':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'endpoint':<36}{'body':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for name, label in (("single", "GET /api/v1/cases/{id}"), ("list", f"GET /api/v1/cases?limit={LIST_LIMIT}")):
-        for who, results in (("casesvc", ours), ("bare", bare)):
+        for who, results in ((label, ours), ("  bare Flask, same body", bare),
+                             ("  floor: bare + 1 statement", floor)):
             r = results[name]
-            print(f"{label if who == 'casesvc' else '  bare Flask, same body':<28}{sizes[name]:>8}"
-                  f"{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}")
+            print(f"{who:<36}{sizes[name]:>8}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}")
     print()
     for name in ("single", "list"):
         ratio = ours[name].rps / bare[name].rps
         print(f"{name:<7} ratio {ratio:.2f} (target >= {TARGET_RATIO[name]}: {'met' if ratio >= TARGET_RATIO[name] else 'MISSED'})"
               f"   p99 {ours[name].p99_ms:.1f} ms (target < {TARGET_P99_MS:.0f}: "
               f"{'met' if ours[name].p99_ms < TARGET_P99_MS else 'MISSED'})")
+        print(f"{'':<7} floor {floor[name].rps / bare[name].rps:.2f} of the bare app (p99 {floor[name].p99_ms:.1f} ms); "
+              f"casesvc {ours[name].rps / floor[name].rps:.2f} of the floor")
     growing = queries["list_5"] != queries["list_50"]
     print(f"queries per request: single {queries['single']}, list limit=5 {queries['list_5']}, "
           f"limit={LIST_LIMIT} {queries['list_50']} ({'GROWS with the page: MISSED' if growing else 'constant: met'})")
@@ -388,7 +459,7 @@ def main() -> int:
             seed(args.cases)
         else:
             upgrade(env)  # the data of the last run, under the current migrations
-        token = police_token()
+        token, env["BENCH_FLOOR_CALLER"] = police_token()
         case_id = some_case_id()
         paths = {"single": f"/api/v1/cases/{case_id}", "list": f"/api/v1/cases?limit={LIST_LIMIT}"}
         queries = query_counts(app, token, {"single": paths["single"], "list_5": "/api/v1/cases?limit=5",
@@ -399,7 +470,7 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers × "
           f"{args.threads} threads, no access "
           f"log; wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s after a {WARMUP_SECONDS} s warm-up")
-    rounds_ours, rounds_bare, sizes = [], [], None
+    rounds_ours, rounds_bare, rounds_floor, sizes = [], [], [], None
     for round_no in range(1, args.rounds + 1):
         label = f" (round {round_no}/{args.rounds})" if args.rounds > 1 else ""
         print(f"casesvc (CASESVC_ENV=production, PostgreSQL){label}")
@@ -416,8 +487,14 @@ def main() -> int:
             if bare_sizes != sizes:
                 raise BenchError(f"the bare app's bodies differ in size: {bare_sizes} != {sizes}")
             rounds_bare.append(measure(wrk, base, paths, None, args))
-    ours, bare = median_results(rounds_ours), median_results(rounds_bare)
-    report(ours, bare, sizes, queries)
+        print(f"floor: the bare app + one statement per read (caller, rows, audit insert){label}")
+        with floor_audit_table(url), served("floor", env, workdir / "floor.log") as base:
+            floor_sizes = {name: len(get(base + path)) for name, path in paths.items()}
+            if floor_sizes != sizes:
+                raise BenchError(f"the floor app's bodies differ in size: {floor_sizes} != {sizes}")
+            rounds_floor.append(measure(wrk, base, paths, None, args))
+    ours, bare, floor = median_results(rounds_ours), median_results(rounds_bare), median_results(rounds_floor)
+    report(ours, bare, floor, sizes, queries)
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

@@ -1,0 +1,94 @@
+"""The floor of bench/run.py: the bare app plus the least database work the contract asks of
+every read before it answers, done as cheaply as Python can do it.
+
+CONTRACT §3 and §5.4 want a revoked token, a disabled user or a withdrawn consent to count from
+the very next request, in every worker, so a read asks the shared database about its caller;
+§5.1 wants the rows filtered by the caller's agency and municipality; §7 wants an audit event for
+every read, and casesvc has it committed before the answer leaves. Here all of that is ONE
+statement per request, sent with raw psycopg on a connection per thread (autocommit, prepared by
+psycopg after its fifth use): it looks up the caller, reads the rows and inserts the audit row.
+No token check, no policy code, no schemas, no ORM; the answer is the same stored JSON body the
+bare app sends. Whatever casesvc does, it cannot be cheaper than this, so the floor's ratio to
+the bare app is the best ratio any implementation keeping those promises can reach here.
+
+The audit rows go to `bench_floor_audit`, a copy of `audit_inbox`'s shape and indexes that
+bench/run.py creates before the run and drops after it (casesvc's own chain is not touched).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from pathlib import Path
+
+import psycopg
+from flask import Flask, jsonify, request
+
+AUDIT_TABLE = "bench_floor_audit"
+
+# The caller, the rows and the audit event in one statement. The case's columns are those casesvc
+# reads (`CaseView`), with its participants in joining order.
+_CASE_COLUMNS = ("c.id, c.youth_id, c.municipality, c.origin, c.summary, c.lead_agency, c.coordinator, "
+                 "c.status, c.opened_at, c.closed_at, c.outcome, c.status_reason, c.legal_hold, "
+                 "c.created_at, c.version")
+_CALLER_AND_AUDIT = f"""
+WITH caller AS (
+    SELECT u.active, u.role, u.agency_code, a.municipalities
+    FROM users u JOIN agencies a ON a.code = u.agency_code WHERE u.id = %(sub)s),
+audit AS (
+    INSERT INTO {AUDIT_TABLE} (id, at, actor, actor_role, actor_agency, action, resource_type, resource_id,
+                               case_id, outcome, status, request_id, ip)
+    SELECT %(event_id)s, now() AT TIME ZONE 'UTC', %(sub)s, caller.role, caller.agency_code, %(action)s,
+           %(resource_type)s, %(case_id)s, %(case_id)s, 'allowed', 200, %(event_id)s, %(ip)s
+    FROM caller)
+"""
+SINGLE = _CALLER_AND_AUDIT + f"""
+SELECT {_CASE_COLUMNS}, p.agency_code, caller.active
+FROM caller, cases c LEFT JOIN case_participants p ON p.case_id = c.id
+WHERE c.id = %(case_id)s
+ORDER BY p.added_at, p.agency_code
+"""
+LIST = _CALLER_AND_AUDIT + f"""
+SELECT {_CASE_COLUMNS}, p.agency_code, caller.active
+FROM caller, (
+    SELECT cases.* FROM cases
+    WHERE cases.municipality = %(municipality)s
+      AND EXISTS (SELECT 1 FROM case_participants cp WHERE cp.case_id = cases.id AND cp.agency_code = %(agency)s)
+    ORDER BY cases.created_at DESC, cases.id DESC LIMIT %(rows)s) c
+LEFT JOIN case_participants p ON p.case_id = c.id
+ORDER BY c.created_at DESC, c.id DESC, p.added_at, p.agency_code
+"""
+
+
+def create_floor_app(bodies_path: str | Path, database_url: str, caller_id: str, agency: str,
+                     municipality: str, page_rows: int) -> Flask:
+    """`database_url` is a libpq URL (postgresql://…); `caller_id` the user the bench's token names."""
+    bodies = json.loads(Path(bodies_path).read_text())
+    app = Flask(__name__)
+    local = threading.local()
+
+    def run(sql: str, **params) -> list[tuple]:
+        conn = getattr(local, "conn", None)
+        if conn is None:  # one per thread, opened in the worker (after gunicorn's fork)
+            conn = local.conn = psycopg.connect(database_url, autocommit=True)
+        with conn.cursor() as cursor:
+            cursor.execute(sql, {"sub": caller_id, "event_id": str(uuid.uuid4()), "ip": request.remote_addr,
+                                 "case_id": None, **params})
+            return cursor.fetchall()
+
+    @app.get("/readyz")
+    def readyz():
+        return jsonify(status="ready")
+
+    @app.get("/api/v1/cases/<case_id>")
+    def get_case(case_id):
+        run(SINGLE, case_id=case_id, action="cases.get_case", resource_type="case")
+        return jsonify(bodies["single"])
+
+    @app.get("/api/v1/cases")
+    def list_cases():
+        run(LIST, action="cases.list_cases", resource_type=None, municipality=municipality, agency=agency,
+            rows=page_rows + 1)
+        return jsonify(bodies["list"])
+
+    return app
