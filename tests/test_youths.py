@@ -220,16 +220,52 @@ def test_changing_only_the_guardians_moves_the_etag_on(world):
     assert stale.status_code == 412
 
 
-def test_patch_ignores_the_national_id_and_birth_date_which_never_change(world):
+def test_patch_corrects_the_national_id_and_birth_date_together(world):
+    """A D-number replaced by a fødselsnummer, or a typing error at registration."""
     youth = world.youth()
     url = f"/api/v1/youths/{youth['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    resp = world["police"].patch(url, json={"national_id": youth_number(date(2011, 1, 2)), "birth_date": "2011-01-02",
+    born = date(2011, 1, 2)
+    resp = world["police"].patch(url, json={"national_id": youth_number(born), "birth_date": born.isoformat(),
                                             "school": "Test skole"}, headers={"If-Match": etag})
     assert resp.status_code == 200, resp.json
+    assert resp.headers["ETag"] != etag
     after = world["police"].get(url).json
-    assert (after["national_id"], after["birth_date"]) == (youth["national_id"], youth["birth_date"])
-    assert after["school"] == "Test skole"
+    assert (after["national_id"], after["birth_date"], after["school"]) == \
+        (youth_number(born), born.isoformat(), "Test skole")
+    found = world["police"].get("/api/v1/youths", query_string={"national_id": youth_number(born)}).json["items"]
+    assert [y["id"] for y in found] == [youth["id"]]
+    assert world["police"].get("/api/v1/youths", query_string={"national_id": youth["national_id"]}).json["items"] == []
+
+
+def test_a_changed_national_id_or_birth_date_must_still_agree(world):
+    youth = world.youth()
+    url = f"/api/v1/youths/{youth['id']}"
+    etag = world["police"].get(url).headers["ETag"]
+    other = date(2011, 1, 2)
+    for change, field in (({"birth_date": other.isoformat()}, "birth_date"),
+                          ({"national_id": youth_number(other)}, "birth_date"),
+                          ({"national_id": youth["national_id"][:-1] + str((int(youth["national_id"][-1]) + 1) % 10)},
+                           "national_id")):
+        problem = _problem(world["police"].patch(url, json=change, headers={"If-Match": etag}), 422)
+        assert list(problem["errors"]) == [field], change
+    after = world["police"].get(url)
+    assert after.headers["ETag"] == etag
+    assert (after.json["national_id"], after.json["birth_date"]) == (youth["national_id"], youth["birth_date"])
+
+
+def test_a_national_id_another_youth_holds_is_409_with_its_id(world):
+    born = date(2011, 1, 2)
+    first = world["police"].post("/api/v1/youths", json=body(birth_date=born.isoformat(),
+                                                             national_id=youth_number(born))).json
+    second = world.youth()
+    url = f"/api/v1/youths/{second['id']}"
+    etag = world["police"].get(url).headers["ETag"]
+    problem = _problem(world["police"].patch(url, json={"national_id": first["national_id"],
+                                                        "birth_date": born.isoformat()},
+                                             headers={"If-Match": etag}), 409, "youth-exists")
+    assert problem["existing_id"] == first["id"]
+    assert world["police"].get(url).json["national_id"] == second["national_id"]
 
 
 def test_patch_validates_fields(world):

@@ -39,8 +39,12 @@ class YouthSchema(Body):
 
 
 class YouthPatchSchema(Body):
-    """birth_date and national_id never change; sent here, they are ignored."""
+    """A changed national_id or birth_date (a D-number replaced by a fødselsnummer, a typing error)
+    is checked as at registration: both check digits, the two agree, and a number another youth
+    holds is 409 with that youth's id. Sent back unchanged, they change nothing."""
 
+    birth_date = ma.fields.Date()
+    national_id = ma.fields.String()
     given_name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
     family_name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
     municipality = Municipality()

@@ -45,19 +45,27 @@ def youth_for(principal: Principal, youth_id: str, action: Action) -> Youth:
     return youth
 
 
-def register_youth(principal: Principal, data: dict) -> Youth:
-    enforce(check_role(principal, Action.CREATE_YOUTH))
+def checked_identity(national_id: str, birth_date, youth_id: str | None = None) -> str:
+    """The national id as stored, once it is valid (both check digits), agrees with `birth_date`
+    and is not another youth's (409 with that youth's id)."""
     try:
-        parsed = nid.parse(data["national_id"], current_app.config["CASESVC"].allow_synthetic_ids)
+        parsed = nid.parse(national_id, current_app.config["CASESVC"].allow_synthetic_ids)
     except nid.InvalidNationalId as exc:
         raise field_error("national_id", f"Not a valid fødselsnummer or D-number: {exc}.") from exc
-    if not parsed.matches(data["birth_date"]):
+    if not parsed.matches(birth_date):
         raise field_error("birth_date", "Does not match the day, month and year in the national id.")
-    existing = db.session.scalar(select(Youth.id).where(Youth.national_id == parsed.number))
+    holder = select(Youth.id).where(Youth.national_id == parsed.number)
+    existing = db.session.scalar(holder.where(Youth.id != youth_id) if youth_id else holder)
     if existing is not None:
         raise Problem(409, "youth-exists", "Conflict", "A youth with this national id is already registered.",
                       existing_id=existing, id=existing)
-    youth = Youth(national_id=parsed.number, given_name=data["given_name"], family_name=data["family_name"],
+    return parsed.number
+
+
+def register_youth(principal: Principal, data: dict) -> Youth:
+    enforce(check_role(principal, Action.CREATE_YOUTH))
+    number = checked_identity(data["national_id"], data["birth_date"])
+    youth = Youth(national_id=number, given_name=data["given_name"], family_name=data["family_name"],
                   birth_date=data["birth_date"], municipality=data["municipality"], school=data.get("school"),
                   created_by_agency=principal.agency, guardians=_guardians(data.get("guardians") or []))
     db.session.add(youth)
@@ -74,6 +82,11 @@ def list_youths(principal: Principal, args: dict) -> dict:
 
 
 def update_youth(youth: Youth, data: dict) -> Youth:
+    national_id, birth_date = data.get("national_id", youth.national_id), data.get("birth_date", youth.birth_date)
+    if (national_id, birth_date) != (youth.national_id, youth.birth_date):
+        # a D-number replaced by a fødselsnummer, or a typing error: checked as at registration
+        youth.national_id = checked_identity(national_id, birth_date, youth.id)
+        youth.birth_date = birth_date
     for name in ("given_name", "family_name", "municipality", "school"):
         if name in data:
             setattr(youth, name, data[name])
