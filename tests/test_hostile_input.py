@@ -8,7 +8,10 @@ import io
 import json
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
+from casesvc.extensions import db
 from tests.conftest import PASSWORD
 from tests.test_http_conventions import assert_no_leak, assert_problem
 from tests.test_serve import served  # noqa: F401  (a real gunicorn for the chunked upload)
@@ -136,15 +139,39 @@ def test_nul_in_a_token_to_revoke_is_invalid_request(client):
 
 # --- values the database cannot hold -----------------------------------------------------------
 
-def test_a_number_beyond_what_the_database_holds_is_400_without_sql(world):
-    # an audit cursor is a sequence number; this one fits no 64-bit integer column
+def test_an_audit_cursor_beyond_a_64_bit_sequence_is_422_like_any_bad_cursor(world):
     admin = world["admin"]
-    resp = admin.get("/api/v1/audit/events?cursor=99999999999999999999")
+    for cursor in ("99999999999999999999", str(2 ** 63), "0", "-5"):
+        body = assert_problem(admin.get("/api/v1/audit/events", query_string={"cursor": cursor}), 422)
+        assert list(body["errors"]) == ["cursor"], cursor
+    assert admin.get("/api/v1/audit/events", query_string={"cursor": str(2 ** 63 - 1)}).status_code == 200
+
+
+@pytest.mark.parametrize("refusal", [
+    DataError("SELECT cases.id FROM cases WHERE cases.version = %(v)s", {"v": 2 ** 70},
+              Exception("integer out of range")),
+    OverflowError("Python int too large to convert to SQLite INTEGER"),
+])
+def test_a_value_the_database_cannot_hold_is_400_without_sql(world, monkeypatch, refusal):
+    """The last line behind validation: the database's (PostgreSQL) or its driver's (SQLite)
+    refusal of a value becomes a 400 that names no SQL, and the session is usable again."""
+    from casesvc.cases import service
+
+    case = world.case()
+
+    def refuse(*_args):
+        db.session.execute(select(1))  # the request's transaction has begun when the database refuses
+        raise refusal
+
+    monkeypatch.setattr(service, "get_case", refuse)
+    resp = world["police"].get(f"/api/v1/cases/{case['id']}")
     body = assert_problem(resp, 400)
     assert body["type"] == "/problems/bad-request"
     assert_no_leak(resp)
-    assert "INTEGER" not in resp.get_data(as_text=True) and "bigint" not in resp.get_data(as_text=True)
-    assert admin.get("/api/v1/audit/events").status_code == 200  # the session was rolled back
+    text = resp.get_data(as_text=True)
+    assert not any(word in text for word in ("SELECT", "integer out of range", "too large to convert"))
+    monkeypatch.undo()
+    assert world["police"].get(f"/api/v1/cases/{case['id']}").status_code == 200
 
 
 # --- JSON nested too deeply --------------------------------------------------------------------

@@ -25,9 +25,12 @@ def _seq_page(stmt, limit: int, cursor: str | None) -> dict:
     """Newest first by seq; the cursor is the last seq returned."""
     if cursor:
         try:
-            stmt = stmt.where(AuditEvent.seq < int(cursor))
-        except ValueError as exc:
-            raise field_error("cursor", "Not a cursor this service issued.") from exc
+            seq = int(cursor)
+        except ValueError:
+            seq = 0
+        if not 0 < seq < 2 ** 63:  # a sequence number: positive, and within the 64-bit column
+            raise field_error("cursor", "Not a cursor this service issued.")
+        stmt = stmt.where(AuditEvent.seq < seq)
     rows = db.session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit + 1)).all()
     items = [service.event_dict(row) for row in rows[:limit]]
     return {"items": items, "next_cursor": str(rows[limit - 1].seq) if len(rows) > limit else None}
