@@ -8,8 +8,12 @@ every read, and casesvc has it committed before the answer leaves. Here all of t
 statement per request, sent with raw psycopg on a connection per thread (autocommit, prepared by
 psycopg after its fifth use): it looks up the caller, reads the rows and inserts the audit row.
 No token check, no policy code, no schemas, no ORM; the answer is the same stored JSON body the
-bare app sends. Whatever casesvc does, it cannot be cheaper than this, so the floor's ratio to
-the bare app is the best ratio any implementation keeping those promises can reach here.
+bare app sends. An implementation that keeps those promises does at least this much work per
+read, so the floor's ratio to the bare app bounds the ratio it can reach on this machine.
+
+Under `/without-audit` the same statements run without the insert: the floor of a design that
+would write its audit events after answering. It still asks the database about the caller and
+reads the rows.
 
 The audit rows go to `bench_floor_audit`, a copy of `audit_inbox`'s shape and indexes that
 bench/run.py creates before the run and drops after it (casesvc's own chain is not touched).
@@ -31,24 +35,24 @@ AUDIT_TABLE = "bench_floor_audit"
 _CASE_COLUMNS = ("c.id, c.youth_id, c.municipality, c.origin, c.summary, c.lead_agency, c.coordinator, "
                  "c.status, c.opened_at, c.closed_at, c.outcome, c.status_reason, c.legal_hold, "
                  "c.created_at, c.version")
-_CALLER_AND_AUDIT = f"""
+_CALLER = """
 WITH caller AS (
     SELECT u.active, u.role, u.agency_code, a.municipalities
-    FROM users u JOIN agencies a ON a.code = u.agency_code WHERE u.id = %(sub)s),
+    FROM users u JOIN agencies a ON a.code = u.agency_code WHERE u.id = %(sub)s)"""
+_AUDIT = f""",
 audit AS (
     INSERT INTO {AUDIT_TABLE} (id, at, actor, actor_role, actor_agency, action, resource_type, resource_id,
                                case_id, outcome, status, request_id, ip)
     SELECT %(event_id)s, now() AT TIME ZONE 'UTC', %(sub)s, caller.role, caller.agency_code, %(action)s,
            %(resource_type)s, %(case_id)s, %(case_id)s, 'allowed', 200, %(event_id)s, %(ip)s
-    FROM caller)
-"""
-SINGLE = _CALLER_AND_AUDIT + f"""
+    FROM caller)"""
+_ONE_CASE = f"""
 SELECT {_CASE_COLUMNS}, p.agency_code, caller.active
 FROM caller, cases c LEFT JOIN case_participants p ON p.case_id = c.id
 WHERE c.id = %(case_id)s
 ORDER BY p.added_at, p.agency_code
 """
-LIST = _CALLER_AND_AUDIT + f"""
+_PAGE = f"""
 SELECT {_CASE_COLUMNS}, p.agency_code, caller.active
 FROM caller, (
     SELECT cases.* FROM cases
@@ -58,6 +62,11 @@ FROM caller, (
 LEFT JOIN case_participants p ON p.case_id = c.id
 ORDER BY c.created_at DESC, c.id DESC, p.added_at, p.agency_code
 """
+SINGLE, LIST = _CALLER + _AUDIT + _ONE_CASE, _CALLER + _AUDIT + _PAGE
+# The same without the audit insert, under READ_ONLY_PREFIX: what is left if the audit event were
+# written after the answer (which casesvc does not do).
+READ_ONLY_PREFIX = "/without-audit"
+SINGLE_READ_ONLY, LIST_READ_ONLY = _CALLER + _ONE_CASE, _CALLER + _PAGE
 
 
 def create_floor_app(bodies_path: str | Path, database_url: str, caller_id: str, agency: str,
@@ -80,15 +89,17 @@ def create_floor_app(bodies_path: str | Path, database_url: str, caller_id: str,
     def readyz():
         return jsonify(status="ready")
 
-    @app.get("/api/v1/cases/<case_id>")
-    def get_case(case_id):
-        run(SINGLE, case_id=case_id, action="cases.get_case", resource_type="case")
-        return jsonify(bodies["single"])
+    for prefix, single, page in (("", SINGLE, LIST), (READ_ONLY_PREFIX, SINGLE_READ_ONLY, LIST_READ_ONLY)):
+        def get_case(case_id, sql=single):
+            run(sql, case_id=case_id, action="cases.get_case", resource_type="case")
+            return jsonify(bodies["single"])
 
-    @app.get("/api/v1/cases")
-    def list_cases():
-        run(LIST, action="cases.list_cases", resource_type=None, municipality=municipality, agency=agency,
-            rows=page_rows + 1)
-        return jsonify(bodies["list"])
+        def list_cases(sql=page):
+            run(sql, action="cases.list_cases", resource_type=None, municipality=municipality, agency=agency,
+                rows=page_rows + 1)
+            return jsonify(bodies["list"])
+
+        app.add_url_rule(f"{prefix}/api/v1/cases/<case_id>", f"get_case{prefix}", get_case)
+        app.add_url_rule(f"{prefix}/api/v1/cases", f"list_cases{prefix}", list_cases)
 
     return app
