@@ -138,15 +138,37 @@ def users_create(username, role, agency_code, password_stdin):
     from casesvc.agencies.service import create_user
     from casesvc.audit.service import stage
 
-    if not password_stdin:
-        raise click.UsageError("pass --password-stdin and give the password on standard input")
-    password = sys.stdin.readline().rstrip("\r\n")
+    password = _password_from_stdin(password_stdin)
     def create():
         user = create_user(username, role, agency_code, password)
         stage("users.create", "allowed", actor="cli", actor_role="admin", resource_type="user", resource_id=user.id)
         return user.id
     user_id = _with_app(create)
     click.echo(f"user {username} created ({user_id})")
+
+
+@users.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input (required).")
+def users_set_password(username, password_stdin):
+    """Set a new password (e.g. for the last administrator, who cannot reset it over the API);
+    every login the user had ends. Read from standard input, never from the command line."""
+    from casesvc.agencies.service import set_password, user_by_username
+    from casesvc.audit.service import stage
+
+    password = _password_from_stdin(password_stdin)
+    def reset():
+        user = set_password(user_by_username(username), password)
+        stage("users.set_password", "allowed", actor="cli", actor_role="admin", resource_type="user",
+              resource_id=user.id)
+    _with_app(reset)
+    click.echo(f"password of {username} set; the logins it had are ended")
+
+
+def _password_from_stdin(password_stdin: bool) -> str:
+    if not password_stdin:
+        raise click.UsageError("pass --password-stdin and give the password on standard input")
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 @cli.group()

@@ -65,6 +65,8 @@ ENDPOINTS = [
     ("get", "/api/v1/users/{nav_user}", None),
     ("post", "/api/v1/users/{nav_user}/disable", None),
     ("post", "/api/v1/users/{nav_user}/enable", None),
+    ("patch", "/api/v1/users/{nav_user}", {"role": "wizard"}),
+    ("post", "/api/v1/users/{nav_user}/password", {"password": "short"}),
 ]
 ENDPOINT_IDS = [f"{m} {u}" for m, u, _ in ENDPOINTS]
 
@@ -101,13 +103,19 @@ def test_an_admin_token_without_the_admin_scope_gets_403(world, method, url, bod
     assert resp.json["type"].endswith("/insufficient-scope")
 
 
-def test_refused_callers_change_nothing(world):
+def test_refused_callers_change_nothing(world, client):
     nav_user = world["nav"].user_id
     assert world["police"].post(f"/api/v1/users/{nav_user}/disable").status_code == 403
+    assert world["police"].post(f"/api/v1/users/{nav_user}/password", json={"password": FAKE_PASSWORD}).status_code == 403
+    assert world["nav"].patch(f"/api/v1/users/{nav_user}", json={"role": "admin", "agency": None},
+                              headers={"If-Match": "*"}).status_code == 403
+    assert login(client, "user.nav").status_code == 200
+    assert login(client, "user.nav", FAKE_PASSWORD).status_code == 400
     assert world["auditor"].post("/api/v1/agencies", json=new_agency()).status_code == 403
     assert world["slt"].post("/api/v1/users", json=new_user()).status_code == 403
     admin = world["admin"]
     assert admin.get(f"/api/v1/users/{nav_user}").json["active"] is True
+    assert admin.get(f"/api/v1/users/{nav_user}").json["role"] == "nav"
     assert admin.get("/api/v1/agencies/fake-nav").status_code == 404
     assert admin.get("/api/v1/users?agency=nav").json["items"][0]["username"] == "user.nav"
     assert len(admin.get("/api/v1/users?agency=nav").json["items"]) == 1
@@ -314,6 +322,151 @@ def test_an_unknown_user_is_404(world):
     assert admin.get("/api/v1/users/00000000-0000-4000-8000-000000000000").status_code == 404
     assert admin.post("/api/v1/users/not-an-id/disable").status_code == 404
     assert admin.post("/api/v1/users/not-an-id/enable").status_code == 404
+    assert admin.post("/api/v1/users/not-an-id/password", json={"password": FAKE_PASSWORD}).status_code == 404
+    assert admin.patch("/api/v1/users/not-an-id", json={"role": "nav"}, headers={"If-Match": "*"}).status_code == 404
+
+
+# --- a password reset ------------------------------------------------------------------------------
+
+def test_a_password_reset_ends_every_login_and_the_new_password_works_at_once(world, client):
+    admin = world["admin"]
+    user_id = world["nav"].user_id
+    session = login(client, "user.nav").json  # every access token the service issues belongs to a login
+    other = login(client, "user.nav").json
+    resp = admin.post(f"/api/v1/users/{user_id}/password", json={"password": FAKE_PASSWORD})
+    assert resp.status_code == 200, resp.json
+    assert resp.json["id"] == user_id and resp.json["active"] is True
+    assert FAKE_PASSWORD not in resp.get_data(as_text=True)
+    for ended in (session, other):
+        assert client.get("/api/v1/auth/me", headers=bearer(ended["access_token"])).status_code == 401
+    assert refresh(client, session["refresh_token"]).json["error"] == "invalid_grant"
+    old = login(client, "user.nav")
+    assert old.status_code == 400 and old.json["error"] == "invalid_grant"
+    new = login(client, "user.nav", FAKE_PASSWORD)
+    assert new.status_code == 200, new.json
+    assert client.get("/api/v1/auth/me", headers=bearer(new.json["access_token"])).status_code == 200
+
+
+@pytest.mark.parametrize("body", [{"password": "Xq7-fak"}, {"password": None}, {}],
+                         ids=["short", "null", "missing"])
+def test_a_bad_new_password_is_422_and_the_old_one_still_works(world, client, body):
+    admin = world["admin"]
+    resp = admin.post(f"/api/v1/users/{world['nav'].user_id}/password", json=body)
+    field_problem(resp, "password")
+    assert "Xq7-fak" not in resp.get_data(as_text=True)
+    assert login(client, "user.nav").status_code == 200
+
+
+def test_an_admin_may_reset_its_own_password(world, client):
+    admin = world["admin"]
+    assert admin.post(f"/api/v1/users/{admin.user_id}/password", json={"password": FAKE_PASSWORD}).status_code == 200
+    assert login(client, "user.admin", FAKE_PASSWORD).status_code == 200
+
+
+# --- a new role or agency ------------------------------------------------------------------------
+
+def _user_etag(admin, user_id):
+    resp = admin.get(f"/api/v1/users/{user_id}")
+    assert resp.status_code == 200
+    return resp.headers["ETag"]
+
+
+def test_moving_a_user_to_another_agency_ends_its_logins_and_it_works_there_after_logging_in(world, client):
+    admin = world["admin"]
+    police = world["police"]
+    case = world.case()  # a case of the police agency, not of police2
+    assert police.get(f"/api/v1/cases/{case['id']}").status_code == 200
+    session = login(client, "user.police").json
+    url = f"/api/v1/users/{police.user_id}"
+    etag = _user_etag(admin, police.user_id)
+    resp = admin.patch(url, json={"agency": "police2"}, headers={"If-Match": etag})
+    assert resp.status_code == 200, resp.json
+    assert (resp.json["role"], resp.json["agency"]) == ("police", "police2")
+    assert resp.headers["ETag"] != etag
+    assert police.get(f"/api/v1/cases/{case['id']}").status_code == 401  # its token names the old agency
+    assert client.get("/api/v1/auth/me", headers=bearer(session["access_token"])).status_code == 401
+    assert refresh(client, session["refresh_token"]).json["error"] == "invalid_grant"
+    again = login(client, "user.police")
+    assert again.status_code == 200
+    moved = bearer(again.json["access_token"])
+    assert client.get("/api/v1/auth/me", headers=moved).json["agency"] == "police2"
+    assert client.get(f"/api/v1/cases/{case['id']}", headers=moved).status_code == 404
+
+
+def test_a_user_becomes_an_auditor_without_an_agency(world, client):
+    admin = world["admin"]
+    user_id = world["nav"].user_id
+    resp = admin.patch(f"/api/v1/users/{user_id}", json={"role": "auditor"},
+                       headers={"If-Match": _user_etag(admin, user_id)})
+    assert resp.status_code == 200, resp.json
+    assert (resp.json["role"], resp.json["agency"]) == ("auditor", None)
+    token = login(client, "user.nav").json["access_token"]
+    assert client.get("/api/v1/audit/verify", headers=bearer(token)).status_code == 200
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"role": "wizard"}, "role"),
+    ({"agency": "police"}, "agency"),              # a nav user in a police agency
+    ({"role": "police"}, "agency"),                # a police user in the nav agency
+    ({"agency": None}, "agency"),                  # a staff user needs an agency
+    ({"role": "admin", "agency": "nav"}, "agency"),
+    ({"agency": "no-such-agency"}, "agency"),
+    ({"password": FAKE_PASSWORD}, "password"),     # set with POST …/password, never by PATCH
+], ids=["unknown-role", "kind-mismatch", "role-mismatch", "staff-without-agency", "admin-with-agency",
+        "unknown-agency", "password"])
+def test_a_change_that_does_not_fit_is_422_and_changes_nothing(world, client, body, field):
+    admin = world["admin"]
+    user_id = world["nav"].user_id
+    etag = _user_etag(admin, user_id)
+    field_problem(admin.patch(f"/api/v1/users/{user_id}", json=body, headers={"If-Match": etag}), field)
+    assert _user_etag(admin, user_id) == etag
+    assert world["nav"].get("/api/v1/auth/me").status_code == 200
+    assert login(client, "user.nav", FAKE_PASSWORD).status_code == 400
+
+
+def test_a_user_patch_needs_a_current_if_match(world):
+    admin = world["admin"]
+    url = f"/api/v1/users/{world['nav'].user_id}"
+    assert admin.patch(url, json={"role": "auditor"}).status_code == 428
+    stale = _user_etag(admin, world["nav"].user_id)
+    assert admin.post(f"{url}/disable").status_code == 200
+    assert admin.patch(url, json={"role": "auditor"}, headers={"If-Match": stale}).status_code == 412
+    assert admin.get(url).json["role"] == "nav"
+
+
+def test_a_patch_that_changes_nothing_keeps_the_users_logins(world):
+    admin = world["admin"]
+    user_id = world["nav"].user_id
+    resp = admin.patch(f"/api/v1/users/{user_id}", json={"role": "nav", "agency": "nav", "username": "ignored"},
+                       headers={"If-Match": _user_etag(admin, user_id)})
+    assert resp.status_code == 200, resp.json
+    assert resp.json["username"] == "user.nav"
+    assert world["nav"].get("/api/v1/auth/me").status_code == 200
+
+
+def test_a_user_of_the_identity_provider_keeps_its_password_role_and_agency_there(world, app, client):
+    from casesvc.auth.oidc import EXTERNAL_PASSWORD_HASH
+
+    admin = world["admin"]
+    user = admin.post("/api/v1/users", json=new_user()).json
+    with app.app_context():  # as the provider's first login provisions it
+        db.session.get(User, user["id"]).password_hash = EXTERNAL_PASSWORD_HASH
+        db.session.commit()
+    url = f"/api/v1/users/{user['id']}"
+    reset = admin.post(f"{url}/password", json={"password": FAKE_PASSWORD})
+    assert reset.status_code == 409 and reset.json["type"].endswith("/external-user")
+    moved = admin.patch(url, json={"role": "auditor"}, headers={"If-Match": _user_etag(admin, user["id"])})
+    assert moved.status_code == 409 and moved.json["type"].endswith("/external-user")
+    assert admin.get(url).json["role"] == "nav"
+    assert login(client, "fake.person", FAKE_PASSWORD).status_code == 400
+
+
+def test_an_admin_cannot_change_its_own_role(world):
+    admin = world["admin"]
+    resp = admin.patch(f"/api/v1/users/{admin.user_id}", json={"role": "auditor"},
+                       headers={"If-Match": _user_etag(admin, admin.user_id)})
+    assert resp.status_code == 409 and resp.json["type"].endswith("/cannot-change-self")
+    assert admin.get(f"/api/v1/users/{admin.user_id}").json["role"] == "admin"
 
 
 def test_users_list_filters_by_agency_role_and_active_and_paginates(world):
@@ -440,6 +593,11 @@ def test_admin_writes_are_audited_with_ids_only(world, app, caplog):
     user = admin.post("/api/v1/users", json=new_user(agency="fake-nav")).json
     assert admin.post(f"/api/v1/users/{user['id']}/disable").status_code == 200
     assert admin.post(f"/api/v1/users/{user['id']}/enable").status_code == 200
+    reset = admin.post(f"/api/v1/users/{user['id']}/password", json={"password": FAKE_PASSWORD + "2"})
+    assert reset.status_code == 200
+    etag = reset.headers["ETag"]
+    assert admin.patch(f"/api/v1/users/{user['id']}", json={"role": "auditor"},
+                       headers={"If-Match": etag}).status_code == 200
     assert admin.post("/api/v1/users", json=new_user(username="fake.short", password="Xq7-fak")).status_code == 422
     recorded = events(app, since)
     summary = [(e["action"], e["resource_type"], e["resource_id"], e["outcome"], e["actor"]) for e in recorded]
@@ -449,10 +607,12 @@ def test_admin_writes_are_audited_with_ids_only(world, app, caplog):
         ("users.create_user", "user", user["id"], "allowed", admin.user_id),
         ("users.disable_user", "user", user["id"], "allowed", admin.user_id),
         ("users.enable_user", "user", user["id"], "allowed", admin.user_id),
+        ("users.set_password", "user", user["id"], "allowed", admin.user_id),
+        ("users.patch_user", "user", user["id"], "allowed", admin.user_id),
         ("users.create_user", "user", None, "error", admin.user_id),
     ]
     dumped = json.dumps(recorded)
-    for secret_or_name in (FAKE_PASSWORD, "Xq7-fak", "fake.person", "fake.short", "Fake NAV"):
+    for secret_or_name in (FAKE_PASSWORD, FAKE_PASSWORD + "2", "Xq7-fak", "fake.person", "fake.short", "Fake NAV"):
         assert secret_or_name not in dumped
     assert FAKE_PASSWORD not in caplog.text and "Xq7-fak" not in caplog.text
 

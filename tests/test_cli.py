@@ -106,17 +106,8 @@ def test_users_create_reads_the_password_from_stdin(with_agency, tmp_path):
     assert "test.nurse" in out
     assert GOOD_PASSWORD not in out + err
     # the password read from stdin is the one that logs in
-    from casesvc import create_app
-
-    app = create_app({"env": "test", "database_url": os.environ["CASESVC_DATABASE_URL"]}, instance_path=tmp_path)
-    client = app.test_client()
-    ok = client.post("/api/v1/auth/token", data={"grant_type": "password", "username": "test.nurse",
-                                                 "password": GOOD_PASSWORD})
-    assert ok.status_code == 200, ok.json
-    assert ok.json["scope"]
-    bad = client.post("/api/v1/auth/token", data={"grant_type": "password", "username": "test.nurse",
-                                                  "password": GOOD_PASSWORD + "\n"})
-    assert bad.status_code == 400
+    assert _token_status(tmp_path, "test.nurse", GOOD_PASSWORD) == 200
+    assert _token_status(tmp_path, "test.nurse", GOOD_PASSWORD + "\n") == 400
 
 
 def test_users_create_refuses_without_password_stdin(with_agency):
@@ -154,6 +145,38 @@ def test_users_create_refuses_a_duplicate_username(with_agency):
     assert with_agency(*args, stdin=GOOD_PASSWORD + "\n")[0] == 0
     line = one_line_error(*with_agency(*args, stdin=GOOD_PASSWORD + "\n"))
     assert "already exists" in line
+
+
+def _token_status(tmp_path, username: str, password: str) -> int:
+    from casesvc import create_app
+
+    app = create_app({"env": "test", "database_url": os.environ["CASESVC_DATABASE_URL"]}, instance_path=tmp_path)
+    return app.test_client().post("/api/v1/auth/token", data={"grant_type": "password", "username": username,
+                                                               "password": password}).status_code
+
+
+def test_users_set_password_replaces_the_password_read_from_stdin(migrated, tmp_path):
+    assert migrated("users", "create", "test.admin", "--role", "admin", "--password-stdin",
+                    stdin=GOOD_PASSWORD + "\n")[0] == 0
+    new_password = "another long test password"
+    code, out, err = migrated("users", "set-password", "test.admin", "--password-stdin", stdin=new_password + "\n")
+    assert code == 0, err
+    assert "test.admin" in out and new_password not in out + err
+    assert _token_status(tmp_path, "test.admin", new_password) == 200
+    assert _token_status(tmp_path, "test.admin", GOOD_PASSWORD) == 400
+
+
+@pytest.mark.parametrize("args,stdin,expected", [
+    (("users", "set-password", "no.such.user", "--password-stdin"), GOOD_PASSWORD, "no user"),
+    (("users", "set-password", "test.admin", "--password-stdin"), "Xq7zkW", "password"),
+    (("users", "set-password", "test.admin"), GOOD_PASSWORD, "--password-stdin"),
+], ids=["unknown-user", "short-password", "without-password-stdin"])
+def test_users_set_password_refuses_in_one_line_and_changes_nothing(migrated, tmp_path, args, stdin, expected):
+    assert migrated("users", "create", "test.admin", "--role", "admin", "--password-stdin",
+                    stdin=GOOD_PASSWORD + "\n")[0] == 0
+    line = one_line_error(*migrated(*args, stdin=stdin + "\n"))
+    assert expected in line and "Xq7zkW" not in line
+    assert _token_status(tmp_path, "test.admin", GOOD_PASSWORD) == 200
 
 
 # --- demo ----------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from casesvc.vocabulary import AGENCY_KINDS, ROLES
 
 _MUNICIPALITIES = {"description": "The 4-digit municipality numbers the agency serves; its users see cases "
                                   "in these municipalities only"}
+_PASSWORD = {"description": "At least 8 characters; stored as an argon2id hash, never returned"}
 
 
 class AgencySchema(Body):
@@ -39,11 +40,28 @@ class UserSchema(Body):
     agency = ma.fields.String(attribute="agency_code", data_key="agency", allow_none=True, load_default=None,
                               metadata={"description": "Agency code: required for staff roles, absent for "
                                                        "admin and auditor"})
-    password = ma.fields.String(required=True, load_only=True,
-                                metadata={"description": "At least 8 characters; stored as an argon2id hash, "
-                                                         "never returned"})
+    password = ma.fields.String(required=True, load_only=True, metadata=_PASSWORD)
     active = ma.fields.Boolean(dump_only=True)
     created_at = Instant(dump_only=True)
+
+
+class UserPatchSchema(Body):
+    """A new role or agency; they must fit as at creation (a staff role is its agency's kind,
+    admin and auditor have none). username, active and the rest are not changed here."""
+
+    role = Code(ROLES)
+    agency = ma.fields.String(attribute="agency_code", data_key="agency", allow_none=True,
+                              metadata={"description": "Agency code; null (or left out) for admin and auditor"})
+    password = ma.fields.Raw(load_only=True, metadata={
+        "description": "Not set here: a password is set with POST /api/v1/users/{id}/password"})
+
+    @ma.validates("password")
+    def _password_elsewhere(self, value, **_kwargs):
+        raise ma.ValidationError("A password is set with POST /api/v1/users/{id}/password, not by PATCH.")
+
+
+class PasswordSchema(Body):
+    password = ma.fields.String(required=True, load_only=True, metadata=_PASSWORD)
 
 
 class UserQuery(PageArgs):

@@ -126,13 +126,17 @@ def check_role_and_agency(role: str, agency_code: str | None, what: str) -> None
         raise InvalidInput(f"agency must be left out: {_a(role)} {what} belongs to no agency", "agency")
 
 
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password")
+
+
 def create_user(username: str, role: str, agency_code: str | None, password: str) -> User:
     if not re.fullmatch(r"[A-Za-z0-9._@-]{2,150}", username):
         raise InvalidInput("username must be 2-150 characters: letters, digits, '.', '_', '@' or '-'", "username")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of: {', '.join(ROLES)}", "role")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password")
+    check_password(password)
     check_role_and_agency(role, agency_code, "user")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise InvalidInput(f"user {username!r} already exists", "username")
@@ -160,17 +164,75 @@ def list_users(args: dict) -> dict:
     return paginate(stmt, User, args["limit"], args.get("cursor"))
 
 
+def _end_logins(user: User, reason: str) -> None:
+    """Every login the user has ends: its refresh tokens, and the access tokens issued with them
+    (they carry the login's id, checked on every request), are refused from the next request on."""
+    db.session.execute(update(RefreshFamily)
+                       .where(RefreshFamily.user_id == user.id, RefreshFamily.revoked_at.is_(None))
+                       .values(revoked_at=utcnow(), revoked_reason=reason))
+
+
+def _is_self(principal: Principal, user: User) -> bool:
+    return principal.kind == "user" and principal.subject == user.id
+
+
+def _refuse_if_external(user: User, what: str) -> None:
+    """A user provisioned from the identity provider has no password here, and its role and
+    agency follow the provider's claims on each login: both are changed at the provider."""
+    from casesvc.auth.oidc import EXTERNAL_PASSWORD_HASH
+
+    if user.password_hash == EXTERNAL_PASSWORD_HASH:
+        raise conflict("external-user", f"This user signs in through the identity provider; its {what} "
+                                        "is changed there.")
+
+
 def disable_user(principal: Principal, user: User) -> User:
     """The user can no longer log in, and every login it has ends at once: its live access and
     refresh tokens are refused from the next request on, and stay refused if it is enabled again.
     An administrator cannot disable their own account (someone must be left to undo it)."""
-    if principal.kind == "user" and principal.subject == user.id:
+    if _is_self(principal, user):
         raise conflict("cannot-disable-self", "You cannot disable your own account; another administrator can.")
     user.active = False
-    db.session.execute(update(RefreshFamily)
-                       .where(RefreshFamily.user_id == user.id, RefreshFamily.revoked_at.is_(None))
-                       .values(revoked_at=utcnow(), revoked_reason="user_disabled"))
+    _end_logins(user, "user_disabled")
     db.session.flush()
+    return user
+
+
+def change_user(principal: Principal, user: User, changes: dict) -> User:
+    """A new role or agency (the two must fit, as at creation). The user's logins end, since their
+    tokens carry the old role and agency; the user logs in again to work in the new one. An
+    administrator cannot change their own role or agency (another one can)."""
+    role = changes.get("role", user.role)
+    agency_code = changes["agency_code"] if "agency_code" in changes else user.agency_code
+    if role not in STAFF_ROLES and "agency_code" not in changes:
+        agency_code = None  # admin and auditor belong to no agency: a new role of theirs leaves it
+    if (role, agency_code) == (user.role, user.agency_code):
+        return user
+    if _is_self(principal, user):
+        raise conflict("cannot-change-self", "You cannot change your own role or agency; another administrator can.")
+    _refuse_if_external(user, "role and agency")
+    check_role_and_agency(role, agency_code, "user")
+    user.role, user.agency_code = role, agency_code
+    _end_logins(user, "user_changed")
+    db.session.flush()
+    return user
+
+
+def set_password(user: User, password: str) -> User:
+    """A new password (an administrator's reset, or the command line's). Every login the user
+    had ends, as after a suspected compromise; the new password works at once."""
+    _refuse_if_external(user, "password")
+    check_password(password)
+    user.password_hash = hash_password(password)
+    _end_logins(user, "password_reset")
+    db.session.flush()
+    return user
+
+
+def user_by_username(username: str) -> User:
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise InvalidInput(f"no user {username!r}", "username")
     return user
 
 

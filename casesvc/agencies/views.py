@@ -7,13 +7,12 @@ from flask import url_for
 from flask_smorest import Blueprint
 
 from casesvc.agencies import service
-from casesvc.agencies.schemas import (AgencyPatchSchema, AgencyQuery, AgencySchema, UserQuery,
-                                      UserSchema)
+from casesvc.agencies.schemas import (AgencyPatchSchema, AgencyQuery, AgencySchema, PasswordSchema, UserPatchSchema,
+                                      UserQuery, UserSchema)
 from casesvc.agencies.service import InvalidInput
 from casesvc.audit import noted_page
 from casesvc.audit.service import note
 from casesvc.auth.principal import admin_only, current_principal
-from casesvc.common.db import state_digest
 from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
 from casesvc.errors import validation_error
 
@@ -44,8 +43,7 @@ def agency_response(agency, status: int = 200):
 
 def user_response(user, status: int = 200):
     note(resource_type="user", resource_id=user.id)
-    # users have no version column: the ETag is a digest of what can change in one
-    headers = {"ETag": f'"{state_digest(user.username, user.role, user.agency_code, user.active)}"'}
+    headers = etag_header(user)  # a digest of what can change in the user (`User.version`)
     if status == 201:
         headers["Location"] = url_for("users.get_user", user_id=user.id)
     return user, status, headers
@@ -131,6 +129,37 @@ def create_user(data):
 def get_user(user_id):
     """One user"""
     return user_response(service.get_user(user_id))
+
+
+@users_blp.route("/<user_id>", methods=["PATCH"])
+@transactional()
+@admin_only
+@users_blp.arguments(UserPatchSchema())
+@users_blp.response(200, UserSchema)
+@users_blp.alt_response(409, description="An administrator cannot change their own role or agency; a user of the "
+                                          "identity provider is changed there")
+@users_blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
+def patch_user(data, user_id):
+    """Change a user's role or agency (needs If-Match); the user's logins end, and it logs in again"""
+    user = service.get_user(user_id)
+    note(resource_type="user", resource_id=user.id)
+    require_if_match(user)
+    with invalid_input_as_422():
+        return user_response(service.change_user(current_principal(), user, data))
+
+
+@users_blp.route("/<user_id>/password", methods=["POST"])
+@transactional()
+@admin_only
+@users_blp.arguments(PasswordSchema())
+@users_blp.response(200, UserSchema)
+@users_blp.alt_response(409, description="A user of the identity provider has its password there")
+def set_password(data, user_id):
+    """Set a new password for a user (a reset): every login the user had ends at once"""
+    user = service.get_user(user_id)
+    note(resource_type="user", resource_id=user.id)
+    with invalid_input_as_422():
+        return user_response(service.set_password(user, data["password"]))
 
 
 @users_blp.route("/<user_id>/disable", methods=["POST"])

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
+from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime, state_digest
 from casesvc.extensions import db
 
 
@@ -19,6 +19,12 @@ class User(IdMixin, CreatedMixin, db.Model):
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     agency_code: Mapped[str | None] = mapped_column(ForeignKey("agencies.code"), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+
+    @property
+    def version(self) -> str:
+        """The ETag's value: users have no version column, so a digest of what can change in one
+        (a change made after a caller's read still shows as 412 on a stale If-Match)."""
+        return state_digest(self.username, self.role, self.agency_code, self.active)
 
 
 class ApiClient(IdMixin, CreatedMixin, db.Model):
