@@ -106,7 +106,9 @@ def test_users_create_reads_the_password_from_stdin(with_agency, tmp_path):
     assert "test.nurse" in out
     assert GOOD_PASSWORD not in out + err
     # the password read from stdin is the one that logs in
-    assert _token_status(tmp_path, "test.nurse", GOOD_PASSWORD) == 200
+    ok = _login(tmp_path, "test.nurse", GOOD_PASSWORD)
+    assert ok.status_code == 200, ok.json
+    assert ok.json["scope"]
     assert _token_status(tmp_path, "test.nurse", GOOD_PASSWORD + "\n") == 400
 
 
@@ -147,12 +149,17 @@ def test_users_create_refuses_a_duplicate_username(with_agency):
     assert "already exists" in line
 
 
-def _token_status(tmp_path, username: str, password: str) -> int:
+def _login(tmp_path, username: str, password: str):
+    """A password grant against the database the command wrote to."""
     from casesvc import create_app
 
     app = create_app({"env": "test", "database_url": os.environ["CASESVC_DATABASE_URL"]}, instance_path=tmp_path)
     return app.test_client().post("/api/v1/auth/token", data={"grant_type": "password", "username": username,
-                                                               "password": password}).status_code
+                                                               "password": password})
+
+
+def _token_status(tmp_path, username: str, password: str) -> int:
+    return _login(tmp_path, username, password).status_code
 
 
 def test_users_set_password_replaces_the_password_read_from_stdin(migrated, tmp_path):
