@@ -166,9 +166,11 @@ def register_error_handlers(app: Flask) -> None:
                                 "The service could not complete the request; it has been logged.")
 
     @app.errorhandler(RecursionError)
-    def _nested_too_deeply(exc: RecursionError):
-        # webargs parses bodies with the json module, which gives up on JSON nested too deeply
-        # with RecursionError, not a decoding error; the app's parser says whether that was it
+    @app.errorhandler(ValueError)
+    def _unparseable_body(exc: Exception):
+        # webargs parses bodies with the json module and takes only its decoding errors for bad
+        # JSON; JSON nested too deeply (RecursionError) or an integer of more digits than Python
+        # converts (ValueError) escape it. The app's parser says whether the body was the cause.
         if request.is_json:
             try:
                 current_app.json.loads(request.get_data(cache=True))

@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal
 from casesvc.auth.views import oauth_response
-from casesvc.common.jsonio import NUL_DETAIL, json_has_nul
+from casesvc.common.jsonio import NUL_DETAIL, SURROGATE_DETAIL, json_has_lone_surrogate, json_has_nul
 from casesvc.errors import Problem
 from casesvc.extensions import db
 from casesvc.ops.metrics import observe_request
@@ -82,8 +82,9 @@ def _has_body() -> bool:
 
 def _check_input():
     """What no view should meet: NUL in the path, the query, a form field or anywhere in a JSON
-    body is 400, on SQLite as on PostgreSQL (which cannot store it), and a body over the limit
-    is 413 however it is sent. A read costs three substring checks; a body is read here once
+    body is 400, on SQLite as on PostgreSQL (which cannot store it), so is half a surrogate pair
+    in a JSON body (no UTF-8 database stores it), and a body over the limit is 413 however it
+    is sent. A read costs three substring checks; a body is read here once
     and served to the view from the cache."""
     query = request.query_string
     if "\x00" in request.path or b"%00" in query or b"\x00" in query:
@@ -93,6 +94,8 @@ def _check_input():
         if request.is_json:
             if json_has_nul(body):
                 return _nul_refused()
+            if json_has_lone_surrogate(body):
+                raise Problem(400, "bad-request", "Bad Request", SURROGATE_DETAIL)
         elif request.mimetype == "application/x-www-form-urlencoded":  # the OAuth endpoints
             if any("\x00" in name or "\x00" in value for name, value in request.form.items(multi=True)):
                 return _nul_refused()

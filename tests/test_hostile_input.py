@@ -1,6 +1,7 @@
 """Hostile input is refused at the edge with a 4xx, never a 500: NUL in any text (PostgreSQL
-cannot store it, so SQLite must not either), JSON nested too deeply to parse, a body over 1 MiB
-sent chunked, and values the database cannot hold."""
+cannot store it, so SQLite must not either), half of a surrogate pair, JSON nested too deeply to
+parse, an integer longer than Python converts, a body over 1 MiB sent chunked, and values the
+database cannot hold."""
 from __future__ import annotations
 
 import http.client
@@ -11,6 +12,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DataError
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from casesvc.common.jsonio import SURROGATE_DETAIL, json_has_lone_surrogate
 from casesvc.extensions import db
 from tests.conftest import PASSWORD
 from tests.test_http_conventions import assert_no_leak, assert_problem
@@ -175,6 +180,90 @@ def test_a_value_the_database_cannot_hold_is_400_without_sql(world, monkeypatch,
 
 
 # --- JSON nested too deeply --------------------------------------------------------------------
+
+# --- half a surrogate pair ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ['"Test \\ud800 note"', '"Test \\udfff"', '"\\ud83d Test"',
+                                  '"Test \\ud83d\\\\ude00"'],
+                         ids=["high", "low", "high-then-text", "high-then-escaped-backslash"])
+def test_half_a_surrogate_pair_is_400_and_nothing_is_stored(world, text):
+    case = world.case()
+    resp = post_json(world["police"], notes_url(case), '{"body": %s}' % text)
+    assert assert_problem(resp, 400)["detail"] == SURROGATE_DETAIL
+    assert_no_leak(resp)
+    assert world["police"].get(notes_url(case)).json["items"] == []
+
+
+def test_half_a_surrogate_pair_in_a_key_or_a_youth_is_400(world):
+    resp = post_json(world["police"], "/api/v1/youths", '{"given_name": "Test", "\\udc00": 1}')
+    assert assert_problem(resp, 400)["detail"] == SURROGATE_DETAIL
+    youth = world.youth()
+    url = f"/api/v1/youths/{youth['id']}"
+    resp = world["police"].patch(url, data='{"school": "\\ud800"}', headers={
+        "Content-Type": "application/json", "If-Match": world["police"].get(url).headers["ETag"]})
+    assert assert_problem(resp, 400)["detail"] == SURROGATE_DETAIL
+    assert world["police"].get(url).json["school"] == youth["school"]
+
+
+def test_a_whole_surrogate_pair_and_an_escaped_backslash_are_text_like_any_other(world):
+    case = world.case()
+    resp = post_json(world["police"], notes_url(case), '{"body": "Test \\ud83d\\ude00 \\\\ud800 note"}')
+    assert resp.status_code == 201, resp.json
+    assert resp.json["body"] == "Test \U0001F600 \\ud800 note"
+
+
+_TEXT = st.text(alphabet=st.characters(codec=None, min_codepoint=0x20, max_codepoint=0xE000) | st.sampled_from(
+    ["\ud800", "\udbff", "\udc00", "\udfff", "\\", "\U0001F600", "u"]), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(_TEXT, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+                    max_leaves=6), st.booleans())
+def test_the_surrogate_check_agrees_with_what_a_database_could_store(value, ascii_only):
+    """Without parsing, the check finds exactly the bodies whose parsed text has a surrogate
+    that is not part of a character, which UTF-8 (and so either database) cannot hold."""
+    body = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    if not ascii_only and any(0xD800 <= ord(c) <= 0xDFFF for c in json.dumps(value, ensure_ascii=False)):
+        return  # raw surrogates are not valid UTF-8: such a body is refused before parsing (bad UTF-8)
+
+    def texts(item):
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, list):
+            for element in item:
+                yield from texts(element)
+        elif isinstance(item, dict):
+            for key, element in item.items():
+                yield key
+                yield from texts(element)
+
+    def storable(text):
+        try:
+            text.encode("utf-8")
+            return True
+        except UnicodeEncodeError:
+            return False
+
+    assert json_has_lone_surrogate(body) == (not all(storable(t) for t in texts(json.loads(body))))
+
+
+# --- an integer of more digits than Python converts ----------------------------------------------
+
+@pytest.mark.parametrize("digits", [4301, 50_000])
+def test_an_integer_too_long_to_convert_is_400_malformed(world, digits):
+    case = world.case()
+    for url, body in (("/api/v1/youths", '{"given_name": %s}' % ("9" * digits)),
+                      (notes_url(case), '{"body": "Test note", "extra": [%s]}' % ("9" * digits))):
+        resp = post_json(world["police"], url, body)
+        assert assert_problem(resp, 400)["detail"] == "The request body is not valid JSON.", url
+        assert_no_leak(resp)
+    assert world["police"].get(notes_url(case)).json["items"] == []
+
+
+def test_an_integer_python_still_converts_is_judged_by_the_schema(world):
+    resp = post_json(world["police"], "/api/v1/youths", '{"given_name": %s}' % ("9" * 4300))
+    assert resp.status_code == 422 and "given_name" in resp.json["errors"]
+
 
 def nested(opener: str, depth: int) -> str:
     if opener == "[":
