@@ -8,6 +8,8 @@ import hashlib
 import json
 import logging
 
+from urllib.parse import urlsplit
+
 import pytest
 from sqlalchemy import select
 
@@ -357,10 +359,49 @@ def test_a_bad_new_password_is_422_and_the_old_one_still_works(world, client, bo
     assert login(client, "user.nav").status_code == 200
 
 
-def test_an_admin_may_reset_its_own_password(world, client):
+def test_an_admin_cannot_reset_its_own_password_over_the_api(world, client):
+    """A stolen access token must not be enough to take the account over: another admin resets
+    it, or `casesvc users set-password` on the server."""
     admin = world["admin"]
-    assert admin.post(f"/api/v1/users/{admin.user_id}/password", json={"password": FAKE_PASSWORD}).status_code == 200
-    assert login(client, "user.admin", FAKE_PASSWORD).status_code == 200
+    resp = admin.post(f"/api/v1/users/{admin.user_id}/password", json={"password": FAKE_PASSWORD})
+    assert resp.status_code == 409 and resp.json["type"].endswith("/cannot-change-self")
+    assert login(client, "user.admin", FAKE_PASSWORD).status_code == 400
+    assert login(client, "user.admin").status_code == 200
+    assert admin.get("/api/v1/users").status_code == 200
+
+
+def test_another_admin_resets_an_admins_password(world, client):
+    admin = world["admin"]
+    other = admin.post("/api/v1/users", json=new_user(username="fake.admin2", role="admin", agency=None)).json
+    assert admin.post(f"/api/v1/users/{other['id']}/password", json={"password": FAKE_PASSWORD + "2"}).status_code == 200
+    assert login(client, "fake.admin2", FAKE_PASSWORD + "2").status_code == 200
+
+
+FEED = "/api/v1/reminders/feed"
+
+
+def _calendar(client, url):
+    parts = urlsplit(url)
+    return client.get(f"{parts.path}?{parts.query}")
+
+
+@pytest.mark.parametrize("ending", ["password", "move", "disable-then-enable"])
+def test_what_ends_a_users_logins_ends_its_calendar_address_too(world, client, ending):
+    admin = world["admin"]
+    police = world["police"]
+    address = police.post(FEED).json["url"]
+    assert _calendar(client, address).status_code == 200
+    url = f"/api/v1/users/{police.user_id}"
+    if ending == "password":
+        assert admin.post(f"{url}/password", json={"password": FAKE_PASSWORD}).status_code == 200
+    elif ending == "move":
+        assert admin.patch(url, json={"agency": "police2"},
+                           headers={"If-Match": _user_etag(admin, police.user_id)}).status_code == 200
+    else:
+        assert admin.post(f"{url}/disable").status_code == 200
+        assert admin.post(f"{url}/enable").status_code == 200
+    ended = _calendar(client, address)
+    assert ended.status_code == 401 and ended.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 # --- a new role or agency ------------------------------------------------------------------------

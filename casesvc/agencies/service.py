@@ -4,10 +4,10 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from casesvc.agencies.models import Agency
-from casesvc.auth.models import RefreshFamily, User
+from casesvc.auth.models import CalendarFeed, RefreshFamily, User
 from casesvc.auth.passwords import hash_password
 from casesvc.common.http import keyset_page, page_of, paginate
 from casesvc.common.timeutil import utcnow
@@ -166,10 +166,12 @@ def list_users(args: dict) -> dict:
 
 def _end_logins(user: User, reason: str) -> None:
     """Every login the user has ends: its refresh tokens, and the access tokens issued with them
-    (they carry the login's id, checked on every request), are refused from the next request on."""
+    (they carry the login's id, checked on every request), are refused from the next request on,
+    and so is its calendar address (a credential too; the user asks for a new one)."""
     db.session.execute(update(RefreshFamily)
                        .where(RefreshFamily.user_id == user.id, RefreshFamily.revoked_at.is_(None))
                        .values(revoked_at=utcnow(), revoked_reason=reason))
+    db.session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == user.id))
 
 
 def _is_self(principal: Principal, user: User) -> bool:
@@ -218,9 +220,14 @@ def change_user(principal: Principal, user: User, changes: dict) -> User:
     return user
 
 
-def set_password(user: User, password: str) -> User:
-    """A new password (an administrator's reset, or the command line's). Every login the user
-    had ends, as after a suspected compromise; the new password works at once."""
+def set_password(user: User, password: str, principal: Principal | None = None) -> User:
+    """A new password: an administrator's reset of another user's (`principal`), or the command
+    line's. Every login the user had ends, as after a suspected compromise; the new password
+    works at once. Over the API an administrator cannot reset their own: a stolen access token
+    must not be enough to take the account over."""
+    if principal is not None and _is_self(principal, user):
+        raise conflict("cannot-change-self", "You cannot reset your own password here; another administrator "
+                                             "can, or `casesvc users set-password` on the server.")
     _refuse_if_external(user, "password")
     check_password(password)
     user.password_hash = hash_password(password)

@@ -153,13 +153,15 @@ def patch_user(data, user_id):
 @admin_only
 @users_blp.arguments(PasswordSchema())
 @users_blp.response(200, UserSchema)
-@users_blp.alt_response(409, description="A user of the identity provider has its password there")
+@users_blp.alt_response(409, description="An administrator cannot reset their own password here; a user of "
+                                          "the identity provider has its password there")
 def set_password(data, user_id):
-    """Set a new password for a user (a reset): every login the user had ends at once"""
+    """Set a new password for another user (a reset): every login the user had, and its calendar
+    address, end at once"""
     user = service.get_user(user_id)
     note(resource_type="user", resource_id=user.id)
     with invalid_input_as_422():
-        return user_response(service.set_password(user, data["password"]))
+        return user_response(service.set_password(user, data["password"], current_principal()))
 
 
 @users_blp.route("/<user_id>/disable", methods=["POST"])
