@@ -244,7 +244,8 @@ def test_a_changed_national_id_or_birth_date_must_still_agree(world):
     etag = world["police"].get(url).headers["ETag"]
     other = date(2011, 1, 2)
     for change, field in (({"birth_date": other.isoformat()}, "birth_date"),
-                          ({"national_id": youth_number(other)}, "birth_date"),
+                          ({"national_id": youth_number(other)}, "national_id"),  # the field the client changed
+                          ({"national_id": youth_number(other), "birth_date": youth["birth_date"]}, "birth_date"),
                           ({"national_id": youth["national_id"][:-1] + str((int(youth["national_id"][-1]) + 1) % 10)},
                            "national_id")):
         problem = _problem(world["police"].patch(url, json=change, headers={"If-Match": etag}), 422)

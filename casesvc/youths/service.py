@@ -45,15 +45,16 @@ def youth_for(principal: Principal, youth_id: str, action: Action) -> Youth:
     return youth
 
 
-def checked_identity(national_id: str, birth_date, youth_id: str | None = None) -> str:
+def checked_identity(national_id: str, birth_date, youth_id: str | None = None, mismatch: str = "birth_date") -> str:
     """The national id as stored, once it is valid (both check digits), agrees with `birth_date`
-    and is not another youth's (409 with that youth's id)."""
+    and is not another youth's (409 with that youth's id). `mismatch` names the field blamed when
+    the two disagree: the one the client changed."""
     try:
         parsed = nid.parse(national_id, current_app.config["CASESVC"].allow_synthetic_ids)
     except nid.InvalidNationalId as exc:
         raise field_error("national_id", f"Not a valid fødselsnummer or D-number: {exc}.") from exc
     if not parsed.matches(birth_date):
-        raise field_error("birth_date", "Does not match the day, month and year in the national id.")
+        raise field_error(mismatch, "The national id's day, month and year and the birth date do not match.")
     holder = select(Youth.id).where(Youth.national_id == parsed.number)
     existing = db.session.scalar(holder.where(Youth.id != youth_id) if youth_id else holder)
     if existing is not None:
@@ -85,7 +86,8 @@ def update_youth(youth: Youth, data: dict) -> Youth:
     national_id, birth_date = data.get("national_id", youth.national_id), data.get("birth_date", youth.birth_date)
     if (national_id, birth_date) != (youth.national_id, youth.birth_date):
         # a D-number replaced by a fødselsnummer, or a typing error: checked as at registration
-        youth.national_id = checked_identity(national_id, birth_date, youth.id)
+        changed_alone = "national_id" if "birth_date" not in data else "birth_date"
+        youth.national_id = checked_identity(national_id, birth_date, youth.id, changed_alone)
         youth.birth_date = birth_date
     for name in ("given_name", "family_name", "municipality", "school"):
         if name in data:
