@@ -528,3 +528,32 @@ def test_conditions_with_logged_events_cannot_be_replaced_so_no_event_is_lost(wo
     assert resp.status_code == 409
     assert resp.json["type"].endswith("conditions-in-use")
     assert world["police"].get(f"/api/v1/cases/{case['id']}/events/{event['id']}").status_code == 200
+
+
+# --- a condition's responsible agency stays in the case -------------------------------------------
+
+def _patch_participants(world, case, participants):
+    case_url = f"/api/v1/cases/{case['id']}"
+    etag = world["police"].get(case_url).headers["ETag"]
+    return world["police"].patch(case_url, json={"participants": participants}, headers={"If-Match": etag})
+
+
+def test_an_agency_responsible_for_an_open_reactions_condition_cannot_leave_the_case(world):
+    case = world.case(participants=("health", "slt"))
+    created(world, case, conditions=[cond("meeting", "health", every_days=14)])
+    resp = _patch_participants(world, case, ["police", "slt"])
+    assert resp.status_code == 422, resp.json
+    assert "health" in " ".join(resp.json["errors"]["participants"])
+    assert sorted(world["police"].get(f"/api/v1/cases/{case['id']}").json["participants"]) == \
+        ["health", "police", "slt"]
+    assert _patch_participants(world, case, ["police", "health"]).status_code == 200  # slt holds no condition
+
+
+def test_once_the_reaction_is_closed_its_conditions_agency_may_leave(world):
+    case = world.case(participants=("health",))
+    reaction = created(world, case, conditions=[cond("meeting", "health", every_days=14)])
+    cancelled = world["police"].post(url(case, reaction, "/transitions"), json={"to": "cancelled", "reason": "Test"})
+    assert cancelled.status_code == 200, cancelled.json
+    resp = _patch_participants(world, case, ["police"])
+    assert resp.status_code == 200, resp.json
+    assert resp.json["participants"] == ["police"]

@@ -258,6 +258,23 @@ def _case_view(row, codes: list[str]) -> CaseView:
     return CaseView(*values, tuple(codes))
 
 
+def _check_no_open_condition_of(leaving: set[str], case: Case) -> None:
+    """An agency responsible for a condition of a reaction still open (draft or active) stays in
+    the case: the condition's follow-up needs it (a condition's responsible agency must take part)."""
+    if not leaving:
+        return
+    from casesvc.reactions.models import Condition, Reaction
+
+    held = db.session.scalars(
+        select(Condition.responsible_agency).distinct()
+        .join(Reaction, Reaction.id == Condition.reaction_id)
+        .where(Reaction.case_id == case.id, Reaction.status.in_(("draft", "active")),
+               Condition.responsible_agency.in_(leaving))).all()
+    if held:
+        raise field_error("participants", f"Agency {sorted(held)[0]!r} is responsible for a condition of a reaction "
+                                          "that is not closed; close or change that reaction first.")
+
+
 def update_case(principal: Principal, case: Case, data: dict) -> Case:
     if "summary" in data:
         case.summary = data["summary"]
@@ -268,6 +285,7 @@ def update_case(principal: Principal, case: Case, data: dict) -> Case:
         if case.lead_agency not in data["participants"]:
             raise field_error("participants", "The lead agency cannot leave its own case.")
         participants = _participating_agencies(data["participants"], case.municipality, case.lead_agency)
+        _check_no_open_condition_of(set(case.participant_codes) - set(participants), case)
         current = {p.agency_code: p for p in case.participants}
         case.participants = [current.get(code) or Participant(agency_code=code) for code in participants]
         flag_modified(case, "status")  # the participants are part of the case: its version (ETag) moves on
