@@ -50,8 +50,13 @@ def forbidden(detail: str, slug: str = "forbidden") -> Problem:
     return Problem(403, slug, "Forbidden", detail)
 
 
-def validation_error(errors: dict[str, list[str]], detail: str = "The request has invalid fields.") -> Problem:
-    return Problem(422, "validation-error", "Unprocessable Content", detail, errors=errors)
+# RFC 9110's names where werkzeug keeps older ones, so a status has one title whoever raises it
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def validation_error(errors: dict[str, list[str]], detail: str | None = None) -> Problem:
+    detail = detail or "The request has invalid fields: " + ", ".join(sorted(errors)) + "."
+    return Problem(422, "validation-error", _TITLES[422], detail, errors=errors)
 
 
 def field_error(field: str, message: str) -> Problem:
@@ -148,7 +153,8 @@ class ProblemApi(Api):
             detail = "The request body is not valid JSON."
         if status == 422 and "errors" in extra:
             detail = "The request has invalid fields: " + ", ".join(sorted(extra["errors"])) + "."
-        return problem_response(status, _HTTP_SLUGS.get(status, "http-error"), error.name, detail, headers, **extra)
+        return problem_response(status, _HTTP_SLUGS.get(status, "http-error"), _TITLES.get(status, error.name), detail,
+                                headers, **extra)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -73,6 +73,24 @@ def test_body_over_one_mebibyte_is_413_problem(world):
     assert_problem(resp, 413)
 
 
+def test_a_status_has_one_title_whoever_answers_it(world):
+    """422 from the schemas and from the services, 413 from werkzeug: RFC 9110's names."""
+    youth = world.youth()
+    url = f"/api/v1/youths/{youth['id']}"
+    etag = world["police"].get(url).headers["ETag"]
+    from_schema = assert_problem(world["police"].patch(url, json={"national_id": None}, headers={"If-Match": etag}), 422)
+    from_service = assert_problem(world["police"].patch(url, json={"national_id": ""}, headers={"If-Match": etag}), 422)
+    from_policy_check = assert_problem(world["police"].post("/api/v1/cases", json={
+        "youth_id": youth["id"], "origin": "police", "municipality": "4601"}), 422)
+    assert {from_schema["title"], from_service["title"], from_policy_check["title"]} == {"Unprocessable Content"}
+    for problem in (from_schema, from_service, from_policy_check):
+        assert problem["detail"].startswith("The request has invalid fields: ") or \
+            problem["detail"].startswith(tuple(f"{field}: " for field in problem["errors"])), problem
+    big = b'{"given_name": "' + b"x" * (1024 * 1024) + b'"}'
+    too_large = world["police"].post("/api/v1/youths", data=big, headers={"Content-Type": "application/json"})
+    assert assert_problem(too_large, 413)["title"] == "Content Too Large"
+
+
 def test_body_just_under_the_limit_is_read_normally(world):
     # the limit is on size only: a large but acceptable body reaches validation (422, not 413)
     body = b'{"given_name": "' + b"x" * (1024 * 1024 - 100) + b'"}'

@@ -28,3 +28,15 @@ def test_every_operation_documents_problem_errors(client):
         for method, op in ops.items():
             if method in ("get", "post", "patch", "put", "delete"):
                 assert "default" in op["responses"], f"{method} {path}"
+
+
+def test_every_patch_documents_if_match_and_its_412_and_428(client):
+    """Every PATCH needs If-Match (428 without it, 412 when stale): the document says so."""
+    spec = client.get("/api/v1/openapi.json").json
+    patches = [(path, ops["patch"]) for path, ops in spec["paths"].items() if "patch" in ops]
+    assert len(patches) >= 5
+    for path, op in patches:
+        headers = [p for p in op.get("parameters", []) if p["in"] == "header" and p["name"] == "If-Match"]
+        assert headers and headers[0]["required"] is True, path
+        assert {"412", "428"} <= set(op["responses"]), path
+        assert op["responses"]["428"]["$ref"].endswith("/PRECONDITION_REQUIRED"), path

@@ -13,7 +13,7 @@ from casesvc.agencies.service import InvalidInput
 from casesvc.audit import noted_page
 from casesvc.audit.service import note
 from casesvc.auth.principal import admin_only, current_principal
-from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
+from casesvc.common.http import etag_header, if_match_documented, page_schema, require_if_match, transactional
 from casesvc.errors import validation_error
 
 agencies_blp = Blueprint("agencies", __name__, url_prefix="/api/v1/agencies",
@@ -21,7 +21,6 @@ agencies_blp = Blueprint("agencies", __name__, url_prefix="/api/v1/agencies",
 users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users",
                       description="Staff, admin and auditor users (admin)")
 
-IF_MATCH = {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}
 
 
 @contextlib.contextmanager
@@ -88,7 +87,7 @@ def get_agency(code):
 @admin_only
 @agencies_blp.arguments(AgencyPatchSchema())
 @agencies_blp.response(200, AgencySchema)
-@agencies_blp.doc(parameters=[IF_MATCH])
+@if_match_documented(agencies_blp)
 def patch_agency(data, code):
     """Change an agency's name or municipalities (needs If-Match); effective from the next request"""
     agency = service.get_agency(code, for_update=True)
@@ -138,7 +137,7 @@ def get_user(user_id):
 @users_blp.response(200, UserSchema)
 @users_blp.alt_response(409, description="An administrator cannot change their own role or agency; a user of the "
                                           "identity provider is changed there")
-@users_blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
+@if_match_documented(users_blp)
 def patch_user(data, user_id):
     """Change a user's role or agency (needs If-Match); the user's logins end, and it logs in again"""
     user = service.get_user(user_id)

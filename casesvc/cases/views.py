@@ -6,7 +6,8 @@ from flask_smorest import Blueprint
 from casesvc.auth.principal import current_principal, requires
 from casesvc.cases import service
 from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema, case_body
-from casesvc.common.http import etag_header, json_response, page_schema, require_if_match, transactional
+from casesvc.common.http import (etag_header, if_match_documented, json_response, page_schema,
+                                 require_if_match, transactional)
 from casesvc.common.schemas import TransitionSchema
 from casesvc.policy import Action
 
@@ -53,7 +54,7 @@ def get_case(case_id):
 @requires(Action.UPDATE_CASE)
 @blp.arguments(CasePatchSchema())
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
+@if_match_documented(blp)
 def patch_case(data, case_id):
     """Change summary, participants or coordinator (lead agency or coordinator; needs If-Match)"""
     principal = current_principal()

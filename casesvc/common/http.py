@@ -43,6 +43,22 @@ def etag_header(obj) -> dict[str, str]:
     return {"ETag": etag_for(obj)}
 
 
+IF_MATCH_HEADER = {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"},
+                   "description": "The ETag of the representation the change is based on"}
+
+
+def if_match_documented(blp):
+    """The OpenAPI of a PATCH that needs If-Match (`require_if_match`): the header, 428 without
+    it, 412 when it names an older version. Put it under the view's other `blp` decorators."""
+
+    def decorate(view):
+        view = blp.alt_response(428, response="PRECONDITION_REQUIRED")(view)
+        view = blp.alt_response(412, response="PRECONDITION_FAILED")(view)
+        return blp.doc(parameters=[IF_MATCH_HEADER])(view)
+
+    return decorate
+
+
 def require_if_match(obj) -> None:
     """PATCH must name the version it changes: missing is 428, stale is 412."""
     header = request.headers.get("If-Match")

@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
 from casesvc.cases.service import case_for, readable_case
-from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
+from casesvc.common.http import etag_header, if_match_documented, page_schema, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
 from casesvc.policy import Action
 from casesvc.reactions import service
@@ -58,7 +58,7 @@ def get_reaction(case_id, reaction_id):
 @requires(Action.WRITE_REACTION)
 @blp.arguments(ReactionPatchSchema())
 @blp.response(200, ReactionSchema)
-@blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
+@if_match_documented(blp)
 def patch_reaction(data, case_id, reaction_id):
     """Change dates, reference or (in draft) conditions; never the status (needs If-Match)"""
     case, _ = case_for(current_principal(), case_id, Action.WRITE_REACTION)

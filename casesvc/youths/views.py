@@ -4,7 +4,7 @@ from flask import url_for
 from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
-from casesvc.common.http import etag_header, page_schema, require_if_match, transactional
+from casesvc.common.http import etag_header, if_match_documented, page_schema, require_if_match, transactional
 from casesvc.policy import Action
 from casesvc.youths import service
 from casesvc.youths.schemas import YouthPatchSchema, YouthQuery, YouthSchema
@@ -52,7 +52,7 @@ def get_youth(youth_id):
 @requires(Action.WRITE_YOUTH)
 @blp.arguments(YouthPatchSchema())
 @blp.response(200, YouthSchema)
-@blp.doc(parameters=[{"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"}}])
+@if_match_documented(blp)
 def patch_youth(data, youth_id):
     """Change a youth's details (needs If-Match)"""
     youth = service.youth_for(current_principal(), youth_id, Action.WRITE_YOUTH)
