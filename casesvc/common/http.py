@@ -215,7 +215,7 @@ def _find_key(owner: str, key: str) -> IdempotencyKey | None:
 
 def _replay(stored: IdempotencyKey, fingerprint: str) -> Response:
     if stored.fingerprint != fingerprint:
-        raise field_error("Idempotency-Key", "This key was used with another request body.")
+        raise field_error("Idempotency-Key", "This key was used with another request (another endpoint or body).")
     response = Response(stored.body, status=stored.status_code)
     for name, value in json.loads(stored.headers).items():
         response.headers[name] = value
