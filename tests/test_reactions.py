@@ -325,7 +325,11 @@ def test_a_reaction_cannot_become_active_on_a_closed_case(world):
     reaction = created(world, case)
     assert world["police"].post(f"/api/v1/cases/{case['id']}/transitions",
                                 json={"to": "withdrawn", "reason": "Test"}).status_code == 200
-    _problem(move(world, case, reaction, "active"), 409, "case-closed")
+    # the draft was cancelled with the case, and a cancelled reaction goes nowhere
+    problem = _problem(move(world, case, reaction, "active"), 409, "transition-not-allowed")
+    assert problem["allowed"] == []
+    assert world["police"].get(url(case, reaction)).json["status"] == "cancelled"
+    _problem(create(world, case), 409, "case-closed")
 
 
 # --- PATCH -----------------------------------------------------------------------------------
@@ -557,3 +561,39 @@ def test_once_the_reaction_is_closed_its_conditions_agency_may_leave(world):
     resp = _patch_participants(world, case, ["police"])
     assert resp.status_code == 200, resp.json
     assert resp.json["participants"] == ["police"]
+
+
+# --- a closed case leaves no reaction open ---------------------------------------------------------
+
+def _close_case(world, case, to):
+    base = f"/api/v1/cases/{case['id']}/transitions"
+    if to != "withdrawn":
+        assert world["police"].post(base, json={"to": "active"}).status_code == 200
+    resp = world["police"].post(base, json={"to": to, "reason": "Test closing"})
+    assert resp.status_code == 200, resp.json
+
+
+@pytest.mark.parametrize("outcome,plan_to,conversation_to", [
+    ("completed", "completed", "completed"),
+    ("breached", "breached", "completed"),   # a concern conversation cannot be breached
+    ("withdrawn", "cancelled", "cancelled"),
+])
+def test_closing_a_case_ends_its_open_reactions_as_the_case_ended(world, outcome, plan_to, conversation_to):
+    case = world.case(participants=("health",))
+    plan = created(world, case)
+    conversation = created(world, case, type="concern_conversation")
+    draft = created(world, case)
+    finished = created(world, case)
+    for active in (plan, conversation, finished):
+        assert move(world, case, active, "active").status_code == 200
+    assert move(world, case, finished, "completed", reason="Done before").status_code == 200
+    etag = world["police"].get(url(case, plan)).headers["ETag"]
+    _close_case(world, case, outcome)
+    after = {r["id"]: r for r in world["police"].get(f"/api/v1/cases/{case['id']}/reactions").json["items"]}
+    assert after[plan["id"]]["status"] == plan_to
+    assert after[conversation["id"]]["status"] == conversation_to
+    assert after[draft["id"]]["status"] == "cancelled"
+    assert after[finished["id"]]["status"] == "completed"
+    assert after[finished["id"]]["status_reason"] == "Done before"  # a closed reaction is left as it was
+    assert after[plan["id"]]["status_reason"] == f"The case was closed as {outcome}: Test closing"
+    assert world["police"].get(url(case, plan)).headers["ETag"] != etag

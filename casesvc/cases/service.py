@@ -307,7 +307,9 @@ def transition_case(principal: Principal, case: Case, to: str, reason: str | Non
         case.outcome = to
     db.session.flush()
     if to in CLOSED:
+        from casesvc.reactions.service import close_with_case
         from casesvc.reminders.service import on_case_closed
+        close_with_case(case, to, reason)  # no reaction stays open on a closed case
         on_case_closed(case)  # its open reminders are dismissed
     return case
 

@@ -193,3 +193,22 @@ def transition_reaction(case: Case, reaction: Reaction, to: str, reason: str | N
         from casesvc.reminders.service import on_reaction_closed
         on_reaction_closed(reaction)  # its open reminders are dismissed
     return reaction
+
+
+# What an open reaction becomes when its case closes: `(draft, active)` by the case's outcome.
+_ON_CASE_CLOSED = {"completed": ("cancelled", "completed"), "breached": ("cancelled", "breached"),
+                   "withdrawn": ("cancelled", "cancelled")}
+
+
+def close_with_case(case: Case, outcome: str, reason: str) -> None:
+    """A closed case leaves no reaction open: a draft is cancelled, an active one ends as the case
+    did (completed, breached — a concern conversation, which cannot be breached, completed — or
+    cancelled when the case is withdrawn), each with the case's reason."""
+    draft_to, active_to = _ON_CASE_CLOSED[outcome]
+    open_reactions = db.session.scalars(select(Reaction).where(
+        Reaction.case_id == case.id, Reaction.status.in_(("draft", "active"))).order_by(Reaction.created_at)).all()
+    for reaction in open_reactions:
+        to = draft_to if reaction.status == "draft" else active_to
+        if to == "breached" and reaction.type in NO_BREACH_TYPES:
+            to = "completed"
+        transition_reaction(case, reaction, to, f"The case was closed as {outcome}: {reason}")
