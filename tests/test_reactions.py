@@ -304,8 +304,12 @@ def test_a_signature_dated_in_the_future_is_422(world):
     case = world.case()
     reaction = created(world, case, type="youth_contract", legal_basis="conditional_waiver")
     problem = _problem(sign(world, case, reaction, "youth", on=oslo_today() + timedelta(days=1)), 422)
-    assert "signed_on" in problem["errors"] or "signatures.0.signed_on" in problem["errors"]
+    assert list(problem["errors"]) == ["signed_on"]  # the field of the body sent, a single signature
     assert world["police"].get(url(case, reaction)).json["signatures"] == []
+    listed = _problem(create(world, case, type="youth_contract", legal_basis="conditional_waiver", signatures=[
+        {"party": "youth", "signed_on": oslo_today().isoformat()},
+        {"party": "guardian", "signed_on": (oslo_today() + timedelta(days=1)).isoformat()}]), 422)
+    assert list(listed["errors"]) == ["signatures.1.signed_on"]  # an item of the reaction's list
 
 
 def test_a_signature_by_an_unknown_party_is_422(world):

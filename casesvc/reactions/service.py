@@ -68,11 +68,12 @@ def _conditions(case: Case, legal_basis: str, items: list[dict]) -> list[Conditi
     return [Condition(position=i, **item) for i, item in enumerate(items)]
 
 
-def _signatures(principal: Principal, items: list[dict]) -> list[Signature]:
+def _signatures(principal: Principal, items: list[dict], field: str = "signatures.{index}.signed_on") -> list[Signature]:
+    """`field` names a bad date in the request: an item of a reaction's list, or a signature alone."""
     today = oslo_today()
     for index, item in enumerate(items):
         if item["signed_on"] > today:
-            raise field_error(f"signatures.{index}.signed_on", "A signature cannot be dated in the future.")
+            raise field_error(field.format(index=index), "A signature cannot be dated in the future.")
     return [Signature(recorded_by_agency=principal.agency, **item) for item in items]
 
 
@@ -156,7 +157,7 @@ def _same_conditions(current: list[Condition], given: list[dict]) -> bool:
 def add_signature(principal: Principal, reaction: Reaction, data: dict) -> Signature:
     if reaction.status not in ("draft", "active"):
         raise conflict("reaction-closed", f"The reaction is {reaction.status}; it takes no more signatures.")
-    signature = _signatures(principal, [data])[0]
+    signature = _signatures(principal, [data], field="signed_on")[0]
     reaction.signatures.append(signature)
     # a new signature changes the reaction: its version (and so its ETag) moves on
     flag_modified(reaction, "status")
