@@ -325,3 +325,64 @@ def test_limits_are_on_by_default_outside_tests(monkeypatch, tmp_path: Path):
     assert settings.ratelimit_enabled
     assert settings.ratelimit_storage_uri == "casesvc-db://"
     assert settings.ratelimit_login_per_ip and settings.ratelimit_login_per_username
+
+
+# --- attempts at the same moment ------------------------------------------------------------------
+
+def test_attempts_fired_together_get_no_further_than_the_limit(world, app, make_worker, monkeypatch):
+    """The per-username count is taken before the password is checked, atomically with the
+    comparison: twelve attempts checked at once (each password check held for a while, so all of
+    them are in flight together) get exactly the limit's three answers, and 429 for the rest."""
+    from casesvc.auth import tokens
+
+    checking = threading.Barrier(3, timeout=10)
+    original = tokens.verify_password
+
+    def slow_verify(*args, **kwargs):
+        try:
+            checking.wait()  # the admitted attempts meet here, all three in their check at once
+        except threading.BrokenBarrierError:
+            pass
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tokens, "verify_password", slow_verify)
+    workers = [make_worker(per_ip="1000/minute", per_username="3/minute") for _ in range(4)]
+    start = threading.Barrier(12, timeout=10)
+    answers = []
+
+    def fire(worker):
+        start.wait()
+        answers.append(attempt(worker).status_code)
+
+    threads = [threading.Thread(target=fire, args=(workers[i % 4],)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [400] * 3 + [429] * 9
+    name_counts = [hits for key, hits in counters(app).items() if key.endswith("login-name/3/1/minute")]
+    assert name_counts == [3]  # the refused attempts' counts were given back
+
+
+def test_a_correct_login_gives_its_count_back_and_a_failure_keeps_it(world, app, make_worker):
+    worker = make_worker(per_ip="1000/minute", per_username="3/minute")
+    assert attempt(worker).status_code == 400
+    assert attempt(worker, password=PASSWORD).status_code == 200
+    assert attempt(worker).status_code == 400
+    name_counts = [hits for key, hits in counters(app).items() if key.endswith("login-name/3/1/minute")]
+    assert name_counts == [2]
+
+
+def test_giving_back_never_goes_below_zero_nor_opens_a_window(world, app):
+    with app.app_context():
+        storage = DatabaseStorage()
+        assert storage.incr("give-back-test", 60, amount=-1) == 0  # no window: nothing to lower
+        assert counters(app) == {}
+        storage.incr("give-back-test", 60)
+        assert storage.incr("give-back-test", 60, amount=-5) == 0
+        assert counters(app) == {"give-back-test": 0}
+        with db.engine.begin() as conn:  # the window ends
+            conn.execute(RateLimitCounter.__table__.update().values(hits=2, expires_at=time.time() - 1))
+        assert storage.incr("give-back-test", 60, amount=-1) == 0
+        assert counters(app) == {"give-back-test": 2}  # an ended window is left alone (and counts as empty)
+        db.session.remove()

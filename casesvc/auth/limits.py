@@ -7,6 +7,12 @@ window has moved on, a correct password included. Successful logins cost nothing
 do malformed requests or a scope the role lacks (`invalid_request`, `invalid_scope`,
 `unsupported_grant_type`): they guess at no password.
 
+The per-username count is taken before the password is checked, in one atomic step with the
+comparison against the limit, and given back when the attempt turns out not to count: attempts
+fired at the same moment cannot get past the limit together. The per-address count is taken
+after the answer, as Flask-Limiter's `deduct_when` does, so that logins succeeding at the same
+moment behind one address (a school's or an office's) never hold each other up.
+
 Counters live in CASESVC_RATELIMIT_STORAGE_URI. The default, `casesvc-db://`, keeps them in the
 service's own database (table rate_limit_counters, `DatabaseStorage` below), shared by every
 worker and host with no other service to run; `redis://host:6379` shares them through Redis;
@@ -39,6 +45,7 @@ from casesvc.extensions import db
 log = logging.getLogger(__name__)
 
 TOKEN_ENDPOINT = "auth.token"
+NAME_SCOPE = "login-name"
 DATABASE_STORAGE_URI = "casesvc-db://"
 # what a wrong guess at a password or client secret is answered; nothing else counts
 COUNTED_ERRORS = frozenset({"invalid_grant", "invalid_client"})
@@ -86,6 +93,8 @@ class DatabaseStorage(Storage):
         return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        if amount < 0:
+            return self._give_back(key, -amount)
         table = RateLimitCounter.__table__
         engine = self._engine()
         now = time.time()
@@ -102,6 +111,16 @@ class DatabaseStorage(Storage):
             self._next_cleanup = now + self.CLEANUP_INTERVAL
             self._delete_expired(engine, now)
         return hits
+
+    def _give_back(self, key: str, amount: int) -> int:
+        """Lower a live window's count, never below zero; an ended window is left alone (a give
+        back must not open a new window in credit)."""
+        table = RateLimitCounter.__table__
+        lowered = case((table.c.hits > amount, table.c.hits - amount), else_=0)
+        with self._engine().begin() as conn:
+            hits = conn.scalar(table.update().where(table.c.key == self._key(key), table.c.expires_at > time.time())
+                               .values(hits=lowered).returning(table.c.hits))
+        return hits or 0
 
     @staticmethod
     def _delete_expired(engine, now: float) -> None:
@@ -191,6 +210,22 @@ def _note_who() -> None:
         note(actor=who.id, actor_role=who.role, actor_agency=who.agency_code)
 
 
+def _give_back_name_count(limiter: Limiter) -> None:
+    """The attempt guessed at no password (it succeeded, was malformed, or was refused before
+    its check): the per-username count it took goes back. A count that cannot be given back is
+    left standing, which errs on the side of the limit."""
+    for request_limit in limiter.current_limits:
+        # the limit's scope, the last of its key's parts, reads "<endpoint>:login-name"
+        if request_limit.request_args[-1].rpartition(":")[2] != NAME_SCOPE:
+            continue
+        try:
+            storage = limiter.limiter.storage
+            if storage.get(request_limit.key) > 0:
+                storage.incr(request_limit.key, request_limit.limit.get_expiry(), amount=-1)
+        except Exception as exc:  # noqa: BLE001 (whatever the storage raises; the login's answer stands)
+            log.warning("a login count was not given back: %s", exc.__class__.__name__)
+
+
 def _too_many(limiter: Limiter):
     _note_who()
     limit = limiter.current_limit
@@ -209,14 +244,13 @@ def init_limits(app: Flask) -> Limiter:
     settings = app.config["CASESVC"]
     # Retry-After is set by _too_many alone (Flask-Limiter's own headers would rewrite it)
     app.config.update(RATELIMIT_ENABLED=settings.ratelimit_enabled, RATELIMIT_HEADERS_ENABLED=False)
-    # The database keeps fixed windows (one row per key, raised by one atomic upsert; a moving
-    # window would need a row per attempt and a lock); memory and Redis keep moving windows.
+    # Fixed windows in every storage: a count taken before the password check is given back
+    # when the attempt does not count, which a counter allows and a moving window's list of
+    # instants does not (the database keeps one row per key, raised by one atomic upsert).
     # swallow_errors: a storage that fails while counting an attempt is logged, not a 500
-    storage_uri = settings.ratelimit_storage_uri
-    strategy = "fixed-window" if storage_uri == DATABASE_STORAGE_URI else "moving-window"
-    limiter = Limiter(key_func=_address, storage_uri=storage_uri, key_prefix=settings.ratelimit_key_prefix,
-                      strategy=strategy, in_memory_fallback_enabled=True, swallow_errors=True,
-                      headers_enabled=False)
+    limiter = Limiter(key_func=_address, storage_uri=settings.ratelimit_storage_uri,
+                      key_prefix=settings.ratelimit_key_prefix, strategy="fixed-window",
+                      in_memory_fallback_enabled=True, swallow_errors=True, headers_enabled=False)
     limiter.init_app(app)
     # Only the token endpoint is limited, by its own decorators below (they check inside the
     # view). The before-request check Flask-Limiter adds for default limits would find none on
@@ -226,18 +260,23 @@ def init_limits(app: Flask) -> Limiter:
         hooks.remove(limiter._check_request_limit)
     app.extensions["casesvc.limiter"] = limiter
     view = app.view_functions[TOKEN_ENDPOINT]
+    # per username: counted before the password check (no deduct_when), given back below
     per_username = limiter.limit(lambda: current_app.config["CASESVC"].ratelimit_login_per_username,
                                  key_func=lambda: _login_name() or "", exempt_when=lambda: _login_name() is None,
-                                 deduct_when=_counts, scope="login-name")
+                                 scope=NAME_SCOPE)
     per_address = limiter.limit(lambda: current_app.config["CASESVC"].ratelimit_login_per_ip,
                                 key_func=_address, deduct_when=_counts, scope="login-address")
     limited = per_address(per_username(view))
 
     def token_view(*args, **kwargs):
         try:
-            return limited(*args, **kwargs)
+            response = current_app.make_response(limited(*args, **kwargs))
         except RateLimitExceeded:
+            _give_back_name_count(limiter)
             return _too_many(limiter)
+        if not _counts(response):
+            _give_back_name_count(limiter)
+        return response
 
     token_view.__name__, token_view.__doc__ = view.__name__, view.__doc__
     app.view_functions[TOKEN_ENDPOINT] = token_view
