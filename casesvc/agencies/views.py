@@ -99,6 +99,13 @@ def patch_agency(data, code):
 
 # --- users -------------------------------------------------------------------------------------
 
+def _user_to_change(user_id: str):
+    """The user a write names, in the request's audit event before anything can refuse the write."""
+    user = service.get_user(user_id)
+    note(resource_type="user", resource_id=user.id)
+    return user
+
+
 @users_blp.route("", methods=["GET"])
 @admin_only
 @users_blp.arguments(UserQuery(), location="query")
@@ -140,8 +147,7 @@ def get_user(user_id):
 @if_match_documented(users_blp)
 def patch_user(data, user_id):
     """Change a user's role or agency (needs If-Match); the user's logins end, and it logs in again"""
-    user = service.get_user(user_id)
-    note(resource_type="user", resource_id=user.id)
+    user = _user_to_change(user_id)
     require_if_match(user)
     with invalid_input_as_422():
         return user_response(service.change_user(current_principal(), user, data))
@@ -157,8 +163,7 @@ def patch_user(data, user_id):
 def set_password(data, user_id):
     """Set a new password for another user (a reset): every login the user had, and its calendar
     address, end at once"""
-    user = service.get_user(user_id)
-    note(resource_type="user", resource_id=user.id)
+    user = _user_to_change(user_id)
     with invalid_input_as_422():
         return user_response(service.set_password(user, data["password"], current_principal()))
 
@@ -170,8 +175,7 @@ def set_password(data, user_id):
 @users_blp.alt_response(409, description="An administrator cannot disable their own account")
 def disable_user(user_id):
     """Disable a user: no more logins, and its live access and refresh tokens are refused at once"""
-    user = service.get_user(user_id)
-    note(resource_type="user", resource_id=user.id)
+    user = _user_to_change(user_id)
     return user_response(service.disable_user(current_principal(), user))
 
 
