@@ -79,6 +79,8 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     register_database_error_handlers(app)
     register_request_hooks(app)
     register_audit_hooks(app)
+    from casesvc.reminders import handlers as reminder_handlers
+    reminder_handlers.connect()
 
     from casesvc.agencies.views import agencies_blp, users_blp
     from casesvc.audit.views import blp as audit_blp

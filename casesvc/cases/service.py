@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, bindparam, exists, select, type_coerce
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import flag_modified
 
-from casesvc import audit
+from casesvc import audit, signals
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.auth.principal import enforce
@@ -308,9 +308,8 @@ def transition_case(principal: Principal, case: Case, to: str, reason: str | Non
     db.session.flush()
     if to in CLOSED:
         from casesvc.reactions.service import close_with_case
-        from casesvc.reminders.service import on_case_closed
         close_with_case(case, to, reason)  # no reaction stays open on a closed case
-        on_case_closed(case)  # its open reminders are dismissed
+        signals.case_closed.send(case)
     return case
 
 

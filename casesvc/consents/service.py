@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import and_, not_, select
 
-from casesvc import audit
+from casesvc import audit, signals
 from casesvc.cases.models import Case
 from casesvc.common.http import paginate
 from casesvc.common.timeutil import age_on, oslo_today, utcnow
@@ -64,6 +64,5 @@ def withdraw_consent(consent: Consent) -> Consent:
         raise conflict("consent-withdrawn", "The consent is already withdrawn.")
     consent.withdrawn_at = utcnow()
     db.session.flush()
-    from casesvc.reminders.service import on_consent_withdrawn
-    on_consent_withdrawn(consent)  # settles its consent_expiring reminder
+    signals.consent_withdrawn.send(consent)
     return consent

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from casesvc import audit
+from casesvc import audit, signals
 from casesvc.cases.models import Case
 from casesvc.common.http import filter_equal, paginate
 from casesvc.errors import Problem, field_error, not_found, validation_error
@@ -79,8 +79,7 @@ def log_event(principal: Principal, case: Case, access: CaseAccess, data: dict) 
     )
     db.session.add(event)
     db.session.flush()
-    from casesvc.reminders.service import on_event_logged
-    on_event_logged(event, case)  # settles the reminders it answers, schedules the next
+    signals.event_logged.send(event, case=case)
     return event
 
 

@@ -6,7 +6,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
-from casesvc import audit
+from casesvc import audit, signals
 from casesvc.cases.models import Case
 from casesvc.cases.service import require_open
 from casesvc.common.http import filter_equal, paginate
@@ -139,8 +139,7 @@ def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:
         reaction.police_reference = data["police_reference"]
     db.session.flush()
     if moved:
-        from casesvc.reminders.service import on_reaction_changed
-        on_reaction_changed(reaction)  # reminders made for the old dates no longer hold
+        signals.reaction_changed.send(reaction)
     return reaction
 
 
@@ -191,8 +190,7 @@ def transition_reaction(case: Case, reaction: Reaction, to: str, reason: str | N
     reaction.status_reason = reason
     db.session.flush()
     if to in ("completed", "breached", "cancelled"):
-        from casesvc.reminders.service import on_reaction_closed
-        on_reaction_closed(reaction)  # its open reminders are dismissed
+        signals.reaction_closed.send(reaction)
     return reaction
 
 
