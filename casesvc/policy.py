@@ -2,17 +2,14 @@
 
 Everything here is pure: it takes facts (a principal, a case's municipality, participants and
 consents, an entry's author and category) and answers. Services gather the facts and call it;
-list endpoints use the SQL clauses at the bottom, which state the same rules as expressions, so
-a list can never show what a GET would refuse.
+list endpoints use the SQL twins in `casesvc/access/clauses.py`, which state the same rules as
+expressions, so a list can never show what a GET would refuse (docs/architecture.md).
 """
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass
 from datetime import date
-
-from sqlalchemy import Date, String, and_, bindparam, exists, false, or_, select, true
 
 STAFF_ROLES = frozenset({"police", "school_health", "nav", "child_welfare", "coordinator"})
 NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
@@ -202,89 +199,16 @@ def youth_visible(principal: Principal, created_by_agency: str, case_accesses: l
     return any(a.relation in (Relation.LEAD, Relation.SHARED) for a in case_accesses)
 
 
-# --- The same rules as SQL expressions, for lists -------------------------------------------
+# --- Administration and the audit log ---------------------------------------------------------
 
-def active_consent_clause(agency, case_id_column, today):
-    """A consent naming `agency` is active on `today` for the case (values or bind parameters)."""
-    from casesvc.consents.models import Consent, ConsentAgency
+def check_admin(principal: Principal) -> Decision:
+    """Administration (users, agencies, clients, webhooks): the admin role, with the `admin` scope."""
+    if principal.role != "admin":
+        return Decision(False, 403, "admin-required", "Only an administrator may do this.")
+    if "admin" not in principal.scopes:
+        return Decision(False, 403, "insufficient-scope", "The token lacks the scope admin.")
+    return ALLOW
 
-    consents, named = Consent.__table__.c, ConsentAgency.__table__.c
-    return exists(
-        select(named.consent_id)
-        .join(Consent.__table__, consents.id == named.consent_id)
-        .where(named.agency_code == agency,
-               consents.case_id == case_id_column,
-               consents.withdrawn_at.is_(None),
-               consents.given_on <= today,
-               consents.expires_on >= today)
-    )
-
-
-def visible_cases_params(principal: Principal, today: date) -> dict | None:
-    """The values for the parameters of `visible_cases_template()`; None when the caller may
-    see no case at all."""
-    if not principal.is_staff or not principal.municipalities:
-        return None
-    return {"visible_municipalities": sorted(principal.municipalities), "visible_agency": principal.agency,
-            "visible_today": today}
-
-
-def _visible_cases(agency, municipalities, today):
-    """Cases the caller may read: case_access(...) in (LEAD, SHARED), as a WHERE clause over the
-    `cases` table. The caller's agency, municipalities and day are values or bind parameters."""
-    from casesvc.cases.models import Case, Participant
-
-    cases, participants = Case.__table__.c, Participant.__table__.c
-    return and_(
-        cases.municipality.in_(municipalities),
-        exists(select(participants.case_id).where(participants.case_id == cases.id,
-                                                  participants.agency_code == agency)),
-        or_(cases.lead_agency == agency, active_consent_clause(agency, cases.id, today)),
-    )
-
-
-def visible_cases_clause(principal: Principal, today: date):
-    """The cases `principal` may read, as a WHERE clause to compose into a query."""
-    params = visible_cases_params(principal, today)
-    if params is None:
-        return false()
-    return _visible_cases(params["visible_agency"], params["visible_municipalities"], today)
-
-
-@functools.cache
-def visible_cases_template():
-    """`visible_cases_clause` with bind parameters for the caller, built once: a list statement
-    made from it is built once too, and run with `visible_cases_params(principal, today)`."""
-    return _visible_cases(bindparam("visible_agency", type_=String),
-                          bindparam("visible_municipalities", expanding=True),
-                          bindparam("visible_today", type_=Date))
-
-
-def visible_youths_clause(principal: Principal, today: date):
-    from casesvc.cases.models import Case
-    from casesvc.youths.models import Youth
-
-    if not principal.is_staff:
-        return false()
-    return or_(
-        Youth.created_by_agency == principal.agency,
-        exists(select(Case.id).where(Case.youth_id == Youth.id, visible_cases_clause(principal, today))),
-    )
-
-
-def visible_entries_clause(model, principal: Principal, access: CaseAccess):
-    """can_see_entry(...) as a WHERE clause over Event or Note."""
-    if access.relation not in (Relation.LEAD, Relation.SHARED):
-        return false()
-    shared = and_(model.visibility == "shared",
-                  or_(model.category == "general", and_(model.category == "health", true() if access.health else false())))
-    clauses = [model.author_agency == principal.agency, shared]
-    if hasattr(model, "condition_agency"):
-        clauses.append(and_(model.kind == "drug_test", model.condition_agency == principal.agency))
-    return or_(*clauses)
-
-
-# --- The audit log ----------------------------------------------------------------------------
 
 def check_audit_reader(principal: Principal) -> Decision:
     """The audit log (ids and codes, no content) is for admin and auditor, with `audit:read`."""

@@ -7,7 +7,7 @@ import pytest
 
 from casesvc.cases.models import Case
 from casesvc.cases.schemas import CaseSchema, case_body
-from casesvc.cases.service import load_case_view
+from casesvc.access import load_case_view
 from casesvc.extensions import db
 
 

@@ -8,11 +8,11 @@ from casesvc.audit import service, store
 from casesvc.audit.models import AuditEvent
 from casesvc.audit.schemas import (AccessLogPageSchema, AccessLogQuery, AuditPageSchema, AuditQuery, ExportQuery,
                                    HeadSchema, VerifySchema)
-from casesvc.auth.principal import current_principal, enforce
+from casesvc.access import accesses_to_cases_of, enforce, load_youth
+from casesvc.auth.principal import current_principal
 from casesvc.errors import field_error
 from casesvc.extensions import db
 from casesvc.policy import access_log_decision, check_audit_reader, youth_visible
-from casesvc.youths.service import accesses_to_cases_of, load_youth
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="The tamper-evident audit log")
 

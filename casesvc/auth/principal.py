@@ -12,7 +12,8 @@ from casesvc.agencies.models import Agency
 from casesvc.auth.models import ApiClient, User
 from casesvc.errors import Problem
 from casesvc.extensions import db
-from casesvc.policy import Action, Principal, check_role
+from casesvc.access.decisions import enforce
+from casesvc.policy import Action, Principal, check_admin, check_role
 
 
 def _refused(detail: str) -> Problem:
@@ -128,15 +129,6 @@ def current_principal() -> Principal:
     return principal
 
 
-def enforce(decision) -> None:
-    """Turn a policy refusal into the problem the caller sees (404 hides existence)."""
-    if decision.allowed:
-        return
-    if decision.status == 404:
-        raise Problem(404, "not-found", "Not Found", decision.detail or "No such resource.")
-    raise Problem(decision.status, decision.reason, "Forbidden", decision.detail)
-
-
 def requires(action: Action):
     """Check role and scope before the request body is parsed: a caller without the right
     learns nothing from validation errors. The per-record policy is applied by the service."""
@@ -155,10 +147,7 @@ def requires(action: Action):
 def require_admin() -> Principal:
     """Administration endpoints: the admin role and a token carrying the `admin` scope."""
     principal = current_principal()
-    if principal.role != "admin":
-        raise Problem(403, "admin-required", "Forbidden", "Only an administrator may do this.")
-    if "admin" not in principal.scopes:
-        raise Problem(403, "insufficient-scope", "Forbidden", "The token lacks the scope admin.")
+    enforce(check_admin(principal))
     return principal
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
+from casesvc.access import case_for
 from casesvc.auth.principal import current_principal, requires
 from casesvc.cases import service
 from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema, case_body
@@ -58,7 +59,7 @@ def get_case(case_id):
 def patch_case(data, case_id):
     """Change summary, participants or coordinator (lead agency or coordinator; needs If-Match)"""
     principal = current_principal()
-    case, _ = service.case_for(principal, case_id, Action.UPDATE_CASE)
+    case, _ = case_for(principal, case_id, Action.UPDATE_CASE)
     require_if_match(case)
     return case_response(service.update_case(principal, case, data))
 
@@ -71,5 +72,5 @@ def patch_case(data, case_id):
 def transition_case(data, case_id):
     """Move the case to another status (409 lists the allowed ones)"""
     principal = current_principal()
-    case, _ = service.case_for(principal, case_id, Action.TRANSITION_CASE)
+    case, _ = case_for(principal, case_id, Action.TRANSITION_CASE)
     return case_response(service.transition_case(principal, case, data["to"], data.get("reason")))

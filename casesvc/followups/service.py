@@ -9,7 +9,8 @@ from casesvc.common.http import filter_equal, paginate
 from casesvc.errors import Problem, field_error, not_found, validation_error
 from casesvc.extensions import db
 from casesvc.followups.models import Event, Note
-from casesvc.policy import CaseAccess, EntryFacts, Principal, can_see_entry, visible_entries_clause
+from casesvc.access.clauses import visible_entries_clause
+from casesvc.policy import CaseAccess, EntryFacts, Principal, can_see_entry
 from casesvc.reactions.models import Condition, Reaction
 
 

@@ -4,7 +4,7 @@ from flask import url_for
 from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
-from casesvc.cases.service import case_for, readable_case
+from casesvc.access import case_for, readable_case
 from casesvc.common.http import etag_header, page_schema, transactional
 from casesvc.followups import service
 from casesvc.followups.models import Event, Note

@@ -8,7 +8,7 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from casesvc import audit, signals
 from casesvc.cases.models import Case
-from casesvc.cases.service import require_open
+from casesvc.cases.states import require_open
 from casesvc.common.http import filter_equal, paginate
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import add_years, age_on, oslo_today

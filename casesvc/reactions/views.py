@@ -4,7 +4,7 @@ from flask import url_for
 from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
-from casesvc.cases.service import case_for, readable_case
+from casesvc.access import case_for, readable_case
 from casesvc.common.http import etag_header, if_match_documented, page_schema, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
 from casesvc.policy import Action

@@ -48,7 +48,10 @@ from casesvc.consents.models import Consent
 from casesvc.errors import field_error, not_found, validation_error
 from casesvc.extensions import db
 from casesvc.followups.models import Event
-from casesvc.policy import Principal, Relation, visible_cases_clause
+from casesvc.access import access_to
+from casesvc.access.clauses import visible_cases_clause
+from casesvc.cases.states import require_open
+from casesvc.policy import Principal, Relation
 from casesvc.reactions.models import Condition, Reaction
 from casesvc.reminders import rules, webhooks
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery
@@ -710,7 +713,6 @@ def list_reminders(principal: Principal, args: dict) -> dict:
 
 def reminder_for(principal: Principal, reminder_id: str) -> Reminder:
     """A reminder of the caller's agency on a case they may see; anything else is 404."""
-    from casesvc.cases.service import access_to
 
     reminder = db.session.get(Reminder, reminder_id)
     if reminder is None or reminder.assignee_agency != principal.agency:
@@ -756,7 +758,6 @@ def snooze(principal: Principal, reminder: Reminder, until: datetime) -> Reminde
 
 
 def create_manual(principal: Principal, case: Case, data: dict) -> Reminder:
-    from casesvc.cases.service import require_open
 
     require_open(case)
     agency = data.get("assignee_agency") or principal.agency

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from casesvc.audit.service import note
 from casesvc.auth import feeds
 from casesvc.auth.principal import admin_only, current_principal, requires
-from casesvc.cases.service import case_for
+from casesvc.access import case_for
 from casesvc.common.http import etag_header, page_schema, transactional
 from casesvc.errors import Problem, not_found
 from casesvc.extensions import db

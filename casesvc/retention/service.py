@@ -13,7 +13,7 @@ from sqlalchemy import delete, exists, select
 
 from casesvc.audit.service import stage
 from casesvc.cases.models import Case
-from casesvc.cases.service import CLOSED
+from casesvc.cases.states import CLOSED
 from casesvc.extensions import db
 from casesvc.youths.models import Youth
 

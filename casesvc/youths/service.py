@@ -5,44 +5,19 @@ from flask import current_app
 from sqlalchemy import select
 
 from casesvc import audit
-from casesvc.auth.principal import enforce
-from casesvc.cases.models import Case
+from casesvc.access import enforce
+from casesvc.access.clauses import visible_youths_clause
 from casesvc.common.http import paginate
 from casesvc.common.timeutil import oslo_today, utcnow
-from casesvc.errors import Problem, field_error, not_found
+from casesvc.errors import Problem, field_error
 from casesvc.extensions import db
-from casesvc.policy import Action, CaseAccess, Decision, Principal, case_access, check_role, visible_youths_clause, youth_visible
+from casesvc.policy import Action, Principal, check_role
 from casesvc.youths import national_id as nid
 from casesvc.youths.models import Guardian, Youth
 
 
 def _guardians(items: list[dict]) -> list[Guardian]:
     return [Guardian(position=i, **item) for i, item in enumerate(items)]
-
-
-def load_youth(youth_id: str) -> Youth:
-    youth = db.session.get(Youth, youth_id)
-    if youth is None:
-        raise not_found("youth")
-    audit.note(youth_id=youth.id)  # recorded whether allowed or refused
-    return youth
-
-
-def accesses_to_cases_of(principal: Principal, youth: Youth) -> list[CaseAccess]:
-    """How the caller relates to each of the youth's cases (invariant 6 needs all of them)."""
-    from casesvc.cases.service import facts_of
-
-    today = oslo_today()
-    cases = db.session.scalars(select(Case).where(Case.youth_id == youth.id)).all()
-    return [case_access(principal, facts_of(case, principal.agency), today) for case in cases]
-
-
-def youth_for(principal: Principal, youth_id: str, action: Action) -> Youth:
-    enforce(check_role(principal, action))
-    youth = load_youth(youth_id)
-    if not youth_visible(principal, youth.created_by_agency, accesses_to_cases_of(principal, youth)):
-        enforce(Decision(False, 404, "not-found", "No such youth."))
-    return youth
 
 
 def checked_identity(national_id: str, birth_date, youth_id: str | None = None, mismatch: str = "birth_date") -> str:

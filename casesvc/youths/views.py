@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
+from casesvc.access import youth_for
 from casesvc.auth.principal import current_principal, requires
 from casesvc.common.http import etag_header, if_match_documented, page_schema, require_if_match, transactional
 from casesvc.policy import Action
@@ -44,7 +45,7 @@ def list_youths(args):
 @blp.response(200, YouthSchema)
 def get_youth(youth_id):
     """One youth"""
-    return youth_response(service.youth_for(current_principal(), youth_id, Action.READ_YOUTH))
+    return youth_response(youth_for(current_principal(), youth_id, Action.READ_YOUTH))
 
 
 @blp.route("/<youth_id>", methods=["PATCH"])
@@ -55,6 +56,6 @@ def get_youth(youth_id):
 @if_match_documented(blp)
 def patch_youth(data, youth_id):
     """Change a youth's details (needs If-Match)"""
-    youth = service.youth_for(current_principal(), youth_id, Action.WRITE_YOUTH)
+    youth = youth_for(current_principal(), youth_id, Action.WRITE_YOUTH)
     require_if_match(youth)
     return youth_response(service.update_youth(youth, data))
