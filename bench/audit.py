@@ -6,12 +6,12 @@
 2. Inserts N sealed events (default 1,000,000) built with `casesvc.audit.chain.link` — a valid
    chain — through COPY in batches, with the mix a service would record (reads, lists with ids,
    denials, writes).
-3. Times `casesvc.audit.store.export_lines` writing JSONL (and CSV) to a file, each in a
+3. Times `casesvc.audit.export.export_lines` writing JSONL (and CSV) to a file, each in a
    subprocess of its own; its peak RSS is counted from the start of the export (Linux
    /proc/self/clear_refs), the start-up's own peak is printed beside it.
-4. Times `casesvc.audit.store.verify_database()` over the whole chain (also in a subprocess),
-   then `casesvc.audit.store.verify_export` over the JSONL file.
-5. Prints the figures and their ratios to issue 3's targets: export >= 100,000 events/s with a
+4. Times `casesvc.audit.verify.verify_database()` over the whole chain (also in a subprocess),
+   then `casesvc.audit.verify.verify_export` over the JSONL file.
+5. Prints the figures and their ratios to the targets: export >= 100,000 events/s with a
    peak under 200 MB; verify of 1,000,000 events under 15 s. Beside each, the CPU seconds of
    the Python process and of the PostgreSQL backends (read from /proc when PostgreSQL runs on
    the same machine): wall-clock figures depend on what else the machine is doing.
@@ -231,7 +231,7 @@ def export_child(url: str, fmt: str, output: str) -> None:
 
     app = create_app({"env": "test", "database_url": url}, instance_path=tempfile.mkdtemp(prefix="casesvc-bench-"))
     with app.app_context():
-        from casesvc.audit import store
+        from casesvc.audit import export as store
 
         startup_kb = _reset_peak_rss()
         lines = 0
@@ -251,7 +251,7 @@ def verify_child(url: str) -> None:
 
     app = create_app({"env": "test", "database_url": url}, instance_path=tempfile.mkdtemp(prefix="casesvc-bench-"))
     with app.app_context():
-        from casesvc.audit import store
+        from casesvc.audit import verify as store
 
         _reset_peak_rss()
         started, cpu_before = time.perf_counter(), _cpu_seconds()
@@ -269,7 +269,7 @@ def run_child(url: str, *child_args: str) -> dict:
 
 
 def verify_file(path: Path) -> tuple[dict, float]:
-    from casesvc.audit import store
+    from casesvc.audit import verify as store
 
     started = time.perf_counter()
     verdict = store.verify_export(str(path))

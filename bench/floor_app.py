@@ -1,7 +1,7 @@
 """The floor of bench/run.py: the bare app plus the least database work the contract asks of
 every read before it answers, done as cheaply as Python can do it.
 
-CONTRACT §3 and §5.4 want a revoked token, a disabled user or a withdrawn consent to count from
+README "Identity" and "Security model" want a revoked token, a disabled user or a withdrawn consent to count from
 the very next request, in every worker, so a read asks the shared database about its caller;
 §5.1 wants the rows filtered by the caller's agency and municipality; §7 wants an audit event for
 every read, and casesvc has it committed before the answer leaves. Here all of that is ONE

@@ -1,5 +1,5 @@
 """The reminders worker at scale: `casesvc reminders run` over 100,000 active cases with
-conditions on PostgreSQL. Targets (issue 4): the first run under 60 s, a second run with nothing
+conditions on PostgreSQL. Targets: the first run under 60 s, a second run with nothing
 new under 5 s, peak memory under 300 MB.
 
     .venv/bin/python bench/reminders.py [--cases 100000] [--database-url URL] [--skip-seed]

@@ -75,8 +75,8 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     jwt.init_app(app)
     register_jwt_errors(jwt)
     api.init_app(app)
-    register_error_handlers(app)
-    register_database_error_handlers(app)
+    register_error_handlers(app, api)
+    register_database_error_handlers(app, db)
     register_request_hooks(app)
     register_audit_hooks(app)
     from casesvc.reminders import handlers as reminder_handlers
@@ -104,9 +104,6 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
 
     from casesvc.auth.limits import init_limits
     init_limits(app)  # wraps the token endpoint: after the blueprints
-
-    from casesvc.cli import register_app_commands
-    register_app_commands(app)
     return app
 
 

@@ -63,6 +63,15 @@ def field_error(field: str, message: str) -> Problem:
     return validation_error({field: [message]}, detail=f"{field}: {message}")
 
 
+def invalid_input(message: str, field: str | None = None) -> Problem:
+    """Bad input, said in one line. `field` names the input at fault: the API reports the
+    message under it, and the command line, when the message begins with the field's name,
+    shows the command's option in its place ("kind must be…" becomes "--kind must be…")."""
+    problem = validation_error({field or "_schema": [message]}, detail=message)
+    problem.field = field
+    return problem
+
+
 def conflict(slug: str, detail: str, **extra: Any) -> Problem:
     return Problem(409, slug, "Conflict", detail, **extra)
 
@@ -157,7 +166,7 @@ class ProblemApi(Api):
                                 headers, **extra)
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, api: Api) -> None:
     @app.errorhandler(Problem)
     def _problem(exc: Problem):
         return problem_response(exc.status, exc.slug, exc.title, exc.detail, exc.headers, **exc.extra)
@@ -165,7 +174,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
-            from casesvc.extensions import api
             return api.handle_http_exception(exc)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(500, "internal-error", "Internal Server Error",
@@ -185,7 +193,7 @@ def register_error_handlers(app: Flask) -> None:
         return _unexpected(exc)
 
 
-def register_database_error_handlers(app: Flask) -> None:
+def register_database_error_handlers(app: Flask, db) -> None:
     """Database conflicts and values it refuses become problems without a word of SQL."""
     from sqlalchemy.exc import DataError, IntegrityError
     from sqlalchemy.orm.exc import StaleDataError
@@ -206,8 +214,6 @@ def register_database_error_handlers(app: Flask) -> None:
         # A value the database cannot hold or compare (a number beyond its column's range) that
         # validation let through. SQLite's driver says so with OverflowError, PostgreSQL with
         # DataError; either way it is the request's fault, and the answer the same.
-        from casesvc.extensions import db
-
         db.session.rollback()
         log.warning("value out of range on %s %s: %s", request.method, request.path,
                     getattr(exc, "orig", exc).__class__.__name__)

@@ -1,4 +1,4 @@
-"""The access policy (CONTRACT §5): who may do what to which record. Deny by default.
+"""The access policy (README "Security model"): who may do what to which record. Deny by default.
 
 Everything here is pure: it takes facts (a principal, a case's municipality, participants and
 consents, an entry's author and category) and answers. Services gather the facts and call it;
@@ -14,7 +14,7 @@ from datetime import date
 STAFF_ROLES = frozenset({"police", "school_health", "nav", "child_welfare", "coordinator"})
 NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
 
-# The most a token of each role may carry; a token holds a subset (CONTRACT §3).
+# The most a token of each role may carry; a token holds a subset (README "Identity").
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     **{role: frozenset({"cases:read", "cases:write", "notes:read", "notes:write", "consents:write",
                         "reminders:read", "reminders:write"}) for role in STAFF_ROLES},

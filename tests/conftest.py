@@ -7,7 +7,7 @@ import contextlib
 import io
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import pytest
@@ -16,12 +16,37 @@ from sqlalchemy import text
 
 from casesvc import create_app
 from casesvc.agencies.service import create_agency, create_user
-from casesvc.common.timeutil import oslo_today
+from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.extensions import db
 from casesvc.policy import ROLE_SCOPES
+from casesvc.reminders import worker
 from casesvc.youths import national_id
 
 PASSWORD = "correct horse battery staple"
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(resp, status: int, type_suffix: str | None = None) -> dict:
+    """The answer is a whole problem document (RFC 9457) with this status, and this type when
+    given."""
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.mimetype == PROBLEM
+    body = resp.get_json(force=True)
+    for member in ("type", "title", "status", "detail"):
+        assert member in body, f"problem without {member}: {body}"
+    assert body["status"] == status
+    assert body["type"].startswith("/problems/")
+    assert isinstance(body["title"], str) and body["title"]
+    assert isinstance(body["detail"], str) and body["detail"]
+    if type_suffix:
+        assert body["type"] == f"/problems/{type_suffix}", body
+    return body
+
+
+def run_worker(app, now=None, **overrides):
+    """One pass of the reminders worker at `now` (default: now), with settings overridden."""
+    with app.app_context():
+        return worker.run(now or utcnow(), replace(app.config["CASESVC"], **overrides))
 
 
 def _database_url(tmp_path_factory) -> str:

@@ -1,11 +1,12 @@
-"""CONTRACT §7, the youth's access log: `GET /api/v1/youths/{id}/access-log` shows which agency,
+"""README "The audit log", the youth's access log: `GET /api/v1/youths/{id}/access-log` shows which agency,
 role and user read or changed the youth's data, when and with what outcome — paginated, for the
 lead agency, a coordinator taking part, admin and auditor; nobody else."""
 from __future__ import annotations
 
 import pytest
 
-PROBLEM = "application/problem+json"
+from tests.conftest import PROBLEM
+
 WHEN = "2027-01-05T08:00:00Z"
 
 

@@ -1,4 +1,4 @@
-"""The invariants of CONTRACT §5, one rule at a time, through the HTTP API."""
+"""The invariants of README "Security model", one rule at a time, through the HTTP API."""
 from __future__ import annotations
 
 import re

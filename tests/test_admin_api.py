@@ -1,4 +1,4 @@
-"""CONTRACT §3: the admin manages agencies and users over the API. Only the admin role with the
+"""README "Identity": the admin manages agencies and users over the API. Only the admin role with the
 `admin` scope may; role and scope are checked before the body is read. Disabling a user takes
 effect at once, a change of an agency's municipalities on the very next request, and the audit
 log of these writes holds ids and codes only."""
@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from casesvc.auth.models import User
-from casesvc.common.http import IdempotencyKey
+from casesvc.web.commit import IdempotencyKey
 from casesvc.extensions import db
 from tests.conftest import PASSWORD, all_pages
 from tests.test_audit_recording import events, head_seq

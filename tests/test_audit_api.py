@@ -1,4 +1,4 @@
-"""CONTRACT §7, the audit API: head, verify, search with every filter and cursor pagination,
+"""README "The audit log", the audit API: head, verify, search with every filter and cursor pagination,
 streamed JSONL and CSV exports that verify offline — for admin and auditor with `audit:read`
 only."""
 from __future__ import annotations
@@ -15,9 +15,8 @@ from casesvc.audit.chain import CHAINED_FIELDS, GENESIS, event_hash
 from casesvc.audit.models import AuditEvent
 from casesvc.cli import main
 from casesvc.extensions import db
-from tests.conftest import all_pages
+from tests.conftest import PROBLEM, all_pages
 
-PROBLEM = "application/problem+json"
 ENDPOINTS = ["/api/v1/audit/head", "/api/v1/audit/verify", "/api/v1/audit/events", "/api/v1/audit/export"]
 CHAIN_FIELDS = [*CHAINED_FIELDS, "hash"]
 

@@ -1,4 +1,4 @@
-"""CONTRACT §7, the hash chain on its own (casesvc.audit.chain, no database): canonical JSON,
+"""README "The audit log", the hash chain on its own (casesvc.audit.chain, no database): canonical JSON,
 linking, and a verifier that finds any single alteration, deletion, insertion or swap at the
 first seq where the chain no longer holds."""
 from __future__ import annotations

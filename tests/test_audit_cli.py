@@ -1,4 +1,4 @@
-"""CONTRACT §1 and §7, the `casesvc audit` commands: export by time range in JSONL or CSV to a
+"""README "Operations" and "The audit log", the `casesvc audit` commands: export by time range in JSONL or CSV to a
 file, signed checkpoints, verification of the database or of an export file — every expected
 error one line on stderr and a non-zero exit."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from casesvc.audit import service
 from casesvc.audit.models import AuditEvent, AuditInbox
-from casesvc.audit.store import EXPORT_FIELDS
+from casesvc.audit.copy_text import EXPORT_FIELDS
 from casesvc.extensions import db
 
 SIGNING_KEY = "test-signing-key-kept-outside-the-database"

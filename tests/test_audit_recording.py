@@ -1,4 +1,4 @@
-"""CONTRACT §7, recording: every request that reads or writes youth or case data — allowed,
+"""README "The audit log", recording: every request that reads or writes youth or case data — allowed,
 denied or failed — and every login leaves one audit event of ids and codes (never names or free
 text), durable before the response goes out; a write's event commits with the write."""
 from __future__ import annotations
@@ -12,6 +12,7 @@ from casesvc.audit import service
 from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.common.timeutil import oslo_today
 from casesvc.extensions import db
+from casesvc.web import commit
 from casesvc.youths.models import Youth
 from tests.conftest import PASSWORD, youth_number
 
@@ -258,7 +259,7 @@ def test_when_the_event_cannot_be_staged_the_write_does_not_happen(world, app, m
     def broken(response):
         raise RuntimeError("audit store unavailable")
 
-    monkeypatch.setattr(service, "stage_for_commit", broken)
+    monkeypatch.setattr(commit, "stage_for_commit", broken)
     before = youth_count(app)
     since = head_seq(app)
     resp = world["police"].post("/api/v1/youths", json=youth_body())
@@ -280,7 +281,7 @@ def test_a_write_whose_commit_fails_after_staging_leaves_neither_row_nor_allowed
         db.session.add(AuditInbox(**{c.name: getattr(staged, c.name)
                                      for c in AuditInbox.__table__.columns if c.name != "n"}))
 
-    monkeypatch.setattr(service, "stage_for_commit", stage_then_break)
+    monkeypatch.setattr(commit, "stage_for_commit", stage_then_break)
     before = youth_count(app)
     since = head_seq(app)
     resp = world["police"].post("/api/v1/youths", json=youth_body())

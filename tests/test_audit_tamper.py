@@ -1,4 +1,4 @@
-"""CONTRACT §7 and issue 3 points 3–5: the audit table is append-only in the database itself,
+"""README "The audit log": the audit table is append-only in the database itself,
 and someone who lifts the triggers (as anyone with database rights can) and alters, deletes,
 inserts or reorders rows is found by `GET /api/v1/audit/verify` and `casesvc audit verify`,
 at the first seq that no longer holds; a full rewrite is found against a signed checkpoint."""
@@ -365,7 +365,7 @@ def test_a_forged_row_below_the_first_seq_is_found(world, app, cli, trail, seq):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from casesvc.audit import store  # noqa: E402
+from casesvc.audit import copy_text, export as audit_export, verify as audit_verify  # noqa: E402
 
 AWKWARD = ['say "hi"', "back\\slash", "tab\there", "new\nline", "cr\rhere", "bell\x07", "\x1f unit", "\\N", "null",
            "", "pipe|comma,semi;", "æøå ÆØÅ", "emoji 🦉", "\u2028 sep", "del\x7f", '\\"', "trailing\\", "\\t"]
@@ -407,7 +407,7 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
     else:
         ids_text = json.dumps(ids) if stored == "sqlalchemy" else json.dumps(ids, separators=(",", ":"),
                                                                             ensure_ascii=False)
-    rows = store._VERIFY_ROWS
+    rows = audit_verify._VERIFY_ROWS
     line = _copy_line(rows, event, ids_text)
     assert rows.typed(line) == {n: event[n] for n in (*rows.columns, "ids")}
     plain = rows.plain(line)
@@ -416,7 +416,7 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
 
     # the JSONL export (COPY ... WITH (NULL 'null'), strings quoted by the SELECT): the row alone,
     # and in a block between two plain rows
-    lines = store._JSON_LINES
+    lines = audit_export._JSON_LINES
     quoted = [n for n in lines.QUOTED if n != "at"]
     marker = "!" if any('"' in (event[n] or "") for n in quoted) else ""
 
@@ -425,13 +425,13 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
             if value is None:
                 return "null"
             return _copy_text(f'"{value}"' if name in lines.QUOTED else value)
-        return "\t".join([marker, *(part for lead, name in zip(lines.leads, store.EXPORT_FIELDS)
+        return "\t".join([marker, *(part for lead, name in zip(lines.leads, copy_text.EXPORT_FIELDS)
                                     for part in (lead, sent(name, values[name]))), lines.tail]) + "\n"
 
     row = copy_row(marker, {**event, "ids": ids_text})
     plain_row = copy_row("", {name: 1 if name in ("seq", "status") else None if name == "ids" else "x"
-                              for name in store.EXPORT_FIELDS})
-    expected = {n: event[n] for n in store.EXPORT_FIELDS}
+                              for name in copy_text.EXPORT_FIELDS})
+    expected = {n: event[n] for n in copy_text.EXPORT_FIELDS}
     for block in (row, plain_row + row + plain_row):
         out = lines.block(block.encode()).split("\n")
         assert out[-1] == ""
@@ -440,7 +440,7 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
 
 @pytest.mark.parametrize("text", IDS_LAYOUTS + ['["a", "b"]', '["a, \\"b", "c"]', '["", ""]', '[""]'])
 def test_plain_ids_are_recognised_only_in_the_stored_layout(text):
-    plain = store._plain_ids(text)
+    plain = copy_text._plain_ids(text)
     if plain is not None:
         assert plain == chain.canonical_value(json.loads(text))
     if text in ('["a", "b"]', '["", ""]', '[""]', "[]", "null"):
@@ -499,7 +499,7 @@ def test_awkward_values_verify_and_export_exactly(world, app, cli, trail):
 
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
-            read = list(store._pg_verification_events())
+            read = list(audit_verify._pg_verification_events())
             assert [r["canonical"] for r in read[:len(events)]] == [chain.canonical(e) for e in events]
         db.session.remove()
 

@@ -1,4 +1,4 @@
-"""CONTRACT §3: the token endpoint, scopes per role, bearer token checks, /auth/me, and the
+"""README "Identity": the token endpoint, scopes per role, bearer token checks, /auth/me, and the
 settings production refuses to start without."""
 from __future__ import annotations
 

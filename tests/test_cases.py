@@ -8,20 +8,13 @@ import pytest
 
 from casesvc.agencies.service import create_agency
 from casesvc.extensions import db
+from tests.conftest import assert_problem
 
-PROBLEM = "application/problem+json"
 STATUSES = ("open", "active", "completed", "breached", "withdrawn")
 ALLOWED = {"open": {"active", "withdrawn"}, "active": {"completed", "breached", "withdrawn"},
            "completed": set(), "breached": set(), "withdrawn": set()}
 CLOSED = {"completed", "breached", "withdrawn"}
 
-
-def _problem(resp, status, type_suffix=None):
-    assert resp.status_code == status, resp.json
-    assert resp.mimetype == PROBLEM
-    if type_suffix:
-        assert resp.json["type"] == f"/problems/{type_suffix}"
-    return resp.json
 
 
 def move(world, case, to, reason="Test reason", by="police"):
@@ -73,7 +66,7 @@ def test_a_lead_agency_cannot_be_chosen_in_the_request(world):
     youth = world.youth()
     resp = world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police",
                                                         "lead_agency": "slt", "participants": ["slt"]})
-    assert "lead_agency" in _problem(resp, 422)["errors"]
+    assert "lead_agency" in assert_problem(resp, 422)["errors"]
     assert world["police"].get("/api/v1/cases").json["items"] == []
 
 
@@ -115,7 +108,7 @@ def _number(born: str) -> str:
 
 def test_422_when_the_callers_agency_does_not_serve_the_municipality(world):
     youth = world.youth()
-    problem = _problem(world["police"].post("/api/v1/cases", json={
+    problem = assert_problem(world["police"].post("/api/v1/cases", json={
         "youth_id": youth["id"], "origin": "police", "municipality": "4601"}), 422)
     assert "municipality" in problem["errors"]
     assert world["police"].get("/api/v1/cases").json["items"] == []
@@ -123,34 +116,34 @@ def test_422_when_the_callers_agency_does_not_serve_the_municipality(world):
 
 def test_422_when_a_participant_does_not_serve_the_municipality(world):
     youth = world.youth()
-    problem = _problem(world["police"].post("/api/v1/cases", json={
+    problem = assert_problem(world["police"].post("/api/v1/cases", json={
         "youth_id": youth["id"], "origin": "police", "participants": ["health", "westhealth"]}), 422)
     assert "participants" in problem["errors"]
 
 
 def test_422_for_an_unknown_participant(world):
     youth = world.youth()
-    problem = _problem(world["police"].post("/api/v1/cases", json={
+    problem = assert_problem(world["police"].post("/api/v1/cases", json={
         "youth_id": youth["id"], "origin": "police", "participants": ["nosuchagency"]}), 422)
     assert "participants" in problem["errors"]
 
 
 def test_422_for_an_unknown_youth(world):
-    problem = _problem(world["police"].post("/api/v1/cases", json={
+    problem = assert_problem(world["police"].post("/api/v1/cases", json={
         "youth_id": "00000000-0000-0000-0000-000000000000", "origin": "police"}), 422)
     assert "youth_id" in problem["errors"]
 
 
 def test_422_for_a_youth_the_caller_may_not_see(world):
     youth = world.youth(by="nav")
-    problem = _problem(world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police"}),
+    problem = assert_problem(world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police"}),
                        422)
     assert "youth_id" in problem["errors"]
 
 
 def test_422_for_an_unknown_origin(world):
     youth = world.youth()
-    problem = _problem(world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "rumour"}),
+    problem = assert_problem(world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "rumour"}),
                        422)
     assert "origin" in problem["errors"]
 
@@ -160,7 +153,7 @@ def test_a_coordinator_given_at_opening_must_belong_to_a_participant(world):
     bad = world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police",
                                                        "participants": ["health"],
                                                        "coordinator": world["slt"].user_id})
-    assert "coordinator" in _problem(bad, 422)["errors"]
+    assert "coordinator" in assert_problem(bad, 422)["errors"]
     good = world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police",
                                                         "participants": ["slt"],
                                                         "coordinator": world["slt"].user_id})
@@ -176,7 +169,7 @@ def test_every_disallowed_move_is_409_listing_the_allowed_ones(world, start):
     for to in (*STATUSES, "archived"):
         if to in ALLOWED[start]:
             continue
-        problem = _problem(move(world, case, to), 409, "transition-not-allowed")
+        problem = assert_problem(move(world, case, to), 409, "transition-not-allowed")
         assert set(problem["allowed"]) == ALLOWED[start], (start, to)
         assert problem["current"] == start
         assert problem["to"] == to
@@ -216,7 +209,7 @@ def test_the_etag_moves_on_with_a_transition(world):
 def test_closing_without_a_reason_is_422(world, start, to, reason):
     case = case_in(world, start)
     body = {"to": to} if reason is None else {"to": to, "reason": reason}
-    problem = _problem(world["police"].post(f"/api/v1/cases/{case['id']}/transitions", json=body), 422)
+    problem = assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/transitions", json=body), 422)
     assert "reason" in problem["errors"]
     stored = world["police"].get(f"/api/v1/cases/{case['id']}").json
     assert stored["status"] == start
@@ -232,7 +225,7 @@ def test_activating_needs_no_reason(world):
 
 def test_a_transition_without_to_is_422(world):
     case = world.case()
-    problem = _problem(world["police"].post(f"/api/v1/cases/{case['id']}/transitions", json={"reason": "x"}), 422)
+    problem = assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/transitions", json={"reason": "x"}), 422)
     assert "to" in problem["errors"]
 
 
@@ -247,7 +240,7 @@ def test_status_sent_in_a_patch_is_ignored(world):
 def test_only_the_lead_or_a_coordinator_moves_the_case(world):
     case = world.case(participants=("health", "slt"))
     world.consent(case, ["health", "slt"])
-    _problem(move(world, case, "active", by="health"), 403, "lead-agency-required")
+    assert_problem(move(world, case, "active", by="health"), 403, "lead-agency-required")
     assert world["police"].get(f"/api/v1/cases/{case['id']}").json["status"] == "open"
     resp = move(world, case, "active", by="slt")
     assert resp.status_code == 200, resp.json
@@ -270,7 +263,7 @@ def test_filter_by_status(world):
     assert _ids(get("/api/v1/cases", query_string={"status": "withdrawn"})) == {withdrawn["id"]}
     assert _ids(get("/api/v1/cases", query_string={"status": "completed"})) == set()
     assert _ids(get("/api/v1/cases")) == {opened["id"], active["id"], withdrawn["id"]}
-    assert "status" in _problem(get("/api/v1/cases", query_string={"status": "bogus"}), 422)["errors"]
+    assert "status" in assert_problem(get("/api/v1/cases", query_string={"status": "bogus"}), 422)["errors"]
 
 
 def test_filter_by_participant(world):
@@ -327,8 +320,8 @@ def test_filters_combine(world):
 
 def test_patch_needs_if_match(world):
     case = world.case()
-    _problem(world["police"].patch(f"/api/v1/cases/{case['id']}", json={"summary": "x"}), 428)
-    _problem(world["police"].patch(f"/api/v1/cases/{case['id']}", json={"summary": "x"},
+    assert_problem(world["police"].patch(f"/api/v1/cases/{case['id']}", json={"summary": "x"}), 428)
+    assert_problem(world["police"].patch(f"/api/v1/cases/{case['id']}", json={"summary": "x"},
                                    headers={"If-Match": '"999"'}), 412)
     assert world["police"].get(f"/api/v1/cases/{case['id']}").json["summary"] == "Test case"
 
@@ -357,30 +350,30 @@ def test_changing_only_the_participants_moves_the_etag_on(world):
 
 def test_the_lead_cannot_be_removed(world):
     case = world.case(participants=("health", "slt"))
-    problem = _problem(patch(world, case, {"participants": ["health", "slt"]}), 422)
+    problem = assert_problem(patch(world, case, {"participants": ["health", "slt"]}), 422)
     assert "participants" in problem["errors"]
     assert "police" in world["police"].get(f"/api/v1/cases/{case['id']}").json["participants"]
 
 
 def test_an_empty_participant_list_is_422(world):
     case = world.case()
-    assert "participants" in _problem(patch(world, case, {"participants": []}), 422)["errors"]
+    assert "participants" in assert_problem(patch(world, case, {"participants": []}), 422)["errors"]
 
 
 def test_adding_a_participant_from_another_municipality_is_422(world):
     case = world.case(participants=("health",))
-    problem = _problem(patch(world, case, {"participants": ["police", "health", "westhealth"]}), 422)
+    problem = assert_problem(patch(world, case, {"participants": ["police", "health", "westhealth"]}), 422)
     assert "participants" in problem["errors"]
     assert sorted(world["police"].get(f"/api/v1/cases/{case['id']}").json["participants"]) == ["health", "police"]
 
 
 def test_the_coordinator_must_be_a_user_of_a_participating_agency(world):
     case = world.case(participants=("health",))
-    problem = _problem(patch(world, case, {"coordinator": world["slt"].user_id}), 422)
+    problem = assert_problem(patch(world, case, {"coordinator": world["slt"].user_id}), 422)
     assert "coordinator" in problem["errors"]
-    problem = _problem(patch(world, case, {"coordinator": "00000000-0000-0000-0000-000000000000"}), 422)
+    problem = assert_problem(patch(world, case, {"coordinator": "00000000-0000-0000-0000-000000000000"}), 422)
     assert "coordinator" in problem["errors"]
-    problem = _problem(patch(world, case, {"coordinator": world["admin"].user_id}), 422)
+    problem = assert_problem(patch(world, case, {"coordinator": world["admin"].user_id}), 422)
     assert "coordinator" in problem["errors"]
     resp = patch(world, case, {"coordinator": world["health"].user_id})
     assert resp.status_code == 200, resp.json
@@ -397,7 +390,7 @@ def test_a_coordinator_can_be_set_together_with_its_agency(world):
 def test_removing_the_coordinators_agency_is_422(world):
     case = world.case(participants=("health", "slt"))
     assert patch(world, case, {"coordinator": world["slt"].user_id}).status_code == 200
-    problem = _problem(patch(world, case, {"participants": ["police", "health"]}), 422)
+    problem = assert_problem(patch(world, case, {"participants": ["police", "health"]}), 422)
     assert "coordinator" in problem["errors"]
     stored = world["police"].get(f"/api/v1/cases/{case['id']}").json
     assert "slt" in stored["participants"]
@@ -415,7 +408,7 @@ def test_the_coordinator_can_be_cleared(world):
 def test_only_the_lead_or_a_coordinator_changes_participants(world):
     case = world.case(participants=("health", "slt"))
     world.consent(case, ["health", "slt"])
-    _problem(patch(world, case, {"participants": ["police", "health", "slt", "nav"]}, by="health"), 403,
+    assert_problem(patch(world, case, {"participants": ["police", "health", "slt", "nav"]}, by="health"), 403,
              "lead-agency-required")
     resp = patch(world, case, {"participants": ["police", "health", "slt", "nav"]}, by="slt")
     assert resp.status_code == 200, resp.json

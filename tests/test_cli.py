@@ -1,4 +1,4 @@
-"""CONTRACT §1: the `casesvc` command. Every expected error is one line and a non-zero exit,
+"""README "Operations": the `casesvc` command. Every expected error is one line and a non-zero exit,
 never a traceback."""
 from __future__ import annotations
 

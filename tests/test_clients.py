@@ -1,4 +1,4 @@
-"""CONTRACT §1 and §3: API clients. `casesvc clients create` prints the secret once (only a hash
+"""README "Operations" and "Identity": API clients. `casesvc clients create` prints the secret once (only a hash
 is stored); `client_credentials` issues tokens held to the client's scopes; admins list and
 disable clients, and a disabled client's live tokens stop working at once."""
 from __future__ import annotations

@@ -7,16 +7,9 @@ from datetime import timedelta
 import pytest
 
 from casesvc.common.timeutil import add_years, oslo_today
+from tests.conftest import assert_problem
 
-PROBLEM = "application/problem+json"
 
-
-def _problem(resp, status, type_suffix=None):
-    assert resp.status_code == status, resp.json
-    assert resp.mimetype == PROBLEM
-    if type_suffix:
-        assert resp.json["type"] == f"/problems/{type_suffix}"
-    return resp.json
 
 
 def consent_body(**fields) -> dict:
@@ -58,7 +51,7 @@ def test_a_consent_is_created_with_location(world):
 
 def test_a_youth_under_16_cannot_consent_alone(world):
     case = world.case()  # the default youth is 15
-    problem = _problem(give(world, case, given_by="youth"), 422)
+    problem = assert_problem(give(world, case, given_by="youth"), 422)
     assert "given_by" in problem["errors"]
     assert consents(world, case) == []
 
@@ -79,7 +72,7 @@ def test_a_youth_who_turns_16_on_given_on_may_consent_alone(world):
 
 def test_a_youth_one_day_short_of_16_may_not(world):
     case = case_for_youth_born(world, add_years(oslo_today(), -16) + timedelta(days=1))
-    assert "given_by" in _problem(give(world, case, given_by="youth"), 422)["errors"]
+    assert "given_by" in assert_problem(give(world, case, given_by="youth"), 422)["errors"]
 
 
 def test_age_is_judged_on_given_on_not_today(world):
@@ -87,14 +80,14 @@ def test_age_is_judged_on_given_on_not_today(world):
     today = oslo_today()
     case = case_for_youth_born(world, add_years(today - timedelta(days=5), -16))
     given_on = (today - timedelta(days=10)).isoformat()
-    assert "given_by" in _problem(give(world, case, given_by="youth", given_on=given_on), 422)["errors"]
+    assert "given_by" in assert_problem(give(world, case, given_by="youth", given_on=given_on), 422)["errors"]
     assert give(world, case, given_by="youth").status_code == 201
 
 
 def test_an_expiry_already_past_is_422(world):
     case = world.case()
     yesterday = (oslo_today() - timedelta(days=1)).isoformat()
-    problem = _problem(give(world, case, given_on=(oslo_today() - timedelta(days=30)).isoformat(),
+    problem = assert_problem(give(world, case, given_on=(oslo_today() - timedelta(days=30)).isoformat(),
                             expires_on=yesterday), 422)
     assert "expires_on" in problem["errors"]
 
@@ -109,7 +102,7 @@ def test_a_consent_expiring_today_is_accepted_and_active(world):
 def test_an_expiry_before_given_on_is_422(world):
     today = oslo_today()
     case = world.case()
-    problem = _problem(give(world, case, given_on=(today + timedelta(days=10)).isoformat(),
+    problem = assert_problem(give(world, case, given_on=(today + timedelta(days=10)).isoformat(),
                             expires_on=(today + timedelta(days=5)).isoformat()), 422)
     assert "expires_on" in problem["errors"]
 
@@ -117,24 +110,24 @@ def test_an_expiry_before_given_on_is_422(world):
 @pytest.mark.parametrize("agencies", [["nav"], ["health", "nav"], ["westhealth"], ["nosuchagency"]])
 def test_an_agency_not_participating_is_422(world, agencies):
     case = world.case(participants=("health", "slt"))
-    problem = _problem(give(world, case, agencies=agencies), 422)
+    problem = assert_problem(give(world, case, agencies=agencies), 422)
     assert "agencies" in problem["errors"]
     assert consents(world, case) == []
 
 
 def test_no_agencies_is_422(world):
     case = world.case()
-    assert "agencies" in _problem(give(world, case, agencies=[]), 422)["errors"]
+    assert "agencies" in assert_problem(give(world, case, agencies=[]), 422)["errors"]
 
 
 def test_an_unknown_category_is_422(world):
     case = world.case()
-    assert any(k.startswith("categories") for k in _problem(give(world, case, categories=["finance"]), 422)["errors"])
+    assert any(k.startswith("categories") for k in assert_problem(give(world, case, categories=["finance"]), 422)["errors"])
 
 
 def test_several_errors_are_reported_together(world):
     case = world.case()
-    problem = _problem(give(world, case, given_by="youth", agencies=["nav"],
+    problem = assert_problem(give(world, case, given_by="youth", agencies=["nav"],
                             given_on=(oslo_today() - timedelta(days=30)).isoformat(),
                             expires_on=(oslo_today() - timedelta(days=1)).isoformat()), 422)
     assert {"given_by", "agencies", "expires_on"} <= set(problem["errors"])
@@ -143,7 +136,7 @@ def test_several_errors_are_reported_together(world):
 def test_only_the_lead_or_a_coordinator_records_a_consent(world):
     case = world.case(participants=("health", "slt"))
     world.consent(case, ["health", "slt"])
-    _problem(give(world, case, by="health"), 403, "lead-agency-required")
+    assert_problem(give(world, case, by="health"), 403, "lead-agency-required")
     resp = give(world, case, by="slt")
     assert resp.status_code == 201, resp.json
     assert resp.json["recorded_by_agency"] == "slt"
@@ -168,7 +161,7 @@ def test_a_second_withdraw_is_409_and_keeps_the_first_time(world):
     case = world.case()
     consent = give(world, case).json
     first = world["police"].post(f"/api/v1/cases/{case['id']}/consents/{consent['id']}/withdraw").json
-    _problem(world["police"].post(f"/api/v1/cases/{case['id']}/consents/{consent['id']}/withdraw"), 409)
+    assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/consents/{consent['id']}/withdraw"), 409)
     stored = world["police"].get(f"/api/v1/cases/{case['id']}/consents/{consent['id']}").json
     assert stored["withdrawn_at"] == first["withdrawn_at"]
 
@@ -178,7 +171,7 @@ def test_withdrawing_takes_access_away_at_once(world):
     consent = give(world, case).json
     assert world["health"].get(f"/api/v1/cases/{case['id']}").status_code == 200
     world["police"].post(f"/api/v1/cases/{case['id']}/consents/{consent['id']}/withdraw")
-    _problem(world["health"].get(f"/api/v1/cases/{case['id']}"), 403)
+    assert_problem(world["health"].get(f"/api/v1/cases/{case['id']}"), 403)
     assert world["health"].get(f"/api/v1/cases/{case['id']}").json["type"].endswith("consent-required")
 
 
@@ -186,7 +179,7 @@ def test_only_the_lead_or_a_coordinator_withdraws(world):
     case = world.case(participants=("health", "slt"))
     consent = give(world, case, agencies=["health", "slt"]).json
     url = f"/api/v1/cases/{case['id']}/consents/{consent['id']}/withdraw"
-    _problem(world["health"].post(url), 403, "lead-agency-required")
+    assert_problem(world["health"].post(url), 403, "lead-agency-required")
     assert world["police"].get(f"/api/v1/cases/{case['id']}/consents/{consent['id']}").json["active"] is True
     assert world["slt"].post(url).status_code == 200
 
@@ -220,4 +213,4 @@ def test_active_reflects_given_on_expiry_and_withdrawal(world):
 def test_a_consent_given_in_the_future_gives_no_access_yet(world):
     case = world.case(participants=("health",))
     give(world, case, given_on=(oslo_today() + timedelta(days=1)).isoformat())
-    _problem(world["health"].get(f"/api/v1/cases/{case['id']}"), 403)
+    assert_problem(world["health"].get(f"/api/v1/cases/{case['id']}"), 403)

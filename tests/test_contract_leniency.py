@@ -12,14 +12,9 @@ from casesvc.agencies.service import create_agency
 from casesvc.common.timeutil import OSLO, oslo_today, rfc3339, utcnow
 from casesvc.extensions import db
 from casesvc.youths import national_id as nid
+from tests.conftest import assert_problem
 
-PROBLEM = "application/problem+json"
 
-
-def _problem(resp, status):
-    assert resp.status_code == status, resp.json
-    assert resp.mimetype == PROBLEM
-    return resp.json
 
 
 def _patch_back(actor, url, changes):
@@ -50,7 +45,7 @@ def test_a_patch_with_a_bad_value_for_a_known_field_is_still_422(world):
     case = world.case()
     url = f"/api/v1/cases/{case['id']}"
     _, resp = _patch_back(world["police"], url, {"summary": "x" * 10001, "status": "active"})
-    assert list(_problem(resp, 422)["errors"]) == ["summary"]
+    assert list(assert_problem(resp, 422)["errors"]) == ["summary"]
     assert world["police"].get(url).json["summary"] == case["summary"]
 
 
@@ -110,7 +105,7 @@ def test_the_audit_lists_take_a_limit_above_200_too(world, url):
     youth = world.youth()
     resp = world["auditor"].get(url.format(youth=youth["id"]))
     assert resp.status_code == 200, resp.json
-    _problem(world["auditor"].get(url.format(youth=youth["id"]).replace("500", "0")), 422)
+    assert_problem(world["auditor"].get(url.format(youth=youth["id"]).replace("500", "0")), 422)
 
 
 # --- 3. national id: check digits and day/month/two-digit year, no century rule -----------------
@@ -139,7 +134,7 @@ def test_a_2011_birth_date_with_an_individual_number_below_500_is_accepted(world
                          ids=["year", "day", "month"])
 def test_a_birth_date_with_another_day_month_or_two_digit_year_is_still_422(world, other):
     number = _number(date(2011, 3, 4), range(0, 500))
-    problem = _problem(world["police"].post("/api/v1/youths", json=_youth(number, other)), 422)
+    problem = assert_problem(world["police"].post("/api/v1/youths", json=_youth(number, other)), 422)
     assert list(problem["errors"]) == ["birth_date"]
 
 
@@ -147,7 +142,7 @@ def test_a_wrong_check_digit_is_still_422(world):
     born = date(2011, 3, 4)
     number = _number(born, range(0, 500))
     bad = number[:10] + str((int(number[10]) + 1) % 10)
-    problem = _problem(world["police"].post("/api/v1/youths", json=_youth(bad, born)), 422)
+    problem = assert_problem(world["police"].post("/api/v1/youths", json=_youth(bad, born)), 422)
     assert list(problem["errors"]) == ["national_id"]
 
 
@@ -185,7 +180,7 @@ def test_an_agency_code_with_upper_case_letters_is_accepted_and_case_sensitive(w
 def test_an_agency_code_outside_the_character_set_is_still_422(world, code):
     resp = world["admin"].post("/api/v1/agencies", json={"code": code, "kind": "nav", "name": "Fake NAV",
                                                          "municipalities": ["0301"]})
-    assert list(_problem(resp, 422)["errors"]) == ["code"]
+    assert list(assert_problem(resp, 422)["errors"]) == ["code"]
 
 
 def test_the_cli_takes_an_upper_case_agency_code_as_the_api_does(world, test_db_cli):
@@ -236,7 +231,7 @@ def test_a_given_starts_on_is_kept_even_with_a_scheduled_at(world):
 
 @pytest.mark.parametrize("kind", ["youth_contract", "drug_contract"])
 def test_a_contract_without_ends_on_is_still_422(world, kind):
-    problem = _problem(_reaction(world, world.case(), type=kind, legal_basis="conditional_waiver"), 422)
+    problem = assert_problem(_reaction(world, world.case(), type=kind, legal_basis="conditional_waiver"), 422)
     assert list(problem["errors"]) == ["ends_on"]
 
 
@@ -275,13 +270,13 @@ def test_cases_due_before_still_lists_only_cases_the_caller_may_see(world):
 def test_an_event_at_an_instant_outside_the_range_is_422_on_the_field(world, when):
     case = world.case()
     resp = world["police"].post(f"/api/v1/cases/{case['id']}/events", json={"kind": "meeting", "occurred_at": when})
-    assert list(_problem(resp, 422)["errors"]) == ["occurred_at"]
+    assert list(assert_problem(resp, 422)["errors"]) == ["occurred_at"]
 
 
 @pytest.mark.parametrize("url", ["/api/v1/cases?due_before=0001-01-01T00:00:00%2B01:00",
                                  "/api/v1/reminders?due_before=9999-12-31T23:59:59-01:00"])
 def test_a_due_before_outside_the_range_is_422_on_the_field(world, url):
-    assert list(_problem(world["police"].get(url), 422)["errors"]) == ["due_before"]
+    assert list(assert_problem(world["police"].get(url), 422)["errors"]) == ["due_before"]
 
 
 def test_an_instant_with_an_offset_is_taken_as_the_same_moment_in_utc(world):

@@ -3,17 +3,10 @@ links stay inside the case, and entries are never edited — a correction is a n
 from __future__ import annotations
 
 import pytest
+from tests.conftest import assert_problem
 
-PROBLEM = "application/problem+json"
 WHEN = "2027-01-05T08:00:00Z"
 
-
-def _problem(resp, status, type_suffix=None):
-    assert resp.status_code == status, resp.json
-    assert resp.mimetype == PROBLEM
-    if type_suffix:
-        assert resp.json["type"] == f"/problems/{type_suffix}"
-    return resp.json
 
 
 def events_url(case):
@@ -83,9 +76,9 @@ def test_other_kinds_keep_the_category_they_are_given(world):
 
 def test_a_drug_test_needs_a_result(world):
     case = world.case()
-    problem = _problem(log(world, case, kind="drug_test"), 422)
+    problem = assert_problem(log(world, case, kind="drug_test"), 422)
     assert "result" in problem["errors"]
-    problem = _problem(log(world, case, kind="drug_test", result=None), 422)
+    problem = assert_problem(log(world, case, kind="drug_test", result=None), 422)
     assert "result" in problem["errors"]
     assert world["police"].get(events_url(case)).json["items"] == []
 
@@ -98,20 +91,20 @@ def test_every_drug_test_result_is_accepted(world, result):
 
 def test_an_unknown_result_is_422(world):
     case = world.case()
-    assert "result" in _problem(log(world, case, kind="drug_test", result="clean"), 422)["errors"]
+    assert "result" in assert_problem(log(world, case, kind="drug_test", result="clean"), 422)["errors"]
 
 
 @pytest.mark.parametrize("kind", ["meeting", "conversation", "phone_call", "home_visit", "school_report", "other"])
 def test_only_a_drug_test_has_a_result(world, kind):
     case = world.case()
-    problem = _problem(log(world, case, kind=kind, result="negative"), 422)
+    problem = assert_problem(log(world, case, kind=kind, result="negative"), 422)
     assert "result" in problem["errors"]
     assert logged(world, case, kind=kind)["result"] is None
 
 
 def test_an_unknown_kind_is_422(world):
     case = world.case()
-    assert "kind" in _problem(log(world, case, kind="party"), 422)["errors"]
+    assert "kind" in assert_problem(log(world, case, kind="party"), 422)["errors"]
 
 
 # --- links to reactions and conditions -------------------------------------------------------
@@ -129,7 +122,7 @@ def test_a_condition_of_another_case_is_422(world):
     case = world.case()
     other = world.case()
     foreign = drug_contract(world, other)["conditions"][0]
-    problem = _problem(log(world, case, kind="drug_test", result="negative", condition_id=foreign["id"]), 422)
+    problem = assert_problem(log(world, case, kind="drug_test", result="negative", condition_id=foreign["id"]), 422)
     assert "condition_id" in problem["errors"]
     assert world["police"].get(events_url(case)).json["items"] == []
     assert world["police"].get(events_url(other)).json["items"] == []
@@ -137,7 +130,7 @@ def test_a_condition_of_another_case_is_422(world):
 
 def test_an_unknown_condition_is_422(world):
     case = world.case()
-    problem = _problem(log(world, case, condition_id="00000000-0000-0000-0000-000000000000"), 422)
+    problem = assert_problem(log(world, case, condition_id="00000000-0000-0000-0000-000000000000"), 422)
     assert "condition_id" in problem["errors"]
 
 
@@ -145,7 +138,7 @@ def test_a_condition_of_another_reaction_of_the_same_case_is_422(world):
     case = world.case()
     first = drug_contract(world, case)
     second = drug_contract(world, case)
-    problem = _problem(log(world, case, kind="drug_test", result="negative",
+    problem = assert_problem(log(world, case, kind="drug_test", result="negative",
                            reaction_id=second["id"], condition_id=first["conditions"][0]["id"]), 422)
     assert "condition_id" in problem["errors"]
 
@@ -153,7 +146,7 @@ def test_a_condition_of_another_reaction_of_the_same_case_is_422(world):
 def test_a_reaction_of_another_case_is_422(world):
     case = world.case()
     foreign = drug_contract(world, world.case())
-    problem = _problem(log(world, case, reaction_id=foreign["id"]), 422)
+    problem = assert_problem(log(world, case, reaction_id=foreign["id"]), 422)
     assert "reaction_id" in problem["errors"]
 
 
@@ -181,7 +174,7 @@ def test_an_event_cannot_be_edited_or_deleted(world, method):
     actor = world["police"]
     item = f"{events_url(case)}/{event['id']}"
     resp = getattr(actor, method)(item) if method == "delete" else getattr(actor, method)(item, json={"summary": "x"})
-    problem = _problem(resp, 405, "method-not-allowed")
+    problem = assert_problem(resp, 405, "method-not-allowed")
     assert problem["status"] == 405
     assert "GET" in resp.headers.get("Allow", "")
     assert method.upper() not in resp.headers["Allow"]
@@ -197,7 +190,7 @@ def test_a_note_cannot_be_edited_or_deleted(world, method):
     actor = world["police"]
     item = f"{notes_url(case)}/{written['id']}"
     resp = getattr(actor, method)(item) if method == "delete" else getattr(actor, method)(item, json={"body": "x"})
-    _problem(resp, 405, "method-not-allowed")
+    assert_problem(resp, 405, "method-not-allowed")
     assert actor.get(item).json["body"] == "Test note"
 
 
@@ -210,7 +203,7 @@ def test_the_collections_cannot_be_replaced_or_deleted(world, collection, method
     actor = world["police"]
     target = f"/api/v1/cases/{case['id']}/{collection}"
     resp = getattr(actor, method)(target) if method == "delete" else getattr(actor, method)(target, json=[])
-    _problem(resp, 405, "method-not-allowed")
+    assert_problem(resp, 405, "method-not-allowed")
     assert len(actor.get(target).json["items"]) == 1
 
 
@@ -249,7 +242,7 @@ def test_correcting_an_event_of_another_case_is_422(world):
     case = world.case()
     other = world.case()
     foreign = logged(world, other)
-    problem = _problem(log(world, case, corrects=foreign["id"]), 422)
+    problem = assert_problem(log(world, case, corrects=foreign["id"]), 422)
     assert "corrects" in problem["errors"]
     assert world["police"].get(events_url(case)).json["items"] == []
 
@@ -258,21 +251,21 @@ def test_correcting_a_note_of_another_case_is_422(world):
     case = world.case()
     foreign = note(world, world.case())
     resp = world["police"].post(notes_url(case), json={"body": "Correction", "corrects": foreign["id"]})
-    assert "corrects" in _problem(resp, 422)["errors"]
+    assert "corrects" in assert_problem(resp, 422)["errors"]
 
 
 def test_a_correction_must_name_an_entry_of_its_own_type(world):
     case = world.case()
     a_note = note(world, case)
     an_event = logged(world, case)
-    assert "corrects" in _problem(log(world, case, corrects=a_note["id"]), 422)["errors"]
+    assert "corrects" in assert_problem(log(world, case, corrects=a_note["id"]), 422)["errors"]
     resp = world["police"].post(notes_url(case), json={"body": "Correction", "corrects": an_event["id"]})
-    assert "corrects" in _problem(resp, 422)["errors"]
+    assert "corrects" in assert_problem(resp, 422)["errors"]
 
 
 def test_correcting_an_unknown_entry_is_422(world):
     case = world.case()
-    problem = _problem(log(world, case, corrects="00000000-0000-0000-0000-000000000000"), 422)
+    problem = assert_problem(log(world, case, corrects="00000000-0000-0000-0000-000000000000"), 422)
     assert "corrects" in problem["errors"]
 
 
@@ -283,8 +276,8 @@ def test_an_entry_the_caller_cannot_see_cannot_be_corrected(world):
     world.consent(case, ["health"], categories=("general", "health"))
     private = note(world, case, by="health", visibility="agency")
     resp = world["police"].post(notes_url(case), json={"body": "Correction", "corrects": private["id"]})
-    problem = _problem(resp, 422)
-    unknown = _problem(world["police"].post(notes_url(case), json={
+    problem = assert_problem(resp, 422)
+    unknown = assert_problem(world["police"].post(notes_url(case), json={
         "body": "Correction", "corrects": "00000000-0000-0000-0000-000000000000"}), 422)
     assert problem["errors"] == unknown["errors"]
 

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from casesvc.common.jsonio import SURROGATE_DETAIL, json_has_lone_surrogate
 from casesvc.extensions import db
 from tests.conftest import PASSWORD
-from tests.test_http_conventions import assert_no_leak, assert_problem
+from tests.conftest import assert_problem
+from tests.test_http_conventions import assert_no_leak
 from tests.test_serve import served  # noqa: F401  (a real gunicorn for the chunked upload)
 
 NUL_DETAIL = "Text may not contain the NUL character (\\u0000)."

@@ -1,4 +1,4 @@
-"""CONTRACT §2: problem+json errors, body limits, media types, ETag/If-Match, Idempotency-Key and
+"""README "The API at a glance": problem+json errors, body limits, media types, ETag/If-Match, Idempotency-Key and
 cursor pagination."""
 from __future__ import annotations
 
@@ -13,24 +13,10 @@ from casesvc.common.timeutil import oslo_today
 from casesvc.extensions import db
 from casesvc.youths import service as youth_service
 from casesvc.youths.models import Youth
-from tests.conftest import youth_number
+from tests.conftest import assert_problem, youth_number
 
-PROBLEM = "application/problem+json"
 LEAKS = ("Traceback", "SELECT", "INSERT", "UPDATE ", "FROM youths", "INTO youths", "national_id", "UNIQUE",
          "constraint", "sqlalchemy", "psycopg", "sqlite", 'File "')
-
-
-def assert_problem(resp, status: int) -> dict:
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    assert resp.mimetype == PROBLEM
-    body = resp.get_json(force=True)
-    for member in ("type", "title", "status", "detail"):
-        assert member in body, f"problem without {member}: {body}"
-    assert body["status"] == status
-    assert body["type"].startswith("/problems/")
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body
 
 
 def assert_no_leak(resp) -> None:
@@ -302,7 +288,7 @@ def test_limit_below_1_or_not_a_number_is_422(world, limit):
 
 @pytest.mark.parametrize("limit", [201, 500, 10**30])
 def test_limit_above_200_is_taken_as_200(world, limit):
-    """CONTRACT §2: "default 50, max 200" — a larger limit is capped, not refused."""
+    """README "The API at a glance": "default 50, max 200" — a larger limit is capped, not refused."""
     resp = world["police"].get(f"/api/v1/youths?limit={limit}")
     assert resp.status_code == 200, resp.json
     assert resp.json == {"items": [], "next_cursor": None}

@@ -1,4 +1,4 @@
-"""CONTRACT §3: tokens of an external identity provider, with keys generated here and the JWKS
+"""README "Identity": tokens of an external identity provider, with keys generated here and the JWKS
 served over HTTP on loopback. RS256 and ES256 are accepted; iss, aud, exp and nbf are checked
 with a small clock skew; keys are cached and fetched again on an unknown kid, at most once per
 interval; claims map to role, agency and scopes; users are provisioned on first sight."""

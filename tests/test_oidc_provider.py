@@ -1,4 +1,4 @@
-"""CONTRACT §3 against a real OpenID provider: the npm package oauth2-mock-server, installed
+"""README "Identity" against a real OpenID provider: the npm package oauth2-mock-server, installed
 here with the machine's node and npm (pinned by tests/oidc_provider/package-lock.json) and run
 on 127.0.0.1 with a random port. The service is called with the tokens that provider issues.
 

@@ -1,4 +1,4 @@
-"""CONTRACT §3: failed logins are rate limited per client address and per username (or
+"""README "Identity": failed logins are rate limited per client address and per username (or
 client_id) with 429 and Retry-After, counted across worker processes (the counters live in the
 service's own database by default, or in Redis), and audited. Only refused credentials count."""
 from __future__ import annotations

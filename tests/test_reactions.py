@@ -7,20 +7,13 @@ from datetime import date, timedelta
 import pytest
 
 from casesvc.common.timeutil import add_years, oslo_today
+from tests.conftest import assert_problem
 
-PROBLEM = "application/problem+json"
 STATUSES = ("draft", "active", "completed", "breached", "cancelled")
 ALLOWED = {"draft": {"active", "cancelled"}, "active": {"completed", "breached", "cancelled"},
            "completed": set(), "breached": set(), "cancelled": set()}
 START = date(2027, 3, 1)
 
-
-def _problem(resp, status, type_suffix=None):
-    assert resp.status_code == status, resp.json
-    assert resp.mimetype == PROBLEM
-    if type_suffix:
-        assert resp.json["type"] == f"/problems/{type_suffix}"
-    return resp.json
 
 
 def reaction_body(type="follow_up_plan", legal_basis="consent", **fields) -> dict:
@@ -110,7 +103,7 @@ def test_a_contract_may_last_exactly_two_years(world, type):
 @pytest.mark.parametrize("type", ["youth_contract", "drug_contract"])
 def test_a_contract_one_day_longer_than_two_years_is_422(world, type):
     case = world.case()
-    problem = _problem(create(world, case, type=type, legal_basis="conditional_waiver",
+    problem = assert_problem(create(world, case, type=type, legal_basis="conditional_waiver",
                               ends_on=date(2029, 3, 2).isoformat()), 422)
     assert "ends_on" in problem["errors"]
 
@@ -119,7 +112,7 @@ def test_two_years_from_29_february_ends_on_28_february(world):
     case = world.case()
     body = dict(type="youth_contract", legal_basis="conditional_waiver", starts_on="2028-02-29")
     assert create(world, case, ends_on="2030-02-28", **body).status_code == 201
-    assert "ends_on" in _problem(create(world, case, ends_on="2030-03-01", **body), 422)["errors"]
+    assert "ends_on" in assert_problem(create(world, case, ends_on="2030-03-01", **body), 422)["errors"]
 
 
 def test_a_contract_at_the_end_of_the_calendar_is_checked_not_a_server_error(world):
@@ -128,7 +121,7 @@ def test_a_contract_at_the_end_of_the_calendar_is_checked_not_a_server_error(wor
     case = world.case()
     body = dict(type="drug_contract", legal_basis="conditional_waiver", starts_on="9999-01-01")
     assert create(world, case, ends_on="9999-12-31", **body).status_code == 201
-    assert "ends_on" in _problem(create(world, case, ends_on="9998-12-31", **body), 422)["errors"]
+    assert "ends_on" in assert_problem(create(world, case, ends_on="9998-12-31", **body), 422)["errors"]
 
 
 @pytest.mark.parametrize("type", ["youth_contract", "drug_contract"])
@@ -136,9 +129,9 @@ def test_a_contract_needs_an_end_date(world, type):
     case = world.case()
     body = reaction_body(type=type, legal_basis="conditional_waiver")
     del body["ends_on"]
-    problem = _problem(world["police"].post(f"/api/v1/cases/{case['id']}/reactions", json=body), 422)
+    problem = assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reactions", json=body), 422)
     assert "ends_on" in problem["errors"]
-    problem = _problem(create(world, case, type=type, legal_basis="conditional_waiver", ends_on=None), 422)
+    problem = assert_problem(create(world, case, type=type, legal_basis="conditional_waiver", ends_on=None), 422)
     assert "ends_on" in problem["errors"]
 
 
@@ -151,7 +144,7 @@ def test_a_plan_needs_no_end_date_and_may_run_longer_than_two_years(world):
 
 def test_an_end_before_the_start_is_422(world):
     case = world.case()
-    problem = _problem(create(world, case, ends_on=(START - timedelta(days=1)).isoformat()), 422)
+    problem = assert_problem(create(world, case, ends_on=(START - timedelta(days=1)).isoformat()), 422)
     assert "ends_on" in problem["errors"]
 
 
@@ -160,7 +153,7 @@ def test_probation_is_at_most_two_years_from_the_start(world):
     ok = create(world, case, type="drug_contract", legal_basis="conditional_waiver",
                 probation_ends_on="2029-03-01")
     assert ok.status_code == 201, ok.json
-    problem = _problem(create(world, case, type="drug_contract", legal_basis="conditional_waiver",
+    problem = assert_problem(create(world, case, type="drug_contract", legal_basis="conditional_waiver",
                               probation_ends_on="2029-03-02"), 422)
     assert "probation_ends_on" in problem["errors"]
 
@@ -170,14 +163,14 @@ def test_only_a_concern_conversation_is_scheduled(world):
     ok = create(world, case, type="concern_conversation", scheduled_at="2027-03-02T08:00:00Z")
     assert ok.status_code == 201, ok.json
     assert ok.json["scheduled_at"] == "2027-03-02T08:00:00Z"
-    problem = _problem(create(world, case, type="follow_up_plan", scheduled_at="2027-03-02T08:00:00Z"), 422)
+    problem = assert_problem(create(world, case, type="follow_up_plan", scheduled_at="2027-03-02T08:00:00Z"), 422)
     assert "scheduled_at" in problem["errors"]
 
 
 @pytest.mark.parametrize("kind", ["drug_test", "curfew"])
 def test_a_controlling_condition_on_a_consent_basis_is_422(world, kind):
     case = world.case()
-    problem = _problem(create(world, case, type="follow_up_plan", legal_basis="consent",
+    problem = assert_problem(create(world, case, type="follow_up_plan", legal_basis="consent",
                               conditions=[cond("meeting"), cond(kind)]), 422)
     assert "conditions.1.kind" in problem["errors"]
     assert "conditions.0.kind" not in problem["errors"]
@@ -202,9 +195,9 @@ def test_supportive_conditions_rest_on_consent(world, kind):
 
 def test_the_responsible_agency_must_take_part_in_the_case(world):
     case = world.case(participants=("health",))
-    problem = _problem(create(world, case, conditions=[cond("meeting", "health"), cond("meeting", "nav")]), 422)
+    problem = assert_problem(create(world, case, conditions=[cond("meeting", "health"), cond("meeting", "nav")]), 422)
     assert "conditions.1.responsible_agency" in problem["errors"]
-    problem = _problem(create(world, case, conditions=[cond("meeting", "westhealth")]), 422)
+    problem = assert_problem(create(world, case, conditions=[cond("meeting", "westhealth")]), 422)
     assert "conditions.0.responsible_agency" in problem["errors"]
 
 
@@ -213,7 +206,7 @@ def test_a_reaction_cannot_be_added_to_a_closed_case(world):
     resp = world["police"].post(f"/api/v1/cases/{case['id']}/transitions",
                                 json={"to": "withdrawn", "reason": "Test"})
     assert resp.status_code == 200
-    _problem(create(world, case), 409, "case-closed")
+    assert_problem(create(world, case), 409, "case-closed")
     assert world["police"].get(f"/api/v1/cases/{case['id']}/reactions").json["items"] == []
 
 
@@ -231,11 +224,11 @@ def test_a_participant_with_consent_may_add_a_reaction(world):
 def test_a_contract_of_a_minor_needs_youth_and_guardian_to_sign(world, type):
     case = world.case()
     reaction = created(world, case, type=type, legal_basis="conditional_waiver")
-    problem = _problem(move(world, case, reaction, "active"), 409, "signatures-required")
+    problem = assert_problem(move(world, case, reaction, "active"), 409, "signatures-required")
     assert sorted(problem["missing"]) == ["guardian", "youth"]
 
     assert sign(world, case, reaction, "youth").status_code == 201
-    problem = _problem(move(world, case, reaction, "active"), 409, "signatures-required")
+    problem = assert_problem(move(world, case, reaction, "active"), 409, "signatures-required")
     assert problem["missing"] == ["guardian"]
     assert world["police"].get(url(case, reaction)).json["status"] == "draft"
 
@@ -250,7 +243,7 @@ def test_a_guardian_alone_is_not_enough(world):
     reaction = created(world, case, type="youth_contract", legal_basis="conditional_waiver",
                        signatures=[{"party": "guardian", "signed_on": oslo_today().isoformat()},
                                    {"party": "police", "signed_on": oslo_today().isoformat()}])
-    assert _problem(move(world, case, reaction, "active"), 409, "signatures-required")["missing"] == ["youth"]
+    assert assert_problem(move(world, case, reaction, "active"), 409, "signatures-required")["missing"] == ["youth"]
 
 
 def test_signatures_given_at_creation_count(world):
@@ -266,7 +259,7 @@ def test_a_youth_of_18_needs_only_their_own_signature(world):
     youth = world.youth(born=add_years(oslo_today(), -18))
     case = world.case(youth=youth)
     reaction = created(world, case, type="youth_contract", legal_basis="conditional_waiver")
-    assert _problem(move(world, case, reaction, "active"), 409, "signatures-required")["missing"] == ["youth"]
+    assert assert_problem(move(world, case, reaction, "active"), 409, "signatures-required")["missing"] == ["youth"]
     assert sign(world, case, reaction, "youth").status_code == 201
     resp = move(world, case, reaction, "active")
     assert resp.status_code == 200, resp.json
@@ -277,7 +270,7 @@ def test_a_youth_one_day_short_of_18_still_needs_a_guardian(world):
     case = world.case(youth=youth)
     reaction = created(world, case, type="youth_contract", legal_basis="conditional_waiver",
                        signatures=[{"party": "youth", "signed_on": oslo_today().isoformat()}])
-    assert _problem(move(world, case, reaction, "active"), 409, "signatures-required")["missing"] == ["guardian"]
+    assert assert_problem(move(world, case, reaction, "active"), 409, "signatures-required")["missing"] == ["guardian"]
 
 
 def test_a_plan_becomes_active_without_signatures(world):
@@ -303,10 +296,10 @@ def test_a_signature_is_recorded_and_moves_the_etag_on(world):
 def test_a_signature_dated_in_the_future_is_422(world):
     case = world.case()
     reaction = created(world, case, type="youth_contract", legal_basis="conditional_waiver")
-    problem = _problem(sign(world, case, reaction, "youth", on=oslo_today() + timedelta(days=1)), 422)
+    problem = assert_problem(sign(world, case, reaction, "youth", on=oslo_today() + timedelta(days=1)), 422)
     assert list(problem["errors"]) == ["signed_on"]  # the field of the body sent, a single signature
     assert world["police"].get(url(case, reaction)).json["signatures"] == []
-    listed = _problem(create(world, case, type="youth_contract", legal_basis="conditional_waiver", signatures=[
+    listed = assert_problem(create(world, case, type="youth_contract", legal_basis="conditional_waiver", signatures=[
         {"party": "youth", "signed_on": oslo_today().isoformat()},
         {"party": "guardian", "signed_on": (oslo_today() + timedelta(days=1)).isoformat()}]), 422)
     assert list(listed["errors"]) == ["signatures.1.signed_on"]  # an item of the reaction's list
@@ -315,13 +308,13 @@ def test_a_signature_dated_in_the_future_is_422(world):
 def test_a_signature_by_an_unknown_party_is_422(world):
     case = world.case()
     reaction = created(world, case, type="youth_contract", legal_basis="conditional_waiver")
-    assert "party" in _problem(sign(world, case, reaction, "neighbour"), 422)["errors"]
+    assert "party" in assert_problem(sign(world, case, reaction, "neighbour"), 422)["errors"]
 
 
 def test_a_closed_reaction_takes_no_more_signatures(world):
     case = world.case()
     reaction = reaction_in(world, case, "cancelled")
-    _problem(sign(world, case, reaction, "youth"), 409)
+    assert_problem(sign(world, case, reaction, "youth"), 409)
 
 
 def test_a_reaction_cannot_become_active_on_a_closed_case(world):
@@ -330,10 +323,10 @@ def test_a_reaction_cannot_become_active_on_a_closed_case(world):
     assert world["police"].post(f"/api/v1/cases/{case['id']}/transitions",
                                 json={"to": "withdrawn", "reason": "Test"}).status_code == 200
     # the draft was cancelled with the case, and a cancelled reaction goes nowhere
-    problem = _problem(move(world, case, reaction, "active"), 409, "transition-not-allowed")
+    problem = assert_problem(move(world, case, reaction, "active"), 409, "transition-not-allowed")
     assert problem["allowed"] == []
     assert world["police"].get(url(case, reaction)).json["status"] == "cancelled"
-    _problem(create(world, case), 409, "case-closed")
+    assert_problem(create(world, case), 409, "case-closed")
 
 
 # --- PATCH -----------------------------------------------------------------------------------
@@ -341,9 +334,9 @@ def test_a_reaction_cannot_become_active_on_a_closed_case(world):
 def test_patch_needs_if_match(world):
     case = world.case()
     reaction = created(world, case)
-    _problem(world["police"].patch(url(case, reaction), json={"police_reference": "X-1"}), 428,
+    assert_problem(world["police"].patch(url(case, reaction), json={"police_reference": "X-1"}), 428,
              "precondition-required")
-    _problem(world["police"].patch(url(case, reaction), json={"police_reference": "X-1"},
+    assert_problem(world["police"].patch(url(case, reaction), json={"police_reference": "X-1"},
                                    headers={"If-Match": '"999"'}), 412, "precondition-failed")
     assert world["police"].get(url(case, reaction)).json["police_reference"] is None
 
@@ -374,13 +367,13 @@ def test_patch_never_changes_the_status(world, status):
 def test_patch_keeps_contracts_within_two_years(world):
     case = world.case()
     reaction = created(world, case, type="youth_contract", legal_basis="conditional_waiver")
-    assert "ends_on" in _problem(patch(world, case, reaction, {"ends_on": "2029-03-02"}), 422)["errors"]
-    assert "ends_on" in _problem(patch(world, case, reaction, {"ends_on": None}), 422)["errors"]
+    assert "ends_on" in assert_problem(patch(world, case, reaction, {"ends_on": "2029-03-02"}), 422)["errors"]
+    assert "ends_on" in assert_problem(patch(world, case, reaction, {"ends_on": None}), 422)["errors"]
     # moving the start moves the limit
-    assert "ends_on" in _problem(patch(world, case, reaction, {"starts_on": "2026-09-01",
+    assert "ends_on" in assert_problem(patch(world, case, reaction, {"starts_on": "2026-09-01",
                                                                "ends_on": "2028-09-02"}), 422)["errors"]
     assert patch(world, case, reaction, {"ends_on": "2029-03-01"}).status_code == 200
-    assert "ends_on" in _problem(patch(world, case, reaction, {"starts_on": "2027-02-28"}), 422)["errors"]
+    assert "ends_on" in assert_problem(patch(world, case, reaction, {"starts_on": "2027-02-28"}), 422)["errors"]
 
 
 def test_conditions_are_replaced_while_draft(world):
@@ -401,9 +394,9 @@ def test_conditions_are_replaced_while_draft(world):
 def test_patched_conditions_follow_the_same_rules(world):
     case = world.case(participants=("health",))
     reaction = created(world, case, legal_basis="consent")
-    assert "conditions.0.kind" in _problem(patch(world, case, reaction, {"conditions": [cond("drug_test")]}),
+    assert "conditions.0.kind" in assert_problem(patch(world, case, reaction, {"conditions": [cond("drug_test")]}),
                                            422)["errors"]
-    assert "conditions.0.responsible_agency" in _problem(
+    assert "conditions.0.responsible_agency" in assert_problem(
         patch(world, case, reaction, {"conditions": [cond("meeting", "nav")]}), 422)["errors"]
 
 
@@ -411,7 +404,7 @@ def test_patched_conditions_follow_the_same_rules(world):
 def test_conditions_cannot_change_outside_draft(world, status):
     case = world.case()
     reaction = reaction_in(world, case, status, conditions=[cond("meeting")])
-    _problem(patch(world, case, reaction, {"conditions": [cond("activity")]}), 409)
+    assert_problem(patch(world, case, reaction, {"conditions": [cond("activity")]}), 409)
     assert [c["kind"] for c in world["police"].get(url(case, reaction)).json["conditions"]] == ["meeting"]
 
 
@@ -432,7 +425,7 @@ def test_an_active_reaction_read_and_sent_back_whole_keeps_its_conditions(world)
     assert resp.json["conditions"] == read.json["conditions"]
     # a different condition is still a replacement, refused outside draft
     changed = [{**read.json["conditions"][0], "every_days": 7}, read.json["conditions"][1]]
-    _problem(patch(world, case, reaction, {"conditions": changed}), 409)
+    assert_problem(patch(world, case, reaction, {"conditions": changed}), 409)
 
 
 def test_an_active_reaction_still_takes_other_changes(world):
@@ -447,7 +440,7 @@ def test_an_active_reaction_still_takes_other_changes(world):
 def test_a_closed_reaction_cannot_be_patched(world, status):
     case = world.case()
     reaction = reaction_in(world, case, status)
-    _problem(patch(world, case, reaction, {"police_reference": "X-3"}), 409, "reaction-closed")
+    assert_problem(patch(world, case, reaction, {"police_reference": "X-3"}), 409, "reaction-closed")
 
 
 # --- the state machine -----------------------------------------------------------------------
@@ -459,7 +452,7 @@ def test_every_disallowed_move_is_409_listing_the_allowed_ones(world, start):
     for to in (*STATUSES, "suspended"):
         if to in ALLOWED[start]:
             continue
-        problem = _problem(move(world, case, reaction, to), 409, "transition-not-allowed")
+        problem = assert_problem(move(world, case, reaction, to), 409, "transition-not-allowed")
         assert set(problem["allowed"]) == ALLOWED[start], (start, to)
     assert world["police"].get(url(case, reaction)).json["status"] == start
 
@@ -480,7 +473,7 @@ def test_every_allowed_move_succeeds(world, start, to):
 def test_closing_a_reaction_needs_a_reason(world, start, to):
     case = world.case()
     reaction = reaction_in(world, case, start)
-    problem = _problem(world["police"].post(url(case, reaction, "/transitions"), json={"to": to}), 422)
+    problem = assert_problem(world["police"].post(url(case, reaction, "/transitions"), json={"to": to}), 422)
     assert "reason" in problem["errors"]
     assert world["police"].get(url(case, reaction)).json["status"] == start
 
@@ -488,7 +481,7 @@ def test_closing_a_reaction_needs_a_reason(world, start, to):
 def test_a_concern_conversation_cannot_be_breached(world):
     case = world.case()
     reaction = reaction_in(world, case, "active", type="concern_conversation")
-    problem = _problem(move(world, case, reaction, "breached"), 409, "transition-not-allowed")
+    problem = assert_problem(move(world, case, reaction, "breached"), 409, "transition-not-allowed")
     assert set(problem["allowed"]) == {"completed", "cancelled"}
     assert world["police"].get(url(case, reaction)).json["status"] == "active"
     assert move(world, case, reaction, "completed").status_code == 200
@@ -498,7 +491,7 @@ def test_only_the_lead_or_a_coordinator_moves_a_reaction(world):
     case = world.case(participants=("health", "slt"))
     world.consent(case, ["health", "slt"])
     reaction = created(world, case)
-    _problem(move(world, case, reaction, "active", by="health"), 403, "lead-agency-required")
+    assert_problem(move(world, case, reaction, "active", by="health"), 403, "lead-agency-required")
     assert world["police"].get(url(case, reaction)).json["status"] == "draft"
     assert move(world, case, reaction, "active", by="slt").status_code == 200
 

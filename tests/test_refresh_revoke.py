@@ -1,4 +1,4 @@
-"""CONTRACT §3: refresh tokens rotate and a reused one revokes its whole login; RFC 7009
+"""README "Identity": refresh tokens rotate and a reused one revokes its whole login; RFC 7009
 revocation is refused on the very next request, in every worker process, and costs no extra
 query."""
 from __future__ import annotations

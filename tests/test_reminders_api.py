@@ -1,10 +1,9 @@
-"""Reminders through the API (CONTRACT §6): who sees which reminders, ack/done/dismiss/snooze,
+"""Reminders through the API (README "Reminders and webhooks"): who sees which reminders, ack/done/dismiss/snooze,
 manual reminders, the calendar feed, the cases `due_before` filter, and settling — an event
 answers its reminder and schedules the next, closing a case or a reaction dismisses, withdrawing
 a consent settles consent_expiring."""
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import icalendar
@@ -14,20 +13,13 @@ from sqlalchemy import select, update
 from casesvc.cases.models import Case
 from casesvc.common.timeutil import oslo_today, rfc3339, utcnow
 from casesvc.extensions import db
-from casesvc.reminders import rules, service
+from casesvc.reminders import rules
 from casesvc.reminders.models import Reminder
+from tests.conftest import assert_problem, run_worker
 
-PROBLEM = "application/problem+json"
 
 
 # --- building a case with something to be reminded of --------------------------------------------
-
-def _problem(resp, status, type_suffix=None):
-    assert resp.status_code == status, resp.json
-    assert resp.mimetype == PROBLEM
-    if type_suffix:
-        assert resp.json["type"].endswith(type_suffix), resp.json
-    return resp.json
 
 
 def move_case(world, case, to, by="police"):
@@ -51,10 +43,6 @@ def drug_contract(world, case, every_days=14, starts_ago=20, responsible="health
     assert resp.status_code == 200, resp.json
     return resp.json
 
-
-def run_worker(app, now=None, **settings):
-    with app.app_context():
-        return service.run(now or utcnow(), replace(app.config["CASESVC"], **settings))
 
 
 def stored(app, **filters) -> list[dict]:
@@ -115,8 +103,8 @@ def test_another_participant_does_not_see_an_agencys_reminders(world, contract_c
 
 def test_a_reminder_of_another_agency_is_404(world, contract_case):
     _, _, reminder = contract_case
-    _problem(world["police"].get(f"/api/v1/reminders/{reminder['id']}"), 404)
-    _problem(world["police"].post(f"/api/v1/reminders/{reminder['id']}/done"), 404)
+    assert_problem(world["police"].get(f"/api/v1/reminders/{reminder['id']}"), 404)
+    assert_problem(world["police"].post(f"/api/v1/reminders/{reminder['id']}/done"), 404)
 
 
 def test_the_assignee_without_an_active_consent_does_not_see_the_reminder(world, app):
@@ -126,7 +114,7 @@ def test_the_assignee_without_an_active_consent_does_not_see_the_reminder(world,
     reminder = stored(app, kind="condition_due")[0]
     assert reminder["assignee_agency"] == "health"
     assert listed(world["health"]) == []
-    _problem(world["health"].get(f"/api/v1/reminders/{reminder['id']}"), 404)
+    assert_problem(world["health"].get(f"/api/v1/reminders/{reminder['id']}"), 404)
 
 
 def test_withdrawing_the_consent_hides_the_reminder_on_the_next_request(world, contract_case):
@@ -135,29 +123,29 @@ def test_withdrawing_the_consent_hides_the_reminder_on_the_next_request(world, c
     resp = world["police"].post(f"/api/v1/cases/{case['id']}/consents/{consent['id']}/withdraw")
     assert resp.status_code == 200
     assert listed(world["health"]) == []
-    _problem(world["health"].get(f"/api/v1/reminders/{reminder['id']}"), 404)
+    assert_problem(world["health"].get(f"/api/v1/reminders/{reminder['id']}"), 404)
 
 
 @pytest.mark.parametrize("who", ["admin", "auditor"])
 def test_admin_and_auditor_cannot_read_reminders(world, contract_case, who):
-    _problem(world[who].get("/api/v1/reminders"), 403, "case-content-forbidden")
-    _problem(world[who].get("/api/v1/reminders.ics"), 403, "case-content-forbidden")
+    assert_problem(world[who].get("/api/v1/reminders"), 403, "case-content-forbidden")
+    assert_problem(world[who].get("/api/v1/reminders.ics"), 403, "case-content-forbidden")
 
 
 def test_reading_reminders_needs_the_reminders_read_scope(world, contract_case):
     actor = world.actor("school_health", "health", "nurse.noscope", scopes={"cases:read", "reminders:write"})
-    _problem(actor.get("/api/v1/reminders"), 403, "insufficient-scope")
+    assert_problem(actor.get("/api/v1/reminders"), 403, "insufficient-scope")
 
 
 def test_handling_a_reminder_needs_the_reminders_write_scope(world, contract_case):
     _, _, reminder = contract_case
     actor = world.actor("school_health", "health", "nurse.readonly", scopes={"cases:read", "reminders:read"})
     assert len(listed(actor)) == 1
-    _problem(actor.post(f"/api/v1/reminders/{reminder['id']}/ack"), 403, "insufficient-scope")
+    assert_problem(actor.post(f"/api/v1/reminders/{reminder['id']}/ack"), 403, "insufficient-scope")
 
 
 def test_an_unknown_reminder_is_404(world, contract_case):
-    _problem(world["health"].get("/api/v1/reminders/no-such-id"), 404)
+    assert_problem(world["health"].get("/api/v1/reminders/no-such-id"), 404)
 
 
 # --- filters and pages ------------------------------------------------------------------------------
@@ -179,8 +167,8 @@ def test_filters_by_status_case_and_due_before(world, app, contract_case):
 
 
 def test_a_bad_filter_is_422(world, contract_case):
-    _problem(world["health"].get("/api/v1/reminders?status=late"), 422)
-    _problem(world["health"].get("/api/v1/reminders?due_before=tomorrow"), 422)
+    assert_problem(world["health"].get("/api/v1/reminders?status=late"), 422)
+    assert_problem(world["health"].get("/api/v1/reminders?due_before=tomorrow"), 422)
 
 
 def test_reminders_are_listed_soonest_first_in_pages(world, app):
@@ -223,17 +211,17 @@ def test_done_and_dismiss_settle_the_reminder(world, contract_case, action, stat
 def test_a_settled_reminder_cannot_move_again(world, contract_case):
     _, _, reminder = contract_case
     world["health"].post(f"/api/v1/reminders/{reminder['id']}/done")
-    body = _problem(world["health"].post(f"/api/v1/reminders/{reminder['id']}/dismiss"), 409,
+    body = assert_problem(world["health"].post(f"/api/v1/reminders/{reminder['id']}/dismiss"), 409,
                     "transition-not-allowed")
     assert body["allowed"] == []
-    _problem(world["health"].post(f"/api/v1/reminders/{reminder['id']}/snooze",
+    assert_problem(world["health"].post(f"/api/v1/reminders/{reminder['id']}/snooze",
                                   json={"until": rfc3339(utcnow() + timedelta(days=1))}), 409)
 
 
 def test_an_acknowledged_reminder_can_be_done_but_not_acknowledged_again(world, contract_case):
     _, _, reminder = contract_case
     world["health"].post(f"/api/v1/reminders/{reminder['id']}/ack")
-    body = _problem(world["health"].post(f"/api/v1/reminders/{reminder['id']}/ack"), 409)
+    body = assert_problem(world["health"].post(f"/api/v1/reminders/{reminder['id']}/ack"), 409)
     assert set(body["allowed"]) == {"done", "dismissed"}
     assert world["health"].post(f"/api/v1/reminders/{reminder['id']}/done").json["status"] == "done"
 
@@ -251,8 +239,8 @@ def test_snooze_makes_the_reminder_pending_and_due_at_the_given_time(world, cont
 def test_snooze_into_the_past_or_without_until_is_422(world, contract_case):
     _, _, reminder = contract_case
     url = f"/api/v1/reminders/{reminder['id']}/snooze"
-    _problem(world["health"].post(url, json={"until": rfc3339(utcnow() - timedelta(hours=1))}), 422)
-    _problem(world["health"].post(url, json={}), 422)
+    assert_problem(world["health"].post(url, json={"until": rfc3339(utcnow() - timedelta(hours=1))}), 422)
+    assert_problem(world["health"].post(url, json={}), 422)
 
 
 # --- manual reminders -------------------------------------------------------------------------------
@@ -281,37 +269,37 @@ def test_a_manual_reminder_defaults_to_the_callers_agency(world):
 
 def test_a_manual_reminder_for_an_agency_outside_the_case_is_422(world):
     case = world.case(participants=("health",))
-    body = _problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
+    body = assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
                                          json={"due_at": rfc3339(utcnow()), "assignee_agency": "nav"}), 422)
     assert "assignee_agency" in body["errors"]
 
 
 def test_a_manual_reminder_for_a_user_of_another_agency_is_422(world):
     case = world.case(participants=("health",))
-    body = _problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={
+    body = assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={
         "due_at": rfc3339(utcnow()), "assignee_agency": "health", "assignee_user": world["police"].user_id}), 422)
     assert "assignee_user" in body["errors"]
 
 
 def test_a_manual_reminder_needs_a_due_time(world):
     case = world.case(participants=("health",))
-    body = _problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"text": "x"}), 422)
+    body = assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"text": "x"}), 422)
     assert "due_at" in body["errors"]
 
 
 def test_only_participants_with_access_create_manual_reminders(world):
     case = world.case(participants=("health",))
     body = {"due_at": rfc3339(utcnow())}
-    _problem(world["nav"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 404)
-    _problem(world["health"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 403, "consent-required")
-    _problem(world["admin"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 403,
+    assert_problem(world["nav"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 404)
+    assert_problem(world["health"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 403, "consent-required")
+    assert_problem(world["admin"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 403,
              "case-content-forbidden")
 
 
 def test_no_manual_reminder_on_a_closed_case(world):
     case = world.case(participants=("health",))
     move_case(world, case, "withdrawn")
-    _problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(utcnow())}), 409)
+    assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(utcnow())}), 409)
 
 
 def test_the_same_idempotency_key_creates_one_manual_reminder(world, app):

@@ -16,8 +16,9 @@ from sqlalchemy import func, select, update
 from casesvc.cases.models import Case
 from casesvc.common.timeutil import add_years, oslo_today, rfc3339, utcnow
 from casesvc.extensions import db
-from casesvc.reminders import rules, service
+from casesvc.reminders import rules, worker
 from casesvc.reminders.models import Reminder, WebhookAttempt, WebhookDelivery
+from tests.conftest import run_worker
 
 SECRET = "worker-test-webhook-secret"
 
@@ -27,10 +28,6 @@ SECRET = "worker-test-webhook-secret"
 def settings_of(app, **overrides):
     return replace(app.config["CASESVC"], **overrides)
 
-
-def run_worker(app, now=None, **overrides):
-    with app.app_context():
-        return service.run(now or utcnow(), settings_of(app, **overrides))
 
 
 def stored(app, **filters) -> list[dict]:
@@ -437,7 +434,7 @@ def test_a_source_that_has_its_reminder_is_not_a_candidate_again(world, app):
     run_worker(app, now)
     with app.app_context():
         settings = settings_of(app)
-        for name, build, _ in service.RULES:
+        for name, build, _ in worker.RULES:
             stmt, _ = build(now, settings)
             assert db.session.execute(stmt).all() == [], name
 
@@ -498,7 +495,7 @@ def test_four_concurrent_workers_create_and_deliver_each_reminder_exactly_once(w
         with app.app_context():
             try:
                 barrier.wait(timeout=30)
-                results.append(service.run(now, settings))
+                results.append(worker.run(now, settings))
             except Exception as exc:  # reported below: a worker must not fail
                 errors.append(exc)
             finally:

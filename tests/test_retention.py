@@ -1,4 +1,4 @@
-"""Retention (CONTRACT §8): closed cases past CASESVC_RETENTION_DAYS go, with their entries and
+"""Retention (README "Operations"): closed cases past CASESVC_RETENTION_DAYS go, with their entries and
 orphaned youths; legal holds, open cases and the audit log stay."""
 import json
 from datetime import timedelta

@@ -1,4 +1,4 @@
-"""CONTRACT §3 / issue 5: with CASESVC_ENV=production the service refuses to start on unsafe
+"""README "Identity": with CASESVC_ENV=production the service refuses to start on unsafe
 settings, and the refusal names the setting. (The signing key and SQLite refusals of
 load_settings are in test_auth.py; here: debug mode, the identity settings, and the command.)"""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Webhooks (CONTRACT §6): the admin endpoints, and delivery by the worker to a real receiver on
+"""Webhooks (README "Reminders and webhooks"): the admin endpoints, and delivery by the worker to a real receiver on
 127.0.0.1 — signed, ids only, retried with backoff from the run's now and then failed, every
 attempt recorded, a slow receiver cut off at the timeout, a crashed worker's claim taken over
 after its lease, nothing sent for a reminder settled before it was due."""
@@ -18,10 +18,11 @@ from sqlalchemy import func, select
 
 from casesvc.common.timeutil import oslo_today, rfc3339, utcnow
 from casesvc.extensions import db
-from casesvc.reminders import service, webhooks
+from casesvc.reminders import webhooks, worker
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery
+from tests.conftest import assert_problem
+from tests.conftest import run_worker as run_worker_with
 
-PROBLEM = "application/problem+json"
 SECRET = "receiver-shared-secret-123"
 
 
@@ -87,23 +88,19 @@ def receiver():
     r.close()
 
 
-def _problem(resp, status, type_suffix=None):
-    assert resp.status_code == status, resp.json
-    assert resp.mimetype == PROBLEM
-    if type_suffix:
-        assert resp.json["type"].endswith(type_suffix), resp.json
-    return resp.json
+
+# this file's webhook settings: a short backoff and four attempts
+WEBHOOK_SETTINGS = {"webhook_timeout": 5.0, "webhook_backoff_seconds": 60, "webhook_backoff_max_seconds": 600,
+                    "webhook_max_attempts": 4}
 
 
 def settings_of(app, **overrides):
-    base = {"webhook_timeout": 5.0, "webhook_backoff_seconds": 60, "webhook_backoff_max_seconds": 600,
-            "webhook_max_attempts": 4}
-    return replace(app.config["CASESVC"], **{**base, **overrides})
+    return replace(app.config["CASESVC"], **{**WEBHOOK_SETTINGS, **overrides})
 
 
 def run_worker(app, now, **overrides):
-    with app.app_context():
-        return service.run(now, settings_of(app, **overrides))
+    return run_worker_with(app, now, **{**WEBHOOK_SETTINGS, **overrides})
+
 
 
 def hook(world, receiver, agency="health", secret=SECRET):
@@ -189,8 +186,8 @@ def test_an_admin_sets_reads_replaces_and_removes_a_webhook(world, receiver):
     assert replaced.status_code == 200
     assert world["admin"].get(url).json["url"] == "https://hooks.example.org/x"
     assert world["admin"].delete(url).status_code == 204
-    _problem(world["admin"].get(url), 404)
-    _problem(world["admin"].delete(url), 404)
+    assert_problem(world["admin"].get(url), 404)
+    assert_problem(world["admin"].delete(url), 404)
 
 
 def test_the_secret_is_never_shown(world, receiver):
@@ -202,32 +199,32 @@ def test_the_secret_is_never_shown(world, receiver):
 @pytest.mark.parametrize("who", ["police", "health", "auditor"])
 def test_only_an_admin_manages_webhooks(world, receiver, who):
     url = "/api/v1/agencies/health/webhook"
-    _problem(world[who].put(url, json={"url": receiver.url, "secret": SECRET}), 403)
-    _problem(world[who].get(url), 403)
-    _problem(world[who].delete(url), 403)
-    _problem(world[who].get(url + "/deliveries"), 403)
+    assert_problem(world[who].put(url, json={"url": receiver.url, "secret": SECRET}), 403)
+    assert_problem(world[who].get(url), 403)
+    assert_problem(world[who].delete(url), 403)
+    assert_problem(world[who].get(url + "/deliveries"), 403)
 
 
 def test_an_admin_token_without_the_admin_scope_is_refused(world, receiver):
     admin = world.as_user(world["admin"].user_id, "admin", None, "user.admin", scopes={"audit:read"})
-    _problem(admin.put("/api/v1/agencies/health/webhook", json={"url": receiver.url, "secret": SECRET}), 403,
+    assert_problem(admin.put("/api/v1/agencies/health/webhook", json={"url": receiver.url, "secret": SECRET}), 403,
              "insufficient-scope")
 
 
 def test_an_unknown_agency_is_404(world, receiver):
-    _problem(world["admin"].put("/api/v1/agencies/nosuch/webhook", json={"url": receiver.url, "secret": SECRET}), 404)
-    _problem(world["admin"].get("/api/v1/agencies/nosuch/webhook/deliveries"), 404)
+    assert_problem(world["admin"].put("/api/v1/agencies/nosuch/webhook", json={"url": receiver.url, "secret": SECRET}), 404)
+    assert_problem(world["admin"].get("/api/v1/agencies/nosuch/webhook/deliveries"), 404)
 
 
 @pytest.mark.parametrize("url", ["ftp://example.org/hook", "not a url", "https://u:p@example.org/hook"])
 def test_a_non_http_url_is_422(world, url):
-    body = _problem(world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}), 422)
+    body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}), 422)
     assert "url" in body["errors"]
 
 
 def test_an_empty_or_overlong_secret_is_422(world, receiver):
     for secret in ("", "x" * 256):
-        body = _problem(world["admin"].put("/api/v1/agencies/health/webhook",
+        body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook",
                                            json={"url": receiver.url, "secret": secret}), 422)
         assert "secret" in body["errors"]
 
@@ -249,7 +246,7 @@ def test_loopback_and_private_targets_are_refused_in_production(world, app, monk
     monkeypatch.setitem(app.config, "CASESVC", replace(app.config["CASESVC"], env="production"))
     for url in ("http://127.0.0.1:9000/hook", "http://localhost/hook", "http://10.0.0.5/hook",
                 "http://169.254.169.254/latest/meta-data"):
-        body = _problem(world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}),
+        body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}),
                         422)
         assert "url" in body["errors"]
 
@@ -311,7 +308,7 @@ def test_a_due_reminder_is_posted_once_signed_with_ids_only(world, app, receiver
                                 "kind": "manual", "due_at": reminder["due_at"],
                                 "timestamp": int(headers["x-casesvc-timestamp"])}
     assert headers["content-type"] == "application/json"
-    # CONTRACT §6: the hex HMAC-SHA256 of the body with the secret
+    # README "Reminders and webhooks": the hex HMAC-SHA256 of the body with the secret
     assert headers["x-casesvc-signature"] == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     # what a receiver does: recompute over the raw body; its timestamp is the header's, and fresh
     assert webhooks.verify(SECRET, headers["x-casesvc-timestamp"], headers["x-casesvc-signature"], body,
@@ -494,7 +491,7 @@ def test_a_target_refused_in_production_is_not_called(world, app, receiver, due_
 def test_a_worker_that_dies_after_claiming_loses_nothing(world, app, receiver, due_reminder):
     now = utcnow()
     with app.app_context():
-        token, batch, _ = service.claim(now, settings_of(app))  # ... and then the worker dies
+        token, batch, _ = worker.claim(now, settings_of(app))  # ... and then the worker dies
         assert len(batch) == 1
     # while the lease holds, nobody else takes the row
     assert run_worker(app, now + timedelta(seconds=299))["deliveries"]["delivered"] == 0
@@ -509,11 +506,11 @@ def test_a_worker_whose_lease_was_taken_over_does_not_overwrite_the_outcome(worl
     now = utcnow()
     with app.app_context():
         settings = settings_of(app)
-        token, batch, _ = service.claim(now, settings)
+        token, batch, _ = worker.claim(now, settings)
     run_worker(app, now + timedelta(seconds=301))  # the lease ran out: another worker delivered it
     receiver.status = 500
     with app.app_context():
-        service.deliver(now + timedelta(seconds=302), settings, token, batch)  # the first wakes up late
+        worker.deliver(now + timedelta(seconds=302), settings, token, batch)  # the first wakes up late
         assert db.session.scalar(select(WebhookDelivery.state)) == "delivered"
     assert count(app, WebhookAttempt) == 2  # both attempts are on record
 
@@ -521,8 +518,8 @@ def test_a_worker_whose_lease_was_taken_over_does_not_overwrite_the_outcome(worl
 def test_claimed_rows_are_not_claimed_twice(world, app, receiver, due_reminder):
     now = utcnow()
     with app.app_context():
-        _, first, _ = service.claim(now, settings_of(app))
-        _, second, _ = service.claim(now, settings_of(app))
+        _, first, _ = worker.claim(now, settings_of(app))
+        _, second, _ = worker.claim(now, settings_of(app))
     assert (len(first), len(second)) == (1, 0)
 
 

@@ -8,9 +8,8 @@ from datetime import date
 import pytest
 
 from casesvc.youths import national_id as nid
-from tests.conftest import youth_number
+from tests.conftest import assert_problem, youth_number
 
-PROBLEM = "application/problem+json"
 BORN = date(2010, 5, 17)
 
 
@@ -19,13 +18,6 @@ def body(**fields) -> dict:
             "national_id": youth_number(BORN), "municipality": "0301",
             "guardians": [{"name": "Test Forelder", "relation": "mother", "phone": "+47 99999999"}], **fields}
 
-
-def _problem(resp, status, type_suffix=None):
-    assert resp.status_code == status, resp.json
-    assert resp.mimetype == PROBLEM
-    if type_suffix:
-        assert resp.json["type"] == f"/problems/{type_suffix}"
-    return resp.json
 
 
 # --- create ----------------------------------------------------------------------------------
@@ -61,7 +53,7 @@ def test_a_d_number_is_accepted(world):
     "",
 ])
 def test_a_malformed_national_id_is_422_naming_the_field(world, bad):
-    problem = _problem(world["police"].post("/api/v1/youths", json=body(national_id=bad)), 422)
+    problem = assert_problem(world["police"].post("/api/v1/youths", json=body(national_id=bad)), 422)
     assert "national_id" in problem["errors"]
 
 
@@ -69,7 +61,7 @@ def test_a_wrong_check_digit_is_422_naming_national_id(world):
     number = youth_number(BORN)
     for bad in (number[:9] + str((int(number[9]) + 1) % 10) + number[10],
                 number[:10] + str((int(number[10]) + 1) % 10)):
-        problem = _problem(world["police"].post("/api/v1/youths", json=body(national_id=bad)), 422,
+        problem = assert_problem(world["police"].post("/api/v1/youths", json=body(national_id=bad)), 422,
                            "validation-error")
         assert list(problem["errors"]) == ["national_id"]
     assert world["police"].get("/api/v1/youths").json["items"] == []
@@ -78,13 +70,13 @@ def test_a_wrong_check_digit_is_422_naming_national_id(world):
 def test_synthetic_numbers_are_refused_when_the_setting_forbids_them(world, app, monkeypatch):
     monkeypatch.setitem(app.config, "CASESVC",
                         dataclasses.replace(app.config["CASESVC"], allow_synthetic_ids=False))
-    problem = _problem(world["police"].post("/api/v1/youths", json=body()), 422)
+    problem = assert_problem(world["police"].post("/api/v1/youths", json=body()), 422)
     assert "national_id" in problem["errors"]
     assert "synthetic" in problem["errors"]["national_id"][0]
 
 
 def test_a_birth_date_that_does_not_match_the_national_id_is_422(world):
-    problem = _problem(world["police"].post(
+    problem = assert_problem(world["police"].post(
         "/api/v1/youths", json=body(birth_date=date(2010, 5, 18).isoformat())), 422)
     assert "birth_date" in problem["errors"]
     assert "national_id" not in problem["errors"]
@@ -92,31 +84,31 @@ def test_a_birth_date_that_does_not_match_the_national_id_is_422(world):
 
 def test_a_duplicate_national_id_is_409_with_the_existing_id(world):
     first = world["police"].post("/api/v1/youths", json=body()).json
-    problem = _problem(world["police"].post("/api/v1/youths", json=body(given_name="Other")), 409)
+    problem = assert_problem(world["police"].post("/api/v1/youths", json=body(given_name="Other")), 409)
     assert problem["existing_id"] == problem["id"] == first["id"]
     assert len(world["police"].get("/api/v1/youths").json["items"]) == 1
 
 
 def test_a_duplicate_registered_by_another_agency_is_409_too(world):
     first = world["police"].post("/api/v1/youths", json=body()).json
-    problem = _problem(world["health"].post("/api/v1/youths", json=body()), 409)
+    problem = assert_problem(world["health"].post("/api/v1/youths", json=body()), 409)
     assert problem["existing_id"] == first["id"]
 
 
 def test_missing_fields_are_422_each_named(world):
-    problem = _problem(world["police"].post("/api/v1/youths", json={"given_name": "Test"}), 422)
+    problem = assert_problem(world["police"].post("/api/v1/youths", json={"given_name": "Test"}), 422)
     for name in ("family_name", "birth_date", "national_id", "municipality"):
         assert name in problem["errors"], problem["errors"]
 
 
 def test_a_municipality_that_is_not_four_digits_is_422(world):
-    problem = _problem(world["police"].post("/api/v1/youths", json=body(municipality="301")), 422)
+    problem = assert_problem(world["police"].post("/api/v1/youths", json=body(municipality="301")), 422)
     assert "municipality" in problem["errors"]
 
 
 @pytest.mark.parametrize("relation", ["", "   ", "x" * 21], ids=["empty", "blank", "longer-than-20"])
 def test_a_guardian_with_a_blank_or_overlong_relation_is_422_with_a_nested_field_name(world, relation):
-    problem = _problem(world["police"].post(
+    problem = assert_problem(world["police"].post(
         "/api/v1/youths", json=body(guardians=[{"name": "Test Forelder", "relation": relation}])), 422)
     assert list(problem["errors"]) == ["guardians.0.relation"]
 
@@ -159,7 +151,7 @@ def test_get_by_national_id_finds_nothing_the_caller_may_not_see(world):
 
 def test_patch_without_if_match_is_428(world):
     youth = world.youth()
-    problem = _problem(world["police"].patch(f"/api/v1/youths/{youth['id']}", json={"school": "Testskolen"}),
+    problem = assert_problem(world["police"].patch(f"/api/v1/youths/{youth['id']}", json={"school": "Testskolen"}),
                        428, "precondition-required")
     assert problem["status"] == 428
     assert world["police"].get(f"/api/v1/youths/{youth['id']}").json["school"] is None
@@ -170,7 +162,7 @@ def test_patch_with_a_stale_etag_is_412_and_changes_nothing(world):
     url = f"/api/v1/youths/{youth['id']}"
     first = world["police"].patch(url, json={"school": "Testskolen"}, headers={"If-Match": '"1"'})
     assert first.status_code == 200
-    _problem(world["police"].patch(url, json={"school": "Annen skole"}, headers={"If-Match": '"1"'}),
+    assert_problem(world["police"].patch(url, json={"school": "Annen skole"}, headers={"If-Match": '"1"'}),
              412, "precondition-failed")
     assert world["police"].get(url).json["school"] == "Testskolen"
 
@@ -248,7 +240,7 @@ def test_a_changed_national_id_or_birth_date_must_still_agree(world):
                           ({"national_id": youth_number(other), "birth_date": youth["birth_date"]}, "birth_date"),
                           ({"national_id": youth["national_id"][:-1] + str((int(youth["national_id"][-1]) + 1) % 10)},
                            "national_id")):
-        problem = _problem(world["police"].patch(url, json=change, headers={"If-Match": etag}), 422)
+        problem = assert_problem(world["police"].patch(url, json=change, headers={"If-Match": etag}), 422)
         assert list(problem["errors"]) == [field], change
     after = world["police"].get(url)
     assert after.headers["ETag"] == etag
@@ -262,7 +254,7 @@ def test_a_national_id_another_youth_holds_is_409_with_its_id(world):
     second = world.youth()
     url = f"/api/v1/youths/{second['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    problem = _problem(world["police"].patch(url, json={"national_id": first["national_id"],
+    problem = assert_problem(world["police"].patch(url, json={"national_id": first["national_id"],
                                                         "birth_date": born.isoformat()},
                                              headers={"If-Match": etag}), 409, "youth-exists")
     assert problem["existing_id"] == first["id"]
@@ -273,6 +265,6 @@ def test_patch_validates_fields(world):
     youth = world.youth()
     url = f"/api/v1/youths/{youth['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    problem = _problem(world["police"].patch(url, json={"given_name": "", "municipality": "abcd"},
+    problem = assert_problem(world["police"].patch(url, json={"given_name": "", "municipality": "abcd"},
                                              headers={"If-Match": etag}), 422)
     assert {"given_name", "municipality"} <= set(problem["errors"])

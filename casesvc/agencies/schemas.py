@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.http import PageArgs
+from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, Code, Instant, Municipality
 from casesvc.vocabulary import AGENCY_KINDS, ROLES
 

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import re
-from types import SimpleNamespace
 
 from sqlalchemy import delete, select, update
 
 from casesvc.agencies.models import Agency
+from casesvc.audit import note, noted_page
 from casesvc.auth.models import CalendarFeed, RefreshFamily, User
 from casesvc.auth.passwords import hash_password
-from casesvc.common.http import keyset_page, page_of, paginate
+from casesvc.common.pagination import Keyset, paginate
 from casesvc.common.timeutil import utcnow
-from casesvc.errors import conflict, not_found
+from casesvc.errors import conflict, invalid_input, not_found
 from casesvc.extensions import db
 from casesvc.policy import STAFF_ROLES, Principal
 from casesvc.vocabulary import AGENCY_KINDS, ROLES
@@ -20,16 +20,6 @@ CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,31}")  # case-sensitive: 
 MUNICIPALITY_PATTERN = re.compile(r"\d{4}")
 MIN_PASSWORD_LENGTH = 8  # NIST SP 800-63B: at least 8 characters for a password the user chooses
 MAX_NAME_LENGTH = 200
-
-
-class InvalidInput(ValueError):
-    """Bad input; the message is one line. `field` names the input at fault: the API reports
-    the message under that field, and the CLI, when the message begins with the field's name,
-    shows the command's option in its place ("kind must be…" becomes "--kind must be…")."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
 
 
 def _a(word: str) -> str:
@@ -45,7 +35,7 @@ def parse_municipalities(raw: str) -> list[str]:
 
 def check_municipalities(items: list[str]) -> list[str]:
     if not items or any(not isinstance(m, str) or not MUNICIPALITY_PATTERN.fullmatch(m) for m in items):
-        raise InvalidInput("municipalities must be one or more 4-digit municipality numbers "
+        raise invalid_input("municipalities must be one or more 4-digit municipality numbers "
                            "(e.g. 0301; on the command line comma-separated, 0301,4601)", "municipalities")
     return sorted(set(items))
 
@@ -53,25 +43,27 @@ def check_municipalities(items: list[str]) -> list[str]:
 def check_name(name: str) -> str:
     name = name.strip()
     if not name:
-        raise InvalidInput("name must not be empty", "name")
+        raise invalid_input("name must not be empty", "name")
     if len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"name must be at most {MAX_NAME_LENGTH} characters", "name")
+        raise invalid_input(f"name must be at most {MAX_NAME_LENGTH} characters", "name")
     return name
 
 
 def create_agency(code: str, kind: str, name: str, municipalities: list[str]) -> Agency:
+    note(resource_type="agency")
     if not CODE_PATTERN.fullmatch(code):
-        raise InvalidInput("code must be 2-32 characters: letters a-z or A-Z, digits, '-' or '_', "
+        raise invalid_input("code must be 2-32 characters: letters a-z or A-Z, digits, '-' or '_', "
                            "beginning with a letter or digit", "code")
     if kind not in AGENCY_KINDS:
-        raise InvalidInput(f"kind must be one of: {', '.join(AGENCY_KINDS)}", "kind")
+        raise invalid_input(f"kind must be one of: {', '.join(AGENCY_KINDS)}", "kind")
     name = check_name(name)
     municipalities = check_municipalities(municipalities)
     if db.session.get(Agency, code) is not None:
-        raise InvalidInput(f"agency {code!r} already exists", "code")
+        raise invalid_input(f"agency {code!r} already exists", "code")
     agency = Agency(code=code, kind=kind, name=name, municipalities=municipalities)
     db.session.add(agency)
     db.session.flush()
+    note(resource_id=agency.code)
     return agency
 
 
@@ -79,6 +71,7 @@ def get_agency(code: str, for_update: bool = False) -> Agency:
     agency = db.session.get(Agency, code, with_for_update=for_update)
     if agency is None:
         raise not_found("agency")
+    note(resource_type="agency", resource_id=agency.code)
     return agency
 
 
@@ -93,7 +86,7 @@ def update_agency(agency: Agency, changes: dict) -> Agency:
     return agency
 
 
-_AGENCY_KEYSET = SimpleNamespace(created_at=Agency.created_at, id=Agency.code)
+_AGENCY_KEYSET = Keyset(Agency.created_at, Agency.code)
 
 
 def list_agencies(args: dict) -> dict:
@@ -101,9 +94,9 @@ def list_agencies(args: dict) -> dict:
     stmt = select(Agency)
     if args.get("kind"):
         stmt = stmt.where(Agency.kind == args["kind"])
-    limit = args["limit"]
-    return page_of(list(db.session.scalars(keyset_page(stmt, _AGENCY_KEYSET, limit, args.get("cursor")))), limit,
-                   key="code")
+    page = _AGENCY_KEYSET.fetch(stmt, args["limit"], args.get("cursor"))
+    note(resource_type="agency", ids=[agency.code for agency in page["items"]])
+    return page
 
 
 # --- users -------------------------------------------------------------------------------------
@@ -112,37 +105,39 @@ def check_role_and_agency(role: str, agency_code: str | None, what: str) -> None
     """A staff role belongs to an agency of its own kind; admin and auditor to none.
     `what` names the holder in messages ("user", "client")."""
     if role not in ROLES:
-        raise InvalidInput(f"role must be one of: {', '.join(ROLES)}", "role")
+        raise invalid_input(f"role must be one of: {', '.join(ROLES)}", "role")
     if role in STAFF_ROLES:
         if not agency_code:
-            raise InvalidInput(f"agency is required for {_a(role)} {what}", "agency")
+            raise invalid_input(f"agency is required for {_a(role)} {what}", "agency")
         agency = db.session.get(Agency, agency_code)
         if agency is None:
-            raise InvalidInput(f"no agency {agency_code!r}", "agency")
+            raise invalid_input(f"no agency {agency_code!r}", "agency")
         if agency.kind != role:
-            raise InvalidInput(f"role {role!r} does not match agency {agency_code!r} of kind {agency.kind!r}",
+            raise invalid_input(f"role {role!r} does not match agency {agency_code!r} of kind {agency.kind!r}",
                                "agency")
     elif agency_code:
-        raise InvalidInput(f"agency must be left out: {_a(role)} {what} belongs to no agency", "agency")
+        raise invalid_input(f"agency must be left out: {_a(role)} {what} belongs to no agency", "agency")
 
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password")
+        raise invalid_input(f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password")
 
 
 def create_user(username: str, role: str, agency_code: str | None, password: str) -> User:
+    note(resource_type="user")
     if not re.fullmatch(r"[A-Za-z0-9._@-]{2,150}", username):
-        raise InvalidInput("username must be 2-150 characters: letters, digits, '.', '_', '@' or '-'", "username")
+        raise invalid_input("username must be 2-150 characters: letters, digits, '.', '_', '@' or '-'", "username")
     if role not in ROLES:
-        raise InvalidInput(f"role must be one of: {', '.join(ROLES)}", "role")
+        raise invalid_input(f"role must be one of: {', '.join(ROLES)}", "role")
     check_password(password)
     check_role_and_agency(role, agency_code, "user")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise InvalidInput(f"user {username!r} already exists", "username")
+        raise invalid_input(f"user {username!r} already exists", "username")
     user = User(username=username, role=role, agency_code=agency_code, password_hash=hash_password(password))
     db.session.add(user)
     db.session.flush()
+    note(resource_id=user.id)
     return user
 
 
@@ -150,10 +145,12 @@ def get_user(user_id: str) -> User:
     user = db.session.get(User, user_id)
     if user is None:
         raise not_found("user")
+    note(resource_type="user", resource_id=user.id)
     return user
 
 
 def list_users(args: dict) -> dict:
+    note(resource_type="user")
     stmt = select(User)
     if args.get("agency"):
         stmt = stmt.where(User.agency_code == args["agency"])
@@ -161,7 +158,7 @@ def list_users(args: dict) -> dict:
         stmt = stmt.where(User.role == args["role"])
     if args.get("active") is not None:
         stmt = stmt.where(User.active == args["active"])
-    return paginate(stmt, User, args["limit"], args.get("cursor"))
+    return noted_page(paginate(stmt, User, args["limit"], args.get("cursor")))
 
 
 def _end_logins(user: User, reason: str) -> None:
@@ -239,7 +236,7 @@ def set_password(user: User, password: str, principal: Principal | None = None) 
 def user_by_username(username: str) -> User:
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise InvalidInput(f"no user {username!r}", "username")
+        raise invalid_input(f"no user {username!r}", "username")
     return user
 
 

@@ -1,7 +1,6 @@
 """Administration of agencies and users (admin role with the `admin` scope)."""
 from __future__ import annotations
 
-import contextlib
 
 from flask import url_for
 from flask_smorest import Blueprint
@@ -9,12 +8,9 @@ from flask_smorest import Blueprint
 from casesvc.agencies import service
 from casesvc.agencies.schemas import (AgencyPatchSchema, AgencyQuery, AgencySchema, PasswordSchema, UserPatchSchema,
                                       UserQuery, UserSchema)
-from casesvc.agencies.service import InvalidInput
-from casesvc.audit import noted_page
-from casesvc.audit.service import note
 from casesvc.auth.principal import admin_only, current_principal
-from casesvc.common.http import etag_header, if_match_documented, page_schema, require_if_match, transactional
-from casesvc.errors import validation_error
+from casesvc.common.pagination import page_schema
+from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 
 agencies_blp = Blueprint("agencies", __name__, url_prefix="/api/v1/agencies",
                          description="Agencies and the municipalities they serve (admin)")
@@ -23,17 +19,7 @@ users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users",
 
 
 
-@contextlib.contextmanager
-def invalid_input_as_422():
-    """The service's InvalidInput as a 422 problem, under the field at fault."""
-    try:
-        yield
-    except InvalidInput as exc:
-        raise validation_error({exc.field or "_schema": [str(exc)]}, detail=str(exc)) from exc
-
-
 def agency_response(agency, status: int = 200):
-    note(resource_type="agency", resource_id=agency.code)
     headers = etag_header(agency)
     if status == 201:
         headers["Location"] = url_for("agencies.get_agency", code=agency.code)
@@ -41,7 +27,6 @@ def agency_response(agency, status: int = 200):
 
 
 def user_response(user, status: int = 200):
-    note(resource_type="user", resource_id=user.id)
     headers = etag_header(user)  # a digest of what can change in the user (`User.version`)
     if status == 201:
         headers["Location"] = url_for("users.get_user", user_id=user.id)
@@ -56,9 +41,7 @@ def user_response(user, status: int = 200):
 @agencies_blp.response(200, page_schema(AgencySchema))
 def list_agencies(args):
     """Agencies, newest first; `kind` filters"""
-    page = service.list_agencies(args)
-    note(resource_type="agency", ids=[agency.code for agency in page["items"]])
-    return page
+    return service.list_agencies(args)
 
 
 @agencies_blp.route("", methods=["POST"])
@@ -68,9 +51,7 @@ def list_agencies(args):
 @agencies_blp.response(201, AgencySchema)
 def create_agency(data):
     """Create an agency"""
-    note(resource_type="agency")
-    with invalid_input_as_422():
-        agency = service.create_agency(data["code"], data["kind"], data["name"], data["municipalities"])
+    agency = service.create_agency(data["code"], data["kind"], data["name"], data["municipalities"])
     return agency_response(agency, 201)
 
 
@@ -91,20 +72,11 @@ def get_agency(code):
 def patch_agency(data, code):
     """Change an agency's name or municipalities (needs If-Match); effective from the next request"""
     agency = service.get_agency(code, for_update=True)
-    note(resource_type="agency", resource_id=agency.code)
     require_if_match(agency)
-    with invalid_input_as_422():
-        return agency_response(service.update_agency(agency, data))
+    return agency_response(service.update_agency(agency, data))
 
 
 # --- users -------------------------------------------------------------------------------------
-
-def _user_to_change(user_id: str):
-    """The user a write names, in the request's audit event before anything can refuse the write."""
-    user = service.get_user(user_id)
-    note(resource_type="user", resource_id=user.id)
-    return user
-
 
 @users_blp.route("", methods=["GET"])
 @admin_only
@@ -112,8 +84,7 @@ def _user_to_change(user_id: str):
 @users_blp.response(200, page_schema(UserSchema))
 def list_users(args):
     """Users, newest first; `agency`, `role` and `active` filter"""
-    note(resource_type="user")
-    return noted_page(service.list_users(args))
+    return service.list_users(args)
 
 
 @users_blp.route("", methods=["POST"])
@@ -123,9 +94,7 @@ def list_users(args):
 @users_blp.response(201, UserSchema)
 def create_user(data):
     """Create a user with a password (stored as a hash; never returned)"""
-    note(resource_type="user")
-    with invalid_input_as_422():
-        user = service.create_user(data["username"], data["role"], data["agency_code"], data["password"])
+    user = service.create_user(data["username"], data["role"], data["agency_code"], data["password"])
     return user_response(user, 201)
 
 
@@ -147,10 +116,9 @@ def get_user(user_id):
 @if_match_documented(users_blp)
 def patch_user(data, user_id):
     """Change a user's role or agency (needs If-Match); the user's logins end, and it logs in again"""
-    user = _user_to_change(user_id)
+    user = service.get_user(user_id)
     require_if_match(user)
-    with invalid_input_as_422():
-        return user_response(service.change_user(current_principal(), user, data))
+    return user_response(service.change_user(current_principal(), user, data))
 
 
 @users_blp.route("/<user_id>/password", methods=["POST"])
@@ -163,9 +131,8 @@ def patch_user(data, user_id):
 def set_password(data, user_id):
     """Set a new password for another user (a reset): every login the user had, and its calendar
     address, end at once"""
-    user = _user_to_change(user_id)
-    with invalid_input_as_422():
-        return user_response(service.set_password(user, data["password"], current_principal()))
+    user = service.get_user(user_id)
+    return user_response(service.set_password(user, data["password"], current_principal()))
 
 
 @users_blp.route("/<user_id>/disable", methods=["POST"])
@@ -175,7 +142,7 @@ def set_password(data, user_id):
 @users_blp.alt_response(409, description="An administrator cannot disable their own account")
 def disable_user(user_id):
     """Disable a user: no more logins, and its live access and refresh tokens are refused at once"""
-    user = _user_to_change(user_id)
+    user = service.get_user(user_id)
     return user_response(service.disable_user(current_principal(), user))
 
 

@@ -1,4 +1,4 @@
-"""The audit trail (CONTRACT §7). Services call `audit.note(...)` and `audit.noted_page(...)`."""
+"""The audit trail (README "The audit log"). Services call `audit.note(...)` and `audit.noted_page(...)`."""
 from casesvc.audit.service import note
 
 

@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.http import Limit
+from casesvc.common.pagination import Limit
 from casesvc.common.schemas import Code, Instant
 from casesvc.vocabulary import AUDIT_OUTCOMES
 

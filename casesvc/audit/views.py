@@ -2,17 +2,13 @@ from __future__ import annotations
 
 from flask import Response, stream_with_context
 from flask_smorest import Blueprint
-from sqlalchemy import select
 
-from casesvc.audit import service, store
-from casesvc.audit.models import AuditEvent
+from casesvc.audit import checkpoints, export as audit_export, reading, verify as audit_verify
 from casesvc.audit.schemas import (AccessLogPageSchema, AccessLogQuery, AuditPageSchema, AuditQuery, ExportQuery,
                                    HeadSchema, VerifySchema)
-from casesvc.access import accesses_to_cases_of, enforce, load_youth
+from casesvc.access import enforce
 from casesvc.auth.principal import current_principal
-from casesvc.errors import field_error
-from casesvc.extensions import db
-from casesvc.policy import access_log_decision, check_audit_reader, youth_visible
+from casesvc.policy import check_audit_reader
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="The tamper-evident audit log")
 
@@ -21,27 +17,12 @@ def _reader():
     enforce(check_audit_reader(current_principal()))
 
 
-def _seq_page(stmt, limit: int, cursor: str | None) -> dict:
-    """Newest first by seq; the cursor is the last seq returned."""
-    if cursor:
-        try:
-            seq = int(cursor)
-        except ValueError:
-            seq = 0
-        if not 0 < seq < 2 ** 63:  # a sequence number: positive, and within the 64-bit column
-            raise field_error("cursor", "Not a cursor this service issued.")
-        stmt = stmt.where(AuditEvent.seq < seq)
-    rows = db.session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit + 1)).all()
-    items = [service.event_dict(row) for row in rows[:limit]]
-    return {"items": items, "next_cursor": str(rows[limit - 1].seq) if len(rows) > limit else None}
-
-
 @blp.route("/audit/head", methods=["GET"])
 @blp.response(200, HeadSchema)
 def head():
     """The head of the chain (seal it into a signed checkpoint with `casesvc audit checkpoint`)"""
     _reader()
-    return store.head()
+    return checkpoints.head()
 
 
 @blp.route("/audit/verify", methods=["GET"])
@@ -49,7 +30,7 @@ def head():
 def verify():
     """Walk the whole chain: seq gapless, each prev_hash the previous hash, each hash its content"""
     _reader()
-    return store.verify_database()
+    return audit_verify.verify_database()
 
 
 @blp.route("/audit/events", methods=["GET"])
@@ -58,16 +39,7 @@ def verify():
 def events(args):
     """Search the sealed log, newest first"""
     _reader()
-    service.seal()
-    stmt = select(AuditEvent)
-    if args.get("from_"):
-        stmt = stmt.where(AuditEvent.at >= args["from_"])
-    if args.get("to"):
-        stmt = stmt.where(AuditEvent.at < args["to"])
-    for name in ("actor", "case_id", "youth_id", "action", "outcome"):
-        if args.get(name):
-            stmt = stmt.where(getattr(AuditEvent, name) == args[name])
-    return _seq_page(stmt, args["limit"], args.get("cursor"))
+    return reading.search(args)
 
 
 @blp.route("/audit/export", methods=["GET"])
@@ -78,7 +50,7 @@ def export(args):
     """Stream the events between `from` and `to` as JSONL or CSV"""
     _reader()
     fmt = args["format"]
-    lines = store.export_lines(args.get("from_"), args.get("to"), fmt)
+    lines = audit_export.export_lines(args.get("from_"), args.get("to"), fmt)
     media = "application/x-ndjson" if fmt == "jsonl" else "text/csv"
     response = Response(stream_with_context(lines), mimetype=media)
     response.headers["Content-Disposition"] = f'attachment; filename="casesvc-audit.{fmt}"'
@@ -90,9 +62,4 @@ def export(args):
 @blp.response(200, AccessLogPageSchema)
 def access_log(args, youth_id):
     """Who (agency, role, user) read or changed this youth's data, and when — the right of access"""
-    principal = current_principal()
-    youth = load_youth(youth_id)
-    accesses = accesses_to_cases_of(principal, youth)
-    enforce(access_log_decision(principal, accesses, youth_visible(principal, youth.created_by_agency, accesses)))
-    service.seal()
-    return _seq_page(select(AuditEvent).where(AuditEvent.youth_id == youth.id), args["limit"], args.get("cursor"))
+    return reading.access_log(current_principal(), youth_id, args)

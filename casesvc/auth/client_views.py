@@ -4,10 +4,10 @@ from __future__ import annotations
 import marshmallow as ma
 from flask_smorest import Blueprint
 
-from casesvc.audit.service import note
 from casesvc.auth import clients as service
 from casesvc.auth.principal import admin_only
-from casesvc.common.http import PageArgs, page_schema, transactional
+from casesvc.common.pagination import PageArgs, page_schema
+from casesvc.web import transactional
 from casesvc.common.schemas import Instant
 
 blp = Blueprint("clients", __name__, url_prefix="/api/v1/clients",
@@ -53,5 +53,4 @@ def get_client(client_id):
 @blp.response(200, ClientSchema)
 def disable_client(client_id):
     """Disable an API client: it gets no new tokens, and its live tokens are refused at once"""
-    note(resource_type="client", resource_id=client_id)
     return service.disable_client(service.get_client(client_id))

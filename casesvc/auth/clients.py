@@ -10,12 +10,13 @@ import secrets
 
 from sqlalchemy import select
 
-from casesvc.agencies.service import InvalidInput, check_role_and_agency
+from casesvc.agencies.service import check_role_and_agency
+from casesvc.audit import note
 from casesvc.auth.models import ApiClient
 from casesvc.auth.tokens import secret_hash
-from casesvc.common.http import paginate
+from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import utcnow
-from casesvc.errors import not_found
+from casesvc.errors import invalid_input, not_found
 from casesvc.extensions import db
 from casesvc.policy import ROLE_SCOPES
 
@@ -24,17 +25,17 @@ def create_client(name: str, role: str, agency_code: str | None, scopes: str) ->
     """The new client and its secret (which is not stored)."""
     name = name.strip()
     if not re.fullmatch(r"[A-Za-z0-9._@ -]{2,150}", name):
-        raise InvalidInput("client name must be 2-150 characters: letters, digits, space, '.', '_', '@' or '-'")
+        raise invalid_input("client name must be 2-150 characters: letters, digits, space, '.', '_', '@' or '-'")
     check_role_and_agency(role, agency_code, "client")
     wanted = set(scopes.replace(",", " ").split())
     if not wanted:
-        raise InvalidInput("--scopes must name at least one scope")
+        raise invalid_input("--scopes must name at least one scope")
     beyond = wanted - ROLE_SCOPES[role]
     if beyond:
-        raise InvalidInput(f"--scopes not allowed for role {role}: {' '.join(sorted(beyond))} "
+        raise invalid_input(f"--scopes not allowed for role {role}: {' '.join(sorted(beyond))} "
                            f"(allowed: {' '.join(sorted(ROLE_SCOPES[role]))})")
     if db.session.scalar(select(ApiClient.id).where(ApiClient.name == name)) is not None:
-        raise InvalidInput(f"client {name!r} already exists")
+        raise invalid_input(f"client {name!r} already exists")
     secret = secrets.token_urlsafe(32)
     client = ApiClient(name=name, role=role, agency_code=agency_code, scopes=" ".join(sorted(wanted)),
                        secret_hash=secret_hash(secret), active=True)
@@ -51,6 +52,7 @@ def list_clients(args: dict) -> dict:
 
 
 def get_client(client_id: str) -> ApiClient:
+    note(resource_type="client", resource_id=client_id)
     client = db.session.get(ApiClient, client_id)
     if client is None:
         raise not_found("client")

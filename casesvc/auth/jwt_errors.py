@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_jwt_extended import JWTManager
 
 from casesvc.errors import problem_response
+from casesvc.auth.keys import register_signing_keys
 
 
 def _unauthorized(detail: str, error: str = "invalid_token"):
@@ -13,8 +14,6 @@ def _unauthorized(detail: str, error: str = "invalid_token"):
 
 
 def register_jwt_errors(jwt: JWTManager) -> None:
-    from casesvc.auth.keys import register_signing_keys
-
     register_signing_keys(jwt)
 
     @jwt.unauthorized_loader

@@ -39,7 +39,10 @@ from sqlalchemy import case, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from casesvc.auth.models import RateLimitCounter
+from casesvc.audit.service import note
+from casesvc.auth.models import ApiClient, RateLimitCounter, User
+from casesvc.auth.tokens import OAuthError
+from casesvc.auth.views import client_credentials, token_params
 from casesvc.extensions import db
 
 log = logging.getLogger(__name__)
@@ -165,9 +168,6 @@ class DatabaseStorage(Storage):
 
 def _login_name() -> str | None:
     """Who the attempt is for: the username (password grant) or the client_id."""
-    from casesvc.auth.tokens import OAuthError
-    from casesvc.auth.views import client_credentials, token_params
-
     try:
         params = token_params()
     except OAuthError:
@@ -188,14 +188,6 @@ def _address() -> str:
 
 def _note_who() -> None:
     """A refused attempt is audited like a failed one: with the user or client when known."""
-    from sqlalchemy import select
-
-    from casesvc.audit.service import note
-    from casesvc.auth.models import ApiClient, User
-    from casesvc.auth.tokens import OAuthError
-    from casesvc.auth.views import client_credentials, token_params
-    from casesvc.extensions import db
-
     try:
         params = token_params()
     except OAuthError:

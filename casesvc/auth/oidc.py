@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from casesvc.agencies.models import Agency
+from casesvc.auth.denylist import denylist_key, revoked_clause
 from casesvc.auth.models import ExternalIdentity, User
 from casesvc.errors import Problem, forbidden
 from casesvc.extensions import db
@@ -247,8 +248,6 @@ def _provision(issuer: str, subject: str, role: str, agency: str | None) -> None
 
 def provider_principal(token: str) -> Principal:
     """Verify a provider's token and build the principal (one query once the user exists)."""
-    from casesvc.auth.revocation import denylist_key, revoked_clause
-
     claims = verify(token)
     role, agency = _role_and_agency(claims)
     issuer, subject = claims["iss"], str(claims["sub"])

@@ -9,6 +9,9 @@ from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from sqlalchemy import bindparam, select
 
 from casesvc.agencies.models import Agency
+from casesvc.auth import feeds, oidc
+from casesvc.auth.denylist import denylist_key, revoked_clause
+from casesvc.auth.tokens import CLIENT_KIND
 from casesvc.auth.models import ApiClient, User
 from casesvc.errors import Problem
 from casesvc.extensions import db
@@ -61,8 +64,6 @@ def verified_claims(token: str | None) -> dict:
 def _caller_query(client: bool, with_family: bool):
     """The one query that loads the caller, built once: user or API client, the agency's
     municipalities, and whether the token or its login is on the denylist."""
-    from casesvc.auth.revocation import revoked_clause
-
     # the tables' own columns, not the mapped attributes: a plain Core statement skips the ORM's
     # execution path on every request
     revoked = revoked_clause(bindparam("jti"), bindparam("fam") if with_family else None).label("revoked")
@@ -83,10 +84,6 @@ def load_principal() -> Principal:
     tokens are checked here. Either way the caller (user or API client), their agency's
     municipalities and the revocation denylist are read in one query, so a disabled user or
     client, a revoked token or login, and a change of municipalities take effect at once."""
-    from casesvc.auth import feeds, oidc
-    from casesvc.auth.revocation import denylist_key
-    from casesvc.auth.tokens import CLIENT_KIND
-
     token = bearer_token()
     if token and current_app.config["CASESVC"].oidc_enabled and oidc.routes_to_provider(token):
         return oidc.provider_principal(token)

@@ -1,8 +1,7 @@
 """Token revocation (RFC 7009) and the denylist every request is checked against.
 
-The denylist is a table, so a revocation made through one worker process is seen by every
-other on its very next request. The check costs no extra round trip: it is folded into the
-query that loads the caller (see principal.py).
+The denylist (`denylist.py`) is a table, so a revocation made through one worker process is
+seen by every other on its very next request.
 
 - an access token: its `jti` goes on the denylist until the token would have expired anyway;
 - a refresh token: its whole family (the login) is revoked: the refresh tokens and every
@@ -12,38 +11,22 @@ query that loads the caller (see principal.py).
 """
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 
 from flask import current_app
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from casesvc.audit.service import note
-from casesvc.auth.models import RefreshFamily, RefreshToken, RevokedToken
+from casesvc.auth import oidc
+from casesvc.auth.denylist import denylist_key
+from casesvc.auth.models import RefreshToken, RevokedToken
 from casesvc.auth.tokens import expires_at, revoke_family
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
-
-
-def denylist_key(claims: dict, token: str) -> str:
-    jti = claims.get("jti")
-    if isinstance(jti, str) and 0 < len(jti) <= 64:
-        return jti
-    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
-
-
-def revoked_clause(key: str, family_id: str | None = None):
-    """True when the token is on the denylist or its login has been revoked: two lookups by
-    primary key inside the caller's own query."""
-    revoked, families = RevokedToken.__table__.c, RefreshFamily.__table__.c
-    clause = exists().where(revoked.jti == key)
-    if family_id is not None:
-        clause = or_(clause, exists().where(families.id == family_id, families.revoked_at.is_not(None)))
-    return clause
 
 
 def _deny(key: str, claims: dict) -> None:
@@ -71,8 +54,6 @@ def _own_token_claims(token: str) -> dict | None:
 def revoke(token: str) -> bool:
     """Revoke `token` if it is one this service would accept (an invalid or expired token is
     no error, RFC 7009 §2.2). Returns whether anything was revoked. Commits."""
-    from casesvc.auth import oidc
-
     settings = current_app.config["CASESVC"]
     revoked = False
     if settings.oidc_enabled and oidc.routes_to_provider(token):

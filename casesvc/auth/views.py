@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 
 from casesvc.audit import note
 from casesvc.auth.principal import current_principal
+from casesvc.auth.revocation import revoke as revoke_token
 from casesvc.auth.schemas import MeSchema, OAuthErrorSchema, RevokeRequestSchema, TokenRequestSchema, TokenSchema
 from casesvc.auth.tokens import OAuthError, client_credentials_grant, password_grant, refresh_grant
 from casesvc.extensions import db
@@ -99,8 +100,6 @@ def revoke():
     token revokes its whole login: the refresh tokens and the access tokens issued with them.
     Holding the token is the credential (no bearer token or client authentication needed);
     an unknown, invalid or expired token is answered 200 as well."""
-    from casesvc.auth.revocation import revoke as revoke_token
-
     try:
         params = token_params()
         value = params.get("token")

@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.http import PageArgs
+from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, Code, Instant, Municipality
 from casesvc.common.timeutil import rfc3339
 from casesvc.vocabulary import CASE_ORIGINS, CASE_STATUSES

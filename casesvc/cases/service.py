@@ -14,7 +14,7 @@ from casesvc.access.clauses import cases_due_before_template, visible_cases_para
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
-from casesvc.common.http import keyset_page_template, keyset_params, page_of
+from casesvc.common.pagination import Keyset
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.cases.states import CASE_STATES, CLOSED
 from casesvc.errors import Problem, field_error
@@ -74,6 +74,7 @@ def get_case(principal: Principal, case_id: str) -> CaseView:
     return readable_case(principal, case_id, Action.READ_CASE)[0]
 
 
+_NEWEST_FIRST = Keyset.newest_first(Case.__table__.c)
 LIST_FILTERS = ("status", "municipality", "youth_id", "participant", "due_before")
 
 
@@ -92,7 +93,7 @@ def _case_page_query(filters: tuple[str, ...], after_cursor: bool):
             stmt = stmt.where(cases_due_before_template())
         else:
             stmt = stmt.where(cases[name] == bindparam(name))
-    page = keyset_page_template(stmt, cases, after_cursor).subquery("page")
+    page = _NEWEST_FIRST.template(stmt, after_cursor).subquery("page")
     return (select(*case_row_columns(page.c), Participant.__table__.c.agency_code)
             .select_from(page.outerjoin(Participant.__table__, Participant.__table__.c.case_id == page.c.id))
             .order_by(page.c.created_at.desc(), page.c.id.desc(), *JOINING_ORDER))
@@ -105,9 +106,9 @@ def list_cases(principal: Principal, args: dict) -> dict:
     if visible is None:
         return audit.noted_page({"items": [], "next_cursor": None})
     filters = tuple(name for name in LIST_FILTERS if args.get(name))
-    params = {**visible, **keyset_params(args["limit"], args.get("cursor")), **{name: args[name] for name in filters}}
+    params = {**visible, **_NEWEST_FIRST.params(args["limit"], args.get("cursor")), **{name: args[name] for name in filters}}
     rows = db.session.execute(_case_page_query(filters, bool(args.get("cursor"))), params).all()
-    return audit.noted_page(page_of(grouped(rows), args["limit"]))
+    return audit.noted_page(_NEWEST_FIRST.page_of(grouped(rows), args["limit"]))
 
 
 def _check_no_open_condition_of(leaving: set[str], case: Case) -> None:

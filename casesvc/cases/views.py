@@ -7,8 +7,8 @@ from casesvc.access import case_for
 from casesvc.auth.principal import current_principal, requires
 from casesvc.cases import service
 from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema, case_body
-from casesvc.common.http import (etag_header, if_match_documented, json_response, page_schema,
-                                 require_if_match, transactional)
+from casesvc.common.pagination import page_schema
+from casesvc.web import etag_header, if_match_documented, json_response, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
 from casesvc.policy import Action
 

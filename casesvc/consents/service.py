@@ -5,7 +5,7 @@ from sqlalchemy import and_, not_, select
 
 from casesvc import audit, signals
 from casesvc.cases.models import Case
-from casesvc.common.http import paginate
+from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import age_on, oslo_today, utcnow
 from casesvc.consents.models import Consent, ConsentAgency
 from casesvc.errors import conflict, not_found, validation_error

@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from casesvc.common.http import PageArgs
+from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, Code, Instant
 from casesvc.vocabulary import CATEGORIES, DRUG_TEST_RESULTS, EVENT_KINDS, VISIBILITIES
 

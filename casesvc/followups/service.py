@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from casesvc import audit, signals
 from casesvc.cases.models import Case
-from casesvc.common.http import filter_equal, paginate
+from casesvc.common.pagination import filter_equal, paginate
 from casesvc.errors import Problem, field_error, not_found, validation_error
 from casesvc.extensions import db
 from casesvc.followups.models import Event, Note

@@ -5,7 +5,8 @@ from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
 from casesvc.access import case_for, readable_case
-from casesvc.common.http import etag_header, page_schema, transactional
+from casesvc.common.pagination import page_schema
+from casesvc.web import etag_header, transactional
 from casesvc.followups import service
 from casesvc.followups.models import Event, Note
 from casesvc.followups.schemas import EventQuery, EventSchema, NoteQuery, NoteSchema

@@ -9,7 +9,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from casesvc import audit, signals
 from casesvc.cases.models import Case
 from casesvc.cases.states import require_open
-from casesvc.common.http import filter_equal, paginate
+from casesvc.common.pagination import filter_equal, paginate
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import add_years, age_on, oslo_today
 from casesvc.errors import conflict, field_error, not_found, validation_error
@@ -26,7 +26,7 @@ REACTION_STATES = StateMachine(
     {"draft": ("active", "cancelled"), "active": ("completed", "breached", "cancelled")},
     needs_reason=frozenset({"completed", "breached", "cancelled"}),
 )
-# A concern conversation is voluntary: it has no breach concept (DOMAIN.md).
+# A concern conversation is voluntary: it has no breach concept (docs/domain.md).
 NO_BREACH_TYPES = frozenset({"concern_conversation"})
 
 

@@ -5,7 +5,8 @@ from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
 from casesvc.access import case_for, readable_case
-from casesvc.common.http import etag_header, if_match_documented, page_schema, require_if_match, transactional
+from casesvc.common.pagination import page_schema
+from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
 from casesvc.policy import Action
 from casesvc.reactions import service

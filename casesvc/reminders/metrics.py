@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import logging
 
+from datetime import datetime
+
+from flask import has_app_context
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import func, select
+
+from casesvc.common.timeutil import utcnow
+from casesvc.extensions import db
+from casesvc.reminders.models import Reminder, WebhookAttempt
 
 log = logging.getLogger(__name__)
+
+
+def metric_counts(now: datetime | None = None) -> dict:
+    now = now or utcnow()
+    pending = db.session.scalar(select(func.count()).select_from(Reminder).where(Reminder.status == "pending"))
+    overdue = db.session.scalar(select(func.count()).select_from(Reminder).where(
+        Reminder.status == "pending", Reminder.due_at <= now))
+    escalated = db.session.scalar(select(func.count()).select_from(Reminder).where(
+        Reminder.kind == "escalation", Reminder.status == "pending"))
+    outcomes = dict(db.session.execute(select(WebhookAttempt.outcome, func.count())
+                                       .group_by(WebhookAttempt.outcome)).all())
+    return {"pending": pending, "overdue": overdue, "escalated": escalated, "attempts": outcomes}
 
 
 def _families():
@@ -24,13 +44,8 @@ class ReminderCollector:
         return list(_families())
 
     def collect(self):
-        from flask import has_app_context
-
         if not has_app_context():
             return []
-        from casesvc.extensions import db
-        from casesvc.reminders.service import metric_counts
-
         try:
             counts = metric_counts()
         except Exception:  # a database without the tables yet, or unreachable: no figures

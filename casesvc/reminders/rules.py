@@ -1,4 +1,4 @@
-"""The reminder rules: small pure functions from facts to a due time (CONTRACT §6, DOMAIN.md).
+"""The reminder rules: small pure functions from facts to a due time (README "Reminders and webhooks", docs/domain.md).
 
 Nothing here touches the database or the clock: the worker (service.py) gathers the facts and
 calls these, and the tests call them directly. Business dates are Europe/Oslo; a reminder that
@@ -15,7 +15,7 @@ from casesvc.vocabulary import REMINDER_KINDS, REMINDER_STATUSES
 KINDS = REMINDER_KINDS
 STATUSES = REMINDER_STATUSES
 OPEN_STATUSES = ("pending", "acknowledged")
-AGE_THRESHOLDS = (16, 18)  # health-law majority; majority: consent rules change (DOMAIN.md)
+AGE_THRESHOLDS = (16, 18)  # health-law majority; majority: consent rules change (docs/domain.md)
 # A drug test that was missed or invalid does not answer the condition: the test is still owed.
 UNANSWERED_RESULTS = frozenset({"missed", "invalid"})
 

@@ -3,15 +3,14 @@ from __future__ import annotations
 from flask import Response, url_for
 from flask_smorest import Blueprint
 
-from casesvc.audit.service import note
 from casesvc.auth import feeds
 from casesvc.auth.principal import admin_only, current_principal, requires
 from casesvc.access import case_for
-from casesvc.common.http import etag_header, page_schema, transactional
-from casesvc.errors import Problem, not_found
+from casesvc.common.pagination import page_schema
+from casesvc.web import etag_header, transactional
 from casesvc.extensions import db
 from casesvc.policy import Action
-from casesvc.reminders import service
+from casesvc.reminders import service, webhook_admin
 from casesvc.reminders.schemas import (AttemptQuery, AttemptSchema, CalendarFeedSchema, ManualReminderSchema,
                                        ReminderQuery, ReminderSchema, SnoozeSchema, WebhookSchema)
 
@@ -22,7 +21,6 @@ hooks_blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/agencies/<code>/
 
 
 def reminder_response(reminder, status: int = 200):
-    note(resource_type="reminder", resource_id=reminder.id, case_id=reminder.case_id)
     headers = etag_header(reminder)
     if status == 201:
         headers["Location"] = url_for("reminders.get_reminder", reminder_id=reminder.id)
@@ -57,11 +55,7 @@ def reminders_calendar():
 def create_calendar_feed():
     """A secret address for the caller's reminders calendar, for a calendar program (which sends
     no bearer token). It replaces the caller's previous address; keep it like a password"""
-    principal = current_principal()
-    if principal.kind != "user":
-        raise Problem(403, "users-only", "Forbidden", "Calendar addresses are for users, not API clients.")
-    token = feeds.new_feed(principal)
-    note(resource_type="calendar_feed", resource_id=principal.subject)
+    token = service.open_feed(current_principal())
     return {"url": url_for("reminders.reminders_calendar", **{feeds.FEED_PARAM: token}, _external=True)}, 201
 
 
@@ -71,10 +65,7 @@ def create_calendar_feed():
 @blp.response(204)
 def delete_calendar_feed():
     """End the caller's calendar address: calendars subscribed to it get 401 from then on"""
-    principal = current_principal()
-    note(resource_type="calendar_feed", resource_id=principal.subject)
-    if not feeds.end_feed(principal):
-        raise not_found("calendar address")
+    service.close_feed(current_principal())
     return Response(status=204)
 
 
@@ -153,8 +144,7 @@ def create_reminder(data, case_id):
 @hooks_blp.alt_response(201, schema=WebhookSchema, description="Created")
 def put_webhook(data, code):
     """Set or replace the agency's webhook (url and signing secret)"""
-    note(resource_type="webhook", resource_id=code)
-    webhook, created = service.put_webhook(code, data)
+    webhook, created = webhook_admin.put_webhook(code, data)
     db.session.flush()  # the new version, for the ETag
     if created:
         return webhook, 201, {"Location": url_for("webhooks.get_webhook", code=code), **etag_header(webhook)}
@@ -166,8 +156,7 @@ def put_webhook(data, code):
 @hooks_blp.response(200, WebhookSchema)
 def get_webhook(code):
     """The agency's webhook (the secret is never shown)"""
-    note(resource_type="webhook", resource_id=code)
-    webhook = service.get_webhook(code)
+    webhook = webhook_admin.get_webhook(code)
     return webhook, 200, etag_header(webhook)
 
 
@@ -177,8 +166,7 @@ def get_webhook(code):
 @hooks_blp.response(204)
 def delete_webhook(code):
     """Remove the agency's webhook; deliveries not yet made are cancelled"""
-    note(resource_type="webhook", resource_id=code)
-    service.delete_webhook(code)
+    webhook_admin.delete_webhook(code)
     return Response(status=204)
 
 
@@ -188,5 +176,4 @@ def delete_webhook(code):
 @hooks_blp.response(200, page_schema(AttemptSchema))
 def list_deliveries(args, code):
     """Every delivery attempt to the agency's webhook, newest first"""
-    note(resource_type="webhook", resource_id=code)
-    return service.list_attempts(code, args)
+    return webhook_admin.list_attempts(code, args)

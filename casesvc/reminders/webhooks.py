@@ -2,7 +2,7 @@
 the retry schedule. Pure where it can be; `send` is the only function that does I/O.
 
 What is signed: the exact request body, with HMAC-SHA256 under the agency's secret, sent as
-`X-Casesvc-Signature: sha256=<hex>` (CONTRACT §6). The body carries the send time as `timestamp`
+`X-Casesvc-Signature: sha256=<hex>` (README "Reminders and webhooks"). The body carries the send time as `timestamp`
 (decimal Unix seconds), repeated in `X-Casesvc-Timestamp`, so the signature covers it: a receiver
 recomputes the HMAC over the raw body it received, checks the header equals the body's
 `timestamp`, and refuses one more than a few minutes old (replay protection, as Stripe and

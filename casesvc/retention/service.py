@@ -1,4 +1,4 @@
-"""Retention (CONTRACT §8): nothing is kept "just in case".
+"""Retention (README "Operations"): nothing is kept "just in case".
 
 A closed case older than CASESVC_RETENTION_DAYS after `closed_at` is deleted with everything
 under it (the database cascades), unless `legal_hold` is set; its youth goes when no case remains.

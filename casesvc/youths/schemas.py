@@ -2,7 +2,7 @@ import re
 
 import marshmallow as ma
 
-from casesvc.common.http import PageArgs
+from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, Instant, Municipality
 from casesvc.vocabulary import GUARDIAN_RELATIONS
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from casesvc import audit
 from casesvc.access import enforce
 from casesvc.access.clauses import visible_youths_clause
-from casesvc.common.http import paginate
+from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.errors import Problem, field_error
 from casesvc.extensions import db

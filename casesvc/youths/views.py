@@ -5,7 +5,8 @@ from flask_smorest import Blueprint
 
 from casesvc.access import youth_for
 from casesvc.auth.principal import current_principal, requires
-from casesvc.common.http import etag_header, if_match_documented, page_schema, require_if_match, transactional
+from casesvc.common.pagination import page_schema
+from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 from casesvc.policy import Action
 from casesvc.youths import service
 from casesvc.youths.schemas import YouthPatchSchema, YouthQuery, YouthSchema

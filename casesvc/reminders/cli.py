@@ -1,0 +1,47 @@
+"""`casesvc reminders run|work`: the worker that creates due reminders and delivers webhooks."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from casesvc.commands import DomainGroup, instant
+from casesvc.extensions import db
+from casesvc.reminders.worker import run
+
+reminders = DomainGroup("reminders", help="Reminders: the worker that creates due reminders and delivers "
+                                           "their webhooks.")
+log = logging.getLogger("casesvc.reminders")
+
+
+@reminders.command("run")
+@click.option("--now", help="RFC 3339 instant to run at (default: now)")
+def reminders_run(now):
+    """One pass: create due reminders, escalate overdue ones, deliver due webhooks. Idempotent;
+    safe from cron and from several processes at once."""
+    click.echo(json.dumps(run(instant(now, "--now"))))
+
+
+@reminders.command("work")
+@click.option("--interval", default=60, show_default=True, type=click.IntRange(1, 86400),
+              help="Seconds between passes")
+def reminders_work(interval):
+    """Run a pass every --interval seconds until interrupted (SIGINT or SIGTERM)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            click.echo(json.dumps(run()))
+        except OperationalError as exc:  # the database is away for a moment: try again next pass
+            db.session.rollback()
+            log.warning("reminders pass failed: %s", exc.orig.__class__.__name__)
+        finally:
+            db.session.remove()
+        try:
+            stop.wait(interval)
+        except KeyboardInterrupt:
+            break
