@@ -20,7 +20,7 @@ from casesvc.extensions import db
 from tests.conftest import PASSWORD
 from tests.conftest import assert_problem
 from tests.test_http_conventions import assert_no_leak
-from tests.test_serve import served  # noqa: F401  (a real gunicorn for the chunked upload)
+from tests.ops.test_serve import served  # noqa: F401  (a real gunicorn for the chunked upload)
 
 NUL_DETAIL = "Text may not contain the NUL character (\\u0000)."
 MIB = 1024 * 1024

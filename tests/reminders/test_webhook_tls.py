@@ -28,7 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from casesvc.common.timeutil import utcnow
 from casesvc.reminders import webhooks
-from tests.test_webhooks import SECRET, _QuietServer, attempts, hook, manual, recording_handler, run_worker
+from tests.reminders.test_webhooks import SECRET, _QuietServer, attempts, hook, manual, recording_handler, run_worker
 
 HOST = "hooks.example.test"
 PINNED = "127.0.0.1"

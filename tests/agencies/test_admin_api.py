@@ -17,7 +17,7 @@ from casesvc.auth.models import User
 from casesvc.web.commit import IdempotencyKey
 from casesvc.extensions import db
 from tests.conftest import PASSWORD, all_pages
-from tests.test_audit_recording import events, head_seq
+from tests.audit.test_audit_recording import events, head_seq
 
 TOKEN_URL = "/api/v1/auth/token"
 FAKE_PASSWORD = "fake test password 123"

@@ -2,7 +2,7 @@
 chooses), from the admin API and from `casesvc users create` alike."""
 from __future__ import annotations
 
-from tests.test_admin_api import field_problem, login
+from tests.agencies.test_admin_api import field_problem, login
 
 EIGHT = "Xq7-fake"   # 8 characters: long enough
 SEVEN = "Xq7-fak"    # 7 characters: too short

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 
-VENV_CASESVC = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "casesvc"
+VENV_CASESVC = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "casesvc"
 GOOD_PASSWORD = "a long enough test password"
 
 
