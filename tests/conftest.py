@@ -12,10 +12,12 @@ from datetime import date, timedelta
 
 import pytest
 from flask_jwt_extended import create_access_token
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from casesvc import create_app
 from casesvc.agencies.service import create_agency, create_user
+from casesvc.audit import service as audit_service
+from casesvc.audit.models import AuditEvent
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.extensions import db
 from casesvc.policy import ROLE_SCOPES
@@ -297,3 +299,13 @@ def test_db_cli(app, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CASESVC_DATABASE_URL", app.config["CASESVC"].database_url)
     monkeypatch.setenv("CASESVC_INSTANCE_PATH", str(tmp_path / "instance"))
     return _cli_runner(monkeypatch, capsys)
+
+
+def sealed(app) -> list[dict]:
+    """Every event of the chain, sealed first, in seq order, as the API gives them."""
+    with app.app_context():
+        audit_service.seal()
+        rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+        out = [audit_service.event_dict(row) for row in rows]
+        db.session.remove()
+        return out

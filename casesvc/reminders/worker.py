@@ -77,23 +77,30 @@ def _rule_lock(name: str):
             conn.commit()
 
 
-def _apply_rule(name: str, build, refresh_basis: bool, now: datetime, settings) -> int:
-    stmt, to_rows = build(now, settings)
+def _in_chunks(name: str, stmt, work) -> int:
+    """Stream `stmt`'s rows under the lock of rule `name`, CHUNK at a time; `work(rows)` writes
+    for one chunk and returns how many reminders it made. Each chunk commits on its own, so a
+    large first run holds no long transaction. 0 when another worker holds the rule."""
     created = 0
     with _rule_lock(name) as conn:
         if conn is None:
             return 0
         result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(stmt)
         for part in result.partitions(CHUNK):
-            rows = [row for candidate in part for row in to_rows(candidate)]
             try:
-                created += len(insert_reminders(rows, refresh_basis=refresh_basis, now=now))
+                created += work(part)
                 db.session.commit()
             except BaseException:
                 db.session.rollback()
                 raise
         result.close()
     return created
+
+
+def _apply_rule(name: str, build, refresh_basis: bool, now: datetime, settings) -> int:
+    stmt, to_rows = build(now, settings)
+    return _in_chunks(name, stmt, lambda part: len(insert_reminders(
+        [row for candidate in part for row in to_rows(candidate)], refresh_basis=refresh_basis, now=now)))
 
 
 def _coordinator_agencies(cases: set[str]) -> dict[str, list[tuple[str, str]]]:
@@ -120,30 +127,21 @@ def _escalate(now: datetime, settings) -> int:
             .where(Reminder.status == "pending", Reminder.kind != "escalation", Reminder.escalated_at.is_(None),
                    Reminder.due_at <= cutoff, Reminder.created_at <= cutoff)
             .order_by(Reminder.id))
-    created = 0
-    with _rule_lock("escalation") as conn:
-        if conn is None:
-            return 0
-        result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(stmt)
-        for part in result.partitions(CHUNK):
-            due = [r for r in part if rules.should_escalate(r.kind, r.status, r.due_at, r.created_at, now, days)]
-            participants = _coordinator_agencies({r.case_id for r in due})
-            rows = [reminder_row("escalation", r.case_id, rules.escalation_due(r.due_at, r.created_at, days),
-                                 rules.assignee("escalation", "", coordinator=rules.coordinator_agency(
-                                     r.lead_agency, participants[r.case_id])),
-                                 "reminder", r.id, reaction_id=r.reaction_id, dedupe_key=rules.escalation_key(r.id))
-                    for r in due]
-            try:
-                created += len(insert_reminders(rows, now=now))
-                db.session.execute(update(Reminder.__table__)
-                                   .where(Reminder.__table__.c.id.in_([r.id for r in due]))
-                                   .values(escalated_at=now))
-                db.session.commit()
-            except BaseException:
-                db.session.rollback()
-                raise
-        result.close()
-    return created
+
+    def escalate(part) -> int:
+        due = [r for r in part if rules.should_escalate(r.kind, r.status, r.due_at, r.created_at, now, days)]
+        participants = _coordinator_agencies({r.case_id for r in due})
+        rows = [reminder_row("escalation", r.case_id, rules.escalation_due(r.due_at, r.created_at, days),
+                             rules.assignee("escalation", "", coordinator=rules.coordinator_agency(
+                                 r.lead_agency, participants[r.case_id])),
+                             "reminder", r.id, reaction_id=r.reaction_id, dedupe_key=rules.escalation_key(r.id))
+                for r in due]
+        created = len(insert_reminders(rows, now=now))
+        db.session.execute(update(Reminder.__table__).where(Reminder.__table__.c.id.in_([r.id for r in due]))
+                           .values(escalated_at=now))
+        return created
+
+    return _in_chunks("escalation", stmt, escalate)
 
 
 # --- the worker: deliveries -------------------------------------------------------------------

@@ -8,26 +8,13 @@ import io
 import json
 
 import pytest
-from sqlalchemy import select
 
-from casesvc.audit import service
 from casesvc.audit.chain import CHAINED_FIELDS, GENESIS, event_hash
-from casesvc.audit.models import AuditEvent
 from casesvc.cli import main
-from casesvc.extensions import db
-from tests.conftest import PROBLEM, all_pages
+from tests.conftest import PROBLEM, all_pages, sealed
 
 ENDPOINTS = ["/api/v1/audit/head", "/api/v1/audit/verify", "/api/v1/audit/events", "/api/v1/audit/export"]
 CHAIN_FIELDS = [*CHAINED_FIELDS, "hash"]
-
-
-def sealed(app) -> list[dict]:
-    with app.app_context():
-        service.seal()
-        rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
-        out = [service.event_dict(row) for row in rows]
-        db.session.remove()
-        return out
 
 
 @pytest.fixture

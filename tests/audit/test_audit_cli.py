@@ -9,10 +9,10 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from casesvc.audit import service
 from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.audit.copy_text import EXPORT_FIELDS
 from casesvc.extensions import db
+from tests.conftest import sealed
 
 SIGNING_KEY = "test-signing-key-kept-outside-the-database"
 
@@ -28,15 +28,6 @@ def one_line_error(code, out, err) -> str:
     assert len(lines) == 1, err
     assert lines[0].startswith("casesvc: ")
     return lines[0]
-
-
-def sealed(app) -> list[dict]:
-    with app.app_context():
-        service.seal()
-        rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
-        out = [service.event_dict(row) for row in rows]
-        db.session.remove()
-        return out
 
 
 @pytest.fixture

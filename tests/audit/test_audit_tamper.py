@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from casesvc.audit import chain, service
 from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.extensions import db
-from tests.conftest import audit_triggers_off
+from tests.conftest import audit_triggers_off, sealed
 
 EVENTS = AuditEvent.__table__
 SIGNING_KEY = "test-signing-key-kept-outside-the-database"
@@ -34,15 +34,6 @@ def trail(world, app) -> list[dict]:
         world["west"].get(f"/api/v1/cases/{case['id']}")  # denied: 404
         police.get("/api/v1/cases")
     return sealed(app)
-
-
-def sealed(app) -> list[dict]:
-    with app.app_context():
-        service.seal()
-        rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
-        out = [service.event_dict(row) for row in rows]
-        db.session.remove()
-        return out
 
 
 def raw_rows(app, *seqs) -> list[dict]:
