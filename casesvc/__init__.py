@@ -10,6 +10,7 @@ from flask.sessions import SessionInterface
 
 from casesvc.common.jsonio import JSONProvider
 from casesvc.config import load_settings
+from casesvc.ops import database
 
 API_TITLE = "casesvc"
 API_VERSION = "1.0.0"
@@ -29,7 +30,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
         TESTING=settings.env == "test",
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
+        SQLALCHEMY_ENGINE_OPTIONS=database.engine_options(settings),
         MAX_CONTENT_LENGTH=1024 * 1024,
         PROPAGATE_EXCEPTIONS=False,
         JWT_SECRET_KEY=settings.secret_key,
@@ -71,6 +72,9 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.requests import register_request_hooks
 
     db.init_app(app)
+    with app.app_context():
+        database.install(app, db.engine)  # bounded waits (the engine is made, no connection yet)
+    app.extensions["casesvc.readiness"] = database.Readiness(app)
     migrate.init_app(app, db, directory=migrations_directory())
     jwt.init_app(app)
     register_jwt_errors(jwt)
@@ -116,12 +120,3 @@ class _NoCookieSessions(SessionInterface):
 
     def save_session(self, app, session, response):
         return None
-
-
-def _engine_options(url: str) -> dict:
-    if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
-    # No pre-ping: it costs a round trip on every checkout, i.e. on every request. A connection
-    # the server dropped (a restart) fails the one request that meets it; SQLAlchemy then
-    # discards the whole pool, and `pool_recycle` retires connections before idle timeouts do.
-    return {"pool_size": 5, "max_overflow": 5, "pool_recycle": 1800}

@@ -30,11 +30,17 @@ def instance_path() -> Path:
     return Path(os.environ.get("CASESVC_INSTANCE_PATH") or Path.cwd() / "instance")
 
 
-def create_cli_app() -> Flask:
+# A command's statements may rightly run long (an export of millions of events, a first reminders
+# run): PostgreSQL's statement and idle-in-transaction timeouts are for the server's requests.
+LONG_JOBS = {"db_statement_timeout": 0, "db_idle_in_transaction_timeout": 0}
+
+
+def create_cli_app(serving: bool = False) -> Flask:
+    """The app of a command; `serving` is the app `casesvc serve` runs, with the server's waits."""
     from casesvc import create_app  # the factory sits above every module it assembles
 
     try:
-        return create_app(instance_path=instance_path())
+        return create_app(None if serving else LONG_JOBS, instance_path=instance_path())
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
 
@@ -42,11 +48,6 @@ def create_cli_app() -> Flask:
 def script_info() -> ScriptInfo:
     """What `casesvc` hands its commands: how to make the app (made once, when first needed)."""
     return ScriptInfo(create_app=create_cli_app, set_debug_flag=False)
-
-
-def current_cli_app() -> Flask:
-    """The app of this invocation, for a command that runs outside its context (`serve`)."""
-    return click.get_current_context().ensure_object(ScriptInfo).load_app()
 
 
 # the command-line options of fields the services name in their errors

@@ -94,6 +94,19 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_lease_seconds: int = 300
     webhook_concurrency: int = 8
+    # the database connection and serving (casesvc/ops): see _database_settings()
+    db_pool_size: int = 5
+    db_max_overflow: int = 5
+    db_pool_timeout: float = 5.0
+    db_pool_recycle: int = 1800
+    db_pool_pre_ping: bool = True
+    db_connect_timeout: int = 5
+    db_statement_timeout: float = 30.0
+    db_idle_in_transaction_timeout: float = 60.0
+    readyz_timeout: float = 2.0
+    retry_after: int = 5
+    serve_graceful_timeout: int = 30
+    serve_keepalive: int = 5
 
     @property
     def oidc_enabled(self) -> bool:
@@ -147,6 +160,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     )
     settings = replace(settings, **_identity_settings(env))
     settings = replace(settings, **_reminder_settings())
+    settings = replace(settings, **_database_settings())
     # any other setting may be given directly (tests, embedding)
     extra = {k: v for k, v in overrides.items() if k not in ("env", "database_url", "secret_key")}
     unknown = set(extra) - {f.name for f in fields(Settings)}
@@ -249,3 +263,32 @@ def _reminder_settings() -> dict:
                                            _int("CASESVC_WEBHOOK_LEASE_SECONDS", 300)),
         "webhook_concurrency": _positive("CASESVC_WEBHOOK_CONCURRENCY", _int("CASESVC_WEBHOOK_CONCURRENCY", 8)),
     }
+
+
+def _not_negative(name: str, value):
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def _database_settings() -> dict:
+    """How long anything may wait on the database, the connection pool, and gunicorn's shutdown
+    and keep-alive (README "Operations": waits, connection budget). 0 turns a timeout off."""
+    def seconds(name: str, default: float, kind=_float):
+        return _not_negative(name, kind(name, default))
+
+    return {
+        "db_pool_size": _positive("CASESVC_DB_POOL_SIZE", _int("CASESVC_DB_POOL_SIZE", 5)),
+        "db_max_overflow": seconds("CASESVC_DB_MAX_OVERFLOW", 5, _int),
+        "db_pool_timeout": _positive("CASESVC_DB_POOL_TIMEOUT", _float("CASESVC_DB_POOL_TIMEOUT", 5.0)),
+        "db_pool_recycle": _positive("CASESVC_DB_POOL_RECYCLE", _int("CASESVC_DB_POOL_RECYCLE", 1800)),
+        "db_pool_pre_ping": _bool("CASESVC_DB_POOL_PRE_PING", True),
+        "db_connect_timeout": _positive("CASESVC_DB_CONNECT_TIMEOUT", _int("CASESVC_DB_CONNECT_TIMEOUT", 5)),
+        "db_statement_timeout": seconds("CASESVC_DB_STATEMENT_TIMEOUT", 30.0),
+        "db_idle_in_transaction_timeout": seconds("CASESVC_DB_IDLE_IN_TRANSACTION_TIMEOUT", 60.0),
+        "readyz_timeout": _positive("CASESVC_READYZ_TIMEOUT", _float("CASESVC_READYZ_TIMEOUT", 2.0)),
+        "retry_after": _positive("CASESVC_RETRY_AFTER", _int("CASESVC_RETRY_AFTER", 5)),
+        "serve_graceful_timeout": seconds("CASESVC_GRACEFUL_TIMEOUT", 30, _int),
+        "serve_keepalive": seconds("CASESVC_KEEPALIVE", 5, _int),
+    }
+

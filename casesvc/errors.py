@@ -11,6 +11,9 @@ from typing import Any
 import marshmallow as ma
 from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api
+from sqlalchemy.exc import DataError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -193,10 +196,33 @@ def register_error_handlers(app: Flask, api: Api) -> None:
         return _unexpected(exc)
 
 
+# refused or dropped connections, a server shutting down, a timeout, a pool with no connection
+# free: nothing was done that the client could rely on, and trying later helps
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+
+
+def database_unavailable(exc: Exception, db) -> Response:
+    """503 with Retry-After; the session is cleared for the next request."""
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone; the pool replaces it
+        db.session.remove()
+    log.warning("database unavailable on %s %s: %s", request.method, request.path,
+                getattr(exc, "orig", exc).__class__.__name__)
+    return problem_response(503, "database-unavailable", "Service Unavailable",
+                            "The database cannot be reached just now; try again shortly.",
+                            {"Retry-After": str(current_app.config["CASESVC"].retry_after)})
+
+
 def register_database_error_handlers(app: Flask, db) -> None:
-    """Database conflicts and values it refuses become problems without a word of SQL."""
-    from sqlalchemy.exc import DataError, IntegrityError
-    from sqlalchemy.orm.exc import StaleDataError
+    """Database conflicts and values it refuses become problems without a word of SQL, and a
+    database that cannot be reached is 503 with Retry-After (README "Operations")."""
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(DisconnectionError)
+    @app.errorhandler(PoolTimeout)
+    def _unavailable(exc: Exception):
+        return database_unavailable(exc, db)
 
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError):

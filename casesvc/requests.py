@@ -13,7 +13,7 @@ from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal
 from casesvc.auth.views import oauth_response
 from casesvc.common.jsonio import NUL_DETAIL, SURROGATE_DETAIL, json_has_lone_surrogate, json_has_nul
-from casesvc.errors import Problem
+from casesvc.errors import DATABASE_UNAVAILABLE, Problem, database_unavailable
 from casesvc.extensions import db
 from casesvc.ops.metrics import observe_request
 
@@ -60,7 +60,11 @@ def register_request_hooks(app: Flask) -> None:
         # Registered first, so it runs last: the event is durable before the response leaves.
         # If it cannot be written, the request fails rather than go unrecorded.
         if request.path.startswith(API_PREFIX) and request.path not in UNAUDITED_PATHS:
-            record_response(response.status_code)
+            try:
+                record_response(response.status_code)
+            except DATABASE_UNAVAILABLE as exc:
+                # no event, no answer: what could not be recorded is not sent (README "Operations")
+                return database_unavailable(exc, db)
         return response
 
     @app.after_request

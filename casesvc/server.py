@@ -27,13 +27,22 @@ class _Server(BaseApplication):
 ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 
-def run_gunicorn(app, host: str, port: int, workers: int, threads: int = 1, access_log: bool = True) -> None:
+def gunicorn_options(settings, host: str, port: int, workers: int, threads: int = 1,
+                     access_log: bool = True) -> dict:
     """`threads` > 1 runs gthread workers: a request waiting on the database (every request
     commits its audit event) does not hold up the others, and concurrent commits share a flush.
-    `access_log=False` drops the per-request line on stdout (bench/run.py measures without it)."""
+    `access_log=False` drops the per-request line on stdout (bench/run.py measures without it).
+    On SIGTERM a worker finishes the requests it has for up to `CASESVC_GRACEFUL_TIMEOUT` seconds;
+    an idle keep-alive connection is held `CASESVC_KEEPALIVE` seconds (keep it below the load
+    balancer's idle timeout, so that the balancer never sends on a connection gunicorn closes)."""
     options = {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-" if access_log else None,
-               "access_log_format": ACCESS_LOG_FORMAT, "timeout": 30, "graceful_timeout": 10,
+               "access_log_format": ACCESS_LOG_FORMAT, "timeout": 30,
+               "graceful_timeout": settings.serve_graceful_timeout, "keepalive": settings.serve_keepalive,
                "limit_request_line": 8190}
     if threads > 1:
         options.update(worker_class="gthread", threads=threads)
-    _Server(app, options).run()
+    return options
+
+
+def run_gunicorn(app, host: str, port: int, workers: int, threads: int = 1, access_log: bool = True) -> None:
+    _Server(app, gunicorn_options(app.config["CASESVC"], host, port, workers, threads, access_log)).run()

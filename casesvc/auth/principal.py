@@ -7,8 +7,10 @@ import time
 from flask import current_app, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from casesvc.agencies.models import Agency
+from casesvc.audit.service import note
 from casesvc.auth import feeds, oidc
 from casesvc.auth.denylist import denylist_key, revoked_clause
 from casesvc.auth.tokens import CLIENT_KIND
@@ -96,8 +98,14 @@ def load_principal() -> Principal:
     claims = verified_claims(token)
     client = claims.get("kind") == CLIENT_KIND
     family = claims.get("fam")
-    row = db.session.execute(_caller_query(client, bool(family)),
-                             {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family}).first()
+    try:
+        row = db.session.execute(_caller_query(client, bool(family)),
+                                 {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family}).first()
+    except SQLAlchemyError:
+        # the database failed us, not the caller: the audit event still names who the verified
+        # token says is calling
+        note(actor=claims["sub"], actor_role=claims.get("role"), actor_agency=claims.get("agency"))
+        raise
     token_scopes = frozenset((claims.get("scope") or "").split())
     if client:
         scopes = token_scopes & frozenset(row.scopes.split()) if row is not None else frozenset()

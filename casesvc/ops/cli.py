@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 from flask_migrate import upgrade
 
-from casesvc.commands import OUTPUT_OPTION, DomainGroup, current_cli_app, write_output
+from casesvc.commands import OUTPUT_OPTION, DomainGroup, create_cli_app, write_output
 from casesvc.migrations_runner import migrations_directory
 from casesvc.openapi_doc import spec_yaml
 from casesvc.server import run_gunicorn
@@ -28,7 +28,7 @@ def db_upgrade():
               help="Threads per worker (gthread when more than 1).")
 def serve(host, port, workers, threads):
     """Serve the API with gunicorn."""
-    run_gunicorn(current_cli_app(), host, port, workers, threads)
+    run_gunicorn(create_cli_app(serving=True), host, port, workers, threads)
 
 
 @openapi.command("export")

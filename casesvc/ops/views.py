@@ -7,10 +7,8 @@ from flask import Flask, Response, current_app, request
 from flask_smorest import Blueprint
 from flask_swagger_ui import get_swaggerui_blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from casesvc.errors import Problem, problem_response
-from casesvc.extensions import db
 from casesvc.ops.metrics import REGISTRY
 from casesvc.vocabulary import VOCABULARY
 
@@ -46,11 +44,9 @@ def healthz():
 @blp.alt_response(503, description="The database cannot be reached")
 def readyz():
     """The database is reachable"""
-    try:
-        db.session.execute(text("SELECT 1"))
-    except Exception:  # any failure to reach the database means not ready
-        db.session.rollback()
-        return problem_response(503, "unavailable", "Service Unavailable", "The database cannot be reached.")
+    if not current_app.extensions["casesvc.readiness"].ready():
+        return problem_response(503, "unavailable", "Service Unavailable", "The database cannot be reached.",
+                                {"Retry-After": str(current_app.config["CASESVC"].retry_after)})
     return {"status": "ready"}
 
 

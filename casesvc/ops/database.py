@@ -1,0 +1,153 @@
+"""Bounded waits on the database (README "Operations": waits and outages).
+
+Every wait has a limit, each a setting: opening a connection (`connect_timeout`), a statement on
+a live server (`statement_timeout`, enforced by PostgreSQL), a transaction left idle
+(`idle_in_transaction_session_timeout`), a connection from the pool (`pool_timeout`). A stale
+pooled connection (the server restarted) is found by the pool's pre-ping and replaced before a
+request meets it.
+
+A server that stops answering altogether — stopped, or cut off behind a proxy that keeps the
+socket open — enforces nothing. For that, the `Watchdog` gives each statement and commit of a
+request a client-side deadline a little beyond `statement_timeout`: when it passes, the
+connection's socket is shut down, the driver reports the connection lost, the pool discards it,
+and the request answers 503 instead of hanging. `/readyz` asks with its own short timeout.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+
+from flask import Flask
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+
+from casesvc.extensions import db
+
+log = logging.getLogger(__name__)
+
+WATCHDOG_GRACE = 2.0  # seconds beyond statement_timeout: PostgreSQL's own timeout answers first
+
+
+def engine_options(settings) -> dict:
+    if settings.database_url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    options = []
+    if settings.db_statement_timeout:
+        options.append(f"-c statement_timeout={int(settings.db_statement_timeout * 1000)}")
+    if settings.db_idle_in_transaction_timeout:
+        options.append(f"-c idle_in_transaction_session_timeout={int(settings.db_idle_in_transaction_timeout * 1000)}")
+    connect_args: dict = {"connect_timeout": settings.db_connect_timeout}
+    if options:
+        connect_args["options"] = " ".join(options)
+    return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
+            "pool_timeout": settings.db_pool_timeout, "pool_recycle": settings.db_pool_recycle,
+            "pool_pre_ping": settings.db_pool_pre_ping, "connect_args": connect_args}
+
+
+class Watchdog:
+    """Client-side deadlines for statements, checked by one thread per process."""
+
+    def __init__(self, seconds: float, interval: float = 0.25):
+        self.seconds = seconds
+        self.interval = interval
+        self._deadlines: dict[int, tuple[float, object]] = {}
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def arm(self, dbapi_connection) -> None:
+        self._ensure_running()
+        self._deadlines[id(dbapi_connection)] = (time.monotonic() + self.seconds, dbapi_connection)
+
+    def disarm(self, dbapi_connection) -> None:
+        self._deadlines.pop(id(dbapi_connection), None)
+
+    def _ensure_running(self) -> None:
+        pid = os.getpid()
+        if self._pid == pid:  # a forked worker starts its own
+            return
+        with self._lock:
+            if self._pid != pid:
+                self._pid = pid
+                self._deadlines.clear()
+                threading.Thread(target=self._run, name="casesvc-db-watchdog", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            now = time.monotonic()
+            for key, (deadline, connection) in list(self._deadlines.items()):
+                if deadline <= now and self._deadlines.get(key, (None,))[0] == deadline:
+                    self._deadlines.pop(key, None)
+                    _cut(connection)
+
+
+def _cut(dbapi_connection) -> None:
+    """Shut the connection's socket down: the blocked driver call returns with an error."""
+    try:
+        fd = dbapi_connection.fileno()
+        with socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+        log.warning("database did not answer within its deadline; the connection was cut")
+    except (OSError, ValueError, AttributeError) as exc:  # already closed
+        log.info("database connection could not be cut: %s", exc.__class__.__name__)
+
+
+def install(app: Flask, engine: Engine) -> None:
+    """Deadlines for a PostgreSQL engine's statements and commits (none when
+    `statement_timeout` is off, as for the command line's long jobs)."""
+    settings = app.config["CASESVC"]
+    if engine.dialect.name != "postgresql" or not settings.db_statement_timeout:
+        return
+    watchdog = Watchdog(settings.db_statement_timeout + WATCHDOG_GRACE)
+    app.extensions["casesvc.db_watchdog"] = watchdog
+
+    def arm(conn, *args):
+        watchdog.arm(conn.connection.dbapi_connection)
+
+    def disarm(conn, *args):
+        try:
+            watchdog.disarm(conn.connection.dbapi_connection)
+        except Exception:  # an invalidated connection has no DBAPI connection left to watch
+            pass
+
+    event.listen(engine, "before_cursor_execute", arm)
+    event.listen(engine, "after_cursor_execute", disarm)
+    event.listen(engine, "commit", arm)
+    event.listen(engine, "rollback", arm)
+    event.listen(engine, "handle_error", lambda context: disarm(context.connection) if context.connection else None)
+    event.listen(engine.pool, "checkin", lambda dbapi_connection, record: watchdog.disarm(dbapi_connection))
+
+
+class Readiness:
+    """`SELECT 1` within `readyz_timeout`, asked on a thread of its own so that a server that does
+    not answer makes /readyz say 503 at once rather than hang with it. While one check is still
+    waiting, the next answer is "not ready" without starting another."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.timeout = app.config["CASESVC"].readyz_timeout
+        self._waiting = threading.Event()
+
+    def ready(self) -> bool:
+        if self._waiting.is_set():
+            return False
+        result: list[bool] = []
+        self._waiting.set()
+        thread = threading.Thread(target=self._check, args=(result,), name="casesvc-readyz", daemon=True)
+        thread.start()
+        thread.join(self.timeout)
+        return bool(result and result[0])
+
+    def _check(self, result: list[bool]) -> None:
+        try:
+            with self.app.app_context():
+                with db.engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                result.append(True)
+        except Exception:  # any failure to reach the database means not ready
+            result.append(False)
+        finally:
+            self._waiting.clear()
