@@ -27,6 +27,14 @@ def _on_consent_withdrawn(consent) -> None:
     service.on_consent_withdrawn(consent)  # settles its consent_expiring reminder
 
 
+def _on_case_handed_over(case, from_agency, **_) -> None:
+    service.reassign_after_move(case, from_agency)  # what went to the old lead as lead follows the new one
+
+
+def _on_case_transferred(case, from_agency, departed, **_) -> None:
+    service.reassign_after_move(case, from_agency, departed)  # and nothing stays with an agency that left
+
+
 def connect() -> None:
     """Subscribe once per process (blinker keeps receivers by identity, so a second call is
     harmless)."""
@@ -35,3 +43,5 @@ def connect() -> None:
     signals.reaction_closed.connect(_on_reaction_closed)
     signals.event_logged.connect(_on_event_logged)
     signals.consent_withdrawn.connect(_on_consent_withdrawn)
+    signals.case_handed_over.connect(_on_case_handed_over)
+    signals.case_transferred.connect(_on_case_transferred)

@@ -902,3 +902,47 @@ def metric_counts(now: datetime | None = None) -> dict:
     outcomes = dict(db.session.execute(select(WebhookAttempt.outcome, func.count())
                                        .group_by(WebhookAttempt.outcome)).all())
     return {"pending": pending, "overdue": overdue, "escalated": escalated, "attempts": outcomes}
+
+
+# --- continuity: a case handed over or moved (CONTRACT §14) --------------------------------------
+
+def reassign_after_move(case: Case, from_agency: str, departed: frozenset[str] = frozenset()) -> int:
+    """The case has a new lead (and, after a transfer, lost the `departed` agencies): its open
+    reminders go to whoever the assignee rules of §6 name now. What went to the old lead as lead
+    goes to the new lead; a condition's reminder to the condition's responsible agency (the old
+    lead keeps those of its own conditions); an escalation to the coordinator agency; a manual
+    reminder of an agency that left is dismissed. Webhook deliveries not yet made follow."""
+    participants = [tuple(row) for row in db.session.execute(
+        select(Participant.agency_code, Agency.kind).join(Agency, Agency.code == Participant.agency_code)
+        .where(Participant.case_id == case.id))]
+    coordinator = rules.coordinator_agency(case.lead_agency, participants)
+    responsible = dict(db.session.execute(
+        select(Condition.id, Condition.responsible_agency).join(Reaction, Reaction.id == Condition.reaction_id)
+        .where(Reaction.case_id == case.id)).all())
+    former = {from_agency, *departed}
+    moved, dropped = [], []
+    for reminder in _open(Reminder.case_id == case.id):
+        target = reminder.assignee_agency
+        if reminder.kind == "condition_due":
+            target = responsible.get(reminder.source_id, target)
+        elif reminder.kind == "escalation":
+            target = coordinator
+        elif reminder.kind == "manual":
+            if target in departed:
+                dropped.append(reminder)
+        elif target in former:  # the kinds assigned to the lead
+            target = case.lead_agency
+        if target != reminder.assignee_agency and reminder not in dropped:
+            reminder.assignee_agency = target
+            reminder.assignee_user = None  # a user of the agency it left
+            moved.append(reminder)
+    settle(dropped, "dismissed", "case-transferred")
+    if moved:
+        ids = [r.id for r in moved]
+        db.session.execute(update(WebhookDelivery.__table__)
+                           .where(WebhookDelivery.__table__.c.reminder_id.in_(ids),
+                                  WebhookDelivery.__table__.c.state == "pending")
+                           .values(state="cancelled", finished_at=utcnow(), lease_until=None, claim_token=None))
+        db.session.flush()
+        enqueue_deliveries([r for r in moved if r.status == "pending"])
+    return len(moved)
