@@ -394,3 +394,24 @@ def test_both_moves_are_audited_without_their_reason(world, app, followed_case):
                     ("continuity.transfer_case", "slt", "allowed", "case", case["youth_id"]),
                     ("continuity.case_history", "west", "allowed", "case", case["youth_id"])]
     assert REASON not in text and "west coast" not in text
+
+
+def test_drug_tests_already_logged_reach_the_conditions_new_responsible_agency(world, followed_case):
+    base = followed_case["base"]
+    test = world["health"].post(f"{base}/events", json={
+        "kind": "drug_test", "occurred_at": rfc3339(utcnow()), "result": "negative", "visibility": "agency",
+        "condition_id": followed_case["drug_condition"], "summary": "Sample"})
+    assert test.status_code == 201, test.json
+    # a consent without health: only the drug-test rule lets the result through
+    resp = world["police"].post(f"{base}/transfer", json=transfer_body(consent=consent_body(categories=["general"])))
+    assert resp.status_code == 200, resp.json
+    assert world["west"].get(f"{base}/events/{test.json['id']}").status_code == 200
+    problem(world["west"].get(f"{base}/events/{followed_case['health_event']}"), 404, "not-found")
+
+
+def test_a_case_coordinator_of_an_agency_that_left_is_unset(world):
+    case = world.case(participants=("health", "slt"), coordinator=world["slt"].user_id)
+    assert case["coordinator"] == world["slt"].user_id
+    resp = world["police"].post(f"/api/v1/cases/{case['id']}/transfer", json=transfer_body())
+    assert resp.status_code == 200, resp.json
+    assert resp.json["coordinator"] is None

@@ -19,6 +19,7 @@ blp = Blueprint("continuity", __name__, url_prefix="/api/v1/cases/<case_id>",
 @requires(Action.HANDOVER_CASE)
 @blp.arguments(HandoverSchema())
 @blp.response(200, CaseSchema)
+@blp.alt_response(409, response="CONFLICT")
 def handover_case(data, case_id):
     """Hand the lead over to another participant (lead agency or coordinator; 409 on a closed case)"""
     return case_response(service.hand_over(current_principal(), case_id, data["to"], data["reason"]))
@@ -29,6 +30,7 @@ def handover_case(data, case_id):
 @requires(Action.TRANSFER_CASE)
 @blp.arguments(TransferSchema())
 @blp.response(200, CaseSchema)
+@blp.alt_response(409, response="CONFLICT")
 def transfer_case(data, case_id):
     """Move the case to another municipality and a lead there, on the consent it carries (lead agency or
     coordinator; needs consents:write too)"""
