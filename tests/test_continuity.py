@@ -13,6 +13,7 @@ from casesvc.audit import service as audit_service
 from casesvc.audit.models import AuditEvent
 from casesvc.common.timeutil import oslo_today, rfc3339, utcnow
 from casesvc.consents.models import Consent
+from casesvc.continuity.models import CaseMove
 from casesvc.extensions import db
 from casesvc.policy import ROLE_SCOPES
 from casesvc.reactions.models import Condition
@@ -307,6 +308,8 @@ def test_a_transfer_needs_the_consents_write_scope_too(world, followed_case):
     police = world.as_user(world["police"].user_id, "police", "police", "user.police",
                            scopes=ROLE_SCOPES["police"] - {"consents:write"})
     problem(police.post(f"{followed_case['base']}/transfer", json=transfer_body()), 403, "insufficient-scope")
+    # checked before the body is read: a bad body tells it nothing
+    problem(police.post(f"{followed_case['base']}/transfer", json={}), 403, "insufficient-scope")
     assert world["police"].get(followed_case["base"]).json["municipality"] == "0301"
 
 
@@ -415,3 +418,16 @@ def test_a_case_coordinator_of_an_agency_that_left_is_unset(world):
     resp = world["police"].post(f"/api/v1/cases/{case['id']}/transfer", json=transfer_body())
     assert resp.status_code == 200, resp.json
     assert resp.json["coordinator"] is None
+
+
+def test_retention_takes_a_moved_case_with_its_history(world, app, test_db_cli):
+    case = world.case(participants=("health", "slt"))
+    base = f"/api/v1/cases/{case['id']}"
+    assert world["police"].post(f"{base}/handover", json={"to": "slt", "reason": REASON}).status_code == 200
+    assert world["slt"].post(f"{base}/transfer", json=transfer_body()).status_code == 200
+    for to in ("active", "completed"):
+        assert world["west"].post(f"{base}/transitions", json={"to": to, "reason": "Done"}).status_code == 200
+    code, out, _ = test_db_cli("retention", "run", "--now", rfc3339(utcnow() + timedelta(days=1826)))
+    assert code == 0 and case["id"] in out
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CaseMove)) == 0

@@ -73,7 +73,7 @@ def hand_over(principal: Principal, case_id: str, to: str, reason: str) -> Case:
 def transfer(principal: Principal, case_id: str, data: dict) -> Case:
     """The case moves to another municipality and a lead there, on the consent the request
     carries; participants that do not serve the new municipality leave it."""
-    enforce(check_role(principal, Action.WRITE_CONSENT))  # it records a consent: that scope too
+    enforce(check_role(principal, Action.WRITE_CONSENT))  # it records a consent: that scope too (README)
     case, _ = case_for(principal, case_id, Action.TRANSFER_CASE)
     _require_live(case)
     municipality, lead = data["municipality"], data["lead"]

@@ -28,6 +28,7 @@ def handover_case(data, case_id):
 @blp.route("/transfer", methods=["POST"])
 @transactional(idempotent=True)
 @requires(Action.TRANSFER_CASE)
+@requires(Action.WRITE_CONSENT)  # it records a consent
 @blp.arguments(TransferSchema())
 @blp.response(200, CaseSchema)
 @blp.alt_response(409, response="CONFLICT")
