@@ -92,6 +92,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.auth.views import blp as auth_blp
     from casesvc.cases.views import blp as cases_blp
     from casesvc.consents.views import blp as consents_blp
+    from casesvc.continuity.views import blp as continuity_blp
     from casesvc.followups.views import blp as followups_blp
     from casesvc.ops.views import blp as ops_blp, register_docs
     from casesvc.reactions.views import blp as reactions_blp
@@ -104,6 +105,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     api.register_blueprint(clients_blp)
     api.register_blueprint(agencies_blp)
     api.register_blueprint(users_blp)
+    api.register_blueprint(continuity_blp)
     register_docs(app)
 
     from casesvc.auth.limits import init_limits

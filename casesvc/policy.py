@@ -108,6 +108,9 @@ class Action(enum.Enum):
     CREATE_CASE = ("cases:write", False)
     READ_REMINDERS = ("reminders:read", False)
     WRITE_REMINDER = ("reminders:write", False)
+    HANDOVER_CASE = ("cases:write", True)
+    TRANSFER_CASE = ("cases:write", True)
+    READ_HISTORY = ("cases:read", False)
 
     def __new__(cls, scope: str, lead_only: bool):
         # Numbered values: with the tuples as values, actions sharing a scope and reach would be

@@ -23,3 +23,9 @@ reaction_closed = _events.signal("reaction-closed")
 event_logged = _events.signal("event-logged")
 #: a consent was withdrawn (sender: the Consent)
 consent_withdrawn = _events.signal("consent-withdrawn")
+#: the lead moved to another participant (sender: the Case, already led by ``to_agency``;
+#: ``from_agency``: the old lead)
+case_handed_over = _events.signal("case-handed-over")
+#: the case moved to another municipality (sender: the Case, already there and led by
+#: ``to_agency``; ``from_agency``: the old lead; ``departed``: the agencies that left it)
+case_transferred = _events.signal("case-transferred")

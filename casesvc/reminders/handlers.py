@@ -6,16 +6,20 @@ commits (or rolls back) with the work that caused it."""
 from __future__ import annotations
 
 from flask import current_app
+from sqlalchemy import select, update
 
 from casesvc import signals
-from casesvc.cases.models import Case
+from casesvc.agencies.models import Agency
+from casesvc.cases.models import Case, Participant
+from casesvc.common.timeutil import utcnow
 from casesvc.consents.models import Consent
 from casesvc.extensions import db
 from casesvc.followups.models import Event
 from casesvc.reactions.models import Condition, Reaction
 from casesvc.reminders import rules
-from casesvc.reminders.models import Reminder
-from casesvc.reminders.store import LIVE_CASE, insert_reminders, last_answer, open_reminders, reminder_row, settle
+from casesvc.reminders.models import Reminder, WebhookDelivery
+from casesvc.reminders.store import (LIVE_CASE, enqueue_deliveries, insert_reminders, last_answer, open_reminders,
+                                     reminder_row, settle)
 
 
 def on_event_logged(event: Event, case: Case) -> None:
@@ -96,6 +100,48 @@ def on_consent_withdrawn(consent: Consent) -> None:
            "consent-withdrawn")
 
 
+def on_case_moved(case: Case, from_agency: str, departed: frozenset[str] = frozenset(), **_) -> int:
+    """The case has a new lead (and, after a transfer, lost the `departed` agencies): its open
+    reminders go to whoever the assignee rules name now (README "Reminders and webhooks"). What
+    went to the old lead as lead goes to the new lead; a condition's reminder to the condition's
+    responsible agency (the old lead keeps those of its own conditions); an escalation to the
+    coordinator agency; a manual reminder of an agency that left is dismissed. Webhook deliveries
+    not yet made follow."""
+    participants = [tuple(row) for row in db.session.execute(
+        select(Participant.agency_code, Agency.kind).join(Agency, Agency.code == Participant.agency_code)
+        .where(Participant.case_id == case.id))]
+    coordinator = rules.coordinator_agency(case.lead_agency, participants)
+    responsible = dict(db.session.execute(
+        select(Condition.id, Condition.responsible_agency).join(Reaction, Reaction.id == Condition.reaction_id)
+        .where(Reaction.case_id == case.id)).all())
+    former = {from_agency, *departed}
+    moved, dropped = [], []
+    for reminder in open_reminders(Reminder.case_id == case.id):
+        target = reminder.assignee_agency
+        if reminder.kind == "condition_due":
+            target = responsible.get(reminder.source_id, target)
+        elif reminder.kind == "escalation":
+            target = coordinator
+        elif reminder.kind == "manual":
+            if target in departed:
+                dropped.append(reminder)
+        elif target in former:  # the kinds assigned to the lead
+            target = case.lead_agency
+        if target != reminder.assignee_agency and reminder not in dropped:
+            reminder.assignee_agency = target
+            reminder.assignee_user = None  # a user of the agency it left
+            moved.append(reminder)
+    settle(dropped, "dismissed", "case-transferred")
+    if moved:
+        deliveries = WebhookDelivery.__table__
+        db.session.execute(update(deliveries)
+                           .where(deliveries.c.reminder_id.in_([r.id for r in moved]), deliveries.c.state == "pending")
+                           .values(state="cancelled", finished_at=utcnow(), lease_until=None, claim_token=None))
+        db.session.flush()
+        enqueue_deliveries([r for r in moved if r.status == "pending"])
+    return len(moved)
+
+
 def connect() -> None:
     """Subscribe once per process (blinker keeps one connection per receiver, so a second call
     changes nothing)."""
@@ -104,3 +150,5 @@ def connect() -> None:
     signals.reaction_closed.connect(on_reaction_closed)
     signals.reaction_changed.connect(on_reaction_changed)
     signals.consent_withdrawn.connect(on_consent_withdrawn)
+    signals.case_handed_over.connect(on_case_moved)
+    signals.case_transferred.connect(on_case_moved)

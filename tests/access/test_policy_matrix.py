@@ -19,7 +19,11 @@ IN, OUT = "listed", "not listed"
 
 ACTIONS = ("get_case", "list_cases", "get_youth", "list_youths", "list_reactions", "list_events",
            "get_health_event", "list_notes", "list_consents", "create_reaction", "create_event", "create_note",
-           "patch_case", "transition_case", "transition_reaction", "create_consent", "withdraw_consent")
+           "patch_case", "transition_case", "transition_reaction", "create_consent", "withdraw_consent",
+           "history", "handover", "transfer")
+# handover and transfer are tried with an agency that does not exist: whoever the policy lets
+# through gets 422 on that field (nothing moves); the moves themselves are tests/test_continuity.py
+VALIDATED = "422 validation-error"
 
 # A participant under a consent: reads and ordinary writes, but not the lead's actions.
 _SHARED = {
@@ -28,15 +32,21 @@ _SHARED = {
     "create_reaction": CREATED, "create_event": CREATED, "create_note": CREATED,
     "patch_case": LEAD_REQUIRED, "transition_case": LEAD_REQUIRED, "transition_reaction": LEAD_REQUIRED,
     "create_consent": LEAD_REQUIRED, "withdraw_consent": LEAD_REQUIRED,
+    "history": OK, "handover": LEAD_REQUIRED, "transfer": LEAD_REQUIRED,
 }
 _LEAD_ACTIONS_ALLOWED = {"patch_case": OK, "transition_case": OK, "transition_reaction": OK,
-                         "create_consent": CREATED, "withdraw_consent": OK}
+                         "create_consent": CREATED, "withdraw_consent": OK, "handover": VALIDATED,
+                         "transfer": VALIDATED}
+_LEAD = {**_SHARED, **_LEAD_ACTIONS_ALLOWED}
+# the agency that registered the youth keeps sight of the youth record (invariant 6), whatever
+# became of the case
+_REGISTERED_YOUTH = {"get_youth": OK, "list_youths": IN}
 _HIDDEN = {**{a: NOT_FOUND for a in ACTIONS}, "list_cases": OUT, "list_youths": OUT}
 
 EXPECTED: dict[str, dict[str, object]] = {
     # The lead sees and does everything; the health event was written by another agency and no
     # consent names the lead, so it is hidden from the lead as well.
-    "lead": {**_SHARED, **_LEAD_ACTIONS_ALLOWED, "get_health_event": NOT_FOUND},
+    "lead": {**_LEAD, "get_health_event": NOT_FOUND},
     "participant with consent": _SHARED,
     "participant with consent without health": {**_SHARED, "get_health_event": NOT_FOUND},
     "participant without consent": {**{a: CONSENT_REQUIRED for a in ACTIONS},
@@ -45,6 +55,15 @@ EXPECTED: dict[str, dict[str, object]] = {
     "agency of another municipality": _HIDDEN,
     "admin": {a: NO_CONTENT for a in ACTIONS},
     "auditor": {a: NO_CONTENT for a in ACTIONS},
+    # After a handover (police -> slt) the old lead is a participant like any other (§14).
+    "former lead after a handover": {**{a: CONSENT_REQUIRED for a in ACTIONS}, "list_cases": OUT,
+                                     **_REGISTERED_YOUTH},
+    "former lead after a handover, with consent": _SHARED,
+    # After a transfer (0301 -> 4601, lead west) the old municipality's agencies are outsiders.
+    "old municipality after a transfer": _HIDDEN,
+    "receiving lead after a transfer": _LEAD,  # the transfer's consent covers health
+    "receiving lead after a transfer, consent without health": {**_LEAD, "get_health_event": NOT_FOUND},
+    "another agency of the receiving municipality": _HIDDEN,
 }
 # A coordinator taking part under a consent may also do what is reserved to the lead.
 COORDINATOR_OVERRIDES = {"participant with consent": _LEAD_ACTIONS_ALLOWED,
@@ -59,11 +78,17 @@ CELLS = (
     + [("non-participant in the municipality", "police2"),
        ("agency of another municipality", "west"), ("agency of another municipality", "westhealth"),
        ("admin", "admin"), ("auditor", "auditor")]
+    + [("former lead after a handover", "police"), ("former lead after a handover, with consent", "police")]
+    + [("old municipality after a transfer", code) for code in ("police", *PARTICIPANT_ROLES)]
+    + [("receiving lead after a transfer", "west"), ("receiving lead after a transfer, consent without health", "west"),
+       ("another agency of the receiving municipality", "westhealth")]
 )
 
 
 def expected_for(relationship: str, code: str) -> dict[str, object]:
     expected = dict(EXPECTED[relationship])
+    if relationship == "old municipality after a transfer" and code == "police":
+        expected.update(_REGISTERED_YOUTH)
     if code == "slt":
         expected.update(COORDINATOR_OVERRIDES.get(relationship, {}))
     return expected
@@ -83,13 +108,17 @@ def listed(resp, wanted_id: str) -> object:
 
 def build(world, app, relationship: str, code: str) -> dict:
     """A case led by police with a third participant `doc` that wrote a shared health event;
-    the actor takes part (with the consent the relationship names) or not."""
+    the actor takes part (with the consent the relationship names) or not. The relationships
+    "after a handover" and "after a transfer" then move the case: police hands the lead to slt,
+    or moves the case to 4601 with west as its lead."""
     with app.app_context():
         create_agency("doc", "school_health", "Test doc", ["0301"])
         db.session.commit()
     world.actors["doc"] = world.actor("school_health", "doc", "user.doc")
-    participating = relationship.startswith("participant")
-    case = world.case(by="police", participants=["doc", code] if participating else ["doc"])
+    handover, transfer = "after a handover" in relationship, "transfer" in relationship
+    participating = relationship.startswith("participant") or (transfer and code in PARTICIPANT_ROLES)
+    case = world.case(by="police", participants=["doc", code] if participating else ["doc", "slt"] if handover
+                      else ["doc"])
     base = f"/api/v1/cases/{case['id']}"
     world.consent(case, ["doc"], categories=("general", "health"))
     if relationship == "participant with consent":
@@ -101,8 +130,26 @@ def build(world, app, relationship: str, code: str) -> dict:
     assert reaction.status_code == 201, reaction.json
     event = world["doc"].post(f"{base}/events", json={**EVENT, "category": "health", "summary": "Health"})
     assert event.status_code == 201, event.json
+    lead = "police"
+    if handover:
+        moved = world["police"].post(f"{base}/handover", json={"to": "slt", "reason": "Coordinator follows up"})
+        assert moved.status_code == 200, moved.json
+        lead = "slt"
+        if relationship.endswith("with consent"):
+            world.consent(case, ["police"], by="slt", categories=("general", "health"))
+    elif transfer:
+        categories = ["general"] if relationship.endswith("without health") else ["general", "health"]
+        today = oslo_today()
+        moved = world["police"].post(f"{base}/transfer", json={
+            "municipality": "4601", "lead": "west", "reason": "The family moved",
+            "consent": {"given_by": "both", "given_on": today.isoformat(),
+                        "expires_on": today.replace(year=today.year + 1).isoformat(), "purpose": "Follow-up",
+                        "categories": categories}})
+        assert moved.status_code == 200, moved.json
+        lead = "west"
     return {"case": case, "base": base, "spare_consent": spare["id"], "reaction": reaction.json["id"],
-            "health_event": event.json["id"], "etag": world["police"].get(base).headers["ETag"]}
+            "health_event": event.json["id"], "etag": world[lead].get(base).headers["ETag"], "lead": lead,
+            "consent_for": "west" if transfer else "doc"}
 
 
 REACTION = {"type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-04"}
@@ -132,8 +179,14 @@ def run_actions(actor, w: dict) -> dict[str, object]:
                                                   json={"to": "cancelled", "reason": "Not needed"})),
         "create_consent": outcome(actor.post(f"{base}/consents", json={
             "given_by": "both", "given_on": today.isoformat(), "expires_on": today.replace(year=today.year + 1).isoformat(),
-            "purpose": "Follow-up", "agencies": ["doc"], "categories": ["general"]})),
+            "purpose": "Follow-up", "agencies": [w["consent_for"]], "categories": ["general"]})),
         "withdraw_consent": outcome(actor.post(f"{base}/consents/{w['spare_consent']}/withdraw")),
+        "history": outcome(actor.get(f"{base}/history")),
+        "handover": outcome(actor.post(f"{base}/handover", json={"to": "nosuch", "reason": "Test"})),
+        "transfer": outcome(actor.post(f"{base}/transfer", json={
+            "municipality": "1103", "lead": "nosuch", "reason": "Test", "consent": {
+                "given_by": "both", "given_on": today.isoformat(), "expires_on": today.replace(year=today.year + 1).isoformat(),
+                "purpose": "Follow-up", "categories": ["general"]}})),
     }
 
 
@@ -143,9 +196,10 @@ def test_access_matrix(world, app, relationship, code):
     actual = run_actions(world[code], w)
     assert actual == expected_for(relationship, code)
     # The refusals changed nothing; the allowed writes did.
-    case = world["police"].get(w["base"]).json
+    lead = world[w["lead"]]
+    case = lead.get(w["base"]).json
     changed = expected_for(relationship, code)["patch_case"] == OK
     assert (case["summary"] == "Changed") is changed
     assert (case["status"] == "active") is changed
-    entries = world["police"].get(f"{w['base']}/notes").json["items"]
+    entries = lead.get(f"{w['base']}/notes").json["items"]
     assert len(entries) == (1 if expected_for(relationship, code)["create_note"] == CREATED else 0)

@@ -171,7 +171,8 @@ def test_lead_may_do_everything(action):
     assert authorize(staff("police"), action, CaseAccess(Relation.LEAD)).allowed
 
 
-LEAD_ONLY = {Action.UPDATE_CASE, Action.TRANSITION_CASE, Action.TRANSITION_REACTION, Action.WRITE_CONSENT}
+LEAD_ONLY = {Action.UPDATE_CASE, Action.TRANSITION_CASE, Action.TRANSITION_REACTION, Action.WRITE_CONSENT,
+             Action.HANDOVER_CASE, Action.TRANSFER_CASE}
 
 
 def test_lead_only_actions_are_the_documented_ones():
@@ -180,7 +181,7 @@ def test_lead_only_actions_are_the_documented_ones():
 
 def test_every_action_is_its_own_member():
     # actions sharing scope and reach must not collapse into aliases of one another
-    assert len(list(Action)) == len(Action.__members__) == 18
+    assert len(list(Action)) == len(Action.__members__) == 21
     assert Action.READ_EVENTS is not Action.READ_CASE
     assert (Action.READ_EVENTS.scope, Action.READ_EVENTS.lead_only) == (Action.READ_CASE.scope, False)
 
