@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
+from casesvc.ops.metrics import mark_worker_dead
+
 
 class _Server(BaseApplication):
     def __init__(self, app, options: dict):
@@ -38,7 +40,8 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
     options = {"bind": f"{host}:{port}", "workers": workers, "accesslog": "-" if access_log else None,
                "access_log_format": ACCESS_LOG_FORMAT, "timeout": 30,
                "graceful_timeout": settings.serve_graceful_timeout, "keepalive": settings.serve_keepalive,
-               "limit_request_line": 8190}
+               "limit_request_line": 8190,
+               "child_exit": lambda server, worker: mark_worker_dead(worker.pid)}
     if threads > 1:
         options.update(worker_class="gthread", threads=threads)
     return options

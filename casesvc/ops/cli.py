@@ -1,11 +1,14 @@
 """`casesvc db upgrade`, `casesvc serve`, `casesvc openapi export`: running the service."""
 from __future__ import annotations
 
+import os
+
 import click
 from flask_migrate import upgrade
 
 from casesvc.commands import OUTPUT_OPTION, DomainGroup, create_cli_app, write_output
 from casesvc.migrations_runner import migrations_directory
+from casesvc.ops.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from casesvc.openapi_doc import spec_yaml
 from casesvc.server import run_gunicorn
 
@@ -28,6 +31,8 @@ def db_upgrade():
               help="Threads per worker (gthread when more than 1).")
 def serve(host, port, workers, threads):
     """Serve the API with gunicorn."""
+    # before the app exists: its metrics then keep a file per worker, and a scrape adds them up
+    os.environ[MULTIPROC_ENV] = prepare_multiprocess_dir(os.environ.get("CASESVC_METRICS_DIR"))
     run_gunicorn(create_cli_app(serving=True), host, port, workers, threads)
 
 

@@ -1,25 +1,94 @@
-"""Prometheus metrics. Each gunicorn worker keeps its own counters (prometheus_client's
-multiprocess mode needs a shared directory; see README)."""
+"""Prometheus metrics for /metrics.
+
+Under `casesvc serve` each gunicorn worker is a process of its own, so its counters would show
+one worker per scrape. With `PROMETHEUS_MULTIPROC_DIR` set — `casesvc serve` sets it to a fresh
+directory (or `CASESVC_METRICS_DIR`) before the workers start — prometheus_client's multiprocess
+mode keeps each worker's figures in a file there, a scrape adds them up, and a worker that exits
+is marked dead (`mark_worker_dead`, gunicorn's `child_exit`). Without it (tests, one process),
+the figures live in this process. The reminder figures are read from the database at scrape
+time either way: the worker that makes reminders runs elsewhere (cron).
+"""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import os
+import tempfile
+from pathlib import Path
 
-REGISTRY = CollectorRegistry(auto_describe=True)
-REQUESTS = Counter("casesvc_http_requests_total", "HTTP requests by method, route and status",
-                   ["method", "route", "status"], registry=REGISTRY)
-LATENCY = Histogram("casesvc_http_request_seconds", "HTTP request latency by route", ["method", "route"],
-                    registry=REGISTRY, buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, values
 
-
-def _register_reminder_metrics() -> None:
-    from casesvc.reminders.metrics import ReminderCollector
-
-    REGISTRY.register(ReminderCollector())
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
 
-_register_reminder_metrics()
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+class _Metrics:
+    """Made once per process, on first use: the value class (in-process, or a file per process)
+    is chosen from the environment then, after `casesvc serve` has set it."""
+
+    def __init__(self):
+        values.ValueClass = values.get_value_class()
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("casesvc_http_requests_total", "HTTP requests by method, route and status",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("casesvc_http_request_seconds", "HTTP request latency by route",
+                                 ["method", "route"], registry=self.registry, buckets=BUCKETS)
+
+
+_metrics: _Metrics | None = None
+
+
+def _get() -> _Metrics:
+    global _metrics
+    if _metrics is None:
+        _metrics = _Metrics()
+    return _metrics
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    metrics = _get()
+    metrics.requests.labels(method, route, str(status)).inc()
+    metrics.latency.labels(method, route).observe(seconds)
+
+
+def scrape_registry(reminders) -> CollectorRegistry:
+    """What a scrape reads: every worker's figures (multiprocess) or this process's, and the
+    reminder figures of `reminders` (a collector)."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = CollectorRegistry()
+        registry.register(_RegistryCollector(_get().registry))
+    registry.register(reminders)
+    return registry
+
+
+class _RegistryCollector:
+    """One registry's metrics inside another (the in-process figures beside the reminders)."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+
+    def collect(self):
+        return self.registry.collect()
+
+
+def mark_worker_dead(pid: int) -> None:
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(pid)
+
+
+def prepare_multiprocess_dir(configured: str | None) -> str:
+    """The directory the workers of one `casesvc serve` share: `configured`, emptied of an earlier
+    run's files (figures of processes long gone would be added in), or a new temporary one."""
+    if not configured:
+        return tempfile.mkdtemp(prefix="casesvc-metrics-")
+    path = Path(configured)
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return str(path)
+

@@ -9,10 +9,12 @@ from flask_swagger_ui import get_swaggerui_blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from casesvc.errors import Problem, problem_response
-from casesvc.ops.metrics import REGISTRY
+from casesvc.ops.metrics import scrape_registry
+from casesvc.reminders.metrics import ReminderCollector
 from casesvc.vocabulary import VOCABULARY
 
 blp = Blueprint("service", __name__, description="Health, metrics and the vocabulary")
+_REMINDERS = ReminderCollector()
 
 
 class HealthSchema(ma.Schema):
@@ -63,7 +65,7 @@ def metrics():
                           headers={"WWW-Authenticate": "Bearer"})
     # content_type, not mimetype: the latter would add a second charset parameter, which
     # Prometheus refuses to parse
-    return Response(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(scrape_registry(_REMINDERS)), content_type=CONTENT_TYPE_LATEST)
 
 
 @blp.route("/api/v1/vocabulary", methods=["GET"])

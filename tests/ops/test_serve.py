@@ -3,7 +3,9 @@ database, HTTP from outside. The access log names the path but never the query s
 may hold a national id)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -30,16 +32,16 @@ def get(url: str) -> int:
         return exc.code
 
 
-@pytest.fixture
-def served(tmp_path):
+@contextlib.contextmanager
+def serving(tmp_path, workers: int = 1, **env_extra):
     env = {**os.environ, "CASESVC_ENV": "development", "CASESVC_INSTANCE_PATH": str(tmp_path),
-           "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}"}
+           "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", **env_extra}
     cli = [sys.executable, "-m", "casesvc.cli"]
     subprocess.run(cli + ["db", "upgrade"], env=env, check=True, capture_output=True)
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(cli + ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        proc = subprocess.Popen(cli + ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -59,6 +61,12 @@ def served(tmp_path):
         proc.wait(timeout=20)
 
 
+@pytest.fixture
+def served(tmp_path):
+    with serving(tmp_path) as server:
+        yield server
+
+
 def test_serve_answers_over_http_and_logs_no_query_string(served):
     base, proc, log = served
     assert get(base + "/healthz") == 200
@@ -68,3 +76,25 @@ def test_serve_answers_over_http_and_logs_no_query_string(served):
     lines = log.read_text().splitlines()
     assert any('"GET /api/v1/youths HTTP/1.1" 401' in line for line in lines), lines
     assert not any(NATIONAL_ID in line for line in lines)
+
+
+def test_two_workers_requests_add_up_in_one_scrape(tmp_path):
+    """Each scrape reaches one worker; what it shows is every worker's requests."""
+    metrics_dir = tmp_path / "metrics"
+    with serving(tmp_path, workers=2, CASESVC_METRICS_DIR=str(metrics_dir)) as (base, _, _):
+        before = _healthz_count(base)
+        for _ in range(40):  # a new connection each: the kernel hands them to both workers
+            assert get(base + "/healthz") == 200
+        workers = {path.name.rsplit("_", 1)[-1] for path in metrics_dir.glob("counter_*.db")}
+        assert len(workers) == 2, workers  # both workers served, each in its own file
+        for _ in range(3):  # whichever worker answers the scrape, it adds all of them up
+            assert _healthz_count(base) == before + 40
+
+
+def _healthz_count(base: str) -> int:
+    with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    found = re.findall(r'^casesvc_http_requests_total\{[^}]*route="/healthz"[^}]*status="200"[^}]*\} (\S+)$',
+                       text, flags=re.M)
+    return int(sum(float(v) for v in found))
+
