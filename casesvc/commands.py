@@ -17,6 +17,7 @@ from flask import Flask
 from flask.cli import AppGroup, ScriptInfo
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from casesvc import create_app
 from casesvc.config import ConfigError
 from casesvc.errors import Problem
 from casesvc.extensions import db
@@ -37,8 +38,6 @@ LONG_JOBS = {"db_statement_timeout": 0, "db_idle_in_transaction_timeout": 0}
 
 def create_cli_app(serving: bool = False) -> Flask:
     """The app of a command; `serving` is the app `casesvc serve` runs, with the server's waits."""
-    from casesvc import create_app  # the factory sits above every module it assembles
-
     try:
         return create_app(None if serving else LONG_JOBS, instance_path=instance_path())
     except ConfigError as exc:

@@ -7,7 +7,7 @@ from sqlalchemy import delete, select, update
 
 from casesvc.agencies.models import Agency
 from casesvc.audit import note, noted_page
-from casesvc.auth.models import CalendarFeed, RefreshFamily, User
+from casesvc.auth.models import EXTERNAL_PASSWORD_HASH, CalendarFeed, RefreshFamily, User
 from casesvc.auth.passwords import hash_password
 from casesvc.common.pagination import Keyset, paginate
 from casesvc.common.timeutil import utcnow
@@ -178,7 +178,6 @@ def _is_self(principal: Principal, user: User) -> bool:
 def _refuse_if_external(user: User, what: str) -> None:
     """A user provisioned from the identity provider has no password here, and its role and
     agency follow the provider's claims on each login: both are changed at the provider."""
-    from casesvc.auth.oidc import EXTERNAL_PASSWORD_HASH
 
     if user.password_hash == EXTERNAL_PASSWORD_HASH:
         raise conflict("external-user", f"This user signs in through the identity provider; its {what} "

@@ -9,6 +9,8 @@ from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime, state_digest
 from casesvc.extensions import db
 
 
+EXTERNAL_PASSWORD_HASH = "!external"  # no password hash verifies against this: a provider's user has no password login
+
 class User(IdMixin, CreatedMixin, db.Model):
     """A staff member (role = their agency's kind), or an admin/auditor without agency."""
 

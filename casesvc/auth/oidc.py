@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from casesvc.agencies.models import Agency
 from casesvc.auth.denylist import denylist_key, revoked_clause
-from casesvc.auth.models import ExternalIdentity, User
+from casesvc.auth.models import EXTERNAL_PASSWORD_HASH, ExternalIdentity, User
 from casesvc.errors import Problem, forbidden
 from casesvc.extensions import db
 from casesvc.policy import ROLE_SCOPES, STAFF_ROLES, Principal
@@ -48,7 +48,6 @@ log = logging.getLogger(__name__)
 ACCEPTED_ALGORITHMS = ("RS256", "ES256")
 KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 MAX_JWKS_BYTES = 1024 * 1024
-EXTERNAL_PASSWORD_HASH = "!external"  # no password hash verifies against this: no password login
 
 
 class ProviderUnavailable(Exception):

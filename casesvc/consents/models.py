@@ -6,6 +6,7 @@ from sqlalchemy import Boolean, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
+from casesvc.common.timeutil import oslo_today
 from casesvc.extensions import db
 
 
@@ -41,7 +42,6 @@ class Consent(IdMixin, CreatedMixin, db.Model):
     @property
     def active(self) -> bool:
         """Given, not expired, not withdrawn — today in Oslo (invariant 4: no caching)."""
-        from casesvc.common.timeutil import oslo_today
 
         today = oslo_today()
         return self.withdrawn_at is None and self.given_on <= today <= self.expires_on
