@@ -94,6 +94,8 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_lease_seconds: int = 300
     webhook_concurrency: int = 8
+    # statistics (casesvc/statistics): counts below this are never shown (README: Statistics)
+    statistics_min_cell: int = 5
 
     @property
     def oidc_enabled(self) -> bool:
@@ -144,6 +146,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
         audit_signing_key=_env("CASESVC_AUDIT_SIGNING_KEY"),
         retention_days=_int("CASESVC_RETENTION_DAYS", 1825),
         trusted_proxies=_int("CASESVC_TRUSTED_PROXIES", 0),
+        statistics_min_cell=_positive("CASESVC_STATISTICS_MIN_CELL", _int("CASESVC_STATISTICS_MIN_CELL", 5)),
     )
     settings = replace(settings, **_identity_settings(env))
     settings = replace(settings, **_reminder_settings())

@@ -9,4 +9,5 @@ from casesvc.consents.models import Consent, ConsentAgency  # noqa: F401
 from casesvc.followups.models import Event, Note  # noqa: F401
 from casesvc.reactions.models import Condition, Reaction, Signature  # noqa: F401
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery  # noqa: F401
+from casesvc.statistics.models import ReactionSpan  # noqa: F401
 from casesvc.youths.models import Guardian, Youth  # noqa: F401
