@@ -27,6 +27,9 @@ MEASURE_TITLES = {
 }
 WAIT_LABELS = {"n": "Antall saker", "median": "Median (dager)", "p90": "90-persentil (dager)"}
 HIDDEN = "skjult"
+_GROUP_TITLES = {"origin": "hvem som meldte saken", "type": "type reaksjon", "type;status": "type og utfall",
+                 "result": "resultat"}
+NONE = "–"  # no value at all (a median over no case), which is not a hidden one
 
 
 def long_date(day) -> str:
@@ -53,53 +56,61 @@ def _quarter_label(key: str) -> str:
     return "Hele året" if key == ALL else f"{key[-1]}. kvartal"
 
 
-def _cell(value) -> str:
-    return HIDDEN if value is None else str(value)
+def _cell(fig, hidden: set, period: str, measure: str, dimension: str) -> str:
+    value = fig.value(period, measure, dimension)
+    if value is None:
+        return HIDDEN if (period, measure, dimension) in hidden else NONE
+    return str(value)
 
 
-def _table(fig, measure: str, dims: list[str], keys: list[str]) -> dict:
+def _table(fig, hidden: set, measure: str, dims: list[str], keys: list[str]) -> dict:
     return {"columns": [_quarter_label(k) for k in keys],
             "rows": [{"label": _label(d) if measure not in figures.WAIT_MEASURES else WAIT_LABELS[d],
-                      "cells": [_cell(fig.value(k, measure, d)) for k in keys]} for d in dims]}
+                      "cells": [_cell(fig, hidden, k, measure, d) for k in keys]} for d in dims]}
 
 
-def _chart(items: list[tuple[str, int | None]], width: int = 640, bar: int = 18, gap: int = 8, label_w: int = 230):
+def _chart(items: list[tuple[str, int | None, str]], width: int = 640, bar: int = 18, gap: int = 8, label_w: int = 230):
     """A horizontal bar chart as SVG geometry: the template draws it."""
-    shown = [v for _, v in items if v is not None]
+    shown = [v for _, v, _ in items if v is not None]
     top = max(shown, default=0) or 1
     span = width - label_w - 60
     bars = []
-    for i, (label, value) in enumerate(items):
+    for i, (label, value, text) in enumerate(items):
         y = i * (bar + gap)
         length = 0 if value is None else round(span * value / top, 1)
         bars.append({"label": label, "y": y, "text_y": y + bar - 5, "length": length, "x": label_w,
-                     "value_x": label_w + length + 6, "value": _cell(value), "hidden": value is None})
+                     "value_x": label_w + length + 6, "value": text, "hidden": text == HIDDEN})
     return {"width": width, "height": max(1, len(items)) * (bar + gap), "bar": bar, "bars": bars, "label_w": label_w}
 
 
 def context(answer) -> dict:
     fig = answer.figures
+    hidden = {(s["period"], s["measure"], s["dimension"]) for s in fig.suppressed}
     keys = [p.key for p in fig.periods]
+
+    def item(label, period, measure, dimension):
+        return label, fig.value(period, measure, dimension), _cell(fig, hidden, period, measure, dimension)
+
     quarters = [k for k in keys if k != ALL]
     sections = []
     for measure in figures.MEASURES:
         dims = figures.dimensions(measure)
         tables = []
         if measure in figures.WAIT_MEASURES:
-            tables.append(_table(fig, measure, dims, keys))
-            chart_items = [(_quarter_label(k), fig.value(k, measure, "median")) for k in keys]
+            tables.append(_table(fig, hidden, measure, dims, keys))
+            chart_items = [item(_quarter_label(k), k, measure, "median") for k in keys]
             chart_title = "Median per kvartal (dager)"
         elif measure == "cases_open_at_end":
-            tables.append(_table(fig, measure, dims, keys))
-            chart_items = [(_quarter_label(k), fig.value(k, measure, "total")) for k in quarters]
+            tables.append(_table(fig, hidden, measure, dims, keys))
+            chart_items = [item(_quarter_label(k), k, measure, "total") for k in quarters]
             chart_title = "Åpne saker ved slutten av hvert kvartal"
         else:
-            tables.append(_table(fig, measure, ["total"], keys))
+            tables.append(_table(fig, hidden, measure, ["total"], keys))
             for cells in figures.COUNT_MEASURES[measure].values():
-                tables.append(_table(fig, measure, cells, keys))
+                tables.append(_table(fig, hidden, measure, cells, keys))
             first_group = next(iter(figures.COUNT_MEASURES[measure].values()))
-            chart_items = [(_label(d), fig.value(ALL, measure, d)) for d in first_group]
-            chart_title = "Hele året, fordelt"
+            chart_items = [item(_label(d), ALL, measure, d) for d in first_group]
+            chart_title = "Hele året, fordelt på " + _GROUP_TITLES[next(iter(figures.COUNT_MEASURES[measure]))]
         sections.append({"id": measure, "title": MEASURE_TITLES[measure], "tables": tables,
                          "chart": _chart(chart_items), "chart_title": chart_title})
     made = answer.generated_at.astimezone(OSLO)
@@ -112,6 +123,7 @@ def context(answer) -> dict:
         "min_cell": answer.min_cell,
         "below": answer.min_cell - 1,
         "hidden": HIDDEN,
+        "none": NONE,
         "suppressed": len(fig.suppressed),
         "sections": sections,
     }
