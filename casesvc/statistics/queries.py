@@ -9,11 +9,12 @@ window too (README: Statistics)."""
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import and_, case, exists, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, case, exists, func, select, text
 
 from casesvc.cases.models import Case
 from casesvc.extensions import db
@@ -54,8 +55,32 @@ def _population(scope: Scope):
     return and_(*clauses)
 
 
+_connection: ContextVar = ContextVar("casesvc_statistics_connection")
+
+
+@contextmanager
+def snapshot():
+    """One read-only transaction for all the statements of an answer, so that its figures agree
+    with one another (PostgreSQL: REPEATABLE READ). These are a few large aggregates, not the
+    service's many small reads: on PostgreSQL they get the memory to hash rather than sort on
+    disk, and no JIT compilation, which costs more than it saves at this size."""
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SET TRANSACTION READ ONLY"))
+                conn.execute(text("SET LOCAL jit = off"))
+                conn.execute(text("SET LOCAL work_mem = '32MB'"))
+            token = _connection.set(conn)
+            try:
+                yield
+            finally:
+                _connection.reset(token)
+
+
 def _rows(stmt) -> list[tuple]:
-    return [tuple(row) for row in db.session.execute(stmt).all()]
+    return [tuple(row) for row in _connection.get().execute(stmt).all()]
 
 
 def cases_opened(scope: Scope) -> list[tuple[str, str, int, int]]:
@@ -90,7 +115,7 @@ def reactions_ended(scope: Scope) -> list[tuple[str, str, str, int]]:
 def drug_tests(scope: Scope) -> list[tuple[str, str, int]]:
     """(period, result, count) of drug-test events; an entry that a later one corrects is not counted."""
     period = scope.key(oslo_date(events.c.occurred_at))
-    correction = aliased(events)
+    correction = events.alias("correction")
     corrected = exists(select(correction.c.id).where(correction.c.corrects == events.c.id))
     return _rows(select(period, events.c.result, func.count())
                  .select_from(events.join(cases, cases.c.id == events.c.case_id))
@@ -106,14 +131,13 @@ def openings_and_closings(scope: Scope) -> list[tuple[str, str | None, int]]:
     return _rows(select(opened, closed, func.count()).where(_population(scope)).group_by(opened, closed))
 
 
-def _waits(scope: Scope, first_by_case) -> Counter:
+def _waits(scope: Scope, first_per_case) -> Counter:
     """{(period opened, days): cases} over one row per case: days from the Oslo opening date to
-    `first_by_case` (a subquery of case_id, first), 0 where the first came before the opening."""
-    opened = oslo_date(cases.c.opened_at)
-    period, days = scope.key(opened), days_between(opened, first_by_case.c.first)
-    rows = _rows(select(period, days, func.count())
-                 .select_from(cases.join(first_by_case, first_by_case.c.case_id == cases.c.id))
-                 .where(_population(scope)).group_by(period, days))
+    the first of `first_per_case` (a subquery of the case's opening and its first), 0 where the
+    first came before the opening."""
+    opened = oslo_date(first_per_case.c.opened_at)
+    period, days = scope.key(opened), days_between(opened, first_per_case.c.first)
+    rows = _rows(select(period, days, func.count()).select_from(first_per_case).group_by(period, days))
     histogram: Counter = Counter()
     for key, value, count in rows:
         histogram[(key, max(0, int(value)))] += count
@@ -121,15 +145,15 @@ def _waits(scope: Scope, first_by_case) -> Counter:
 
 
 def days_to_first_reaction(scope: Scope) -> Counter:
-    first = (select(reactions.c.case_id.label("case_id"), func.min(reactions.c.starts_on).label("first"))
-             .select_from(spans.join(reactions, reactions.c.id == spans.c.reaction_id)
-                          .join(cases, cases.c.id == reactions.c.case_id))
-             .where(_population(scope)).group_by(reactions.c.case_id).subquery())
+    first = (select(cases.c.opened_at, func.min(reactions.c.starts_on).label("first"))
+             .select_from(cases.join(reactions, reactions.c.case_id == cases.c.id)
+                          .join(spans, spans.c.reaction_id == reactions.c.id))
+             .where(_population(scope)).group_by(cases.c.id, cases.c.opened_at).subquery())
     return _waits(scope, first)
 
 
 def days_to_first_event(scope: Scope) -> Counter:
-    first = (select(events.c.case_id.label("case_id"), oslo_date(func.min(events.c.occurred_at)).label("first"))
-             .select_from(events.join(cases, cases.c.id == events.c.case_id))
-             .where(_population(scope)).group_by(events.c.case_id).subquery())
+    first = (select(cases.c.opened_at, oslo_date(func.min(events.c.occurred_at)).label("first"))
+             .select_from(cases.join(events, events.c.case_id == cases.c.id))
+             .where(_population(scope)).group_by(cases.c.id, cases.c.opened_at).subquery())
     return _waits(scope, first)

@@ -54,15 +54,16 @@ def statistics(principal: Principal, municipalities: list[str], first: date, las
     decision = statistics_access(principal, tuple(municipalities))
     enforce(decision)
     scope = queries.Scope(decision.municipalities, first, last, unit)
-    rows = figures.Rows(
-        cases_opened=queries.cases_opened(scope),
-        reactions_started=queries.reactions_started(scope),
-        reactions_ended=queries.reactions_ended(scope),
-        drug_tests=queries.drug_tests(scope),
-        openings_and_closings=queries.openings_and_closings(scope),
-        days_to_first_reaction=queries.days_to_first_reaction(scope),
-        days_to_first_event=queries.days_to_first_event(scope),
-    )
+    with queries.snapshot():
+        rows = figures.Rows(
+            cases_opened=queries.cases_opened(scope),
+            reactions_started=queries.reactions_started(scope),
+            reactions_ended=queries.reactions_ended(scope),
+            drug_tests=queries.drug_tests(scope),
+            openings_and_closings=queries.openings_and_closings(scope),
+            days_to_first_reaction=queries.days_to_first_reaction(scope),
+            days_to_first_event=queries.days_to_first_event(scope),
+        )
     min_cell = current_app.config["CASESVC"].statistics_min_cell
     built = figures.build(periods(first, last, unit), Period("all", first, last), rows, min_cell)
     return Answer(decision.municipalities, first, last, unit, min_cell, utcnow(), built)
