@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export CASESVC_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: run test install openapi bench clean
+.PHONY: run test install openapi bench bench-statistics clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ openapi: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-statistics: $(STAMP)
+	$(BIN)/python bench/statistics_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -85,6 +85,8 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     register_audit_hooks(app)
     from casesvc.reminders import handlers as reminder_handlers
     reminder_handlers.connect()
+    from casesvc.statistics import handlers as statistics_handlers
+    statistics_handlers.connect()
 
     from casesvc.agencies.views import agencies_blp, users_blp
     from casesvc.audit.views import blp as audit_blp
@@ -97,10 +99,11 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.ops.views import blp as ops_blp, register_docs
     from casesvc.reactions.views import blp as reactions_blp
     from casesvc.reminders.views import blp as reminders_blp, hooks_blp as webhooks_blp
+    from casesvc.statistics.views import blp as statistics_blp
     from casesvc.youths.views import blp as youths_blp
 
     for blueprint in (auth_blp, audit_blp, youths_blp, cases_blp, reactions_blp, followups_blp, consents_blp,
-                      reminders_blp, webhooks_blp, ops_blp):
+                      reminders_blp, webhooks_blp, statistics_blp, ops_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(clients_blp)
     api.register_blueprint(agencies_blp)

@@ -107,6 +107,8 @@ class Settings:
     retry_after: int = 5
     serve_graceful_timeout: int = 30
     serve_keepalive: int = 5
+    # statistics (casesvc/statistics): counts below this are never shown (README: Statistics)
+    statistics_min_cell: int = 5
 
     @property
     def oidc_enabled(self) -> bool:
@@ -157,6 +159,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
         audit_signing_key=_env("CASESVC_AUDIT_SIGNING_KEY"),
         retention_days=_int("CASESVC_RETENTION_DAYS", 1825),
         trusted_proxies=_int("CASESVC_TRUSTED_PROXIES", 0),
+        statistics_min_cell=_positive("CASESVC_STATISTICS_MIN_CELL", _int("CASESVC_STATISTICS_MIN_CELL", 5)),
     )
     settings = replace(settings, **_identity_settings(env))
     settings = replace(settings, **_reminder_settings())

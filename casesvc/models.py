@@ -10,4 +10,5 @@ from casesvc.continuity.models import CaseMove  # noqa: F401
 from casesvc.followups.models import Event, Note  # noqa: F401
 from casesvc.reactions.models import Condition, Reaction, Signature  # noqa: F401
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery  # noqa: F401
+from casesvc.statistics.models import ReactionSpan  # noqa: F401
 from casesvc.youths.models import Guardian, Youth  # noqa: F401

@@ -14,11 +14,14 @@ from datetime import date
 STAFF_ROLES = frozenset({"police", "school_health", "nav", "child_welfare", "coordinator"})
 NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
 
-# The most a token of each role may carry; a token holds a subset (README "Identity").
+# The most a token of each role may carry; a token holds a subset (README "Identity"). `statistics:read`
+# (README "Statistics") opens aggregates only, never case content: coordinator and admin.
+_STAFF_SCOPES = frozenset({"cases:read", "cases:write", "notes:read", "notes:write", "consents:write",
+                           "reminders:read", "reminders:write"})
 ROLE_SCOPES: dict[str, frozenset[str]] = {
-    **{role: frozenset({"cases:read", "cases:write", "notes:read", "notes:write", "consents:write",
-                        "reminders:read", "reminders:write"}) for role in STAFF_ROLES},
-    "admin": frozenset({"admin", "audit:read"}),
+    **{role: _STAFF_SCOPES for role in STAFF_ROLES},
+    "coordinator": _STAFF_SCOPES | {"statistics:read"},
+    "admin": frozenset({"admin", "audit:read", "statistics:read"}),
     "auditor": frozenset({"audit:read"}),
 }
 
@@ -239,3 +242,33 @@ def access_log_decision(principal: Principal, accesses: list[CaseAccess], youth_
         return ALLOW
     return Decision(False, 403, "lead-agency-required",
                     "The access log is for the lead agency, a coordinator, admin and auditor.")
+
+
+# --- Statistics (CONTRACT §9) -------------------------------------------------------------------
+
+STATISTICS_ROLES = frozenset({"coordinator", "admin"})
+
+
+@dataclass(frozen=True)
+class StatisticsDecision(Decision):
+    # the municipalities the figures may cover; None: every one (admin)
+    municipalities: tuple[str, ...] | None = ()
+
+
+def statistics_access(principal: Principal, requested: tuple[str, ...] = ()) -> StatisticsDecision:
+    """Whose figures may `principal` see? A coordinator: the municipalities its agency serves
+    (asking for another is 403); admin: every municipality. Nobody else. `requested` empty
+    means every municipality the caller may see."""
+    if principal.role not in STATISTICS_ROLES or (principal.role == "coordinator" and not principal.is_staff):
+        return StatisticsDecision(False, 403, "statistics-readers-only",
+                                  "Statistics are for coordinators and administrators.")
+    if "statistics:read" not in principal.scopes:
+        return StatisticsDecision(False, 403, "insufficient-scope", "The token lacks the scope statistics:read.")
+    wanted = tuple(sorted(set(requested)))
+    if principal.role == "admin":
+        return StatisticsDecision(True, municipalities=wanted or None)
+    outside = [m for m in wanted if m not in principal.municipalities]
+    if outside:
+        return StatisticsDecision(False, 403, "municipality-forbidden",
+                                  "Your agency does not serve municipality " + ", ".join(outside) + ".")
+    return StatisticsDecision(True, municipalities=wanted or tuple(sorted(principal.municipalities)))

@@ -32,6 +32,7 @@ VOCABULARY: dict[str, dict[str, tuple[str, str]]] = {
         "reminders:read": ("Lese påminnelser", "Read reminders"),
         "reminders:write": ("Behandle påminnelser", "Handle reminders"),
         "audit:read": ("Lese tilgangslogg", "Read the audit log"),
+        "statistics:read": ("Lese statistikk", "Read statistics"),
         "admin": ("Administrasjon", "Administration"),
     },
     "case_origin": {

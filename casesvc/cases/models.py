@@ -34,6 +34,8 @@ class Case(IdMixin, CreatedMixin, db.Model):
     __table_args__ = (
         Index("ix_cases_municipality_created", "municipality", "created_at", "id"),
         Index("ix_cases_created", "created_at", "id"),
+        # the statistics: a municipality's cases opened in a window (migration 0012)
+        Index("ix_cases_municipality_opened", "municipality", "opened_at"),
     )
 
     @property

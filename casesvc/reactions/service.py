@@ -189,6 +189,8 @@ def transition_reaction(case: Case, reaction: Reaction, to: str, reason: str | N
     reaction.status = to
     reaction.status_reason = reason
     db.session.flush()
+    if to == "active":
+        signals.reaction_activated.send(reaction)
     if to in ("completed", "breached", "cancelled"):
         signals.reaction_closed.send(reaction)
     return reaction

@@ -9,6 +9,7 @@ import pytest
 from casesvc.agencies.service import create_agency
 from casesvc.common.timeutil import oslo_today
 from casesvc.extensions import db
+from casesvc.policy import ROLE_SCOPES, Principal, statistics_access
 
 OK, CREATED = 200, 201
 NOT_FOUND = "404 not-found"
@@ -203,3 +204,65 @@ def test_access_matrix(world, app, relationship, code):
     assert (case["status"] == "active") is changed
     entries = lead.get(f"{w['base']}/notes").json["items"]
     assert len(entries) == (1 if expected_for(relationship, code)["create_note"] == CREATED else 0)
+
+
+# --- Statistics (CONTRACT §9): whose figures each principal may see -----------------------------
+
+
+def _principal(role: str, municipalities=(), scopes=None) -> Principal:
+    agency = None if role in ("admin", "auditor") else f"agency-{role}"
+    return Principal(subject=f"user-{role}", role=role, agency=agency, municipalities=frozenset(municipalities),
+                     scopes=frozenset(ROLE_SCOPES[role] if scopes is None else scopes))
+
+
+STATISTICS_PRINCIPALS = {
+    "coordinator of 0301": _principal("coordinator", ["0301"]),
+    "coordinator of 0301 and 4601": _principal("coordinator", ["0301", "4601"]),
+    "coordinator without statistics:read": _principal("coordinator", ["0301"], scopes=["cases:read"]),
+    "coordinator with statistics:read only": _principal("coordinator", ["0301"], scopes=["statistics:read"]),
+    "admin": _principal("admin"),
+    "admin with statistics:read only": _principal("admin", scopes=["statistics:read"]),
+    "admin without statistics:read": _principal("admin", scopes=["admin", "audit:read"]),
+    "auditor": _principal("auditor"),
+    **{role: _principal(role, ["0301"]) for role in ("police", "school_health", "nav", "child_welfare")},
+    # a token can never carry a scope beyond its role's set; the policy refuses it all the same
+    "police holding statistics:read": _principal("police", ["0301"], scopes=["statistics:read"]),
+}
+STATISTICS_REQUESTS = {"default": (), "0301": ("0301",), "4601": ("4601",), "both": ("0301", "4601")}
+READERS_ONLY, NO_SCOPE, OTHER_MUNICIPALITY = "403 statistics-readers-only", "403 insufficient-scope", \
+    "403 municipality-forbidden"
+EVERY = "every municipality"
+STATISTICS_EXPECTED = {
+    "coordinator of 0301": {"default": ("0301",), "0301": ("0301",), "4601": OTHER_MUNICIPALITY,
+                            "both": OTHER_MUNICIPALITY},
+    "coordinator of 0301 and 4601": {"default": ("0301", "4601"), "0301": ("0301",), "4601": ("4601",),
+                                     "both": ("0301", "4601")},
+    "coordinator without statistics:read": {r: NO_SCOPE for r in STATISTICS_REQUESTS},
+    "coordinator with statistics:read only": {"default": ("0301",), "0301": ("0301",), "4601": OTHER_MUNICIPALITY,
+                                              "both": OTHER_MUNICIPALITY},
+    "admin": {"default": EVERY, "0301": ("0301",), "4601": ("4601",), "both": ("0301", "4601")},
+    "admin with statistics:read only": {"default": EVERY, "0301": ("0301",), "4601": ("4601",),
+                                        "both": ("0301", "4601")},
+    "admin without statistics:read": {r: NO_SCOPE for r in STATISTICS_REQUESTS},
+    "auditor": {r: READERS_ONLY for r in STATISTICS_REQUESTS},
+    **{role: {r: READERS_ONLY for r in STATISTICS_REQUESTS}
+       for role in ("police", "school_health", "nav", "child_welfare", "police holding statistics:read")},
+}
+
+
+def _statistics_outcome(decision):
+    if not decision.allowed:
+        return f"{decision.status} {decision.reason}"
+    return EVERY if decision.municipalities is None else decision.municipalities
+
+
+@pytest.mark.parametrize("who", sorted(STATISTICS_PRINCIPALS))
+def test_statistics_matrix(who):
+    actual = {name: _statistics_outcome(statistics_access(STATISTICS_PRINCIPALS[who], requested))
+              for name, requested in STATISTICS_REQUESTS.items()}
+    assert actual == STATISTICS_EXPECTED[who]
+
+
+def test_only_coordinator_and_admin_may_hold_statistics_read():
+    assert sorted(role for role, scopes in ROLE_SCOPES.items() if "statistics:read" in scopes) == ["admin",
+                                                                                                    "coordinator"]

@@ -22,7 +22,8 @@ STAFF_SCOPES = {"cases:read", "cases:write", "notes:read", "notes:write", "conse
                 "reminders:read", "reminders:write"}
 MAX_SCOPES = {
     "police": STAFF_SCOPES, "health": STAFF_SCOPES, "nav": STAFF_SCOPES, "cw": STAFF_SCOPES,
-    "slt": STAFF_SCOPES, "admin": {"admin", "audit:read"}, "auditor": {"audit:read"},
+    "slt": STAFF_SCOPES | {"statistics:read"}, "admin": {"admin", "audit:read", "statistics:read"},
+    "auditor": {"audit:read"},
 }
 
 
@@ -212,7 +213,7 @@ def test_me_for_admin_has_no_agency(world, client):
     me = client.get("/api/v1/auth/me", headers=bearer(token)).json
     assert me["role"] == "admin"
     assert me["agency"] is None
-    assert set(me["scopes"]) == {"admin", "audit:read"}
+    assert set(me["scopes"]) == {"admin", "audit:read", "statistics:read"}
 
 
 def test_missing_token_is_401(world, client):
