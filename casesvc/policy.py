@@ -244,7 +244,7 @@ def access_log_decision(principal: Principal, accesses: list[CaseAccess], youth_
                     "The access log is for the lead agency, a coordinator, admin and auditor.")
 
 
-# --- Statistics (CONTRACT §9) -------------------------------------------------------------------
+# --- Statistics (README "Statistics") -------------------------------------------------------------------
 
 STATISTICS_ROLES = frozenset({"coordinator", "admin"})
 

@@ -117,7 +117,7 @@ def _leave_unless_serving(case: Case, municipality: str, lead: str) -> list[str]
 
 
 def _record_transfer_consent(principal: Principal, case: Case, lead: str, consent: dict):
-    """The consent of §4 naming the receiving lead, validated by the consents' own rules; its
+    """The consent of README "The API at a glance" naming the receiving lead, validated by the consents' own rules; its
     field errors are reported under `consent`."""
     try:
         return record_consent(principal, case, {**consent, "agencies": [lead]})
@@ -129,7 +129,7 @@ def _record_transfer_consent(principal: Principal, case: Case, lead: str, consen
 
 def _reassign_conditions(case: Case, departed: list[str], lead: str) -> None:
     """Conditions whose responsible agency left get the receiving lead; the drug tests already
-    logged against them reach the agency now responsible (the drug-test rule of §5.3)."""
+    logged against them reach the agency now responsible (the drug-test rule of README "Security model")."""
     if not departed:
         return
     ids = list(db.session.scalars(

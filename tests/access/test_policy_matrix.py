@@ -56,7 +56,7 @@ EXPECTED: dict[str, dict[str, object]] = {
     "agency of another municipality": _HIDDEN,
     "admin": {a: NO_CONTENT for a in ACTIONS},
     "auditor": {a: NO_CONTENT for a in ACTIONS},
-    # After a handover (police -> slt) the old lead is a participant like any other (§14).
+    # After a handover (police -> slt) the old lead is a participant like any other (README "Continuity").
     "former lead after a handover": {**{a: CONSENT_REQUIRED for a in ACTIONS}, "list_cases": OUT,
                                      **_REGISTERED_YOUTH},
     "former lead after a handover, with consent": _SHARED,
@@ -206,7 +206,7 @@ def test_access_matrix(world, app, relationship, code):
     assert len(entries) == (1 if expected_for(relationship, code)["create_note"] == CREATED else 0)
 
 
-# --- Statistics (CONTRACT §9): whose figures each principal may see -----------------------------
+# --- Statistics (README "Statistics"): whose figures each principal may see -----------------------------
 
 
 def _principal(role: str, municipalities=(), scopes=None) -> Principal:

@@ -1,4 +1,4 @@
-"""Continuity (CONTRACT §14, README "Continuity"): handing over the lead, moving a case with the
+"""Continuity (README "Continuity"): handing over the lead, moving a case with the
 youth to another municipality, and the case's history of moves."""
 from __future__ import annotations
 
