@@ -10,9 +10,10 @@ from flask.sessions import SessionInterface
 
 from casesvc.common.jsonio import JSONProvider
 from casesvc.config import load_settings
+from casesvc.version import __version__
 
 API_TITLE = "casesvc"
-API_VERSION = "1.0.0"
+API_VERSION = __version__  # the package's version (casesvc/version.py)
 
 
 def _default_instance_path() -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from casesvc.config import ConfigError
+from casesvc.version import __version__
 
 
 class CommandError(click.ClickException):
@@ -77,6 +78,7 @@ def _as_option(exc) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="casesvc", message="%(prog)s %(version)s")
 def cli():
     """casesvc: case management for alternative reactions to youth drug cases."""
 
