@@ -83,6 +83,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.reminders import handlers as reminder_handlers
     reminder_handlers.connect()
 
+    from casesvc.agencies.directory import blp as agency_directory_blp
     from casesvc.agencies.views import agencies_blp, users_blp
     from casesvc.audit.views import blp as audit_blp
     from casesvc.auth.client_views import blp as clients_blp
@@ -100,6 +101,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
         api.register_blueprint(blueprint)
     api.register_blueprint(clients_blp)
     api.register_blueprint(agencies_blp)
+    api.register_blueprint(agency_directory_blp)
     api.register_blueprint(users_blp)
     register_docs(app)
 
