@@ -1,7 +1,6 @@
 """casesvc: case management for alternative reactions to youth drug cases."""
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +9,7 @@ from flask.sessions import SessionInterface
 
 from casesvc.common.jsonio import JSONProvider
 from casesvc.config import load_settings
+from casesvc.logging_setup import configure_logging
 from casesvc.version import __version__
 
 API_TITLE = "casesvc"
@@ -60,8 +60,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     app.json = JSONProvider(app)  # JSON nested too deeply is malformed JSON, not a crash
     app.json.sort_keys = False  # fields in schema order: id first, as documented
     app.session_interface = _NoCookieSessions()  # bearer tokens only: no session cookie to read
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_format)  # README: Logs
 
     from casesvc import models  # noqa: F401  (every table registered before migrations run)
     from casesvc.auth.jwt_errors import register_jwt_errors
@@ -126,8 +125,9 @@ class _NoCookieSessions(SessionInterface):
 
 def _engine_options(url: str) -> dict:
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
     # No pre-ping: it costs a round trip on every checkout, i.e. on every request. A connection
     # the server dropped (a restart) fails the one request that meets it; SQLAlchemy then
     # discards the whole pool, and `pool_recycle` retires connections before idle timeouts do.
-    return {"pool_size": 5, "max_overflow": 5, "pool_recycle": 1800}
+    # `hide_parameters`: a statement's values (names, notes) never enter an error message or a log line
+    return {"pool_size": 5, "max_overflow": 5, "pool_recycle": 1800, "hide_parameters": True}

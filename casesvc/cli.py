@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from casesvc.config import ConfigError
+from casesvc.logging_setup import set_command_level
 from casesvc.version import __version__
 
 
@@ -28,9 +29,12 @@ def _app():
     from casesvc import create_app
 
     try:
-        return create_app(instance_path=_instance_path())
+        app = create_app(instance_path=_instance_path())
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
+    context = click.get_current_context(silent=True)
+    set_command_level(context.command_path if context else "")  # README: Logs
+    return app
 
 
 @contextlib.contextmanager
@@ -450,7 +454,10 @@ def reminders_work(interval):
     with app.app_context():
         while not stop.is_set():
             try:
-                click.echo(json.dumps(run()))
+                result = run()
+                click.echo(json.dumps(result))
+                log.info("reminders pass done", extra={"reminders_created": result["created"],
+                                                       "deliveries": result["deliveries"]})
             except OperationalError as exc:  # the database is away for a moment: try again next pass
                 db.session.rollback()
                 log.warning("reminders pass failed: %s", exc.orig.__class__.__name__)
