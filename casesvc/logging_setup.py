@@ -18,6 +18,7 @@ from gunicorn.glogging import Logger as GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
 from casesvc.config import LOG_FORMATS
+
 REQUEST_LOGGER = "casesvc.request"
 request_log = logging.getLogger(REQUEST_LOGGER)
 

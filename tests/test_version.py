@@ -2,6 +2,7 @@
 and the OpenAPI `info.version` say the same; CHANGELOG.md is kept in its format."""
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from pathlib import Path
@@ -39,7 +40,7 @@ def test_changelog_opens_with_unreleased_and_keeps_the_format():
     kinds = re.findall(r"^### (.+)$", text, flags=re.M)
     assert kinds and set(kinds) <= SECTIONS, kinds
     released = [h.split("]")[0].lstrip("[") for h in releases[1:]]
-    assert all(_newer(a, b) for a, b in zip(released, released[1:])), "releases newest first"
+    assert all(_newer(a, b) for a, b in itertools.pairwise(released)), "releases newest first"
 
 
 def _newer(a: str, b: str) -> bool:
