@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
-import time
 from datetime import date
 
 import pytest
@@ -116,6 +116,7 @@ def test_the_request_id_sent_is_the_one_logged(json_app, capsys):
 
 
 def test_text_lines_carry_the_same_facts(app, client, capsys):
+    configure_logging("text")  # as create_app() sets it up (a command run in-process may have raised the level)
     capsys.readouterr()
     client.get("/api/v1/cases", headers={"X-Request-Id": "trace-text"})
     (line,) = capsys.readouterr().err.splitlines()
@@ -145,17 +146,19 @@ def test_the_worker_logs_json_lines_of_the_same_shape(tmp_path):
     cli = [sys.executable, "-m", "casesvc.cli"]
     upgrade = subprocess.run(cli + ["db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
     assert upgrade.returncode == 0 and upgrade.stderr == "", upgrade.stderr  # a command says nothing unasked
-    worker = subprocess.Popen(cli + ["reminders", "work", "--interval", "1"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(cli + ["reminders", "work", "--interval", "1"], env={**env, "PYTHONUNBUFFERED": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(4)
+        ready, _, _ = select.select([worker.stdout], [], [], 120)  # the first pass's result
+        assert ready, "no pass within 120 s"
+        first = worker.stdout.readline()
     finally:
         worker.send_signal(signal.SIGTERM)
-        out, err = worker.communicate(timeout=30)
+        out, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
     records = [json.loads(line) for line in err.splitlines()]
     passes = [r for r in records if r["message"] == "reminders pass done"]
     assert passes, err
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     assert passes[0]["logger"] == "casesvc.reminders" and passes[0]["level"] == "INFO"
-    assert passes[0]["reminders_created"] == json.loads(out.splitlines()[0])["created"]
+    assert passes[0]["reminders_created"] == json.loads(first)["created"]

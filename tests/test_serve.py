@@ -4,6 +4,7 @@ database, HTTP from outside. The request log line names the route but never the 
 gunicorn's own included, is one JSON object."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,10 +34,10 @@ def get(url: str) -> int:
         return exc.code
 
 
-@pytest.fixture(params=["text", "json"])
-def served(tmp_path, request):
+@contextlib.contextmanager
+def serving(tmp_path, log_format: str = "text"):
     env = {**os.environ, "CASESVC_ENV": "development", "CASESVC_INSTANCE_PATH": str(tmp_path),
-           "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", "CASESVC_LOG_FORMAT": request.param}
+           "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", "CASESVC_LOG_FORMAT": log_format}
     cli = [sys.executable, "-m", "casesvc.cli"]
     subprocess.run(cli + ["db", "upgrade"], env=env, check=True, capture_output=True)
     port = free_port()
@@ -56,14 +57,26 @@ def served(tmp_path, request):
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "casesvc serve was not ready within 30 s"
             time.sleep(0.2)
-        yield base, proc, log, request.param
+        yield base, proc, log
     finally:
         proc.terminate()
         proc.wait(timeout=20)
 
 
-def test_serve_answers_over_http_and_logs_no_query_string(served):
-    base, proc, log, log_format = served
+@pytest.fixture
+def served(tmp_path):
+    with serving(tmp_path) as running:
+        yield running
+
+
+@pytest.fixture(params=["text", "json"])
+def served_logging(tmp_path, request):
+    with serving(tmp_path, request.param) as running:
+        yield (*running, request.param)
+
+
+def test_serve_answers_over_http_and_logs_no_query_string(served_logging):
+    base, proc, log, log_format = served_logging
     assert get(base + "/healthz") == 200
     assert get(f"{base}/api/v1/youths?national_id={NATIONAL_ID}") == 401  # no token
     proc.terminate()
