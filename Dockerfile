@@ -1,23 +1,24 @@
 # casesvc production image: gunicorn on port 8000 as a non-root user.
 # Needs CASESVC_ENV=production, CASESVC_SECRET_KEY and CASESVC_DATABASE_URL (PostgreSQL) at run time.
-FROM python:3.11-slim AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY casesvc ./casesvc
-RUN pip install --no-cache-dir --upgrade pip \
- && pip wheel --no-cache-dir --wheel-dir /wheels .
-
+# Installs exactly requirements/main.txt (pinned, hash-checked; `make lock` refreshes it), then
+# casesvc itself without resolving anything more.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CASESVC_ENV=production \
     CASESVC_INSTANCE_PATH=/var/lib/casesvc
 RUN useradd --system --uid 10001 --home-dir /var/lib/casesvc --create-home casesvc
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+WORKDIR /src
+COPY requirements/main.txt requirements/main.txt
+RUN pip install --no-cache-dir --require-hashes -r requirements/main.txt
+COPY pyproject.toml README.md ./
+COPY casesvc ./casesvc
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . && cd / && rm -rf /src
 USER casesvc
 WORKDIR /var/lib/casesvc
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz').status != 200)"
-# Apply migrations with `docker run … casesvc db upgrade` before starting a new version.
+# Apply migrations with `docker run … casesvc db upgrade` (docker-compose.yml: the `migrate`
+# service) before starting a new version.
 CMD ["casesvc", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]

@@ -1,18 +1,29 @@
 # casesvc — `make run` and `make test` work from a fresh clone with Python 3.11+ and make.
+# Installs come from the lock files in requirements/ (pinned, hash-checked); `make lock` refreshes them.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# runtime + the test extra (make run, make test, CI); the image installs requirements/main.txt
+LOCK := requirements/test.txt
 export CASESVC_INSTANCE_PATH ?= $(CURDIR)/instance
 
-.PHONY: run test install openapi bench bench-statistics clean
+# `make lock` only: pip-tools in a venv of its own, so it never enters the locked environment
+LOCK_PYTHON ?= python3.11
+LOCK_VENV := .venv-lock
+PIP_TOOLS_VERSION := 7.6.2
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --all-build-deps --strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host
 
-$(BIN)/python:
+.PHONY: run test install lock openapi bench bench-statistics clean
+
+# The venv is rebuilt from scratch whenever the lock or pyproject.toml changes: it then holds
+# exactly what the lock names (nothing left over from an older lock), installed with hashes checked.
+$(STAMP): $(LOCK) pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -27,6 +38,17 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+$(LOCK_VENV)/bin/pip-compile:
+	$(LOCK_PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet pip-tools==$(PIP_TOOLS_VERSION)
+
+# Re-resolves pyproject.toml, keeping the pins it can; `make lock LOCK_ARGS=--upgrade` (or
+# `LOCK_ARGS="-P flask"`) takes newer releases. The test lock is held to the runtime lock's pins.
+lock: $(LOCK_VENV)/bin/pip-compile
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements/main.txt pyproject.toml
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra test --constraint requirements/main.txt \
+		--output-file requirements/test.txt pyproject.toml
+
 openapi: $(STAMP)
 	$(BIN)/casesvc openapi export --output openapi/openapi.yaml
 
@@ -37,4 +59,4 @@ bench-statistics: $(STAMP)
 	$(BIN)/python bench/statistics_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) instance .pytest_cache

@@ -1,7 +1,6 @@
 """casesvc: case management for alternative reactions to youth drug cases."""
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,10 +9,12 @@ from flask.sessions import SessionInterface
 
 from casesvc.common.jsonio import JSONProvider
 from casesvc.config import load_settings
+from casesvc.logging_setup import configure_logging
 from casesvc.ops import database
+from casesvc.version import __version__
 
 API_TITLE = "casesvc"
-API_VERSION = "1.0.0"
+API_VERSION = __version__  # the package's version (casesvc/version.py)
 
 
 def _default_instance_path() -> Path:
@@ -60,8 +61,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     app.json = JSONProvider(app)  # JSON nested too deeply is malformed JSON, not a crash
     app.json.sort_keys = False  # fields in schema order: id first, as documented
     app.session_interface = _NoCookieSessions()  # bearer tokens only: no session cookie to read
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_format)  # README: Logs
 
     from casesvc import models  # noqa: F401  (every table registered before migrations run)
     from casesvc.auth.jwt_errors import register_jwt_errors
@@ -88,6 +88,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.statistics import handlers as statistics_handlers
     statistics_handlers.connect()
 
+    from casesvc.agencies.directory import blp as agency_directory_blp
     from casesvc.agencies.views import agencies_blp, users_blp
     from casesvc.audit.views import blp as audit_blp
     from casesvc.auth.client_views import blp as clients_blp
@@ -107,6 +108,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
         api.register_blueprint(blueprint)
     api.register_blueprint(clients_blp)
     api.register_blueprint(agencies_blp)
+    api.register_blueprint(agency_directory_blp)
     api.register_blueprint(users_blp)
     api.register_blueprint(continuity_blp)
     register_docs(app)

@@ -15,12 +15,14 @@ from casesvc.demo.cli import demo
 from casesvc.ops.cli import database, openapi, serve
 from casesvc.reminders.cli import reminders
 from casesvc.retention.cli import retention
+from casesvc.version import __version__
 
 # click 8.2 shows help for a bare group by raising this; older versions print and exit themselves
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="casesvc", message="%(prog)s %(version)s")
 def cli():
     """casesvc: case management for alternative reactions to youth drug cases."""
 

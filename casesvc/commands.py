@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from casesvc import create_app
 from casesvc.config import ConfigError
 from casesvc.errors import Problem
+from casesvc.logging_setup import set_command_level
 from casesvc.extensions import db
 
 
@@ -39,9 +40,12 @@ LONG_JOBS = {"db_statement_timeout": 0, "db_idle_in_transaction_timeout": 0}
 def create_cli_app(serving: bool = False) -> Flask:
     """The app of a command; `serving` is the app `casesvc serve` runs, with the server's waits."""
     try:
-        return create_app(None if serving else LONG_JOBS, instance_path=instance_path())
+        app = create_app(None if serving else LONG_JOBS, instance_path=instance_path())
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
+    context = click.get_current_context(silent=True)
+    set_command_level(context.command_path if context else "")  # README: Logs
+    return app
 
 
 def script_info() -> ScriptInfo:

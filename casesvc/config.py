@@ -63,6 +63,7 @@ class Settings:
     retention_days: int = 1825
     trusted_proxies: int = 0
     audit_signing_key: str | None = None
+    log_format: str = "text"  # "json" or "text" (README: Logs)
     # identity (casesvc/auth): see _identity_settings()
     secret_keys_previous: tuple[str, ...] = ()
     debug: bool = False
@@ -160,6 +161,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
         retention_days=_int("CASESVC_RETENTION_DAYS", 1825),
         trusted_proxies=_int("CASESVC_TRUSTED_PROXIES", 0),
         statistics_min_cell=_positive("CASESVC_STATISTICS_MIN_CELL", _int("CASESVC_STATISTICS_MIN_CELL", 5)),
+        log_format=_log_format(env),
     )
     settings = replace(settings, **_identity_settings(env))
     settings = replace(settings, **_reminder_settings())
@@ -170,6 +172,17 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     if unknown:
         raise ConfigError("unknown settings: " + ", ".join(sorted(unknown)))
     return _check_identity_settings(replace(settings, **extra))
+
+
+LOG_FORMATS = ("json", "text")
+
+
+def _log_format(env: str) -> str:
+    """JSON lines in production (for the log collector), text elsewhere (for a person)."""
+    value = _env("CASESVC_LOG_FORMAT", "json" if env == "production" else "text")
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"CASESVC_LOG_FORMAT must be json or text, got {value!r}")
+    return value
 
 
 OIDC_SETTINGS = ("CASESVC_OIDC_ISSUER", "CASESVC_OIDC_AUDIENCE", "CASESVC_OIDC_JWKS_URL")

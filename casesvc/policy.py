@@ -272,3 +272,21 @@ def statistics_access(principal: Principal, requested: tuple[str, ...] = ()) -> 
         return StatisticsDecision(False, 403, "municipality-forbidden",
                                   "Your agency does not serve municipality " + ", ".join(outside) + ".")
     return StatisticsDecision(True, municipalities=wanted or tuple(sorted(principal.municipalities)))
+# --- The agency directory ---------------------------------------------------------------------
+
+def agency_directory_reach(principal: Principal) -> tuple[Decision, frozenset[str] | None]:
+    """Who reads the agency directory (codes, kinds, names and municipalities; no users, no
+    webhooks), and which agencies: the decision, and the municipalities at least one of which an
+    agency must serve to be listed (None: every agency).
+
+    Staff whose token carries any scope of their role see the agencies serving at least one of
+    their own agency's municipalities: those are the agencies a case of theirs can take in as
+    participants. Admin and auditor, who belong to no municipality and meet agency codes in
+    users and audit events, see every agency, with any scope of their role too."""
+    if not principal.scopes & ROLE_SCOPES.get(principal.role, frozenset()):
+        return Decision(False, 403, "insufficient-scope", "The token carries no scope of its role."), frozenset()
+    if principal.role in NO_CONTENT_ROLES:
+        return ALLOW, None
+    if not principal.is_staff:
+        return Decision(False, 403, "forbidden", "No access."), frozenset()
+    return ALLOW, principal.municipalities

@@ -15,6 +15,7 @@ from casesvc.auth.views import oauth_response
 from casesvc.common.jsonio import NUL_DETAIL, SURROGATE_DETAIL, json_has_lone_surrogate, json_has_nul
 from casesvc.errors import DATABASE_UNAVAILABLE, Problem, database_unavailable
 from casesvc.extensions import db
+from casesvc.logging_setup import log_request
 from casesvc.ops.metrics import observe_request
 
 API_PREFIX = "/api/v1/"
@@ -30,6 +31,10 @@ UNAUDITED_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/vocabulary"})
 
 
 def register_request_hooks(app: Flask) -> None:
+    # registered before every other `after_request` hook, so it runs after them all: the request's
+    # log line (README: Logs) tells the status that was sent
+    app.after_request(log_request)
+
     @app.before_request
     def _before():
         g.started = time.perf_counter()

@@ -18,6 +18,7 @@ from casesvc.vocabulary import AGENCY_KINDS, ROLES
 
 CODE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{1,31}")  # case-sensitive: "Nav" is not "nav"
 MUNICIPALITY_PATTERN = re.compile(r"\d{4}")
+RESERVED_CODES = frozenset({"directory"})  # /api/v1/agencies/directory is the directory, not an agency
 MIN_PASSWORD_LENGTH = 8  # NIST SP 800-63B: at least 8 characters for a password the user chooses
 MAX_NAME_LENGTH = 200
 
@@ -54,6 +55,8 @@ def create_agency(code: str, kind: str, name: str, municipalities: list[str]) ->
     if not CODE_PATTERN.fullmatch(code):
         raise invalid_input("code must be 2-32 characters: letters a-z or A-Z, digits, '-' or '_', "
                            "beginning with a letter or digit", "code")
+    if code in RESERVED_CODES:
+        raise invalid_input(f"code {code!r} is reserved: GET /api/v1/agencies/{code} is the agency directory", "code")
     if kind not in AGENCY_KINDS:
         raise invalid_input(f"kind must be one of: {', '.join(AGENCY_KINDS)}", "kind")
     name = check_name(name)

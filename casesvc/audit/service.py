@@ -194,7 +194,7 @@ def _seal_batch(batch: int) -> int:
                 conn.execute(delete(AuditInbox).where(AuditInbox.n.in_(numbers[start:start + 1000])))
             return len(rows)
     except (IntegrityError, OperationalError) as exc:  # another sealer won the race, or SQLite is busy
-        log.info("audit seal skipped: %s", exc.__class__.__name__)
+        log.debug("audit seal skipped: %s", exc.__class__.__name__)  # routine: the next round seals
         return 0
 
 

@@ -33,7 +33,7 @@ WATCHDOG_GRACE = 2.0  # seconds beyond statement_timeout: PostgreSQL's own timeo
 
 def engine_options(settings) -> dict:
     if settings.database_url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
     options = []
     if settings.db_statement_timeout:
         options.append(f"-c statement_timeout={int(settings.db_statement_timeout * 1000)}")
@@ -42,7 +42,8 @@ def engine_options(settings) -> dict:
     connect_args: dict = {"connect_timeout": settings.db_connect_timeout}
     if options:
         connect_args["options"] = " ".join(options)
-    return {"pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
+    # `hide_parameters`: a statement's values (names, notes) never enter an error message or a log line
+    return {"hide_parameters": True, "pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
             "pool_timeout": settings.db_pool_timeout, "pool_recycle": settings.db_pool_recycle,
             "pool_pre_ping": settings.db_pool_pre_ping, "connect_args": connect_args}
 

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from casesvc.errors import Problem, problem_response
 from casesvc.ops.metrics import scrape_registry
 from casesvc.reminders.metrics import ReminderCollector
+from casesvc.version import __version__
 from casesvc.vocabulary import VOCABULARY
 
 blp = Blueprint("service", __name__, description="Health, metrics and the vocabulary")
@@ -19,6 +20,10 @@ _REMINDERS = ReminderCollector()
 
 class HealthSchema(ma.Schema):
     status = ma.fields.String(required=True)
+
+
+class AliveSchema(HealthSchema):
+    version = ma.fields.String(required=True, metadata={"description": "The running casesvc version"})
 
 
 class LabelSchema(ma.Schema):
@@ -34,10 +39,10 @@ class VocabularySchema(ma.Schema):
 
 @blp.route("/healthz", methods=["GET"])
 @blp.doc(security=[])
-@blp.response(200, HealthSchema)
+@blp.response(200, AliveSchema)
 def healthz():
-    """The process is alive"""
-    return {"status": "ok"}
+    """The process is alive, and its version"""
+    return {"status": "ok", "version": __version__}
 
 
 @blp.route("/readyz", methods=["GET"])

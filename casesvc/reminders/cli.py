@@ -35,7 +35,10 @@ def reminders_work(interval):
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not stop.is_set():
         try:
-            click.echo(json.dumps(run()))
+            result = run()
+            click.echo(json.dumps(result))
+            log.info("reminders pass done", extra={"reminders_created": result["created"],
+                                                   "deliveries": result["deliveries"]})
         except OperationalError as exc:  # the database is away for a moment: try again next pass
             db.session.rollback()
             log.warning("reminders pass failed: %s", exc.orig.__class__.__name__)

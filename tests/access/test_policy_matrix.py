@@ -266,3 +266,35 @@ def test_statistics_matrix(who):
 def test_only_coordinator_and_admin_may_hold_statistics_read():
     assert sorted(role for role, scopes in ROLE_SCOPES.items() if "statistics:read" in scopes) == ["admin",
                                                                                                     "coordinator"]
+
+
+# --- The agency directory (policy.agency_directory_reach) ---------------------------------------
+
+OSLO_AGENCIES = {"police", "health", "nav", "cw", "slt", "police2"}
+BERGEN_AGENCIES = {"west", "westhealth"}
+DIRECTORY_EXPECTED: dict[tuple[str, str], object] = {
+    # (actor, scopes the token carries): the codes listed, or the refusal
+    **{(code, "all"): OSLO_AGENCIES for code in ("police", "health", "nav", "cw", "slt", "police2")},
+    ("west", "all"): BERGEN_AGENCIES,
+    ("westhealth", "all"): BERGEN_AGENCIES,
+    ("police", "cases:read"): OSLO_AGENCIES,
+    ("health", "reminders:read"): OSLO_AGENCIES,
+    ("police", "none"): "403 insufficient-scope",
+    ("admin", "all"): OSLO_AGENCIES | BERGEN_AGENCIES,
+    ("admin", "audit:read"): OSLO_AGENCIES | BERGEN_AGENCIES,
+    ("auditor", "all"): OSLO_AGENCIES | BERGEN_AGENCIES,
+    ("auditor", "none"): "403 insufficient-scope",
+}
+
+
+def test_agency_directory_matrix(world):
+    actual = {}
+    for actor, scopes in DIRECTORY_EXPECTED:
+        base = world[actor]
+        if scopes != "all":
+            base = world.as_user(base.user_id, base.role, base.agency, f"user.{actor}",
+                                 scopes=[] if scopes == "none" else [scopes])
+        resp = base.get("/api/v1/agencies/directory")
+        actual[actor, scopes] = ({item["code"] for item in resp.json["items"]} if resp.status_code == 200
+                                 else outcome(resp))
+    assert actual == DIRECTORY_EXPECTED

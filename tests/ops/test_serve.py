@@ -1,9 +1,11 @@
 """`casesvc serve` as an operator runs it: real gunicorn on a loopback port, a migrated SQLite
-database, HTTP from outside. The access log names the path but never the query string (which
-may hold a national id)."""
+database, HTTP from outside. The request log line names the route but never the query string
+(which may hold a national id); with CASESVC_LOG_FORMAT=json every line the server writes,
+gunicorn's own included, is one JSON object."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import socket
@@ -33,9 +35,10 @@ def get(url: str) -> int:
 
 
 @contextlib.contextmanager
-def serving(tmp_path, workers: int = 1, **env_extra):
+def serving(tmp_path, log_format: str = "text", workers: int = 1, **env_extra):
     env = {**os.environ, "CASESVC_ENV": "development", "CASESVC_INSTANCE_PATH": str(tmp_path),
-           "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", **env_extra}
+           "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", "CASESVC_LOG_FORMAT": log_format,
+           **env_extra}
     cli = [sys.executable, "-m", "casesvc.cli"]
     subprocess.run(cli + ["db", "upgrade"], env=env, check=True, capture_output=True)
     port = free_port()
@@ -63,19 +66,34 @@ def serving(tmp_path, workers: int = 1, **env_extra):
 
 @pytest.fixture
 def served(tmp_path):
-    with serving(tmp_path) as server:
-        yield server
+    with serving(tmp_path) as running:
+        yield running
 
 
-def test_serve_answers_over_http_and_logs_no_query_string(served):
-    base, proc, log = served
+@pytest.fixture(params=["text", "json"])
+def served_logging(tmp_path, request):
+    with serving(tmp_path, request.param) as running:
+        yield (*running, request.param)
+
+
+def test_serve_answers_over_http_and_logs_no_query_string(served_logging):
+    base, proc, log, log_format = served_logging
     assert get(base + "/healthz") == 200
     assert get(f"{base}/api/v1/youths?national_id={NATIONAL_ID}") == 401  # no token
     proc.terminate()
     proc.wait(timeout=20)
     lines = log.read_text().splitlines()
-    assert any('"GET /api/v1/youths HTTP/1.1" 401' in line for line in lines), lines
     assert not any(NATIONAL_ID in line for line in lines)
+    if log_format == "text":
+        assert any("casesvc.request: GET /api/v1/youths 401 " in line for line in lines), lines
+        return
+    records = [json.loads(line) for line in lines]  # every line, gunicorn's too, is JSON
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records), records
+    assert any(r["logger"].startswith("gunicorn") for r in records)
+    (youths,) = [r for r in records if r["logger"] == "casesvc.request" and r["route"] == "/api/v1/youths"]
+    assert (youths["method"], youths["status"], youths["actor"], youths["level"]) == ("GET", 401, None, "INFO")
+    assert youths["duration_ms"] >= 0 and youths["request_id"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", youths["time"])
 
 
 def test_two_workers_requests_add_up_in_one_scrape(tmp_path):
