@@ -45,6 +45,64 @@ def assert_problem(resp, status: int, type_suffix: str | None = None) -> dict:
     return body
 
 
+def assert_field_error(resp, field: str) -> dict:
+    """A 422 validation problem whose `errors` names `field`."""
+    body = assert_problem(resp, 422, "validation-error")
+    assert field in body.get("errors", {}), body
+    assert body["errors"][field] and all(isinstance(m, str) and m for m in body["errors"][field]), body
+    return body
+
+
+def assert_unauthorized(resp) -> dict:
+    """A 401 problem with a Bearer challenge (RFC 6750): the token, or its absence, was refused."""
+    body = assert_problem(resp, 401, "unauthorized")
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer"), resp.headers
+    return body
+
+
+def assert_token_granted(resp, scope: str | None = None) -> dict:
+    """The token endpoint's 200: a bearer token not to be cached, with the scope granted
+    (compared as a set when `scope` is given)."""
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["token_type"] == "Bearer", body
+    assert isinstance(body["access_token"], str) and body["access_token"]
+    assert isinstance(body["expires_in"], int) and body["expires_in"] > 0
+    assert isinstance(body["scope"], str)
+    if scope is not None:
+        assert set(body["scope"].split()) == set(scope.split()), body
+    assert "no-store" in resp.headers["Cache-Control"]
+    return body
+
+
+def assert_oauth_error(resp, status: int, error: str) -> dict:
+    """The token endpoint's RFC 6749 error: this status and `error`, no token, not cached."""
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    body = resp.get_json()
+    assert body["error"] == error, body
+    assert "access_token" not in body
+    assert "no-store" in resp.headers["Cache-Control"]
+    return body
+
+
+def assert_token_works(client, token: str, username: str | None = None, **claims) -> dict:
+    """The access token is accepted: `GET /api/v1/auth/me` is 200 and names its user (and the
+    other claims given, e.g. role="police")."""
+    resp = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    me = resp.get_json()
+    if username is not None:
+        assert me["username"] == username, me
+    for name, value in claims.items():
+        assert me[name] == value, me
+    return me
+
+
+def assert_token_refused(client, token: str) -> dict:
+    """The access token is refused: `GET /api/v1/auth/me` is a 401 problem."""
+    return assert_unauthorized(client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}))
+
+
 def run_worker(app, now=None, **overrides):
     """One pass of the reminders worker at `now` (default: now), with settings overridden."""
     with app.app_context():

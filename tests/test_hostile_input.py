@@ -264,6 +264,8 @@ def test_an_integer_too_long_to_convert_is_400_malformed(world, digits):
 def test_an_integer_python_still_converts_is_judged_by_the_schema(world):
     resp = post_json(world["police"], "/api/v1/youths", '{"given_name": %s}' % ("9" * 4300))
     assert resp.status_code == 422 and "given_name" in resp.json["errors"]
+    assert_problem(resp, 422, "validation-error")
+    assert world["police"].get("/api/v1/youths").json["items"] == []
 
 
 def nested(opener: str, depth: int) -> str:

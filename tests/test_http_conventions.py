@@ -239,9 +239,13 @@ def test_same_idempotency_key_with_another_body_is_422(world):
 
 def test_without_idempotency_key_a_repeat_is_a_new_request(world):
     body = youth_body(world)
-    assert world["police"].post("/api/v1/youths", json=body).status_code == 201
+    first = world["police"].post("/api/v1/youths", json=body)
+    assert first.status_code == 201
     # the second attempt is processed afresh: the national id is taken now
-    assert world["police"].post("/api/v1/youths", json=body).status_code == 409
+    again = world["police"].post("/api/v1/youths", json=body)
+    assert again.status_code == 409
+    assert_problem(again, 409, "youth-exists")
+    assert [y["id"] for y in all_items(world["police"], "/api/v1/youths")] == [first.json["id"]]
 
 
 def test_idempotency_key_belongs_to_the_user_who_sent_it(world):
@@ -261,9 +265,14 @@ def test_failed_request_does_not_burn_the_idempotency_key(world):
     headers = {"Idempotency-Key": "retry-after-fix"}
     bad = youth_body(world)
     bad["municipality"] = "oslo"
-    assert world["police"].post("/api/v1/youths", json=bad, headers=headers).status_code == 422
+    refused = world["police"].post("/api/v1/youths", json=bad, headers=headers)
+    assert refused.status_code == 422
+    assert "municipality" in assert_problem(refused, 422, "validation-error")["errors"]
+    assert all_items(world["police"], "/api/v1/youths") == []
     good = world["police"].post("/api/v1/youths", json=youth_body(world), headers=headers)
     assert good.status_code == 201, good.json
+    assert (good.json["national_id"], good.json["municipality"]) == (youth_body(world)["national_id"], "0301")
+    assert [y["id"] for y in all_items(world["police"], "/api/v1/youths")] == [good.json["id"]]
 
 
 # --- cursor pagination ---------------------------------------------------------------------------

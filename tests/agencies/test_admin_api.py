@@ -16,7 +16,8 @@ from sqlalchemy import select
 from casesvc.auth.models import User
 from casesvc.web.commit import IdempotencyKey
 from casesvc.extensions import db
-from tests.conftest import PASSWORD, all_pages
+from tests.conftest import (PASSWORD, all_pages, assert_oauth_error, assert_problem, assert_token_granted,
+                            assert_token_refused, assert_token_works)
 from tests.audit.test_audit_recording import events, head_seq
 
 TOKEN_URL = "/api/v1/auth/token"
@@ -234,8 +235,10 @@ def test_patch_refuses_bad_values(world, body, field):
 
 
 def test_a_patch_of_an_unknown_agency_is_404(world):
-    assert world["admin"].patch("/api/v1/agencies/no-such", json={"name": "X"},
-                                headers={"If-Match": "*"}).status_code == 404
+    resp = world["admin"].patch("/api/v1/agencies/no-such", json={"name": "X"}, headers={"If-Match": "*"})
+    assert resp.status_code == 404
+    assert "agency" in assert_problem(resp, 404, "not-found")["detail"]
+    assert_problem(world["admin"].get("/api/v1/agencies/no-such"), 404, "not-found")  # nor made by the patch
 
 
 def test_removing_a_municipality_hides_its_cases_from_the_agencys_users_on_the_next_request(world):
@@ -260,10 +263,13 @@ def test_agency_routes_leave_the_webhook_routes_alone(world):
     put = admin.put("/api/v1/agencies/nav/webhook", json={"url": "http://127.0.0.1:9/fake-hook",
                                                           "secret": "fake-secret-0123456789"})
     assert put.status_code == 201, put.json
+    assert (put.json["agency"], put.json["url"], put.json["secret_set"]) == ("nav", "http://127.0.0.1:9/fake-hook", True)
+    assert "secret" not in put.json
     hook = admin.get("/api/v1/agencies/nav/webhook")
     assert hook.status_code == 200 and hook.json["url"] == "http://127.0.0.1:9/fake-hook"
     agency = admin.get("/api/v1/agencies/nav")
     assert agency.status_code == 200 and agency.json["code"] == "nav" and "url" not in agency.json
+    assert (agency.json["kind"], agency.json["name"], agency.json["municipalities"]) == ("nav", "Test nav", ["0301"])
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -321,11 +327,19 @@ def test_bad_user_input_is_422_on_the_field(world, fields, field):
 
 def test_an_unknown_user_is_404(world):
     admin = world["admin"]
+    users_before = all_pages(admin, "/api/v1/users")
     assert admin.get("/api/v1/users/00000000-0000-4000-8000-000000000000").status_code == 404
     assert admin.post("/api/v1/users/not-an-id/disable").status_code == 404
     assert admin.post("/api/v1/users/not-an-id/enable").status_code == 404
     assert admin.post("/api/v1/users/not-an-id/password", json={"password": FAKE_PASSWORD}).status_code == 404
     assert admin.patch("/api/v1/users/not-an-id", json={"role": "nav"}, headers={"If-Match": "*"}).status_code == 404
+    for resp in (admin.get("/api/v1/users/00000000-0000-4000-8000-000000000000"),
+                 admin.post("/api/v1/users/not-an-id/disable"),
+                 admin.post("/api/v1/users/not-an-id/enable"),
+                 admin.post("/api/v1/users/not-an-id/password", json={"password": FAKE_PASSWORD}),
+                 admin.patch("/api/v1/users/not-an-id", json={"role": "nav"}, headers={"If-Match": "*"})):
+        assert "user" in assert_problem(resp, 404, "not-found")["detail"]
+    assert all_pages(admin, "/api/v1/users") == users_before
 
 
 # --- a password reset ------------------------------------------------------------------------------
@@ -365,16 +379,26 @@ def test_an_admin_cannot_reset_its_own_password_over_the_api(world, client):
     admin = world["admin"]
     resp = admin.post(f"/api/v1/users/{admin.user_id}/password", json={"password": FAKE_PASSWORD})
     assert resp.status_code == 409 and resp.json["type"].endswith("/cannot-change-self")
+    assert_problem(resp, 409, "cannot-change-self")
     assert login(client, "user.admin", FAKE_PASSWORD).status_code == 400
+    assert_oauth_error(login(client, "user.admin", FAKE_PASSWORD), 400, "invalid_grant")
     assert login(client, "user.admin").status_code == 200
+    assert_token_works(client, assert_token_granted(login(client, "user.admin"))["access_token"], "user.admin")
     assert admin.get("/api/v1/users").status_code == 200
+    assert_token_works(client, admin.token, "user.admin", role="admin")  # the admin's own login stands
 
 
 def test_another_admin_resets_an_admins_password(world, client):
     admin = world["admin"]
     other = admin.post("/api/v1/users", json=new_user(username="fake.admin2", role="admin", agency=None)).json
-    assert admin.post(f"/api/v1/users/{other['id']}/password", json={"password": FAKE_PASSWORD + "2"}).status_code == 200
+    reset = admin.post(f"/api/v1/users/{other['id']}/password", json={"password": FAKE_PASSWORD + "2"})
+    assert reset.status_code == 200
+    assert (reset.json["id"], reset.json["username"], reset.json["role"]) == (other["id"], "fake.admin2", "admin")
+    assert "password" not in reset.json
     assert login(client, "fake.admin2", FAKE_PASSWORD + "2").status_code == 200
+    token = assert_token_granted(login(client, "fake.admin2", FAKE_PASSWORD + "2"))["access_token"]
+    assert_token_works(client, token, "fake.admin2", role="admin")
+    assert_oauth_error(login(client, "fake.admin2", FAKE_PASSWORD), 400, "invalid_grant")  # the old one is gone
 
 
 FEED = "/api/v1/reminders/feed"
@@ -391,17 +415,24 @@ def test_what_ends_a_users_logins_ends_its_calendar_address_too(world, client, e
     police = world["police"]
     address = police.post(FEED).json["url"]
     assert _calendar(client, address).status_code == 200
+    assert _calendar(client, address).data.startswith(b"BEGIN:VCALENDAR")
     url = f"/api/v1/users/{police.user_id}"
     if ending == "password":
-        assert admin.post(f"{url}/password", json={"password": FAKE_PASSWORD}).status_code == 200
+        changed = admin.post(f"{url}/password", json={"password": FAKE_PASSWORD})
+        assert changed.status_code == 200
     elif ending == "move":
-        assert admin.patch(url, json={"agency": "police2"},
-                           headers={"If-Match": _user_etag(admin, police.user_id)}).status_code == 200
+        changed = admin.patch(url, json={"agency": "police2"}, headers={"If-Match": _user_etag(admin, police.user_id)})
+        assert changed.status_code == 200
+        assert changed.json["agency"] == "police2"
     else:
         assert admin.post(f"{url}/disable").status_code == 200
-        assert admin.post(f"{url}/enable").status_code == 200
+        changed = admin.post(f"{url}/enable")
+        assert changed.status_code == 200
+    assert (changed.json["id"], changed.json["active"]) == (police.user_id, True)
     ended = _calendar(client, address)
     assert ended.status_code == 401 and ended.headers["WWW-Authenticate"].startswith("Bearer")
+    assert_problem(ended, 401, "unauthorized")
+    assert b"VCALENDAR" not in ended.data
 
 
 # --- a new role or agency ------------------------------------------------------------------------
@@ -555,15 +586,20 @@ def test_enabling_lets_the_user_log_in_again_but_the_logins_it_had_stay_ended(wo
     admin = world["admin"]
     user_id = world["nav"].user_id
     before = login(client, "user.nav").json
-    assert admin.post(f"/api/v1/users/{user_id}/disable").status_code == 200
+    disabled = admin.post(f"/api/v1/users/{user_id}/disable")
+    assert disabled.status_code == 200
+    assert (disabled.json["id"], disabled.json["active"]) == (user_id, False)
     again = admin.post(f"/api/v1/users/{user_id}/enable")
     assert again.status_code == 200 and again.json["active"] is True
     fresh = login(client, "user.nav")
     assert fresh.status_code == 200
     assert client.get("/api/v1/auth/me", headers=bearer(fresh.json["access_token"])).status_code == 200
+    assert_token_works(client, fresh.json["access_token"], "user.nav", role="nav", agency="nav")
     # what was taken away by disabling is not given back
     assert client.get("/api/v1/auth/me", headers=bearer(before["access_token"])).status_code == 401
+    assert_token_refused(client, before["access_token"])
     assert refresh(client, before["refresh_token"]).status_code == 400
+    assert_oauth_error(refresh(client, before["refresh_token"]), 400, "invalid_grant")
 
 
 def test_an_admin_cannot_disable_itself(world, client):
@@ -580,8 +616,15 @@ def test_an_admin_can_disable_another_admin(world, client):
     admin = world["admin"]
     other = admin.post("/api/v1/users", json=new_user(username="fake.admin2", role="admin", agency=None)).json
     assert login(client, "fake.admin2", FAKE_PASSWORD).status_code == 200
-    assert admin.post(f"/api/v1/users/{other['id']}/disable").status_code == 200
+    token = assert_token_granted(login(client, "fake.admin2", FAKE_PASSWORD))["access_token"]
+    assert_token_works(client, token, "fake.admin2", role="admin")
+    disabled = admin.post(f"/api/v1/users/{other['id']}/disable")
+    assert disabled.status_code == 200
+    assert (disabled.json["id"], disabled.json["active"]) == (other["id"], False)
     assert login(client, "fake.admin2", FAKE_PASSWORD).status_code == 400
+    assert_oauth_error(login(client, "fake.admin2", FAKE_PASSWORD), 400, "invalid_grant")
+    assert_token_refused(client, token)  # and its login so far has ended
+    assert admin.get(f"/api/v1/users/{other['id']}").json["active"] is False
 
 
 # --- Idempotency-Key -----------------------------------------------------------------------------

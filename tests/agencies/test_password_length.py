@@ -3,6 +3,7 @@ chooses), from the admin API and from `casesvc users create` alike."""
 from __future__ import annotations
 
 from tests.agencies.test_admin_api import field_problem, login
+from tests.conftest import assert_token_granted, assert_token_works
 
 EIGHT = "Xq7-fake"   # 8 characters: long enough
 SEVEN = "Xq7-fak"    # 7 characters: too short
@@ -15,7 +16,12 @@ def new_user(**fields):
 def test_the_admin_api_accepts_an_eight_character_password_that_then_logs_in(world, client):
     resp = world["admin"].post("/api/v1/users", json=new_user(password=EIGHT))
     assert resp.status_code == 201, resp.json
+    assert (resp.json["username"], resp.json["role"], resp.json["agency"]) == ("fake.person", "nav", "nav")
+    assert "password" not in resp.json
+    assert world["admin"].get(f"/api/v1/users/{resp.json['id']}").json["username"] == "fake.person"
     assert login(client, "fake.person", EIGHT).status_code == 200
+    token = assert_token_granted(login(client, "fake.person", EIGHT))["access_token"]
+    assert_token_works(client, token, "fake.person", role="nav")
 
 
 def test_the_admin_api_refuses_a_seven_character_password(world):

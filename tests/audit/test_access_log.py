@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import PROBLEM
+from tests.audit.test_audit_recording import events, head_seq
+from tests.conftest import PROBLEM, assert_problem, assert_unauthorized
 
 WHEN = "2027-01-05T08:00:00Z"
 
@@ -96,9 +97,14 @@ def test_a_non_lead_participant_with_consent_gets_403(world, story):
 
 
 @pytest.mark.parametrize("who", ["west", "police2", "nav"])
-def test_an_outsider_gets_404(world, story, who):
+def test_an_outsider_gets_404(world, app, story, who):
+    since = head_seq(app)
     resp = world[who].get(log_url(story["youth"]))
     assert resp.status_code == 404 and resp.mimetype == PROBLEM
+    body = assert_problem(resp, 404, "not-found")
+    assert "items" not in body
+    refused = [(e["action"], e["outcome"], e["status"], e["actor"]) for e in events(app, since)]
+    assert refused == [("audit.access_log", "denied", 404, world[who].user_id)]
 
 
 @pytest.mark.parametrize("who", ["admin", "auditor"])
@@ -112,22 +118,33 @@ def test_an_auditor_token_without_audit_read_gets_403(world, story):
     narrowed = world.as_user(auditor.user_id, "auditor", None, "user.auditor", scopes=[])
     resp = narrowed.get(log_url(story["youth"]))
     assert resp.status_code == 403 and resp.json["type"] == "/problems/insufficient-scope"
+    assert_problem(resp, 403, "insufficient-scope")
+    assert "items" not in resp.json
 
 
 def test_a_lead_token_without_cases_read_gets_403(world, story):
     police = world["police"]
     narrowed = world.as_user(police.user_id, "police", "police", "user.police", scopes=["notes:read"])
-    assert narrowed.get(log_url(story["youth"])).status_code == 403
+    resp = narrowed.get(log_url(story["youth"]))
+    assert resp.status_code == 403
+    assert_problem(resp, 403, "insufficient-scope")
+    assert "items" not in resp.json
 
 
 @pytest.mark.parametrize("who", ["police", "admin"])
 def test_an_unknown_youth_is_404(world, who):
     resp = world[who].get("/api/v1/youths/00000000-0000-4000-8000-000000000000/access-log")
     assert resp.status_code == 404
+    assert "youth" in assert_problem(resp, 404, "not-found")["detail"]
 
 
-def test_the_log_needs_a_token(world, client, story):
-    assert client.get(log_url(story["youth"])).status_code == 401
+def test_the_log_needs_a_token(world, app, client, story):
+    since = head_seq(app)
+    resp = client.get(log_url(story["youth"]))
+    assert resp.status_code == 401
+    assert_unauthorized(resp)
+    refused = [(e["action"], e["outcome"], e["status"], e["actor"]) for e in events(app, since)]
+    assert refused == [("audit.access_log", "denied", 401, None)]
 
 
 def test_the_log_is_paginated(world, story):
@@ -147,5 +164,10 @@ def test_a_withdrawn_consent_takes_the_coordinator_out(world, story):
     consent = world["police"].get(f"/api/v1/cases/{story['case']['id']}/consents").json["items"][0]
     resp = world["police"].post(f"/api/v1/cases/{story['case']['id']}/consents/{consent['id']}/withdraw")
     assert resp.status_code == 200, resp.json
-    assert world["slt"].get(log_url(story["youth"])).status_code in (403, 404)
-    assert world["police"].get(log_url(story["youth"])).status_code == 200
+    refused = world["slt"].get(log_url(story["youth"]))
+    assert refused.status_code in (403, 404)
+    assert_problem(refused, refused.status_code)
+    assert "items" not in refused.json
+    lead = world["police"].get(log_url(story["youth"]))
+    assert lead.status_code == 200
+    assert any(e["action"] == "consents.withdraw_consent" for e in lead.json["items"]), lead.json["items"]

@@ -11,7 +11,8 @@ import pytest
 
 from casesvc.audit.chain import CHAINED_FIELDS, GENESIS, event_hash
 from casesvc.cli import main
-from tests.conftest import PROBLEM, all_pages, sealed
+from tests.audit.test_audit_recording import events, head_seq
+from tests.conftest import PROBLEM, all_pages, assert_field_error, assert_problem, assert_unauthorized, sealed
 
 ENDPOINTS = ["/api/v1/audit/head", "/api/v1/audit/verify", "/api/v1/audit/events", "/api/v1/audit/export"]
 CHAIN_FIELDS = [*CHAINED_FIELDS, "hash"]
@@ -99,6 +100,7 @@ def test_cursor_pagination_walks_every_event_once(world, story):
 def test_a_bad_cursor_is_422(world, story):
     resp = world["auditor"].get("/api/v1/audit/events", query_string={"cursor": "nonsense"})
     assert resp.status_code == 422 and resp.mimetype == PROBLEM
+    assert_field_error(resp, "cursor")
 
 
 @pytest.mark.parametrize("name", ["actor", "case_id", "youth_id", "action", "outcome"])
@@ -138,6 +140,7 @@ def test_from_and_to_select_a_half_open_time_range(world, story):
 def test_bad_filters_are_422(world, query):
     resp = world["auditor"].get("/api/v1/audit/events", query_string=query)
     assert resp.status_code == 422 and resp.mimetype == PROBLEM
+    assert_field_error(resp, next(iter(query)))
 
 
 # --- export -----------------------------------------------------------------------------------------
@@ -195,6 +198,7 @@ def test_an_export_of_an_empty_range_is_empty(world, story):
 def test_bad_export_parameters_are_422(world, query):
     resp = world["auditor"].get("/api/v1/audit/export", query_string=query)
     assert resp.status_code == 422 and resp.mimetype == PROBLEM
+    assert_field_error(resp, next(iter(query)))
 
 
 @pytest.fixture
@@ -265,9 +269,21 @@ def test_a_tampered_export_file_is_found_at_the_first_bad_seq(world, story, tmp_
 
 @pytest.mark.parametrize("url", ENDPOINTS)
 @pytest.mark.parametrize("who", ["admin", "auditor"])
-def test_admin_and_auditor_may_read_the_audit_log(world, url, who):
+def test_admin_and_auditor_may_read_the_audit_log(world, app, url, who):
+    since = head_seq(app)
     resp = world[who].get(url)
     assert resp.status_code == 200, resp.get_data(as_text=True)
+    if url.endswith("/export"):
+        lines = resp.get_data(as_text=True).splitlines()
+        assert resp.mimetype == "application/x-ndjson" and lines
+        assert all(set(json.loads(line)) == set(CHAIN_FIELDS) for line in lines)
+    else:
+        body = resp.json
+        assert {"/head": {"seq", "hash"}, "/verify": {"valid", "checked"},
+                "/events": {"items", "next_cursor"}}[url[url.rindex("/"):]] <= set(body), body
+        assert body.get("valid", True) is True
+    recorded = [(e["action"].split(".")[0], e["actor"], e["outcome"]) for e in events(app, since)]
+    assert recorded == [("audit", world[who].user_id, "allowed")]
 
 
 @pytest.mark.parametrize("url", ENDPOINTS)
@@ -280,16 +296,25 @@ def test_staff_roles_get_403_on_the_audit_log(world, url, who):
 
 @pytest.mark.parametrize("url", ENDPOINTS)
 @pytest.mark.parametrize("who,scopes", [("auditor", []), ("admin", ["admin"])])
-def test_a_token_without_audit_read_gets_403(world, url, who, scopes):
+def test_a_token_without_audit_read_gets_403(world, app, url, who, scopes):
     reader = world[who]
     narrowed = world.as_user(reader.user_id, who, None, f"user.{who}", scopes=scopes)
+    since = head_seq(app)
     resp = narrowed.get(url)
     assert resp.status_code == 403 and resp.json["type"] == "/problems/insufficient-scope"
+    assert_problem(resp, 403, "insufficient-scope")
+    recorded = [(e["actor"], e["outcome"], e["status"]) for e in events(app, since)]
+    assert recorded == [(reader.user_id, "denied", 403)]
 
 
 @pytest.mark.parametrize("url", ENDPOINTS)
-def test_the_audit_log_needs_a_token(client, world, url):
-    assert client.get(url).status_code == 401
+def test_the_audit_log_needs_a_token(client, world, app, url):
+    since = head_seq(app)
+    resp = client.get(url)
+    assert resp.status_code == 401
+    assert_unauthorized(resp)
+    recorded = [(e["actor"], e["outcome"], e["status"]) for e in events(app, since)]
+    assert recorded == [(None, "denied", 401)]
 
 
 def test_a_refused_audit_read_is_itself_recorded_as_denied(world, app):

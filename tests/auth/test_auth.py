@@ -15,7 +15,7 @@ from casesvc.auth.models import User
 from casesvc.common.timeutil import oslo_today
 from casesvc.config import ConfigError, load_settings
 from casesvc.extensions import db
-from tests.conftest import PASSWORD, youth_number
+from tests.conftest import PASSWORD, assert_token_granted, assert_token_works, assert_unauthorized, youth_number
 
 TOKEN_URL = "/api/v1/auth/token"
 STAFF_SCOPES = {"cases:read", "cases:write", "notes:read", "notes:write", "consents:write",
@@ -386,6 +386,9 @@ def test_a_token_whose_agency_claim_no_longer_matches_the_user_is_refused(world)
     police = world["police"]
     forged = world.as_user(police.user_id, "police", "police2", "user.police")
     assert forged.get("/api/v1/auth/me").status_code == 401
+    assert_unauthorized(forged.get("/api/v1/auth/me"))
+    assert forged.get("/api/v1/cases").status_code == 401  # refused everywhere, not only by /me
+    assert_token_works(police.client, police.token, "user.police", agency="police")  # the user's own token stands
 
 
 @pytest.mark.parametrize("url_tail, body", [
@@ -435,13 +438,17 @@ def test_after_rotation_tokens_of_the_previous_key_keep_working_until_it_is_drop
 
     rotated = installation(NEW_KEY, previous=[OLD_KEY]).test_client()
     assert rotated.get("/api/v1/auth/me", headers=bearer(session["access_token"])).status_code == 200
+    assert_token_works(rotated, session["access_token"], "user.police", role="police")
     renewed = rotated.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": session["refresh_token"]})
     assert renewed.status_code == 200, renewed.json
+    assert_token_granted(renewed, session["scope"])
     assert before.get("/api/v1/auth/me", headers=bearer(renewed.json["access_token"])).status_code == 401  # new key
+    assert_401(before.get("/api/v1/auth/me", headers=bearer(renewed.json["access_token"])))
 
     dropped = installation(NEW_KEY).test_client()
     assert_401(dropped.get("/api/v1/auth/me", headers=bearer(session["access_token"])))
     assert dropped.get("/api/v1/auth/me", headers=bearer(renewed.json["access_token"])).status_code == 200
+    assert_token_works(dropped, renewed.json["access_token"], "user.police", role="police")
 
 
 def test_a_token_naming_an_unknown_kid_is_401(world, client, app):

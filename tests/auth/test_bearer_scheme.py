@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import assert_unauthorized
+
 ME = "/api/v1/auth/me"
 
 
@@ -23,6 +25,7 @@ def test_the_same_token_works_in_one_case_after_another(world, client):
     for scheme in ("Bearer", "bearer", "BEARER", "Bearer"):
         resp = client.get(f"/api/v1/cases/{case['id']}", headers={"Authorization": f"{scheme} {police.token}"})
         assert resp.status_code == 200, (scheme, resp.json)
+        assert resp.json["id"] == case["id"] and resp.json["youth_id"] == case["youth_id"], scheme
 
 
 @pytest.mark.parametrize("header", ["Basic xyz", "Basic dXNlci5wb2xpY2U6cGFzc3dvcmQ=", "bearer", "Token abc"])
@@ -36,6 +39,7 @@ def test_another_scheme_or_no_token_is_401(world, client, header):
 def test_another_scheme_with_a_valid_token_is_still_401(world, client):
     resp = client.get(ME, headers={"Authorization": f"Basic {world['police'].token}"})
     assert resp.status_code == 401
+    assert "required" in assert_unauthorized(resp)["detail"]  # no bearer token at all, as without a header
 
 
 def test_a_bad_token_under_a_lower_case_scheme_is_401(world, client):

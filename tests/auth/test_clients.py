@@ -14,7 +14,7 @@ from sqlalchemy import select
 from casesvc.auth.clients import create_client
 from casesvc.auth.models import ApiClient
 from casesvc.extensions import db
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, assert_oauth_error, assert_problem, assert_token_granted, assert_token_works
 
 TOKEN_URL = "/api/v1/auth/token"
 
@@ -119,6 +119,10 @@ def test_client_credentials_by_http_basic(world, app, client):
     basic = base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
     resp = client.post(TOKEN_URL, data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"})
     assert resp.status_code == 200, resp.json
+    body = assert_token_granted(resp, "cases:read reminders:read")
+    assert "refresh_token" not in body
+    me = assert_token_works(client, body["access_token"], kind="client", role="police", agency="police")
+    assert me["subject"] == client_id
 
 
 def test_client_token_can_narrow_but_not_exceed_the_clients_scopes(world, app, client):
@@ -157,6 +161,8 @@ def test_bad_client_credentials_are_401_invalid_client(world, app, client, case)
 def test_a_users_password_is_not_a_client_secret(world, app, client):
     resp = client_token(client, world["police"].user_id, PASSWORD)
     assert resp.status_code == 401 and resp.json["error"] == "invalid_client"
+    assert_oauth_error(resp, 401, "invalid_client")
+    assert resp.headers["WWW-Authenticate"].startswith("Basic")
 
 
 # --- administration ------------------------------------------------------------------------------
@@ -234,8 +240,11 @@ def test_disabled_clients_can_be_listed_apart(world, app, client):
 
 
 def test_disabling_an_unknown_client_is_404(world, client):
-    resp = client.post("/api/v1/clients/no-such-client/disable", headers=bearer(admin_token(client)))
+    token = admin_token(client)
+    resp = client.post("/api/v1/clients/no-such-client/disable", headers=bearer(token))
     assert resp.status_code == 404
+    assert_problem(resp, 404, "not-found")
+    assert client.get("/api/v1/clients", headers=bearer(token)).json["items"] == []  # nothing was made
 
 
 def test_disabling_a_client_is_audited(world, app, client):

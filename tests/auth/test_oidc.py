@@ -22,7 +22,7 @@ from casesvc import create_app
 from casesvc.auth import oidc
 from casesvc.auth.models import ExternalIdentity, User
 from casesvc.extensions import db
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, assert_oauth_error, assert_problem
 
 ISSUER = "https://idp.example.test/realms/casesvc"
 AUDIENCE = "casesvc-api"
@@ -200,6 +200,7 @@ def test_a_provisioned_user_cannot_log_in_with_a_password(idp, client, rsa_key):
         resp = client.post("/api/v1/auth/token", data={"grant_type": "password", "username": "oidc:alice",
                                                        "password": password})
         assert resp.status_code == 400
+        assert_oauth_error(resp, 400, "invalid_request" if password == "" else "invalid_grant")
 
 
 def test_a_provider_user_works_on_the_api_under_the_access_policy(idp, world, rsa_key):
@@ -247,6 +248,8 @@ def test_the_provider_moving_a_user_to_another_agency_is_followed(idp, oidc_app,
 def test_the_services_own_tokens_still_work_beside_the_provider(idp, world):
     resp = idp.get(ME, headers={"Authorization": f"Bearer {world['health'].token}"})
     assert resp.status_code == 200 and resp.json["agency"] == "health"
+    assert resp.json["subject"] == world["health"].user_id
+    assert (resp.json["username"], resp.json["role"], resp.json["kind"]) == ("user.health", "school_health", "user")
 
 
 # --- 403: who the token says is unknown ----------------------------------------------------------
@@ -311,6 +314,8 @@ def test_times_are_checked_with_a_small_clock_skew(idp, rsa_key):
     assert_401(call(idp, rsa_key.sign(claims(nbf=now + 120))))                # not yet valid
     assert call(idp, rsa_key.sign(claims(exp=now - 10))).status_code == 200   # within the skew
     assert call(idp, rsa_key.sign(claims(nbf=now + 10))).status_code == 200
+    for accepted in (call(idp, rsa_key.sign(claims(exp=now - 10))), call(idp, rsa_key.sign(claims(nbf=now + 10)))):
+        assert (accepted.json["role"], accepted.json["agency"]) == ("police", "police")
 
 
 def test_a_token_signed_by_another_key_under_a_published_kid_is_401(idp):
@@ -339,16 +344,24 @@ def test_a_disabled_provider_user_is_refused(idp, oidc_app, rsa_key):
 def test_a_revoked_provider_token_is_refused_on_the_next_request(idp, rsa_key):
     token = rsa_key.sign(claims(sub="frank", jti="provider-jti-1"))
     assert call(idp, token).status_code == 200
-    assert idp.post("/api/v1/auth/revoke", data={"token": token}).status_code == 200
+    subject = call(idp, token).json["subject"]
+    revoked = idp.post("/api/v1/auth/revoke", data={"token": token})
+    assert revoked.status_code == 200
+    assert revoked.json == {}
     assert_401(call(idp, token))
+    assert "revoked" in assert_problem(call(idp, token), 401, "unauthorized")["detail"]
     assert call(idp, rsa_key.sign(claims(sub="frank", jti="provider-jti-2"))).status_code == 200
+    assert call(idp, rsa_key.sign(claims(sub="frank", jti="provider-jti-2"))).json["subject"] == subject
 
 
 def test_a_provider_token_without_jti_can_be_revoked_too(idp, rsa_key):
     token = rsa_key.sign(claims(sub="gina"))
     assert call(idp, token).status_code == 200
+    assert call(idp, token).json["role"] == "police"
     idp.post("/api/v1/auth/revoke", data={"token": token})
     assert_401(call(idp, token))
+    assert "revoked" in assert_problem(call(idp, token), 401, "unauthorized")["detail"]
+    assert call(idp, rsa_key.sign(claims(sub="gina", scope="cases:read"))).status_code == 200  # that token only
 
 
 def test_without_oidc_settings_provider_tokens_are_401(world, client, rsa_key):

@@ -21,6 +21,7 @@ import pytest
 from casesvc import create_app
 from casesvc.auth.models import ExternalIdentity
 from casesvc.extensions import db
+from tests.conftest import assert_unauthorized
 
 PROVIDER_DIR = Path(__file__).resolve().parent / "oidc_provider"
 PROVIDER_FILES = ("package.json", "package-lock.json", "server.mjs")
@@ -157,5 +158,10 @@ def test_a_key_rotation_at_the_real_provider_is_picked_up(service, provider):
 def test_a_real_providers_token_can_be_revoked_here(service, provider):
     token = provider_token(provider, username="oidc.revoked")
     assert call(service, token).status_code == 200
-    assert service.test_client().post("/api/v1/auth/revoke", data={"token": token}).status_code == 200
+    assert (call(service, token).json["role"], call(service, token).json["agency"]) == ("police", "police")
+    revoked = service.test_client().post("/api/v1/auth/revoke", data={"token": token})
+    assert revoked.status_code == 200
+    assert revoked.json == {}
     assert call(service, token).status_code == 401
+    refused = assert_unauthorized(call(service, token))
+    assert "revoked" in refused["detail"]

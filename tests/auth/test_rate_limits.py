@@ -19,7 +19,7 @@ from casesvc.auth.limits import DatabaseStorage
 from casesvc.auth.models import RateLimitCounter
 from casesvc.config import load_settings
 from casesvc.extensions import db
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, assert_oauth_error, assert_token_granted, assert_token_works
 
 TOKEN_URL = "/api/v1/auth/token"
 REDIS_URL = os.environ.get("CASESVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -73,11 +73,15 @@ def assert_429(resp):
 def test_failed_logins_for_one_username_are_limited_even_with_the_right_password(world, make_worker):
     worker = make_worker(per_username="3/minute")
     for _ in range(3):
-        assert attempt(worker).status_code == 400
+        resp = attempt(worker)
+        assert resp.status_code == 400
+        assert_oauth_error(resp, 400, "invalid_grant")
     assert_429(attempt(worker))
     assert_429(attempt(worker, password=PASSWORD))          # locked for now, whatever the password
     assert_429(attempt(worker, username="USER.POLICE"))     # case does not make another username
-    assert attempt(worker, username="user.health", password=PASSWORD).status_code == 200  # others are not
+    other = attempt(worker, username="user.health", password=PASSWORD)
+    assert other.status_code == 200  # others are not
+    assert_token_works(worker, assert_token_granted(other)["access_token"], "user.health")
 
 
 def test_the_username_limit_holds_across_client_addresses(world, make_worker):
@@ -90,15 +94,21 @@ def test_the_username_limit_holds_across_client_addresses(world, make_worker):
 def test_failed_logins_from_one_address_are_limited_across_usernames(world, make_worker):
     worker = make_worker(per_ip="4/minute", per_username="100/minute")
     for name in ("user.police", "user.health", "user.nav", "no.such.user"):
-        assert attempt(worker, username=name, addr="203.0.113.7").status_code == 400
+        resp = attempt(worker, username=name, addr="203.0.113.7")
+        assert resp.status_code == 400
+        assert_oauth_error(resp, 400, "invalid_grant")
     assert_429(attempt(worker, username="user.cw", password=PASSWORD, addr="203.0.113.7"))
-    assert attempt(worker, username="user.cw", password=PASSWORD, addr="203.0.113.8").status_code == 200
+    elsewhere = attempt(worker, username="user.cw", password=PASSWORD, addr="203.0.113.8")
+    assert elsewhere.status_code == 200
+    assert_token_works(worker, assert_token_granted(elsewhere)["access_token"], "user.cw")
 
 
 def test_successful_logins_do_not_count(world, make_worker):
     worker = make_worker(per_ip="3/minute", per_username="3/minute")
     for _ in range(6):
-        assert attempt(worker, password=PASSWORD).status_code == 200
+        resp = attempt(worker, password=PASSWORD)
+        assert resp.status_code == 200
+        assert_token_works(worker, assert_token_granted(resp)["access_token"], "user.police")
 
 
 def test_failed_client_credentials_are_limited_per_client(world, app, make_worker):
@@ -112,8 +122,10 @@ def test_failed_client_credentials_are_limited_per_client(world, app, make_worke
         return worker.post(TOKEN_URL, data={"grant_type": "client_credentials", "client_id": client_id,
                                             "client_secret": secret_}, environ_base={"REMOTE_ADDR": "192.0.2.50"})
 
-    assert creds("wrong").status_code == 401
-    assert creds("wrong").status_code == 401
+    for _ in range(2):
+        refused = creds("wrong")
+        assert refused.status_code == 401
+        assert_oauth_error(refused, 401, "invalid_client")
     assert_429(creds(secret))
 
 
@@ -148,7 +160,9 @@ def test_the_address_limit_is_shared_by_the_workers_too(world, make_worker):
     first, second = make_worker(per_ip="4/minute", per_username="100/minute"), make_worker(
         per_ip="4/minute", per_username="100/minute")
     for worker, name in ((first, "user.police"), (second, "user.health"), (first, "user.nav"), (second, "nobody")):
-        assert attempt(worker, username=name, addr="203.0.113.9").status_code == 400
+        resp = attempt(worker, username=name, addr="203.0.113.9")
+        assert resp.status_code == 400
+        assert_oauth_error(resp, 400, "invalid_grant")
     assert_429(attempt(first, username="user.cw", password=PASSWORD, addr="203.0.113.9"))
     assert_429(attempt(second, username="user.cw", password=PASSWORD, addr="203.0.113.9"))
 
@@ -219,10 +233,14 @@ def test_without_its_database_the_limit_falls_back_to_counting_in_the_process(wo
     unreachable = create_engine(f"sqlite:///{tmp_path / 'no-such-directory' / 'counters.sqlite3'}")
     monkeypatch.setattr(DatabaseStorage, "_engine", staticmethod(lambda: unreachable))
     worker = make_worker(per_username="2/minute")
-    assert attempt(worker).status_code == 400
-    assert attempt(worker).status_code == 400
+    for _ in range(2):
+        resp = attempt(worker)
+        assert resp.status_code == 400
+        assert_oauth_error(resp, 400, "invalid_grant")
     assert_429(attempt(worker))
-    assert attempt(worker, username="user.health", password=PASSWORD).status_code == 200
+    other = attempt(worker, username="user.health", password=PASSWORD)
+    assert other.status_code == 200
+    assert_token_works(worker, assert_token_granted(other)["access_token"], "user.health")
 
 
 def test_a_count_that_cannot_be_written_leaves_the_answer_as_it_was(world, make_worker, monkeypatch):
@@ -236,7 +254,9 @@ def test_a_count_that_cannot_be_written_leaves_the_answer_as_it_was(world, make_
     worker = make_worker(per_username="2/minute")
     resp = attempt(worker)
     assert resp.status_code == 400 and resp.json["error"] == "invalid_grant"
-    assert attempt(worker, password=PASSWORD).status_code == 200
+    ok = attempt(worker, password=PASSWORD)
+    assert ok.status_code == 200
+    assert_token_works(worker, assert_token_granted(ok)["access_token"], "user.police")
 
 
 # --- only refused credentials count -------------------------------------------------------------
@@ -265,7 +285,9 @@ def test_malformed_token_requests_do_not_count(world, make_worker, data, error):
     for _ in range(5):
         resp = worker.post(TOKEN_URL, data=data, environ_base={"REMOTE_ADDR": "192.0.2.10"})
         assert resp.status_code == 400 and resp.json["error"] == error
-    assert attempt(worker, password=PASSWORD).status_code == 200
+    ok = attempt(worker, password=PASSWORD)
+    assert ok.status_code == 200
+    assert_token_works(worker, assert_token_granted(ok)["access_token"], "user.police")
 
 
 def test_bad_refresh_tokens_count_per_address(world, make_worker):

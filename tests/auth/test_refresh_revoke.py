@@ -14,7 +14,7 @@ from casesvc import create_app
 from casesvc.auth.models import RefreshFamily, RefreshToken, RevokedToken
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, assert_oauth_error, assert_token_granted, assert_token_works
 
 TOKEN_URL = "/api/v1/auth/token"
 REVOKE_URL = "/api/v1/auth/revoke"
@@ -78,8 +78,11 @@ def test_reusing_a_spent_refresh_token_revokes_the_whole_login(world, client):
     first = login(client)
     rotated = refresh(client, first["refresh_token"]).json
     assert me(client, rotated["access_token"]).status_code == 200
+    assert_token_works(client, rotated["access_token"], "user.police")
 
-    assert refresh(client, first["refresh_token"]).status_code == 400  # the theft signal
+    reused = refresh(client, first["refresh_token"])
+    assert reused.status_code == 400  # the theft signal
+    assert_oauth_error(reused, 400, "invalid_grant")
 
     # the thief's and the user's newest tokens alike: refresh and access tokens of that login
     newest = refresh(client, rotated["refresh_token"])
@@ -93,8 +96,13 @@ def test_reuse_revokes_only_that_login_not_the_users_other_sessions(world, clien
     other_device = login(client)
     refresh(client, stolen["refresh_token"])
     refresh(client, stolen["refresh_token"])
+    assert_refused(me(client, stolen["access_token"]), "revoked")  # the stolen login did end
     assert me(client, other_device["access_token"]).status_code == 200
-    assert refresh(client, other_device["refresh_token"]).status_code == 200
+    assert_token_works(client, other_device["access_token"], "user.police")
+    renewed = refresh(client, other_device["refresh_token"])
+    assert renewed.status_code == 200
+    assert_token_granted(renewed, other_device["scope"])
+    assert_token_works(client, renewed.json["access_token"], "user.police")
 
 
 def test_refresh_reuse_is_audited_with_the_user(world, client, app):
@@ -148,19 +156,24 @@ def test_revocation_needs_no_bearer_token_the_token_is_the_credential(world, cli
     token = login(client)["access_token"]
     resp = client.post(REVOKE_URL, data={"token": token})  # no Authorization header, form-encoded
     assert resp.status_code == 200
+    assert resp.json == {} and "no-store" in resp.headers["Cache-Control"]
     assert_refused(me(client, token))
 
 
 def test_revoking_one_access_token_leaves_the_users_other_tokens_working(world, client):
     first, second = login(client), login(client)
     client.post(REVOKE_URL, data={"token": first["access_token"]})
+    assert_refused(me(client, first["access_token"]), "revoked")  # the one revoked is
     assert me(client, second["access_token"]).status_code == 200
     assert world["police"].get(ME).status_code == 200
+    assert_token_works(client, second["access_token"], "user.police")
+    assert_token_works(client, world["police"].token, "user.police")
 
 
 def test_revocation_is_seen_at_once_by_every_worker_process(world, client, second_worker):
     token = login(client)["access_token"]
     assert me(second_worker, token).status_code == 200
+    assert_token_works(second_worker, token, "user.police")
     assert client.post(REVOKE_URL, data={"token": token}).status_code == 200  # through this worker
     assert_refused(me(second_worker, token), "revoked")                       # seen by the other
 
@@ -197,6 +210,7 @@ def test_a_token_signed_by_someone_else_cannot_be_used_to_revoke_its_jti(world, 
     forged = pyjwt.encode(claims, "someone-elses-key-that-is-long-enough-0123456789", algorithm="HS256")
     assert client.post(REVOKE_URL, data={"token": forged}).status_code == 200
     assert me(client, victim).status_code == 200
+    assert_token_works(client, victim, "user.police")
 
 
 def test_revoke_without_a_token_is_invalid_request(world, client):

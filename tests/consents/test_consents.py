@@ -68,6 +68,8 @@ def test_a_youth_who_turns_16_on_given_on_may_consent_alone(world):
     case = case_for_youth_born(world, add_years(oslo_today(), -16))
     resp = give(world, case, given_by="youth")
     assert resp.status_code == 201, resp.json
+    assert (resp.json["given_by"], resp.json["active"]) == ("youth", True)
+    assert [c["id"] for c in consents(world, case)] == [resp.json["id"]]
 
 
 def test_a_youth_one_day_short_of_16_may_not(world):

@@ -191,6 +191,10 @@ def test_supportive_conditions_rest_on_consent(world, kind):
     case = world.case()
     resp = create(world, case, type="follow_up_plan", legal_basis="consent", conditions=[cond(kind)])
     assert resp.status_code == 201, resp.json
+    assert (resp.json["type"], resp.json["legal_basis"]) == ("follow_up_plan", "consent")
+    assert [c["kind"] for c in resp.json["conditions"]] == [kind]
+    stored = world["police"].get(url(case, resp.json))
+    assert stored.status_code == 200 and [c["kind"] for c in stored.json["conditions"]] == [kind]
 
 
 def test_the_responsible_agency_must_take_part_in_the_case(world):
@@ -277,6 +281,8 @@ def test_a_plan_becomes_active_without_signatures(world):
     case = world.case()
     reaction = created(world, case, type="follow_up_plan")
     assert move(world, case, reaction, "active").status_code == 200
+    stored = world["police"].get(url(case, reaction)).json
+    assert stored["status"] == "active" and stored["signatures"] == []
 
 
 def test_a_signature_is_recorded_and_moves_the_etag_on(world):

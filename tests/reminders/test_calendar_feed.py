@@ -14,6 +14,7 @@ from casesvc.audit.models import AuditInbox
 from casesvc.auth.models import CalendarFeed
 from casesvc.common.timeutil import rfc3339, utcnow
 from casesvc.extensions import db
+from tests.conftest import assert_problem
 
 FEED = "/api/v1/reminders/feed"
 
@@ -83,11 +84,22 @@ def test_a_new_address_replaces_the_old_one(world, client, reminder):
     assert calendar_at(client, new).status_code == 200
 
 
-def test_an_ended_address_is_refused(world, client, reminder):
+def feeds_of(app, user_id) -> int:
+    with app.app_context():
+        count = len(db.session.scalars(select(CalendarFeed.id).where(CalendarFeed.user_id == user_id)).all())
+        db.session.remove()
+        return count
+
+
+def test_an_ended_address_is_refused(world, app, client, reminder):
     url = new_address(world["health"])
+    assert uids(calendar_at(client, url)) == {f"{reminder['id']}@casesvc"}
     assert world["health"].delete(FEED).status_code == 204
+    assert feeds_of(app, world["health"].user_id) == 0
     assert_401(calendar_at(client, url))
+    assert_problem(calendar_at(client, url), 401, "unauthorized")
     assert world["health"].delete(FEED).status_code == 404
+    assert_problem(world["health"].delete(FEED), 404, "not-found")
 
 
 def test_an_unknown_or_empty_token_is_refused(world, client):
@@ -98,18 +110,27 @@ def test_an_unknown_or_empty_token_is_refused(world, client):
 
 def test_a_disabled_users_address_stops_at_once(world, client, reminder):
     url = new_address(world["health"])
-    assert world["admin"].post(f"/api/v1/users/{world['health'].user_id}/disable").status_code == 200
+    assert uids(calendar_at(client, url)) == {f"{reminder['id']}@casesvc"}
+    disabled = world["admin"].post(f"/api/v1/users/{world['health'].user_id}/disable")
+    assert disabled.status_code == 200
+    assert disabled.json["active"] is False
     assert_401(calendar_at(client, url))
+    assert_problem(calendar_at(client, url), 401, "unauthorized")
+    assert b"VCALENDAR" not in calendar_at(client, url).data
 
 
 @pytest.mark.parametrize("who", ["admin", "auditor"])
-def test_roles_without_reminders_have_no_address(world, who):
+def test_roles_without_reminders_have_no_address(world, app, who):
     assert world[who].post(FEED).status_code == 403
+    assert_problem(world[who].post(FEED), 403, "case-content-forbidden")
+    assert feeds_of(app, world[who].user_id) == 0
 
 
-def test_an_address_needs_the_reminders_read_scope(world):
+def test_an_address_needs_the_reminders_read_scope(world, app):
     narrowed = world.as_user(world["health"].user_id, "school_health", "health", "user.health", scopes=["cases:read"])
     assert narrowed.post(FEED).status_code == 403
+    assert "reminders:read" in assert_problem(narrowed.post(FEED), 403, "insufficient-scope")["detail"]
+    assert feeds_of(app, world["health"].user_id) == 0
 
 
 def test_reading_at_the_address_is_audited_as_the_user(world, client, app, reminder):

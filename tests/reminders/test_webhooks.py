@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -252,7 +253,11 @@ def test_loopback_and_private_targets_are_refused_in_production(world, app, monk
 
 
 def test_loopback_targets_are_allowed_outside_production(world, receiver):
-    assert hook(world, receiver).status_code == 201
+    resp = hook(world, receiver)
+    assert resp.status_code == 201
+    assert urlsplit(receiver.url).hostname in ("127.0.0.1", "localhost", "::1")
+    assert (resp.json["agency"], resp.json["url"]) == ("health", receiver.url)
+    assert world["admin"].get("/api/v1/agencies/health/webhook").json["url"] == receiver.url
 
 
 # --- DNS rebinding: the address checked is the address used -------------------------------------------
