@@ -94,6 +94,8 @@ class Settings:
     webhook_max_attempts: int = 8
     webhook_lease_seconds: int = 300
     webhook_concurrency: int = 8
+    cors_origins: tuple[str, ...] = ()
+    public_url: str | None = None
 
     @property
     def oidc_enabled(self) -> bool:
@@ -147,6 +149,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     )
     settings = replace(settings, **_identity_settings(env))
     settings = replace(settings, **_reminder_settings())
+    settings = replace(settings, **_web_settings(env))
     # any other setting may be given directly (tests, embedding)
     extra = {k: v for k, v in overrides.items() if k not in ("env", "database_url", "secret_key")}
     unknown = set(extra) - {f.name for f in fields(Settings)}
@@ -249,3 +252,29 @@ def _reminder_settings() -> dict:
                                            _int("CASESVC_WEBHOOK_LEASE_SECONDS", 300)),
         "webhook_concurrency": _positive("CASESVC_WEBHOOK_CONCURRENCY", _int("CASESVC_WEBHOOK_CONCURRENCY", 8)),
     }
+
+
+def _origin(name: str, value: str) -> str:
+    """An origin or base address as the browser writes it: scheme, host, port, no trailing slash."""
+    value = value.strip().rstrip("/")
+    if not value.startswith(("https://", "http://")) or any(c in value for c in " *?#"):
+        raise ConfigError(f"{name} must hold http(s) addresses such as https://casesvc.example, got {value!r}")
+    return value
+
+
+def _web_settings(env: str) -> dict:
+    """What browsers and calendar programs see (README: Security, hardening): the origins allowed
+    to call the API from a page (CORS; none by default), and the service's public base address,
+    from which the calendar feed's address is built (never from the request's Host header)."""
+    origins = tuple(_origin("CASESVC_CORS_ORIGINS", o) for o in (_env("CASESVC_CORS_ORIGINS", "") or "").split(",")
+                    if o.strip())
+    public_url = _env("CASESVC_PUBLIC_URL")
+    if public_url:
+        public_url = _origin("CASESVC_PUBLIC_URL", public_url)
+    if env == "production":
+        if not public_url:
+            raise ConfigError("CASESVC_PUBLIC_URL is required when CASESVC_ENV=production "
+                              "(the address the service is reached at, e.g. https://casesvc.kommune.no)")
+        if not public_url.startswith("https://"):
+            raise ConfigError("CASESVC_PUBLIC_URL must use https when CASESVC_ENV=production")
+    return {"cors_origins": origins, "public_url": public_url}

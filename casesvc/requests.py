@@ -36,7 +36,7 @@ def register_request_hooks(app: Flask) -> None:
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
         request.environ["casesvc.request_id"] = g.request_id
-        if not request.path.startswith(API_PREFIX):
+        if not request.path.startswith(API_PREFIX) or not_for_a_view():
             return None
         if request.path in PUBLIC_API_PATHS:
             return _check_input()
@@ -59,7 +59,7 @@ def register_request_hooks(app: Flask) -> None:
     def _audit(response):
         # Registered first, so it runs last: the event is durable before the response leaves.
         # If it cannot be written, the request fails rather than go unrecorded.
-        if request.path.startswith(API_PREFIX) and request.path not in UNAUDITED_PATHS:
+        if request.path.startswith(API_PREFIX) and request.path not in UNAUDITED_PATHS and request.method != "OPTIONS":
             record_response(response.status_code)
         return response
 
@@ -74,6 +74,13 @@ def register_request_hooks(app: Flask) -> None:
             rule = request.url_rule.rule if request.url_rule else "unmatched"
             observe_request(request.method, rule, response.status_code, time.perf_counter() - started)
         return response
+
+
+def not_for_a_view() -> bool:
+    """A request no view will answer needs no token: a CORS preflight (`OPTIONS`, which browsers
+    send without one, answered with `Allow` and, for an allowed origin, the CORS headers), and a
+    path or method that matches no route (404 or 405 whoever asks: no route tells nothing)."""
+    return request.method == "OPTIONS" or request.routing_exception is not None
 
 
 def _has_body() -> bool:
