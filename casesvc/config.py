@@ -155,7 +155,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     unknown = set(extra) - {f.name for f in fields(Settings)}
     if unknown:
         raise ConfigError("unknown settings: " + ", ".join(sorted(unknown)))
-    return _check_identity_settings(replace(settings, **extra))
+    return _check_web_settings(_check_identity_settings(replace(settings, **extra)))
 
 
 OIDC_SETTINGS = ("CASESVC_OIDC_ISSUER", "CASESVC_OIDC_AUDIENCE", "CASESVC_OIDC_JWKS_URL")
@@ -271,10 +271,14 @@ def _web_settings(env: str) -> dict:
     public_url = _env("CASESVC_PUBLIC_URL")
     if public_url:
         public_url = _origin("CASESVC_PUBLIC_URL", public_url)
-    if env == "production":
-        if not public_url:
+    return {"cors_origins": origins, "public_url": public_url}
+
+
+def _check_web_settings(settings: Settings) -> Settings:
+    if settings.env == "production":
+        if not settings.public_url:
             raise ConfigError("CASESVC_PUBLIC_URL is required when CASESVC_ENV=production "
                               "(the address the service is reached at, e.g. https://casesvc.kommune.no)")
-        if not public_url.startswith("https://"):
+        if not settings.public_url.startswith("https://"):
             raise ConfigError("CASESVC_PUBLIC_URL must use https when CASESVC_ENV=production")
-    return {"cors_origins": origins, "public_url": public_url}
+    return settings
