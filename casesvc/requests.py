@@ -3,6 +3,7 @@ the media-type check, input no view should meet (NUL, an oversized chunked body)
 headers and metrics."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -18,6 +19,9 @@ from casesvc.extensions import db
 from casesvc.ops.metrics import observe_request
 
 API_PREFIX = "/api/v1/"
+# A caller's X-Request-Id is kept only when it is plain: it reaches logs, the audit chain and its
+# CSV export, so it starts with a letter or digit (no formula) and holds no space or quote.
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 # /auth/revoke: RFC 7009 is form-encoded, and holding the token is the credential to revoke it
 PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke", "/api/v1/openapi.json",
                               "/api/v1/vocabulary"})
@@ -34,7 +38,7 @@ def register_request_hooks(app: Flask) -> None:
     def _before():
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
+        g.request_id = incoming if SAFE_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
         request.environ["casesvc.request_id"] = g.request_id
         if not request.path.startswith(API_PREFIX) or not_for_a_view():
             return None

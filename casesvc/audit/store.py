@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 from sqlalchemy import func, select
 
-from casesvc.audit import chain
+from casesvc.audit import chain, csvsafe
 from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.audit.service import chain_time, seal
 from casesvc.extensions import db
@@ -66,7 +66,8 @@ def _pg_column(name: str) -> str:
     return f"{_PG_AT} AS at" if name == "at" else name
 
 
-_PG_CSV_FIELDS = ", ".join("NULLIF(ids::text, 'null') AS ids" if name == "ids" else _pg_column(name)
+_PG_CSV_FIELDS = ", ".join("NULLIF(ids::text, 'null') AS ids" if name == "ids" else
+                           _pg_column(name) if name in (*_NUMBERS, "at") else csvsafe.pg_cell(name)
                            for name in EXPORT_FIELDS)
 
 
@@ -322,7 +323,8 @@ def export_lines(start: datetime | None, end: datetime | None, fmt: str) -> Iter
     quoting_all = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(EXPORT_FIELDS)
     for event in events:
-        row = ["" if event[f] is None else json.dumps(event[f]) if f == "ids" else event[f] for f in EXPORT_FIELDS]
+        row = ["" if event[f] is None else json.dumps(event[f]) if f == "ids" else csvsafe.cell(event[f])
+               for f in EXPORT_FIELDS]
         (quoting_all if any(isinstance(v, str) and "\r" in v for v in row) else writer).writerow(row)
         if buffer.tell() > 1 << 16:
             yield buffer.getvalue()
@@ -340,7 +342,7 @@ class ExportFormatError(ValueError):
 def _from_csv_row(row: dict) -> dict:
     event: dict = {}
     for name in EXPORT_FIELDS:
-        value = row.get(name, "")
+        value = csvsafe.uncell(row.get(name, ""))
         if value == "":
             event[name] = None
         elif name in ("seq", "status"):
