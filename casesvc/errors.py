@@ -197,8 +197,13 @@ def register_database_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(StaleDataError)
     def _stale(exc: StaleDataError):
-        return problem_response(412, "precondition-failed", "Precondition Failed",
-                                "The resource has changed since you read it; read it again.")
+        # Another request changed the row between this one's read and its write. 412 answers
+        # a precondition the client sent (If-Match); without one, the honest answer is 409.
+        if request.headers.get("If-Match"):
+            return problem_response(412, "precondition-failed", "Precondition Failed",
+                                    "The resource has changed since you read it; read it again.")
+        return problem_response(409, "conflict", "Conflict",
+                                "The resource was changed by another request meanwhile; read it and try again.")
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)
