@@ -50,7 +50,7 @@ from casesvc.extensions import db
 from casesvc.followups.models import Event
 from casesvc.policy import Principal, Relation, visible_cases_clause
 from casesvc.reactions.models import Condition, Reaction
-from casesvc.reminders import rules, webhooks
+from casesvc.reminders import isolation, rules, webhooks
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery
 from casesvc.youths.models import Youth
 
@@ -480,7 +480,7 @@ def _rule_lock(name: str):
             conn.commit()
 
 
-def _apply_rule(name: str, build, refresh_basis: bool, now: datetime, settings) -> int:
+def _apply_rule(name: str, build, refresh_basis: bool, now: datetime, settings, failed: dict | None = None) -> int:
     stmt, to_rows = build(now, settings)
     created = 0
     with _rule_lock(name) as conn:
@@ -488,7 +488,7 @@ def _apply_rule(name: str, build, refresh_basis: bool, now: datetime, settings) 
             return 0
         result = conn.execution_options(stream_results=True, yield_per=CHUNK).execute(stmt)
         for part in result.partitions(CHUNK):
-            rows = [row for candidate in part for row in to_rows(candidate)]
+            rows = isolation.rows_of(name, part, to_rows, {} if failed is None else failed)
             try:
                 created += len(insert_reminders(rows, refresh_basis=refresh_basis, now=now))
                 db.session.commit()
@@ -652,15 +652,16 @@ def run(now: datetime | None = None, settings=None) -> dict:
     now = now or utcnow()
     settings = settings or _settings()
     created: dict[str, int] = {}
+    failed: dict[str, int] = {}  # sources skipped, by rule (reminders/isolation.py)
     with _run_lock():
         for name, build, refresh in RULES:
             kind = "reaction_ending" if name.startswith("reaction_ending") else name
-            created[kind] = created.get(kind, 0) + _apply_rule(name, build, refresh, now, settings)
+            created[kind] = created.get(kind, 0) + _apply_rule(name, build, refresh, now, settings, failed)
         created["escalation"] = _escalate(now, settings)
         deliveries = deliver_due(now, settings)
     if sum(created.values()) >= ANALYZE_AFTER:
         _analyze()
-    return {"now": rfc3339(now), "created": created, "deliveries": deliveries}
+    return {"now": rfc3339(now), "created": created, "deliveries": deliveries, "failed": failed}
 
 
 def _analyze() -> None:
