@@ -19,7 +19,8 @@ IN, OUT = "listed", "not listed"
 
 ACTIONS = ("get_case", "list_cases", "get_youth", "list_youths", "list_reactions", "list_events",
            "get_health_event", "list_notes", "list_consents", "create_reaction", "create_event", "create_note",
-           "patch_case", "transition_case", "transition_reaction", "create_consent", "withdraw_consent")
+           "patch_case", "transition_case", "transition_reaction", "create_consent", "withdraw_consent",
+           "patch_youth")
 
 # A participant under a consent: reads and ordinary writes, but not the lead's actions.
 _SHARED = {
@@ -28,9 +29,11 @@ _SHARED = {
     "create_reaction": CREATED, "create_event": CREATED, "create_note": CREATED,
     "patch_case": LEAD_REQUIRED, "transition_case": LEAD_REQUIRED, "transition_reaction": LEAD_REQUIRED,
     "create_consent": LEAD_REQUIRED, "withdraw_consent": LEAD_REQUIRED,
+    # the youth's details change under the rule of case changes: lead or coordinator
+    "patch_youth": LEAD_REQUIRED,
 }
 _LEAD_ACTIONS_ALLOWED = {"patch_case": OK, "transition_case": OK, "transition_reaction": OK,
-                         "create_consent": CREATED, "withdraw_consent": OK}
+                         "create_consent": CREATED, "withdraw_consent": OK, "patch_youth": OK}
 _HIDDEN = {**{a: NOT_FOUND for a in ACTIONS}, "list_cases": OUT, "list_youths": OUT}
 
 EXPECTED: dict[str, dict[str, object]] = {
@@ -40,7 +43,8 @@ EXPECTED: dict[str, dict[str, object]] = {
     "participant with consent": _SHARED,
     "participant with consent without health": {**_SHARED, "get_health_event": NOT_FOUND},
     "participant without consent": {**{a: CONSENT_REQUIRED for a in ACTIONS},
-                                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT},
+                                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT,
+                                    "patch_youth": NOT_FOUND},
     "non-participant in the municipality": _HIDDEN,
     "agency of another municipality": _HIDDEN,
     "admin": {a: NO_CONTENT for a in ACTIONS},
@@ -102,7 +106,8 @@ def build(world, app, relationship: str, code: str) -> dict:
     event = world["doc"].post(f"{base}/events", json={**EVENT, "category": "health", "summary": "Health"})
     assert event.status_code == 201, event.json
     return {"case": case, "base": base, "spare_consent": spare["id"], "reaction": reaction.json["id"],
-            "health_event": event.json["id"], "etag": world["police"].get(base).headers["ETag"]}
+            "health_event": event.json["id"], "etag": world["police"].get(base).headers["ETag"],
+            "youth_etag": world["police"].get(f"/api/v1/youths/{case['youth_id']}").headers["ETag"]}
 
 
 REACTION = {"type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-04"}
@@ -134,6 +139,8 @@ def run_actions(actor, w: dict) -> dict[str, object]:
             "given_by": "both", "given_on": today.isoformat(), "expires_on": today.replace(year=today.year + 1).isoformat(),
             "purpose": "Follow-up", "agencies": ["doc"], "categories": ["general"]})),
         "withdraw_consent": outcome(actor.post(f"{base}/consents/{w['spare_consent']}/withdraw")),
+        "patch_youth": outcome(actor.patch(f"/api/v1/youths/{case['youth_id']}", json={"school": "Changed School"},
+                                           headers={"If-Match": w["youth_etag"]})),
     }
 
 
@@ -147,5 +154,7 @@ def test_access_matrix(world, app, relationship, code):
     changed = expected_for(relationship, code)["patch_case"] == OK
     assert (case["summary"] == "Changed") is changed
     assert (case["status"] == "active") is changed
+    youth = world["police"].get(f"/api/v1/youths/{case['youth_id']}").json
+    assert (youth["school"] == "Changed School") is (expected_for(relationship, code)["patch_youth"] == OK)
     entries = world["police"].get(f"{w['base']}/notes").json["items"]
     assert len(entries) == (1 if expected_for(relationship, code)["create_note"] == CREATED else 0)
