@@ -97,7 +97,11 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 class ProblemSchema(ma.Schema):
-    """The problem document (documentation only; responses are built by problem_response)."""
+    """The problem document (documentation only; responses are built by problem_response).
+    RFC 9457 extension members are allowed, and the ones the service sends are named."""
+
+    class Meta:
+        unknown = ma.INCLUDE  # documented as additionalProperties: true
 
     type = ma.fields.String(metadata={"description": "A URI reference naming the problem type"})
     title = ma.fields.String()
@@ -106,6 +110,18 @@ class ProblemSchema(ma.Schema):
     instance = ma.fields.String()
     errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
                             metadata={"description": "Field errors (422 only)"})
+    current = ma.fields.String(metadata={"description": "409 of a transition: the present state"})
+    to = ma.fields.String(metadata={"description": "409 of a transition: the state asked for"})
+    allowed = ma.fields.List(ma.fields.String(), metadata={"description": "409 of a transition: the moves there are"})
+    missing = ma.fields.List(ma.fields.String(), metadata={"description": "409 signatures-required: who has yet to sign"})
+    existing_id = ma.fields.String(metadata={"description": "409 youth-exists: the youth holding the national id, "
+                                                            "for a caller who may see it"})
+
+
+def problem_documented(blp, status: int, description: str):
+    """An alternative problem+json response of a view, for the OpenAPI document: its status, and
+    what the problem's extension members say there."""
+    return blp.alt_response(status, schema=ProblemSchema, content_type=PROBLEM_MEDIA_TYPE, description=description)
 
 
 class ProblemApi(Api):

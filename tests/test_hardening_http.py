@@ -289,3 +289,21 @@ def test_an_unknown_api_path_is_404_with_or_without_a_token(world, client, path)
     assert anonymous.status_code == 404, anonymous.get_data(as_text=True)
     assert anonymous.mimetype == "application/problem+json"
     assert world["police"].get(path).status_code == 404
+
+
+# --- 11. The problem document in the OpenAPI description ----------------------------------------
+
+def test_the_problem_schema_allows_the_extension_members_the_service_sends(client):
+    spec = client.get("/api/v1/openapi.json").json
+    problem = spec["components"]["schemas"]["Problem"]
+    assert problem.get("additionalProperties") is not False
+    assert {"errors", "allowed", "current", "to", "missing", "existing_id"} <= set(problem["properties"])
+
+
+@pytest.mark.parametrize("path,method", [("/api/v1/cases/{case_id}/transitions", "post"),
+                                         ("/api/v1/cases/{case_id}/reactions/{reaction_id}/transitions", "post"),
+                                         ("/api/v1/cases/{case_id}/reactions/{reaction_id}/signatures", "post"),
+                                         ("/api/v1/youths", "post"), ("/api/v1/youths/{youth_id}", "patch")])
+def test_the_409s_are_documented_as_problems(client, path, method):
+    responses = client.get("/api/v1/openapi.json").json["paths"][path][method]["responses"]
+    assert responses["409"]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
