@@ -1,5 +1,5 @@
 # casesvc production image: gunicorn on port 8000 as a non-root user.
-# Needs CASESVC_ENV=production, CASESVC_SECRET_KEY and CASESVC_DATABASE_URL (PostgreSQL) at run time.
+# Needs CASESVC_ENV=production, CASESVC_SECRET_KEY, CASESVC_DATABASE_URL (PostgreSQL) and CASESVC_PUBLIC_URL at run time.
 # Installs exactly requirements/main.txt (pinned, hash-checked; `make lock` refreshes it), then
 # casesvc itself without resolving anything more.
 FROM python:3.11-slim

@@ -112,6 +112,8 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     api.register_blueprint(users_blp)
     api.register_blueprint(continuity_blp)
     register_docs(app)
+    from casesvc.ops.cors import init_cors
+    init_cors(app)
 
     from casesvc.auth.limits import init_limits
     init_limits(app)  # wraps the token endpoint: after the blueprints

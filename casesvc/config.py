@@ -110,6 +110,8 @@ class Settings:
     serve_keepalive: int = 5
     # statistics (casesvc/statistics): counts below this are never shown (README: Statistics)
     statistics_min_cell: int = 5
+    cors_origins: tuple[str, ...] = ()
+    public_url: str | None = None
 
     @property
     def oidc_enabled(self) -> bool:
@@ -166,12 +168,13 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     settings = replace(settings, **_identity_settings(env))
     settings = replace(settings, **_reminder_settings())
     settings = replace(settings, **_database_settings())
+    settings = replace(settings, **_web_settings(env))
     # any other setting may be given directly (tests, embedding)
     extra = {k: v for k, v in overrides.items() if k not in ("env", "database_url", "secret_key")}
     unknown = set(extra) - {f.name for f in fields(Settings)}
     if unknown:
         raise ConfigError("unknown settings: " + ", ".join(sorted(unknown)))
-    return _check_identity_settings(replace(settings, **extra))
+    return _check_web_settings(_check_identity_settings(replace(settings, **extra)))
 
 
 LOG_FORMATS = ("json", "text")
@@ -308,3 +311,31 @@ def _database_settings() -> dict:
         "serve_keepalive": seconds("CASESVC_KEEPALIVE", 5, _int),
     }
 
+def _origin(name: str, value: str) -> str:
+    """An origin or base address as the browser writes it: scheme, host, port, no trailing slash."""
+    value = value.strip().rstrip("/")
+    if not value.startswith(("https://", "http://")) or any(c in value for c in " *?#"):
+        raise ConfigError(f"{name} must hold http(s) addresses such as https://casesvc.example, got {value!r}")
+    return value
+
+
+def _web_settings(env: str) -> dict:
+    """What browsers and calendar programs see (README: Security, hardening): the origins allowed
+    to call the API from a page (CORS; none by default), and the service's public base address,
+    from which the calendar feed's address is built (never from the request's Host header)."""
+    origins = tuple(_origin("CASESVC_CORS_ORIGINS", o) for o in (_env("CASESVC_CORS_ORIGINS", "") or "").split(",")
+                    if o.strip())
+    public_url = _env("CASESVC_PUBLIC_URL")
+    if public_url:
+        public_url = _origin("CASESVC_PUBLIC_URL", public_url)
+    return {"cors_origins": origins, "public_url": public_url}
+
+
+def _check_web_settings(settings: Settings) -> Settings:
+    if settings.env == "production":
+        if not settings.public_url:
+            raise ConfigError("CASESVC_PUBLIC_URL is required when CASESVC_ENV=production "
+                              "(the address the service is reached at, e.g. https://casesvc.kommune.no)")
+        if not settings.public_url.startswith("https://"):
+            raise ConfigError("CASESVC_PUBLIC_URL must use https when CASESVC_ENV=production")
+    return settings

@@ -109,7 +109,11 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 class ProblemSchema(ma.Schema):
-    """The problem document (documentation only; responses are built by problem_response)."""
+    """The problem document (documentation only; responses are built by problem_response).
+    RFC 9457 extension members are allowed, and the ones the service sends are named."""
+
+    class Meta:
+        unknown = ma.INCLUDE  # documented as additionalProperties: true
 
     type = ma.fields.String(metadata={"description": "A URI reference naming the problem type"})
     title = ma.fields.String()
@@ -118,6 +122,18 @@ class ProblemSchema(ma.Schema):
     instance = ma.fields.String()
     errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
                             metadata={"description": "Field errors (422 only)"})
+    current = ma.fields.String(metadata={"description": "409 of a transition: the present state"})
+    to = ma.fields.String(metadata={"description": "409 of a transition: the state asked for"})
+    allowed = ma.fields.List(ma.fields.String(), metadata={"description": "409 of a transition: the moves there are"})
+    missing = ma.fields.List(ma.fields.String(), metadata={"description": "409 signatures-required: who has yet to sign"})
+    existing_id = ma.fields.String(metadata={"description": "409 youth-exists: the youth holding the national id, "
+                                                            "for a caller who may see it"})
+
+
+def problem_documented(blp, status: int, description: str):
+    """An alternative problem+json response of a view, for the OpenAPI document: its status, and
+    what the problem's extension members say there."""
+    return blp.alt_response(status, schema=ProblemSchema, content_type=PROBLEM_MEDIA_TYPE, description=description)
 
 
 class ProblemApi(Api):
@@ -231,8 +247,13 @@ def register_database_error_handlers(app: Flask, db) -> None:
 
     @app.errorhandler(StaleDataError)
     def _stale(exc: StaleDataError):
-        return problem_response(412, "precondition-failed", "Precondition Failed",
-                                "The resource has changed since you read it; read it again.")
+        # Another request changed the row between this one's read and its write. 412 answers
+        # a precondition the client sent (If-Match); without one, the honest answer is 409.
+        if request.headers.get("If-Match"):
+            return problem_response(412, "precondition-failed", "Precondition Failed",
+                                    "The resource has changed since you read it; read it again.")
+        return problem_response(409, "conflict", "Conflict",
+                                "The resource was changed by another request meanwhile; read it and try again.")
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)

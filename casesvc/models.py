@@ -4,7 +4,7 @@ from casesvc.audit.models import AuditEvent, AuditInbox  # noqa: F401
 from casesvc.auth.models import (  # noqa: F401
     ApiClient, CalendarFeed, ExternalIdentity, RefreshFamily, RefreshToken, RevokedToken, User)
 from casesvc.cases.models import Case, Participant  # noqa: F401
-from casesvc.web.commit import IdempotencyKey  # noqa: F401
+from casesvc.web.idempotency import IdempotencyKey  # noqa: F401
 from casesvc.consents.models import Consent, ConsentAgency  # noqa: F401
 from casesvc.continuity.models import CaseMove  # noqa: F401
 from casesvc.followups.models import Event, Note  # noqa: F401

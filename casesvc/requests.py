@@ -3,6 +3,7 @@ the media-type check, input no view should meet (NUL, an oversized chunked body)
 headers and metrics."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -19,6 +20,9 @@ from casesvc.logging_setup import log_request
 from casesvc.ops.metrics import observe_request
 
 API_PREFIX = "/api/v1/"
+# A caller's X-Request-Id is kept only when it is plain: it reaches logs, the audit chain and its
+# CSV export, so it starts with a letter or digit (no formula) and holds no space or quote.
+SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 # /auth/revoke: RFC 7009 is form-encoded, and holding the token is the credential to revoke it
 PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke", "/api/v1/openapi.json",
                               "/api/v1/vocabulary"})
@@ -39,9 +43,9 @@ def register_request_hooks(app: Flask) -> None:
     def _before():
         g.started = time.perf_counter()
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else str(uuid.uuid4())
+        g.request_id = incoming if SAFE_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
         request.environ["casesvc.request_id"] = g.request_id
-        if not request.path.startswith(API_PREFIX):
+        if not request.path.startswith(API_PREFIX) or not_for_a_view():
             return None
         if request.path in PUBLIC_API_PATHS:
             return _check_input()
@@ -64,7 +68,7 @@ def register_request_hooks(app: Flask) -> None:
     def _audit(response):
         # Registered first, so it runs last: the event is durable before the response leaves.
         # If it cannot be written, the request fails rather than go unrecorded.
-        if request.path.startswith(API_PREFIX) and request.path not in UNAUDITED_PATHS:
+        if request.path.startswith(API_PREFIX) and request.path not in UNAUDITED_PATHS and request.method != "OPTIONS":
             try:
                 record_response(response.status_code)
             except DATABASE_UNAVAILABLE as exc:
@@ -83,6 +87,13 @@ def register_request_hooks(app: Flask) -> None:
             rule = request.url_rule.rule if request.url_rule else "unmatched"
             observe_request(request.method, rule, response.status_code, time.perf_counter() - started)
         return response
+
+
+def not_for_a_view() -> bool:
+    """A request no view will answer needs no token: a CORS preflight (`OPTIONS`, which browsers
+    send without one, answered with `Allow` and, for an allowed origin, the CORS headers), and a
+    path or method that matches no route (404 or 405 whoever asks: no route tells nothing)."""
+    return request.method == "OPTIONS" or request.routing_exception is not None
 
 
 def _has_body() -> bool:

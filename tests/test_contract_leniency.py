@@ -282,9 +282,9 @@ def test_a_due_before_outside_the_range_is_422_on_the_field(world, url):
 def test_an_instant_with_an_offset_is_taken_as_the_same_moment_in_utc(world):
     case = world.case()
     resp = world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
-        "kind": "meeting", "occurred_at": "0001-01-01T00:00:00-01:00"})
+        "kind": "meeting", "occurred_at": "2027-01-01T00:00:00-01:00"})
     assert resp.status_code == 201, resp.json
-    assert resp.json["occurred_at"] == "0001-01-01T01:00:00Z"
+    assert resp.json["occurred_at"] == "2027-01-01T01:00:00Z"
     moment = datetime(2027, 1, 5, 8, tzinfo=timezone.utc)
     resp = world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
         "kind": "meeting", "occurred_at": moment.astimezone(OSLO).isoformat()})

@@ -1,7 +1,9 @@
 import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
-from casesvc.common.schemas import Body, Code, Instant, Municipality
+from casesvc.common.schemas import Body, Code, Instant, Municipality, bounded_list
+
+MAX_MUNICIPALITIES = 400  # there are fewer municipalities in Norway
 from casesvc.vocabulary import AGENCY_KINDS, ROLES
 
 _MUNICIPALITIES = {"description": "The 4-digit municipality numbers the agency serves; its users see cases "
@@ -16,7 +18,7 @@ class AgencySchema(Body):
     kind = Code(AGENCY_KINDS, required=True, metadata={"description": "Also the role of the agency's users; "
                                                                       "never changes"})
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    municipalities = ma.fields.List(Municipality(), required=True, validate=ma.validate.Length(min=1),
+    municipalities = bounded_list(Municipality(), MAX_MUNICIPALITIES, required=True, validate=ma.validate.Length(min=1),
                                     metadata=_MUNICIPALITIES)
     created_at = Instant(dump_only=True)
 
@@ -25,7 +27,8 @@ class AgencyPatchSchema(Body):
     """code and kind never change; sent here, they are ignored."""
 
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    municipalities = ma.fields.List(Municipality(), validate=ma.validate.Length(min=1), metadata=_MUNICIPALITIES)
+    municipalities = bounded_list(Municipality(), MAX_MUNICIPALITIES, validate=ma.validate.Length(min=1),
+                                  metadata=_MUNICIPALITIES)
 
 
 class AgencyQuery(PageArgs):

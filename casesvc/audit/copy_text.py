@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 
-from casesvc.audit import chain
+from casesvc.audit import chain, csvsafe
 
 EXPORT_FIELDS = (*chain.CHAINED_FIELDS, "hash")
 PG_AT = """to_char(at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""  # exactly `chain_time`
@@ -33,8 +33,9 @@ def pg_column(name: str) -> str:
     return f"{PG_AT} AS at" if name == "at" else name
 
 
-PG_CSV_FIELDS = ", ".join("NULLIF(ids::text, 'null') AS ids" if name == "ids" else pg_column(name)
-                           for name in EXPORT_FIELDS)
+PG_CSV_FIELDS = ", ".join("NULLIF(ids::text, 'null') AS ids" if name == "ids" else
+                          pg_column(name) if name in (*NUMBERS, "at") else csvsafe.pg_cell(name)
+                          for name in EXPORT_FIELDS)
 
 
 class TextRows:

@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 
 from sqlalchemy import func, select
 
+from casesvc.audit import csvsafe
 from casesvc.audit.copy_text import EXPORT_FIELDS, PG_CSV_FIELDS, JsonLines, TextRows
 from casesvc.audit.models import AuditEvent
 from casesvc.audit.service import chain_time, seal
@@ -133,7 +134,8 @@ def export_lines(start: datetime | None, end: datetime | None, fmt: str) -> Iter
     quoting_all = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(EXPORT_FIELDS)
     for event in events:
-        row = ["" if event[f] is None else json.dumps(event[f]) if f == "ids" else event[f] for f in EXPORT_FIELDS]
+        row = ["" if event[f] is None else json.dumps(event[f]) if f == "ids" else csvsafe.cell(event[f])
+               for f in EXPORT_FIELDS]
         (quoting_all if any(isinstance(v, str) and "\r" in v for v in row) else writer).writerow(row)
         if buffer.tell() > 1 << 16:
             yield buffer.getvalue()

@@ -9,7 +9,7 @@ from typing import Iterator
 
 from sqlalchemy import func, select
 
-from casesvc.audit import chain
+from casesvc.audit import chain, csvsafe
 from casesvc.audit.copy_text import EXPORT_FIELDS, TextRows
 from casesvc.audit.export import on_postgresql, pg_lines, stream_events
 from casesvc.audit.models import AuditInbox
@@ -60,7 +60,7 @@ class ExportFormatError(ValueError):
 def _from_csv_row(row: dict) -> dict:
     event: dict = {}
     for name in EXPORT_FIELDS:
-        value = row.get(name, "")
+        value = csvsafe.uncell(row.get(name, ""))
         if value == "":
             event[name] = None
         elif name in ("seq", "status"):

@@ -43,3 +43,12 @@ def register_jwt_errors(jwt: JWTManager) -> None:
     @jwt.token_verification_failed_loader
     def _failed(header: dict, payload: dict):
         return _unauthorized("The bearer token was refused.")
+
+    @jwt.token_verification_loader
+    def _complete(header: dict, payload: dict) -> bool:
+        # a token of the service that never expires, or cannot be told apart or revoked, is
+        # not one it issued: `exp`, `iat` and `jti` are required (README: Security, hardening)
+        return all(payload.get(claim) is not None for claim in REQUIRED_CLAIMS)
+
+
+REQUIRED_CLAIMS = ("exp", "iat", "jti")

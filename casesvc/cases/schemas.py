@@ -1,7 +1,9 @@
 import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
-from casesvc.common.schemas import Body, Code, Instant, Municipality
+from casesvc.common.schemas import Body, Code, Instant, Municipality, bounded_list
+
+MAX_PARTICIPANTS = 50
 from casesvc.common.timeutil import rfc3339
 from casesvc.vocabulary import CASE_ORIGINS, CASE_STATUSES
 
@@ -15,7 +17,7 @@ class CaseSchema(Body):
     origin = Code(CASE_ORIGINS, required=True)
     summary = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10000))
     lead_agency = ma.fields.String(metadata={"description": "The opening user's agency; if sent, it must be that agency"})
-    participants = ma.fields.List(ma.fields.String(), attribute="participant_codes",
+    participants = bounded_list(ma.fields.String(), MAX_PARTICIPANTS, attribute="participant_codes",
                                   metadata={"description": "Agency codes; the lead agency is always one"})
     coordinator = ma.fields.String(allow_none=True, metadata={"description": "User id of the case's coordinator"})
     status = ma.fields.String(dump_only=True, metadata={"enum": list(CASE_STATUSES)})
@@ -33,7 +35,7 @@ class CasePatchSchema(Body):
     through the transitions endpoint."""
 
     summary = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10000))
-    participants = ma.fields.List(ma.fields.String(), validate=ma.validate.Length(min=1))
+    participants = bounded_list(ma.fields.String(), MAX_PARTICIPANTS, validate=ma.validate.Length(min=1))
     coordinator = ma.fields.String(allow_none=True)
     legal_hold = ma.fields.Boolean(metadata={"description": "Keep the case past retention (lead or coordinator)"})
 

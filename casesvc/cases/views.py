@@ -10,6 +10,7 @@ from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema, case_b
 from casesvc.common.pagination import page_schema
 from casesvc.web import etag_header, if_match_documented, json_response, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
+from casesvc.errors import problem_documented
 from casesvc.policy import Action
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Cases, participants and status")
@@ -69,6 +70,8 @@ def patch_case(data, case_id):
 @requires(Action.TRANSITION_CASE)
 @blp.arguments(TransitionSchema())
 @blp.response(200, CaseSchema)
+@problem_documented(blp, 409, "A move the state machine does not allow: `current` and `to` name the states, "
+                   "`allowed` the moves there are; or the case changed meanwhile")
 def transition_case(data, case_id):
     """Move the case to another status (409 lists the allowed ones)"""
     principal = current_principal()

@@ -1,9 +1,17 @@
 """Field types shared by the schemas."""
-from datetime import timezone
+import unicodedata
+from datetime import timedelta, timezone
 
 import marshmallow as ma
 
-from casesvc.common.timeutil import OSLO, rfc3339
+from casesvc.common.timeutil import OSLO, add_years, oslo_today, rfc3339, utcnow
+
+# Business dates and instants (reactions, signatures, consents, events, reminders) lie within
+# this many years of today; birth dates are not in the future nor more than BIRTH_YEARS back
+# (README: Security, hardening). Whatever the worker computes from them stays far inside the
+# calendar.
+BUSINESS_YEARS = 10
+BIRTH_YEARS = 100
 
 
 class Body(ma.Schema):
@@ -28,7 +36,8 @@ class Code(ma.fields.String):
 
 class Municipality(ma.fields.String):
     def __init__(self, **kwargs):
-        super().__init__(validate=ma.validate.Regexp(r"^\d{4}$", error="Must be a 4-digit municipality number."),
+        # ASCII digits only: `\d` would take full-width and other scripts' digits too
+        super().__init__(validate=ma.validate.Regexp(r"^[0-9]{4}$", error="Must be a 4-digit municipality number."),
                          **kwargs)
 
 
@@ -55,3 +64,78 @@ class Instant(ma.fields.AwareDateTime):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return rfc3339(value)
+
+
+class BusinessDate(ma.fields.Date):
+    """A date of the work (a reaction's start or end, a signature, a consent): within
+    BUSINESS_YEARS of today's date in Oslo."""
+
+    default_error_messages = {"window": f"Must be within {BUSINESS_YEARS} years of today."}
+
+    def __init__(self, **kwargs):
+        metadata = dict(kwargs.pop("metadata", {}))
+        window = f"within {BUSINESS_YEARS} years of today"
+        metadata["description"] = f"{metadata['description']}; {window}" if "description" in metadata else window.capitalize()
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        day = super()._deserialize(value, attr, data, **kwargs)
+        today = oslo_today()
+        if not add_years(today, -BUSINESS_YEARS) <= day <= add_years(today, BUSINESS_YEARS):
+            raise self.make_error("window")
+        return day
+
+
+class BirthDate(ma.fields.Date):
+    default_error_messages = {"window": f"Must not be in the future nor more than {BIRTH_YEARS} years ago."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        day = super()._deserialize(value, attr, data, **kwargs)
+        today = oslo_today()
+        if not add_years(today, -BIRTH_YEARS) <= day <= today:
+            raise self.make_error("window")
+        return day
+
+
+class BusinessInstant(Instant):
+    """An instant of the work (an event, a conversation, a reminder's due time): within
+    BUSINESS_YEARS of now."""
+
+    default_error_messages = {"window": f"Must be within {BUSINESS_YEARS} years of now."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        now = utcnow()
+        if abs(instant - now) > timedelta(days=365 * BUSINESS_YEARS + 3):
+            raise self.make_error("window")
+        return instant
+
+
+def _visible(text: str) -> str:
+    """`text` without whitespace and invisible format characters (zero-width space, …)."""
+    return "".join(c for c in text if not c.isspace() and unicodedata.category(c) != "Cf")
+
+
+class Name(ma.fields.String):
+    """A person's name: stored without surrounding whitespace, and more than whitespace and
+    invisible characters."""
+
+    default_error_messages = {"blank": "Must not be blank."}
+
+    def __init__(self, max_length: int = 200, **kwargs):
+        super().__init__(validate=ma.validate.Length(min=1, max=max_length), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not _visible(text):
+            raise self.make_error("blank")
+        return text
+
+
+def bounded_list(inner, most: int, **kwargs) -> ma.fields.List:
+    """A list of at most `most` items (422 on the field beyond)."""
+    validators = [ma.validate.Length(max=most)]
+    if "validate" in kwargs:
+        extra = kwargs.pop("validate")
+        validators += extra if isinstance(extra, list) else [extra]
+    return ma.fields.List(inner, validate=validators, **kwargs)

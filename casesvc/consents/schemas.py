@@ -1,18 +1,21 @@
 import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
-from casesvc.common.schemas import Body, Code, Instant
+from casesvc.common.schemas import Body, BusinessDate, Code, Instant, bounded_list
 from casesvc.vocabulary import CATEGORIES, CONSENT_GIVERS
+
+
+MAX_AGENCIES = 50
 
 
 class ConsentSchema(Body):
     id = ma.fields.String(dump_only=True)
     case_id = ma.fields.String(dump_only=True)
     given_by = Code(CONSENT_GIVERS, required=True)
-    given_on = ma.fields.Date(required=True)
-    expires_on = ma.fields.Date(required=True)
+    given_on = BusinessDate(required=True)
+    expires_on = BusinessDate(required=True)
     purpose = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
-    agencies = ma.fields.List(ma.fields.String(), required=True, validate=ma.validate.Length(min=1),
+    agencies = bounded_list(ma.fields.String(), MAX_AGENCIES, required=True, validate=ma.validate.Length(min=1),
                               metadata={"description": "Agency codes allowed to receive shared information"})
     categories = ma.fields.List(Code(CATEGORIES), load_default=lambda: ["general"],
                                 validate=ma.validate.Length(min=1))

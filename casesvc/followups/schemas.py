@@ -1,7 +1,7 @@
 import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
-from casesvc.common.schemas import Body, Code, Instant
+from casesvc.common.schemas import Body, BusinessInstant, Code, Instant
 from casesvc.vocabulary import CATEGORIES, DRUG_TEST_RESULTS, EVENT_KINDS, VISIBILITIES
 
 
@@ -24,7 +24,7 @@ class EntrySchema(Body):
 
 class EventSchema(EntrySchema):
     kind = Code(EVENT_KINDS, required=True)
-    occurred_at = Instant(required=True)
+    occurred_at = BusinessInstant(required=True)
     reaction_id = ma.fields.String(allow_none=True)
     condition_id = ma.fields.String(allow_none=True)
     result = Code(DRUG_TEST_RESULTS, allow_none=True, metadata={"description": "Drug tests only"})

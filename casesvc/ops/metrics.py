@@ -35,6 +35,9 @@ class _Metrics:
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("casesvc_http_request_seconds", "HTTP request latency by route",
                                  ["method", "route"], registry=self.registry, buckets=BUCKETS)
+        self.source_failures = Counter("casesvc_reminder_source_failures",
+                                       "Reminder sources the worker could not compute, by rule", ["rule"],
+                                       registry=self.registry)
 
 
 _metrics: _Metrics | None = None
@@ -51,6 +54,17 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     metrics = _get()
     metrics.requests.labels(method, route, str(status)).inc()
     metrics.latency.labels(method, route).observe(seconds)
+
+
+def process_registry() -> CollectorRegistry:
+    """This process's own figures (what a scrape adds up with the other workers')."""
+    return _get().registry
+
+
+def count_source_failure(rule: str) -> None:
+    """A reminder source the worker skipped (reminders/isolation.py); a `casesvc reminders run`
+    from cron also reports them in its output line (`failed`)."""
+    _get().source_failures.labels(rule).inc()
 
 
 def scrape_registry(reminders) -> CollectorRegistry:

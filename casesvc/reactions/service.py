@@ -74,6 +74,9 @@ def _signatures(principal: Principal, items: list[dict], field: str = "signature
     for index, item in enumerate(items):
         if item["signed_on"] > today:
             raise field_error(field.format(index=index), "A signature cannot be dated in the future.")
+    parties = [item["party"] for item in items]
+    if len(set(parties)) != len(parties):
+        raise field_error("signatures", "Each party signs once.")
     return [Signature(recorded_by_agency=principal.agency, **item) for item in items]
 
 
@@ -157,6 +160,8 @@ def add_signature(principal: Principal, reaction: Reaction, data: dict) -> Signa
     if reaction.status not in ("draft", "active"):
         raise conflict("reaction-closed", f"The reaction is {reaction.status}; it takes no more signatures.")
     signature = _signatures(principal, [data], field="signed_on")[0]
+    if any(s.party == signature.party for s in reaction.signatures):
+        raise field_error("party", f"The {signature.party} has already signed this reaction.")
     reaction.signatures.append(signature)
     # a new signature changes the reaction: its version (and so its ETag) moves on
     flag_modified(reaction, "status")

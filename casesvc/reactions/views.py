@@ -8,6 +8,7 @@ from casesvc.access import case_for, readable_case
 from casesvc.common.pagination import page_schema
 from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
+from casesvc.errors import problem_documented
 from casesvc.policy import Action
 from casesvc.reactions import service
 from casesvc.reactions.schemas import ReactionPatchSchema, ReactionQuery, ReactionSchema, SignatureSchema
@@ -73,6 +74,7 @@ def patch_reaction(data, case_id, reaction_id):
 @requires(Action.WRITE_REACTION)
 @blp.arguments(SignatureSchema())
 @blp.response(201, SignatureSchema)
+@problem_documented(blp, 409, "The reaction is closed and takes no more signatures")
 def add_signature(data, case_id, reaction_id):
     """Record that a party signed"""
     principal = current_principal()
@@ -87,6 +89,8 @@ def add_signature(data, case_id, reaction_id):
 @requires(Action.TRANSITION_REACTION)
 @blp.arguments(TransitionSchema())
 @blp.response(200, ReactionSchema)
+@problem_documented(blp, 409, "A move the state machine does not allow (`current`, `to`, `allowed`), or "
+                   "`signatures-required` with the parties `missing`")
 def transition_reaction(data, case_id, reaction_id):
     """Move the reaction to another status (lead agency or coordinator; 409 lists the allowed ones)"""
     case, _ = case_for(current_principal(), case_id, Action.TRANSITION_REACTION)

@@ -1,7 +1,7 @@
 import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
-from casesvc.common.schemas import Body, Code, Instant
+from casesvc.common.schemas import Body, BusinessInstant, Code, Instant
 from casesvc.reminders.rules import KINDS, STATUSES
 
 OUTCOMES = ("delivered", "retrying", "failed")
@@ -32,7 +32,7 @@ class ReminderSchema(ma.Schema):
 
 
 class ManualReminderSchema(Body):
-    due_at = Instant(required=True)
+    due_at = BusinessInstant(required=True)
     assignee_agency = ma.fields.String(metadata={"description": "A participating agency; default: the caller's"})
     assignee_user = ma.fields.String(allow_none=True,
                                      metadata={"description": "A user of the assignee agency (optional)"})
@@ -41,7 +41,7 @@ class ManualReminderSchema(Body):
 
 
 class SnoozeSchema(Body):
-    until = Instant(required=True, metadata={"description": "The reminder is pending again, due then"})
+    until = BusinessInstant(required=True, metadata={"description": "The reminder is pending again, due then"})
 
 
 class ReminderQuery(PageArgs):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import Response, url_for
+from flask import Response, current_app, request, url_for
 from flask_smorest import Blueprint
 
 from casesvc.auth import feeds
@@ -56,7 +56,15 @@ def create_calendar_feed():
     """A secret address for the caller's reminders calendar, for a calendar program (which sends
     no bearer token). It replaces the caller's previous address; keep it like a password"""
     token = service.open_feed(current_principal())
-    return {"url": url_for("reminders.reminders_calendar", **{feeds.FEED_PARAM: token}, _external=True)}, 201
+    return {"url": public_address(url_for("reminders.reminders_calendar", **{feeds.FEED_PARAM: token}))}, 201
+
+
+def public_address(path: str) -> str:
+    """An address given out to be used elsewhere: on CASESVC_PUBLIC_URL (required in production),
+    never on the request's Host header, which the caller chooses. Without the setting (development,
+    tests) the request's own base address is used."""
+    base = current_app.config["CASESVC"].public_url
+    return (base + path) if base else (request.host_url.rstrip("/") + path)
 
 
 @blp.route("/reminders/feed", methods=["DELETE"])

@@ -36,7 +36,7 @@ from casesvc.common.crypto import UnreadableSecret, decrypt_at_rest
 from casesvc.common.db import new_id
 from casesvc.common.timeutil import rfc3339, utcnow
 from casesvc.extensions import db
-from casesvc.reminders import rules, webhooks
+from casesvc.reminders import isolation, rules, webhooks
 from casesvc.reminders.candidates import RULES
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery
 from casesvc.reminders.store import insert_reminders, reminder_row
@@ -97,10 +97,13 @@ def _in_chunks(name: str, stmt, work) -> int:
     return created
 
 
-def _apply_rule(name: str, build, refresh_basis: bool, now: datetime, settings) -> int:
+def _apply_rule(name: str, build, refresh_basis: bool, now: datetime, settings, failed: dict | None = None) -> int:
+    """One rule's reminders; a source whose rows cannot be made is skipped, logged and counted in
+    `failed` (reminders/isolation.py), and the rest go on."""
     stmt, to_rows = build(now, settings)
     return _in_chunks(name, stmt, lambda part: len(insert_reminders(
-        [row for candidate in part for row in to_rows(candidate)], refresh_basis=refresh_basis, now=now)))
+        isolation.rows_of(name, part, to_rows, {} if failed is None else failed),
+        refresh_basis=refresh_basis, now=now)))
 
 
 def _coordinator_agencies(cases: set[str]) -> dict[str, list[tuple[str, str]]]:
@@ -260,15 +263,16 @@ def run(now: datetime | None = None, settings=None) -> dict:
     now = now or utcnow()
     settings = settings or current_app.config["CASESVC"]
     created: dict[str, int] = {}
+    failed: dict[str, int] = {}  # sources skipped, by rule (reminders/isolation.py)
     with _run_lock():
         for name, build, refresh in RULES:
             kind = "reaction_ending" if name.startswith("reaction_ending") else name
-            created[kind] = created.get(kind, 0) + _apply_rule(name, build, refresh, now, settings)
+            created[kind] = created.get(kind, 0) + _apply_rule(name, build, refresh, now, settings, failed)
         created["escalation"] = _escalate(now, settings)
         deliveries = deliver_due(now, settings)
     if sum(created.values()) >= ANALYZE_AFTER:
         _analyze()
-    return {"now": rfc3339(now), "created": created, "deliveries": deliveries}
+    return {"now": rfc3339(now), "created": created, "deliveries": deliveries, "failed": failed}
 
 
 def _analyze() -> None:

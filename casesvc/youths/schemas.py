@@ -3,15 +3,16 @@ import re
 import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
-from casesvc.common.schemas import Body, Instant, Municipality
+from casesvc.common.schemas import BirthDate, Body, Instant, Municipality, Name, bounded_list
 from casesvc.vocabulary import GUARDIAN_RELATIONS
 
 
 MAX_RELATION_LENGTH = 20  # the column's length
+MAX_GUARDIANS = 10
 
 
 class GuardianSchema(Body):
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    name = Name(required=True)
     relation = ma.fields.String(required=True, validate=[
         ma.validate.Length(max=MAX_RELATION_LENGTH),
         ma.validate.Regexp(re.compile(r".*\S", re.DOTALL), error="Must not be blank.")], metadata={
@@ -23,15 +24,15 @@ class GuardianSchema(Body):
 
 class YouthSchema(Body):
     id = ma.fields.String(dump_only=True)
-    given_name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    family_name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    birth_date = ma.fields.Date(required=True)
+    given_name = Name(required=True)
+    family_name = Name(required=True)
+    birth_date = BirthDate(required=True)
     national_id = ma.fields.String(required=True, metadata={
         "description": "Fødselsnummer or D-number: 11 digits, both check digits validated; its day, month and "
                        "two-digit year are those of birth_date (D-number: day + 40)"})
     municipality = Municipality(required=True)
     school = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
-    guardians = ma.fields.List(ma.fields.Nested(GuardianSchema), load_default=list)
+    guardians = bounded_list(ma.fields.Nested(GuardianSchema), MAX_GUARDIANS, load_default=list)
     created_by_agency = ma.fields.String(dump_only=True)
     created_at = Instant(dump_only=True)
     updated_at = Instant(dump_only=True)
@@ -43,13 +44,13 @@ class YouthPatchSchema(Body):
     is checked as at registration: both check digits, the two agree, and a number another youth
     holds is 409 with that youth's id. Sent back unchanged, they change nothing."""
 
-    birth_date = ma.fields.Date()
+    birth_date = BirthDate()
     national_id = ma.fields.String()
-    given_name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
-    family_name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
+    given_name = Name()
+    family_name = Name()
     municipality = Municipality()
     school = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
-    guardians = ma.fields.List(ma.fields.Nested(GuardianSchema))
+    guardians = bounded_list(ma.fields.Nested(GuardianSchema), MAX_GUARDIANS)
 
 
 class YouthQuery(PageArgs):

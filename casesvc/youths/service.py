@@ -5,13 +5,13 @@ from flask import current_app
 from sqlalchemy import select
 
 from casesvc import audit
-from casesvc.access import enforce
+from casesvc.access import accesses_to_cases_of, enforce, youth_for
 from casesvc.access.clauses import visible_youths_clause
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.errors import Problem, field_error
 from casesvc.extensions import db
-from casesvc.policy import Action, Principal, check_role
+from casesvc.policy import Action, Principal, check_role, youth_change_decision, youth_visible
 from casesvc.youths import national_id as nid
 from casesvc.youths.models import Guardian, Youth
 
@@ -20,10 +20,11 @@ def _guardians(items: list[dict]) -> list[Guardian]:
     return [Guardian(position=i, **item) for i, item in enumerate(items)]
 
 
-def checked_identity(national_id: str, birth_date, youth_id: str | None = None, mismatch: str = "birth_date") -> str:
+def checked_identity(principal: Principal, national_id: str, birth_date, youth_id: str | None = None,
+                     mismatch: str = "birth_date") -> str:
     """The national id as stored, once it is valid (both check digits), agrees with `birth_date`
-    and is not another youth's (409 with that youth's id). `mismatch` names the field blamed when
-    the two disagree: the one the client changed."""
+    and is not another youth's (409; with that youth's id only for a caller who may see it).
+    `mismatch` names the field blamed when the two disagree: the one the client changed."""
     try:
         parsed = nid.parse(national_id, current_app.config["CASESVC"].allow_synthetic_ids)
     except nid.InvalidNationalId as exc:
@@ -33,14 +34,34 @@ def checked_identity(national_id: str, birth_date, youth_id: str | None = None, 
     holder = select(Youth.id).where(Youth.national_id == parsed.number)
     existing = db.session.scalar(holder.where(Youth.id != youth_id) if youth_id else holder)
     if existing is not None:
-        raise Problem(409, "youth-exists", "Conflict", "A youth with this national id is already registered.",
-                      existing_id=existing, id=existing)
+        _refuse_known_number(principal, db.session.get(Youth, existing))
     return parsed.number
+
+
+def _refuse_known_number(principal: Principal, holder: Youth) -> None:
+    """409 for a number another youth holds. Its id goes only to a caller who may see that youth;
+    anyone else learns no more than the uniqueness of the number forces (README: Security,
+    hardening), and the attempt is audited as denied with the youth's id, so that the access
+    review counts it as a probe."""
+    if youth_visible(principal, holder.created_by_agency, accesses_to_cases_of(principal, holder)):
+        audit.note(youth_id=holder.id)
+        raise Problem(409, "youth-exists", "Conflict", "A youth with this national id is already registered.",
+                      existing_id=holder.id, id=holder.id)
+    audit.note(youth_id=holder.id, outcome="denied")
+    raise Problem(409, "youth-exists", "Conflict", "A youth with this national id is already registered.")
+
+
+def _served(principal: Principal, municipality: str) -> str:
+    """A youth is registered in (or moved to) a municipality the caller's agency serves."""
+    if municipality not in principal.municipalities:
+        raise field_error("municipality", "Your agency does not serve this municipality.")
+    return municipality
 
 
 def register_youth(principal: Principal, data: dict) -> Youth:
     enforce(check_role(principal, Action.CREATE_YOUTH))
-    number = checked_identity(data["national_id"], data["birth_date"])
+    _served(principal, data["municipality"])
+    number = checked_identity(principal, data["national_id"], data["birth_date"])
     youth = Youth(national_id=number, given_name=data["given_name"], family_name=data["family_name"],
                   birth_date=data["birth_date"], municipality=data["municipality"], school=data.get("school"),
                   created_by_agency=principal.agency, guardians=_guardians(data.get("guardians") or []))
@@ -57,12 +78,22 @@ def list_youths(principal: Principal, args: dict) -> dict:
     return audit.noted_page(paginate(stmt, Youth, args["limit"], args.get("cursor")))
 
 
-def update_youth(youth: Youth, data: dict) -> Youth:
+def youth_to_change(principal: Principal, youth_id: str) -> Youth:
+    """The youth, for a caller who may change it: 404 as for reading, 403 when the caller sees
+    it but is neither lead nor coordinator of one of its cases."""
+    youth = youth_for(principal, youth_id, Action.WRITE_YOUTH)
+    enforce(youth_change_decision(principal, youth.created_by_agency, accesses_to_cases_of(principal, youth)))
+    return youth
+
+
+def update_youth(principal: Principal, youth: Youth, data: dict) -> Youth:
+    if "municipality" in data and data["municipality"] != youth.municipality:
+        _served(principal, data["municipality"])
     national_id, birth_date = data.get("national_id", youth.national_id), data.get("birth_date", youth.birth_date)
     if (national_id, birth_date) != (youth.national_id, youth.birth_date):
         # a D-number replaced by a fødselsnummer, or a typing error: checked as at registration
         changed_alone = "national_id" if "birth_date" not in data else "birth_date"
-        youth.national_id = checked_identity(national_id, birth_date, youth.id, changed_alone)
+        youth.national_id = checked_identity(principal, national_id, birth_date, youth.id, changed_alone)
         youth.birth_date = birth_date
     for name in ("given_name", "family_name", "municipality", "school"):
         if name in data:

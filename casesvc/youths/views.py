@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 from casesvc.access import youth_for
 from casesvc.auth.principal import current_principal, requires
 from casesvc.common.pagination import page_schema
+from casesvc.errors import problem_documented
 from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 from casesvc.policy import Action
 from casesvc.youths import service
@@ -26,9 +27,9 @@ def youth_response(youth, status: int = 200):
 @requires(Action.CREATE_YOUTH)
 @blp.arguments(YouthSchema())
 @blp.response(201, YouthSchema)
-@blp.alt_response(409, description="A youth with this national id exists; `existing_id` names it")
+@problem_documented(blp, 409, "A youth with this national id exists; `existing_id` names it when the caller may see that youth")
 def create_youth(data):
-    """Register a youth (409 with `existing_id` when the national id is known)"""
+    """Register a youth (409 when the national id is known; `existing_id` only for a caller who may see that youth)"""
     return youth_response(service.register_youth(current_principal(), data), 201)
 
 
@@ -54,9 +55,12 @@ def get_youth(youth_id):
 @requires(Action.WRITE_YOUTH)
 @blp.arguments(YouthPatchSchema())
 @blp.response(200, YouthSchema)
+@problem_documented(blp, 409, "Another youth holds this national id; `existing_id` names it when the caller "
+                   "may see that youth")
 @if_match_documented(blp)
 def patch_youth(data, youth_id):
     """Change a youth's details (needs If-Match)"""
-    youth = youth_for(current_principal(), youth_id, Action.WRITE_YOUTH)
+    principal = current_principal()
+    youth = service.youth_to_change(principal, youth_id)
     require_if_match(youth)
-    return youth_response(service.update_youth(youth, data))
+    return youth_response(service.update_youth(principal, youth, data))

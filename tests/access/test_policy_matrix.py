@@ -21,9 +21,9 @@ IN, OUT = "listed", "not listed"
 ACTIONS = ("get_case", "list_cases", "get_youth", "list_youths", "list_reactions", "list_events",
            "get_health_event", "list_notes", "list_consents", "create_reaction", "create_event", "create_note",
            "patch_case", "transition_case", "transition_reaction", "create_consent", "withdraw_consent",
-           "history", "handover", "transfer")
+           "history", "handover", "transfer", "patch_youth")
 # handover and transfer are tried with an agency that does not exist: whoever the policy lets
-# through gets 422 on that field (nothing moves); the moves themselves are tests/test_continuity.py
+# through gets 422 on that field (nothing moves); the moves themselves are tests/continuity/
 VALIDATED = "422 validation-error"
 
 # A participant under a consent: reads and ordinary writes, but not the lead's actions.
@@ -34,14 +34,16 @@ _SHARED = {
     "patch_case": LEAD_REQUIRED, "transition_case": LEAD_REQUIRED, "transition_reaction": LEAD_REQUIRED,
     "create_consent": LEAD_REQUIRED, "withdraw_consent": LEAD_REQUIRED,
     "history": OK, "handover": LEAD_REQUIRED, "transfer": LEAD_REQUIRED,
+    # the youth's details change under the rule of case changes: lead or coordinator
+    "patch_youth": LEAD_REQUIRED,
 }
 _LEAD_ACTIONS_ALLOWED = {"patch_case": OK, "transition_case": OK, "transition_reaction": OK,
                          "create_consent": CREATED, "withdraw_consent": OK, "handover": VALIDATED,
-                         "transfer": VALIDATED}
+                         "transfer": VALIDATED, "patch_youth": OK}
 _LEAD = {**_SHARED, **_LEAD_ACTIONS_ALLOWED}
 # the agency that registered the youth keeps sight of the youth record (invariant 6), whatever
-# became of the case
-_REGISTERED_YOUTH = {"get_youth": OK, "list_youths": IN}
+# became of the case; once the youth has a case, changing it is for that case's lead or coordinator
+_REGISTERED_YOUTH = {"get_youth": OK, "list_youths": IN, "patch_youth": LEAD_REQUIRED}
 _HIDDEN = {**{a: NOT_FOUND for a in ACTIONS}, "list_cases": OUT, "list_youths": OUT}
 
 EXPECTED: dict[str, dict[str, object]] = {
@@ -51,7 +53,8 @@ EXPECTED: dict[str, dict[str, object]] = {
     "participant with consent": _SHARED,
     "participant with consent without health": {**_SHARED, "get_health_event": NOT_FOUND},
     "participant without consent": {**{a: CONSENT_REQUIRED for a in ACTIONS},
-                                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT},
+                                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT,
+                                    "patch_youth": NOT_FOUND},
     "non-participant in the municipality": _HIDDEN,
     "agency of another municipality": _HIDDEN,
     "admin": {a: NO_CONTENT for a in ACTIONS},
@@ -150,7 +153,8 @@ def build(world, app, relationship: str, code: str) -> dict:
         lead = "west"
     return {"case": case, "base": base, "spare_consent": spare["id"], "reaction": reaction.json["id"],
             "health_event": event.json["id"], "etag": world[lead].get(base).headers["ETag"], "lead": lead,
-            "consent_for": "west" if transfer else "doc"}
+            "consent_for": "west" if transfer else "doc",
+            "youth_etag": world[lead].get(f"/api/v1/youths/{case['youth_id']}").headers["ETag"]}
 
 
 REACTION = {"type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-04"}
@@ -188,6 +192,8 @@ def run_actions(actor, w: dict) -> dict[str, object]:
             "municipality": "1103", "lead": "nosuch", "reason": "Test", "consent": {
                 "given_by": "both", "given_on": today.isoformat(), "expires_on": today.replace(year=today.year + 1).isoformat(),
                 "purpose": "Follow-up", "categories": ["general"]}})),
+        "patch_youth": outcome(actor.patch(f"/api/v1/youths/{case['youth_id']}", json={"school": "Changed School"},
+                                           headers={"If-Match": w["youth_etag"]})),
     }
 
 
@@ -202,6 +208,8 @@ def test_access_matrix(world, app, relationship, code):
     changed = expected_for(relationship, code)["patch_case"] == OK
     assert (case["summary"] == "Changed") is changed
     assert (case["status"] == "active") is changed
+    youth = lead.get(f"/api/v1/youths/{case['youth_id']}").json
+    assert (youth["school"] == "Changed School") is (expected_for(relationship, code)["patch_youth"] == OK)
     entries = lead.get(f"{w['base']}/notes").json["items"]
     assert len(entries) == (1 if expected_for(relationship, code)["create_note"] == CREATED else 0)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from casesvc.policy import (NO_CONTENT_ROLES, ROLE_SCOPES, STAFF_ROLES, Action, CaseAccess, CaseFacts,
                             ConsentFacts, EntryFacts, Principal, Relation, authorize, can_see_entry, case_access,
-                            check_role, youth_visible)
+                            check_role, youth_change_decision, youth_visible)
 
 TODAY = date(2027, 3, 10)
 YESTERDAY = TODAY - timedelta(days=1)
@@ -372,3 +372,20 @@ def test_entries_are_never_seen_beyond_the_rules(principal, facts, today, author
         if category == "health":
             assert any(principal.agency in c.agencies and c.covers_health and c.active_on(today)
                        for c in facts.consents)
+
+
+# --- changing a youth's details ----------------------------------------------------------------
+
+@pytest.mark.parametrize("who,created_by,accesses,expected", [
+    (staff("police"), "police", [], (True, 200)),                                   # registered it, no case yet
+    (staff("health", "school_health"), "police", [], (False, 404)),                 # never sees it
+    (staff("police"), "police", [CaseAccess(Relation.CONSENT_REQUIRED)], (False, 403)),  # registered, not lead
+    (staff("health", "school_health"), "police", [CaseAccess(Relation.SHARED)], (False, 403)),
+    (staff("slt", "coordinator"), "police", [CaseAccess(Relation.SHARED)], (True, 200)),
+    (staff("nav", "nav"), "police", [CaseAccess(Relation.SHARED), CaseAccess(Relation.LEAD)], (True, 200)),
+])
+def test_youth_changes_follow_the_rule_of_case_changes(who, created_by, accesses, expected):
+    decision = youth_change_decision(who, created_by, accesses)
+    assert (decision.allowed, decision.status) == expected
+    if decision.status == 403:
+        assert decision.reason == "lead-agency-required"

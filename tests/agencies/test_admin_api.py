@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from casesvc.auth.models import User
-from casesvc.web.commit import IdempotencyKey
+from casesvc.web.idempotency import IdempotencyKey
 from casesvc.extensions import db
 from tests.conftest import (PASSWORD, all_pages, assert_oauth_error, assert_problem, assert_token_granted,
                             assert_token_refused, assert_token_works)

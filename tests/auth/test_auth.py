@@ -333,6 +333,7 @@ def production(monkeypatch):
     for name in ("CASESVC_SECRET_KEY", "CASESVC_DATABASE_URL", "CASESVC_TOKEN_TTL", "CASESVC_REFRESH_TTL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CASESVC_ENV", "production")
+    monkeypatch.setenv("CASESVC_PUBLIC_URL", "https://casesvc.example")
     return monkeypatch
 
 

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 UNITS = ROOT / "deploy" / "systemd"
 ENV_EXAMPLE = UNITS / "casesvc.env.example"
-TEST_SECRETS = {"POSTGRES_PASSWORD": "fakepassword123", "CASESVC_SECRET_KEY": "k" * 48}
+TEST_SECRETS = {"POSTGRES_PASSWORD": "fakepassword123", "CASESVC_SECRET_KEY": "k" * 48,
+                "CASESVC_PUBLIC_URL": "https://casesvc.example"}
 
 
 def casesvc_command(argv: list[str]) -> click.Command:
@@ -201,6 +202,7 @@ def _env_file(path: Path) -> dict[str, str]:
 def test_every_unit_runs_as_production_with_the_example_settings_filled_in(monkeypatch, tmp_path):
     example = _env_file(ENV_EXAMPLE)
     filled = {**example, "CASESVC_SECRET_KEY": TEST_SECRETS["CASESVC_SECRET_KEY"],
+              "CASESVC_PUBLIC_URL": TEST_SECRETS["CASESVC_PUBLIC_URL"],
               "CASESVC_DATABASE_URL": "postgresql+psycopg://casesvc:fakepassword123@db.example.internal/casesvc"}
     for path in SERVICES:
         env, files = _unit_environment(path)

@@ -24,6 +24,7 @@ def env(monkeypatch):
     monkeypatch.setenv("CASESVC_ENV", "production")
     monkeypatch.setenv("CASESVC_SECRET_KEY", GOOD_KEY)
     monkeypatch.setenv("CASESVC_DATABASE_URL", PG_URL)
+    monkeypatch.setenv("CASESVC_PUBLIC_URL", "https://casesvc.example")
     return monkeypatch
 
 
