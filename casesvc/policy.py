@@ -48,9 +48,10 @@ class ConsentFacts:
     given_on: date
     expires_on: date
     withdrawn: bool
+    refused: bool = False  # a recorded refusal (CONTRACT §11): it grants nothing
 
     def active_on(self, today: date) -> bool:
-        return not self.withdrawn and self.given_on <= today <= self.expires_on
+        return not self.refused and not self.withdrawn and self.given_on <= today <= self.expires_on
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ def active_consent_clause(agency, case_id_column, today):
         .join(Consent.__table__, consents.id == named.consent_id)
         .where(named.agency_code == agency,
                consents.case_id == case_id_column,
+               consents.decision == "given",
                consents.withdrawn_at.is_(None),
                consents.given_on <= today,
                consents.expires_on >= today)

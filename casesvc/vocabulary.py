@@ -115,6 +115,10 @@ VOCABULARY: dict[str, dict[str, tuple[str, str]]] = {
         "guardian": ("Verge/foresatt", "Guardian"),
         "both": ("Ungdom og verge", "Youth and guardian"),
     },
+    "consent_decision": {
+        "given": ("Samtykke gitt", "Consent given"),
+        "refused": ("Samtykke nektet", "Consent refused"),
+    },
     "reminder_kind": {
         "condition_due": ("Vilkår forfaller", "Condition due"),
         "reaction_ending": ("Reaksjon slutter snart", "Reaction ending"),
@@ -174,6 +178,7 @@ DRUG_TEST_RESULTS = codes("drug_test_result")
 CATEGORIES = codes("category")
 VISIBILITIES = codes("visibility")
 CONSENT_GIVERS = codes("consent_given_by")
+CONSENT_DECISIONS = codes("consent_decision")
 GUARDIAN_RELATIONS = codes("guardian_relation")
 REMINDER_KINDS = codes("reminder_kind")
 REMINDER_STATUSES = codes("reminder_status")

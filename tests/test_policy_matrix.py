@@ -31,6 +31,8 @@ _SHARED = {
 }
 _LEAD_ACTIONS_ALLOWED = {"patch_case": OK, "transition_case": OK, "transition_reaction": OK,
                          "create_consent": CREATED, "withdraw_consent": OK}
+_WITHOUT_CONSENT = {**{a: CONSENT_REQUIRED for a in ACTIONS},
+                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT}
 _HIDDEN = {**{a: NOT_FOUND for a in ACTIONS}, "list_cases": OUT, "list_youths": OUT}
 
 EXPECTED: dict[str, dict[str, object]] = {
@@ -39,8 +41,9 @@ EXPECTED: dict[str, dict[str, object]] = {
     "lead": {**_SHARED, **_LEAD_ACTIONS_ALLOWED, "get_health_event": NOT_FOUND},
     "participant with consent": _SHARED,
     "participant with consent without health": {**_SHARED, "get_health_event": NOT_FOUND},
-    "participant without consent": {**{a: CONSENT_REQUIRED for a in ACTIONS},
-                                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT},
+    "participant without consent": _WITHOUT_CONSENT,
+    # a refusal naming the agency (CONTRACT §11) grants nothing
+    "participant with a refusal": _WITHOUT_CONSENT,
     "non-participant in the municipality": _HIDDEN,
     "agency of another municipality": _HIDDEN,
     "admin": {a: NO_CONTENT for a in ACTIONS},
@@ -54,7 +57,8 @@ PARTICIPANT_ROLES = ("health", "nav", "cw", "slt")  # school_health, nav, child_
 CELLS = (
     [("lead", "police")]
     + [(rel, code) for rel in ("participant with consent", "participant with consent without health",
-                               "participant without consent", "non-participant in the municipality")
+                               "participant without consent", "participant with a refusal",
+                               "non-participant in the municipality")
        for code in PARTICIPANT_ROLES]
     + [("non-participant in the municipality", "police2"),
        ("agency of another municipality", "west"), ("agency of another municipality", "westhealth"),
@@ -96,6 +100,8 @@ def build(world, app, relationship: str, code: str) -> dict:
         world.consent(case, [code], categories=("general", "health"))
     elif relationship == "participant with consent without health":
         world.consent(case, [code], categories=("general",))
+    elif relationship == "participant with a refusal":
+        world.consent(case, [code], categories=("general", "health"), decision="refused")
     spare = world.consent(case, ["doc"])
     reaction = world["police"].post(f"{base}/reactions", json=REACTION)
     assert reaction.status_code == 201, reaction.json

@@ -38,11 +38,12 @@ def consent_facts_for(case_id: str, agency: str | None) -> tuple[ConsentFacts, .
     if agency is None:
         return ()
     rows = db.session.execute(
-        select(Consent.given_on, Consent.expires_on, Consent.withdrawn_at, Consent.covers_health)
+        select(Consent.given_on, Consent.expires_on, Consent.withdrawn_at, Consent.covers_health, Consent.decision)
         .join(ConsentAgency, ConsentAgency.consent_id == Consent.id)
         .where(Consent.case_id == case_id, ConsentAgency.agency_code == agency))
-    return tuple(ConsentFacts(frozenset({agency}), bool(health), given, expires, withdrawn is not None)
-                 for given, expires, withdrawn, health in rows)
+    return tuple(ConsentFacts(frozenset({agency}), bool(health), given, expires, withdrawn is not None,
+                              refused=decision == "refused")
+                 for given, expires, withdrawn, health, decision in rows)
 
 
 def facts_of(case: Case, agency: str | None, with_consents: bool = True) -> CaseFacts:

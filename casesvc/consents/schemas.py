@@ -2,15 +2,20 @@ import marshmallow as ma
 
 from casesvc.common.http import PageArgs
 from casesvc.common.schemas import Body, Code, Instant
-from casesvc.vocabulary import CATEGORIES, CONSENT_GIVERS
+from casesvc.vocabulary import CATEGORIES, CONSENT_DECISIONS, CONSENT_GIVERS
 
 
 class ConsentSchema(Body):
     id = ma.fields.String(dump_only=True)
     case_id = ma.fields.String(dump_only=True)
+    decision = Code(CONSENT_DECISIONS, load_default="given",
+                    metadata={"description": "`refused` records that the youth and/or guardian said no: "
+                                             "it grants nothing and cannot be withdrawn"})
     given_by = Code(CONSENT_GIVERS, required=True)
     given_on = ma.fields.Date(required=True)
-    expires_on = ma.fields.Date(required=True)
+    expires_on = ma.fields.Date(load_default=None, allow_none=True,
+                                metadata={"description": "Required for a consent given; a refusal needs none "
+                                                         "(null when it has none)"})
     purpose = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
     agencies = ma.fields.List(ma.fields.String(), required=True, validate=ma.validate.Length(min=1),
                               metadata={"description": "Agency codes allowed to receive shared information"})
@@ -21,6 +26,18 @@ class ConsentSchema(Body):
     recorded_by_agency = ma.fields.String(dump_only=True)
     created_at = Instant(dump_only=True)
 
+    @ma.validates_schema
+    def _expiry_of_a_consent_given(self, data, **kwargs):
+        if data.get("decision", "given") == "given" and data.get("expires_on") is None:
+            raise ma.ValidationError("A consent given needs an end date.", field_name="expires_on")
+
+    @ma.post_dump(pass_original=True)
+    def _refusal_has_no_expiry(self, body, consent, **kwargs):
+        if hasattr(consent, "expires_on_shown"):
+            body["expires_on"] = consent.expires_on_shown.isoformat() if consent.expires_on_shown else None
+        return body
+
 
 class ConsentQuery(PageArgs):
     active = ma.fields.Boolean()
+    decision = Code(CONSENT_DECISIONS)
