@@ -130,6 +130,11 @@ VOCABULARY: dict[str, dict[str, tuple[str, str]]] = {
         "plan_review": ("Gjennomgang av plan", "Plan review"),
         "escalation": ("Eskalering", "Escalation"),
         "manual": ("Manuell påminnelse", "Manual reminder"),
+        "emergency_access_review": ("Gjennomgå nødtilgang", "Review an emergency access"),
+    },
+    "emergency_finding": {
+        "justified": ("Begrunnet", "Justified"),
+        "unjustified": ("Ikke begrunnet", "Unjustified"),
     },
     "reminder_status": {
         "pending": ("Venter", "Pending"),
@@ -181,5 +186,6 @@ CONSENT_GIVERS = codes("consent_given_by")
 CONSENT_DECISIONS = codes("consent_decision")
 GUARDIAN_RELATIONS = codes("guardian_relation")
 REMINDER_KINDS = codes("reminder_kind")
+EMERGENCY_FINDINGS = codes("emergency_finding")
 REMINDER_STATUSES = codes("reminder_status")
 AUDIT_OUTCOMES = codes("audit_outcome")

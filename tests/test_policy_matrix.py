@@ -44,6 +44,13 @@ EXPECTED: dict[str, dict[str, object]] = {
     "participant without consent": _WITHOUT_CONSENT,
     # a refusal naming the agency (CONTRACT §11) grants nothing
     "participant with a refusal": _WITHOUT_CONSENT,
+    # the user's own emergency access (CONTRACT §10): reads, health included, as under a consent
+    # covering general and health; opened by id, so absent from lists; no writes at all
+    "participant under emergency access": {**_WITHOUT_CONSENT, "get_case": OK, "get_youth": OK,
+                                           "list_reactions": OK, "list_events": OK, "get_health_event": OK,
+                                           "list_notes": OK, "list_consents": OK},
+    "participant whose emergency access ended": _WITHOUT_CONSENT,
+    "colleague of a user under emergency access": _WITHOUT_CONSENT,
     "non-participant in the municipality": _HIDDEN,
     "agency of another municipality": _HIDDEN,
     "admin": {a: NO_CONTENT for a in ACTIONS},
@@ -58,7 +65,8 @@ CELLS = (
     [("lead", "police")]
     + [(rel, code) for rel in ("participant with consent", "participant with consent without health",
                                "participant without consent", "participant with a refusal",
-                               "non-participant in the municipality")
+                               "participant under emergency access", "participant whose emergency access ended",
+                               "colleague of a user under emergency access", "non-participant in the municipality")
        for code in PARTICIPANT_ROLES]
     + [("non-participant in the municipality", "police2"),
        ("agency of another municipality", "west"), ("agency of another municipality", "westhealth"),
@@ -92,7 +100,7 @@ def build(world, app, relationship: str, code: str) -> dict:
         create_agency("doc", "school_health", "Test doc", ["0301"])
         db.session.commit()
     world.actors["doc"] = world.actor("school_health", "doc", "user.doc")
-    participating = relationship.startswith("participant")
+    participating = relationship.startswith(("participant", "colleague"))
     case = world.case(by="police", participants=["doc", code] if participating else ["doc"])
     base = f"/api/v1/cases/{case['id']}"
     world.consent(case, ["doc"], categories=("general", "health"))
@@ -102,6 +110,9 @@ def build(world, app, relationship: str, code: str) -> dict:
         world.consent(case, [code], categories=("general",))
     elif relationship == "participant with a refusal":
         world.consent(case, [code], categories=("general", "health"), decision="refused")
+    elif "emergency access" in relationship:
+        _emergency_access(world, app, case, code, ended=relationship.endswith("ended"),
+                          colleague=relationship.startswith("colleague"))
     spare = world.consent(case, ["doc"])
     reaction = world["police"].post(f"{base}/reactions", json=REACTION)
     assert reaction.status_code == 201, reaction.json
@@ -109,6 +120,27 @@ def build(world, app, relationship: str, code: str) -> dict:
     assert event.status_code == 201, event.json
     return {"case": case, "base": base, "spare_consent": spare["id"], "reaction": reaction.json["id"],
             "health_event": event.json["id"], "etag": world["police"].get(base).headers["ETag"]}
+
+
+def _emergency_access(world, app, case, code, ended: bool, colleague: bool) -> None:
+    """The actor `code` breaks the glass; or its access ran out an hour ago; or a colleague in
+    its agency broke it, and `code` is someone else."""
+    holder = world[code]
+    if colleague:
+        holder = world.actor(holder.role, code, f"user.{code}.colleague")
+    resp = holder.post(f"/api/v1/cases/{case['id']}/emergency-access",
+                       json={"reason": "The youth was found unconscious at school tonight."})
+    assert resp.status_code == 201, resp.json
+    if ended:
+        from datetime import timedelta
+
+        from casesvc.emergency.models import EmergencyAccess
+
+        with app.app_context():
+            access = db.session.get(EmergencyAccess, resp.json["id"])
+            access.started_at -= timedelta(hours=5)
+            access.expires_at -= timedelta(hours=5)
+            db.session.commit()
 
 
 REACTION = {"type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-04"}

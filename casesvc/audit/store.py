@@ -22,7 +22,9 @@ from casesvc.audit.service import chain_time, seal
 from casesvc.extensions import db
 
 STREAM_BATCH = 5000
-EXPORT_FIELDS = (*chain.CHAINED_FIELDS, "hash")
+EXPORT_FIELDS = (*chain.EVENT_FIELDS, "hash")
+# what an export must hold to verify: an export made before `basis` existed has no such column
+REQUIRED_EXPORT_FIELDS = (*chain.CHAINED_FIELDS, "hash")
 _COLUMNS = [getattr(AuditEvent, name) for name in EXPORT_FIELDS]
 
 
@@ -176,7 +178,9 @@ def _chunks(pieces: Iterator[str]) -> Iterator[str]:
         yield "".join(buffer)
 
 
-_VERIFY_ROWS = _TextRows(tuple(sorted(chain.CHAINED_FIELDS)), extra=("hash",))
+# the optional fields come as extra columns: a row with one set takes the general path
+_VERIFY_ROWS = _TextRows(tuple(sorted(chain.CHAINED_FIELDS)), extra=(*chain.OPTIONAL_FIELDS, "hash"))
+_VERIFY_OPTIONAL = slice(-1 - len(chain.OPTIONAL_FIELDS), -1)
 _VERIFY_SEQ = _VERIFY_ROWS.names.index("seq")
 _VERIFY_PREV = _VERIFY_ROWS.names.index("prev_hash")
 
@@ -252,7 +256,7 @@ def _pg_verification_events() -> Iterator[dict]:
     rows = _VERIFY_ROWS
     for line in _pg_lines(rows, "TRUE"):
         values = rows.plain(line)
-        if values is not None:
+        if values is not None and all(v == "\\N" for v in values[_VERIFY_OPTIONAL]):
             yield {"seq": int(values[_VERIFY_SEQ]), "prev_hash": values[_VERIFY_PREV], "hash": values[-1],
                    "canonical": rows.fill(values).encode()}
         else:
@@ -366,7 +370,7 @@ def read_export(path: str) -> Iterator[dict]:
                         yield event
             elif first:
                 reader = csv.DictReader(handle)
-                if not set(EXPORT_FIELDS) <= set(reader.fieldnames or ()):
+                if not set(REQUIRED_EXPORT_FIELDS) <= set(reader.fieldnames or ()):
                     raise ValueError("the CSV header is not an export's")
                 for row in reader:
                     yield _from_csv_row(row)

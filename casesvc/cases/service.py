@@ -3,7 +3,7 @@ case goes through."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, bindparam, exists, select, type_coerce
@@ -20,9 +20,10 @@ from casesvc.common.http import keyset_page_template, keyset_params, page_of
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.consents.models import Consent, ConsentAgency
+from casesvc.emergency.facts import emergency_facts_for
 from casesvc.errors import Problem, conflict, field_error, not_found
 from casesvc.extensions import db
-from casesvc.policy import (Action, CaseAccess, CaseFacts, ConsentFacts, Principal, authorize, case_access,
+from casesvc.policy import (Action, CaseAccess, CaseFacts, ConsentFacts, Principal, Relation, authorize, case_access,
                             check_role, visible_cases_params, visible_cases_template)
 
 CASE_STATES = StateMachine(
@@ -52,7 +53,13 @@ def facts_of(case: Case, agency: str | None, with_consents: bool = True) -> Case
 
 
 def access_to(principal: Principal, case: Case, with_consents: bool = True) -> CaseAccess:
-    return case_access(principal, facts_of(case, principal.agency, with_consents), oslo_today())
+    facts, today = facts_of(case, principal.agency, with_consents), oslo_today()
+    access = case_access(principal, facts, today)
+    if access.relation is Relation.CONSENT_REQUIRED:
+        # only a participant the consents leave out can be under an emergency access (CONTRACT §10)
+        facts = replace(facts, emergency=emergency_facts_for(case.id, principal.subject))
+        access = case_access(principal, facts, today, utcnow())
+    return access
 
 
 # Actions that read or write entries, where `health` (a consent covering health) matters.
@@ -71,6 +78,8 @@ def _consents_matter(principal: Principal, case: Case, action: Action) -> bool:
 def _authorized(principal: Principal, case: Case | CaseView, action: Action) -> CaseAccess:
     audit.note(case_id=case.id, youth_id=case.youth_id)  # recorded whether allowed or refused
     access = access_to(principal, case, _consents_matter(principal, case, action))
+    if access.relation is Relation.EMERGENCY:
+        audit.note(basis="emergency")  # a read under an emergency access is marked as such
     enforce(authorize(principal, action, access))
     return access
 
@@ -171,7 +180,7 @@ def open_case(principal: Principal, data: dict) -> Case:
 
     enforce(check_role(principal, Action.CREATE_CASE))
     try:
-        youth = youth_for(principal, data["youth_id"], Action.READ_YOUTH)
+        youth = youth_for(principal, data["youth_id"], Action.CREATE_CASE)  # not a read: no emergency access
     except Problem as exc:  # an unknown or hidden youth is a bad field here, not a missing page
         if exc.status != 404:
             raise

@@ -27,6 +27,10 @@ def _on_consent_withdrawn(consent) -> None:
     service.on_consent_withdrawn(consent)  # settles its consent_expiring reminder
 
 
+def _on_emergency_access_opened(access, case) -> None:
+    service.on_emergency_access_opened(access, case)  # the lead agency is asked to review it
+
+
 def connect() -> None:
     """Subscribe once per process (blinker keeps receivers by identity, so a second call is
     harmless)."""
@@ -35,3 +39,4 @@ def connect() -> None:
     signals.reaction_closed.connect(_on_reaction_closed)
     signals.event_logged.connect(_on_event_logged)
     signals.consent_withdrawn.connect(_on_consent_withdrawn)
+    signals.emergency_access_opened.connect(_on_emergency_access_opened)

@@ -902,3 +902,12 @@ def metric_counts(now: datetime | None = None) -> dict:
     outcomes = dict(db.session.execute(select(WebhookAttempt.outcome, func.count())
                                        .group_by(WebhookAttempt.outcome)).all())
     return {"pending": pending, "overdue": overdue, "escalated": escalated, "attempts": outcomes}
+
+
+def on_emergency_access_opened(access, case) -> None:
+    """An emergency access asks the lead agency to review it: due at once (CONTRACT §10)."""
+    kind = "emergency_access_review"
+    insert_reminders([{"case_id": case.id, "kind": kind, "due_at": access.started_at,
+                       "assignee_agency": rules.assignee(kind, case.lead_agency), "source_type": "emergency_access",
+                       "source_id": access.id, "basis_at": access.started_at,
+                       "dedupe_key": rules.dedupe_key(kind, access.id, access.started_at)}])

@@ -11,7 +11,8 @@ from casesvc.common.http import paginate
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.errors import Problem, field_error, not_found
 from casesvc.extensions import db
-from casesvc.policy import Action, CaseAccess, Decision, Principal, case_access, check_role, visible_youths_clause, youth_visible
+from casesvc.policy import (Action, CaseAccess, Decision, Principal, check_role, visible_youths_clause, youth_read_basis,
+                            youth_visible)
 from casesvc.youths import national_id as nid
 from casesvc.youths.models import Guardian, Youth
 
@@ -30,18 +31,22 @@ def load_youth(youth_id: str) -> Youth:
 
 def accesses_to_cases_of(principal: Principal, youth: Youth) -> list[CaseAccess]:
     """How the caller relates to each of the youth's cases (invariant 6 needs all of them)."""
-    from casesvc.cases.service import facts_of
+    from casesvc.cases.service import access_to
 
-    today = oslo_today()
     cases = db.session.scalars(select(Case).where(Case.youth_id == youth.id)).all()
-    return [case_access(principal, facts_of(case, principal.agency), today) for case in cases]
+    return [access_to(principal, case) for case in cases]
 
 
 def youth_for(principal: Principal, youth_id: str, action: Action) -> Youth:
     enforce(check_role(principal, action))
     youth = load_youth(youth_id)
-    if not youth_visible(principal, youth.created_by_agency, accesses_to_cases_of(principal, youth)):
+    accesses = accesses_to_cases_of(principal, youth)
+    if not youth_visible(principal, youth.created_by_agency, accesses):
         enforce(Decision(False, 404, "not-found", "No such youth."))
+    basis = youth_read_basis(principal, youth.created_by_agency, accesses)
+    if basis is not None and not action.reads:  # an emergency access writes nothing (CONTRACT §10)
+        enforce(Decision(False, 404, "not-found", "No such youth."))
+    audit.note(basis=basis)
     return youth
 
 

@@ -1,0 +1,1 @@
+"""Emergency access, "break the glass" (CONTRACT §10; README: Privacy duties)."""
