@@ -367,3 +367,19 @@ def access_log_decision(principal: Principal, accesses: list[CaseAccess], youth_
         return ALLOW
     return Decision(False, 403, "lead-agency-required",
                     "The access log is for the lead agency, a coordinator, admin and auditor.")
+
+
+def record_decision(principal: Principal, accesses: list[CaseAccess], youth_is_visible: bool) -> Decision:
+    """The youth's record (right of access, CONTRACT §12): for the lead agency of one of the
+    youth's cases and a coordinator taking part in one. Admin and auditor read no case content."""
+    decision = check_role(principal, Action.READ_YOUTH)
+    if not decision:
+        return decision
+    if not youth_is_visible:
+        return Decision(False, 404, "not-found", "No such youth.")
+    if any(a.relation is Relation.LEAD for a in accesses):
+        return ALLOW
+    if principal.role == "coordinator" and any(a.relation in (Relation.LEAD, Relation.SHARED) for a in accesses):
+        return ALLOW
+    return Decision(False, 403, "lead-agency-required",
+                    "The record is given by the lead agency of one of the youth's cases or a coordinator.")
