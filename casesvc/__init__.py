@@ -83,6 +83,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     reminder_handlers.connect()
 
     from casesvc.agencies.views import agencies_blp, users_blp
+    from casesvc.audit.review_views import blp as review_blp
     from casesvc.audit.views import blp as audit_blp
     from casesvc.auth.client_views import blp as clients_blp
     from casesvc.auth.views import blp as auth_blp
@@ -97,7 +98,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.youths.views import blp as youths_blp
 
     for blueprint in (auth_blp, audit_blp, youths_blp, cases_blp, reactions_blp, followups_blp, consents_blp,
-                      reminders_blp, webhooks_blp, ops_blp, emergency_blp, record_blp):
+                      reminders_blp, webhooks_blp, ops_blp, emergency_blp, record_blp, review_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(clients_blp)
     api.register_blueprint(agencies_blp)

@@ -510,3 +510,24 @@ if __name__ == "__main__":  # pragma: no cover
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+@audit.command("review")
+@click.option("--from", "start", help="RFC 3339 instant (inclusive); default: 31 days before --to")
+@click.option("--to", "end", help="RFC 3339 instant (exclusive); default: now")
+def audit_review(start, end):
+    """The access-log review's findings in the window, one JSON object per line (for cron)."""
+    import json
+
+    from casesvc.audit import review
+    from casesvc.audit.service import record
+
+    start_at, end_at = review.window(_instant(start, "--from"), _instant(end, "--to"))
+    if start_at >= end_at:
+        raise click.UsageError("--from must be before --to")
+    app = _app()
+    with app.app_context(), database_errors():
+        result = review.review(start_at, end_at)
+        for finding in result["findings"]:
+            click.echo(json.dumps(finding, separators=(",", ":")))
+        record("audit.review", "allowed", ids=None)

@@ -70,7 +70,12 @@ def checked_identity(national_id: str, birth_date, youth_id: str | None = None, 
 
 def register_youth(principal: Principal, data: dict) -> Youth:
     enforce(check_role(principal, Action.CREATE_YOUTH))
-    number = checked_identity(data["national_id"], data["birth_date"])
+    try:
+        number = checked_identity(data["national_id"], data["birth_date"])
+    except Problem as exc:
+        if exc.slug == "youth-exists":
+            _note_existing(principal, exc.extra["existing_id"])
+        raise
     youth = Youth(national_id=number, given_name=data["given_name"], family_name=data["family_name"],
                   birth_date=data["birth_date"], municipality=data["municipality"], school=data.get("school"),
                   created_by_agency=principal.agency, guardians=_guardians(data.get("guardians") or []))
@@ -79,10 +84,21 @@ def register_youth(principal: Principal, data: dict) -> Youth:
     return youth
 
 
+def _note_existing(principal: Principal, youth_id: str) -> None:
+    """A 409 youth-exists names the youth in the audit event; told to a user who cannot see that
+    youth, it is recorded as `denied`: the access-log review counts it as a probe (CONTRACT §13)."""
+    youth = db.session.get(Youth, youth_id)
+    seen = youth is not None and youth_visible(principal, youth.created_by_agency,
+                                                accesses_to_cases_of(principal, youth))
+    audit.note(youth_id=youth_id, **({} if seen else {"outcome": "denied"}))
+
+
 def list_youths(principal: Principal, args: dict) -> dict:
     enforce(check_role(principal, Action.READ_YOUTH))
     stmt = select(Youth).where(visible_youths_clause(principal, oslo_today()))
     if args.get("national_id"):
+        # a search by number: one that finds nothing the caller may see counts in the review
+        audit.note(resource_type="youth_search")
         stmt = stmt.where(Youth.national_id == args["national_id"])
     return audit.noted_page(paginate(stmt, Youth, args["limit"], args.get("cursor")))
 
