@@ -361,12 +361,17 @@ def access_log_decision(principal: Principal, accesses: list[CaseAccess], youth_
         return Decision(False, 403, "insufficient-scope", "The token lacks the scope cases:read.")
     if not youth_is_visible:
         return Decision(False, 404, "not-found", "No such youth.")
+    return _lead_or_coordinator(principal, accesses,
+                                "The access log is for the lead agency, a coordinator, admin and auditor.")
+
+
+def _lead_or_coordinator(principal: Principal, accesses: list[CaseAccess], refusal: str) -> Decision:
+    """The lead agency of one of the youth's cases, or a coordinator taking part in one."""
     if any(a.relation is Relation.LEAD for a in accesses):
         return ALLOW
     if principal.role == "coordinator" and any(a.relation in (Relation.LEAD, Relation.SHARED) for a in accesses):
         return ALLOW
-    return Decision(False, 403, "lead-agency-required",
-                    "The access log is for the lead agency, a coordinator, admin and auditor.")
+    return Decision(False, 403, "lead-agency-required", refusal)
 
 
 def record_decision(principal: Principal, accesses: list[CaseAccess], youth_is_visible: bool) -> Decision:
@@ -377,9 +382,5 @@ def record_decision(principal: Principal, accesses: list[CaseAccess], youth_is_v
         return decision
     if not youth_is_visible:
         return Decision(False, 404, "not-found", "No such youth.")
-    if any(a.relation is Relation.LEAD for a in accesses):
-        return ALLOW
-    if principal.role == "coordinator" and any(a.relation in (Relation.LEAD, Relation.SHARED) for a in accesses):
-        return ALLOW
-    return Decision(False, 403, "lead-agency-required",
-                    "The record is given by the lead agency of one of the youth's cases or a coordinator.")
+    return _lead_or_coordinator(principal, accesses,
+                                "The record is given by the lead agency of one of the youth's cases or a coordinator.")

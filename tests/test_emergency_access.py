@@ -89,6 +89,8 @@ def test_an_emergency_access_writes_nothing(world, story):
     opened = health.post("/api/v1/cases", json={"youth_id": story["case"]["youth_id"], "origin": "health"})
     assert opened.status_code == 422 and "youth_id" in opened.json["errors"]
     assert len(world["police"].get(f"{base}/notes").json["items"]) == 2
+    refused = [e for e in events_of(world, actor=health.user_id) if e["outcome"] != "allowed"]
+    assert refused and all(e["basis"] is None for e in refused)  # only what the access let through is marked
 
 
 def test_the_access_is_the_users_not_the_agencys(world, story):

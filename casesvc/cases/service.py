@@ -78,9 +78,10 @@ def _consents_matter(principal: Principal, case: Case, action: Action) -> bool:
 def _authorized(principal: Principal, case: Case | CaseView, action: Action) -> CaseAccess:
     audit.note(case_id=case.id, youth_id=case.youth_id)  # recorded whether allowed or refused
     access = access_to(principal, case, _consents_matter(principal, case, action))
-    if access.relation is Relation.EMERGENCY:
+    decision = authorize(principal, action, access)
+    if decision and access.relation is Relation.EMERGENCY:
         audit.note(basis="emergency")  # a read under an emergency access is marked as such
-    enforce(authorize(principal, action, access))
+    enforce(decision)
     return access
 
 
