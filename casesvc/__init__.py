@@ -90,12 +90,15 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
 
     from casesvc.agencies.directory import blp as agency_directory_blp
     from casesvc.agencies.views import agencies_blp, users_blp
+    from casesvc.audit.review_views import blp as review_blp
     from casesvc.audit.views import blp as audit_blp
     from casesvc.auth.client_views import blp as clients_blp
     from casesvc.auth.views import blp as auth_blp
     from casesvc.cases.views import blp as cases_blp
     from casesvc.consents.views import blp as consents_blp
     from casesvc.continuity.views import blp as continuity_blp
+    from casesvc.emergency.views import blp as emergency_blp
+    from casesvc.record.views import blp as record_blp
     from casesvc.followups.views import blp as followups_blp
     from casesvc.ops.views import blp as ops_blp, register_docs
     from casesvc.reactions.views import blp as reactions_blp
@@ -104,7 +107,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.youths.views import blp as youths_blp
 
     for blueprint in (auth_blp, audit_blp, youths_blp, cases_blp, reactions_blp, followups_blp, consents_blp,
-                      reminders_blp, webhooks_blp, statistics_blp, ops_blp):
+                      reminders_blp, webhooks_blp, statistics_blp, ops_blp, emergency_blp, record_blp, review_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(clients_blp)
     api.register_blueprint(agencies_blp)

@@ -112,6 +112,11 @@ class Settings:
     statistics_min_cell: int = 5
     cors_origins: tuple[str, ...] = ()
     public_url: str | None = None
+    # privacy duties (casesvc/emergency, casesvc/audit/review.py): see _privacy_settings()
+    emergency_access_hours: int = 4
+    review_bulk_reads: int = 50
+    review_off_hours: str = "22-06"
+    review_probes: int = 20
 
     @property
     def oidc_enabled(self) -> bool:
@@ -169,6 +174,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     settings = replace(settings, **_reminder_settings())
     settings = replace(settings, **_database_settings())
     settings = replace(settings, **_web_settings(env))
+    settings = replace(settings, **_privacy_settings())
     # any other setting may be given directly (tests, embedding)
     extra = {k: v for k, v in overrides.items() if k not in ("env", "database_url", "secret_key")}
     unknown = set(extra) - {f.name for f in fields(Settings)}
@@ -339,3 +345,34 @@ def _check_web_settings(settings: Settings) -> Settings:
         if not settings.public_url.startswith("https://"):
             raise ConfigError("CASESVC_PUBLIC_URL must use https when CASESVC_ENV=production")
     return settings
+def off_hours(value: str) -> tuple[int, int] | None:
+    """`22-06` -> (22, 6): the Oslo hours from the first up to (not including) the second,
+    across midnight when the first is later. Empty: None (no off-hours finding)."""
+    value = value.strip()
+    if not value:
+        return None
+    start, sep, end = value.partition("-")
+    if not sep or not start.strip().isdigit() or not end.strip().isdigit():
+        raise ValueError(value)
+    hours = int(start), int(end)
+    if not all(0 <= h <= 23 for h in hours) or hours[0] == hours[1]:
+        raise ValueError(value)
+    return hours
+
+
+def _privacy_settings() -> dict:
+    """Emergency access and the access-log review (README: Privacy duties)."""
+    window = _env("CASESVC_REVIEW_OFF_HOURS", "22-06") if "CASESVC_REVIEW_OFF_HOURS" not in os.environ \
+        else os.environ["CASESVC_REVIEW_OFF_HOURS"]
+    try:
+        off_hours(window)
+    except ValueError as exc:
+        raise ConfigError("CASESVC_REVIEW_OFF_HOURS must be two Oslo hours such as '22-06', or empty, "
+                          f"got {window!r}") from exc
+    return {
+        "emergency_access_hours": _positive("CASESVC_EMERGENCY_ACCESS_HOURS",
+                                            _int("CASESVC_EMERGENCY_ACCESS_HOURS", 4)),
+        "review_bulk_reads": _positive("CASESVC_REVIEW_BULK_READS", _int("CASESVC_REVIEW_BULK_READS", 50)),
+        "review_off_hours": window,
+        "review_probes": _positive("CASESVC_REVIEW_PROBES", _int("CASESVC_REVIEW_PROBES", 20)),
+    }

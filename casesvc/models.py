@@ -7,6 +7,7 @@ from casesvc.cases.models import Case, Participant  # noqa: F401
 from casesvc.web.idempotency import IdempotencyKey  # noqa: F401
 from casesvc.consents.models import Consent, ConsentAgency  # noqa: F401
 from casesvc.continuity.models import CaseMove  # noqa: F401
+from casesvc.emergency.models import EmergencyAccess, EmergencyReview  # noqa: F401
 from casesvc.followups.models import Event, Note  # noqa: F401
 from casesvc.reactions.models import Condition, Reaction, Signature  # noqa: F401
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery  # noqa: F401

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 STAFF_ROLES = frozenset({"police", "school_health", "nav", "child_welfare", "coordinator"})
 NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
@@ -48,9 +48,22 @@ class ConsentFacts:
     given_on: date
     expires_on: date
     withdrawn: bool
+    refused: bool = False  # a recorded refusal (README "Consent refusals"): it grants nothing
 
     def active_on(self, today: date) -> bool:
-        return not self.withdrawn and self.given_on <= today <= self.expires_on
+        return not self.refused and not self.withdrawn and self.given_on <= today <= self.expires_on
+
+
+@dataclass(frozen=True)
+class EmergencyFacts:
+    """An emergency access (README "Emergency access"): one user, for a while, read-only."""
+
+    user: str
+    started_at: datetime
+    expires_at: datetime
+
+    def active_at(self, now: datetime) -> bool:
+        return self.started_at <= now < self.expires_at
 
 
 @dataclass(frozen=True)
@@ -59,12 +72,14 @@ class CaseFacts:
     lead_agency: str
     participants: frozenset[str]
     consents: tuple[ConsentFacts, ...] = ()
+    emergency: tuple[EmergencyFacts, ...] = ()  # the caller's emergency accesses to the case
 
 
 class Relation(enum.Enum):
     LEAD = "lead"                           # sees the whole case
     SHARED = "shared"                       # participant under an active consent
     CONSENT_REQUIRED = "consent_required"   # participant without one: 403
+    EMERGENCY = "emergency"                 # participant without one, under the user's emergency access
     HIDDEN = "hidden"                       # not a participant, or another municipality: 404
 
 
@@ -74,8 +89,10 @@ class CaseAccess:
     health: bool = False  # an active consent naming the caller's agency covers health
 
 
-def case_access(principal: Principal, case: CaseFacts, today: date) -> CaseAccess:
-    """Invariants 1, 2 and 4: municipality and participation first, then consent, today."""
+def case_access(principal: Principal, case: CaseFacts, today: date, now: datetime | None = None) -> CaseAccess:
+    """Invariants 1, 2 and 4: municipality and participation first, then consent, today; then,
+    for a participant without consent, the user's own emergency access active at `now`: what a
+    consent covering general and health would give (README "Emergency access")."""
     if not principal.is_staff:
         return CaseAccess(Relation.HIDDEN)
     agency = principal.agency
@@ -87,7 +104,12 @@ def case_access(principal: Principal, case: CaseFacts, today: date) -> CaseAcces
         return CaseAccess(Relation.LEAD, health)
     if active:
         return CaseAccess(Relation.SHARED, health)
+    if now is not None and any(e.user == principal.subject and e.active_at(now) for e in case.emergency):
+        return CaseAccess(Relation.EMERGENCY, health=True)
     return CaseAccess(Relation.CONSENT_REQUIRED)
+
+
+READ_RELATIONS = frozenset({Relation.LEAD, Relation.SHARED, Relation.EMERGENCY})
 
 
 class Action(enum.Enum):
@@ -114,6 +136,10 @@ class Action(enum.Enum):
     HANDOVER_CASE = ("cases:write", True)
     TRANSFER_CASE = ("cases:write", True)
     READ_HISTORY = ("cases:read", False)
+
+    @property
+    def reads(self) -> bool:
+        return self.name.startswith("READ_")
 
     def __new__(cls, scope: str, lead_only: bool):
         # Numbered values: with the tuples as values, actions sharing a scope and reach would be
@@ -157,9 +183,12 @@ def authorize(principal: Principal, action: Action, access: CaseAccess) -> Decis
         return decision
     if access.relation is Relation.HIDDEN:
         return Decision(False, 404, "not-found", "No such case.")
-    if access.relation is Relation.CONSENT_REQUIRED:
+    if access.relation is Relation.CONSENT_REQUIRED or (access.relation is Relation.EMERGENCY and not action.reads):
+        # an emergency access reads; it writes nothing the user could not write before
         return Decision(False, 403, "consent-required",
                         "Your agency takes part in this case but no active consent names it.")
+    if access.relation is Relation.EMERGENCY:
+        return ALLOW
     if action.lead_only and access.relation is not Relation.LEAD and principal.role != "coordinator":
         return Decision(False, 403, "lead-agency-required",
                         "Only the lead agency or a coordinator may do this.")
@@ -183,7 +212,7 @@ def can_see_entry(principal: Principal, access: CaseAccess, entry: EntryFacts) -
     `agency` entries: the authoring agency only (not even the lead). `health` entries reach
     another agency only under a consent that covers health. A drug-test result always reaches
     the agency responsible for that condition."""
-    if access.relation not in (Relation.LEAD, Relation.SHARED):
+    if access.relation not in READ_RELATIONS:
         return False
     if entry.kind == "drug_test" and entry.condition_agency is not None and entry.condition_agency == principal.agency:
         return True
@@ -202,7 +231,32 @@ def youth_visible(principal: Principal, created_by_agency: str, case_accesses: l
         return False
     if created_by_agency == principal.agency:
         return True
-    return any(a.relation in (Relation.LEAD, Relation.SHARED) for a in case_accesses)
+    return any(a.relation in READ_RELATIONS for a in case_accesses)
+
+
+def youth_read_basis(principal: Principal, created_by_agency: str, case_accesses: list[CaseAccess]) -> str | None:
+    """"emergency" when the youth is visible to the caller only through an emergency access
+    (the read is then marked so in its audit event), else None."""
+    if created_by_agency == principal.agency or any(a.relation in (Relation.LEAD, Relation.SHARED)
+                                                    for a in case_accesses):
+        return None
+    return "emergency" if any(a.relation is Relation.EMERGENCY for a in case_accesses) else None
+
+
+def emergency_access_decision(principal: Principal, access: CaseAccess) -> Decision:
+    """May the caller open the case in an emergency? Only a participant that the consents leave
+    at consent-required: an outsider is 404 as ever, and there is nothing to break for the lead,
+    a participant under consent, or a user whose emergency access is still running (409)."""
+    decision = check_role(principal, Action.READ_CASE)
+    if not decision:
+        return decision
+    if access.relation is Relation.HIDDEN:
+        return Decision(False, 404, "not-found", "No such case.")
+    if access.relation in (Relation.LEAD, Relation.SHARED):
+        return Decision(False, 409, "nothing-to-break", "Your agency already reads this case.")
+    if access.relation is Relation.EMERGENCY:
+        return Decision(False, 409, "emergency-access-active", "Your emergency access to this case is still running.")
+    return ALLOW
 
 
 # --- Administration and the audit log ---------------------------------------------------------
@@ -253,12 +307,29 @@ def access_log_decision(principal: Principal, accesses: list[CaseAccess], youth_
         return Decision(False, 403, "insufficient-scope", "The token lacks the scope cases:read.")
     if not youth_is_visible:
         return Decision(False, 404, "not-found", "No such youth.")
+    return _lead_or_coordinator(principal, accesses,
+                                "The access log is for the lead agency, a coordinator, admin and auditor.")
+
+
+def _lead_or_coordinator(principal: Principal, accesses: list[CaseAccess], refusal: str) -> Decision:
+    """The lead agency of one of the youth's cases, or a coordinator taking part in one."""
     if any(a.relation is Relation.LEAD for a in accesses):
         return ALLOW
     if principal.role == "coordinator" and any(a.relation in (Relation.LEAD, Relation.SHARED) for a in accesses):
         return ALLOW
-    return Decision(False, 403, "lead-agency-required",
-                    "The access log is for the lead agency, a coordinator, admin and auditor.")
+    return Decision(False, 403, "lead-agency-required", refusal)
+
+
+def record_decision(principal: Principal, accesses: list[CaseAccess], youth_is_visible: bool) -> Decision:
+    """The youth's record (right of access, README "The youth's record"): for the lead agency of one of the
+    youth's cases and a coordinator taking part in one. Admin and auditor read no case content."""
+    decision = check_role(principal, Action.READ_YOUTH)
+    if not decision:
+        return decision
+    if not youth_is_visible:
+        return Decision(False, 404, "not-found", "No such youth.")
+    return _lead_or_coordinator(principal, accesses,
+                                "The record is given by the lead agency of one of the youth's cases or a coordinator.")
 
 
 # --- Statistics (README "Statistics") -------------------------------------------------------------------

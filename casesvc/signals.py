@@ -31,3 +31,5 @@ case_handed_over = _events.signal("case-handed-over")
 #: the case moved to another municipality (sender: the Case, already there and led by
 #: ``to_agency``; ``from_agency``: the old lead; ``departed``: the agencies that left it)
 case_transferred = _events.signal("case-transferred")
+#: a user opened a case in an emergency (sender: the EmergencyAccess; ``case``: its case)
+emergency_access_opened = _events.signal("emergency-access-opened")

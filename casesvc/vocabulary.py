@@ -116,6 +116,10 @@ VOCABULARY: dict[str, dict[str, tuple[str, str]]] = {
         "guardian": ("Verge/foresatt", "Guardian"),
         "both": ("Ungdom og verge", "Youth and guardian"),
     },
+    "consent_decision": {
+        "given": ("Samtykke gitt", "Consent given"),
+        "refused": ("Samtykke nektet", "Consent refused"),
+    },
     "reminder_kind": {
         "condition_due": ("Vilkår forfaller", "Condition due"),
         "reaction_ending": ("Reaksjon slutter snart", "Reaction ending"),
@@ -127,6 +131,11 @@ VOCABULARY: dict[str, dict[str, tuple[str, str]]] = {
         "plan_review": ("Gjennomgang av plan", "Plan review"),
         "escalation": ("Eskalering", "Escalation"),
         "manual": ("Manuell påminnelse", "Manual reminder"),
+        "emergency_access_review": ("Gjennomgå nødtilgang", "Review an emergency access"),
+    },
+    "emergency_finding": {
+        "justified": ("Begrunnet", "Justified"),
+        "unjustified": ("Ikke begrunnet", "Unjustified"),
     },
     "reminder_status": {
         "pending": ("Venter", "Pending"),
@@ -175,7 +184,9 @@ DRUG_TEST_RESULTS = codes("drug_test_result")
 CATEGORIES = codes("category")
 VISIBILITIES = codes("visibility")
 CONSENT_GIVERS = codes("consent_given_by")
+CONSENT_DECISIONS = codes("consent_decision")
 GUARDIAN_RELATIONS = codes("guardian_relation")
 REMINDER_KINDS = codes("reminder_kind")
+EMERGENCY_FINDINGS = codes("emergency_finding")
 REMINDER_STATUSES = codes("reminder_status")
 AUDIT_OUTCOMES = codes("audit_outcome")

@@ -4,6 +4,8 @@ decision, and the 404/403 the caller may learn. The ORM path (`case_for`, to cha
 what hangs under it) and the read path (`readable_case`, a CaseView) decide alike."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -11,12 +13,13 @@ from casesvc import audit
 from casesvc.access.case_view import CaseView, load_case_view
 from casesvc.access.decisions import enforce
 from casesvc.cases.models import Case
-from casesvc.common.timeutil import oslo_today
+from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.consents.models import Consent, ConsentAgency
+from casesvc.emergency.facts import emergency_facts_for
 from casesvc.errors import not_found
 from casesvc.extensions import db
-from casesvc.policy import (Action, CaseAccess, CaseFacts, ConsentFacts, Principal, authorize, case_access,
-                            check_role)
+from casesvc.policy import (Action, CaseAccess, CaseFacts, ConsentFacts, Principal, Relation, authorize,
+                            case_access, check_role)
 
 
 def consent_facts_for(case_id: str, agency: str | None) -> tuple[ConsentFacts, ...]:
@@ -24,11 +27,12 @@ def consent_facts_for(case_id: str, agency: str | None) -> tuple[ConsentFacts, .
     if agency is None:
         return ()
     rows = db.session.execute(
-        select(Consent.given_on, Consent.expires_on, Consent.withdrawn_at, Consent.covers_health)
+        select(Consent.given_on, Consent.expires_on, Consent.withdrawn_at, Consent.covers_health, Consent.decision)
         .join(ConsentAgency, ConsentAgency.consent_id == Consent.id)
         .where(Consent.case_id == case_id, ConsentAgency.agency_code == agency))
-    return tuple(ConsentFacts(frozenset({agency}), bool(health), given, expires, withdrawn is not None)
-                 for given, expires, withdrawn, health in rows)
+    return tuple(ConsentFacts(frozenset({agency}), bool(health), given, expires, withdrawn is not None,
+                              refused=decision == "refused")
+                 for given, expires, withdrawn, health, decision in rows)
 
 
 def facts_of(case: Case | CaseView, agency: str | None, with_consents: bool = True) -> CaseFacts:
@@ -37,7 +41,13 @@ def facts_of(case: Case | CaseView, agency: str | None, with_consents: bool = Tr
 
 
 def access_to(principal: Principal, case: Case | CaseView, with_consents: bool = True) -> CaseAccess:
-    return case_access(principal, facts_of(case, principal.agency, with_consents), oslo_today())
+    facts, today = facts_of(case, principal.agency, with_consents), oslo_today()
+    access = case_access(principal, facts, today)
+    if access.relation is Relation.CONSENT_REQUIRED:
+        # only a participant the consents leave out can be under an emergency access (README "Emergency access")
+        facts = replace(facts, emergency=emergency_facts_for(case.id, principal.subject))
+        access = case_access(principal, facts, today, utcnow())
+    return access
 
 
 # Actions that read or write entries, where `health` (a consent covering health) matters.
@@ -56,7 +66,10 @@ def _consents_matter(principal: Principal, case: Case | CaseView, action: Action
 def _authorized(principal: Principal, case: Case | CaseView, action: Action) -> CaseAccess:
     audit.note(case_id=case.id, youth_id=case.youth_id)  # recorded whether allowed or refused
     access = access_to(principal, case, _consents_matter(principal, case, action))
-    enforce(authorize(principal, action, access))
+    decision = authorize(principal, action, access)
+    if decision and access.relation is Relation.EMERGENCY:
+        audit.note(basis="emergency")  # a read under an emergency access is marked as such
+    enforce(decision)
     return access
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Date, String, and_, bindparam, exists, false, or_, select
 
 from casesvc.cases.models import Case, Participant
 from casesvc.consents.models import Consent, ConsentAgency
-from casesvc.policy import CaseAccess, Principal, Relation
+from casesvc.policy import READ_RELATIONS, CaseAccess, Principal
 from casesvc.reminders.models import Reminder
 from casesvc.youths.models import Youth
 
@@ -23,6 +23,7 @@ def active_consent_clause(agency, case_id_column, today):
         .join(Consent.__table__, consents.id == named.consent_id)
         .where(named.agency_code == agency,
                consents.case_id == case_id_column,
+               consents.decision == "given",
                consents.withdrawn_at.is_(None),
                consents.given_on <= today,
                consents.expires_on >= today)
@@ -78,7 +79,7 @@ def visible_youths_clause(principal: Principal, today: date):
 
 def visible_entries_clause(model, principal: Principal, access: CaseAccess):
     """can_see_entry(...) as a WHERE clause over Event or Note."""
-    if access.relation not in (Relation.LEAD, Relation.SHARED):
+    if access.relation not in READ_RELATIONS:
         return false()
     shared = and_(model.visibility == "shared",
                   or_(model.category == "general", and_(model.category == "health", true() if access.health else false())))

@@ -5,13 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from casesvc import audit
-from casesvc.access.cases import facts_of
+from casesvc.access.cases import access_to
 from casesvc.access.decisions import enforce
 from casesvc.cases.models import Case
-from casesvc.common.timeutil import oslo_today
 from casesvc.errors import not_found
 from casesvc.extensions import db
-from casesvc.policy import Action, CaseAccess, Decision, Principal, case_access, check_role, youth_visible
+from casesvc.policy import Action, CaseAccess, Decision, Principal, check_role, youth_read_basis, youth_visible
 from casesvc.youths.models import Youth
 
 
@@ -25,14 +24,18 @@ def load_youth(youth_id: str) -> Youth:
 
 def accesses_to_cases_of(principal: Principal, youth: Youth) -> list[CaseAccess]:
     """How the caller relates to each of the youth's cases (invariant 6 needs all of them)."""
-    today = oslo_today()
     cases = db.session.scalars(select(Case).where(Case.youth_id == youth.id)).all()
-    return [case_access(principal, facts_of(case, principal.agency), today) for case in cases]
+    return [access_to(principal, case) for case in cases]
 
 
 def youth_for(principal: Principal, youth_id: str, action: Action) -> Youth:
     enforce(check_role(principal, action))
     youth = load_youth(youth_id)
-    if not youth_visible(principal, youth.created_by_agency, accesses_to_cases_of(principal, youth)):
+    accesses = accesses_to_cases_of(principal, youth)
+    if not youth_visible(principal, youth.created_by_agency, accesses):
         enforce(Decision(False, 404, "not-found", "No such youth."))
+    basis = youth_read_basis(principal, youth.created_by_agency, accesses)
+    if basis is not None and not action.reads:  # an emergency access writes nothing (README "Emergency access")
+        enforce(Decision(False, 404, "not-found", "No such youth."))
+    audit.note(basis=basis)
     return youth

@@ -20,6 +20,11 @@ CHAINED_FIELDS = ("id", "seq", "at", "actor", "actor_role", "actor_agency", "act
                   "prev_hash")
 
 
+# Fields added later: in the canonical JSON only when set, so an event recorded before a field
+# existed (where it is null) hashes exactly as it did, and the whole chain still verifies.
+OPTIONAL_FIELDS = ("basis",)
+EVENT_FIELDS = (*CHAINED_FIELDS, *OPTIONAL_FIELDS)
+
 # json.dumps with these options builds a new encoder on every call; one instance, the same bytes
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
@@ -31,7 +36,11 @@ def canonical_value(value) -> str:
 
 def canonical(event: Mapping) -> bytes:
     """Sorted keys, no spaces, UTF-8: the same bytes for the same event on any machine."""
-    return _ENCODE({k: event.get(k) for k in CHAINED_FIELDS}).encode()
+    fields = {k: event.get(k) for k in CHAINED_FIELDS}
+    for k in OPTIONAL_FIELDS:
+        if event.get(k) is not None:
+            fields[k] = event[k]
+    return _ENCODE(fields).encode()
 
 
 def event_hash(event: Mapping) -> str:
@@ -40,7 +49,7 @@ def event_hash(event: Mapping) -> str:
 
 def link(fields: Mapping, seq: int, prev_hash: str) -> dict:
     """The sealed event: its fields with `seq`, `prev_hash` and `hash` set."""
-    sealed = {k: fields.get(k) for k in CHAINED_FIELDS}
+    sealed = {k: fields.get(k) for k in EVENT_FIELDS}
     sealed["seq"] = seq
     sealed["prev_hash"] = prev_hash
     sealed["hash"] = event_hash(sealed)

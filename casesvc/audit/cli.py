@@ -8,7 +8,7 @@ import sys
 import click
 from flask import current_app
 
-from casesvc.audit import checkpoints, export, verify
+from casesvc.audit import checkpoints, export, review, verify
 from casesvc.audit.service import record, seal
 from casesvc.commands import OUTPUT_OPTION, CommandError, DomainGroup, instant, read_json_file, write_output
 
@@ -84,3 +84,17 @@ def audit_export(start, end, fmt, output):
 def audit_seal():
     """Seal every recorded event into the chain now (requests also do it as they go)."""
     click.echo(f"sealed {seal()} events")
+
+
+@audit.command("review")
+@click.option("--from", "start", help="RFC 3339 instant (inclusive); default: 31 days before --to")
+@click.option("--to", "end", help="RFC 3339 instant (exclusive); default: now")
+def audit_review(start, end):
+    """The access-log review's findings in the window, one JSON object per line (for cron)."""
+    start_at, end_at = review.window(instant(start, "--from"), instant(end, "--to"))
+    if start_at >= end_at:
+        raise click.UsageError("--from must be before --to")
+    for finding in review.review(start_at, end_at)["findings"]:
+        click.echo(json.dumps(finding, separators=(",", ":")))
+    record("audit.review", "allowed", ids=None)
+

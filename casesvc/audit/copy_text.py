@@ -19,7 +19,9 @@ import re
 
 from casesvc.audit import chain, csvsafe
 
-EXPORT_FIELDS = (*chain.CHAINED_FIELDS, "hash")
+EXPORT_FIELDS = (*chain.EVENT_FIELDS, "hash")
+# what an export must hold to verify: an export made before `basis` existed has no such column
+REQUIRED_EXPORT_FIELDS = (*chain.CHAINED_FIELDS, "hash")
 PG_AT = """to_char(at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""  # exactly `chain_time`
 NUMBERS = ("seq", "status")
 # anything but a tab (the separator) and printable ASCII without `"` and `\`: a JSON escape

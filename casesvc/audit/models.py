@@ -35,6 +35,9 @@ class EventFields:
     status: Mapped[int | None] = mapped_column(Integer)
     request_id: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str | None] = mapped_column(String(45))
+    # "emergency" for a read under an emergency access (README "Emergency access"), else NULL; hashed only
+    # when set, so events recorded before the field hash as they did (audit/chain.py)
+    basis: Mapped[str | None] = mapped_column(String(16))
 
 
 class AuditInbox(EventFields, db.Model):

@@ -25,6 +25,8 @@ class AuditEventSchema(ma.Schema):
     status = ma.fields.Integer(allow_none=True)
     request_id = ma.fields.String(allow_none=True)
     ip = ma.fields.String(allow_none=True)
+    basis = ma.fields.String(allow_none=True, metadata={
+        "description": "`emergency` for a read under an emergency access, else null (hashed only when set)"})
     prev_hash = ma.fields.String()
     hash = ma.fields.String()
 
@@ -73,7 +75,7 @@ class AccessLogEntrySchema(AuditEventSchema):
 
     class Meta:
         fields = ("at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
-                  "case_id", "outcome")
+                  "case_id", "outcome", "basis")
 
 
 class AccessLogPageSchema(ma.Schema):

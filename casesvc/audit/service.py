@@ -85,6 +85,7 @@ def _event_from_request(status: int) -> dict:
         "status": status,
         "request_id": request.environ.get("casesvc.request_id"),
         "ip": (request.remote_addr or "")[:45] or None,
+        "basis": ctx.get("basis"),
     }
 
 
@@ -129,7 +130,7 @@ def record_response(status: int) -> None:
 _INBOX_INSERT = AuditInbox.__table__.insert()  # Core: one row, none of the ORM's bulk machinery
 
 _FIELDS = ("actor", "actor_role", "actor_agency", "resource_type", "resource_id", "case_id", "youth_id", "ids",
-           "status", "request_id", "ip")
+           "status", "request_id", "ip", "basis")
 
 
 def stage(action: str, outcome: str, **fields) -> None:
@@ -212,7 +213,7 @@ def chain_time(at) -> str | None:
 
 def event_dict(row) -> dict:
     """A sealed event as the API, the export and the verifier see it."""
-    fields = {name: getattr(row, name) for name in chain.CHAINED_FIELDS}
+    fields = {name: getattr(row, name) for name in chain.EVENT_FIELDS}
     fields["at"] = chain_time(row.at)
     fields["hash"] = row.hash
     return fields

@@ -10,14 +10,16 @@ from typing import Iterator
 from sqlalchemy import func, select
 
 from casesvc.audit import chain, csvsafe
-from casesvc.audit.copy_text import EXPORT_FIELDS, TextRows
+from casesvc.audit.copy_text import EXPORT_FIELDS, REQUIRED_EXPORT_FIELDS, TextRows
 from casesvc.audit.export import on_postgresql, pg_lines, stream_events
 from casesvc.audit.models import AuditInbox
 from casesvc.audit.service import seal
 from casesvc.extensions import db
 
 
-_VERIFY_ROWS = TextRows(tuple(sorted(chain.CHAINED_FIELDS)), extra=("hash",))
+# the optional fields come as extra columns: a row with one set takes the general path
+_VERIFY_ROWS = TextRows(tuple(sorted(chain.CHAINED_FIELDS)), extra=(*chain.OPTIONAL_FIELDS, "hash"))
+_VERIFY_OPTIONAL = slice(-1 - len(chain.OPTIONAL_FIELDS), -1)
 _VERIFY_SEQ = _VERIFY_ROWS.names.index("seq")
 _VERIFY_PREV = _VERIFY_ROWS.names.index("prev_hash")
 
@@ -27,7 +29,7 @@ def _pg_verification_events() -> Iterator[dict]:
     rows = _VERIFY_ROWS
     for line in pg_lines(rows, "TRUE"):
         values = rows.plain(line)
-        if values is not None:
+        if values is not None and all(v == "\\N" for v in values[_VERIFY_OPTIONAL]):
             yield {"seq": int(values[_VERIFY_SEQ]), "prev_hash": values[_VERIFY_PREV], "hash": values[-1],
                    "canonical": rows.fill(values).encode()}
         else:
@@ -86,7 +88,7 @@ def read_export(path: str) -> Iterator[dict]:
                         yield event
             elif first:
                 reader = csv.DictReader(handle)
-                if not set(EXPORT_FIELDS) <= set(reader.fieldnames or ()):
+                if not set(REQUIRED_EXPORT_FIELDS) <= set(reader.fieldnames or ()):
                     raise ValueError("the CSV header is not an export's")
                 for row in reader:
                     yield _from_csv_row(row)

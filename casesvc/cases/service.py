@@ -48,7 +48,7 @@ def _check_coordinator(user_id: str | None, participants: list[str]) -> None:
 def open_case(principal: Principal, data: dict) -> Case:
     enforce(check_role(principal, Action.CREATE_CASE))
     try:
-        youth = youth_for(principal, data["youth_id"], Action.READ_YOUTH)
+        youth = youth_for(principal, data["youth_id"], Action.CREATE_CASE)  # not a read: no emergency access
     except Problem as exc:  # an unknown or hidden youth is a bad field here, not a missing page
         if exc.status != 404:
             raise

@@ -17,6 +17,9 @@ class Consent(IdMixin, CreatedMixin, db.Model):
 
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), nullable=False)
     given_by: Mapped[str] = mapped_column(String(10), nullable=False)
+    # `given`, or `refused`: the youth and/or guardian said no (README "Consent refusals"). A refusal is
+    # recorded for the next caseworker to know; it grants nothing and cannot be withdrawn.
+    decision: Mapped[str] = mapped_column(String(10), nullable=False, default="given", server_default="given")
     given_on: Mapped[date] = mapped_column(Date, nullable=False)
     expires_on: Mapped[date] = mapped_column(Date, nullable=False)
     purpose: Mapped[str] = mapped_column(Text, nullable=False)
@@ -44,7 +47,14 @@ class Consent(IdMixin, CreatedMixin, db.Model):
         """Given, not expired, not withdrawn — today in Oslo (invariant 4: no caching)."""
 
         today = oslo_today()
-        return self.withdrawn_at is None and self.given_on <= today <= self.expires_on
+        return (self.decision == "given" and self.withdrawn_at is None
+                and self.given_on <= today <= self.expires_on)
+
+    @property
+    def expires_on_shown(self) -> date | None:
+        """A refusal has no expiry: its stored `expires_on` (the day it was given, when none was
+        sent) is not an end date of anything."""
+        return None if self.decision == "refused" and self.expires_on == self.given_on else self.expires_on
 
     @property
     def categories(self) -> list[str]:

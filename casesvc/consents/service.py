@@ -19,22 +19,28 @@ HEALTH_AGE_OF_MAJORITY = 16
 def record_consent(principal: Principal, case: Case, data: dict) -> Consent:
     today = oslo_today()
     errors: dict[str, list[str]] = {}
+    refused = data.get("decision", "given") == "refused"
+    expires_on = data.get("expires_on")
     birth_date = db.session.scalar(select(Youth.birth_date).where(Youth.id == case.youth_id))
-    if data["given_by"] == "youth" and age_on(birth_date, data["given_on"]) < HEALTH_AGE_OF_MAJORITY:
+    # either the youth or a guardian may say no (docs/domain.md: ages and consent): the age rule is
+    # for consents given
+    if not refused and data["given_by"] == "youth" and age_on(birth_date, data["given_on"]) < HEALTH_AGE_OF_MAJORITY:
         errors["given_by"] = [f"A youth under {HEALTH_AGE_OF_MAJORITY} needs a guardian's consent "
                               "(given_by guardian or both)."]
-    if data["expires_on"] < today:
-        errors["expires_on"] = ["The consent has already expired."]
-    elif data["expires_on"] < data["given_on"]:
+    if expires_on is not None and expires_on < data["given_on"]:
         errors["expires_on"] = ["Must not be before given_on."]
+    elif not refused and expires_on < today:
+        errors["expires_on"] = ["The consent has already expired."]
     outsiders = sorted(set(data["agencies"]) - set(case.participant_codes))
     if outsiders:
         errors["agencies"] = ["Not participating in the case: " + ", ".join(outsiders) + "."]
     if errors:
         raise validation_error(errors)
     categories = set(data["categories"])
-    consent = Consent(case_id=case.id, given_by=data["given_by"], given_on=data["given_on"],
-                      expires_on=data["expires_on"], purpose=data["purpose"],
+    consent = Consent(case_id=case.id, decision="refused" if refused else "given", given_by=data["given_by"],
+                      given_on=data["given_on"],
+                      # a refusal without an end date is stored with its own day (shown as none)
+                      expires_on=expires_on or data["given_on"], purpose=data["purpose"],
                       covers_general="general" in categories, covers_health="health" in categories,
                       recorded_by_agency=principal.agency,
                       grants=[ConsentAgency(agency_code=code) for code in sorted(set(data["agencies"]))])
@@ -54,12 +60,18 @@ def list_consents(case: Case, args: dict) -> dict:
     stmt = select(Consent).where(Consent.case_id == case.id)
     if args.get("active") is not None:
         today = oslo_today()
-        live = and_(Consent.withdrawn_at.is_(None), Consent.given_on <= today, Consent.expires_on >= today)
+        live = and_(Consent.decision == "given", Consent.withdrawn_at.is_(None), Consent.given_on <= today,
+                    Consent.expires_on >= today)
         stmt = stmt.where(live if args["active"] else not_(live))
+    if args.get("decision"):
+        stmt = stmt.where(Consent.decision == args["decision"])
     return audit.noted_page(paginate(stmt, Consent, args["limit"], args.get("cursor")))
 
 
 def withdraw_consent(consent: Consent) -> Consent:
+    if consent.decision == "refused":
+        raise conflict("consent-refused", "A refusal grants nothing and cannot be withdrawn; "
+                                          "record a consent if one is given later.")
     if consent.withdrawn_at is not None:
         raise conflict("consent-withdrawn", "The consent is already withdrawn.")
     consent.withdrawn_at = utcnow()

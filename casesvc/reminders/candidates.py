@@ -94,7 +94,7 @@ def _consent_expiring_candidates(now: datetime, settings):
     today = oslo_today(now)
     stmt = (select(Consent.id, Consent.case_id, Consent.expires_on, Case.lead_agency)
             .join(Case, Case.id == Consent.case_id)
-            .where(Consent.withdrawn_at.is_(None), Case.status.in_(LIVE_CASE),
+            .where(Consent.withdrawn_at.is_(None), Consent.decision == "given", Case.status.in_(LIVE_CASE),
                    Consent.expires_on.between(today, today + timedelta(days=days)),
                    _no_reminder("consent_expiring", Consent.id, Reminder.basis_on == Consent.expires_on)))
 

@@ -142,6 +142,13 @@ def on_case_moved(case: Case, from_agency: str, departed: frozenset[str] = froze
     return len(moved)
 
 
+def on_emergency_access_opened(access, case) -> None:
+    """An emergency access asks the lead agency to review it: due at once (README "Emergency access")."""
+    kind = "emergency_access_review"
+    insert_reminders([reminder_row(kind, case.id, access.started_at, rules.assignee(kind, case.lead_agency),
+                                   "emergency_access", access.id, basis_at=access.started_at)])
+
+
 def connect() -> None:
     """Subscribe once per process (blinker keeps one connection per receiver, so a second call
     changes nothing)."""
@@ -152,3 +159,4 @@ def connect() -> None:
     signals.consent_withdrawn.connect(on_consent_withdrawn)
     signals.case_handed_over.connect(on_case_moved)
     signals.case_transferred.connect(on_case_moved)
+    signals.emergency_access_opened.connect(on_emergency_access_opened)

@@ -1,4 +1,4 @@
-"""Idempotency-Key (CONTRACT §2; README: Idempotency-Key): the key is reserved before the work.
+"""Idempotency-Key (README "The API at a glance"; README: Idempotency-Key): the key is reserved before the work.
 
 A creating POST that sends a key first inserts a row unique per (user, key, endpoint) marked in
 flight, in a transaction of its own that commits at once. Only the request whose insert wins

@@ -44,6 +44,8 @@ _LEAD = {**_SHARED, **_LEAD_ACTIONS_ALLOWED}
 # the agency that registered the youth keeps sight of the youth record (invariant 6), whatever
 # became of the case; once the youth has a case, changing it is for that case's lead or coordinator
 _REGISTERED_YOUTH = {"get_youth": OK, "list_youths": IN, "patch_youth": LEAD_REQUIRED}
+_WITHOUT_CONSENT = {**{a: CONSENT_REQUIRED for a in ACTIONS},
+                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT, "patch_youth": NOT_FOUND}
 _HIDDEN = {**{a: NOT_FOUND for a in ACTIONS}, "list_cases": OUT, "list_youths": OUT}
 
 EXPECTED: dict[str, dict[str, object]] = {
@@ -52,9 +54,16 @@ EXPECTED: dict[str, dict[str, object]] = {
     "lead": {**_LEAD, "get_health_event": NOT_FOUND},
     "participant with consent": _SHARED,
     "participant with consent without health": {**_SHARED, "get_health_event": NOT_FOUND},
-    "participant without consent": {**{a: CONSENT_REQUIRED for a in ACTIONS},
-                                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT,
-                                    "patch_youth": NOT_FOUND},
+    "participant without consent": _WITHOUT_CONSENT,
+    # a refusal naming the agency (README "Consent refusals") grants nothing
+    "participant with a refusal": _WITHOUT_CONSENT,
+    # the user's own emergency access (README "Emergency access"): reads, health included, as under a consent
+    # covering general and health; opened by id, so absent from lists; no writes at all
+    "participant under emergency access": {**_WITHOUT_CONSENT, "get_case": OK, "get_youth": OK,
+                                           "list_reactions": OK, "list_events": OK, "get_health_event": OK,
+                                           "list_notes": OK, "list_consents": OK, "history": OK},
+    "participant whose emergency access ended": _WITHOUT_CONSENT,
+    "colleague of a user under emergency access": _WITHOUT_CONSENT,
     "non-participant in the municipality": _HIDDEN,
     "agency of another municipality": _HIDDEN,
     "admin": {a: NO_CONTENT for a in ACTIONS},
@@ -77,7 +86,9 @@ PARTICIPANT_ROLES = ("health", "nav", "cw", "slt")  # school_health, nav, child_
 CELLS = (
     [("lead", "police")]
     + [(rel, code) for rel in ("participant with consent", "participant with consent without health",
-                               "participant without consent", "non-participant in the municipality")
+                               "participant without consent", "participant with a refusal",
+                               "participant under emergency access", "participant whose emergency access ended",
+                               "colleague of a user under emergency access", "non-participant in the municipality")
        for code in PARTICIPANT_ROLES]
     + [("non-participant in the municipality", "police2"),
        ("agency of another municipality", "west"), ("agency of another municipality", "westhealth"),
@@ -120,7 +131,7 @@ def build(world, app, relationship: str, code: str) -> dict:
         db.session.commit()
     world.actors["doc"] = world.actor("school_health", "doc", "user.doc")
     handover, transfer = "after a handover" in relationship, "transfer" in relationship
-    participating = relationship.startswith("participant") or (transfer and code in PARTICIPANT_ROLES)
+    participating = relationship.startswith(("participant", "colleague")) or (transfer and code in PARTICIPANT_ROLES)
     case = world.case(by="police", participants=["doc", code] if participating else ["doc", "slt"] if handover
                       else ["doc"])
     base = f"/api/v1/cases/{case['id']}"
@@ -129,6 +140,11 @@ def build(world, app, relationship: str, code: str) -> dict:
         world.consent(case, [code], categories=("general", "health"))
     elif relationship == "participant with consent without health":
         world.consent(case, [code], categories=("general",))
+    elif relationship == "participant with a refusal":
+        world.consent(case, [code], categories=("general", "health"), decision="refused")
+    elif "emergency access" in relationship:
+        _emergency_access(world, app, case, code, ended=relationship.endswith("ended"),
+                          colleague=relationship.startswith("colleague"))
     spare = world.consent(case, ["doc"])
     reaction = world["police"].post(f"{base}/reactions", json=REACTION)
     assert reaction.status_code == 201, reaction.json
@@ -155,6 +171,27 @@ def build(world, app, relationship: str, code: str) -> dict:
             "health_event": event.json["id"], "etag": world[lead].get(base).headers["ETag"], "lead": lead,
             "consent_for": "west" if transfer else "doc",
             "youth_etag": world[lead].get(f"/api/v1/youths/{case['youth_id']}").headers["ETag"]}
+
+
+def _emergency_access(world, app, case, code, ended: bool, colleague: bool) -> None:
+    """The actor `code` breaks the glass; or its access ran out an hour ago; or a colleague in
+    its agency broke it, and `code` is someone else."""
+    holder = world[code]
+    if colleague:
+        holder = world.actor(holder.role, code, f"user.{code}.colleague")
+    resp = holder.post(f"/api/v1/cases/{case['id']}/emergency-access",
+                       json={"reason": "The youth was found unconscious at school tonight."})
+    assert resp.status_code == 201, resp.json
+    if ended:
+        from datetime import timedelta
+
+        from casesvc.emergency.models import EmergencyAccess
+
+        with app.app_context():
+            access = db.session.get(EmergencyAccess, resp.json["id"])
+            access.started_at -= timedelta(hours=5)
+            access.expires_at -= timedelta(hours=5)
+            db.session.commit()
 
 
 REACTION = {"type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-04"}

@@ -389,3 +389,51 @@ def test_youth_changes_follow_the_rule_of_case_changes(who, created_by, accesses
     assert (decision.allowed, decision.status) == expected
     if decision.status == 403:
         assert decision.reason == "lead-agency-required"
+
+
+# --- refusals and emergency access (README "Emergency access" and "Consent refusals") --------------------------------------
+
+def test_a_refusal_is_never_active():
+    from casesvc.policy import ConsentFacts as Facts
+
+    refusal = Facts(frozenset({"nav"}), True, YESTERDAY, TOMORROW, False, refused=True)
+    assert not refusal.active_on(TODAY)
+    assert case_access(staff("nav", "nav"), case(refusal), TODAY).relation is Relation.CONSENT_REQUIRED
+
+
+def _emergency(user, hours_ago=1, hours_left=3):
+    from datetime import datetime, timezone
+
+    from casesvc.policy import EmergencyFacts
+
+    now = datetime(2027, 3, 10, 12, 0, tzinfo=timezone.utc)
+    return now, EmergencyFacts(user, now - timedelta(hours=hours_ago), now + timedelta(hours=hours_left))
+
+
+def test_an_emergency_access_reads_with_health_and_writes_nothing():
+    nav = staff("nav", "nav")
+    now, grant = _emergency(nav.subject)
+    facts = CaseFacts("0301", "police", frozenset({"police", "nav"}), (), (grant,))
+    access = case_access(nav, facts, TODAY, now)
+    assert access == CaseAccess(Relation.EMERGENCY, health=True)
+    assert authorize(nav, Action.READ_NOTES, access)
+    assert authorize(nav, Action.WRITE_NOTE, access).reason == "consent-required"
+    assert not can_see_entry(nav, access, EntryFacts("police", "health", "agency"))
+    assert can_see_entry(nav, access, EntryFacts("police", "health", "shared"))
+
+
+def test_an_emergency_access_is_the_users_within_its_hours_only():
+    nav = staff("nav", "nav")
+    now, grant = _emergency("someone-else")
+    facts = CaseFacts("0301", "police", frozenset({"police", "nav"}), (), (grant,))
+    assert case_access(nav, facts, TODAY, now).relation is Relation.CONSENT_REQUIRED
+    now, ended = _emergency(nav.subject, hours_ago=5, hours_left=-1)
+    facts = CaseFacts("0301", "police", frozenset({"police", "nav"}), (), (ended,))
+    assert case_access(nav, facts, TODAY, now).relation is Relation.CONSENT_REQUIRED
+
+
+def test_an_emergency_access_does_not_reach_outside_the_case_rules():
+    outsider = staff("cw", "child_welfare")
+    now, grant = _emergency(outsider.subject)
+    facts = CaseFacts("0301", "police", frozenset({"police", "nav"}), (), (grant,))
+    assert case_access(outsider, facts, TODAY, now).relation is Relation.HIDDEN

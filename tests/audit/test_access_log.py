@@ -75,7 +75,7 @@ def test_the_log_is_newest_first_and_holds_only_this_youths_events(world, story)
 def test_the_log_holds_ids_and_codes_not_content(world, story):
     entry = whole_log(world["police"], story["youth"])[0]
     assert set(entry) <= {"at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
-                          "case_id", "outcome"}
+                          "case_id", "outcome", "basis"}
 
 
 def test_reading_the_access_log_is_in_the_access_log(world, story):

@@ -74,7 +74,7 @@ def test_hash_is_sha256_of_the_canonical_json_including_seq_and_prev_hash():
 def test_link_sets_seq_and_prev_hash_and_keeps_only_chained_fields():
     event = link({**fields(), "seq": 99, "prev_hash": "y", "name": "Test Testesen"}, 5, "a" * 64)
     assert event["seq"] == 5 and event["prev_hash"] == "a" * 64
-    assert set(event) == {*CHAINED_FIELDS, "hash"}
+    assert set(event) == {*chain.EVENT_FIELDS, "hash"}  # with the optional `basis`
 
 
 # --- the verifier -------------------------------------------------------------------------------
@@ -280,3 +280,14 @@ def test_canonical_is_sorted_compact_json_of_the_chained_fields(event):
     assert canonical({**event, "hash": "x"}) == reference
     assert chain.canonical_value(event["ids"]) == json.dumps(event["ids"], sort_keys=True, separators=(",", ":"),
                                                              ensure_ascii=False)
+
+
+def test_an_event_without_basis_hashes_as_before_the_field_existed():
+    """`basis` (README "Emergency access") is hashed only when set: events recorded before it keep their hash."""
+    event = {name: f"v-{name}" for name in CHAINED_FIELDS}
+    event["seq"] = 7
+    before = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert canonical(event) == before
+    assert canonical({**event, "basis": None}) == before
+    assert event_hash({**event, "basis": "emergency"}) != event_hash(event)
+    assert json.loads(canonical({**event, "basis": "emergency"}))["basis"] == "emergency"

@@ -44,7 +44,7 @@ values = st.one_of(st.none(), st.sampled_from(AWKWARD), st.text(max_size=12),
        status=st.one_of(st.none(), st.integers(-5, 600)), seq=st.integers(-3, 10**12),
        stored=st.sampled_from(["sqlalchemy", "compact", "sql-null"]))
 def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, status, seq, stored):
-    event = {name: data.draw(values, label=name) for name in chain.CHAINED_FIELDS}
+    event = {name: data.draw(values, label=name) for name in chain.EVENT_FIELDS}
     # `at` comes from to_char(): digits, dashes, colons, a dot, T and Z (or NULL)
     at = data.draw(st.one_of(st.none(), st.datetimes(timezones=st.just(timezone.utc))), label="at")
     event.update(seq=seq, status=status, ids=ids, hash=data.draw(values, label="hash"),
@@ -58,7 +58,9 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
     line = _copy_line(rows, event, ids_text)
     assert rows.typed(line) == {n: event[n] for n in (*rows.columns, "ids")}
     plain = rows.plain(line)
-    if plain is not None:  # the template path gives the very bytes of the general one
+    # the template path (taken when no optional field such as `basis` is set) gives the very
+    # bytes of the general one
+    if plain is not None and all(event[name] is None for name in chain.OPTIONAL_FIELDS):
         assert rows.fill(plain) == chain.canonical(event).decode()
 
     # the JSONL export (COPY ... WITH (NULL 'null'), strings quoted by the SELECT): the row alone,

@@ -1,0 +1,1 @@
+"""Emergency access, "break the glass" (README "Emergency access"; README: Privacy duties)."""
