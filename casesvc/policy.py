@@ -259,7 +259,6 @@ def emergency_access_decision(principal: Principal, access: CaseAccess) -> Decis
     return ALLOW
 
 
-# --- Administration and the audit log ---------------------------------------------------------
 def youth_change_decision(principal: Principal, created_by_agency: str, case_accesses: list[CaseAccess]) -> Decision:
     """Changing a youth's details, for a caller who may see the youth (invariant 6): the rule of
     case changes (invariant 7) — the lead agency of one of the youth's cases, or a coordinator
@@ -268,15 +267,11 @@ def youth_change_decision(principal: Principal, created_by_agency: str, case_acc
         if created_by_agency == principal.agency:
             return ALLOW
         return Decision(False, 404, "not-found", "No such youth.")
-    if any(a.relation is Relation.LEAD for a in case_accesses):
-        return ALLOW
-    if principal.role == "coordinator" and any(a.relation is Relation.SHARED for a in case_accesses):
-        return ALLOW
-    return Decision(False, 403, "lead-agency-required",
-                    "Only the lead agency of one of the youth's cases or a coordinator may change the youth.")
+    return _lead_or_coordinator(principal, case_accesses,
+                                "Only the lead agency of one of the youth's cases or a coordinator may change the youth.")
 
 
-# --- The same rules as SQL expressions, for lists -------------------------------------------
+# --- Administration and the audit log ---------------------------------------------------------
 
 def check_admin(principal: Principal) -> Decision:
     """Administration (users, agencies, clients, webhooks): the admin role, with the `admin` scope."""

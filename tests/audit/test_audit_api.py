@@ -11,7 +11,6 @@ import pytest
 
 from casesvc.audit.chain import CHAINED_FIELDS, GENESIS, event_hash
 from casesvc.audit.copy_text import EXPORT_FIELDS
-from casesvc.cli import main
 from tests.audit.test_audit_recording import events, head_seq
 from tests.conftest import PROBLEM, all_pages, assert_field_error, assert_problem, assert_unauthorized, sealed
 
@@ -203,22 +202,9 @@ def test_bad_export_parameters_are_422(world, query):
 
 
 @pytest.fixture
-def verify_file(tmp_path, monkeypatch, capsys, app):
-    monkeypatch.setenv("CASESVC_DATABASE_URL", app.config["CASESVC"].database_url)
-    monkeypatch.setenv("CASESVC_INSTANCE_PATH", str(tmp_path / "instance"))
-    monkeypatch.setenv("CASESVC_ENV", "test")
-
-    def run(path) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = main(["audit", "verify", "--file", str(path)])
-        except SystemExit as exc:
-            code = exc.code
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err
-        return code, out, err
-
-    return run
+def verify_file(test_db_cli):
+    """`casesvc audit verify --file PATH`, against the test database."""
+    return lambda path: test_db_cli("audit", "verify", "--file", str(path))
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
