@@ -443,7 +443,7 @@ def main() -> int:
     secret = secrets.token_urlsafe(48)
     workdir = Path(tempfile.mkdtemp(prefix="casesvc-bench-"))
     env = {**os.environ, "CASESVC_ENV": "production", "CASESVC_SECRET_KEY": secret, "CASESVC_DATABASE_URL": url,
-           "CASESVC_INSTANCE_PATH": str(workdir), "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
+           "CASESVC_PUBLIC_URL": "https://casesvc.bench.invalid", "CASESVC_INSTANCE_PATH": str(workdir), "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
            "BENCH_THREADS": str(args.threads)}
 
     from casesvc import create_app
