@@ -72,7 +72,7 @@ def test_a_database_that_is_down_is_503_with_retry_after_on_every_endpoint(world
     ready = client.get("/readyz")
     assert_problem(ready, 503, "unavailable")
     assert ready.headers["Retry-After"] == "7"
-    assert client.get("/healthz").json == {"status": "ok"}  # the process itself is alive
+    assert client.get("/healthz").json["status"] == "ok"  # the process itself is alive
 
 
 @pg_only
