@@ -5,6 +5,7 @@ import logging
 
 from gunicorn.app.base import BaseApplication
 
+from casesvc.config import Settings
 from casesvc.logging_setup import REQUEST_LOGGER
 from casesvc.ops.metrics import mark_worker_dead
 
@@ -47,4 +48,6 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
 def run_gunicorn(app, host: str, port: int, workers: int, threads: int = 1, access_log: bool = True) -> None:
     """`access_log=False` drops casesvc's per-request log line (bench/run.py measures without it)."""
     logging.getLogger(REQUEST_LOGGER).disabled = not access_log
-    _Server(app, gunicorn_options(app.config["CASESVC"], host, port, workers, threads)).run()
+    # an app of casesvc carries its settings; another one (the bench's bare app) gets the defaults
+    settings = app.config.get("CASESVC", Settings)
+    _Server(app, gunicorn_options(settings, host, port, workers, threads)).run()
