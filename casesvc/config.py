@@ -100,7 +100,7 @@ class Settings:
     db_max_overflow: int = 5
     db_pool_timeout: float = 5.0
     db_pool_recycle: int = 1800
-    db_pool_pre_ping: bool = True
+    db_ping_after_idle: float = 1.0
     db_connect_timeout: int = 5
     db_statement_timeout: float = 30.0
     db_idle_in_transaction_timeout: float = 60.0
@@ -307,7 +307,7 @@ def _database_settings() -> dict:
         "db_max_overflow": seconds("CASESVC_DB_MAX_OVERFLOW", 5, _int),
         "db_pool_timeout": _positive("CASESVC_DB_POOL_TIMEOUT", _float("CASESVC_DB_POOL_TIMEOUT", 5.0)),
         "db_pool_recycle": _positive("CASESVC_DB_POOL_RECYCLE", _int("CASESVC_DB_POOL_RECYCLE", 1800)),
-        "db_pool_pre_ping": _bool("CASESVC_DB_POOL_PRE_PING", True),
+        "db_ping_after_idle": seconds("CASESVC_DB_PING_AFTER_IDLE", 1.0),
         "db_connect_timeout": _positive("CASESVC_DB_CONNECT_TIMEOUT", _int("CASESVC_DB_CONNECT_TIMEOUT", 5)),
         "db_statement_timeout": seconds("CASESVC_DB_STATEMENT_TIMEOUT", 30.0),
         "db_idle_in_transaction_timeout": seconds("CASESVC_DB_IDLE_IN_TRANSACTION_TIMEOUT", 60.0),

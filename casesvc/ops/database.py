@@ -2,9 +2,9 @@
 
 Every wait has a limit, each a setting: opening a connection (`connect_timeout`), a statement on
 a live server (`statement_timeout`, enforced by PostgreSQL), a transaction left idle
-(`idle_in_transaction_session_timeout`), a connection from the pool (`pool_timeout`). A stale
-pooled connection (the server restarted) is found by the pool's pre-ping and replaced before a
-request meets it.
+(`idle_in_transaction_session_timeout`), a connection from the pool (`pool_timeout`). A pooled
+connection that sat idle is pinged before use (`_ping_when_idle`): one the server dropped while
+it waited is replaced before a request meets it.
 
 A server that stops answering altogether — stopped, or cut off behind a proxy that keeps the
 socket open — enforces nothing. For that, the `Watchdog` gives each statement and commit of a
@@ -23,6 +23,7 @@ import time
 from flask import Flask
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 
 from casesvc.extensions import db
 
@@ -45,7 +46,7 @@ def engine_options(settings) -> dict:
     # `hide_parameters`: a statement's values (names, notes) never enter an error message or a log line
     return {"hide_parameters": True, "pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
             "pool_timeout": settings.db_pool_timeout, "pool_recycle": settings.db_pool_recycle,
-            "pool_pre_ping": settings.db_pool_pre_ping, "connect_args": connect_args}
+            "connect_args": connect_args}
 
 
 class Watchdog:
@@ -97,10 +98,14 @@ def _cut(dbapi_connection) -> None:
 
 
 def install(app: Flask, engine: Engine) -> None:
-    """Deadlines for a PostgreSQL engine's statements and commits (none when
-    `statement_timeout` is off, as for the command line's long jobs)."""
+    """For a PostgreSQL engine: a ping before reusing a connection that sat idle, and deadlines
+    for statements and commits (none when `statement_timeout` is off, as for the command
+    line's long jobs)."""
     settings = app.config["CASESVC"]
-    if engine.dialect.name != "postgresql" or not settings.db_statement_timeout:
+    if engine.dialect.name != "postgresql":
+        return
+    _ping_when_idle(engine, settings.db_ping_after_idle)
+    if not settings.db_statement_timeout:
         return
     watchdog = Watchdog(settings.db_statement_timeout + WATCHDOG_GRACE)
     app.extensions["casesvc.db_watchdog"] = watchdog
@@ -120,6 +125,29 @@ def install(app: Flask, engine: Engine) -> None:
     event.listen(engine, "rollback", arm)
     event.listen(engine, "handle_error", lambda context: disarm(context.connection) if context.connection else None)
     event.listen(engine.pool, "checkin", lambda dbapi_connection, record: watchdog.disarm(dbapi_connection))
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Before a pooled connection that sat idle longer than `idle_seconds` is handed out, ask it
+    `SELECT 1`; a dead one (the server restarted meanwhile) is discarded and the pool hands out
+    another, so no request meets it. A connection in steady use is not pinged: a ping on every
+    checkout would cost a round trip per request. If the server restarts under load, the few
+    requests that meet a dropped connection answer 503 with Retry-After, and SQLAlchemy renews
+    the whole pool. `idle_seconds` 0 pings every checkout."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checked_in(dbapi_connection, record):
+        record.info["casesvc.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _checked_out(dbapi_connection, record, proxy):
+        since = record.info.get("casesvc.idle_since")
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool retries with a fresh connection
+            raise DisconnectionError("a pooled connection was found dead") from exc
 
 
 class Readiness:

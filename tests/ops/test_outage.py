@@ -87,7 +87,8 @@ def test_after_a_restart_the_service_recovers_without_one_and_loses_no_answered_
         statuses.append(resp.status_code)
         if resp.status_code == 201:
             answered.append(resp.json["id"])
-        proxy.cut()  # every pooled connection dies, as in a restart: pre-ping replaces them
+        proxy.cut()  # every pooled connection dies, as in a restart while the service is idle:
+        time.sleep(1.2)  # idle past CASESVC_DB_PING_AFTER_IDLE, each is pinged, found dead and replaced
     proxy.refuse()
     down = client.post(f"/api/v1/cases/{case['id']}/notes", headers=_bearer(police),
                        json={"body": "Test note while down", "category": "general", "visibility": "shared"})

@@ -30,7 +30,8 @@ def test_the_waits_and_the_pool_follow_their_settings(monkeypatch):
                          CASESVC_DB_STATEMENT_TIMEOUT="12.5", CASESVC_DB_IDLE_IN_TRANSACTION_TIMEOUT="40")
     options = engine_options(settings)
     assert (options["pool_size"], options["max_overflow"], options["pool_timeout"]) == (8, 2, 3.0)
-    assert options["pool_pre_ping"] is True  # a connection the server dropped never reaches a request
+    assert "pool_pre_ping" not in options  # a ping per checkout would cost a round trip per request
+    assert settings.db_ping_after_idle == 1.0  # an idle connection is pinged instead (tests/ops/test_outage.py)
     assert options["connect_args"]["connect_timeout"] == 4
     assert options["connect_args"]["options"] == ("-c statement_timeout=12500 "
                                                   "-c idle_in_transaction_session_timeout=40000")
