@@ -9,8 +9,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from casesvc import signals
-from casesvc.agencies.models import Agency
-from casesvc.cases.models import Case, Participant
+from casesvc.cases.models import Case
 from casesvc.common.timeutil import utcnow
 from casesvc.consents.models import Consent
 from casesvc.extensions import db
@@ -19,7 +18,7 @@ from casesvc.reactions.models import Condition, Reaction
 from casesvc.reminders import rules
 from casesvc.reminders.models import Reminder, WebhookDelivery
 from casesvc.reminders.store import (LIVE_CASE, enqueue_deliveries, insert_reminders, last_answer, open_reminders,
-                                     reminder_row, settle)
+                                     participant_kinds, reminder_row, settle)
 
 
 def on_event_logged(event: Event, case: Case) -> None:
@@ -107,10 +106,7 @@ def on_case_moved(case: Case, from_agency: str, departed: frozenset[str] = froze
     responsible agency (the old lead keeps those of its own conditions); an escalation to the
     coordinator agency; a manual reminder of an agency that left is dismissed. Webhook deliveries
     not yet made follow."""
-    participants = [tuple(row) for row in db.session.execute(
-        select(Participant.agency_code, Agency.kind).join(Agency, Agency.code == Participant.agency_code)
-        .where(Participant.case_id == case.id))]
-    coordinator = rules.coordinator_agency(case.lead_agency, participants)
+    coordinator = rules.coordinator_agency(case.lead_agency, participant_kinds({case.id})[case.id])
     responsible = dict(db.session.execute(
         select(Condition.id, Condition.responsible_agency).join(Reaction, Reaction.id == Condition.reaction_id)
         .where(Reaction.case_id == case.id)).all())

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from casesvc.agencies.models import Agency
+from casesvc.cases.models import Participant
 from casesvc.common.db import new_id
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
@@ -143,3 +145,15 @@ def last_answer(condition_id: str, case_id: str) -> datetime | None:
 def answers_clause():
     """rules.answers_condition as SQL."""
     return or_(Event.kind != "drug_test", Event.result.not_in(sorted(rules.UNANSWERED_RESULTS)))
+
+
+def participant_kinds(cases: set[str]) -> dict[str, list[tuple[str, str]]]:
+    """The (agency code, agency kind) of each case's participants, for `rules.coordinator_agency`."""
+    found: dict[str, list[tuple[str, str]]] = {case_id: [] for case_id in cases}
+    if cases:
+        for case_id, code, kind in db.session.execute(
+                select(Participant.case_id, Participant.agency_code, Agency.kind)
+                .join(Agency, Agency.code == Participant.agency_code)
+                .where(Participant.case_id.in_(sorted(cases)))):
+            found[case_id].append((code, kind))
+    return found

@@ -30,8 +30,7 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
-from casesvc.agencies.models import Agency
-from casesvc.cases.models import Case, Participant
+from casesvc.cases.models import Case
 from casesvc.common.crypto import UnreadableSecret, decrypt_at_rest
 from casesvc.common.db import new_id
 from casesvc.common.timeutil import rfc3339, utcnow
@@ -39,7 +38,7 @@ from casesvc.extensions import db
 from casesvc.reminders import isolation, rules, webhooks
 from casesvc.reminders.candidates import RULES
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery
-from casesvc.reminders.store import insert_reminders, reminder_row
+from casesvc.reminders.store import insert_reminders, participant_kinds, reminder_row
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +105,6 @@ def _apply_rule(name: str, build, refresh_basis: bool, now: datetime, settings, 
         refresh_basis=refresh_basis, now=now)))
 
 
-def _coordinator_agencies(cases: set[str]) -> dict[str, list[tuple[str, str]]]:
-    """The (agency code, agency kind) of each case's participants, for `rules.coordinator_agency`."""
-    found: dict[str, list[tuple[str, str]]] = {case_id: [] for case_id in cases}
-    if cases:
-        for case_id, code, kind in db.session.execute(
-                select(Participant.case_id, Participant.agency_code, Agency.kind)
-                .join(Agency, Agency.code == Participant.agency_code)
-                .where(Participant.case_id.in_(sorted(cases)))):
-            found[case_id].append((code, kind))
-    return found
-
-
 def _escalate(now: datetime, settings) -> int:
     """Reminders still pending `reminder_escalation_days` after they fell due go, once, to the
     case's coordinator agency. The SQL narrows to the candidates the index finds (the twin of
@@ -133,7 +120,7 @@ def _escalate(now: datetime, settings) -> int:
 
     def escalate(part) -> int:
         due = [r for r in part if rules.should_escalate(r.kind, r.status, r.due_at, r.created_at, now, days)]
-        participants = _coordinator_agencies({r.case_id for r in due})
+        participants = participant_kinds({r.case_id for r in due})
         rows = [reminder_row("escalation", r.case_id, rules.escalation_due(r.due_at, r.created_at, days),
                              rules.assignee("escalation", "", coordinator=rules.coordinator_agency(
                                  r.lead_agency, participants[r.case_id])),
