@@ -93,7 +93,8 @@ def _cut(dbapi_connection) -> None:
         with socket.socket(fileno=os.dup(fd)) as sock:
             sock.shutdown(socket.SHUT_RDWR)
         log.warning("database did not answer within its deadline; the connection was cut")
-    except (OSError, ValueError, AttributeError) as exc:  # already closed
+    except Exception as exc:  # noqa: BLE001 (already closed; the driver says so in its own error, psycopg's
+        # OperationalError among them): pass it over, and the watchdog goes on with the others
         log.info("database connection could not be cut: %s", exc.__class__.__name__)
 
 
@@ -111,13 +112,14 @@ def install(app: Flask, engine: Engine) -> None:
     app.extensions["casesvc.db_watchdog"] = watchdog
 
     def arm(conn, *args):
-        watchdog.arm(conn.connection.dbapi_connection)
+        dbapi_connection = _watched(conn)
+        if dbapi_connection is not None:
+            watchdog.arm(dbapi_connection)
 
     def disarm(conn, *args):
-        try:
-            watchdog.disarm(conn.connection.dbapi_connection)
-        except Exception:  # an invalidated connection has no DBAPI connection left to watch
-            pass
+        dbapi_connection = _watched(conn)
+        if dbapi_connection is not None:
+            watchdog.disarm(dbapi_connection)
 
     event.listen(engine, "before_cursor_execute", arm)
     event.listen(engine, "after_cursor_execute", disarm)
@@ -125,6 +127,16 @@ def install(app: Flask, engine: Engine) -> None:
     event.listen(engine, "rollback", arm)
     event.listen(engine, "handle_error", lambda context: disarm(context.connection) if context.connection else None)
     event.listen(engine.pool, "checkin", lambda dbapi_connection, record: watchdog.disarm(dbapi_connection))
+
+
+def _watched(conn):
+    """The driver connection under `conn`, or None when it has none: a connection found lost
+    (invalidated) is rolled back without a word to the server, so there is nothing to watch.
+    Asking `conn.connection` then would raise, from inside that rollback, an error that hides
+    the lost connection (a 500 instead of the 503), or open a new connection just to watch it."""
+    if conn.invalidated or conn.closed:
+        return None
+    return conn.connection.dbapi_connection
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

@@ -138,3 +138,30 @@ def test_when_the_caller_lookup_fails_the_event_still_names_the_verified_caller(
         assert (event.actor, event.actor_role, event.actor_agency, event.status) == (
             world["police"].user_id, "police", "police", 503)
         db.session.remove()
+
+
+@pg_only
+def test_a_connection_lost_in_the_middle_of_a_write_is_503_and_the_write_is_not_there(world, behind, proxy, monkeypatch):
+    """The connection drops after the write's transaction began, before its insert: the rollback
+    that follows finds the connection gone, and the answer is still 503, never a 500."""
+    from casesvc.followups import service as followups
+
+    client = behind.test_client()
+    police = world["police"]
+    case = world.case()
+    write_note = followups.write_note
+
+    def cut_first(*args, **kwargs):
+        proxy.cut()  # the caller was read in this transaction; its connection dies here
+        return write_note(*args, **kwargs)
+
+    monkeypatch.setattr(followups, "write_note", cut_first)
+    lost = client.post(f"/api/v1/cases/{case['id']}/notes", headers=_bearer(police),
+                       json={"body": "Test note lost", "category": "general", "visibility": "shared"})
+    _unavailable(lost)
+    monkeypatch.setattr(followups, "write_note", write_note)
+    again = client.post(f"/api/v1/cases/{case['id']}/notes", headers=_bearer(police),
+                        json={"body": "Test note kept", "category": "general", "visibility": "shared"})
+    assert again.status_code == 201, again.get_data(as_text=True)  # the pool replaced the connection
+    assert [n["id"] for n in police.get(f"/api/v1/cases/{case['id']}/notes").json["items"]] == [again.json["id"]]
+    assert world["auditor"].get("/api/v1/audit/verify").json["valid"] is True

@@ -77,3 +77,37 @@ def test_the_server_enforces_the_timeouts_the_service_asked_for(app, tmp_path):
             assert conn.execute(text("SHOW statement_timeout")).scalar() == "7s"
             assert conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "9s"
         db.engine.dispose()
+
+
+def test_the_watchdog_goes_on_cutting_after_a_connection_already_lost():
+    """A connection the driver already reports lost (with an error of its own kind) is passed
+    over; the deadlines of the others are still enforced."""
+    import socket
+    import time
+
+    import psycopg
+
+    from casesvc.ops.database import Watchdog
+
+    class Lost:
+        def fileno(self):
+            raise psycopg.OperationalError("the connection is lost")
+
+    class Stuck:
+        def __init__(self):
+            self.ours, self.theirs = socket.socketpair()
+
+        def fileno(self):
+            return self.ours.fileno()
+
+    watchdog = Watchdog(0.05, interval=0.02)
+    watchdog.arm(Lost())
+    time.sleep(0.2)  # its deadline passed
+    stuck = Stuck()
+    watchdog.arm(stuck)
+    stuck.theirs.settimeout(3)
+    try:
+        assert stuck.theirs.recv(1) == b""  # shut down by the watchdog, not left hanging
+    finally:
+        stuck.ours.close()
+        stuck.theirs.close()
