@@ -105,11 +105,12 @@ def install(app: Flask, engine: Engine) -> None:
     settings = app.config["CASESVC"]
     if engine.dialect.name != "postgresql":
         return
-    _ping_when_idle(engine, settings.db_ping_after_idle)
     if not settings.db_statement_timeout:
+        _ping_when_idle(engine, settings.db_ping_after_idle, None)
         return
     watchdog = Watchdog(settings.db_statement_timeout + WATCHDOG_GRACE)
     app.extensions["casesvc.db_watchdog"] = watchdog
+    _ping_when_idle(engine, settings.db_ping_after_idle, watchdog)
 
     def arm(conn, *args):
         dbapi_connection = _watched(conn)
@@ -139,13 +140,14 @@ def _watched(conn):
     return conn.connection.dbapi_connection
 
 
-def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+def _ping_when_idle(engine: Engine, idle_seconds: float, watchdog: Watchdog | None) -> None:
     """Before a pooled connection that sat idle longer than `idle_seconds` is handed out, ask it
     `SELECT 1`; a dead one (the server restarted meanwhile) is discarded and the pool hands out
     another, so no request meets it. A connection in steady use is not pinged: a ping on every
     checkout would cost a round trip per request. If the server restarts under load, the few
     requests that meet a dropped connection answer 503 with Retry-After, and SQLAlchemy renews
-    the whole pool. `idle_seconds` 0 pings every checkout."""
+    the whole pool. `idle_seconds` 0 pings every checkout. The ping has the statements' deadline
+    (`watchdog`): a server that keeps still does not hold the request past it."""
 
     @event.listens_for(engine.pool, "checkin")
     def _checked_in(dbapi_connection, record):
@@ -156,10 +158,15 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
         since = record.info.get("casesvc.idle_since")
         if since is None or time.monotonic() - since < idle_seconds:
             return
+        if watchdog is not None:
+            watchdog.arm(dbapi_connection)
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:  # the pool retries with a fresh connection
             raise DisconnectionError("a pooled connection was found dead") from exc
+        finally:
+            if watchdog is not None:
+                watchdog.disarm(dbapi_connection)
 
 
 class Readiness:

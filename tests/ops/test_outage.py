@@ -5,6 +5,7 @@ bound; the service recovers without a restart; what was answered 2xx is there af
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -118,6 +119,31 @@ def test_a_frozen_database_is_answered_503_within_the_stated_bounds(world, behin
         if client.get("/readyz").status_code == 200:
             break
         time.sleep(0.25)
+    assert client.get("/api/v1/cases", headers=_bearer(police)).status_code == 200
+
+
+@pg_only
+def test_a_connection_pinged_after_idling_on_a_frozen_database_is_503_within_the_stated_bounds(world, behind, proxy):
+    """The ping that checks a connection which sat idle has the statements' deadline too: it
+    does not wait for the database for as long as the database keeps still."""
+    client = behind.test_client()
+    police = world["police"]
+    assert client.get("/api/v1/cases", headers=_bearer(police)).status_code == 200  # a pooled connection
+    time.sleep(1.2)  # idle past CASESVC_DB_PING_AFTER_IDLE: it is pinged before its next use
+    proxy.freeze()
+    thaw = threading.Timer(20, proxy.freeze, args=(False,))  # were it not bounded, it would wait this long
+    thaw.start()
+    try:
+        started = time.monotonic()
+        resp = client.get("/api/v1/cases", headers=_bearer(police))
+        took = time.monotonic() - started
+    finally:
+        thaw.cancel()
+    _unavailable(resp)
+    # the ping's deadline and its grace; a new connection's timeout for the request, another for its
+    # audit event (README "Operations": waits and outages); slack for a loaded machine
+    assert took < STATEMENT_TIMEOUT + 2.0 + 2 * 2.0 + 2.0
+    proxy.freeze(False)
     assert client.get("/api/v1/cases", headers=_bearer(police)).status_code == 200
 
 

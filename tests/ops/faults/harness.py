@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -339,3 +340,17 @@ class Shared:
     def some_case(self, rng) -> str | None:
         with self.lock:
             return rng.choice(self.cases) if self.cases else None
+
+
+def served(host: Host) -> dict[str, tuple[int, float]]:
+    """What the host's request log says of each request: request id -> (status, seconds taken
+    once a worker thread had it; the time it waited for a free thread is not in it)."""
+    found = {}
+    for line in host.log_text().splitlines():
+        match = _REQUEST_LINE.search(line)
+        if match:
+            found[match["id"]] = (int(match["status"]), float(match["ms"]) / 1000)
+    return found
+
+
+_REQUEST_LINE = re.compile(r"\[(?P<id>[^\]]+)\] casesvc\.request: \S+ \S+ (?P<status>\d{3}) (?P<ms>[\d.]+)ms")
