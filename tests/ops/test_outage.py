@@ -19,6 +19,7 @@ from tests.conftest import PASSWORD, assert_problem
 from tests.ops.tcp_proxy import TcpProxy
 
 POSTGRES = os.environ.get("CASESVC_TEST_DATABASE_URL", "").startswith("postgresql")
+pytestmark = pytest.mark.faults
 pg_only = pytest.mark.skipif(not POSTGRES, reason="the outage is staged between the service and PostgreSQL")
 
 STATEMENT_TIMEOUT = 1.0  # the watchdog's deadline is this plus its grace (2 s)
