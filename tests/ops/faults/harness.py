@@ -28,7 +28,7 @@ from casesvc.youths import national_id
 
 POSTGRES_URL = os.environ.get("CASESVC_TEST_DATABASE_URL", "")
 pg_only = pytest.mark.skipif(not POSTGRES_URL.startswith("postgresql"),
-                             reason="several processes on one database: the scenario needs PostgreSQL "
+                             reason="real servers on the production database: needs PostgreSQL "
                                     "(set CASESVC_TEST_DATABASE_URL)")
 CLI = [sys.executable, "-m", "casesvc.cli"]
 # printed at the end of the run by this folder's conftest (pytest_terminal_summary)
