@@ -29,7 +29,6 @@ from tests.ops.faults.harness import (
     pg_only,
     report,
     served,
-    run_cli,
     serving,
 )
 from tests.ops.tcp_proxy import TcpProxy
@@ -134,7 +133,7 @@ def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answere
     for event in sealed(app):
         if (event["request_id"] or "").startswith("outage-"):
             events[event["request_id"]] = events.get(event["request_id"], 0) + 1
-    verified = run_cli({**env, "CASESVC_DATABASE_URL": POSTGRES_URL}, "audit", "verify")
+    verdict = world["auditor"].get("/api/v1/audit/verify").json
 
     load = [r for r in ledger.records if r.label != "login"]
     at = dict(marks)
@@ -175,4 +174,4 @@ def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answere
     assert set(notes) <= stored  # every write answered 201 is there
     answered = {r.request_id for r in ledger.records if r.status in (200, 201)}
     assert answered <= set(events) and set(events.values()) == {1}  # each with its one audit event
-    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verdict["valid"] is True and verdict["unsealed"] == 0, verdict

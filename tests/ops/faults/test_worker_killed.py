@@ -25,7 +25,6 @@ from tests.ops.faults.harness import (
     new_secret,
     pg_only,
     report,
-    run_cli,
     serving,
     youth_body,
 )
@@ -116,8 +115,8 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
         assert after_last_kill and all(r.status == 201 for r in after_last_kill), "the service stopped answering"
         assert len(host.workers()) == 2
 
-        verified = run_cli(env, "audit", "verify")
-        assert verified.returncode == 0, verified.stdout + verified.stderr
+        verdict = world["auditor"].get("/api/v1/audit/verify").json
+        assert verdict["valid"] is True and verdict["unsealed"] == 0, verdict
 
     assert set(created) <= youths  # every create answered 201 is there
     written = {e["resource_id"] for e in events if e["action"] == "youths.create_youth" and e["status"] == 201}
