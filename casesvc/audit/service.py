@@ -97,17 +97,23 @@ def _uuid_or_none(value) -> str | None:
         return None
 
 
-def stage_for_commit(response) -> None:
+# what an event says a request touched; a replayed create names the same (web/idempotency.py)
+TOUCHED = ("resource_type", "resource_id", "case_id", "youth_id")
+
+
+def stage_for_commit(response) -> dict:
     """Called by `transactional` just before it commits a successful write: the event commits
-    with the work it records, or neither does."""
+    with the work it records, or neither does. Returns the ids the event names (`TOUCHED`)."""
     ctx = _context()
     if "resource_id" not in ctx and response.is_json:
         created = response.get_json(silent=True)
         if isinstance(created, dict) and isinstance(created.get("id"), str):
             ctx["resource_id"] = created["id"]
-    db.session.add(AuditInbox(**_event_from_request(response.status_code)))
+    event = _event_from_request(response.status_code)
+    db.session.add(AuditInbox(**event))
     # recorded only once that commit succeeds: if it fails, the error response is recorded instead
     ctx["staged"] = response.status_code
+    return {name: event[name] for name in TOUCHED if event[name] is not None}
 
 
 def record_response(status: int) -> None:

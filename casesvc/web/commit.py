@@ -39,9 +39,9 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
                     if reservation is not None:
                         idempotency.release(reservation)
                     return response
-                stage_for_commit(response)
+                touched = stage_for_commit(response)
                 if reservation is not None:
-                    idempotency.complete(reservation, response)
+                    idempotency.complete(reservation, response, touched)
                 db.session.commit()
                 return response
             except BaseException:

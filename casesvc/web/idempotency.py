@@ -23,6 +23,7 @@ from sqlalchemy import Index, Integer, String, Text, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from casesvc.audit.service import note
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime, new_id
 from casesvc.common.timeutil import utcnow
 from casesvc.errors import Problem, field_error
@@ -110,22 +111,39 @@ def reserve(owner: str, key: str, endpoint: str, print_: str) -> str | Response:
 
 
 def _replay(stored: IdempotencyKey) -> Response:
+    """The stored response again; its audit event names what the first request's named (the
+    replay hands out the same record), kept beside the headers under a key no header can have."""
+    headers = json.loads(stored.headers)
+    touched = headers.pop(_TOUCHED, None)
+    if touched is None:  # stored before the ids were kept: the created record's id, from its body
+        try:
+            created = json.loads(stored.body or "null")
+        except ValueError:
+            created = None
+        touched = {"resource_id": created["id"]} if isinstance(created, dict) and "id" in created else {}
+    note(**touched)
     response = Response(stored.body, status=stored.status_code)
-    for name, value in json.loads(stored.headers).items():
+    for name, value in headers.items():
         response.headers[name] = value
     response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-def complete(reservation_id: str, response: Response) -> None:
+_TOUCHED = "@audit"  # "@" is not allowed in a header name (RFC 9110 token)
+
+
+def complete(reservation_id: str, response: Response, touched: dict | None = None) -> None:
     """Store the response in the reservation, in the request's own transaction (it commits with
-    the work). A reservation taken over meanwhile (this request outlived its lease) is refused
-    rather than have two requests' work stand for one key."""
+    the work), with the ids its audit event names (`touched`). A reservation taken over meanwhile
+    (this request outlived its lease) is refused rather than have two requests' work stand for
+    one key."""
+    headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+    if touched:
+        headers[_TOUCHED] = touched
     done = db.session.execute(update(IdempotencyKey).where(
         IdempotencyKey.id == reservation_id, IdempotencyKey.status_code == IN_FLIGHT).values(
         status_code=response.status_code, body=response.get_data(as_text=True),
-        headers=json.dumps({h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}),
-        expires_at=utcnow() + WINDOW))
+        headers=json.dumps(headers), expires_at=utcnow() + WINDOW))
     if done.rowcount != 1:
         raise Problem(409, "idempotency-key-in-use", "Conflict",
                       "This request took too long and its Idempotency-Key was taken over; nothing was saved.")

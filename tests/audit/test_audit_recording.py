@@ -296,12 +296,36 @@ def test_a_write_whose_commit_fails_after_staging_leaves_neither_row_nor_allowed
 def test_an_idempotent_replay_is_recorded_and_creates_nothing(world, app):
     police = world["police"]
     body = youth_body()
+    since = head_seq(app)
     first = police.post("/api/v1/youths", json=body, headers={"Idempotency-Key": "k-1"})
+    created = one_event(app, since)
     since = head_seq(app)
     again = police.post("/api/v1/youths", json=body, headers={"Idempotency-Key": "k-1"})
     assert again.status_code == 201 and again.json["id"] == first.json["id"]
     event = one_event(app, since)
     assert (event["action"], event["outcome"]) == ("youths.create_youth", "allowed")
+    # the replay hands the youth's record out again: its event names the youth, as the first did
+    assert _touched(event) == _touched(created) == ("youth", first.json["id"], None, first.json["id"])
+
+
+def test_an_idempotent_replay_of_an_entry_names_its_case_and_youth_as_the_first_did(world, app):
+    """The youth's access log (README "The audit log") finds the replay by the youth's id."""
+    police = world["police"]
+    case = world.case()
+    url = f"/api/v1/cases/{case['id']}/notes"
+    body = {"body": "Test note", "category": "general", "visibility": "shared"}
+    since = head_seq(app)
+    first = police.post(url, json=body, headers={"Idempotency-Key": "k-2"})
+    created = one_event(app, since)
+    since = head_seq(app)
+    again = police.post(url, json=body, headers={"Idempotency-Key": "k-2"})
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert _touched(one_event(app, since)) == _touched(created) == ("note", first.json["id"], case["id"],
+                                                                     case["youth_id"])
+
+
+def _touched(event: dict) -> tuple:
+    return event["resource_type"], event["resource_id"], event["case_id"], event["youth_id"]
 
 
 # --- logins ---------------------------------------------------------------------------------------
