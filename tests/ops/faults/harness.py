@@ -165,6 +165,7 @@ class Answer:
     body: bytes
     elapsed: float
     error: str | None = None
+    request_id: str = ""
 
     @property
     def json(self):
@@ -277,6 +278,7 @@ class Client:
         except (OSError, http.client.HTTPException) as exc:
             self.close(host)
             answer = Answer(0, {}, b"", time.monotonic() - started, error=exc.__class__.__name__)
+        answer.request_id = request_id
         self.ledger.add(Record(label, host, answer.status, answer.elapsed, request_id, time.monotonic(),
                                answer.error))
         return answer

@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from datetime import date
 
 from sqlalchemy import select
@@ -53,6 +54,7 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
     ids = NationalIds(date(2009, 1, 1))
     stop = threading.Event()
     created: list[str] = []
+    retries: list[tuple[str, object]] = []  # (the unanswered request's id, the retry's answer)
 
     with serving([("host", env, home)]) as [host]:
         known = host.workers()
@@ -63,7 +65,14 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
             logged_in = client.login("host", "user.police", PASSWORD).status == 200
             ready.wait(timeout=60)
             while logged_in and not stop.is_set():
-                answer = client.call("host", "POST", "/api/v1/youths", "create youth", json_body=youth_body(ids))
+                body, key = youth_body(ids), str(uuid.uuid4())
+                answer = client.call("host", "POST", "/api/v1/youths", "create youth", json_body=body,
+                                     headers={"Idempotency-Key": key})
+                if answer.status == 0:  # no answer: the same request again, at once, as a careful client does
+                    first = answer.request_id
+                    answer = client.call("host", "POST", "/api/v1/youths", "retry", json_body=body,
+                                         headers={"Idempotency-Key": key})
+                    retries.append((first, answer))
                 if answer.status == 201:
                     created.append(answer.json["id"])
             client.close()
@@ -92,7 +101,8 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
         seconds = time.monotonic() - started
         assert not any(thread.is_alive() for thread in threads)
 
-        after_last_kill = [r for r in ledger.records if r.at > kills[-1] + max(replaced_in) + 0.5]
+        after_last_kill = [r for r in ledger.records
+                           if r.label == "create youth" and r.at > kills[-1] + max(replaced_in) + 0.5]
         unanswered = {r.request_id for r in ledger.records if r.status == 0}
         events = [e for e in sealed(app) if (e["request_id"] or "").startswith("kill-")]
         with app.app_context():
@@ -106,11 +116,16 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
                    f"replacement forked in: {', '.join(f'{t * 1000:.0f} ms' for t in replaced_in)}",
                    f"requests the clients got no answer to: {len(unanswered)}, of which committed before the "
                    f"worker died: {len(unanswered & set(by_request))}, not there (rolled back, or never read by a "
-                   f"worker): {len(unanswered - set(by_request))}"])
+                   f"worker): {len(unanswered - set(by_request))}",
+                   "retried at once with the same Idempotency-Key: "
+                   f"{sum(1 for _, a in retries if a.header('Idempotent-Replayed') == 'true')} replayed, "
+                   f"{sum(1 for _, a in retries if a.status == 201 and not a.header('Idempotent-Replayed'))} "
+                   f"created, {sum(1 for _, a in retries if a.status == 409)} answered 409 (the key held)"])
 
         # nothing but 201, and no answer for what the killed worker held: no 5xx, no error answer
         assert ledger.statuses("login") == {200: CLIENTS}
         assert set(ledger.statuses("create youth")) <= {201, 0}, ledger.statuses()
+        assert set(ledger.statuses("retry")) <= {201, 409}, ledger.statuses()
         assert unanswered and len(unanswered) <= KILLS * CLIENTS  # each client lost at most its request in flight
         assert after_last_kill and all(r.status == 201 for r in after_last_kill), "the service stopped answering"
         assert len(host.workers()) == 2
@@ -118,6 +133,14 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
         verdict = world["auditor"].get("/api/v1/audit/verify").json
         assert verdict["valid"] is True and verdict["unsealed"] == 0, verdict
 
+    # the retry with the same Idempotency-Key: the stored answer when the first had committed, a
+    # create when it never reached a worker, 409 while the key is held by the request that died
+    for first, again in retries:
+        committed = first in by_request
+        if again.status == 201 and again.header("Idempotent-Replayed") == "true":
+            assert committed and again.json["id"] in youths
+        else:
+            assert not committed and again.status in (201, 409), (again.status, again.body)
     assert set(created) <= youths  # every create answered 201 is there
     written = {e["resource_id"] for e in events if e["action"] == "youths.create_youth" and e["status"] == 201}
     assert youths == written, youths ^ written  # no youth without its event, no event without its youth
