@@ -168,7 +168,8 @@ def test_when_the_caller_lookup_fails_the_event_still_names_the_verified_caller(
 
 
 @pg_only
-def test_a_connection_lost_in_the_middle_of_a_write_is_503_and_the_write_is_not_there(world, behind, proxy, monkeypatch):
+def test_a_connection_lost_in_the_middle_of_a_write_is_503_and_the_write_is_not_there(world, behind, proxy,
+                                                                                      monkeypatch):
     """The connection drops after the write's transaction began, before its insert: the rollback
     that follows finds the connection gone, and the answer is still 503, never a 500."""
     from casesvc.followups import service as followups

@@ -333,7 +333,6 @@ class Shared:
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     cases: list[str] = field(default_factory=list)
-    consents: list[tuple[str, str]] = field(default_factory=list)
 
     def add_case(self, case_id: str) -> None:
         with self.lock:

@@ -120,7 +120,8 @@ class Load:
                 if youth_id is None:
                     continue
                 case = client.call(home, "POST", "/api/v1/cases", "create case", json_body={
-                    "youth_id": youth_id, "origin": "police", "summary": "Test case", "participants": ["health", "slt"]})
+                    "youth_id": youth_id, "origin": "police", "summary": "Test case",
+                    "participants": ["health", "slt"]})
                 case_id = self.created_on(client, home, case, "create case")
                 if case_id:
                     self.shared.add_case(case_id)
