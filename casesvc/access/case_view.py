@@ -4,7 +4,8 @@ Reads are most of the traffic, and each one loads its case; `casesvc.access.case
 hands it out with the same access decision as `case_for` gives the ORM object. Everything that
 serialises a case takes either (`casesvc/cases/schemas.py`).
 
-A read of a case (GET under `/cases/<case_id>`) loads it in the statement that loads the caller:
+A read of a case (GET under `/cases/<case_id>`), and a write that only adds an entry under the
+case (`writes_under_case_view`), loads it in the statement that loads the caller:
 `casesvc.auth.principal` asks `case_of_read()` which case that is, composes its caller query with
 `with_case`, and hands the rows back through `keep_case_rows`; `load_case_view` then takes the
 case from there instead of asking the database again. The caller and the case are read at one
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 
-from flask import has_request_context, request
+from flask import current_app, has_request_context, request
 from sqlalchemy import DateTime, Select, bindparam, select, type_coerce
 
 from casesvc.cases.models import Case, Participant
@@ -68,13 +69,30 @@ _PREFETCHED = "casesvc.case_view"
 _READ_METHODS = frozenset({"GET", "HEAD"})
 
 
+_LOADS_CASE_VIEW = "casesvc_loads_case_view"
+
+
+def writes_under_case_view(view):
+    """Mark a writing view (put it under `@blp.route`) that changes nothing of the case itself,
+    only adds under it (an event, a note), and so takes the case as a CaseView
+    (`readable_case`) rather than the ORM object: its caller's statement loads the case too."""
+    setattr(view, _LOADS_CASE_VIEW, True)
+    return view
+
+
 def case_of_read() -> str | None:
-    """The case the current request reads, when it is one (a GET or HEAD under
-    `/cases/<case_id>`): the caller's statement loads it too (`with_case`)."""
-    if not has_request_context() or request.method not in _READ_METHODS:
+    """The case the current request loads as a CaseView, when there is one (a GET or HEAD under
+    `/cases/<case_id>`, or a view marked `writes_under_case_view`): the caller's statement
+    loads it too (`with_case`)."""
+    if not has_request_context():
         return None
     case_id = (request.view_args or {}).get("case_id")
-    return case_id if isinstance(case_id, str) else None
+    if not isinstance(case_id, str):
+        return None
+    if request.method in _READ_METHODS:
+        return case_id
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return case_id if getattr(view, _LOADS_CASE_VIEW, False) else None
 
 
 def with_case(stmt: Select) -> Select:

@@ -182,10 +182,10 @@ def _event_body(summary: str) -> dict:
             "category": "general", "visibility": "shared"}
 
 
-# The caller, the case (with its participants), the consents for an entry (the lead asks: health
-# entries depend on them), the pending contact reminders the event settles, the event's and the
-# audit event's inserts.
-EVENT_WRITE_MAX_QUERIES = 6
+# The caller with the case and its participants (one statement), the consents for an entry (the
+# lead asks: health entries depend on them), the pending contact reminders the event settles, the
+# event's and the audit event's inserts.
+EVENT_WRITE_MAX_QUERIES = 5
 
 
 def test_logging_an_event_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(app, world, busy_case,
