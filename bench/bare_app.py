@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
 
 def create_bare_app(bodies_path: str | Path) -> Flask:
-    """`bodies_path` holds {"single": <GET /api/v1/cases/{id} body>, "list": <GET /api/v1/cases body>}."""
+    """`bodies_path` holds {"single": <GET /api/v1/cases/{id} body>, "list": <GET /api/v1/cases body>,
+    "event": <POST /api/v1/cases/{id}/events body>, "patch": <PATCH /api/v1/cases/{id} body>}; the
+    writes parse the request's JSON body, as any app must."""
     bodies = json.loads(Path(bodies_path).read_text())
     app = Flask(__name__)
 
@@ -25,5 +27,15 @@ def create_bare_app(bodies_path: str | Path) -> Flask:
     @app.get("/api/v1/cases")
     def list_cases():
         return jsonify(bodies["list"])
+
+    @app.post("/api/v1/cases/<case_id>/events")
+    def create_event(case_id):
+        request.get_json()
+        return jsonify(bodies["event"]), 201
+
+    @app.patch("/api/v1/cases/<case_id>")
+    def patch_case(case_id):
+        request.get_json()
+        return jsonify(bodies["patch"])
 
     return app

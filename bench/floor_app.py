@@ -15,8 +15,15 @@ Under `/without-audit` the same statements run without the insert: the floor of 
 would write its audit events after answering. It still asks the database about the caller and
 reads the rows.
 
-The audit rows go to `bench_floor_audit`, a copy of `audit_inbox`'s shape and indexes that
-bench/run.py creates before the run and drops after it (casesvc's own chain is not touched).
+The write floor, `POST /api/v1/cases/{id}/events`, is one statement too, and so one transaction:
+it looks up the caller, checks that the caller's agency takes part in the case and that its
+municipality is one the agency serves, inserts the event (from the request's JSON body) and the
+audit event, and answers 201 with the body casesvc gave (403 if the check fails). No schema, no
+reminder rules, no ORM.
+
+The audit rows go to `bench_floor_audit`, a copy of `audit_inbox`'s shape and indexes, and the
+events to `bench_floor_events`, a copy of `events`' (bench/run.py creates both before the run and
+drops them after it; casesvc's own chain and events are not touched).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ import psycopg
 from flask import Flask, jsonify, request
 
 AUDIT_TABLE = "bench_floor_audit"
+EVENTS_TABLE = "bench_floor_events"
 
 # The caller, the rows and the audit event in one statement. The case's columns are those casesvc
 # reads (`CaseView`), with its participants in joining order.
@@ -44,7 +52,7 @@ audit AS (
     INSERT INTO {AUDIT_TABLE} (id, at, actor, actor_role, actor_agency, action, resource_type, resource_id,
                                case_id, outcome, status, request_id, ip)
     SELECT %(event_id)s, now() AT TIME ZONE 'UTC', %(sub)s, caller.role, caller.agency_code, %(action)s,
-           %(resource_type)s, %(case_id)s, %(case_id)s, 'allowed', 200, %(event_id)s, %(ip)s
+           %(resource_type)s, %(resource_id)s, %(case_id)s, 'allowed', %(status)s, %(event_id)s, %(ip)s
     FROM caller)"""
 _ONE_CASE = f"""
 SELECT {_CASE_COLUMNS}, p.agency_code, caller.active
@@ -63,6 +71,23 @@ LEFT JOIN case_participants p ON p.case_id = c.id
 ORDER BY c.created_at DESC, c.id DESC, p.added_at, p.agency_code
 """
 SINGLE, LIST = _CALLER + _AUDIT + _ONE_CASE, _CALLER + _AUDIT + _PAGE
+# The write: the caller, the access check, the event's insert and the audit event's, in one
+# statement (one transaction). The audit row names the event only when it was written.
+WRITE_EVENT = _CALLER + f""",
+allowed AS (
+    SELECT c.id FROM caller, cases c
+    WHERE c.id = %(case_id)s AND caller.active
+      AND c.municipality IN (SELECT json_array_elements_text(caller.municipalities))
+      AND EXISTS (SELECT 1 FROM case_participants p WHERE p.case_id = c.id AND p.agency_code = caller.agency_code)),
+entry AS (
+    INSERT INTO {EVENTS_TABLE} (id, case_id, kind, occurred_at, summary, category, visibility, author_agency,
+                                author_user, created_at)
+    SELECT %(resource_id)s, allowed.id, %(kind)s, %(occurred_at)s, %(summary)s, %(category)s, %(visibility)s,
+           caller.agency_code, %(sub)s, now() AT TIME ZONE 'UTC'
+    FROM allowed, caller
+    RETURNING id)""" + _AUDIT.replace("%(resource_id)s", "(SELECT id FROM entry)") + """
+SELECT count(*) FROM entry
+"""
 # The same without the audit insert, under READ_ONLY_PREFIX: what is left if the audit event were
 # written after the answer (which casesvc does not do).
 READ_ONLY_PREFIX = "/without-audit"
@@ -82,7 +107,7 @@ def create_floor_app(bodies_path: str | Path, database_url: str, caller_id: str,
             conn = local.conn = psycopg.connect(database_url, autocommit=True)
         with conn.cursor() as cursor:
             cursor.execute(sql, {"sub": caller_id, "event_id": str(uuid.uuid4()), "ip": request.remote_addr,
-                                 "case_id": None, **params})
+                                 "case_id": None, "resource_id": params.get("case_id"), "status": 200, **params})
             return cursor.fetchall()
 
     @app.get("/readyz")
@@ -101,5 +126,16 @@ def create_floor_app(bodies_path: str | Path, database_url: str, caller_id: str,
 
         app.add_url_rule(f"{prefix}/api/v1/cases/<case_id>", f"get_case{prefix}", get_case)
         app.add_url_rule(f"{prefix}/api/v1/cases", f"list_cases{prefix}", list_cases)
+
+    @app.post("/api/v1/cases/<case_id>/events")
+    def create_event(case_id):
+        data = request.get_json()
+        written = run(WRITE_EVENT, case_id=case_id, action="followups.create_event", resource_type="event",
+                      resource_id=str(uuid.uuid4()), status=201, kind=data["kind"], occurred_at=data["occurred_at"],
+                      summary=data.get("summary"), category=data.get("category", "general"),
+                      visibility=data.get("visibility", "shared"))[0][0]
+        if not written:
+            return jsonify(status=403), 403
+        return jsonify(bodies["event"]), 201
 
     return app

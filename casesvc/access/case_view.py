@@ -2,13 +2,21 @@
 
 Reads are most of the traffic, and each one loads its case; `casesvc.access.cases.readable_case`
 hands it out with the same access decision as `case_for` gives the ORM object. Everything that
-serialises a case takes either (`casesvc/cases/schemas.py`)."""
+serialises a case takes either (`casesvc/cases/schemas.py`).
+
+A read of a case (GET under `/cases/<case_id>`), and a write that only adds an entry under the
+case (`writes_under_case_view`), loads it in the statement that loads the caller:
+`casesvc.auth.principal` asks `case_of_read()` which case that is, composes its caller query with
+`with_case`, and hands the rows back through `keep_case_rows`; `load_case_view` then takes the
+case from there instead of asking the database again. The caller and the case are read at one
+moment, in one round trip; the access decision is the same."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, bindparam, select, type_coerce
+from flask import current_app, has_request_context, request
+from sqlalchemy import DateTime, Select, bindparam, select, type_coerce
 
 from casesvc.cases.models import Case, Participant
 from casesvc.common.db import UTCDateTime
@@ -57,7 +65,57 @@ _ONE_CASE = (select(*case_row_columns(CASE_VIEW_COLUMNS), _PARTICIPANTS.c.agency
              .where(_CASES.c.id == bindparam("case_id")).order_by(*JOINING_ORDER))
 
 
+_PREFETCHED = "casesvc.case_view"
+_READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+_LOADS_CASE_VIEW = "casesvc_loads_case_view"
+
+
+def writes_under_case_view(view):
+    """Mark a writing view (put it under `@blp.route`) that changes nothing of the case itself,
+    only adds under it (an event, a note), and so takes the case as a CaseView
+    (`readable_case`) rather than the ORM object: its caller's statement loads the case too."""
+    setattr(view, _LOADS_CASE_VIEW, True)
+    return view
+
+
+def case_of_read() -> str | None:
+    """The case the current request loads as a CaseView, when there is one (a GET or HEAD under
+    `/cases/<case_id>`, or a view marked `writes_under_case_view`): the caller's statement
+    loads it too (`with_case`)."""
+    if not has_request_context():
+        return None
+    case_id = (request.view_args or {}).get("case_id")
+    if not isinstance(case_id, str):
+        return None
+    if request.method in _READ_METHODS:
+        return case_id
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    return case_id if getattr(view, _LOADS_CASE_VIEW, False) else None
+
+
+def with_case(stmt: Select) -> Select:
+    """`stmt`, a statement of one row (the caller), outer-joined to the case named by the bind
+    parameter `case_id` and its participants in joining order: one row per participant, the
+    case's columns NULL when there is no such case. The case's columns follow `stmt`'s own."""
+    case = _CASES.outerjoin(_PARTICIPANTS, _PARTICIPANTS.c.case_id == _CASES.c.id)
+    return (stmt.add_columns(*case_row_columns(CASE_VIEW_COLUMNS), _PARTICIPANTS.c.agency_code)
+            .outerjoin(case, _CASES.c.id == bindparam("case_id")).order_by(*JOINING_ORDER))
+
+
+def keep_case_rows(case_id: str, rows, offset: int) -> None:
+    """The rows of a `with_case` statement, whose case's columns start at `offset`: the case
+    `load_case_view` gives this request (None when there is no such case)."""
+    views = grouped([row[offset:] for row in rows if row[offset] is not None])
+    request.environ[_PREFETCHED] = (case_id, views[0] if views else None)
+
+
 def load_case_view(case_id: str) -> CaseView | None:
+    if has_request_context():
+        prefetched = request.environ.pop(_PREFETCHED, None)
+        if prefetched is not None and prefetched[0] == case_id:
+            return prefetched[1]
     views = grouped(db.session.execute(_ONE_CASE, {"case_id": case_id}).all())
     return views[0] if views else None
 

@@ -9,6 +9,7 @@ from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from casesvc.access.case_view import case_of_read, keep_case_rows, with_case
 from casesvc.agencies.models import Agency
 from casesvc.audit.service import note
 from casesvc.auth import feeds, oidc
@@ -63,9 +64,11 @@ def verified_claims(token: str | None) -> dict:
 
 
 @functools.cache
-def _caller_query(client: bool, with_family: bool):
+def _caller_query(client: bool, with_family: bool, with_read_case: bool = False):
     """The one query that loads the caller, built once: user or API client, the agency's
-    municipalities, and whether the token or its login is on the denylist."""
+    municipalities, and whether the token or its login is on the denylist. With
+    `with_read_case`, the same statement loads the case the request reads (the access layer's
+    `with_case`; bind parameter `case_id`)."""
     # the tables' own columns, not the mapped attributes: a plain Core statement skips the ORM's
     # execution path on every request
     revoked = revoked_clause(bindparam("jti"), bindparam("fam") if with_family else None).label("revoked")
@@ -74,9 +77,14 @@ def _caller_query(client: bool, with_family: bool):
     columns = [caller.c.active, caller.c.role, caller.c.agency_code]
     if client:
         columns.append(caller.c.scopes)
-    return (select(*columns, agencies.c.municipalities, revoked)
+    stmt = (select(*columns, agencies.c.municipalities, revoked)
             .select_from(caller.outerjoin(agencies, agencies.c.code == caller.c.agency_code))
             .where(caller.c.id == bindparam("sub")))
+    return with_case(stmt) if with_read_case else stmt
+
+
+def _caller_columns(client: bool) -> int:
+    return 6 if client else 5  # active, role, agency_code, (scopes), municipalities, revoked
 
 
 def load_principal() -> Principal:
@@ -98,14 +106,17 @@ def load_principal() -> Principal:
     claims = verified_claims(token)
     client = claims.get("kind") == CLIENT_KIND
     family = claims.get("fam")
+    case_id = case_of_read()  # a read of a case: loaded in the same statement
     try:
-        row = db.session.execute(_caller_query(client, bool(family)),
-                                 {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family}).first()
+        rows = db.session.execute(_caller_query(client, bool(family), case_id is not None),
+                                  {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family,
+                                   "case_id": case_id}).all()
     except SQLAlchemyError:
         # the database failed us, not the caller: the audit event still names who the verified
         # token says is calling
         note(actor=claims["sub"], actor_role=claims.get("role"), actor_agency=claims.get("agency"))
         raise
+    row = rows[0] if rows else None
     token_scopes = frozenset((claims.get("scope") or "").split())
     if client:
         scopes = token_scopes & frozenset(row.scopes.split()) if row is not None else frozenset()
@@ -115,6 +126,8 @@ def load_principal() -> Principal:
         raise _refused("The token's user is disabled, unknown or changed.")
     if row.revoked:
         raise _refused("The bearer token has been revoked.")
+    if case_id is not None:
+        keep_case_rows(case_id, rows, _caller_columns(client))
     return Principal(
         subject=claims["sub"],
         role=row.role,

@@ -4,7 +4,7 @@ from flask import url_for
 from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
-from casesvc.access import case_for, readable_case
+from casesvc.access import readable_case, writes_under_case_view
 from casesvc.common.pagination import page_schema
 from casesvc.web import etag_header, transactional
 from casesvc.followups import service
@@ -17,6 +17,7 @@ blp = Blueprint("followups", __name__, url_prefix="/api/v1/cases/<case_id>",
 
 
 @blp.route("/events", methods=["POST"])
+@writes_under_case_view
 @transactional(idempotent=True)
 @requires(Action.WRITE_EVENT)
 @blp.arguments(EventSchema())
@@ -24,7 +25,7 @@ blp = Blueprint("followups", __name__, url_prefix="/api/v1/cases/<case_id>",
 def create_event(data, case_id):
     """Log a follow-up that happened (a drug test is always stored as health data)"""
     principal = current_principal()
-    case, access = case_for(principal, case_id, Action.WRITE_EVENT)
+    case, access = readable_case(principal, case_id, Action.WRITE_EVENT)  # the case itself does not change
     event = service.log_event(principal, case, access, data)
     return event, 201, {"Location": url_for("followups.get_event", case_id=case.id, event_id=event.id),
                         **etag_header(event)}
@@ -53,6 +54,7 @@ def get_event(case_id, event_id):
 
 
 @blp.route("/notes", methods=["POST"])
+@writes_under_case_view
 @transactional(idempotent=True)
 @requires(Action.WRITE_NOTE)
 @blp.arguments(NoteSchema())
@@ -60,7 +62,7 @@ def get_event(case_id, event_id):
 def create_note(data, case_id):
     """Write a note"""
     principal = current_principal()
-    case, access = case_for(principal, case_id, Action.WRITE_NOTE)
+    case, access = readable_case(principal, case_id, Action.WRITE_NOTE)  # the case itself does not change
     note = service.write_note(principal, case, access, data)
     return note, 201, {"Location": url_for("followups.get_note", case_id=case.id, note_id=note.id),
                        **etag_header(note)}

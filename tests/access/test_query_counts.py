@@ -1,7 +1,8 @@
-"""No N+1: the number of SQL statements a read issues does not grow with the page size.
+"""No N+1: the number of SQL statements a read issues does not grow with the page size, and
+the number a write issues does not grow with what the case already holds.
 
-Each GET is counted with an SQLAlchemy `before_cursor_execute` listener on the app's engine,
-so every statement is seen, including the selectin loads of participants, guardians,
+Each request is counted with an SQLAlchemy `before_cursor_execute` listener on the app's
+engine, so every statement is seen, including the selectin loads of participants, guardians,
 conditions and signatures."""
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from tests.conftest import youth_number
 
 ROWS = 55          # more than the larger page, so both pages are full
 SMALL, LARGE = 5, 50
-# The token's user and agency (one query), the case with its participants (joined), no consent
+# The token's user and agency with the case and its participants (one statement), no consent
 # query for the lead, and the audit event's insert; no BEGIN or COMMIT (reads run in autocommit).
-SINGLE_CASE_MAX_QUERIES = 3
+SINGLE_CASE_MAX_QUERIES = 2
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def count_queries(app):
     with app.app_context():
         engine = db.engine
 
-    def run(actor, url):
+    def run(actor, url, method="get", status=200, **kwargs):
         statements: list[str] = []
 
         def record(conn, cursor, statement, parameters, context, executemany):
@@ -41,10 +42,10 @@ def count_queries(app):
 
         event.listen(engine, "before_cursor_execute", record)
         try:
-            resp = actor.get(url)
+            resp = getattr(actor, method)(url, **kwargs)
         finally:
             event.remove(engine, "before_cursor_execute", record)
-        assert resp.status_code == 200, resp.json
+        assert resp.status_code == status, resp.json
         return resp, len(statements)
 
     return run
@@ -162,7 +163,82 @@ def test_a_read_runs_in_autocommit_and_a_write_in_one_transaction(app, world):
         assert world["police"].get(f"/api/v1/cases/{case['id']}").status_code == 200
     finally:
         event.remove(engine, "before_cursor_execute", record)
-    assert [kind for kind, _ in seen] == ["SELECT", "SELECT", "INSERT"]
+    assert [kind for kind, _ in seen] == ["SELECT", "INSERT"]
     assert {level for _, level in seen} == {"AUTOCOMMIT"}
     assert "INSERT" in {kind for kind, _ in written}
     assert "AUTOCOMMIT" not in {level for _, level in written}
+
+
+# --- writes: the statements of a write do not grow with what the case already holds ------------
+
+def _empty_case(app, world) -> str:
+    with as_police(app, world) as police:
+        return open_case(police, {"youth_id": _youth(police, 1).id, "origin": "police",
+                                  "participant_codes": ["health", "slt"]}).id
+
+
+def _event_body(summary: str) -> dict:
+    return {"kind": "meeting", "occurred_at": datetime.now(timezone.utc).isoformat(), "summary": summary,
+            "category": "general", "visibility": "shared"}
+
+
+# The caller with the case and its participants (one statement), the consents for an entry (the
+# lead asks: health entries depend on them), the pending contact reminders the event settles, the
+# event's and the audit event's inserts.
+EVENT_WRITE_MAX_QUERIES = 5
+
+
+def test_logging_an_event_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(app, world, busy_case,
+                                                                                     count_queries):
+    empty = _empty_case(app, world)
+    counts = []
+    for case_id in (empty, busy_case, empty):
+        resp, count = count_queries(world["police"], f"/api/v1/cases/{case_id}/events", "post", 201,
+                                    json=_event_body(f"Meeting on {case_id}"))
+        assert resp.json["case_id"] == case_id
+        counts.append(count)
+    print(f"POST /api/v1/cases/{{id}}/events: {counts} statements")
+    assert len(set(counts)) == 1
+    assert counts[0] <= EVENT_WRITE_MAX_QUERIES
+
+
+def test_writing_a_note_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(app, world, busy_case,
+                                                                                  count_queries):
+    empty = _empty_case(app, world)
+    counts = []
+    for case_id in (empty, busy_case):
+        resp, count = count_queries(world["police"], f"/api/v1/cases/{case_id}/notes", "post", 201,
+                                    json={"body": "A note", "category": "general", "visibility": "shared"})
+        assert resp.json["case_id"] == case_id
+        counts.append(count)
+    print(f"POST /api/v1/cases/{{id}}/notes: {counts} statements")
+    assert counts[0] == counts[1]
+
+
+def _patch(count_queries, world, case_id: str, body: dict):
+    etag = world["police"].get(f"/api/v1/cases/{case_id}").headers["ETag"]
+    return count_queries(world["police"], f"/api/v1/cases/{case_id}", "patch", 200, json=body,
+                         headers={"If-Match": etag})
+
+
+def test_changing_a_case_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(app, world, busy_case,
+                                                                                    count_queries):
+    empty = _empty_case(app, world)
+    counts = []
+    for case_id in (empty, busy_case):
+        resp, count = _patch(count_queries, world, case_id, {"summary": f"Changed {case_id}"})
+        assert resp.json["summary"] == f"Changed {case_id}"
+        counts.append(count)
+    print(f"PATCH /api/v1/cases/{{id}} (summary): {counts} statements")
+    assert counts[0] == counts[1]
+
+
+def test_changing_the_participants_does_not_take_a_statement_per_participant(app, world, count_queries):
+    case_id = _empty_case(app, world)  # police (lead), health and slt
+    _, remove_one = _patch(count_queries, world, case_id, {"participants": ["police", "health"]})
+    _, add_one = _patch(count_queries, world, case_id, {"participants": ["police", "health", "slt"]})
+    _, remove_two = _patch(count_queries, world, case_id, {"participants": ["police"]})
+    resp, add_two = _patch(count_queries, world, case_id, {"participants": ["police", "health", "slt"]})
+    print(f"PATCH /api/v1/cases/{{id}} (participants): remove {remove_one}/{remove_two}, add {add_one}/{add_two}")
+    assert sorted(resp.json["participants"]) == ["health", "police", "slt"]
+    assert remove_one == remove_two and add_one == add_two
