@@ -217,6 +217,7 @@ STANDARD = {
     "503": ("DatabaseUnavailable", _problem("The database cannot be reached just now (`database-unavailable`); try "
                                             "again after `Retry-After` seconds", "Retry-After")),
 }
+RACE = ("Another request changed or created the same data meanwhile (`conflict`); read it again and retry")
 IN_FLIGHT = ("A request with the same `Idempotency-Key` is still at work (`idempotency-key-in-use`); try again "
              "after `Retry-After` seconds")
 
@@ -243,6 +244,7 @@ class ConventionsPlugin(BasePlugin):
         view = self.app.view_functions.get(rule.endpoint) if (self.app is not None and rule is not None) else None
         function_name = rule.endpoint.rpartition(".")[2] if rule is not None else ""
         idempotent = bool(getattr(view, "idempotent", False))
+        writes = bool(getattr(view, "writes", False))
         for operation in operations.values():
             if not isinstance(operation, dict):
                 continue
@@ -262,6 +264,8 @@ class ConventionsPlugin(BasePlugin):
                 statuses.append("503")
             for status in dict.fromkeys(statuses):
                 responses.setdefault(status, STANDARD[status][0])
+            if writes:
+                self._conflicts(responses, [RACE] + ([IN_FLIGHT] if idempotent else []), idempotent)
             if idempotent:
                 self._idempotent(operation, responses)
             for status, answer in responses.items():
@@ -271,15 +275,23 @@ class ConventionsPlugin(BasePlugin):
                     self._headers(status, answer)
 
     @staticmethod
+    def _conflicts(responses, reasons: list[str], retry_after: bool):
+        """The 409 of a writing operation: what the view documents, and the conflicts every write
+        may meet."""
+        held = responses.get("409")
+        if isinstance(held, str):  # a component's name: its description said nothing particular
+            held = None
+        described = [held["description"]] if held and held.get("description") else []
+        parts = described + reasons
+        answer = held or _problem("")
+        answer["description"] = parts[0] + "".join(f"; or: {part[0].lower()}{part[1:]}" for part in parts[1:])
+        if retry_after:
+            answer.setdefault("headers", {})["Retry-After"] = dict(HEADERS["Retry-After"], required=False)
+        responses["409"] = answer
+
+    @staticmethod
     def _idempotent(operation, responses):
         operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY))
-        in_flight = IN_FLIGHT
-        held = responses.get("409")
-        if isinstance(held, dict) and "description" in held:
-            held["description"] = f"{held['description']}; or: {in_flight[0].lower()}{in_flight[1:]}"
-            held.setdefault("headers", {})["Retry-After"] = dict(HEADERS["Retry-After"], required=False)
-        elif held is None:
-            responses["409"] = _problem(in_flight, "Retry-After")
         responses.setdefault("422", "UNPROCESSABLE_ENTITY")  # the key came with another body
         for status, answer in responses.items():
             if status.startswith("2") and isinstance(answer, dict):
