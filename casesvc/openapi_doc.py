@@ -1,19 +1,23 @@
 """The OpenAPI document's conventions, applied to every operation in one place (README, "The API at
 a glance"), so that a client generated from the document works unmodified:
 
-- `operationId`: the view function's name in camelCase (`create_case` → `createCase`), unless the
-  view names one itself with `blp.doc(operationId=…)`; unique across the document (a test holds it).
-- The answers that really occur, besides `default`: 401 and 403 on every operation under the
-  bearer token, 404 where the path names a resource, 400/413/415 where a JSON body is read, 409 and
-  422 where `Idempotency-Key` is honoured, and 503 `database-unavailable` (with `Retry-After`)
-  wherever the database is used.
+- `operationId`: the view function's name in camelCase (`create_case` → `createCase`), unless
+  `OPERATION_IDS` names it (a few whose function name says too little on its own); unique across
+  the document (tests/test_openapi.py holds it).
+- The answers that really occur, besides `default`, all problem+json: 400 under `/api/v1` (a NUL
+  anywhere, malformed JSON), 401 and 403 on every operation under the bearer token, 404 where the
+  path names a resource, 413/415 where a JSON body is read, 409 on every write (a race; the
+  idempotency key in flight; what the view documents), 422 where `Idempotency-Key` is honoured,
+  and 503 `database-unavailable` (with `Retry-After`) wherever the database is used.
 - Headers: `X-Request-Id` on every answer, `ETag` on a single resource, `Location` on a 201,
   `Idempotent-Replayed` where a key is honoured, `Retry-After` on 429 and 503; `Idempotency-Key`
   as a header parameter where it is honoured (views wrapped in `transactional(idempotent=True)`).
 - Schemas: a response schema is a variant of the marshmallow schema in which every property the
   service sends is `required` (all but those named in the schema's `response_optional`), and
-  write-only fields (a password) are left out; it keeps the schema's name (`Case`), while the
-  schema a client sends is `<Name>Input` (`CaseInput`; `…Patch` and `…Request` keep theirs).
+  load-only fields (a password) are left out; it keeps the schema's name (`Case`). The schema a
+  client sends is `<Name>Input` (`CaseInput`; `…Patch` and `…Request` keep theirs), without the
+  dump-only fields the service sets itself. A field's `metadata["request_only"]` holds
+  constraints on what is sent only (a username's pattern: a provider's users are `oidc:…`).
 """
 from __future__ import annotations
 
