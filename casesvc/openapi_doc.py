@@ -128,8 +128,11 @@ def variant(schema, side: str):
         meta = {"unknown": unknown, **{option: getattr(cls.Meta, option) for option in ("title", "description")
                                        if hasattr(getattr(cls, "Meta", None), option)}}
         attrs: dict = {"_variant_of": (cls, side), "Meta": type("Meta", (), meta)}
+        only, excluded = cls.opts.fields, set(cls.opts.exclude)  # Meta.fields / Meta.exclude
         for name, field in cls._declared_fields.items():
             if field.load_only if side == RESPONSE else field.dump_only:
+                continue
+            if (only and name not in only) or name in excluded:
                 continue
             field = _nested_variants(field, side)
             if "request_only" in field.metadata:  # constraints on what is sent, not on all that is stored

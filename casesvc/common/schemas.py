@@ -30,7 +30,9 @@ class Code(ma.fields.String):
 
     def __init__(self, choices, **kwargs):
         self.choices = tuple(choices)
-        metadata = {"enum": list(self.choices), **kwargs.pop("metadata", {})}
+        # a code that may be null lists null among its values too (JSON Schema checks enum first)
+        metadata = {"enum": list(self.choices) + ([None] if kwargs.get("allow_none") else []),
+                    **kwargs.pop("metadata", {})}
         super().__init__(validate=ma.validate.OneOf(self.choices), metadata=metadata, **kwargs)
 
 
