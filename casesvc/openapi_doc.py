@@ -53,7 +53,8 @@ ETAG_SCHEMAS = frozenset({"Agency", "User", "Webhook", "Youth", "Case", "Reactio
                           "Reminder"})
 # a 201 without Location: the calendar address is the answer itself, not a resource to read
 NO_LOCATION_SCHEMAS = frozenset({"CalendarFeed"})
-# operations that never touch the database, so never answer 503 database-unavailable
+# operations that never answer 503 database-unavailable: they use no database, or (readiness)
+# document a 503 of their own
 NO_DATABASE = frozenset({"service.healthz", "service.vocabulary", "service.readyz"})
 
 HEADERS = {
