@@ -89,7 +89,8 @@ class BusinessDate(ma.fields.Date):
 def _bounded(metadata: dict, window: str) -> dict:
     """The field's description in the OpenAPI document, with the window its values must lie in."""
     metadata = dict(metadata)
-    metadata["description"] = f"{metadata['description']}; {window}" if "description" in metadata else window.capitalize()
+    given = metadata.get("description")
+    metadata["description"] = f"{given}; {window}" if given else window.capitalize()
     return metadata
 
 

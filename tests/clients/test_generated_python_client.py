@@ -165,8 +165,8 @@ def test_the_generated_models_read_every_kind_of_answer(generated, world, live_u
     today = oslo_today()
 
     consent = api("consents.create_consent").sync(case_id=case["id"], client=police, body=models.ConsentInput(
-        agencies=["health"], given_by=models.ConsentInputGivenBy.BOTH, given_on=today, expires_on=today + timedelta(days=90),
-        purpose="Follow-up",
+        agencies=["health"], given_by=models.ConsentInputGivenBy.BOTH, given_on=today,
+        expires_on=today + timedelta(days=90), purpose="Follow-up",
         categories=[models.ConsentInputCategoriesItem.GENERAL]))
     assert isinstance(consent, models.Consent), consent
     event = api("followups.create_event").sync(case_id=case["id"], client=police, body=models.EventInput(

@@ -46,7 +46,8 @@ const incomplete: Case = { youth_id: "y" };
 
 // operations by their operationId, with their bodies and answers
 type Created = operations["createCase"]["responses"][201]["content"]["application/json"];
-type CreateBody = operations["createCase"]["requestBody"] extends { content: { "application/json": infer B } } ? B : never;
+type CreateBody = operations["createCase"]["requestBody"] extends { content: { "application/json": infer B } }
+  ? B : never;
 const body: CreateBody = { youth_id: "y", origin: "police", participants: ["health"] };
 type Conflict = operations["transitionReaction"]["responses"][409]["content"]["application/problem+json"];
 const conflictMoves = (p: Conflict): string[] => p.allowed ?? [];
