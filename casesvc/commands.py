@@ -20,8 +20,8 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from casesvc import create_app
 from casesvc.config import ConfigError
 from casesvc.errors import Problem
-from casesvc.logging_setup import set_command_level
 from casesvc.extensions import db
+from casesvc.logging_setup import set_command_level
 
 
 class CommandError(click.ClickException):

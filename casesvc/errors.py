@@ -11,8 +11,14 @@ from typing import Any
 import marshmallow as ma
 from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api
-from sqlalchemy.exc import DataError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import (
+    DataError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    TimeoutError as PoolTimeout,
+)
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 

@@ -15,8 +15,6 @@ from casesvc.youths import national_id as nid
 from tests.conftest import assert_problem
 
 
-
-
 def _patch_back(actor, url, changes):
     """What a client does: GET, change some fields, PATCH the whole representation back."""
     read = actor.get(url)

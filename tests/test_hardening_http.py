@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 from casesvc import create_app
 from casesvc.audit import verify as audit_verify
 from casesvc.cases.models import Case
-from casesvc.web.idempotency import IN_FLIGHT, IN_FLIGHT_LEASE, IdempotencyKey
 from casesvc.extensions import db
 from casesvc.followups.models import Note
+from casesvc.web.idempotency import IN_FLIGHT, IN_FLIGHT_LEASE, IdempotencyKey
 from tests.conftest import youth_number
 
 

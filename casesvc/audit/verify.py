@@ -16,7 +16,6 @@ from casesvc.audit.models import AuditInbox
 from casesvc.audit.service import seal
 from casesvc.extensions import db
 
-
 # the optional fields come as extra columns: a row with one set takes the general path
 _VERIFY_ROWS = TextRows(tuple(sorted(chain.CHAINED_FIELDS)), extra=(*chain.OPTIONAL_FIELDS, "hash"))
 _VERIFY_OPTIONAL = slice(-1 - len(chain.OPTIONAL_FIELDS), -1)

@@ -8,7 +8,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime, state_digest
 from casesvc.extensions import db
 
-
 EXTERNAL_PASSWORD_HASH = "!external"  # no password hash verifies against this: a provider's user has no password login
 
 class User(IdMixin, CreatedMixin, db.Model):

@@ -14,15 +14,14 @@ from casesvc.access.clauses import cases_due_before_template, visible_cases_para
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
+from casesvc.cases.states import CASE_STATES, CLOSED
 from casesvc.common.pagination import Keyset
 from casesvc.common.timeutil import oslo_today, utcnow
-from casesvc.cases.states import CASE_STATES, CLOSED
 from casesvc.errors import Problem, field_error
 from casesvc.extensions import db
 from casesvc.policy import Action, Principal, check_role
 from casesvc.reactions.models import Condition, Reaction
 from casesvc.reactions.service import close_with_case
-
 
 
 def _participating_agencies(codes: list[str], municipality: str, lead: str) -> list[str]:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from casesvc import audit, signals
+from casesvc.access import case_for, enforce, readable_case
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
-from casesvc.access import enforce
 from casesvc.cases.models import Case, Participant
 from casesvc.cases.states import CLOSED
-from casesvc.access import case_for, readable_case
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import utcnow
 from casesvc.consents.service import record_consent

@@ -4,12 +4,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from casesvc import audit, signals
+from casesvc.access.clauses import visible_entries_clause
 from casesvc.cases.models import Case
 from casesvc.common.pagination import filter_equal, paginate
 from casesvc.errors import Problem, field_error, not_found, validation_error
 from casesvc.extensions import db
 from casesvc.followups.models import Event, Note
-from casesvc.access.clauses import visible_entries_clause
 from casesvc.policy import CaseAccess, EntryFacts, Principal, can_see_entry
 from casesvc.reactions.models import Condition, Reaction
 

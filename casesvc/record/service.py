@@ -15,20 +15,18 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from casesvc import audit
+from casesvc.access import access_to, enforce, load_youth
+from casesvc.access.clauses import visible_entries_clause
 from casesvc.audit.models import AuditEvent
 from casesvc.audit.service import seal
-from casesvc.access import enforce
 from casesvc.cases.models import Case
-from casesvc.access import access_to
 from casesvc.common.timeutil import utcnow
 from casesvc.consents.models import Consent
 from casesvc.extensions import db
 from casesvc.followups.models import Event, Note
-from casesvc.access.clauses import visible_entries_clause
 from casesvc.policy import Action, CaseAccess, Principal, Relation, check_role, record_decision, youth_visible
 from casesvc.reactions.models import Reaction
 from casesvc.youths.models import Youth
-from casesvc.access import load_youth
 
 BATCH = 500
 ACCESS_LOG_COLUMNS = ("seq", "at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",

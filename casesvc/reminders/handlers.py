@@ -17,8 +17,16 @@ from casesvc.followups.models import Event
 from casesvc.reactions.models import Condition, Reaction
 from casesvc.reminders import rules
 from casesvc.reminders.models import Reminder, WebhookDelivery
-from casesvc.reminders.store import (LIVE_CASE, enqueue_deliveries, insert_reminders, last_answer, open_reminders,
-                                     participant_kinds, reminder_row, settle)
+from casesvc.reminders.store import (
+    LIVE_CASE,
+    enqueue_deliveries,
+    insert_reminders,
+    last_answer,
+    open_reminders,
+    participant_kinds,
+    reminder_row,
+    settle,
+)
 
 
 def on_event_logged(event: Event, case: Case) -> None:

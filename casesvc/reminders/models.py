@@ -3,14 +3,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
-from sqlalchemy import text as sql_text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
-
 
 _UNESCALATED = "status = 'pending' AND escalated_at IS NULL"
 

@@ -3,16 +3,24 @@ from __future__ import annotations
 from flask import Response, current_app, request, url_for
 from flask_smorest import Blueprint
 
+from casesvc.access import case_for
 from casesvc.auth import feeds
 from casesvc.auth.principal import admin_only, current_principal, requires
-from casesvc.access import case_for
 from casesvc.common.pagination import page_schema
-from casesvc.web import etag_header, transactional
 from casesvc.extensions import db
 from casesvc.policy import Action
 from casesvc.reminders import service, webhook_admin
-from casesvc.reminders.schemas import (AttemptQuery, AttemptSchema, CalendarFeedSchema, ManualReminderSchema,
-                                       ReminderQuery, ReminderSchema, SnoozeSchema, WebhookSchema)
+from casesvc.reminders.schemas import (
+    AttemptQuery,
+    AttemptSchema,
+    CalendarFeedSchema,
+    ManualReminderSchema,
+    ReminderQuery,
+    ReminderSchema,
+    SnoozeSchema,
+    WebhookSchema,
+)
+from casesvc.web import etag_header, transactional
 
 blp = Blueprint("reminders", __name__, url_prefix="/api/v1",
                 description="Reminders: due tasks of the caller's agency, and the calendar feed")

@@ -7,8 +7,8 @@ from casesvc.access import youth_for
 from casesvc.auth.principal import current_principal, requires
 from casesvc.common.pagination import page_schema
 from casesvc.errors import problem_documented
-from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 from casesvc.policy import Action
+from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 from casesvc.youths import service
 from casesvc.youths.schemas import YouthPatchSchema, YouthQuery, YouthSchema
 

@@ -4,12 +4,26 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from casesvc.policy import (NO_CONTENT_ROLES, ROLE_SCOPES, STAFF_ROLES, Action, CaseAccess, CaseFacts,
-                            ConsentFacts, EntryFacts, Principal, Relation, authorize, can_see_entry, case_access,
-                            check_role, youth_change_decision, youth_visible)
+from casesvc.policy import (
+    NO_CONTENT_ROLES,
+    ROLE_SCOPES,
+    STAFF_ROLES,
+    Action,
+    CaseAccess,
+    CaseFacts,
+    ConsentFacts,
+    EntryFacts,
+    Principal,
+    Relation,
+    authorize,
+    can_see_entry,
+    case_access,
+    check_role,
+    youth_change_decision,
+    youth_visible,
+)
 
 TODAY = date(2027, 3, 10)
 YESTERDAY = TODAY - timedelta(days=1)

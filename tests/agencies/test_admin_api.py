@@ -7,18 +7,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
 
 from casesvc.auth.models import User
-from casesvc.web.idempotency import IdempotencyKey
 from casesvc.extensions import db
-from tests.conftest import (PASSWORD, all_pages, assert_oauth_error, assert_problem, assert_token_granted,
-                            assert_token_refused, assert_token_works)
+from casesvc.web.idempotency import IdempotencyKey
 from tests.audit.test_audit_recording import events, head_seq
+from tests.conftest import (
+    PASSWORD,
+    all_pages,
+    assert_oauth_error,
+    assert_problem,
+    assert_token_granted,
+    assert_token_refused,
+    assert_token_works,
+)
 
 TOKEN_URL = "/api/v1/auth/token"
 FAKE_PASSWORD = "fake test password 123"

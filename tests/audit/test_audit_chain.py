@@ -7,8 +7,7 @@ import hashlib
 import json
 import uuid
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from casesvc.audit import chain
 from casesvc.audit.chain import CHAINED_FIELDS, GENESIS, canonical, event_hash, link, verify

@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.audit.copy_text import EXPORT_FIELDS
+from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.extensions import db
 from tests.conftest import sealed
 

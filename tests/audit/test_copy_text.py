@@ -7,12 +7,9 @@ import json
 from datetime import timezone
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from casesvc.audit import chain, copy_text, service
-from casesvc.audit import export as audit_export
-from casesvc.audit import verify as audit_verify
+from casesvc.audit import chain, copy_text, export as audit_export, service, verify as audit_verify
 
 AWKWARD = ['say "hi"', "back\\slash", "tab\there", "new\nline", "cr\rhere", "bell\x07", "\x1f unit", "\\N", "null",
            "", "pipe|comma,semi;", "æøå ÆØÅ", "emoji 🦉", "\u2028 sep", "del\x7f", '\\"', "trailing\\", "\\t"]

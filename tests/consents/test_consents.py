@@ -10,8 +10,6 @@ from casesvc.common.timeutil import add_years, oslo_today
 from tests.conftest import assert_problem
 
 
-
-
 def consent_body(**fields) -> dict:
     today = oslo_today()
     return {"given_by": "both", "given_on": today.isoformat(),

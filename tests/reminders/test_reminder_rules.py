@@ -4,13 +4,12 @@ which URLs may be targets."""
 from __future__ import annotations
 
 import hashlib
-import json
 import hmac
+import json
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from casesvc.reminders import rules, webhooks
 

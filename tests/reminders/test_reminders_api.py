@@ -17,8 +17,6 @@ from casesvc.reminders import rules
 from casesvc.reminders.models import Reminder
 from tests.conftest import assert_problem, run_worker
 
-
-
 # --- building a case with something to be reminded of --------------------------------------------
 
 

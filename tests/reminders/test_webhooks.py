@@ -21,8 +21,7 @@ from casesvc.common.timeutil import oslo_today, rfc3339, utcnow
 from casesvc.extensions import db
 from casesvc.reminders import webhooks, worker
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery
-from tests.conftest import assert_problem
-from tests.conftest import run_worker as run_worker_with
+from tests.conftest import assert_problem, run_worker as run_worker_with
 
 SECRET = "receiver-shared-secret-123"
 

@@ -2,8 +2,7 @@
 of counts, and the rule's cases one by one."""
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from casesvc.statistics.disclosure import COMPLEMENTARY, SMALL, TOTAL, Group, nearest_rank, suppress
 
