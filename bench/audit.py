@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/casesvc_audit_bench"
@@ -109,7 +109,7 @@ def event_stream(count: int, seed: int = 20261122):
     users = [(str(uuid.UUID(int=rng.getrandbits(128))), *ROLES[i % len(ROLES)]) for i in range(400)]
     cases = [(str(uuid.UUID(int=rng.getrandbits(128))), str(uuid.UUID(int=rng.getrandbits(128))))
              for _ in range(5000)]
-    start = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2027, 1, 1, tzinfo=UTC)
     prev = chain.GENESIS
     for seq in range(1, count + 1):
         user, role, agency = users[rng.randrange(len(users))]
@@ -134,7 +134,7 @@ def event_stream(count: int, seed: int = 20261122):
                 "at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "actor": user, "actor_role": role,
                 "actor_agency": agency, "action": action, "resource_type": rtype, "resource_id": rid,
                 "case_id": case_id, "youth_id": youth_id, "ids": ids, "outcome": outcome, "status": status,
-                "request_id": str(uuid.UUID(int=rng.getrandbits(128))), "ip": "10.0.%d.%d" % (seq % 250, seq % 199)}
+                "request_id": str(uuid.UUID(int=rng.getrandbits(128))), "ip": f"10.0.{seq % 250}.{seq % 199}"}
         sealed = chain.link(view, seq, prev)
         prev = sealed["hash"]
         row = (seq, view["id"], at.replace(tzinfo=None), user, role, agency, action, rtype, rid, case_id, youth_id,

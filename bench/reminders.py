@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -201,7 +201,7 @@ def main() -> int:
     parser.add_argument("--skip-seed", action="store_true", help="reuse the database as it is (runs are then "
                                                                   "not first runs)")
     args = parser.parse_args()
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     receiver = Receiver()
     env = {**os.environ, "CASESVC_DATABASE_URL": args.database_url, "CASESVC_ENV": "development",
            "CASESVC_INSTANCE_PATH": str(ROOT / "instance" / "bench-reminders"), "CASESVC_WEBHOOK_TIMEOUT": "5"}

@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from record import Peak  # noqa: E402  (bench/record.py)
 
 TARGET_SECONDS = 10.0
-START = datetime(2027, 1, 1, tzinfo=timezone.utc)
+START = datetime(2027, 1, 1, tzinfo=UTC)
 DAYS = 30
 COLUMNS = ("seq", "id", "at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
            "case_id", "youth_id", "ids", "outcome", "status", "request_id", "ip", "basis", "prev_hash", "hash")
@@ -91,7 +91,7 @@ def events(n: int, rng: random.Random):
         resource_id = str(uuid.uuid4()) if action == "emergency.open_access" else case_id
         yield (seq, str(uuid.uuid4()), at.strftime("%Y-%m-%d %H:%M:%S.%f"), user[0], user[1], user[2], action,
                resource_type, resource_id, case_id, youth_id, ids, outcome, status, None, "10.0.0.1", basis,
-               "0" * 64, "%064x" % seq)
+               "0" * 64, f"{seq:064x}")
 
 
 def build(app, n: int) -> None:

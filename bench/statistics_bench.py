@@ -27,7 +27,7 @@ import re
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from statistics import median
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/casesvc_statistics_bench"
@@ -53,7 +53,7 @@ def recreate_database(url: str) -> None:
 
 
 def _instant(day: date, rng: random.Random) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(86400))
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400))
 
 
 def seed(db, n_cases: int) -> dict:
@@ -67,7 +67,7 @@ def seed(db, n_cases: int) -> dict:
     from casesvc.youths.models import Youth
 
     rng = random.Random(14)
-    now = datetime(2027, 1, 15, tzinfo=timezone.utc)
+    now = datetime(2027, 1, 15, tzinfo=UTC)
     span_days = (LAST - FIRST).days + 1
     tables = {"youths": [], "cases": [], "reactions": [], "spans": [], "events": []}
     counts = dict.fromkeys(tables, 0)

@@ -4,7 +4,7 @@ rule reads otherwise, any guardian relation, upper-case agency codes, a reaction
 starts_on, the cases of any agency's pending reminder, and instants at the edge of the range."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -283,7 +283,7 @@ def test_an_instant_with_an_offset_is_taken_as_the_same_moment_in_utc(world):
         "kind": "meeting", "occurred_at": "2027-01-01T00:00:00-01:00"})
     assert resp.status_code == 201, resp.json
     assert resp.json["occurred_at"] == "2027-01-01T01:00:00Z"
-    moment = datetime(2027, 1, 5, 8, tzinfo=timezone.utc)
+    moment = datetime(2027, 1, 5, 8, tzinfo=UTC)
     resp = world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
         "kind": "meeting", "occurred_at": moment.astimezone(OSLO).isoformat()})
     assert resp.json["occurred_at"] == "2027-01-05T08:00:00Z"

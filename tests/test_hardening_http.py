@@ -8,7 +8,7 @@ import csv
 import io
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
@@ -92,8 +92,8 @@ def test_a_reservation_left_by_a_crashed_request_is_taken_over_after_its_lease(w
     with app.app_context():
         db.session.add(IdempotencyKey(owner=world["police"].user_id, key="crashed-1", endpoint="followups.create_note",
                                       fingerprint="x", status_code=IN_FLIGHT, body="", headers="{}",
-                                      created_at=datetime.now(timezone.utc) - IN_FLIGHT_LEASE - timedelta(seconds=1),
-                                      expires_at=datetime.now(timezone.utc) + timedelta(hours=1)))
+                                      created_at=datetime.now(UTC) - IN_FLIGHT_LEASE - timedelta(seconds=1),
+                                      expires_at=datetime.now(UTC) + timedelta(hours=1)))
         db.session.commit()
     resp = world["police"].post(notes_url(case), json={"body": "Fake note"}, headers={"Idempotency-Key": "crashed-1"})
     assert resp.status_code == 201, resp.json

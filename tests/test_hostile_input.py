@@ -186,7 +186,7 @@ def test_a_value_the_database_cannot_hold_is_400_without_sql(world, monkeypatch,
                          ids=["high", "low", "high-then-text", "high-then-escaped-backslash"])
 def test_half_a_surrogate_pair_is_400_and_nothing_is_stored(world, text):
     case = world.case()
-    resp = post_json(world["police"], notes_url(case), '{"body": %s}' % text)
+    resp = post_json(world["police"], notes_url(case), '{"body": ' + text + '}')
     assert assert_problem(resp, 400)["detail"] == SURROGATE_DETAIL
     assert_no_leak(resp)
     assert world["police"].get(notes_url(case)).json["items"] == []

@@ -6,7 +6,7 @@ serialises a case takes either (`casesvc/cases/schemas.py`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, bindparam, select, type_coerce
 
@@ -82,5 +82,5 @@ def _case_view(row, codes: list[str]) -> CaseView:
     values = list(row[:-1])
     for i in _INSTANTS:
         if values[i] is not None:
-            values[i] = values[i].replace(tzinfo=timezone.utc)  # stored as naive UTC (UTCDateTime)
+            values[i] = values[i].replace(tzinfo=UTC)  # stored as naive UTC (UTCDateTime)
     return CaseView(*values, tuple(codes))

@@ -21,7 +21,7 @@ same conversion as a function of this connection, from Python's zone data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, text
@@ -52,7 +52,7 @@ class ReviewSettings:
 
     def as_dict(self) -> dict:
         return {"bulk_reads": self.bulk_reads, "probes": self.probes,
-                "off_hours": None if self.off_hours is None else "%02d-%02d" % self.off_hours}
+                "off_hours": None if self.off_hours is None else "{:02d}-{:02d}".format(*self.off_hours)}
 
 
 def read_actions() -> list[str]:
@@ -66,7 +66,7 @@ def read_actions() -> list[str]:
 def _sqlite_local(value: str | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc).astimezone(OSLO)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC).astimezone(OSLO)
 
 
 def _sqlite_oslo_day(value, shift_hours):
@@ -133,7 +133,7 @@ def _at(value) -> str | None:
     if isinstance(value, str):  # SQLite hands an aggregate's instant back as text
         value = datetime.fromisoformat(value)
     if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return chain_time(value)
 
 

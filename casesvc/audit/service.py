@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import uuid
-from datetime import timezone
+from datetime import UTC
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import delete, select, text
@@ -208,7 +208,7 @@ def _chain_view(fields: dict) -> dict:
 
 def chain_time(at) -> str | None:
     """Instants in the chain: UTC, microseconds, `Z` — exact on SQLite and PostgreSQL."""
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at else None
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at else None
 
 
 def event_dict(row) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlalchemy import func, select
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
@@ -173,4 +173,4 @@ def client_credentials_grant(client_id: str | None, client_secret: str | None, s
 
 
 def expires_at(claims: dict) -> datetime:
-    return datetime.fromtimestamp(int(claims["exp"]), timezone.utc)
+    return datetime.fromtimestamp(int(claims["exp"]), UTC)

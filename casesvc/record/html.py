@@ -2,9 +2,9 @@
 asset, written piece by piece as the parts are read."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from html import escape
-from typing import Iterable, Iterator
 
 from casesvc.common.timeutil import OSLO
 from casesvc.record.render import access_log_entry

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from casesvc.audit.service import chain_time
 from casesvc.cases.schemas import case_body

@@ -8,8 +8,8 @@ the cases the agency reads (lead, or under consent), their entries as `can_see_e
 those cases."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload

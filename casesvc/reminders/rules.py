@@ -7,7 +7,7 @@ falls on a date is due at the start of that day in Oslo (00:00 local time), retu
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from casesvc.common.timeutil import OSLO, add_years
 from casesvc.vocabulary import REMINDER_KINDS, REMINDER_STATUSES
@@ -22,7 +22,7 @@ UNANSWERED_RESULTS = frozenset({"missed", "invalid"})
 
 def day_start(day: date) -> datetime:
     """The first instant of `day` in Oslo, in UTC (23:00 or 22:00 UTC the day before)."""
-    return datetime.combine(day, time(0), tzinfo=OSLO).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=OSLO).astimezone(UTC)
 
 
 def oslo_date(instant: datetime) -> date:

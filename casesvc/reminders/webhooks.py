@@ -206,7 +206,7 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float, addres
         response = connection.getresponse()
         response.read(MAX_RESPONSE_BYTES)  # the answer's content is not used, nor kept
         status = response.status
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return Attempt(False, None, "timeout")
     except ssl.SSLCertVerificationError as exc:  # the receiver's administrator needs the reason
         return Attempt(False, None, f"certificate refused: {exc.verify_message}"[:200])

@@ -1,7 +1,7 @@
 """The pure access policy (casesvc/policy.py), without a database or HTTP."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -416,11 +416,11 @@ def test_a_refusal_is_never_active():
 
 
 def _emergency(user, hours_ago=1, hours_left=3):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from casesvc.policy import EmergencyFacts
 
-    now = datetime(2027, 3, 10, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
     return now, EmergencyFacts(user, now - timedelta(hours=hours_ago), now + timedelta(hours=hours_left))
 
 

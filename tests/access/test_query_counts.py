@@ -6,7 +6,7 @@ conditions and signatures."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import event
@@ -91,7 +91,7 @@ def busy_case(app, world) -> str:
                 "conditions": [{"kind": "drug_test", "every_days": 14, "responsible_agency": "health"},
                                {"kind": "meeting", "description": f"Meeting {index}", "responsible_agency": "slt"}],
                 "signatures": [{"party": "youth", "signed_on": today}, {"party": "guardian", "signed_on": today}]})
-            log_event(police, case, lead, {"kind": "meeting", "occurred_at": datetime.now(timezone.utc),
+            log_event(police, case, lead, {"kind": "meeting", "occurred_at": datetime.now(UTC),
                                             "summary": f"Event {index}", "category": "general", "visibility": "shared"})
             write_note(police, case, lead, {"body": f"Note {index}", "category": "general", "visibility": "shared"})
         return case.id

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, insert, select, text, update
@@ -187,7 +187,7 @@ def test_a_deleted_row_is_found_when_later_seqs_are_closed_up(world, app, cli, t
 
 
 def _instant(view_at: str) -> datetime:
-    return datetime.strptime(view_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(view_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def _forged(trail, seq: int) -> dict:

@@ -4,7 +4,7 @@ on reading every value back exactly. Each row is built here the way PostgreSQL w
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -43,7 +43,7 @@ values = st.one_of(st.none(), st.sampled_from(AWKWARD), st.text(max_size=12),
 def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, status, seq, stored):
     event = {name: data.draw(values, label=name) for name in chain.EVENT_FIELDS}
     # `at` comes from to_char(): digits, dashes, colons, a dot, T and Z (or NULL)
-    at = data.draw(st.one_of(st.none(), st.datetimes(timezones=st.just(timezone.utc))), label="at")
+    at = data.draw(st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))), label="at")
     event.update(seq=seq, status=status, ids=ids, hash=data.draw(values, label="hash"),
                  at=service.chain_time(at) if at else None)
     if stored == "sql-null" and ids is None:

@@ -6,14 +6,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, strategies as st
 
 from casesvc.reminders import rules, webhooks
-
-UTC = timezone.utc
 
 
 def utc(*args) -> datetime:
