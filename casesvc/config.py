@@ -233,8 +233,8 @@ def _check_identity_settings(settings: Settings) -> Settings:
         raise ConfigError("FLASK_DEBUG must be off when CASESVC_ENV=production (debug mode is on)")
     if production and any(len(k) < MIN_SECRET_LENGTH for k in settings.secret_keys_previous):
         raise ConfigError(f"every key in CASESVC_SECRET_KEY_PREVIOUS must be at least {MIN_SECRET_LENGTH} characters")
-    given = {name: value for name, value in zip(OIDC_SETTINGS, (settings.oidc_issuer, settings.oidc_audience,
-                                                                settings.oidc_jwks_url))}
+    given = dict(zip(OIDC_SETTINGS, (settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url),
+                     strict=True))
     missing = [name for name, value in given.items() if not value]
     if missing and len(missing) < len(OIDC_SETTINGS):
         raise ConfigError(f"{', '.join(missing)} must be set too: an external identity provider needs "

@@ -19,7 +19,7 @@ NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
 _STAFF_SCOPES = frozenset({"cases:read", "cases:write", "notes:read", "notes:write", "consents:write",
                            "reminders:read", "reminders:write"})
 ROLE_SCOPES: dict[str, frozenset[str]] = {
-    **{role: _STAFF_SCOPES for role in STAFF_ROLES},
+    **dict.fromkeys(STAFF_ROLES, _STAFF_SCOPES),
     "coordinator": _STAFF_SCOPES | {"statistics:read"},
     "admin": frozenset({"admin", "audit:read", "statistics:read"}),
     "auditor": frozenset({"audit:read"}),

@@ -122,7 +122,7 @@ def test_a_2011_birth_date_with_an_individual_number_below_500_is_accepted(world
     """The official century rule reads individual numbers 000-499 as 1900s: 2011 was refused
     although both check digits hold."""
     born = date(2011, 3, 4)
-    number = _number(born, range(0, 500), d_number=d_number)
+    number = _number(born, range(500), d_number=d_number)
     resp = world["police"].post("/api/v1/youths", json=_youth(number, born))
     assert resp.status_code == 201, resp.json
     assert (resp.json["birth_date"], resp.json["national_id"]) == ("2011-03-04", number)
@@ -131,14 +131,14 @@ def test_a_2011_birth_date_with_an_individual_number_below_500_is_accepted(world
 @pytest.mark.parametrize("other", [date(2012, 3, 4), date(2011, 3, 5), date(2011, 4, 4)],
                          ids=["year", "day", "month"])
 def test_a_birth_date_with_another_day_month_or_two_digit_year_is_still_422(world, other):
-    number = _number(date(2011, 3, 4), range(0, 500))
+    number = _number(date(2011, 3, 4), range(500))
     problem = assert_problem(world["police"].post("/api/v1/youths", json=_youth(number, other)), 422)
     assert list(problem["errors"]) == ["birth_date"]
 
 
 def test_a_wrong_check_digit_is_still_422(world):
     born = date(2011, 3, 4)
-    number = _number(born, range(0, 500))
+    number = _number(born, range(500))
     bad = number[:10] + str((int(number[10]) + 1) % 10)
     problem = assert_problem(world["police"].post("/api/v1/youths", json=_youth(bad, born)), 422)
     assert list(problem["errors"]) == ["national_id"]

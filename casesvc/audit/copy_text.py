@@ -116,7 +116,7 @@ class JsonLines:
     typed and given to json.dumps."""
 
     QUOTED = tuple(name for name in EXPORT_FIELDS if name not in (*NUMBERS, "ids"))
-    CONTROL = bytes(range(0, 9)) + bytes(range(11, 32))  # all but tab and newline
+    CONTROL = bytes(range(9)) + bytes(range(11, 32))  # all but tab and newline
 
     def __init__(self):
         self.leads = [("{" if i == 0 else ",") + f'"{name}":' for i, name in enumerate(EXPORT_FIELDS)]

@@ -381,7 +381,7 @@ def _insert_ids_layouts(app, trail):
                 linked = chain.link(fields, seq, prev)
                 prev = linked["hash"]
                 row = {**linked, "at": _instant(linked["at"]), "ids": layout}
-                columns = [c for c in row]
+                columns = list(row)
                 conn.execute(text(f"INSERT INTO audit_events ({', '.join(columns)}) VALUES "
                                   f"({', '.join(cast if c == 'ids' else ':' + c for c in columns)})"), row)
 

@@ -483,7 +483,7 @@ def test_metrics_show_pending_overdue_and_escalated_reminders(world, app, client
     run_worker(app, utcnow() + timedelta(days=3))  # the condition is escalated (due in two days)
     text = client.get("/metrics").get_data(as_text=True)
     lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-             if line.startswith("casesvc_reminders_") or line.startswith("casesvc_webhook_deliveries")}
+             if line.startswith(("casesvc_reminders_", "casesvc_webhook_deliveries"))}
     assert lines["casesvc_reminders_pending"] == 3
     assert lines["casesvc_reminders_overdue"] == 1
     assert lines["casesvc_reminders_escalated"] == 1
