@@ -242,7 +242,7 @@ def query_counts(app, token: str, urls: dict[str, str]) -> dict[str, int]:
     for name, url in urls.items():
         seen = []
 
-        def record(*_args):
+        def record(*_args, seen=seen):  # this URL's list, bound now
             seen.append(1)
 
         event.listen(db.engine, "before_cursor_execute", record)

@@ -73,7 +73,7 @@ class TextRows:
     def typed(self, line: str) -> dict:
         """Any row, unescaped and typed: what the general path works on."""
         *fields, ids_text = line.split("\t")  # a tab inside a value is escaped (`\t`)
-        event = {name: copy_value(text) for name, text in zip(self.columns, fields)}
+        event = {name: copy_value(text) for name, text in zip(self.columns, fields, strict=True)}
         for name in NUMBERS:
             if event.get(name) is not None:
                 event[name] = int(event[name])
@@ -123,7 +123,7 @@ class JsonLines:
         self.tail = "}"
         strings = ", ".join(name for name in self.QUOTED if name != "at")
         columns = [f"""CASE WHEN strpos(concat({strings}), '"') = 0 THEN '' ELSE '!' END"""]
-        for lead, name in zip(self.leads, EXPORT_FIELDS):
+        for lead, name in zip(self.leads, EXPORT_FIELDS, strict=True):
             value = PG_AT if name == "at" else name
             columns += [f"'{lead}'", f"""'"' || {value} || '"'""" if name in self.QUOTED else value]
         self.select = ", ".join([*columns, f"'{self.tail}'"])
@@ -139,7 +139,7 @@ class JsonLines:
         if "\\" not in row and not row.startswith("!") and not any(ord(c) < 32 and c != "\t" for c in row):
             return row.replace("\t", "") + "\n"
         event = {}
-        for name, text in zip(EXPORT_FIELDS, row.split("\t")[2::2]):
+        for name, text in zip(EXPORT_FIELDS, row.split("\t")[2::2], strict=True):
             # a tab inside a value is escaped (`\t`), so the split is exact
             value = None if text == "null" else copy_unescape(text)
             event[name] = value[1:-1] if name in self.QUOTED and value is not None else value

@@ -22,7 +22,7 @@ _COLUMNS = [getattr(AuditEvent, name) for name in EXPORT_FIELDS]
 
 
 def _as_event(row) -> dict:
-    event = dict(zip(EXPORT_FIELDS, row))
+    event = dict(zip(EXPORT_FIELDS, row, strict=True))
     event["at"] = chain_time(event["at"])
     return event
 

@@ -185,7 +185,7 @@ def _seal_batch(batch: int) -> int:
             sealed = []
             for row in rows:
                 seq += 1
-                fields = dict(zip(_INBOX_NAMES, row[1:]))  # row = (n, *_INBOX_COLUMNS)
+                fields = dict(zip(_INBOX_NAMES, row[1:], strict=True))  # row = (n, *_INBOX_COLUMNS)
                 event = chain.link(_chain_view(fields), seq, prev)
                 prev = event["hash"]
                 sealed.append({**fields, "seq": seq, "prev_hash": event["prev_hash"], "hash": event["hash"]})

@@ -27,7 +27,7 @@ from casesvc.reactions.service import close_with_case
 def _participating_agencies(codes: list[str], municipality: str, lead: str) -> list[str]:
     wanted = list(dict.fromkeys([lead, *codes]))
     agencies = {a.code: a for a in db.session.scalars(select(Agency).where(Agency.code.in_(wanted)))}
-    for index, code in enumerate(wanted):
+    for code in wanted:
         agency = agencies.get(code)
         if agency is None:
             raise field_error("participants", f"Unknown agency {code!r}.")

@@ -153,7 +153,7 @@ def _same_conditions(current: list[Condition], given: list[dict]) -> bool:
     """The conditions a client sent back as it read them: nothing to replace (their ids, and the
     events logged against them, stay), whatever the reaction's status."""
     return len(current) == len(given) and all(
-        all(getattr(c, name) == g.get(name) for name in _CONDITION_FIELDS) for c, g in zip(current, given))
+        all(getattr(c, name) == g.get(name) for name in _CONDITION_FIELDS) for c, g in zip(current, given, strict=True))
 
 
 def add_signature(principal: Principal, reaction: Reaction, data: dict) -> Signature:

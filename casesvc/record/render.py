@@ -35,7 +35,7 @@ def _array(items: Iterator[str]) -> Iterator[str]:
 
 
 def access_log_entry(row) -> dict:
-    entry = dict(zip(ACCESS_LOG_COLUMNS, row))
+    entry = dict(zip(ACCESS_LOG_COLUMNS, row, strict=True))
     entry["at"] = chain_time(entry["at"])
     return entry
 

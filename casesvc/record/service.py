@@ -102,7 +102,7 @@ def plan_record(principal: Principal, youth_id: str) -> RecordPlan:
                                .order_by(Case.opened_at, Case.id)).all()
     accesses = [access_to(principal, case) for case in cases]
     enforce(record_decision(principal, accesses, youth_visible(principal, youth.created_by_agency, accesses)))
-    seen = [(case.id, access) for case, access in zip(cases, accesses)
+    seen = [(case.id, access) for case, access in zip(cases, accesses, strict=True)
             if access.relation in (Relation.LEAD, Relation.SHARED)]
     audit.note(resource_type="youth_record", resource_id=youth.id, ids=[case_id for case_id, _ in seen])
     return RecordPlan(principal, youth.id, seen, utcnow())

@@ -188,11 +188,12 @@ def deliver(now: datetime, settings, token: str, batch: list) -> dict:
         sent.append(index)
     # the target is checked again at each attempt (in production a name may come to point inward)
     for index, result in zip(sent, webhooks.send_all(jobs, settings.webhook_timeout, settings.webhook_concurrency,
-                                                     vetting=lambda url: webhooks.vet(url, production))):
+                                                     vetting=lambda url: webhooks.vet(url, production)),
+                             strict=True):
         results[index] = result
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
     table = WebhookDelivery.__table__
-    for row, result in zip(batch, results):
+    for row, result in zip(batch, results, strict=True):
         attempts = row.attempts + 1
         outcome = webhooks.outcome_after(result.ok, attempts, settings.webhook_max_attempts)
         next_at = (now + timedelta(seconds=webhooks.backoff_seconds(

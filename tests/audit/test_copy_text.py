@@ -71,7 +71,7 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
             if value is None:
                 return "null"
             return _copy_text(f'"{value}"' if name in lines.QUOTED else value)
-        return "\t".join([marker, *(part for lead, name in zip(lines.leads, copy_text.EXPORT_FIELDS)
+        return "\t".join([marker, *(part for lead, name in zip(lines.leads, copy_text.EXPORT_FIELDS, strict=True)
                                     for part in (lead, sent(name, values[name]))), lines.tail]) + "\n"
 
     row = copy_row(marker, {**event, "ids": ids_text})

@@ -101,7 +101,7 @@ def build_municipality(app, world) -> None:
             db.session.add(case)
             db.session.flush()
             ids[label] = case.id
-        for label, case, kind, basis, starts, active, ended_on, ended_as in REACTIONS:
+        for _label, case, kind, basis, starts, active, ended_on, ended_as in REACTIONS:
             reaction = Reaction(case_id=ids[case], type=kind, legal_basis=basis, starts_on=date.fromisoformat(starts),
                                 status=ended_as or ("active" if active else "draft"), created_by_agency=police)
             db.session.add(reaction)

@@ -18,7 +18,7 @@ def reference_check_digits(first_nine: str) -> str | None:
     """An independent statement of the published algorithm, so make() and parse() cannot agree
     on a wrong one."""
     def digit(digits, weights):
-        k = 11 - sum(int(d) * w for d, w in zip(digits, weights)) % 11
+        k = 11 - sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
         return 0 if k == 11 else k  # 10 means: no valid number with these nine digits
 
     k1 = digit(first_nine, K1_WEIGHTS)
