@@ -14,21 +14,20 @@ coordinator of one municipality and as admin. It prints the p50 (and max) of eac
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# the repository root, so that `casesvc` imports from the checkout
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-import argparse  # noqa: E402
+import argparse
 import os
 import random
 import re
+import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from statistics import median
+
+# the repository root, so that `casesvc` imports from the checkout
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/casesvc_statistics_bench"
 TARGETS_MS = {"municipality_year": 300.0, "all_municipalities_window": 2000.0, "report": 1000.0}

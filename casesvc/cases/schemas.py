@@ -2,11 +2,10 @@ import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, Code, Instant, Municipality, bounded_list
-
-MAX_PARTICIPANTS = 50
 from casesvc.common.timeutil import rfc3339
 from casesvc.vocabulary import CASE_ORIGINS, CASE_STATUSES
 
+MAX_PARTICIPANTS = 50
 AgencyCode = ma.fields.String
 
 
