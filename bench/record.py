@@ -110,7 +110,8 @@ def build(app, n_events: int, n_log: int) -> tuple[str, str]:
                            "author_user": user.id if by_police else health_user.id,
                            "created_at": start + timedelta(hours=i)})
             if i % 10 == 0:
-                notes.append({"id": str(uuid.uuid4()), "case_id": case.id, "body": f"Note {i}: spoke with the guardian.",
+                notes.append({"id": str(uuid.uuid4()), "case_id": case.id,
+                              "body": f"Note {i}: spoke with the guardian.",
                               "category": "general", "visibility": "shared", "author_agency": "police",
                               "author_user": user.id, "created_at": start + timedelta(hours=i)})
         for chunk in range(0, len(events), 1000):

@@ -407,10 +407,12 @@ def report(ours: dict[str, Result], bare: dict[str, Result], floor: dict[str, Re
     print()
     for name in ("single", "list"):
         ratio = ours[name].rps / bare[name].rps
-        print(f"{name:<7} ratio {ratio:.2f} (target >= {TARGET_RATIO[name]}: {'met' if ratio >= TARGET_RATIO[name] else 'MISSED'})"
+        met = "met" if ratio >= TARGET_RATIO[name] else "MISSED"
+        print(f"{name:<7} ratio {ratio:.2f} (target >= {TARGET_RATIO[name]}: {met})"
               f"   p99 {ours[name].p99_ms:.1f} ms (target < {TARGET_P99_MS:.0f}: "
               f"{'met' if ours[name].p99_ms < TARGET_P99_MS else 'MISSED'})")
-        print(f"{'':<7} floor {floor[name].rps / bare[name].rps:.2f} of the bare app (p99 {floor[name].p99_ms:.1f} ms), "
+        print(f"{'':<7} floor {floor[name].rps / bare[name].rps:.2f} of the bare app "
+              f"(p99 {floor[name].p99_ms:.1f} ms), "
               f"{floor[f'{name} without audit'].rps / bare[name].rps:.2f} without the audit insert; "
               f"casesvc {ours[name].rps / floor[name].rps:.2f} of the floor")
     growing = queries["list_5"] != queries["list_50"]
@@ -443,7 +445,8 @@ def main() -> int:
     secret = secrets.token_urlsafe(48)
     workdir = Path(tempfile.mkdtemp(prefix="casesvc-bench-"))
     env = {**os.environ, "CASESVC_ENV": "production", "CASESVC_SECRET_KEY": secret, "CASESVC_DATABASE_URL": url,
-           "CASESVC_PUBLIC_URL": "https://casesvc.bench.invalid", "CASESVC_INSTANCE_PATH": str(workdir), "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
+           "CASESVC_PUBLIC_URL": "https://casesvc.bench.invalid", "CASESVC_INSTANCE_PATH": str(workdir),
+           "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
            "BENCH_THREADS": str(args.threads)}
 
     from casesvc import create_app

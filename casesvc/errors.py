@@ -131,7 +131,8 @@ class ProblemSchema(ma.Schema):
     current = ma.fields.String(metadata={"description": "409 of a transition: the present state"})
     to = ma.fields.String(metadata={"description": "409 of a transition: the state asked for"})
     allowed = ma.fields.List(ma.fields.String(), metadata={"description": "409 of a transition: the moves there are"})
-    missing = ma.fields.List(ma.fields.String(), metadata={"description": "409 signatures-required: who has yet to sign"})
+    missing = ma.fields.List(ma.fields.String(),
+                             metadata={"description": "409 signatures-required: who has yet to sign"})
     existing_id = ma.fields.String(metadata={"description": "409 youth-exists: the youth holding the national id, "
                                                             "for a caller who may see it"})
 
@@ -175,7 +176,8 @@ class ProblemApi(Api):
         messages = data.get("errors") or data.get("messages")
         if status == 422 and messages:
             # webargs nests by location ("json", "query"); the field names are what matter
-            if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "headers", "files", "path", "view_args"}:
+            if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "headers", "files", "path",
+                                                                "view_args"}:
                 merged: dict[str, list[str]] = {}
                 for location_messages in messages.values():
                     merged.update(flatten_messages(location_messages))
@@ -249,7 +251,8 @@ def register_database_error_handlers(app: Flask, db) -> None:
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError):
         log.warning("integrity error on %s %s: %s", request.method, request.path, exc.orig.__class__.__name__)
-        return problem_response(409, "conflict", "Conflict", "The request conflicts with data stored meanwhile; read and try again.")
+        return problem_response(409, "conflict", "Conflict",
+                                "The request conflicts with data stored meanwhile; read and try again.")
 
     @app.errorhandler(StaleDataError)
     def _stale(exc: StaleDataError):

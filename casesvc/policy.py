@@ -267,8 +267,8 @@ def youth_change_decision(principal: Principal, created_by_agency: str, case_acc
         if created_by_agency == principal.agency:
             return ALLOW
         return Decision(False, 404, "not-found", "No such youth.")
-    return _lead_or_coordinator(principal, case_accesses,
-                                "Only the lead agency of one of the youth's cases or a coordinator may change the youth.")
+    return _lead_or_coordinator(principal, case_accesses, "Only the lead agency of one of the youth's cases or a "
+                                "coordinator may change the youth.")
 
 
 # --- Administration and the audit log ---------------------------------------------------------

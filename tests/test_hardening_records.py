@@ -90,13 +90,14 @@ def test_the_worker_logs_and_counts_a_source_it_cannot_compute_and_goes_on(world
         db.session.execute(update(Reaction).where(Reaction.id == bad.json["id"])
                            .values(starts_on=date(9999, 12, 30), ends_on=date(9999, 12, 31)))
         db.session.commit()
-    before = process_registry().get_sample_value("casesvc_reminder_source_failures_total", {"rule": "condition_due"}) or 0
+    failures = "casesvc_reminder_source_failures_total"
+    before = process_registry().get_sample_value(failures, {"rule": "condition_due"}) or 0
     with caplog.at_level(logging.WARNING), app.app_context():
         result = reminders.run(utcnow() + timedelta(days=40))
     bad_condition = bad.json["conditions"][0]["id"]
     assert result["failed"]["condition_due"] == 1
     assert any(bad_condition in r.getMessage() for r in caplog.records)
-    assert process_registry().get_sample_value("casesvc_reminder_source_failures_total", {"rule": "condition_due"}) == before + 1
+    assert process_registry().get_sample_value(failures, {"rule": "condition_due"}) == before + 1
     listed = world["police"].get("/api/v1/reminders", query_string={"case_id": other["id"]}).json["items"]
     assert "condition_due" in {r["kind"] for r in listed}  # the other source got its reminder
 

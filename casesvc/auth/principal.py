@@ -100,7 +100,8 @@ def load_principal() -> Principal:
     family = claims.get("fam")
     try:
         row = db.session.execute(_caller_query(client, bool(family)),
-                                 {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family}).first()
+                                 {"sub": claims["sub"], "jti": denylist_key(claims, token or ""),
+                                  "fam": family}).first()
     except SQLAlchemyError:
         # the database failed us, not the caller: the audit event still names who the verified
         # token says is calling

@@ -105,7 +105,8 @@ def list_cases(principal: Principal, args: dict) -> dict:
     if visible is None:
         return audit.noted_page({"items": [], "next_cursor": None})
     filters = tuple(name for name in LIST_FILTERS if args.get(name))
-    params = {**visible, **_NEWEST_FIRST.params(args["limit"], args.get("cursor")), **{name: args[name] for name in filters}}
+    params = {**visible, **_NEWEST_FIRST.params(args["limit"], args.get("cursor")),
+              **{name: args[name] for name in filters}}
     rows = db.session.execute(_case_page_query(filters, bool(args.get("cursor"))), params).all()
     return audit.noted_page(_NEWEST_FIRST.page_of(grouped(rows), args["limit"]))
 

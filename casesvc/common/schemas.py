@@ -75,7 +75,8 @@ class BusinessDate(ma.fields.Date):
     def __init__(self, **kwargs):
         metadata = dict(kwargs.pop("metadata", {}))
         window = f"within {BUSINESS_YEARS} years of today"
-        metadata["description"] = f"{metadata['description']}; {window}" if "description" in metadata else window.capitalize()
+        metadata["description"] = (f"{metadata['description']}; {window}" if "description" in metadata
+                                   else window.capitalize())
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):

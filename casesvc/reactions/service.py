@@ -68,7 +68,8 @@ def _conditions(case: Case, legal_basis: str, items: list[dict]) -> list[Conditi
     return [Condition(position=i, **item) for i, item in enumerate(items)]
 
 
-def _signatures(principal: Principal, items: list[dict], field: str = "signatures.{index}.signed_on") -> list[Signature]:
+def _signatures(principal: Principal, items: list[dict],
+                field: str = "signatures.{index}.signed_on") -> list[Signature]:
     """`field` names a bad date in the request: an item of a reaction's list, or a signature alone."""
     today = oslo_today()
     for index, item in enumerate(items):

@@ -56,7 +56,8 @@ def insert_reminders(rows: list[dict], refresh_basis: bool = False, now: datetim
         # SQLite: one statement, compiled once, run for every row; a row whose key exists is
         # skipped. The ids were made here: the rows that carry them are the ones inserted.
         db.session.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]), values)
-        inserted = db.session.execute(select(*_inserted_columns(table)).where(table.c.id.in_([v["id"] for v in values]))).all()
+        inserted = db.session.execute(
+            select(*_inserted_columns(table)).where(table.c.id.in_([v["id"] for v in values]))).all()
     if refresh_basis and len(inserted) < len(values):
         done = {row.dedupe_key for row in inserted}
         stale = [{"k": v["dedupe_key"], "b": v["basis_at"]} for v in values if v["dedupe_key"] not in done]

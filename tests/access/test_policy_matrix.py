@@ -220,14 +220,16 @@ def run_actions(actor, w: dict) -> dict[str, object]:
         "transition_reaction": outcome(actor.post(f"{base}/reactions/{w['reaction']}/transitions",
                                                   json={"to": "cancelled", "reason": "Not needed"})),
         "create_consent": outcome(actor.post(f"{base}/consents", json={
-            "given_by": "both", "given_on": today.isoformat(), "expires_on": today.replace(year=today.year + 1).isoformat(),
+            "given_by": "both", "given_on": today.isoformat(),
+            "expires_on": today.replace(year=today.year + 1).isoformat(),
             "purpose": "Follow-up", "agencies": [w["consent_for"]], "categories": ["general"]})),
         "withdraw_consent": outcome(actor.post(f"{base}/consents/{w['spare_consent']}/withdraw")),
         "history": outcome(actor.get(f"{base}/history")),
         "handover": outcome(actor.post(f"{base}/handover", json={"to": "nosuch", "reason": "Test"})),
         "transfer": outcome(actor.post(f"{base}/transfer", json={
             "municipality": "1103", "lead": "nosuch", "reason": "Test", "consent": {
-                "given_by": "both", "given_on": today.isoformat(), "expires_on": today.replace(year=today.year + 1).isoformat(),
+                "given_by": "both", "given_on": today.isoformat(),
+                "expires_on": today.replace(year=today.year + 1).isoformat(),
                 "purpose": "Follow-up", "categories": ["general"]}})),
         "patch_youth": outcome(actor.patch(f"/api/v1/youths/{case['youth_id']}", json={"school": "Changed School"},
                                            headers={"If-Match": w["youth_etag"]})),

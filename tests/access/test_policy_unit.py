@@ -405,7 +405,7 @@ def test_youth_changes_follow_the_rule_of_case_changes(who, created_by, accesses
         assert decision.reason == "lead-agency-required"
 
 
-# --- refusals and emergency access (README "Emergency access" and "Consent refusals") --------------------------------------
+# --- refusals and emergency access (README "Emergency access" and "Consent refusals") ------------------------------
 
 def test_a_refusal_is_never_active():
     from casesvc.policy import ConsentFacts as Facts

@@ -293,7 +293,8 @@ def test_retention_deletes_the_reason_and_the_review_with_the_case(world, story,
     world["auditor"].post(f"/api/v1/audit/emergency-accesses/{grant['id']}/review",
                           json={"finding": "justified", "comment": "The school called the ambulance."})
     for to, reason in (("active", None), ("completed", "Contract fulfilled")):
-        assert world["police"].post(f"{story['base']}/transitions", json={"to": to, "reason": reason}).status_code == 200
+        assert world["police"].post(f"{story['base']}/transitions",
+                                    json={"to": to, "reason": reason}).status_code == 200
     monkeypatch.setenv("CASESVC_ENV", "test")
     monkeypatch.setenv("CASESVC_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
     assert main(["retention", "run", "--now", rfc3339(utcnow() + timedelta(days=1826))]) == 0

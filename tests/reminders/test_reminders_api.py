@@ -297,7 +297,8 @@ def test_only_participants_with_access_create_manual_reminders(world):
 def test_no_manual_reminder_on_a_closed_case(world):
     case = world.case(participants=("health",))
     move_case(world, case, "withdrawn")
-    assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(utcnow())}), 409)
+    assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
+                                        json={"due_at": rfc3339(utcnow())}), 409)
 
 
 def test_the_same_idempotency_key_creates_one_manual_reminder(world, app):
@@ -356,7 +357,8 @@ def test_cases_filter_by_a_pending_reminder_due_before(world, app):
     quiet = world.case(participants=("health",))
     now = utcnow()
     for case, days in ((late, 10), (early, 1)):
-        world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(now + timedelta(days=days))})
+        world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
+                             json={"due_at": rfc3339(now + timedelta(days=days))})
     found = world["police"].get("/api/v1/cases", query_string={"due_before": rfc3339(now + timedelta(days=5))}).json
     assert [c["id"] for c in found["items"]] == [early["id"]]
     found = world["police"].get("/api/v1/cases", query_string={"due_before": rfc3339(now + timedelta(days=20))}).json

@@ -212,13 +212,15 @@ def test_an_admin_token_without_the_admin_scope_is_refused(world, receiver):
 
 
 def test_an_unknown_agency_is_404(world, receiver):
-    assert_problem(world["admin"].put("/api/v1/agencies/nosuch/webhook", json={"url": receiver.url, "secret": SECRET}), 404)
+    assert_problem(world["admin"].put("/api/v1/agencies/nosuch/webhook",
+                                      json={"url": receiver.url, "secret": SECRET}), 404)
     assert_problem(world["admin"].get("/api/v1/agencies/nosuch/webhook/deliveries"), 404)
 
 
 @pytest.mark.parametrize("url", ["ftp://example.org/hook", "not a url", "https://u:p@example.org/hook"])
 def test_a_non_http_url_is_422(world, url):
-    body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}), 422)
+    body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook",
+                                             json={"url": url, "secret": SECRET}), 422)
     assert "url" in body["errors"]
 
 
@@ -246,8 +248,8 @@ def test_loopback_and_private_targets_are_refused_in_production(world, app, monk
     monkeypatch.setitem(app.config, "CASESVC", replace(app.config["CASESVC"], env="production"))
     for url in ("http://127.0.0.1:9000/hook", "http://localhost/hook", "http://10.0.0.5/hook",
                 "http://169.254.169.254/latest/meta-data"):
-        body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}),
-                        422)
+        body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook",
+                                                 json={"url": url, "secret": SECRET}), 422)
         assert "url" in body["errors"]
 
 
