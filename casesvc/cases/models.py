@@ -7,10 +7,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
 from casesvc.common.timeutil import utcnow
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
-class Case(IdMixin, CreatedMixin, db.Model):
+class Case(IdMixin, CreatedMixin, Model):
     __tablename__ = "cases"
 
     youth_id: Mapped[str] = mapped_column(ForeignKey("youths.id", ondelete="RESTRICT"), index=True, nullable=False)
@@ -44,7 +44,7 @@ class Case(IdMixin, CreatedMixin, db.Model):
         return [p.agency_code for p in self.participants]
 
 
-class Participant(db.Model):
+class Participant(Model):
     """An agency taking part in a case; the lead agency is always one."""
 
     __tablename__ = "case_participants"
