@@ -182,11 +182,11 @@ def test_an_agency_code_outside_the_character_set_is_still_422(world, code):
 
 
 def test_the_cli_takes_an_upper_case_agency_code_as_the_api_does(world, test_db_cli):
-    code, out, err = test_db_cli("agencies", "create", "CLI-UPPER", "--kind", "police", "--name", "Fake politi",
+    code, _out, err = test_db_cli("agencies", "create", "CLI-UPPER", "--kind", "police", "--name", "Fake politi",
                                  "--municipality", "0301")
     assert code == 0, err
     assert world["admin"].get("/api/v1/agencies/CLI-UPPER").status_code == 200
-    code, out, err = test_db_cli("agencies", "create", "CLI UPPER!", "--kind", "police", "--name", "Fake politi",
+    code, _out, err = test_db_cli("agencies", "create", "CLI UPPER!", "--kind", "police", "--name", "Fake politi",
                                  "--municipality", "0301")
     assert code == 1 and "letters a-z or A-Z" in err
 

@@ -4,6 +4,7 @@ calendar address from CASESVC_PUBLIC_URL, tokens that must expire, security head
 an honest 409 for a lost race, and 404 for a path that is not there."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import threading
@@ -39,10 +40,8 @@ def test_two_simultaneous_posts_with_one_key_create_one_note(world, app, monkeyp
     original = followups.write_note
 
     def slow_write(*args, **kwargs):
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             inside.wait()  # without a reservation both requests meet here, both in their work
-        except threading.BrokenBarrierError:
-            pass
         return original(*args, **kwargs)
 
     monkeypatch.setattr(followups, "write_note", slow_write)

@@ -196,7 +196,7 @@ def test_the_registering_agency_that_is_no_longer_lead_may_not_change_the_youth(
 # --- 9. Validation gaps ------------------------------------------------------------------------
 
 def test_full_width_digits_are_not_a_municipality(world):
-    errors_of(world["police"].post("/api/v1/youths", json=youth_body(municipality="０３０１")), "municipality")
+    errors_of(world["police"].post("/api/v1/youths", json=youth_body(municipality="０３０１")), "municipality")  # noqa: RUF001 (full-width, on purpose)
 
 
 def test_every_days_must_be_a_whole_number(world):

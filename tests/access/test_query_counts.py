@@ -101,7 +101,7 @@ def _same_count_for_both_pages(count_queries, actor, url):
     small, small_count = count_queries(actor, f"{url}?limit={SMALL}")
     large, large_count = count_queries(actor, f"{url}?limit={LARGE}")
     assert len(small.json["items"]) == SMALL and len(large.json["items"]) == LARGE
-    print(f"{url}: {small_count} queries for {SMALL} items, {large_count} for {LARGE}")
+    print(f"{url}: {small_count} queries for {SMALL} items, {large_count} for {LARGE}")  # noqa: T201 (the figure, with -s)
     assert large_count == small_count
     return large
 
@@ -139,7 +139,7 @@ def test_note_list_issues_as_many_queries_for_50_notes_as_for_5(world, busy_case
 def test_reading_one_case_takes_a_small_fixed_number_of_queries(world, many_cases, count_queries):
     case_id = world["police"].get("/api/v1/cases?limit=1").json["items"][0]["id"]
     resp, count = count_queries(world["police"], f"/api/v1/cases/{case_id}")
-    print(f"GET /api/v1/cases/{{id}}: {count} queries")
+    print(f"GET /api/v1/cases/{{id}}: {count} queries")  # noqa: T201 (the figure, with -s)
     assert resp.json["id"] == case_id
     assert count <= SINGLE_CASE_MAX_QUERIES
 

@@ -84,7 +84,7 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
         assert json.loads(out[-3 if block != row else -2]) == expected
 
 
-@pytest.mark.parametrize("text", IDS_LAYOUTS + ['["a", "b"]', '["a, \\"b", "c"]', '["", ""]', '[""]'])
+@pytest.mark.parametrize("text", [*IDS_LAYOUTS, '["a", "b"]', '["a, \\"b", "c"]', '["", ""]', '[""]'])
 def test_plain_ids_are_recognised_only_in_the_stored_layout(text):
     plain = copy_text._plain_ids(text)
     if plain is not None:

@@ -212,11 +212,11 @@ def test_the_export_carries_basis_and_verifies_offline(world, story, tmp_path, t
     for name, text in (("export.jsonl", jsonl.get_data(as_text=True)), ("export.csv", csv_text)):
         path = tmp_path / name
         path.write_text(text)
-        code, out, err = test_db_cli("audit", "verify", "--file", str(path))
+        code, _out, err = test_db_cli("audit", "verify", "--file", str(path))
         assert code == 0, err
     # a changed basis is found
     tampered = [dict(e) for e in lines]
-    tampered[[i for i, e in enumerate(tampered) if e["basis"]][0]]["basis"] = None
+    tampered[next(i for i, e in enumerate(tampered) if e["basis"])]["basis"] = None
     path = tmp_path / "tampered.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in tampered))
     code, _, _ = test_db_cli("audit", "verify", "--file", str(path))

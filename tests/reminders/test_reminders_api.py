@@ -149,7 +149,7 @@ def test_an_unknown_reminder_is_404(world, contract_case):
 # --- filters and pages ------------------------------------------------------------------------------
 
 def test_filters_by_status_case_and_due_before(world, app, contract_case):
-    case, _, reminder = contract_case
+    _case, _, reminder = contract_case
     other = world.case(participants=("health",))
     world.consent(other, ["health"])
     manual = world["police"].post(f"/api/v1/cases/{other['id']}/reminders", json={
@@ -197,7 +197,7 @@ def test_ack_marks_acknowledged_and_takes_the_reminder_for_the_user(world, contr
     assert resp.headers["ETag"]
 
 
-@pytest.mark.parametrize(("action", "status"), [("done", "done"), ("dismiss", "dismissed")])
+@pytest.mark.parametrize("action, status", [("done", "done"), ("dismiss", "dismissed")])
 def test_done_and_dismiss_settle_the_reminder(world, contract_case, action, status):
     _, _, reminder = contract_case
     resp = world["health"].post(f"/api/v1/reminders/{reminder['id']}/{action}")

@@ -497,7 +497,7 @@ def test_a_target_refused_in_production_is_not_called(world, app, receiver, due_
 def test_a_worker_that_dies_after_claiming_loses_nothing(world, app, receiver, due_reminder):
     now = utcnow()
     with app.app_context():
-        token, batch, _ = worker.claim(now, settings_of(app))  # ... and then the worker dies
+        _token, batch, _ = worker.claim(now, settings_of(app))  # ... and then the worker dies
         assert len(batch) == 1
     # while the lease holds, nobody else takes the row
     assert run_worker(app, now + timedelta(seconds=299))["deliveries"]["delivered"] == 0
