@@ -57,7 +57,8 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
         # behind N reverse proxies: the client address (audit, rate limits) comes from X-Forwarded-For
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to add middleware
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     app.json = JSONProvider(app)  # JSON nested too deeply is malformed JSON, not a crash
     app.json.sort_keys = False  # fields in schema order: id first, as documented
     app.session_interface = _NoCookieSessions()  # bearer tokens only: no session cookie to read

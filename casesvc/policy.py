@@ -141,7 +141,10 @@ class Action(enum.Enum):
     def reads(self) -> bool:
         return self.name.startswith("READ_")
 
-    def __new__(cls, scope: str, lead_only: bool):
+    scope: str
+    lead_only: bool
+
+    def __new__(cls, scope: str, lead_only: bool) -> Action:
         # Numbered values: with the tuples as values, actions sharing a scope and reach would be
         # aliases of one another (READ_EVENTS would *be* READ_CASE).
         member = object.__new__(cls)

@@ -65,7 +65,8 @@ def load_case_view(case_id: str) -> CaseView | None:
 def grouped(rows) -> list[CaseView]:
     """Rows of a case's columns (`case_row_columns`) and one participant each (NULL for none),
     cases in order -> CaseViews."""
-    views, current, codes = [], None, []
+    views: list[CaseView] = []
+    current, codes = None, list[str]()
     for row in rows:
         if current is None or row[0] != current[0]:
             if current is not None:
@@ -83,4 +84,5 @@ def _case_view(row, codes: list[str]) -> CaseView:
     for i in _INSTANTS:
         if values[i] is not None:
             values[i] = values[i].replace(tzinfo=UTC)  # stored as naive UTC (UTCDateTime)
-    return CaseView(*values, tuple(codes))
+    values.append(tuple(codes))
+    return CaseView(*values)

@@ -29,7 +29,7 @@ EVENT_FIELDS = (*CHAINED_FIELDS, *OPTIONAL_FIELDS)
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
-def canonical_value(value) -> str:
+def canonical_value(value: object) -> str:
     """One value as it appears inside the canonical JSON."""
     return _ENCODE(value)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from casesvc.audit import chain, csvsafe
 
@@ -138,7 +139,7 @@ class JsonLines:
     def line(self, row: str) -> str:
         if "\\" not in row and not row.startswith("!") and not any(ord(c) < 32 and c != "\t" for c in row):
             return row.replace("\t", "") + "\n"
-        event = {}
+        event: dict[str, Any] = {}
         for name, text in zip(EXPORT_FIELDS, row.split("\t")[2::2], strict=True):
             # a tab inside a value is escaped (`\t`), so the split is exact
             value = None if text == "null" else copy_unescape(text)

@@ -175,9 +175,9 @@ def _seal_batch(batch: int) -> int:
     engine = db.engine
     try:
         with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                if not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEAL_LOCK_KEY}):
-                    return 0
+            if conn.dialect.name == "postgresql" and not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                                                     {"k": SEAL_LOCK_KEY}):
+                return 0
             rows = conn.execute(select(AuditInbox.n, *_INBOX_COLUMNS).order_by(AuditInbox.n).limit(batch)).all()
             if not rows:
                 return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from sqlalchemy import func, select
 
@@ -37,7 +37,7 @@ def _pg_verification_events() -> Iterator[dict]:
                    "canonical": chain.canonical(event)}
 
 
-def _canonical_hash(event: dict) -> str:
+def _canonical_hash(event: Mapping) -> str:
     return hashlib.sha256(event["canonical"]).hexdigest()
 
 

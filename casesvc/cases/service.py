@@ -3,6 +3,7 @@ case goes through."""
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm.attributes import flag_modified
@@ -57,7 +58,8 @@ def open_case(principal: Principal, data: dict) -> Case:
     municipality = data.get("municipality") or youth.municipality
     if municipality not in principal.municipalities:
         raise field_error("municipality", "Your agency does not serve this municipality.")
-    participants = _participating_agencies(data.get("participant_codes") or [], municipality, principal.agency)
+    lead = cast(str, principal.agency)  # staff (check_role above): every staff member has an agency
+    participants = _participating_agencies(data.get("participant_codes") or [], municipality, lead)
     _check_coordinator(data.get("coordinator"), participants)
     case = Case(youth_id=youth.id, municipality=municipality, origin=data["origin"], summary=data.get("summary"),
                 lead_agency=principal.agency, coordinator=data.get("coordinator"), status="open",

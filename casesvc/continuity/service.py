@@ -89,7 +89,7 @@ def transfer(principal: Principal, case_id: str, data: dict) -> Case:
     db.session.flush()
     consent = _record_transfer_consent(principal, case, lead, data["consent"])
     _reassign_conditions(case, departed, lead)
-    youth = db.session.get(Youth, case.youth_id)
+    youth = db.session.get_one(Youth, case.youth_id)
     youth.municipality = municipality  # the youth's municipality follows the case
     db.session.flush()
     _record_move(principal, case, "transfer", old_lead, old_municipality, data["reason"], consent.id, departed)

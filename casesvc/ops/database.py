@@ -14,6 +14,7 @@ and the request answers 503 instead of hanging. `/readyz` asks with its own shor
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -114,10 +115,8 @@ def install(app: Flask, engine: Engine) -> None:
         watchdog.arm(conn.connection.dbapi_connection)
 
     def disarm(conn, *args):
-        try:
+        with contextlib.suppress(Exception):  # an invalidated connection has no DBAPI connection left to watch
             watchdog.disarm(conn.connection.dbapi_connection)
-        except Exception:  # an invalidated connection has no DBAPI connection left to watch
-            pass
 
     event.listen(engine, "before_cursor_execute", arm)
     event.listen(engine, "after_cursor_execute", disarm)
@@ -176,7 +175,7 @@ class Readiness:
                 with db.engine.connect() as conn:
                     conn.execute(text("SELECT 1"))
                 result.append(True)
-        except Exception:  # any failure to reach the database means not ready
+        except Exception:  # noqa: BLE001 (any failure to reach the database means not ready)
             result.append(False)
         finally:
             self._waiting.clear()

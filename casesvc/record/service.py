@@ -8,8 +8,9 @@ the cases the agency reads (lead, or under consent), their entries as `can_see_e
 those cases."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
@@ -37,8 +38,8 @@ ACCESS_LOG_COLUMNS = ("seq", "at", "actor", "actor_role", "actor_agency", "actio
 class CaseRecord:
     case: Case
     access: CaseAccess
-    reactions: list[Reaction]
-    consents: list[Consent]
+    reactions: Sequence[Reaction]
+    consents: Sequence[Consent]
     events: Iterator  # rows of events
     notes: Iterator | None  # rows of notes; None: the token has no notes:read  # None: the token has no notes:read
 
@@ -51,7 +52,7 @@ class RecordPlan:
     principal: Principal
     youth_id: str
     cases_seen: list[tuple[str, CaseAccess]]
-    generated_at: object
+    generated_at: datetime
 
     @property
     def with_notes(self) -> bool:
@@ -59,7 +60,7 @@ class RecordPlan:
 
     @property
     def youth(self) -> Youth:
-        return db.session.get(Youth, self.youth_id)
+        return db.session.get_one(Youth, self.youth_id)
 
     def cases(self) -> Iterator[CaseRecord]:
         for case_id, access in self.cases_seen:

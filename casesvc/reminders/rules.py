@@ -125,13 +125,10 @@ def coordinator_agency(lead_agency: str, participants: list[tuple[str, str]]) ->
 
 def assignee(kind: str, lead_agency: str, *, responsible_agency: str | None = None,
              coordinator: str | None = None, named: str | None = None) -> str:
-    if kind == "condition_due":
-        return responsible_agency
-    if kind == "escalation":
-        return coordinator
-    if kind == "manual":
-        return named
-    return lead_agency
+    chosen = {"condition_due": responsible_agency, "escalation": coordinator, "manual": named}.get(kind, lead_agency)
+    if chosen is None:  # a caller's mistake: every reminder is some agency's
+        raise ValueError(f"a {kind} reminder needs the agency it is for")
+    return chosen
 
 
 # --- identity: what makes a reminder "the same" ----------------------------------------------

@@ -64,7 +64,8 @@ def create_calendar_feed():
     """A secret address for the caller's reminders calendar, for a calendar program (which sends
     no bearer token). It replaces the caller's previous address; keep it like a password"""
     token = service.open_feed(current_principal())
-    return {"url": public_address(url_for("reminders.reminders_calendar", **{feeds.FEED_PARAM: token}))}, 201
+    address = url_for("reminders.reminders_calendar", **{feeds.FEED_PARAM: token})  # type: ignore[arg-type]
+    return {"url": public_address(address)}, 201
 
 
 def public_address(path: str) -> str:
