@@ -58,9 +58,10 @@ def ensure_wrk() -> str:
     if os.geteuid() != 0:
         raise BenchError("wrk is not installed; install the Debian package: sudo apt-get install -y wrk")
     print("wrk is missing: running apt-get install -y wrk", flush=True)
-    if subprocess.run(["apt-get", "install", "-y", "wrk"]).returncode != 0 or not shutil.which("wrk"):
+    installed = shutil.which("wrk") if subprocess.run(["apt-get", "install", "-y", "wrk"]).returncode == 0 else None
+    if not installed:
         raise BenchError("apt-get install -y wrk failed (try apt-get update first)")
-    return shutil.which("wrk")
+    return installed
 
 
 @dataclass
@@ -80,7 +81,10 @@ def parse_wrk(output: str) -> Result:
         raise BenchError(f"cannot read wrk's output:\n{output}")
 
     def ms(text: str) -> float:
-        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+        found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+        if found is None:
+            raise BenchError(f"wrk printed a time this script does not read: {text!r}")
+        number, unit = found.groups()
         return float(number) * _UNITS_MS[unit]
 
     return Result(float(rps.group(1)), ms(latency["50"]), ms(latency["99"]))
@@ -90,7 +94,7 @@ def run_wrk(wrk: str, url: str, token: str | None, duration: int, connections: i
     cmd = [wrk, f"-t{min(WRK_THREADS, connections)}", f"-c{connections}", f"-d{duration}s", "--latency"]
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
-    output = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
         raise BenchError(f"{url} answered {errors.group(1)} requests with an error status")
@@ -228,7 +232,7 @@ def some_case_id() -> str:
     total = db.session.scalar(select(func.count()).select_from(visible.subquery()))
     if not total:
         raise BenchError("the bench database has no cases; run without --skip-seed")
-    return db.session.scalar(visible.order_by(Case.created_at, Case.id).offset(total // 2).limit(1))
+    return db.session.execute(visible.order_by(Case.created_at, Case.id).offset(total // 2).limit(1)).scalar_one()
 
 
 def query_counts(app, token: str, urls: dict[str, str]) -> dict[str, int]:
@@ -240,7 +244,7 @@ def query_counts(app, token: str, urls: dict[str, str]) -> dict[str, int]:
     counts = {}
     client = app.test_client()
     for name, url in urls.items():
-        seen = []
+        seen: list[int] = []
 
         def record(*_args, seen=seen):  # this URL's list, bound now
             seen.append(1)
@@ -475,12 +479,13 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers × "
           f"{args.threads} threads, no access "
           f"log; wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s after a {WARMUP_SECONDS} s warm-up")
-    rounds_ours, rounds_bare, rounds_floor, sizes = [], [], [], None
+    rounds_ours, rounds_bare, rounds_floor = [], [], []
+    sizes: dict[str, int] = {}
     for round_no in range(1, args.rounds + 1):
         label = f" (round {round_no}/{args.rounds})" if args.rounds > 1 else ""
         print(f"casesvc (CASESVC_ENV=production, PostgreSQL){label}")
         with served("casesvc", env, workdir / "casesvc.log") as base:
-            if sizes is None:
+            if not sizes:
                 bodies = {name: get(base + path, token) for name, path in paths.items()}
                 sizes = {name: len(body) for name, body in bodies.items()}
                 Path(env["BENCH_BARE_BODIES"]).write_text(

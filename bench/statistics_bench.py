@@ -68,7 +68,7 @@ def seed(db, n_cases: int) -> dict:
     rng = random.Random(14)
     now = datetime(2027, 1, 15, tzinfo=UTC)
     span_days = (LAST - FIRST).days + 1
-    tables = {"youths": [], "cases": [], "reactions": [], "spans": [], "events": []}
+    tables: dict[str, list[dict]] = {"youths": [], "cases": [], "reactions": [], "spans": [], "events": []}
     counts = dict.fromkeys(tables, 0)
     author = db.session.execute(db.text("SELECT id FROM users WHERE username = 'bench.slt.3001'")).scalar_one()
 
