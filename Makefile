@@ -15,7 +15,7 @@ PIP_TOOLS_VERSION := 7.6.2
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes \
 	--allow-unsafe --all-build-deps --strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host
 
-.PHONY: run test install lock openapi bench bench-statistics clean
+.PHONY: run test lint install lock openapi bench bench-statistics clean
 
 # The venv is rebuilt from scratch whenever the lock or pyproject.toml changes: it then holds
 # exactly what the lock names (nothing left over from an older lock), installed with hashes checked.
@@ -38,6 +38,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff and mypy as pyproject.toml configures them (README: Development, "Lint"); CI runs it first
+LINTED := casesvc tests bench migrations
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+
 $(LOCK_VENV)/bin/pip-compile:
 	$(LOCK_PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install --quiet pip-tools==$(PIP_TOOLS_VERSION)
@@ -59,4 +66,4 @@ bench-statistics: $(STAMP)
 	$(BIN)/python bench/statistics_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) instance .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) instance .pytest_cache .ruff_cache .mypy_cache
