@@ -205,7 +205,8 @@ def _off_hours(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[di
         FROM audit_events
         WHERE at >= :start AND at < :end AND outcome = 'allowed' AND actor IS NOT NULL AND action IN :reads
           AND (case_id IS NOT NULL OR youth_id IS NOT NULL) AND {inside}
-        GROUP BY actor, {night} ORDER BY MIN(at), actor""", reads=True)  # noqa: S608 (fragments, integer hours)
+        GROUP BY actor, {night} ORDER BY MIN(at), actor""",  # noqa: S608 (fragments, integer hours)
+        reads=True)
     rows = db.session.execute(stmt, {**window, "reads": read_actions()})
     return [{"kind": "off_hours", "actor": r.actor, "actor_agency": r.actor_agency, "at": _at(r.first_at),
              "night": str(r.night), "reads": r.reads, "case_ids": _ids(r.case_ids), "youth_ids": _ids(r.youth_ids)}

@@ -41,10 +41,12 @@ def test_oslo_dates_at_every_change_of_summer_time(app):
             assert _sql_oslo_date(instant) == instant.astimezone(OSLO).date(), instant
 
 
-@settings(max_examples=150, deadline=None)
 # hypothesis takes naive bounds and adds the time zone itself
-@given(st.datetimes(min_value=datetime(1996, 1, 1), max_value=datetime(2099, 12, 31),  # noqa: DTZ001
-                    timezones=st.just(UTC)))
+EARLIEST, LATEST = datetime(1996, 1, 1), datetime(2099, 12, 31)  # noqa: DTZ001
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.datetimes(min_value=EARLIEST, max_value=LATEST, timezones=st.just(UTC)))
 def test_oslo_dates_of_any_instant(app, instant):
     with app.app_context():
         assert _sql_oslo_date(instant) == instant.astimezone(OSLO).date()
