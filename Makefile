@@ -19,7 +19,7 @@ PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --
 # `npm ci` from the committed clients/package-lock.json (exact versions), again only when it changes
 CLIENTS_STAMP := clients/node_modules/.installed
 
-.PHONY: run test install clients lock openapi bench bench-statistics clean
+.PHONY: run test lint install clients lock openapi bench bench-statistics clean
 
 # The venv is rebuilt from scratch whenever the lock or pyproject.toml changes: it then holds
 # exactly what the lock names (nothing left over from an older lock), installed with hashes checked.
@@ -47,6 +47,12 @@ $(CLIENTS_STAMP): clients/package.json clients/package-lock.json
 	@touch $(CLIENTS_STAMP)
 
 clients: $(CLIENTS_STAMP)
+# ruff and mypy as pyproject.toml configures them (README: Development, "Lint"); CI runs it first
+LINTED := casesvc tests bench migrations
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 $(LOCK_VENV)/bin/pip-compile:
 	$(LOCK_PYTHON) -m venv $(LOCK_VENV)
@@ -69,4 +75,4 @@ bench-statistics: $(STAMP)
 	$(BIN)/python bench/statistics_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) instance .pytest_cache clients/node_modules
+	rm -rf $(VENV) $(LOCK_VENV) instance .pytest_cache .ruff_cache .mypy_cache clients/node_modules

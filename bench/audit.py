@@ -24,6 +24,7 @@ The audited GET throughput is measured by bench/run.py, not here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/casesvc_audit_bench"
@@ -109,8 +110,12 @@ def event_stream(count: int, seed: int = 20261122):
     users = [(str(uuid.UUID(int=rng.getrandbits(128))), *ROLES[i % len(ROLES)]) for i in range(400)]
     cases = [(str(uuid.UUID(int=rng.getrandbits(128))), str(uuid.UUID(int=rng.getrandbits(128))))
              for _ in range(5000)]
-    start = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2027, 1, 1, tzinfo=UTC)
     prev = chain.GENESIS
+    case_id: str | None
+    youth_id: str | None
+    rtype: str | None
+    rid: str | None
     for seq in range(1, count + 1):
         user, role, agency = users[rng.randrange(len(users))]
         case_id, youth_id = cases[rng.randrange(len(cases))]
@@ -134,7 +139,7 @@ def event_stream(count: int, seed: int = 20261122):
                 "at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "actor": user, "actor_role": role,
                 "actor_agency": agency, "action": action, "resource_type": rtype, "resource_id": rid,
                 "case_id": case_id, "youth_id": youth_id, "ids": ids, "outcome": outcome, "status": status,
-                "request_id": str(uuid.UUID(int=rng.getrandbits(128))), "ip": "10.0.%d.%d" % (seq % 250, seq % 199)}
+                "request_id": str(uuid.UUID(int=rng.getrandbits(128))), "ip": f"10.0.{seq % 250}.{seq % 199}"}
         sealed = chain.link(view, seq, prev)
         prev = sealed["hash"]
         row = (seq, view["id"], at.replace(tzinfo=None), user, role, agency, action, rtype, rid, case_id, youth_id,
@@ -149,7 +154,7 @@ def insert_events(url: str, count: int) -> float:
     started = time.perf_counter()
     sql = f"COPY audit_events ({', '.join(COLUMNS)}) FROM STDIN"
     with psycopg.connect(_libpq_dsn(url)) as conn:
-        batch = []
+        batch: list[tuple] = []
         done = 0
 
         def flush():
@@ -204,10 +209,8 @@ def _reset_peak_rss() -> int:
     """The process's peak RSS so far (kB), then start counting the peak afresh (Linux
     /proc/self/clear_refs), so that the figure is the work's own, not the start-up's."""
     startup_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
     return startup_kb
 
 
@@ -280,7 +283,7 @@ def count_events(url: str) -> int:
     import psycopg
 
     with psycopg.connect(_libpq_dsn(url)) as conn:
-        return conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]  # type: ignore[index]  # count(*) is one row
 
 
 # --- main -------------------------------------------------------------------------------------------

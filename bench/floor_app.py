@@ -3,8 +3,8 @@ every read before it answers, done as cheaply as Python can do it.
 
 README "Identity" and "Security model" want a revoked token, a disabled user or a withdrawn consent to count from
 the very next request, in every worker, so a read asks the shared database about its caller;
-README "Security model" wants the rows filtered by the caller's agency and municipality; README "The audit log" wants an audit event for
-every read, and casesvc has it committed before the answer leaves. Here all of that is ONE
+README "Security model" wants the rows filtered by the caller's agency and municipality; README "The audit log"
+wants an audit event for every read, and casesvc has it committed before the answer leaves. Here all of that is ONE
 statement per request, sent with raw psycopg on a connection per thread (autocommit, prepared by
 psycopg after its fifth use): it looks up the caller, reads the rows and inserts the audit row.
 No token check, no policy code, no schemas, no ORM; the answer is the same stored JSON body the

@@ -60,6 +60,7 @@ class Peak:
 
 def build(app, n_events: int, n_log: int) -> tuple[str, str]:
     from flask_jwt_extended import create_access_token
+    from flask_migrate import upgrade
     from sqlalchemy import text
 
     from casesvc.agencies.service import create_agency, create_user
@@ -73,7 +74,6 @@ def build(app, n_events: int, n_log: int) -> tuple[str, str]:
     from casesvc.policy import ROLE_SCOPES, Principal
     from casesvc.youths import national_id
     from casesvc.youths.service import register_youth
-    from flask_migrate import upgrade
 
     with app.app_context():
         db.drop_all()
@@ -110,7 +110,8 @@ def build(app, n_events: int, n_log: int) -> tuple[str, str]:
                            "author_user": user.id if by_police else health_user.id,
                            "created_at": start + timedelta(hours=i)})
             if i % 10 == 0:
-                notes.append({"id": str(uuid.uuid4()), "case_id": case.id, "body": f"Note {i}: spoke with the guardian.",
+                notes.append({"id": str(uuid.uuid4()), "case_id": case.id,
+                              "body": f"Note {i}: spoke with the guardian.",
                               "category": "general", "visibility": "shared", "author_agency": "police",
                               "author_user": user.id, "created_at": start + timedelta(hours=i)})
         for chunk in range(0, len(events), 1000):

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -74,7 +74,10 @@ def casesvc(env: dict, *args: str) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise BenchError(f"casesvc {' '.join(args)} failed: {done.stderr.strip()}")
-    peak = int(re.search(r"PEAK_KB (\d+)", done.stderr).group(1)) / 1024
+    found = re.search(r"PEAK_KB (\d+)", done.stderr)
+    if found is None:
+        raise BenchError(f"casesvc {' '.join(args)} reported no PEAK_KB")
+    peak = int(found.group(1)) / 1024
     return seconds, peak, done.stdout
 
 
@@ -101,8 +104,9 @@ def seed(url: str, cases: int, now: datetime, hook_url: str) -> dict:
         conn.execute("INSERT INTO webhooks (agency_code, url, secret, created_at, updated_at, version) "
                      "VALUES (%s, %s, %s, %s, %s, 1)", (HOOKED, hook_url, SECRET, stamp, stamp))
         cur = conn.cursor()
-        rows = {name: [] for name in ("youths", "cases", "case_participants", "reactions", "conditions", "events",
-                                      "consents", "consent_agencies")}
+        tables = ("youths", "cases", "case_participants", "reactions", "conditions", "events", "consents",
+                  "consent_agencies")
+        rows: dict[str, list[tuple]] = {name: [] for name in tables}
         for n in range(cases):
             youth, case, reaction, condition, consent = (str(uuid.uuid4()) for _ in range(5))
             hooked = rng.random() < HOOKED_SHARE
@@ -189,8 +193,10 @@ def counts(url: str) -> dict:
 
     target, _ = _conninfo(url)
     with psycopg.connect(target) as conn:
-        kinds = dict(conn.execute("SELECT kind, count(*) FROM reminders GROUP BY kind ORDER BY kind").fetchall())
-        states = dict(conn.execute("SELECT state, count(*) FROM webhook_deliveries GROUP BY state").fetchall())
+        kinds: dict[str, int] = dict(
+            conn.execute("SELECT kind, count(*) FROM reminders GROUP BY kind ORDER BY kind").fetchall())
+        states: dict[str, int] = dict(
+            conn.execute("SELECT state, count(*) FROM webhook_deliveries GROUP BY state").fetchall())
     return {"reminders": kinds, "deliveries": states}
 
 
@@ -201,7 +207,7 @@ def main() -> int:
     parser.add_argument("--skip-seed", action="store_true", help="reuse the database as it is (runs are then "
                                                                   "not first runs)")
     args = parser.parse_args()
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     receiver = Receiver()
     env = {**os.environ, "CASESVC_DATABASE_URL": args.database_url, "CASESVC_ENV": "development",
            "CASESVC_INSTANCE_PATH": str(ROOT / "instance" / "bench-reminders"), "CASESVC_WEBHOOK_TIMEOUT": "5"}

@@ -24,15 +24,19 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from record import Peak  # noqa: E402  (bench/record.py)
+from record import Peak  # bench/record.py
+
+if TYPE_CHECKING:
+    import psycopg
 
 TARGET_SECONDS = 10.0
-START = datetime(2027, 1, 1, tzinfo=timezone.utc)
+START = datetime(2027, 1, 1, tzinfo=UTC)
 DAYS = 30
 COLUMNS = ("seq", "id", "at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
            "case_id", "youth_id", "ids", "outcome", "status", "request_id", "ip", "basis", "prev_hash", "hash")
@@ -50,6 +54,8 @@ def events(n: int, rng: random.Random):
     youths = [str(uuid.uuid4()) for _ in range(20_000)]
     cases = [(str(uuid.uuid4()), rng.choice(youths)) for _ in range(25_000)]
     bulk, night, prober = users[0], users[1], users[2]
+    case_id: str | None
+    youth_id: str | None
     for seq in range(1, n + 1):
         # office hours, 07-16 in Oslo (06-15 UTC in winter), but for one event in fifty
         hour = rng.random() * 24 if rng.random() < 0.02 else 6 + rng.random() * 9
@@ -91,7 +97,7 @@ def events(n: int, rng: random.Random):
         resource_id = str(uuid.uuid4()) if action == "emergency.open_access" else case_id
         yield (seq, str(uuid.uuid4()), at.strftime("%Y-%m-%d %H:%M:%S.%f"), user[0], user[1], user[2], action,
                resource_type, resource_id, case_id, youth_id, ids, outcome, status, None, "10.0.0.1", basis,
-               "0" * 64, "%064x" % seq)
+               "0" * 64, f"{seq:064x}")
 
 
 def build(app, n: int) -> None:
@@ -112,7 +118,7 @@ def build(app, n: int) -> None:
         rng = random.Random(15)
         started = time.perf_counter()
         with db.engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
+            raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
             with raw.cursor() as cursor:
                 with cursor.copy(f"COPY audit_events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
                     buffer = io.StringIO()

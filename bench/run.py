@@ -60,9 +60,10 @@ def ensure_wrk() -> str:
     if os.geteuid() != 0:
         raise BenchError("wrk is not installed; install the Debian package: sudo apt-get install -y wrk")
     print("wrk is missing: running apt-get install -y wrk", flush=True)
-    if subprocess.run(["apt-get", "install", "-y", "wrk"]).returncode != 0 or not shutil.which("wrk"):
+    installed = shutil.which("wrk") if subprocess.run(["apt-get", "install", "-y", "wrk"]).returncode == 0 else None
+    if not installed:
         raise BenchError("apt-get install -y wrk failed (try apt-get update first)")
-    return shutil.which("wrk")
+    return installed
 
 
 @dataclass
@@ -82,7 +83,10 @@ def parse_wrk(output: str) -> Result:
         raise BenchError(f"cannot read wrk's output:\n{output}")
 
     def ms(text: str) -> float:
-        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+        found = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+        if found is None:
+            raise BenchError(f"wrk printed a time this script does not read: {text!r}")
+        number, unit = found.groups()
         return float(number) * _UNITS_MS[unit]
 
     return Result(float(rps.group(1)), ms(latency["50"]), ms(latency["99"]))
@@ -129,7 +133,7 @@ def run_wrk(wrk: str, base: str, load: Load, token: str | None, duration: int, c
     elif token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
     url = base + load.path
-    output = subprocess.run(cmd + [url], capture_output=True, text=True, check=True).stdout
+    output = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if errors:
         raise BenchError(f"{url} answered {errors.group(1)} requests with an error status")
@@ -267,7 +271,7 @@ def some_case_id() -> str:
     total = db.session.scalar(select(func.count()).select_from(visible.subquery()))
     if not total:
         raise BenchError("the bench database has no cases; run without --skip-seed")
-    return db.session.scalar(visible.order_by(Case.created_at, Case.id).offset(total // 2).limit(1))
+    return db.session.execute(visible.order_by(Case.created_at, Case.id).offset(total // 2).limit(1)).scalar_one()
 
 
 def write_case_ids(count: int = WRITE_CASES) -> list[str]:
@@ -304,9 +308,9 @@ def query_counts(app, token: str, requests: dict[str, tuple]) -> dict[str, int]:
     counts = {}
     client = app.test_client()
     for name, (method, url, body, headers, expected) in requests.items():
-        seen = []
+        seen: list[int] = []
 
-        def record(*_args):
+        def record(*_args, seen=seen):  # this URL's list, bound now
             seen.append(1)
 
         event.listen(db.engine, "before_cursor_execute", record)
@@ -536,7 +540,8 @@ def main() -> int:
     secret = secrets.token_urlsafe(48)
     workdir = Path(tempfile.mkdtemp(prefix="casesvc-bench-"))
     env = {**os.environ, "CASESVC_ENV": "production", "CASESVC_SECRET_KEY": secret, "CASESVC_DATABASE_URL": url,
-           "CASESVC_PUBLIC_URL": "https://casesvc.bench.invalid", "CASESVC_INSTANCE_PATH": str(workdir), "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
+           "CASESVC_PUBLIC_URL": "https://casesvc.bench.invalid", "CASESVC_INSTANCE_PATH": str(workdir),
+           "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
            "BENCH_THREADS": str(args.threads)}
 
     from casesvc import create_app
@@ -578,12 +583,13 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers × "
           f"{args.threads} threads, no access "
           f"log; wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s after a {WARMUP_SECONDS} s warm-up")
-    rounds_ours, rounds_bare, rounds_floor, sizes = [], [], [], None
+    rounds_ours, rounds_bare, rounds_floor = [], [], []
+    sizes: dict[str, int] = {}
     for round_no in range(1, args.rounds + 1):
         label = f" (round {round_no}/{args.rounds})" if args.rounds > 1 else ""
         print(f"casesvc (CASESVC_ENV=production, PostgreSQL){label}")
         with served("casesvc", env, workdir / "casesvc.log") as base:
-            if sizes is None:
+            if not sizes:
                 bodies = {name: get(base + path, token) for name, path in paths.items()}
                 bodies["event"] = get(base + f"/api/v1/cases/{writes[0]}/events", token, "POST", event_body("0"))
                 bodies["patch"] = get(base + f"/api/v1/cases/{writes[0]}", token, "PATCH",

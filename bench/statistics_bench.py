@@ -14,21 +14,20 @@ coordinator of one municipality and as admin. It prints the p50 (and max) of eac
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# the repository root, so that `casesvc` imports from the checkout
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-import argparse  # noqa: E402
+import argparse
 import os
 import random
 import re
+import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from statistics import median
+
+# the repository root, so that `casesvc` imports from the checkout
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/casesvc_statistics_bench"
 TARGETS_MS = {"municipality_year": 300.0, "all_municipalities_window": 2000.0, "report": 1000.0}
@@ -53,7 +52,7 @@ def recreate_database(url: str) -> None:
 
 
 def _instant(day: date, rng: random.Random) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(86400))
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400))
 
 
 def seed(db, n_cases: int) -> dict:
@@ -67,9 +66,9 @@ def seed(db, n_cases: int) -> dict:
     from casesvc.youths.models import Youth
 
     rng = random.Random(14)
-    now = datetime(2027, 1, 15, tzinfo=timezone.utc)
+    now = datetime(2027, 1, 15, tzinfo=UTC)
     span_days = (LAST - FIRST).days + 1
-    tables = {"youths": [], "cases": [], "reactions": [], "spans": [], "events": []}
+    tables: dict[str, list[dict]] = {"youths": [], "cases": [], "reactions": [], "spans": [], "events": []}
     counts = dict.fromkeys(tables, 0)
     author = db.session.execute(db.text("SELECT id FROM users WHERE username = 'bench.slt.3001'")).scalar_one()
 

@@ -58,17 +58,18 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
         # behind N reverse proxies: the client address (audit, rate limits) comes from X-Forwarded-For
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to add middleware
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
     app.json = JSONProvider(app)  # JSON nested too deeply is malformed JSON, not a crash
     app.json.sort_keys = False  # fields in schema order: id first, as documented
     app.session_interface = _NoCookieSessions()  # bearer tokens only: no session cookie to read
     configure_logging(settings.log_format)  # README: Logs
 
     from casesvc import models  # noqa: F401  (every table registered before migrations run)
+    from casesvc.audit.service import register_audit_hooks
     from casesvc.auth.jwt_errors import register_jwt_errors
     from casesvc.errors import register_database_error_handlers, register_error_handlers
     from casesvc.extensions import api, db, jwt, migrate
-    from casesvc.audit.service import register_audit_hooks
     from casesvc.migrations_runner import migrations_directory
     from casesvc.requests import register_request_hooks
 
@@ -99,10 +100,10 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.consents.views import blp as consents_blp
     from casesvc.continuity.views import blp as continuity_blp
     from casesvc.emergency.views import blp as emergency_blp
-    from casesvc.record.views import blp as record_blp
     from casesvc.followups.views import blp as followups_blp
     from casesvc.ops.views import blp as ops_blp, register_docs
     from casesvc.reactions.views import blp as reactions_blp
+    from casesvc.record.views import blp as record_blp
     from casesvc.reminders.views import blp as reminders_blp, hooks_blp as webhooks_blp
     from casesvc.statistics.views import blp as statistics_blp
     from casesvc.youths.views import blp as youths_blp

@@ -20,8 +20,8 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from casesvc import create_app
 from casesvc.config import ConfigError
 from casesvc.errors import Problem
-from casesvc.logging_setup import set_command_level
 from casesvc.extensions import db
+from casesvc.logging_setup import set_command_level
 
 
 class CommandError(click.ClickException):
@@ -60,9 +60,9 @@ _OPTIONS = {"kind": "--kind", "name": "--name", "municipalities": "--municipalit
 
 def one_line(problem: Problem) -> str:
     """A service's problem as the command line says it: "kind must be…" becomes "--kind must be…"."""
-    message, field = problem.detail, getattr(problem, "field", None)
-    option = _OPTIONS.get(field)
-    if option and message.startswith(field + " "):
+    message, field = problem.detail, problem.field
+    option = _OPTIONS.get(field) if field else None
+    if field and option and message.startswith(field + " "):
         return option + message[len(field):]
     return message
 

@@ -140,7 +140,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     if env not in ENVIRONMENTS:
         raise ConfigError(f"CASESVC_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
     default_db = f"sqlite:///{instance_path / 'casesvc.sqlite3'}"
-    database_url = overrides.get("database_url") or _env("CASESVC_DATABASE_URL", default_db)
+    database_url: str = overrides.get("database_url") or _env("CASESVC_DATABASE_URL") or default_db
     secret = overrides.get("secret_key") or _env("CASESVC_SECRET_KEY")
     if env == "production":
         if not secret:
@@ -233,8 +233,8 @@ def _check_identity_settings(settings: Settings) -> Settings:
         raise ConfigError("FLASK_DEBUG must be off when CASESVC_ENV=production (debug mode is on)")
     if production and any(len(k) < MIN_SECRET_LENGTH for k in settings.secret_keys_previous):
         raise ConfigError(f"every key in CASESVC_SECRET_KEY_PREVIOUS must be at least {MIN_SECRET_LENGTH} characters")
-    given = {name: value for name, value in zip(OIDC_SETTINGS, (settings.oidc_issuer, settings.oidc_audience,
-                                                                settings.oidc_jwks_url))}
+    given = dict(zip(OIDC_SETTINGS, (settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url),
+                     strict=True))
     missing = [name for name, value in given.items() if not value]
     if missing and len(missing) < len(OIDC_SETTINGS):
         raise ConfigError(f"{', '.join(missing)} must be set too: an external identity provider needs "
@@ -362,7 +362,7 @@ def off_hours(value: str) -> tuple[int, int] | None:
 
 def _privacy_settings() -> dict:
     """Emergency access and the access-log review (README: Privacy duties)."""
-    window = _env("CASESVC_REVIEW_OFF_HOURS", "22-06") if "CASESVC_REVIEW_OFF_HOURS" not in os.environ \
+    window = _env("CASESVC_REVIEW_OFF_HOURS") or "22-06" if "CASESVC_REVIEW_OFF_HOURS" not in os.environ \
         else os.environ["CASESVC_REVIEW_OFF_HOURS"]
     try:
         off_hours(window)

@@ -9,10 +9,16 @@ import logging
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, Response, current_app, json, request
+from flask import Flask, Response, current_app, has_request_context, json, request
 from flask_smorest import Api
-from sqlalchemy.exc import DataError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import (
+    DataError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    TimeoutError as PoolTimeout,
+)
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -43,6 +49,7 @@ class Problem(Exception):
         self.detail = detail or title
         self.headers = headers or {}
         self.extra = extra
+        self.field: str | None = None  # set by invalid_input(): the input at fault, for the command line
 
 
 def not_found(what: str = "resource") -> Problem:
@@ -83,7 +90,7 @@ def problem_response(status: int, slug: str, title: str, detail: str,
                      headers: dict[str, str] | None = None, **extra: Any) -> Response:
     body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
     body.update(extra)
-    if request:  # an error outside a request (CLI) has no instance
+    if has_request_context():  # an error outside a request (CLI) has no instance
         body.setdefault("instance", request.path)
     resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     for name, value in (headers or {}).items():
@@ -128,7 +135,8 @@ class ProblemSchema(ma.Schema):
     current = ma.fields.String(metadata={"description": "409 of a transition: the present state"})
     to = ma.fields.String(metadata={"description": "409 of a transition: the state asked for"})
     allowed = ma.fields.List(ma.fields.String(), metadata={"description": "409 of a transition: the moves there are"})
-    missing = ma.fields.List(ma.fields.String(), metadata={"description": "409 signatures-required: who has yet to sign"})
+    missing = ma.fields.List(ma.fields.String(),
+                             metadata={"description": "409 signatures-required: who has yet to sign"})
     existing_id = ma.fields.String(metadata={"description": "409 youth-exists: the youth holding the national id, "
                                                             "for a caller who may see it"})
 
@@ -151,7 +159,7 @@ class ProblemApi(Api):
         from flask_smorest.utils import prepare_response
 
         for status in _http.HTTPStatus:
-            response = {"description": status.phrase}
+            response: dict[str, Any] = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
             if status in (429, 503):
@@ -162,19 +170,21 @@ class ProblemApi(Api):
         prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
-    def handle_http_exception(self, error: HTTPException):  # type: ignore[override]
+    def handle_http_exception(self, error: HTTPException):
         status = error.code or 500
         data = getattr(error, "data", None) or {}
         headers = dict(data.get("headers") or {})
         if status == 401:
             headers.setdefault("WWW-Authenticate", "Bearer")
-        if status == 405 and getattr(error, "valid_methods", None):  # RFC 9110: a 405 names what is allowed
-            headers.setdefault("Allow", ", ".join(error.valid_methods))
+        allowed = getattr(error, "valid_methods", None)
+        if status == 405 and allowed:  # RFC 9110: a 405 names what is allowed
+            headers.setdefault("Allow", ", ".join(allowed))
         extra: dict[str, Any] = {}
         messages = data.get("errors") or data.get("messages")
         if status == 422 and messages:
             # webargs nests by location ("json", "query"); the field names are what matter
-            if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "headers", "files", "path", "view_args"}:
+            if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "headers", "files", "path",
+                                                                "view_args"}:
                 merged: dict[str, list[str]] = {}
                 for location_messages in messages.values():
                     merged.update(flatten_messages(location_messages))
@@ -199,7 +209,7 @@ def register_error_handlers(app: Flask, api: Api) -> None:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return api.handle_http_exception(exc)
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
         return problem_response(500, "internal-error", "Internal Server Error",
                                 "The service could not complete the request; it has been logged.")
 
@@ -226,7 +236,7 @@ def database_unavailable(exc: Exception, db) -> Response:
     """503 with Retry-After; the session is cleared for the next request."""
     try:
         db.session.rollback()
-    except Exception:  # the connection is gone; the pool replaces it
+    except Exception:  # noqa: BLE001 (the connection is gone; the pool replaces it)
         db.session.remove()
     log.warning("database unavailable on %s %s: %s", request.method, request.path,
                 getattr(exc, "orig", exc).__class__.__name__)
@@ -248,7 +258,8 @@ def register_database_error_handlers(app: Flask, db) -> None:
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError):
         log.warning("integrity error on %s %s: %s", request.method, request.path, exc.orig.__class__.__name__)
-        return problem_response(409, "conflict", "Conflict", "The request conflicts with data stored meanwhile; read and try again.")
+        return problem_response(409, "conflict", "Conflict",
+                                "The request conflicts with data stored meanwhile; read and try again.")
 
     @app.errorhandler(StaleDataError)
     def _stale(exc: StaleDataError):

@@ -38,7 +38,7 @@ class JsonLines(JsonFormatter):
     def __init__(self):
         super().__init__(_JSON_FIELDS, rename_fields=_JSON_NAMES, json_ensure_ascii=False)
 
-    def formatTime(self, record, datefmt=None):  # noqa: N802 (logging's name)
+    def formatTime(self, record, datefmt=None):  # logging's name
         return _utc(record)
 
 
@@ -48,7 +48,7 @@ class TextLines(logging.Formatter):
     def __init__(self):
         super().__init__(_TEXT_FORMAT, defaults={"request_id": "-"})
 
-    def formatTime(self, record, datefmt=None):  # noqa: N802 (logging's name)
+    def formatTime(self, record, datefmt=None):  # logging's name
         return _utc(record)
 
 
@@ -67,6 +67,8 @@ class _Stderr(logging.StreamHandler):
     """Standard error as it is when a record is written, not as it was when logging was set
     up (the test runner and embedding programs replace `sys.stderr`)."""
 
+    casesvc = True  # marks the handler configure_logging() set up, to replace it on a second call
+
     def __init__(self):
         logging.Handler.__init__(self)
 
@@ -84,7 +86,6 @@ def configure_logging(log_format: str) -> None:
     for handler in [h for h in root.handlers if getattr(h, "casesvc", False)]:
         root.removeHandler(handler)
     handler = _Stderr()
-    handler.casesvc = True
     handler.setFormatter(JsonLines() if log_format == "json" else TextLines())
     handler.addFilter(_RequestId())
     root.addHandler(handler)

@@ -19,7 +19,7 @@ NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
 _STAFF_SCOPES = frozenset({"cases:read", "cases:write", "notes:read", "notes:write", "consents:write",
                            "reminders:read", "reminders:write"})
 ROLE_SCOPES: dict[str, frozenset[str]] = {
-    **{role: _STAFF_SCOPES for role in STAFF_ROLES},
+    **dict.fromkeys(STAFF_ROLES, _STAFF_SCOPES),
     "coordinator": _STAFF_SCOPES | {"statistics:read"},
     "admin": frozenset({"admin", "audit:read", "statistics:read"}),
     "auditor": frozenset({"audit:read"}),
@@ -141,7 +141,10 @@ class Action(enum.Enum):
     def reads(self) -> bool:
         return self.name.startswith("READ_")
 
-    def __new__(cls, scope: str, lead_only: bool):
+    scope: str
+    lead_only: bool
+
+    def __new__(cls, scope: str, lead_only: bool) -> Action:
         # Numbered values: with the tuples as values, actions sharing a scope and reach would be
         # aliases of one another (READ_EVENTS would *be* READ_CASE).
         member = object.__new__(cls)
@@ -267,8 +270,8 @@ def youth_change_decision(principal: Principal, created_by_agency: str, case_acc
         if created_by_agency == principal.agency:
             return ALLOW
         return Decision(False, 404, "not-found", "No such youth.")
-    return _lead_or_coordinator(principal, case_accesses,
-                                "Only the lead agency of one of the youth's cases or a coordinator may change the youth.")
+    return _lead_or_coordinator(principal, case_accesses, "Only the lead agency of one of the youth's cases or a "
+                                "coordinator may change the youth.")
 
 
 # --- Administration and the audit log ---------------------------------------------------------

@@ -116,9 +116,9 @@ def _check_input():
                 return _nul_refused()
             if json_has_lone_surrogate(body):
                 raise Problem(400, "bad-request", "Bad Request", SURROGATE_DETAIL)
-        elif request.mimetype == "application/x-www-form-urlencoded":  # the OAuth endpoints
-            if any("\x00" in name or "\x00" in value for name, value in request.form.items(multi=True)):
-                return _nul_refused()
+        elif request.mimetype == "application/x-www-form-urlencoded" and any(  # the OAuth endpoints
+                "\x00" in name or "\x00" in value for name, value in request.form.items(multi=True)):
+            return _nul_refused()
     return None
 
 

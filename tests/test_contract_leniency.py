@@ -4,7 +4,7 @@ rule reads otherwise, any guardian relation, upper-case agency codes, a reaction
 starts_on, the cases of any agency's pending reminder, and instants at the edge of the range."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -13,8 +13,6 @@ from casesvc.common.timeutil import OSLO, oslo_today, rfc3339, utcnow
 from casesvc.extensions import db
 from casesvc.youths import national_id as nid
 from tests.conftest import assert_problem
-
-
 
 
 def _patch_back(actor, url, changes):
@@ -124,7 +122,7 @@ def test_a_2011_birth_date_with_an_individual_number_below_500_is_accepted(world
     """The official century rule reads individual numbers 000-499 as 1900s: 2011 was refused
     although both check digits hold."""
     born = date(2011, 3, 4)
-    number = _number(born, range(0, 500), d_number=d_number)
+    number = _number(born, range(500), d_number=d_number)
     resp = world["police"].post("/api/v1/youths", json=_youth(number, born))
     assert resp.status_code == 201, resp.json
     assert (resp.json["birth_date"], resp.json["national_id"]) == ("2011-03-04", number)
@@ -133,14 +131,14 @@ def test_a_2011_birth_date_with_an_individual_number_below_500_is_accepted(world
 @pytest.mark.parametrize("other", [date(2012, 3, 4), date(2011, 3, 5), date(2011, 4, 4)],
                          ids=["year", "day", "month"])
 def test_a_birth_date_with_another_day_month_or_two_digit_year_is_still_422(world, other):
-    number = _number(date(2011, 3, 4), range(0, 500))
+    number = _number(date(2011, 3, 4), range(500))
     problem = assert_problem(world["police"].post("/api/v1/youths", json=_youth(number, other)), 422)
     assert list(problem["errors"]) == ["birth_date"]
 
 
 def test_a_wrong_check_digit_is_still_422(world):
     born = date(2011, 3, 4)
-    number = _number(born, range(0, 500))
+    number = _number(born, range(500))
     bad = number[:10] + str((int(number[10]) + 1) % 10)
     problem = assert_problem(world["police"].post("/api/v1/youths", json=_youth(bad, born)), 422)
     assert list(problem["errors"]) == ["national_id"]
@@ -184,11 +182,11 @@ def test_an_agency_code_outside_the_character_set_is_still_422(world, code):
 
 
 def test_the_cli_takes_an_upper_case_agency_code_as_the_api_does(world, test_db_cli):
-    code, out, err = test_db_cli("agencies", "create", "CLI-UPPER", "--kind", "police", "--name", "Fake politi",
+    code, _out, err = test_db_cli("agencies", "create", "CLI-UPPER", "--kind", "police", "--name", "Fake politi",
                                  "--municipality", "0301")
     assert code == 0, err
     assert world["admin"].get("/api/v1/agencies/CLI-UPPER").status_code == 200
-    code, out, err = test_db_cli("agencies", "create", "CLI UPPER!", "--kind", "police", "--name", "Fake politi",
+    code, _out, err = test_db_cli("agencies", "create", "CLI UPPER!", "--kind", "police", "--name", "Fake politi",
                                  "--municipality", "0301")
     assert code == 1 and "letters a-z or A-Z" in err
 
@@ -285,7 +283,7 @@ def test_an_instant_with_an_offset_is_taken_as_the_same_moment_in_utc(world):
         "kind": "meeting", "occurred_at": "2027-01-01T00:00:00-01:00"})
     assert resp.status_code == 201, resp.json
     assert resp.json["occurred_at"] == "2027-01-01T01:00:00Z"
-    moment = datetime(2027, 1, 5, 8, tzinfo=timezone.utc)
+    moment = datetime(2027, 1, 5, 8, tzinfo=UTC)
     resp = world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
         "kind": "meeting", "occurred_at": moment.astimezone(OSLO).isoformat()})
     assert resp.json["occurred_at"] == "2027-01-05T08:00:00Z"

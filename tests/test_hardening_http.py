@@ -4,11 +4,12 @@ calendar address from CASESVC_PUBLIC_URL, tokens that must expire, security head
 an honest 409 for a lost race, and 404 for a path that is not there."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import threading
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import jwt as pyjwt
 import pytest
@@ -17,9 +18,9 @@ from sqlalchemy import select, update
 from casesvc import create_app
 from casesvc.audit import verify as audit_verify
 from casesvc.cases.models import Case
-from casesvc.web.idempotency import IN_FLIGHT, IN_FLIGHT_LEASE, IdempotencyKey
 from casesvc.extensions import db
 from casesvc.followups.models import Note
+from casesvc.web.idempotency import IN_FLIGHT, IN_FLIGHT_LEASE, IdempotencyKey
 from tests.conftest import youth_number
 
 
@@ -39,10 +40,8 @@ def test_two_simultaneous_posts_with_one_key_create_one_note(world, app, monkeyp
     original = followups.write_note
 
     def slow_write(*args, **kwargs):
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             inside.wait()  # without a reservation both requests meet here, both in their work
-        except threading.BrokenBarrierError:
-            pass
         return original(*args, **kwargs)
 
     monkeypatch.setattr(followups, "write_note", slow_write)
@@ -92,8 +91,8 @@ def test_a_reservation_left_by_a_crashed_request_is_taken_over_after_its_lease(w
     with app.app_context():
         db.session.add(IdempotencyKey(owner=world["police"].user_id, key="crashed-1", endpoint="followups.create_note",
                                       fingerprint="x", status_code=IN_FLIGHT, body="", headers="{}",
-                                      created_at=datetime.now(timezone.utc) - IN_FLIGHT_LEASE - timedelta(seconds=1),
-                                      expires_at=datetime.now(timezone.utc) + timedelta(hours=1)))
+                                      created_at=datetime.now(UTC) - IN_FLIGHT_LEASE - timedelta(seconds=1),
+                                      expires_at=datetime.now(UTC) + timedelta(hours=1)))
         db.session.commit()
     resp = world["police"].post(notes_url(case), json={"body": "Fake note"}, headers={"Idempotency-Key": "crashed-1"})
     assert resp.status_code == 201, resp.json

@@ -9,18 +9,15 @@ import io
 import json
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from sqlalchemy import select
 from sqlalchemy.exc import DataError
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from casesvc.common.jsonio import SURROGATE_DETAIL, json_has_lone_surrogate
 from casesvc.extensions import db
-from tests.conftest import PASSWORD
-from tests.conftest import assert_problem
-from tests.test_http_conventions import assert_no_leak
+from tests.conftest import PASSWORD, assert_problem
 from tests.ops.test_serve import served  # noqa: F401  (a real gunicorn for the chunked upload)
+from tests.test_http_conventions import assert_no_leak
 
 NUL_DETAIL = "Text may not contain the NUL character (\\u0000)."
 MIB = 1024 * 1024
@@ -189,7 +186,7 @@ def test_a_value_the_database_cannot_hold_is_400_without_sql(world, monkeypatch,
                          ids=["high", "low", "high-then-text", "high-then-escaped-backslash"])
 def test_half_a_surrogate_pair_is_400_and_nothing_is_stored(world, text):
     case = world.case()
-    resp = post_json(world["police"], notes_url(case), '{"body": %s}' % text)
+    resp = post_json(world["police"], notes_url(case), '{"body": ' + text + '}')
     assert assert_problem(resp, 400)["detail"] == SURROGATE_DETAIL
     assert_no_leak(resp)
     assert world["police"].get(notes_url(case)).json["items"] == []

@@ -64,7 +64,8 @@ def test_a_status_has_one_title_whoever_answers_it(world):
     youth = world.youth()
     url = f"/api/v1/youths/{youth['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    from_schema = assert_problem(world["police"].patch(url, json={"national_id": None}, headers={"If-Match": etag}), 422)
+    from_schema = assert_problem(world["police"].patch(url, json={"national_id": None}, headers={"If-Match": etag}),
+                                 422)
     from_service = assert_problem(world["police"].patch(url, json={"national_id": ""}, headers={"If-Match": etag}), 422)
     from_policy_check = assert_problem(world["police"].post("/api/v1/cases", json={
         "youth_id": youth["id"], "origin": "police", "municipality": "4601"}), 422)

@@ -13,7 +13,7 @@ moment, in one round trip; the access decision is the same."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app, has_request_context, request
 from sqlalchemy import DateTime, Select, bindparam, select, type_coerce
@@ -123,7 +123,8 @@ def load_case_view(case_id: str) -> CaseView | None:
 def grouped(rows) -> list[CaseView]:
     """Rows of a case's columns (`case_row_columns`) and one participant each (NULL for none),
     cases in order -> CaseViews."""
-    views, current, codes = [], None, []
+    views: list[CaseView] = []
+    current, codes = None, list[str]()
     for row in rows:
         if current is None or row[0] != current[0]:
             if current is not None:
@@ -140,5 +141,6 @@ def _case_view(row, codes: list[str]) -> CaseView:
     values = list(row[:-1])
     for i in _INSTANTS:
         if values[i] is not None:
-            values[i] = values[i].replace(tzinfo=timezone.utc)  # stored as naive UTC (UTCDateTime)
-    return CaseView(*values, tuple(codes))
+            values[i] = values[i].replace(tzinfo=UTC)  # stored as naive UTC (UTCDateTime)
+    values.append(tuple(codes))
+    return CaseView(*values)

@@ -18,8 +18,17 @@ from casesvc.consents.models import Consent, ConsentAgency
 from casesvc.emergency.facts import emergency_facts_for
 from casesvc.errors import not_found
 from casesvc.extensions import db
-from casesvc.policy import (Action, CaseAccess, CaseFacts, ConsentFacts, Principal, Relation, authorize,
-                            case_access, check_role)
+from casesvc.policy import (
+    Action,
+    CaseAccess,
+    CaseFacts,
+    ConsentFacts,
+    Principal,
+    Relation,
+    authorize,
+    case_access,
+    check_role,
+)
 
 
 def consent_facts_for(case_id: str, agency: str | None) -> tuple[ConsentFacts, ...]:

@@ -82,7 +82,8 @@ def visible_entries_clause(model, principal: Principal, access: CaseAccess):
     if access.relation not in READ_RELATIONS:
         return false()
     shared = and_(model.visibility == "shared",
-                  or_(model.category == "general", and_(model.category == "health", true() if access.health else false())))
+                  or_(model.category == "general",
+                      and_(model.category == "health", true() if access.health else false())))
     clauses = [model.author_agency == principal.agency, shared]
     if hasattr(model, "condition_agency"):
         clauses.append(and_(model.kind == "drug_test", model.condition_agency == principal.agency))

@@ -12,11 +12,11 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 from sqlalchemy import String, cast, or_, select
 
+from casesvc.access import enforce
 from casesvc.agencies.models import Agency
 from casesvc.agencies.schemas import AgencyQuery
 from casesvc.audit.service import note
 from casesvc.auth.principal import current_principal
-from casesvc.access import enforce
 from casesvc.common.pagination import Keyset, page_schema
 from casesvc.common.schemas import Code
 from casesvc.policy import Principal, agency_directory_reach

@@ -4,10 +4,10 @@ from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casesvc.common.db import CreatedMixin, state_digest
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
-class Agency(CreatedMixin, db.Model):
+class Agency(CreatedMixin, Model):
     """A service taking part in the SLT collaboration; its code is its identity in the API."""
 
     __tablename__ = "agencies"

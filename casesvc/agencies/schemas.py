@@ -2,9 +2,9 @@ import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, Code, Instant, Municipality, bounded_list
+from casesvc.vocabulary import AGENCY_KINDS, ROLES
 
 MAX_MUNICIPALITIES = 400  # there are fewer municipalities in Norway
-from casesvc.vocabulary import AGENCY_KINDS, ROLES
 
 _MUNICIPALITIES = {"description": "The 4-digit municipality numbers the agency serves; its users see cases "
                                   "in these municipalities only"}

@@ -204,7 +204,7 @@ def change_user(principal: Principal, user: User, changes: dict) -> User:
     tokens carry the old role and agency; the user logs in again to work in the new one. An
     administrator cannot change their own role or agency (another one can)."""
     role = changes.get("role", user.role)
-    agency_code = changes["agency_code"] if "agency_code" in changes else user.agency_code
+    agency_code = changes.get("agency_code", user.agency_code)
     if role not in STAFF_ROLES and "agency_code" not in changes:
         agency_code = None  # admin and auditor belong to no agency: a new role of theirs leaves it
     if (role, agency_code) == (user.role, user.agency_code):

@@ -1,13 +1,19 @@
 """Administration of agencies and users (admin role with the `admin` scope)."""
 from __future__ import annotations
 
-
 from flask import url_for
 from flask_smorest import Blueprint
 
 from casesvc.agencies import service
-from casesvc.agencies.schemas import (AgencyPatchSchema, AgencyQuery, AgencySchema, PasswordSchema, UserPatchSchema,
-                                      UserQuery, UserSchema)
+from casesvc.agencies.schemas import (
+    AgencyPatchSchema,
+    AgencyQuery,
+    AgencySchema,
+    PasswordSchema,
+    UserPatchSchema,
+    UserQuery,
+    UserSchema,
+)
 from casesvc.auth.principal import admin_only, current_principal
 from casesvc.common.pagination import page_schema
 from casesvc.web import etag_header, if_match_documented, require_if_match, transactional

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
 
 GENESIS = "0" * 64
 
@@ -29,7 +29,7 @@ EVENT_FIELDS = (*CHAINED_FIELDS, *OPTIONAL_FIELDS)
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
-def canonical_value(value) -> str:
+def canonical_value(value: object) -> str:
     """One value as it appears inside the canonical JSON."""
     return _ENCODE(value)
 

@@ -2,6 +2,7 @@
 checkpoint), sign a checkpoint, export, seal."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -70,13 +71,10 @@ def audit_checkpoint(output):
 def audit_export(start, end, fmt, output):
     """Stream the events as JSONL or CSV, with the chain fields, in flat memory."""
     start_at, end_at = instant(start, "--from"), instant(end, "--to")
-    handle = sys.stdout if output == "-" else open(output, "w", encoding="utf-8", newline="")
-    try:
+    with contextlib.ExitStack() as files:
+        handle = sys.stdout if output == "-" else files.enter_context(open(output, "w", encoding="utf-8", newline=""))
         for chunk in export.export_lines(start_at, end_at, fmt):
             handle.write(chunk)
-    finally:
-        if handle is not sys.stdout:
-            handle.close()
     record("audit.export", "allowed")
 
 

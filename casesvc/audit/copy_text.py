@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from casesvc.audit import chain, csvsafe
 
@@ -73,7 +74,7 @@ class TextRows:
     def typed(self, line: str) -> dict:
         """Any row, unescaped and typed: what the general path works on."""
         *fields, ids_text = line.split("\t")  # a tab inside a value is escaped (`\t`)
-        event = {name: copy_value(text) for name, text in zip(self.columns, fields)}
+        event = {name: copy_value(text) for name, text in zip(self.columns, fields, strict=True)}
         for name in NUMBERS:
             if event.get(name) is not None:
                 event[name] = int(event[name])
@@ -116,14 +117,14 @@ class JsonLines:
     typed and given to json.dumps."""
 
     QUOTED = tuple(name for name in EXPORT_FIELDS if name not in (*NUMBERS, "ids"))
-    CONTROL = bytes(range(0, 9)) + bytes(range(11, 32))  # all but tab and newline
+    CONTROL = bytes(range(9)) + bytes(range(11, 32))  # all but tab and newline
 
     def __init__(self):
         self.leads = [("{" if i == 0 else ",") + f'"{name}":' for i, name in enumerate(EXPORT_FIELDS)]
         self.tail = "}"
         strings = ", ".join(name for name in self.QUOTED if name != "at")
         columns = [f"""CASE WHEN strpos(concat({strings}), '"') = 0 THEN '' ELSE '!' END"""]
-        for lead, name in zip(self.leads, EXPORT_FIELDS):
+        for lead, name in zip(self.leads, EXPORT_FIELDS, strict=True):
             value = PG_AT if name == "at" else name
             columns += [f"'{lead}'", f"""'"' || {value} || '"'""" if name in self.QUOTED else value]
         self.select = ", ".join([*columns, f"'{self.tail}'"])
@@ -138,8 +139,8 @@ class JsonLines:
     def line(self, row: str) -> str:
         if "\\" not in row and not row.startswith("!") and not any(ord(c) < 32 and c != "\t" for c in row):
             return row.replace("\t", "") + "\n"
-        event = {}
-        for name, text in zip(EXPORT_FIELDS, row.split("\t")[2::2]):
+        event: dict[str, Any] = {}
+        for name, text in zip(EXPORT_FIELDS, row.split("\t")[2::2], strict=True):
             # a tab inside a value is escaped (`\t`), so the split is exact
             value = None if text == "null" else copy_unescape(text)
             event[name] = value[1:-1] if name in self.QUOTED and value is not None else value

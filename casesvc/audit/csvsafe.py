@@ -12,7 +12,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _ESCAPED_STARTS = (*FORMULA_STARTS, QUOTE)
 
 
-def cell(value):
+def cell(value: object) -> object:
     """A value as written to a CSV export."""
     if isinstance(value, str) and value.startswith(_ESCAPED_STARTS):
         return QUOTE + value

@@ -13,7 +13,7 @@ from sqlalchemy import JSON, BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casesvc.common.db import UTCDateTime
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 # SQLite autoincrements only an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 AutoBigInt = BigInteger().with_variant(Integer(), "sqlite")
@@ -40,7 +40,7 @@ class EventFields:
     basis: Mapped[str | None] = mapped_column(String(16))
 
 
-class AuditInbox(EventFields, db.Model):
+class AuditInbox(EventFields, Model):
     """Events recorded but not yet sealed into the chain."""
 
     __tablename__ = "audit_inbox"
@@ -48,7 +48,7 @@ class AuditInbox(EventFields, db.Model):
     n: Mapped[int] = mapped_column(AutoBigInt, primary_key=True, autoincrement=True)
 
 
-class AuditEvent(EventFields, db.Model):
+class AuditEvent(EventFields, Model):
     """The sealed, hash-chained log."""
 
     __tablename__ = "audit_events"

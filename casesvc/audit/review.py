@@ -20,8 +20,10 @@ same conversion as a function of this connection, from Python's zone data.
 """
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from flask import current_app
 from sqlalchemy import bindparam, text
@@ -52,7 +54,7 @@ class ReviewSettings:
 
     def as_dict(self) -> dict:
         return {"bulk_reads": self.bulk_reads, "probes": self.probes,
-                "off_hours": None if self.off_hours is None else "%02d-%02d" % self.off_hours}
+                "off_hours": None if self.off_hours is None else "{:02d}-{:02d}".format(*self.off_hours)}
 
 
 def read_actions() -> list[str]:
@@ -66,7 +68,7 @@ def read_actions() -> list[str]:
 def _sqlite_local(value: str | None) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc).astimezone(OSLO)
+    return datetime.fromisoformat(value).replace(tzinfo=UTC).astimezone(OSLO)
 
 
 def _sqlite_oslo_day(value, shift_hours):
@@ -111,7 +113,7 @@ def _dialect() -> _Dialect:
         connection.execute(text("SET LOCAL work_mem = '128MB'"))
         connection.execute(text("SET LOCAL jit = off"))
     else:
-        raw = connection.connection.dbapi_connection
+        raw = cast("sqlite3.Connection", connection.connection.dbapi_connection)
         raw.create_function("casesvc_oslo_day", 2, _sqlite_oslo_day, deterministic=True)
         raw.create_function("casesvc_oslo_hour", 1, _sqlite_oslo_hour, deterministic=True)
     return dialect
@@ -133,7 +135,7 @@ def _at(value) -> str | None:
     if isinstance(value, str):  # SQLite hands an aggregate's instant back as text
         value = datetime.fromisoformat(value)
     if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return chain_time(value)
 
 
@@ -167,7 +169,7 @@ def _bulk_reads(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[d
             SELECT actor FROM audit_events
             WHERE at >= :start AND at < :end AND actor IS NOT NULL AND (({reads}) OR ({lists}))
             GROUP BY actor, {day}
-            HAVING SUM(CASE WHEN action = :youth_list THEN {sql.list_length} ELSE 1 END) > :limit) AS over""",
+            HAVING SUM(CASE WHEN action = :youth_list THEN {sql.list_length} ELSE 1 END) > :limit) AS over""",  # noqa: S608 (fixed fragments; values bound)
         reads=True), params).all()
     if not candidates:
         return []
@@ -182,7 +184,8 @@ def _bulk_reads(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[d
                     WHERE at >= :start AND at < :end AND actor IN :actors AND {lists}) AS youth_reads
               GROUP BY actor, day, youth) AS distinct_reads
         GROUP BY actor, day HAVING COUNT(*) > :limit
-        ORDER BY MIN(first_at), actor""", reads=True).bindparams(bindparam("actors", expanding=True))
+        ORDER BY MIN(first_at), actor""",  # noqa: S608 (fixed fragments; values bound)
+        reads=True).bindparams(bindparam("actors", expanding=True))
     rows = db.session.execute(stmt, {**params, "actors": candidates})
     return [{"kind": "bulk_read", "actor": r.actor, "actor_agency": r.actor_agency, "at": _at(r.first_at),
              "day": str(r.day), "youths": r.youths, "youth_ids": _ids(r.youth_ids)} for r in rows]
@@ -202,7 +205,8 @@ def _off_hours(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[di
         FROM audit_events
         WHERE at >= :start AND at < :end AND outcome = 'allowed' AND actor IS NOT NULL AND action IN :reads
           AND (case_id IS NOT NULL OR youth_id IS NOT NULL) AND {inside}
-        GROUP BY actor, {night} ORDER BY MIN(at), actor""", reads=True)
+        GROUP BY actor, {night} ORDER BY MIN(at), actor""",  # noqa: S608 (fragments, integer hours)
+        reads=True)
     rows = db.session.execute(stmt, {**window, "reads": read_actions()})
     return [{"kind": "off_hours", "actor": r.actor, "actor_agency": r.actor_agency, "at": _at(r.first_at),
              "night": str(r.night), "reads": r.reads, "case_ids": _ids(r.case_ids), "youth_ids": _ids(r.youth_ids)}
@@ -219,7 +223,7 @@ def _probing(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[dict
                SUM(CASE WHEN resource_type = :search THEN 1 ELSE 0 END) AS searches
         FROM audit_events
         WHERE at >= :start AND at < :end AND actor IS NOT NULL AND {probe}
-        GROUP BY actor, {sql.utc_hour} HAVING COUNT(*) > :limit ORDER BY MIN(at), actor""")
+        GROUP BY actor, {sql.utc_hour} HAVING COUNT(*) > :limit ORDER BY MIN(at), actor""")  # noqa: S608 (fixed fragments)
     rows = db.session.execute(stmt, {**window, "search": YOUTH_SEARCH, "limit": settings.probes})
     return [{"kind": "probing", "actor": r.actor, "actor_agency": r.actor_agency, "at": _at(r.first_at),
              "hour": r.hour + ":00Z", "probes": r.probes, "fruitless_searches": int(r.searches or 0),

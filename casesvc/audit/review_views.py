@@ -3,9 +3,9 @@ from __future__ import annotations
 import marshmallow as ma
 from flask_smorest import Blueprint
 
+from casesvc.access import enforce
 from casesvc.audit import review
 from casesvc.auth.principal import current_principal
-from casesvc.access import enforce
 from casesvc.common.schemas import Instant
 from casesvc.errors import field_error
 from casesvc.policy import check_audit_reader

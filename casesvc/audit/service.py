@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import uuid
-from datetime import timezone
+from datetime import UTC
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import delete, select, text
@@ -201,7 +201,7 @@ def _seal_batch(batch: int) -> int:
             sealed = []
             for row in rows:
                 seq += 1
-                fields = dict(zip(_INBOX_NAMES, row[1:]))  # row = (n, *_INBOX_COLUMNS)
+                fields = dict(zip(_INBOX_NAMES, row[1:], strict=True))  # row = (n, *_INBOX_COLUMNS)
                 event = chain.link(_chain_view(fields), seq, prev)
                 prev = event["hash"]
                 sealed.append({**fields, "seq": seq, "prev_hash": event["prev_hash"], "hash": event["hash"]})
@@ -227,7 +227,7 @@ def _chain_view(fields: dict) -> dict:
 
 def chain_time(at) -> str | None:
     """Instants in the chain: UTC, microseconds, `Z` — exact on SQLite and PostgreSQL."""
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at else None
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if at else None
 
 
 def event_dict(row) -> dict:

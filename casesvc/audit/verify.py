@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from typing import Iterator
+from collections.abc import Iterator, Mapping
 
 from sqlalchemy import func, select
 
@@ -15,7 +15,6 @@ from casesvc.audit.export import on_postgresql, pg_lines, stream_events
 from casesvc.audit.models import AuditInbox
 from casesvc.audit.service import seal
 from casesvc.extensions import db
-
 
 # the optional fields come as extra columns: a row with one set takes the general path
 _VERIFY_ROWS = TextRows(tuple(sorted(chain.CHAINED_FIELDS)), extra=(*chain.OPTIONAL_FIELDS, "hash"))
@@ -38,7 +37,7 @@ def _pg_verification_events() -> Iterator[dict]:
                    "canonical": chain.canonical(event)}
 
 
-def _canonical_hash(event: dict) -> str:
+def _canonical_hash(event: Mapping) -> str:
     return hashlib.sha256(event["canonical"]).hexdigest()
 
 

@@ -3,10 +3,17 @@ from __future__ import annotations
 from flask import Response, stream_with_context
 from flask_smorest import Blueprint
 
-from casesvc.audit import checkpoints, export as audit_export, reading, verify as audit_verify
-from casesvc.audit.schemas import (AccessLogPageSchema, AccessLogQuery, AuditPageSchema, AuditQuery, ExportQuery,
-                                   HeadSchema, VerifySchema)
 from casesvc.access import enforce
+from casesvc.audit import checkpoints, export as audit_export, reading, verify as audit_verify
+from casesvc.audit.schemas import (
+    AccessLogPageSchema,
+    AccessLogQuery,
+    AuditPageSchema,
+    AuditQuery,
+    ExportQuery,
+    HeadSchema,
+    VerifySchema,
+)
 from casesvc.auth.principal import current_principal
 from casesvc.policy import check_audit_reader
 

@@ -7,8 +7,8 @@ from flask_smorest import Blueprint
 from casesvc.auth import clients as service
 from casesvc.auth.principal import admin_only
 from casesvc.common.pagination import PageArgs, page_schema
-from casesvc.web import transactional
 from casesvc.common.schemas import Instant
+from casesvc.web import transactional
 
 blp = Blueprint("clients", __name__, url_prefix="/api/v1/clients",
                 description="API clients for the client_credentials grant (admin)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import exists, or_
+from sqlalchemy import BindParameter, ColumnElement, exists, or_
 
 from casesvc.auth.models import RefreshFamily, RevokedToken
 
@@ -17,11 +17,12 @@ def denylist_key(claims: dict, token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
-def revoked_clause(key: str, family_id: str | None = None):
+def revoked_clause(key: str | BindParameter[str],
+                   family_id: str | BindParameter[str] | None = None) -> ColumnElement[bool]:
     """True when the token is on the denylist or its login has been revoked: two lookups by
     primary key inside the caller's own query."""
     revoked, families = RevokedToken.__table__.c, RefreshFamily.__table__.c
-    clause = exists().where(revoked.jti == key)
+    clause: ColumnElement[bool] = exists().where(revoked.jti == key)
     if family_id is not None:
         clause = or_(clause, exists().where(families.id == family_id, families.revoked_at.is_not(None)))
     return clause

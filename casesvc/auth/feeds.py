@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any, cast
 
 from flask import request
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import CalendarFeed, User
@@ -47,7 +48,9 @@ def new_feed(principal: Principal) -> str:
 
 def end_feed(principal: Principal) -> bool:
     """End the caller's address; whether there was one."""
-    return db.session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == principal.subject)).rowcount > 0
+    deleted = cast("CursorResult[Any]", db.session.execute(
+        delete(CalendarFeed).where(CalendarFeed.user_id == principal.subject)))
+    return deleted.rowcount > 0
 
 
 def feed_principal(token: str) -> Principal | None:

@@ -47,7 +47,7 @@ from casesvc.extensions import db
 
 log = logging.getLogger(__name__)
 
-TOKEN_ENDPOINT = "auth.token"
+TOKEN_ENDPOINT = "auth.token"  # noqa: S105 (an endpoint's name, not a secret)
 NAME_SCOPE = "login-name"
 DATABASE_STORAGE_URI = "casesvc-db://"
 # what a wrong guess at a password or client secret is answered; nothing else counts
@@ -71,7 +71,7 @@ class DatabaseStorage(Storage):
     when the old one has ended): concurrent workers never lose an increment. Expired rows
     count as empty and are deleted at most once a minute per process."""
 
-    STORAGE_SCHEME = ["casesvc-db"]
+    STORAGE_SCHEME = ["casesvc-db"]  # noqa: RUF012 (limits' Storage declares it a plain list attribute)
     CLEANUP_INTERVAL = 60
     MAX_KEY_LENGTH = 255
 
@@ -192,7 +192,7 @@ def _note_who() -> None:
         params = token_params()
     except OAuthError:
         return
-    who = None
+    who: User | ApiClient | None = None
     if params.get("grant_type") == "password" and params.get("username"):
         who = db.session.scalar(select(User).where(User.username == params["username"]))
     elif params.get("grant_type") == "client_credentials":
@@ -262,7 +262,7 @@ def init_limits(app: Flask) -> Limiter:
 
     def token_view(*args, **kwargs):
         try:
-            response = current_app.make_response(limited(*args, **kwargs))
+            response = current_app.make_response(limited(*args, **kwargs))  # type: ignore[arg-type]  # a sync view
         except RateLimitExceeded:
             _give_back_name_count(limiter)
             return _too_many(limiter)

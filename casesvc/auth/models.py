@@ -6,12 +6,12 @@ from sqlalchemy import Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime, state_digest
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
+# no password hash verifies against this: a provider's user has no password login
+EXTERNAL_PASSWORD_HASH = "!external"  # noqa: S105 (a marker, not a password)
 
-EXTERNAL_PASSWORD_HASH = "!external"  # no password hash verifies against this: a provider's user has no password login
-
-class User(IdMixin, CreatedMixin, db.Model):
+class User(IdMixin, CreatedMixin, Model):
     """A staff member (role = their agency's kind), or an admin/auditor without agency."""
 
     __tablename__ = "users"
@@ -29,7 +29,7 @@ class User(IdMixin, CreatedMixin, db.Model):
         return state_digest(self.username, self.role, self.agency_code, self.active)
 
 
-class ApiClient(IdMixin, CreatedMixin, db.Model):
+class ApiClient(IdMixin, CreatedMixin, Model):
     """A program calling the API with `client_credentials`. Its id is the `client_id`; only a
     SHA-256 of the secret is kept (the secret is 256 random bits, so a slow hash adds nothing)."""
 
@@ -44,7 +44,7 @@ class ApiClient(IdMixin, CreatedMixin, db.Model):
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class RefreshFamily(IdMixin, CreatedMixin, db.Model):
+class RefreshFamily(IdMixin, CreatedMixin, Model):
     """One login: every refresh token rotated from it, and every access token issued with them,
     carry its id. Revoking the family (reuse of a spent refresh token, or RFC 7009 revocation of
     a refresh token) refuses all of them on the next request."""
@@ -56,7 +56,7 @@ class RefreshFamily(IdMixin, CreatedMixin, db.Model):
     revoked_reason: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 
-class RefreshToken(db.Model):
+class RefreshToken(Model):
     """A refresh token by its `jti`; `used_at` is set when it is exchanged (once)."""
 
     __tablename__ = "refresh_tokens"
@@ -69,7 +69,7 @@ class RefreshToken(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
-class RevokedToken(db.Model):
+class RevokedToken(Model):
     """The denylist (RFC 7009): access tokens revoked before they expire, by `jti` (or by a
     SHA-256 of the token for a provider's token without one). Rows past `expires_at` are pruned."""
 
@@ -80,7 +80,7 @@ class RevokedToken(db.Model):
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
-class ExternalIdentity(CreatedMixin, db.Model):
+class ExternalIdentity(CreatedMixin, Model):
     """A user provisioned from the external identity provider, by (issuer, `sub`)."""
 
     __tablename__ = "external_identities"
@@ -90,7 +90,7 @@ class ExternalIdentity(CreatedMixin, db.Model):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True, nullable=False)
 
 
-class CalendarFeed(IdMixin, CreatedMixin, db.Model):
+class CalendarFeed(IdMixin, CreatedMixin, Model):
     """A user's secret calendar address: `GET /api/v1/reminders.ics?feed=<token>` reads that
     user's reminder feed, and nothing else, without a bearer token (calendar programs cannot
     send one). Only a SHA-256 of the token is kept; one feed per user, replaced or deleted at will."""
@@ -101,7 +101,7 @@ class CalendarFeed(IdMixin, CreatedMixin, db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
 
 
-class RateLimitCounter(db.Model):
+class RateLimitCounter(Model):
     """A counter of the token endpoint's rate limits (casesvc.auth.limits) when they are kept in
     the service's own database: `hits` failed attempts under `key` in the fixed window that ends
     at `expires_at` (Unix time, seconds). Every worker and host counts in the same row; rows

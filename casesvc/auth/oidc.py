@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Callable
+from collections.abc import Callable
 
 import jwt
 from flask import current_app
@@ -62,7 +62,8 @@ def _unauthorized(detail: str) -> Problem:
 # --- keys ----------------------------------------------------------------------------------------
 
 def fetch_jwks(url: str, timeout: float) -> dict:
-    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "casesvc"})
+    request = urllib.request.Request(  # noqa: S310 (URL from settings)
+        url, headers={"Accept": "application/json", "User-Agent": "casesvc"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (URL from settings)
         raw = response.read(MAX_JWKS_BYTES + 1)
     if len(raw) > MAX_JWKS_BYTES:
@@ -134,7 +135,7 @@ class JwksCache:
 
 
 def jwks_cache(app=None) -> JwksCache:
-    app = app or current_app._get_current_object()
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]  # the proxy's own method
     cache = app.extensions.get("casesvc.jwks")
     if cache is None:
         s = app.config["CASESVC"]
@@ -275,8 +276,8 @@ def provider_principal(token: str) -> Principal:
     if agency is not None and row.kind != role:
         raise forbidden(f"No agency {agency!r} of kind {role!r}.", "unknown-agency")
     if (row.role, row.agency_code) != (role, agency):  # the provider moved them: follow it
-        db.session.get(User, row.user_id).role = role
-        db.session.get(User, row.user_id).agency_code = agency
+        user = db.session.get_one(User, row.user_id)
+        user.role, user.agency_code = role, agency
         db.session.commit()
     return Principal(subject=row.user_id, role=role, agency=agency,
                      municipalities=frozenset(row.municipalities or ()) if agency else frozenset(),

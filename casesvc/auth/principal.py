@@ -10,15 +10,15 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from casesvc.access.case_view import case_of_read, keep_case_rows, with_case
+from casesvc.access.decisions import enforce
 from casesvc.agencies.models import Agency
 from casesvc.audit.service import note
 from casesvc.auth import feeds, oidc
 from casesvc.auth.denylist import denylist_key, revoked_clause
-from casesvc.auth.tokens import CLIENT_KIND
 from casesvc.auth.models import ApiClient, User
+from casesvc.auth.tokens import CLIENT_KIND
 from casesvc.errors import Problem
 from casesvc.extensions import db
-from casesvc.access.decisions import enforce
 from casesvc.policy import Action, Principal, check_admin, check_role
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from jwt import PyJWTError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 
 from casesvc.audit.service import note
 from casesvc.auth.models import ApiClient, RefreshFamily, RefreshToken, User
@@ -141,9 +142,9 @@ def refresh_grant(refresh_token: str | None, scope: str | None) -> dict:
         raise OAuthError("invalid_grant", "The refresh token has been revoked.")
     # Spend it: one UPDATE that only one request can win (the row lock serialises a race on
     # PostgreSQL; SQLite serialises writers). The loser is treated as a reuse.
-    spent = db.session.execute(update(RefreshToken)
-                               .where(RefreshToken.jti == stored.jti, RefreshToken.used_at.is_(None))
-                               .values(used_at=utcnow()))
+    spent = cast("CursorResult[Any]", db.session.execute(
+        update(RefreshToken).where(RefreshToken.jti == stored.jti, RefreshToken.used_at.is_(None))
+        .values(used_at=utcnow())))
     if spent.rowcount != 1:
         revoke_family(family.id, "reuse")
         note(action="auth.refresh_token_reuse", resource_type="refresh_family", resource_id=family.id)
@@ -173,4 +174,4 @@ def client_credentials_grant(client_id: str | None, client_secret: str | None, s
 
 
 def expires_at(claims: dict) -> datetime:
-    return datetime.fromtimestamp(int(claims["exp"]), timezone.utc)
+    return datetime.fromtimestamp(int(claims["exp"]), UTC)

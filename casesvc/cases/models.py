@@ -7,10 +7,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
 from casesvc.common.timeutil import utcnow
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
-class Case(IdMixin, CreatedMixin, db.Model):
+class Case(IdMixin, CreatedMixin, Model):
     __tablename__ = "cases"
 
     youth_id: Mapped[str] = mapped_column(ForeignKey("youths.id", ondelete="RESTRICT"), index=True, nullable=False)
@@ -27,7 +27,8 @@ class Case(IdMixin, CreatedMixin, db.Model):
     legal_hold: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
     participants: Mapped[list[Participant]] = relationship(
-        back_populates="case", cascade="all, delete-orphan", lazy="selectin", order_by="(Participant.added_at, Participant.agency_code)")
+        back_populates="case", cascade="all, delete-orphan", lazy="selectin",
+        order_by="(Participant.added_at, Participant.agency_code)")
 
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     __mapper_args__ = {"version_id_col": version}
@@ -43,7 +44,7 @@ class Case(IdMixin, CreatedMixin, db.Model):
         return [p.agency_code for p in self.participants]
 
 
-class Participant(db.Model):
+class Participant(Model):
     """An agency taking part in a case; the lead agency is always one."""
 
     __tablename__ = "case_participants"

@@ -2,11 +2,10 @@ import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, Code, Instant, Municipality, bounded_list
-
-MAX_PARTICIPANTS = 50
 from casesvc.common.timeutil import rfc3339
 from casesvc.vocabulary import CASE_ORIGINS, CASE_STATUSES
 
+MAX_PARTICIPANTS = 50
 AgencyCode = ma.fields.String
 
 
@@ -16,7 +15,8 @@ class CaseSchema(Body):
     municipality = Municipality(metadata={"description": "Defaults to the youth's municipality"})
     origin = Code(CASE_ORIGINS, required=True)
     summary = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10000))
-    lead_agency = ma.fields.String(metadata={"description": "The opening user's agency; if sent, it must be that agency"})
+    lead_agency = ma.fields.String(
+        metadata={"description": "The opening user's agency; if sent, it must be that agency"})
     participants = bounded_list(ma.fields.String(), MAX_PARTICIPANTS, attribute="participant_codes",
                                   metadata={"description": "Agency codes; the lead agency is always one"})
     coordinator = ma.fields.String(allow_none=True, metadata={"description": "User id of the case's coordinator"})

@@ -3,6 +3,7 @@ case goes through."""
 from __future__ import annotations
 
 import functools
+from typing import cast
 
 from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm.attributes import flag_modified
@@ -14,9 +15,9 @@ from casesvc.access.clauses import cases_due_before_template, visible_cases_para
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
+from casesvc.cases.states import CASE_STATES, CLOSED
 from casesvc.common.pagination import Keyset
 from casesvc.common.timeutil import oslo_today, utcnow
-from casesvc.cases.states import CASE_STATES, CLOSED
 from casesvc.errors import Problem, field_error
 from casesvc.extensions import db
 from casesvc.policy import Action, Principal, check_role
@@ -24,11 +25,10 @@ from casesvc.reactions.models import Condition, Reaction
 from casesvc.reactions.service import close_with_case
 
 
-
 def _participating_agencies(codes: list[str], municipality: str, lead: str) -> list[str]:
     wanted = list(dict.fromkeys([lead, *codes]))
     agencies = {a.code: a for a in db.session.scalars(select(Agency).where(Agency.code.in_(wanted)))}
-    for index, code in enumerate(wanted):
+    for code in wanted:
         agency = agencies.get(code)
         if agency is None:
             raise field_error("participants", f"Unknown agency {code!r}.")
@@ -58,7 +58,8 @@ def open_case(principal: Principal, data: dict) -> Case:
     municipality = data.get("municipality") or youth.municipality
     if municipality not in principal.municipalities:
         raise field_error("municipality", "Your agency does not serve this municipality.")
-    participants = _participating_agencies(data.get("participant_codes") or [], municipality, principal.agency)
+    lead = cast(str, principal.agency)  # staff (check_role above): every staff member has an agency
+    participants = _participating_agencies(data.get("participant_codes") or [], municipality, lead)
     _check_coordinator(data.get("coordinator"), participants)
     case = Case(youth_id=youth.id, municipality=municipality, origin=data["origin"], summary=data.get("summary"),
                 lead_agency=principal.agency, coordinator=data.get("coordinator"), status="open",
@@ -106,7 +107,8 @@ def list_cases(principal: Principal, args: dict) -> dict:
     if visible is None:
         return audit.noted_page({"items": [], "next_cursor": None})
     filters = tuple(name for name in LIST_FILTERS if args.get(name))
-    params = {**visible, **_NEWEST_FIRST.params(args["limit"], args.get("cursor")), **{name: args[name] for name in filters}}
+    params = {**visible, **_NEWEST_FIRST.params(args["limit"], args.get("cursor")),
+              **{name: args[name] for name in filters}}
     rows = db.session.execute(_case_page_query(filters, bool(args.get("cursor"))), params).all()
     return audit.noted_page(_NEWEST_FIRST.page_of(grouped(rows), args["limit"]))
 

@@ -8,10 +8,10 @@ from casesvc.auth.principal import current_principal, requires
 from casesvc.cases import service
 from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema, case_body
 from casesvc.common.pagination import page_schema
-from casesvc.web import etag_header, if_match_documented, json_response, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
 from casesvc.errors import problem_documented
 from casesvc.policy import Action
+from casesvc.web import etag_header, if_match_documented, json_response, require_if_match, transactional
 
 blp = Blueprint("cases", __name__, url_prefix="/api/v1/cases", description="Cases, participants and status")
 

@@ -1,6 +1,6 @@
 """Field types shared by the schemas."""
 import unicodedata
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 import marshmallow as ma
 
@@ -60,7 +60,7 @@ class Instant(ma.fields.AwareDateTime):
         instant = super()._deserialize(value, attr, data, **kwargs)
         try:
             instant.astimezone(OSLO)  # business dates are Oslo dates
-            return instant.astimezone(timezone.utc)
+            return instant.astimezone(UTC)
         except OverflowError as exc:
             raise self.make_error("out_of_range") from exc
 

@@ -1,14 +1,14 @@
 """Time: instants are UTC, business dates are Europe/Oslo."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 OSLO = ZoneInfo("Europe/Oslo")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def oslo_today(now: datetime | None = None) -> date:
@@ -18,7 +18,7 @@ def oslo_today(now: datetime | None = None) -> date:
 def rfc3339(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def age_on(birth_date: date, on: date) -> int:

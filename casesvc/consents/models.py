@@ -7,10 +7,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
 from casesvc.common.timeutil import oslo_today
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
-class Consent(IdMixin, CreatedMixin, db.Model):
+class Consent(IdMixin, CreatedMixin, Model):
     """Consent to share between agencies: purpose, categories, which agencies, how long."""
 
     __tablename__ = "consents"
@@ -61,7 +61,7 @@ class Consent(IdMixin, CreatedMixin, db.Model):
         return [c for c, on in (("general", self.covers_general), ("health", self.covers_health)) if on]
 
 
-class ConsentAgency(db.Model):
+class ConsentAgency(Model):
     """An agency a consent allows to receive shared information."""
 
     __tablename__ = "consent_agencies"

@@ -4,7 +4,6 @@ from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, BusinessDate, Code, Instant, bounded_list
 from casesvc.vocabulary import CATEGORIES, CONSENT_DECISIONS, CONSENT_GIVERS
 
-
 MAX_AGENCIES = 50
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import and_, not_, select
 
 from casesvc import audit, signals
+from casesvc.access.case_view import CaseView
 from casesvc.cases.models import Case
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import age_on, oslo_today, utcnow
@@ -21,7 +22,7 @@ def record_consent(principal: Principal, case: Case, data: dict) -> Consent:
     errors: dict[str, list[str]] = {}
     refused = data.get("decision", "given") == "refused"
     expires_on = data.get("expires_on")
-    birth_date = db.session.scalar(select(Youth.birth_date).where(Youth.id == case.youth_id))
+    birth_date = db.session.execute(select(Youth.birth_date).where(Youth.id == case.youth_id)).scalar_one()
     # either the youth or a guardian may say no (docs/domain.md: ages and consent): the age rule is
     # for consents given
     if not refused and data["given_by"] == "youth" and age_on(birth_date, data["given_on"]) < HEALTH_AGE_OF_MAJORITY:
@@ -29,7 +30,7 @@ def record_consent(principal: Principal, case: Case, data: dict) -> Consent:
                               "(given_by guardian or both)."]
     if expires_on is not None and expires_on < data["given_on"]:
         errors["expires_on"] = ["Must not be before given_on."]
-    elif not refused and expires_on < today:
+    elif not refused and expires_on is not None and expires_on < today:  # the schema requires it when given
         errors["expires_on"] = ["The consent has already expired."]
     outsiders = sorted(set(data["agencies"]) - set(case.participant_codes))
     if outsiders:
@@ -49,14 +50,14 @@ def record_consent(principal: Principal, case: Case, data: dict) -> Consent:
     return consent
 
 
-def consent_in(case: Case, consent_id: str) -> Consent:
+def consent_in(case: Case | CaseView, consent_id: str) -> Consent:
     consent = db.session.get(Consent, consent_id)
     if consent is None or consent.case_id != case.id:
         raise not_found("consent")
     return consent
 
 
-def list_consents(case: Case, args: dict) -> dict:
+def list_consents(case: Case | CaseView, args: dict) -> dict:
     stmt = select(Consent).where(Consent.case_id == case.id)
     if args.get("active") is not None:
         today = oslo_today()

@@ -3,14 +3,14 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from casesvc.auth.principal import current_principal, requires
 from casesvc.access import case_for, readable_case
+from casesvc.auth.principal import current_principal, requires
 from casesvc.common.pagination import page_schema
-from casesvc.web import etag_header, transactional
 from casesvc.consents import service
 from casesvc.consents.schemas import ConsentQuery, ConsentSchema
 from casesvc.errors import problem_documented
 from casesvc.policy import Action
+from casesvc.web import etag_header, transactional
 
 blp = Blueprint("consents", __name__, url_prefix="/api/v1/cases/<case_id>/consents",
                 description="Consents to share between agencies")

@@ -9,10 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
 from casesvc.common.timeutil import utcnow
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
-class CaseMove(IdMixin, CreatedMixin, db.Model):
+class CaseMove(IdMixin, CreatedMixin, Model):
     """One move. `kind`: `handover` (the lead changes, the municipality stays) or `transfer`
     (both change). The reason is free text: it is kept here, never in the audit chain, and the
     history lists ids and codes only."""

@@ -5,7 +5,6 @@ from casesvc.common.schemas import Body, Instant, Municipality
 from casesvc.consents.schemas import ConsentSchema
 
 
-
 def _reason():
     return ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000),
                             metadata={"description": "Why; kept with the move, not in the audit log or the history"})

@@ -6,12 +6,11 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from casesvc import audit, signals
+from casesvc.access import case_for, enforce, readable_case
 from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
-from casesvc.access import enforce
 from casesvc.cases.models import Case, Participant
 from casesvc.cases.states import CLOSED
-from casesvc.access import case_for, readable_case
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import utcnow
 from casesvc.consents.service import record_consent
@@ -90,7 +89,7 @@ def transfer(principal: Principal, case_id: str, data: dict) -> Case:
     db.session.flush()
     consent = _record_transfer_consent(principal, case, lead, data["consent"])
     _reassign_conditions(case, departed, lead)
-    youth = db.session.get(Youth, case.youth_id)
+    youth = db.session.get_one(Youth, case.youth_id)
     youth.municipality = municipality  # the youth's municipality follows the case
     db.session.flush()
     _record_move(principal, case, "transfer", old_lead, old_municipality, data["reason"], consent.id, departed)

@@ -6,11 +6,11 @@ from casesvc.auth.principal import current_principal, requires
 from casesvc.cases.schemas import CaseSchema
 from casesvc.cases.views import case_response
 from casesvc.common.pagination import page_schema
-from casesvc.web import transactional
 from casesvc.continuity import service
 from casesvc.errors import problem_documented
 from casesvc.continuity.schemas import CaseMoveSchema, HandoverSchema, HistoryQuery, TransferSchema
 from casesvc.policy import Action
+from casesvc.web import transactional
 
 blp = Blueprint("continuity", __name__, url_prefix="/api/v1/cases/<case_id>",
                 description="Handing over the lead, moving a case to another municipality, and its history")

@@ -2,7 +2,7 @@
 with a drug contract, followed up. Idempotent; refused in production. All names are fake."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask import current_app
 
@@ -85,7 +85,7 @@ def seed() -> tuple[bool, list[tuple[str, str, str]]]:
         "given_by": "both", "given_on": today - timedelta(days=14), "expires_on": today + timedelta(days=180),
         "purpose": "Follow-up under the drug contract", "agencies": ["demo-police", "demo-health", "demo-slt"],
         "categories": ["general", "health"]})
-    at_nine = datetime.combine(today - timedelta(days=7), time(9, 0), tzinfo=OSLO).astimezone(timezone.utc)
+    at_nine = datetime.combine(today - timedelta(days=7), time(9, 0), tzinfo=OSLO).astimezone(UTC)
     access = CaseAccess(Relation.SHARED, health=True)
     log_event(nurse, case, access, {"kind": "drug_test", "occurred_at": at_nine, "result": "negative",
                                     "condition_id": contract.conditions[0].id, "summary": "Demo test.",

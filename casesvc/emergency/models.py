@@ -9,10 +9,10 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
-class EmergencyAccess(IdMixin, CreatedMixin, db.Model):
+class EmergencyAccess(IdMixin, CreatedMixin, Model):
     """One user's read-only access to one case, from `started_at` until `expires_at`."""
 
     __tablename__ = "emergency_accesses"
@@ -45,7 +45,7 @@ class EmergencyAccess(IdMixin, CreatedMixin, db.Model):
         return self.review is not None
 
 
-class EmergencyReview(db.Model):
+class EmergencyReview(Model):
     """An auditor's or admin's finding on one emergency access: once."""
 
     __tablename__ = "emergency_access_reviews"

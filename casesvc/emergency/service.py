@@ -12,9 +12,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import joinedload
 
 from casesvc import audit, signals
-from casesvc.access import enforce
+from casesvc.access import access_to, enforce
 from casesvc.cases.models import Case
-from casesvc.access import access_to
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import utcnow
 from casesvc.emergency.models import EmergencyAccess, EmergencyReview

@@ -5,11 +5,16 @@ from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal, requires
 from casesvc.common.pagination import page_schema
-from casesvc.web import transactional
 from casesvc.emergency import service
-from casesvc.emergency.schemas import (EmergencyAccessSchema, EmergencyQuery, EmergencyRequestSchema,
-                                       ReviewedAccessSchema, ReviewRequestSchema)
+from casesvc.emergency.schemas import (
+    EmergencyAccessSchema,
+    EmergencyQuery,
+    EmergencyRequestSchema,
+    ReviewedAccessSchema,
+    ReviewRequestSchema,
+)
 from casesvc.policy import Action
+from casesvc.web import transactional
 
 blp = Blueprint("emergency", __name__, url_prefix="/api/v1", description="Emergency access (break the glass)")
 

@@ -8,7 +8,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
 class EntryMixin(IdMixin, CreatedMixin):
@@ -21,7 +21,7 @@ class EntryMixin(IdMixin, CreatedMixin):
     version = 1
 
 
-class Event(EntryMixin, db.Model):
+class Event(EntryMixin, Model):
     __tablename__ = "events"
 
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), nullable=False)
@@ -39,7 +39,7 @@ class Event(EntryMixin, db.Model):
     __table_args__ = (Index("ix_events_case_created", "case_id", "created_at", "id"),)
 
 
-class Note(EntryMixin, db.Model):
+class Note(EntryMixin, Model):
     __tablename__ = "notes"
 
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), nullable=False)

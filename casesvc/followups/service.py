@@ -4,12 +4,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from casesvc import audit, signals
+from casesvc.access.case_view import CaseView
+from casesvc.access.clauses import visible_entries_clause
 from casesvc.cases.models import Case
 from casesvc.common.pagination import filter_equal, paginate
 from casesvc.errors import Problem, field_error, not_found, validation_error
 from casesvc.extensions import db
 from casesvc.followups.models import Event, Note
-from casesvc.access.clauses import visible_entries_clause
 from casesvc.policy import CaseAccess, EntryFacts, Principal, can_see_entry
 from casesvc.reactions.models import Condition, Reaction
 
@@ -19,7 +20,7 @@ def entry_facts(entry) -> EntryFacts:
                       getattr(entry, "kind", None), getattr(entry, "condition_agency", None))
 
 
-def entry_in(model, case: Case, entry_id: str, principal: Principal, access: CaseAccess):
+def entry_in(model, case: Case | CaseView, entry_id: str, principal: Principal, access: CaseAccess):
     """An entry of the case the caller may see; anything else is 404 (existence is not leaked)."""
     entry = db.session.get(model, entry_id)
     if entry is None or entry.case_id != case.id or not can_see_entry(principal, access, entry_facts(entry)):
@@ -27,7 +28,8 @@ def entry_in(model, case: Case, entry_id: str, principal: Principal, access: Cas
     return entry
 
 
-def list_entries(model, case: Case, principal: Principal, access: CaseAccess, args: dict, filters: tuple) -> dict:
+def list_entries(model, case: Case | CaseView, principal: Principal, access: CaseAccess, args: dict,
+                 filters: tuple) -> dict:
     stmt = filter_equal(select(model).where(model.case_id == case.id, visible_entries_clause(model, principal, access)),
                         model, args, filters)
     return audit.noted_page(paginate(stmt, model, args["limit"], args.get("cursor")))

@@ -3,14 +3,14 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from casesvc.auth.principal import current_principal, requires
 from casesvc.access import readable_case, writes_under_case_view
+from casesvc.auth.principal import current_principal, requires
 from casesvc.common.pagination import page_schema
-from casesvc.web import etag_header, transactional
 from casesvc.followups import service
 from casesvc.followups.models import Event, Note
 from casesvc.followups.schemas import EventQuery, EventSchema, NoteQuery, NoteSchema
 from casesvc.policy import Action
+from casesvc.web import etag_header, transactional
 
 blp = Blueprint("followups", __name__, url_prefix="/api/v1/cases/<case_id>",
                 description="Events and notes: written once, corrected by new entries")

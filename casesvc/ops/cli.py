@@ -8,8 +8,8 @@ from flask_migrate import upgrade
 
 from casesvc.commands import OUTPUT_OPTION, DomainGroup, create_cli_app, write_output
 from casesvc.migrations_runner import migrations_directory
-from casesvc.ops.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from casesvc.openapi_doc import spec_yaml
+from casesvc.ops.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from casesvc.server import run_gunicorn
 
 database = DomainGroup("db", help="Database schema.")

@@ -14,6 +14,7 @@ and the request answers 503 instead of hanging. `/readyz` asks with its own shor
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -195,7 +196,7 @@ class Readiness:
                 with db.engine.connect() as conn:
                     conn.execute(text("SELECT 1"))
                 result.append(True)
-        except Exception:  # any failure to reach the database means not ready
+        except Exception:  # noqa: BLE001 (any failure to reach the database means not ready)
             result.append(False)
         finally:
             self._waiting.clear()

@@ -6,10 +6,10 @@ from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
-class Reaction(IdMixin, CreatedMixin, db.Model):
+class Reaction(IdMixin, CreatedMixin, Model):
     __tablename__ = "reactions"
 
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), nullable=False)
@@ -35,7 +35,7 @@ class Reaction(IdMixin, CreatedMixin, db.Model):
     __table_args__ = (Index("ix_reactions_case_created", "case_id", "created_at", "id"),)
 
 
-class Condition(IdMixin, db.Model):
+class Condition(IdMixin, Model):
     __tablename__ = "conditions"
 
     reaction_id: Mapped[str] = mapped_column(ForeignKey("reactions.id", ondelete="CASCADE"), index=True, nullable=False)
@@ -48,7 +48,7 @@ class Condition(IdMixin, db.Model):
     reaction: Mapped[Reaction] = relationship(back_populates="conditions")
 
 
-class Signature(IdMixin, CreatedMixin, db.Model):
+class Signature(IdMixin, CreatedMixin, Model):
     __tablename__ = "signatures"
 
     reaction_id: Mapped[str] = mapped_column(ForeignKey("reactions.id", ondelete="CASCADE"), index=True, nullable=False)

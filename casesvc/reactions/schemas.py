@@ -4,7 +4,6 @@ from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, BusinessDate, BusinessInstant, Code, Instant, bounded_list
 from casesvc.vocabulary import CONDITION_KINDS, LEGAL_BASES, REACTION_STATUSES, REACTION_TYPES, SIGNATURE_PARTIES
 
-
 MAX_CONDITIONS = 50
 MAX_SIGNATURES = 10
 

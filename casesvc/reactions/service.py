@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
 from casesvc import audit, signals
+from casesvc.access.case_view import CaseView
 from casesvc.cases.models import Case
 from casesvc.cases.states import require_open
 from casesvc.common.pagination import filter_equal, paginate
@@ -68,7 +69,8 @@ def _conditions(case: Case, legal_basis: str, items: list[dict]) -> list[Conditi
     return [Condition(position=i, **item) for i, item in enumerate(items)]
 
 
-def _signatures(principal: Principal, items: list[dict], field: str = "signatures.{index}.signed_on") -> list[Signature]:
+def _signatures(principal: Principal, items: list[dict],
+                field: str = "signatures.{index}.signed_on") -> list[Signature]:
     """`field` names a bad date in the request: an item of a reaction's list, or a signature alone."""
     today = oslo_today()
     for index, item in enumerate(items):
@@ -107,14 +109,14 @@ def create_reaction(principal: Principal, case: Case, data: dict) -> Reaction:
     return reaction
 
 
-def reaction_in(case: Case, reaction_id: str) -> Reaction:
+def reaction_in(case: Case | CaseView, reaction_id: str) -> Reaction:
     reaction = db.session.get(Reaction, reaction_id)
     if reaction is None or reaction.case_id != case.id:
         raise not_found("reaction")
     return reaction
 
 
-def list_reactions(case: Case, args: dict) -> dict:
+def list_reactions(case: Case | CaseView, args: dict) -> dict:
     stmt = filter_equal(select(Reaction).where(Reaction.case_id == case.id), Reaction, args, ("status", "type"))
     return audit.noted_page(paginate(stmt, Reaction, args["limit"], args.get("cursor")))
 
@@ -153,7 +155,7 @@ def _same_conditions(current: list[Condition], given: list[dict]) -> bool:
     """The conditions a client sent back as it read them: nothing to replace (their ids, and the
     events logged against them, stay), whatever the reaction's status."""
     return len(current) == len(given) and all(
-        all(getattr(c, name) == g.get(name) for name in _CONDITION_FIELDS) for c, g in zip(current, given))
+        all(getattr(c, name) == g.get(name) for name in _CONDITION_FIELDS) for c, g in zip(current, given, strict=True))
 
 
 def add_signature(principal: Principal, reaction: Reaction, data: dict) -> Signature:
@@ -185,7 +187,7 @@ def transition_reaction(case: Case, reaction: Reaction, to: str, reason: str | N
     REACTION_STATES.check(reaction.status, to, reason, allowed)
     if to == "active":
         require_open(case)
-        birth_date = db.session.scalar(select(Youth.birth_date).where(Youth.id == case.youth_id))
+        birth_date = db.session.execute(select(Youth.birth_date).where(Youth.id == case.youth_id)).scalar_one()
         missing = missing_signatures(reaction, birth_date, oslo_today())
         if missing:
             raise conflict("signatures-required",
@@ -206,7 +208,7 @@ _ON_CASE_CLOSED = {"completed": ("cancelled", "completed"), "breached": ("cancel
                    "withdrawn": ("cancelled", "cancelled")}
 
 
-def close_with_case(case: Case, outcome: str, reason: str) -> None:
+def close_with_case(case: Case, outcome: str, reason: str | None) -> None:
     """A closed case leaves no reaction open: a draft is cancelled, an active one ends as the case
     did (completed, breached — a concern conversation, which cannot be breached, completed — or
     cancelled when the case is withdrawn), each with the case's reason."""

@@ -3,15 +3,15 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from casesvc.auth.principal import current_principal, requires
 from casesvc.access import case_for, readable_case
+from casesvc.auth.principal import current_principal, requires
 from casesvc.common.pagination import page_schema
-from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 from casesvc.common.schemas import TransitionSchema
 from casesvc.errors import problem_documented
 from casesvc.policy import Action
 from casesvc.reactions import service
 from casesvc.reactions.schemas import ReactionPatchSchema, ReactionQuery, ReactionSchema, SignatureSchema
+from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 
 blp = Blueprint("reactions", __name__, url_prefix="/api/v1/cases/<case_id>/reactions",
                 description="Reactions, their conditions and signatures")

@@ -2,9 +2,9 @@
 asset, written piece by piece as the parts are read."""
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
 from html import escape
-from typing import Iterable, Iterator
 
 from casesvc.common.timeutil import OSLO
 from casesvc.record.render import access_log_entry
@@ -110,7 +110,8 @@ def _case(record, number: int) -> Iterator[str]:
     yield f"<h2>Sak {number}</h2><dl>"
     for label, value in (("Saks-id", case.id), ("Kommunenummer", case.municipality),
                          ("Opphav", _label("case_origin", case.origin)), ("Sammendrag", case.summary),
-                         ("Ansvarlig tjeneste", case.lead_agency), ("Deltakende tjenester", ", ".join(case.participant_codes)),
+                         ("Ansvarlig tjeneste", case.lead_agency),
+                         ("Deltakende tjenester", ", ".join(case.participant_codes)),
                          ("Status", _label("case_status", case.status)), ("Åpnet", _when(case.opened_at)),
                          ("Avsluttet", _when(case.closed_at)), ("Begrunnelse", case.status_reason),
                          ("Denne tjenestens tilgang", ACCESS.get(record.access.relation.value, ""))):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from collections.abc import Iterator
 
 from casesvc.audit.service import chain_time
 from casesvc.cases.schemas import case_body
@@ -35,7 +35,7 @@ def _array(items: Iterator[str]) -> Iterator[str]:
 
 
 def access_log_entry(row) -> dict:
-    entry = dict(zip(ACCESS_LOG_COLUMNS, row))
+    entry = dict(zip(ACCESS_LOG_COLUMNS, row, strict=True))
     entry["at"] = chain_time(entry["at"])
     return entry
 

@@ -8,27 +8,26 @@ the cases the agency reads (lead, or under consent), their entries as `can_see_e
 those cases."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator
+from datetime import datetime
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from casesvc import audit
+from casesvc.access import access_to, enforce, load_youth
+from casesvc.access.clauses import visible_entries_clause
 from casesvc.audit.models import AuditEvent
 from casesvc.audit.service import seal
-from casesvc.access import enforce
 from casesvc.cases.models import Case
-from casesvc.access import access_to
 from casesvc.common.timeutil import utcnow
 from casesvc.consents.models import Consent
 from casesvc.extensions import db
 from casesvc.followups.models import Event, Note
-from casesvc.access.clauses import visible_entries_clause
 from casesvc.policy import Action, CaseAccess, Principal, Relation, check_role, record_decision, youth_visible
 from casesvc.reactions.models import Reaction
 from casesvc.youths.models import Youth
-from casesvc.access import load_youth
 
 BATCH = 500
 ACCESS_LOG_COLUMNS = ("seq", "at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
@@ -39,8 +38,8 @@ ACCESS_LOG_COLUMNS = ("seq", "at", "actor", "actor_role", "actor_agency", "actio
 class CaseRecord:
     case: Case
     access: CaseAccess
-    reactions: list[Reaction]
-    consents: list[Consent]
+    reactions: Sequence[Reaction]
+    consents: Sequence[Consent]
     events: Iterator  # rows of events
     notes: Iterator | None  # rows of notes; None: the token has no notes:read  # None: the token has no notes:read
 
@@ -53,7 +52,7 @@ class RecordPlan:
     principal: Principal
     youth_id: str
     cases_seen: list[tuple[str, CaseAccess]]
-    generated_at: object
+    generated_at: datetime
 
     @property
     def with_notes(self) -> bool:
@@ -61,7 +60,7 @@ class RecordPlan:
 
     @property
     def youth(self) -> Youth:
-        return db.session.get(Youth, self.youth_id)
+        return db.session.get_one(Youth, self.youth_id)
 
     def cases(self) -> Iterator[CaseRecord]:
         for case_id, access in self.cases_seen:
@@ -104,7 +103,7 @@ def plan_record(principal: Principal, youth_id: str) -> RecordPlan:
                                .order_by(Case.opened_at, Case.id)).all()
     accesses = [access_to(principal, case) for case in cases]
     enforce(record_decision(principal, accesses, youth_visible(principal, youth.created_by_agency, accesses)))
-    seen = [(case.id, access) for case, access in zip(cases, accesses)
+    seen = [(case.id, access) for case, access in zip(cases, accesses, strict=True)
             if access.relation in (Relation.LEAD, Relation.SHARED)]
     audit.note(resource_type="youth_record", resource_id=youth.id, ids=[case_id for case_id, _ in seen])
     return RecordPlan(principal, youth.id, seen, utcnow())

@@ -17,8 +17,16 @@ from casesvc.followups.models import Event
 from casesvc.reactions.models import Condition, Reaction
 from casesvc.reminders import rules
 from casesvc.reminders.models import Reminder, WebhookDelivery
-from casesvc.reminders.store import (LIVE_CASE, enqueue_deliveries, insert_reminders, last_answer, open_reminders,
-                                     participant_kinds, reminder_row, settle)
+from casesvc.reminders.store import (
+    LIVE_CASE,
+    enqueue_deliveries,
+    insert_reminders,
+    last_answer,
+    open_reminders,
+    participant_kinds,
+    reminder_row,
+    settle,
+)
 
 
 def on_event_logged(event: Event, case: Case) -> None:
@@ -42,7 +50,7 @@ def on_event_logged(event: Event, case: Case) -> None:
 
 
 def _condition_answered(event: Event, case: Case, settings, by: str) -> None:
-    condition = db.session.get(Condition, event.condition_id)
+    condition = db.session.get_one(Condition, event.condition_id)
     reaction = condition.reaction
     last = last_answer(condition.id, case.id)
     pending = open_reminders(Reminder.source_id == condition.id, Reminder.kind == "condition_due")

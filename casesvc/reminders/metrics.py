@@ -3,7 +3,6 @@ runs in another process (cron), so in-process counters would show nothing."""
 from __future__ import annotations
 
 import logging
-
 from datetime import datetime
 
 from flask import has_app_context

@@ -3,19 +3,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
-from sqlalchemy import text as sql_text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
 from casesvc.common.timeutil import utcnow
-from casesvc.extensions import db
-
+from casesvc.extensions import Model
 
 _UNESCALATED = "status = 'pending' AND escalated_at IS NULL"
 
 
-class Reminder(IdMixin, CreatedMixin, db.Model):
+class Reminder(IdMixin, CreatedMixin, Model):
     """Something an agency must do on a case, and when.
 
     `dedupe_key` — (rule, source, due date) — is unique: the worker inserts with "on conflict do
@@ -64,7 +62,7 @@ class Reminder(IdMixin, CreatedMixin, db.Model):
         return {"type": self.source_type, "id": self.source_id}
 
 
-class Webhook(db.Model):
+class Webhook(Model):
     """Where an agency's due reminders are POSTed. The secret is kept to sign with, encrypted
     (casesvc.common.crypto); it is never shown again after it is set."""
 
@@ -79,7 +77,7 @@ class Webhook(db.Model):
     __mapper_args__ = {"version_id_col": version}
 
 
-class WebhookDelivery(IdMixin, CreatedMixin, db.Model):
+class WebhookDelivery(IdMixin, CreatedMixin, Model):
     """The outbox: one row per reminder to announce, written in the reminder's transaction.
 
     A worker claims due rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL) by setting a lease; a
@@ -104,7 +102,7 @@ class WebhookDelivery(IdMixin, CreatedMixin, db.Model):
     )
 
 
-class WebhookAttempt(IdMixin, db.Model):
+class WebhookAttempt(IdMixin, Model):
     """One HTTP attempt, as listed at /agencies/{code}/webhook/deliveries."""
 
     __tablename__ = "webhook_attempts"

@@ -7,7 +7,7 @@ falls on a date is due at the start of that day in Oslo (00:00 local time), retu
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from casesvc.common.timeutil import OSLO, add_years
 from casesvc.vocabulary import REMINDER_KINDS, REMINDER_STATUSES
@@ -22,7 +22,7 @@ UNANSWERED_RESULTS = frozenset({"missed", "invalid"})
 
 def day_start(day: date) -> datetime:
     """The first instant of `day` in Oslo, in UTC (23:00 or 22:00 UTC the day before)."""
-    return datetime.combine(day, time(0), tzinfo=OSLO).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=OSLO).astimezone(UTC)
 
 
 def oslo_date(instant: datetime) -> date:
@@ -125,13 +125,10 @@ def coordinator_agency(lead_agency: str, participants: list[tuple[str, str]]) ->
 
 def assignee(kind: str, lead_agency: str, *, responsible_agency: str | None = None,
              coordinator: str | None = None, named: str | None = None) -> str:
-    if kind == "condition_due":
-        return responsible_agency
-    if kind == "escalation":
-        return coordinator
-    if kind == "manual":
-        return named
-    return lead_agency
+    chosen = {"condition_due": responsible_agency, "escalation": coordinator, "manual": named}.get(kind, lead_agency)
+    if chosen is None:  # a caller's mistake: every reminder is some agency's
+        raise ValueError(f"a {kind} reminder needs the agency it is for")
+    return chosen
 
 
 # --- identity: what makes a reminder "the same" ----------------------------------------------

@@ -56,7 +56,7 @@ def reminder_for(principal: Principal, reminder_id: str) -> Reminder:
     reminder = db.session.get(Reminder, reminder_id)
     if reminder is None or reminder.assignee_agency != principal.agency:
         raise not_found("reminder")
-    case = db.session.get(Case, reminder.case_id)
+    case = db.session.get_one(Case, reminder.case_id)
     if access_to(principal, case).relation not in (Relation.LEAD, Relation.SHARED):
         raise not_found("reminder")
     _noted(reminder)

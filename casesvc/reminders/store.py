@@ -2,9 +2,10 @@
 settling them, the open ones, and the SQL twins of the pure rules in `rules.py`."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Row, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from casesvc.agencies.models import Agency
@@ -36,7 +37,7 @@ def reminder_row(kind: str, case_id: str, due_at: datetime, assignee_agency: str
             "dedupe_key": dedupe_key or rules.dedupe_key(kind, source_id, due_at)}
 
 
-def insert_reminders(rows: list[dict], refresh_basis: bool = False, now: datetime | None = None) -> list:
+def insert_reminders(rows: list[dict], refresh_basis: bool = False, now: datetime | None = None) -> Sequence[Row]:
     """Insert what is not there yet; returns the rows inserted (id, case_id, kind, due_at,
     assignee_agency) and queues their webhook deliveries in the same transaction. With
     `refresh_basis`, a reminder that already existed under the same key takes the new basis, so
@@ -56,7 +57,8 @@ def insert_reminders(rows: list[dict], refresh_basis: bool = False, now: datetim
         # SQLite: one statement, compiled once, run for every row; a row whose key exists is
         # skipped. The ids were made here: the rows that carry them are the ones inserted.
         db.session.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]), values)
-        inserted = db.session.execute(select(*_inserted_columns(table)).where(table.c.id.in_([v["id"] for v in values]))).all()
+        inserted = db.session.execute(
+            select(*_inserted_columns(table)).where(table.c.id.in_([v["id"] for v in values]))).all()
     if refresh_basis and len(inserted) < len(values):
         done = {row.dedupe_key for row in inserted}
         stale = [{"k": v["dedupe_key"], "b": v["basis_at"]} for v in values if v["dedupe_key"] not in done]
@@ -70,7 +72,7 @@ def _inserted_columns(table):
     return (table.c.id, table.c.case_id, table.c.kind, table.c.due_at, table.c.assignee_agency, table.c.dedupe_key)
 
 
-def _insert_unnest(table, values: list[dict]) -> list:
+def _insert_unnest(table, values: list[dict]) -> Sequence[Row]:
     """PostgreSQL: the whole batch as one statement over arrays (one per column), "on conflict do
     nothing", RETURNING what was inserted — set-based on the server, a handful of parameters
     for the driver, however many rows."""
@@ -85,7 +87,7 @@ def _insert_unnest(table, values: list[dict]) -> list:
         params[name] = [column_type.process_bind_param(v[name], None) if hasattr(column_type, "process_bind_param")
                         else v[name] for v in values]
     statement = text(
-        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(arrays)}) "
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(arrays)}) "  # noqa: S608 (the model's names)
         f"ON CONFLICT (dedupe_key) DO NOTHING "
         f"RETURNING id, case_id, kind, due_at, assignee_agency, dedupe_key"
     ).columns(*_inserted_columns(table))

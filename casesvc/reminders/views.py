@@ -3,17 +3,25 @@ from __future__ import annotations
 from flask import Response, current_app, request, url_for
 from flask_smorest import Blueprint
 
+from casesvc.access import case_for
 from casesvc.auth import feeds
 from casesvc.auth.principal import admin_only, current_principal, requires
-from casesvc.access import case_for
 from casesvc.common.pagination import page_schema
-from casesvc.web import etag_header, transactional
 from casesvc.errors import problem_documented
 from casesvc.extensions import db
 from casesvc.policy import Action
 from casesvc.reminders import service, webhook_admin
-from casesvc.reminders.schemas import (AttemptQuery, AttemptSchema, CalendarFeedSchema, ManualReminderSchema,
-                                       ReminderQuery, ReminderSchema, SnoozeSchema, WebhookSchema)
+from casesvc.reminders.schemas import (
+    AttemptQuery,
+    AttemptSchema,
+    CalendarFeedSchema,
+    ManualReminderSchema,
+    ReminderQuery,
+    ReminderSchema,
+    SnoozeSchema,
+    WebhookSchema,
+)
+from casesvc.web import etag_header, transactional
 
 blp = Blueprint("reminders", __name__, url_prefix="/api/v1",
                 description="Reminders: due tasks of the caller's agency, and the calendar feed")
@@ -59,7 +67,8 @@ def create_calendar_feed():
     """A secret address for the caller's reminders calendar, for a calendar program (which sends
     no bearer token). It replaces the caller's previous address; keep it like a password"""
     token = service.open_feed(current_principal())
-    return {"url": public_address(url_for("reminders.reminders_calendar", **{feeds.FEED_PARAM: token}))}, 201
+    address = url_for("reminders.reminders_calendar", **{feeds.FEED_PARAM: token})  # type: ignore[arg-type]
+    return {"url": public_address(address)}, 201
 
 
 def public_address(path: str) -> str:

@@ -46,9 +46,9 @@ def put_webhook(code: str, data: dict) -> tuple[Webhook, bool]:
     if errors:
         raise validation_error(errors)
     now = utcnow()
-    webhook = db.session.get(Webhook, code)
-    created = webhook is None
-    if created:
+    existing = db.session.get(Webhook, code)
+    created = existing is None
+    if existing is None:
         webhook = Webhook(agency_code=code, url=data["url"], secret=encrypt_at_rest(data["secret"]), created_at=now,
                           updated_at=now)
         db.session.add(webhook)
@@ -60,6 +60,7 @@ def put_webhook(code: str, data: dict) -> tuple[Webhook, bool]:
                                    WebhookDelivery.state == "pending"))).all()
         enqueue_deliveries(upcoming)
     else:
+        webhook = existing
         webhook.url = data["url"]
         webhook.secret = encrypt_at_rest(data["secret"])
         webhook.updated_at = now

@@ -105,7 +105,7 @@ def _blocked_address(address: str) -> bool:
 
 
 def _resolve(host: str, port: int) -> list[str]:
-    return sorted({info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)})
+    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)})
 
 
 def url_problem(url: str, production: bool, resolve=_resolve) -> str | None:
@@ -162,7 +162,7 @@ class Attempt:
     error: str | None
 
 
-class _Pinned:
+class _Pinned(http.client.HTTPConnection):
     """http.client, which follows no redirect (a redirect is an answer, not an instruction) and
     uses no proxy; with `address`, it connects there instead of resolving the host again."""
 
@@ -174,7 +174,7 @@ class _Pinned:
         return socket.create_connection((self.address, self.port), self.timeout)
 
 
-class _HTTP(_Pinned, http.client.HTTPConnection):
+class _HTTP(_Pinned):
     def connect(self):
         if self.address is None:
             return super().connect()
@@ -189,7 +189,8 @@ class _HTTPS(_Pinned, http.client.HTTPSConnection):
     def connect(self):
         if self.address is None:
             return super().connect()
-        self.sock = self._context.wrap_socket(self._pinned_socket(), server_hostname=self.host)
+        context = self._context  # type: ignore[attr-defined]  # http.client's own, not in its stubs
+        self.sock = context.wrap_socket(self._pinned_socket(), server_hostname=self.host)
         return None
 
 
@@ -206,7 +207,7 @@ def _post(url: str, body: bytes, headers: dict[str, str], timeout: float, addres
         response = connection.getresponse()
         response.read(MAX_RESPONSE_BYTES)  # the answer's content is not used, nor kept
         status = response.status
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return Attempt(False, None, "timeout")
     except ssl.SSLCertVerificationError as exc:  # the receiver's administrator needs the reason
         return Attempt(False, None, f"certificate refused: {exc.verify_message}"[:200])

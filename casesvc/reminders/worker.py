@@ -26,9 +26,10 @@ import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, func, or_, select, update
 
 from casesvc.cases.models import Case
 from casesvc.common.crypto import UnreadableSecret, decrypt_at_rest
@@ -188,11 +189,12 @@ def deliver(now: datetime, settings, token: str, batch: list) -> dict:
         sent.append(index)
     # the target is checked again at each attempt (in production a name may come to point inward)
     for index, result in zip(sent, webhooks.send_all(jobs, settings.webhook_timeout, settings.webhook_concurrency,
-                                                     vetting=lambda url: webhooks.vet(url, production))):
+                                                     vetting=lambda url: webhooks.vet(url, production)),
+                             strict=True):
         results[index] = result
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
     table = WebhookDelivery.__table__
-    for row, result in zip(batch, results):
+    for row, result in zip(batch, cast("list[webhooks.Attempt]", results), strict=True):  # each one set by now
         attempts = row.attempts + 1
         outcome = webhooks.outcome_after(result.ok, attempts, settings.webhook_max_attempts)
         next_at = (now + timedelta(seconds=webhooks.backoff_seconds(
@@ -204,8 +206,8 @@ def deliver(now: datetime, settings, token: str, batch: list) -> dict:
             values["next_attempt_at"] = next_at
         else:
             values["finished_at"] = now
-        moved = db.session.execute(update(table).where(table.c.id == row.id, table.c.claim_token == token)
-                                   .values(**values)).rowcount
+        moved = cast("CursorResult[Any]", db.session.execute(
+            update(table).where(table.c.id == row.id, table.c.claim_token == token).values(**values))).rowcount
         db.session.add(WebhookAttempt(delivery_id=row.id, reminder_id=row.reminder_id, agency_code=row.agency_code,
                                       attempt=attempts, attempted_at=now, status_code=result.status_code,
                                       outcome=outcome, error=result.error, next_attempt_at=next_at))

@@ -51,7 +51,7 @@ def suppress(counts: Mapping[Hashable, int], groups: Iterable[Group], min_cell: 
     return hidden
 
 
-def _hidden_sum(counts, group: Group, hidden) -> int:
+def _hidden_sum(counts: Mapping[Hashable, int], group: Group, hidden: Mapping[Hashable, str]) -> int:
     return sum(counts[c] for c in group.cells if c in hidden)
 
 

@@ -8,10 +8,10 @@ from datetime import date
 from sqlalchemy import Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
-class ReactionSpan(db.Model):
+class ReactionSpan(Model):
     __tablename__ = "statistics_reaction_spans"
 
     reaction_id: Mapped[str] = mapped_column(ForeignKey("reactions.id", ondelete="CASCADE"), primary_key=True)

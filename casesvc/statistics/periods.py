@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from casesvc.common.timeutil import OSLO
 
@@ -47,4 +47,4 @@ def periods(first: date, last: date, unit: str) -> list[Period]:
 
 def oslo_midnight_utc(day: date) -> datetime:
     """The instant Oslo's `day` begins, in UTC (what the UTC timestamp columns are compared with)."""
-    return datetime.combine(day, time(0), tzinfo=OSLO).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=OSLO).astimezone(UTC)

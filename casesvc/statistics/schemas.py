@@ -10,10 +10,12 @@ _DATES = ma.validate.Range(min=date(1900, 1, 1), max=date(2999, 12, 31),
 
 
 class StatisticsQuery(ma.Schema):
-    municipality = ma.fields.List(Municipality(), load_default=list,
-                                  metadata={"description": "May repeat; default: every municipality the caller may see"})
-    from_ = ma.fields.Date(data_key="from", validate=_DATES,
-                           metadata={"description": "First day (Europe/Oslo) of the window; default 1 January of `to`'s year"})
+    municipality = ma.fields.List(
+        Municipality(), load_default=list,
+        metadata={"description": "May repeat; default: every municipality the caller may see"})
+    from_ = ma.fields.Date(
+        data_key="from", validate=_DATES,
+        metadata={"description": "First day (Europe/Oslo) of the window; default 1 January of `to`'s year"})
     to = ma.fields.Date(validate=_DATES, metadata={"description": "Last day of the window, included; default today"})
     period = Code(UNITS, load_default="year")
     format = Code(("json", "csv"), metadata={"description": "Overrides the Accept header (`text/csv` for CSV)"})

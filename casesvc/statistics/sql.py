@@ -24,13 +24,13 @@ class oslo_date(FunctionElement):
 
 @compiles(oslo_date)
 def _oslo_date_pg(element, compiler, **kw):
-    ts = compiler.process(list(element.clauses)[0], **kw)
+    ts = compiler.process(next(iter(element.clauses)), **kw)
     return f"CAST(timezone('Europe/Oslo', timezone('UTC', {ts})) AS DATE)"
 
 
 @compiles(oslo_date, "sqlite")
 def _oslo_date_sqlite(element, compiler, **kw):
-    ts = compiler.process(list(element.clauses)[0], **kw)
+    ts = compiler.process(next(iter(element.clauses)), **kw)
     year = f"strftime('%Y', {ts})"
     summer = (f"{ts} >= datetime({year} || '-03-25', 'weekday 0', '+1 hour') "
               f"AND {ts} < datetime({year} || '-10-25', 'weekday 0', '+1 hour')")
@@ -66,13 +66,13 @@ _PG_FORMATS = {"year_key": "YYYY", "quarter_key": 'YYYY-"Q"Q', "month_key": "YYY
 
 @compiles(_period)
 def _period_pg(element, compiler, **kw):
-    day = compiler.process(list(element.clauses)[0], **kw)
+    day = compiler.process(next(iter(element.clauses)), **kw)
     return f"to_char({day}, '{_PG_FORMATS[element.name]}')"
 
 
 @compiles(_period, "sqlite")
 def _period_sqlite(element, compiler, **kw):
-    day = compiler.process(list(element.clauses)[0], **kw)
+    day = compiler.process(next(iter(element.clauses)), **kw)
     if element.name == "year_key":
         return f"strftime('%Y', {day})"
     if element.name == "month_key":

@@ -5,9 +5,9 @@ from flask import Response, request
 from flask_smorest import Blueprint
 
 from casesvc.auth.principal import current_principal
-from casesvc.web import json_response
 from casesvc.statistics import report, service
 from casesvc.statistics.schemas import ReportQuery, StatisticsQuery, StatisticsSchema
+from casesvc.web import json_response
 
 blp = Blueprint("statistics", __name__, url_prefix="/api/v1/statistics",
                 description="Aggregates for the municipal action plan, with disclosure control")

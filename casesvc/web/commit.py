@@ -24,14 +24,15 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             key = request.headers.get("Idempotency-Key") if idempotent else None
-            reservation = None
+            reservation: str | None = None
             if key is not None:
                 if not 1 <= len(key) <= 255:
                     raise field_error("Idempotency-Key", "Must be 1 to 255 characters.")
-                reservation = idempotency.reserve(current_principal().subject, key, request.endpoint or "",
-                                                  idempotency.fingerprint(secret_fields))
-                if isinstance(reservation, Response):
-                    return reservation
+                held = idempotency.reserve(current_principal().subject, key, request.endpoint or "",
+                                           idempotency.fingerprint(secret_fields))
+                if isinstance(held, Response):
+                    return held
+                reservation = held
             try:
                 response = view(*args, **kwargs)
                 if not isinstance(response, Response) or response.status_code >= 400:

@@ -17,9 +17,10 @@ import hashlib
 import hmac
 import json
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from flask import Response, current_app, request
-from sqlalchemy import Index, Integer, String, Text, delete, select, update
+from sqlalchemy import CursorResult, Index, Integer, String, Text, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -27,7 +28,7 @@ from casesvc.audit.service import note
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime, new_id
 from casesvc.common.timeutil import utcnow
 from casesvc.errors import Problem, field_error
-from casesvc.extensions import db
+from casesvc.extensions import Model, db
 
 WINDOW = timedelta(hours=24)
 IN_FLIGHT = 0  # status_code of a reservation whose request is still at work
@@ -35,7 +36,7 @@ IN_FLIGHT_LEASE = timedelta(seconds=60)
 REPLAYED_HEADERS = ("Location", "ETag", "Content-Type")
 
 
-class IdempotencyKey(IdMixin, CreatedMixin, db.Model):
+class IdempotencyKey(IdMixin, CreatedMixin, Model):
     """A reserved key, and once its request succeeded, the response replayed for it."""
 
     __tablename__ = "idempotency_keys"
@@ -140,10 +141,10 @@ def complete(reservation_id: str, response: Response, touched: dict | None = Non
     headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
     if touched:
         headers[_TOUCHED] = touched
-    done = db.session.execute(update(IdempotencyKey).where(
+    done = cast("CursorResult[Any]", db.session.execute(update(IdempotencyKey).where(
         IdempotencyKey.id == reservation_id, IdempotencyKey.status_code == IN_FLIGHT).values(
         status_code=response.status_code, body=response.get_data(as_text=True),
-        headers=json.dumps(headers), expires_at=utcnow() + WINDOW))
+        headers=json.dumps(headers), expires_at=utcnow() + WINDOW)))
     if done.rowcount != 1:
         raise Problem(409, "idempotency-key-in-use", "Conflict",
                       "This request took too long and its Idempotency-Key was taken over; nothing was saved.")

@@ -2,6 +2,8 @@
 shape, ETags from the version, and If-Match on every PATCH."""
 from __future__ import annotations
 
+from typing import cast
+
 from flask import Response, current_app, request
 
 from casesvc.errors import Problem
@@ -11,7 +13,7 @@ def json_response(body, status: int = 200, headers: dict | None = None) -> Respo
     """A JSON response from a body already in its wire shape. A view returning this passes
     flask-smorest's `@blp.response` untouched: the schema there documents the body (and a test
     holds the two equal) without dumping it again."""
-    response = current_app.json.response(body)
+    response = cast(Response, current_app.json.response(body))  # the app's response_class
     response.status_code = status
     if headers:
         response.headers.update(headers)

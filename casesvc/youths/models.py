@@ -7,10 +7,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime
 from casesvc.common.timeutil import utcnow
-from casesvc.extensions import db
+from casesvc.extensions import Model
 
 
-class Youth(IdMixin, CreatedMixin, db.Model):
+class Youth(IdMixin, CreatedMixin, Model):
     __tablename__ = "youths"
 
     national_id: Mapped[str] = mapped_column(String(11), unique=True, nullable=False)
@@ -31,7 +31,7 @@ class Youth(IdMixin, CreatedMixin, db.Model):
     __mapper_args__ = {"version_id_col": version}
 
 
-class Guardian(IdMixin, db.Model):
+class Guardian(IdMixin, Model):
     __tablename__ = "guardians"
 
     youth_id: Mapped[str] = mapped_column(ForeignKey("youths.id", ondelete="CASCADE"), index=True, nullable=False)

@@ -36,7 +36,7 @@ class NationalId:
 
 
 def _check_digit(digits: str, weights: tuple[int, ...]) -> int | None:
-    remainder = sum(int(d) * w for d, w in zip(digits, weights)) % 11
+    remainder = sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
     check = (11 - remainder) % 11
     return None if check == 10 else check
 

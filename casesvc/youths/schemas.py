@@ -6,7 +6,6 @@ from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import BirthDate, Body, Instant, Municipality, Name, bounded_list
 from casesvc.vocabulary import GUARDIAN_RELATIONS
 
-
 MAX_RELATION_LENGTH = 20  # the column's length
 MAX_GUARDIANS = 10
 NATIONAL_ID_PATTERN = "^[0-9]{11}$"  # documents what youths.national_id checks (and the check digits)

@@ -34,7 +34,7 @@ def checked_identity(principal: Principal, national_id: str, birth_date, youth_i
     holder = select(Youth.id).where(Youth.national_id == parsed.number)
     existing = db.session.scalar(holder.where(Youth.id != youth_id) if youth_id else holder)
     if existing is not None:
-        _refuse_known_number(principal, db.session.get(Youth, existing))
+        _refuse_known_number(principal, db.session.get_one(Youth, existing))
     return parsed.number
 
 

@@ -7,8 +7,8 @@ from casesvc.access import youth_for
 from casesvc.auth.principal import current_principal, requires
 from casesvc.common.pagination import page_schema
 from casesvc.errors import problem_documented
-from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 from casesvc.policy import Action
+from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 from casesvc.youths import service
 from casesvc.youths.schemas import YouthPatchSchema, YouthQuery, YouthSchema
 
@@ -27,7 +27,8 @@ def youth_response(youth, status: int = 200):
 @requires(Action.CREATE_YOUTH)
 @blp.arguments(YouthSchema())
 @blp.response(201, YouthSchema)
-@problem_documented(blp, 409, "A youth with this national id exists; `existing_id` names it when the caller may see that youth")
+@problem_documented(blp, 409,
+                    "A youth with this national id exists; `existing_id` names it when the caller may see that youth")
 def create_youth(data):
     """Register a youth (409 when the national id is known; `existing_id` only for a caller who may see that youth)"""
     return youth_response(service.register_youth(current_principal(), data), 201)

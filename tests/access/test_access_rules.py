@@ -542,7 +542,7 @@ def test_only_lead_or_coordinator_change_participants_transitions_and_consents(w
         "consent": world[who].post(f"{base}/consents", json=consent_body),
         "withdraw": world[who].post(f"{base}/consents/{spare['id']}/withdraw"),
     }
-    for name, resp in refused.items():
+    for resp in refused.values():
         assert_problem(resp, 403, "lead-agency-required")
     after = world["police"].get(base).json
     assert (after["status"], sorted(after["participants"])) == ("open", sorted(["police", who, "slt"]))

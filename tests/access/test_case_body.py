@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from casesvc.access import load_case_view
 from casesvc.cases.models import Case
 from casesvc.cases.schemas import CaseSchema, case_body
-from casesvc.access import load_case_view
 from casesvc.extensions import db
 
 

@@ -44,9 +44,9 @@ _LEAD = {**_SHARED, **_LEAD_ACTIONS_ALLOWED}
 # the agency that registered the youth keeps sight of the youth record (invariant 6), whatever
 # became of the case; once the youth has a case, changing it is for that case's lead or coordinator
 _REGISTERED_YOUTH = {"get_youth": OK, "list_youths": IN, "patch_youth": LEAD_REQUIRED}
-_WITHOUT_CONSENT = {**{a: CONSENT_REQUIRED for a in ACTIONS},
+_WITHOUT_CONSENT = {**dict.fromkeys(ACTIONS, CONSENT_REQUIRED),
                     "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT, "patch_youth": NOT_FOUND}
-_HIDDEN = {**{a: NOT_FOUND for a in ACTIONS}, "list_cases": OUT, "list_youths": OUT}
+_HIDDEN = {**dict.fromkeys(ACTIONS, NOT_FOUND), "list_cases": OUT, "list_youths": OUT}
 
 EXPECTED: dict[str, dict[str, object]] = {
     # The lead sees and does everything; the health event was written by another agency and no
@@ -66,10 +66,10 @@ EXPECTED: dict[str, dict[str, object]] = {
     "colleague of a user under emergency access": _WITHOUT_CONSENT,
     "non-participant in the municipality": _HIDDEN,
     "agency of another municipality": _HIDDEN,
-    "admin": {a: NO_CONTENT for a in ACTIONS},
-    "auditor": {a: NO_CONTENT for a in ACTIONS},
+    "admin": dict.fromkeys(ACTIONS, NO_CONTENT),
+    "auditor": dict.fromkeys(ACTIONS, NO_CONTENT),
     # After a handover (police -> slt) the old lead is a participant like any other (README "Continuity").
-    "former lead after a handover": {**{a: CONSENT_REQUIRED for a in ACTIONS}, "list_cases": OUT,
+    "former lead after a handover": {**dict.fromkeys(ACTIONS, CONSENT_REQUIRED), "list_cases": OUT,
                                      **_REGISTERED_YOUTH},
     "former lead after a handover, with consent": _SHARED,
     # After a transfer (0301 -> 4601, lead west) the old municipality's agencies are outsiders.
@@ -220,14 +220,16 @@ def run_actions(actor, w: dict) -> dict[str, object]:
         "transition_reaction": outcome(actor.post(f"{base}/reactions/{w['reaction']}/transitions",
                                                   json={"to": "cancelled", "reason": "Not needed"})),
         "create_consent": outcome(actor.post(f"{base}/consents", json={
-            "given_by": "both", "given_on": today.isoformat(), "expires_on": today.replace(year=today.year + 1).isoformat(),
+            "given_by": "both", "given_on": today.isoformat(),
+            "expires_on": today.replace(year=today.year + 1).isoformat(),
             "purpose": "Follow-up", "agencies": [w["consent_for"]], "categories": ["general"]})),
         "withdraw_consent": outcome(actor.post(f"{base}/consents/{w['spare_consent']}/withdraw")),
         "history": outcome(actor.get(f"{base}/history")),
         "handover": outcome(actor.post(f"{base}/handover", json={"to": "nosuch", "reason": "Test"})),
         "transfer": outcome(actor.post(f"{base}/transfer", json={
             "municipality": "1103", "lead": "nosuch", "reason": "Test", "consent": {
-                "given_by": "both", "given_on": today.isoformat(), "expires_on": today.replace(year=today.year + 1).isoformat(),
+                "given_by": "both", "given_on": today.isoformat(),
+                "expires_on": today.replace(year=today.year + 1).isoformat(),
                 "purpose": "Follow-up", "categories": ["general"]}})),
         "patch_youth": outcome(actor.patch(f"/api/v1/youths/{case['youth_id']}", json={"school": "Changed School"},
                                            headers={"If-Match": w["youth_etag"]})),
@@ -282,15 +284,15 @@ STATISTICS_EXPECTED = {
                             "both": OTHER_MUNICIPALITY},
     "coordinator of 0301 and 4601": {"default": ("0301", "4601"), "0301": ("0301",), "4601": ("4601",),
                                      "both": ("0301", "4601")},
-    "coordinator without statistics:read": {r: NO_SCOPE for r in STATISTICS_REQUESTS},
+    "coordinator without statistics:read": dict.fromkeys(STATISTICS_REQUESTS, NO_SCOPE),
     "coordinator with statistics:read only": {"default": ("0301",), "0301": ("0301",), "4601": OTHER_MUNICIPALITY,
                                               "both": OTHER_MUNICIPALITY},
     "admin": {"default": EVERY, "0301": ("0301",), "4601": ("4601",), "both": ("0301", "4601")},
     "admin with statistics:read only": {"default": EVERY, "0301": ("0301",), "4601": ("4601",),
                                         "both": ("0301", "4601")},
-    "admin without statistics:read": {r: NO_SCOPE for r in STATISTICS_REQUESTS},
-    "auditor": {r: READERS_ONLY for r in STATISTICS_REQUESTS},
-    **{role: {r: READERS_ONLY for r in STATISTICS_REQUESTS}
+    "admin without statistics:read": dict.fromkeys(STATISTICS_REQUESTS, NO_SCOPE),
+    "auditor": dict.fromkeys(STATISTICS_REQUESTS, READERS_ONLY),
+    **{role: dict.fromkeys(STATISTICS_REQUESTS, READERS_ONLY)
        for role in ("police", "school_health", "nav", "child_welfare", "police holding statistics:read")},
 }
 

@@ -1,15 +1,29 @@
 """The pure access policy (casesvc/policy.py), without a database or HTTP."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from casesvc.policy import (NO_CONTENT_ROLES, ROLE_SCOPES, STAFF_ROLES, Action, CaseAccess, CaseFacts,
-                            ConsentFacts, EntryFacts, Principal, Relation, authorize, can_see_entry, case_access,
-                            check_role, youth_change_decision, youth_visible)
+from casesvc.policy import (
+    NO_CONTENT_ROLES,
+    ROLE_SCOPES,
+    STAFF_ROLES,
+    Action,
+    CaseAccess,
+    CaseFacts,
+    ConsentFacts,
+    EntryFacts,
+    Principal,
+    Relation,
+    authorize,
+    can_see_entry,
+    case_access,
+    check_role,
+    youth_change_decision,
+    youth_visible,
+)
 
 TODAY = date(2027, 3, 10)
 YESTERDAY = TODAY - timedelta(days=1)
@@ -308,7 +322,7 @@ DAYS = st.dates(min_value=TODAY - timedelta(days=10), max_value=TODAY + timedelt
 principals = st.builds(
     Principal,
     subject=st.just("someone"),
-    role=st.sampled_from(sorted(STAFF_ROLES | NO_CONTENT_ROLES) + ["", "guest"]),
+    role=st.sampled_from([*sorted(STAFF_ROLES | NO_CONTENT_ROLES), "", "guest"]),
     agency=st.one_of(st.none(), st.sampled_from(AGENCIES)),
     municipalities=st.frozensets(st.sampled_from(MUNICIPALITIES)),
     scopes=st.frozensets(st.sampled_from(ALL_SCOPES)),
@@ -391,7 +405,7 @@ def test_youth_changes_follow_the_rule_of_case_changes(who, created_by, accesses
         assert decision.reason == "lead-agency-required"
 
 
-# --- refusals and emergency access (README "Emergency access" and "Consent refusals") --------------------------------------
+# --- refusals and emergency access (README "Emergency access" and "Consent refusals") ------------------------------
 
 def test_a_refusal_is_never_active():
     from casesvc.policy import ConsentFacts as Facts
@@ -402,11 +416,11 @@ def test_a_refusal_is_never_active():
 
 
 def _emergency(user, hours_ago=1, hours_left=3):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from casesvc.policy import EmergencyFacts
 
-    now = datetime(2027, 3, 10, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2027, 3, 10, 12, 0, tzinfo=UTC)
     return now, EmergencyFacts(user, now - timedelta(hours=hours_ago), now + timedelta(hours=hours_left))
 
 

@@ -7,7 +7,7 @@ conditions and signatures."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import event
@@ -92,7 +92,7 @@ def busy_case(app, world) -> str:
                 "conditions": [{"kind": "drug_test", "every_days": 14, "responsible_agency": "health"},
                                {"kind": "meeting", "description": f"Meeting {index}", "responsible_agency": "slt"}],
                 "signatures": [{"party": "youth", "signed_on": today}, {"party": "guardian", "signed_on": today}]})
-            log_event(police, case, lead, {"kind": "meeting", "occurred_at": datetime.now(timezone.utc),
+            log_event(police, case, lead, {"kind": "meeting", "occurred_at": datetime.now(UTC),
                                             "summary": f"Event {index}", "category": "general", "visibility": "shared"})
             write_note(police, case, lead, {"body": f"Note {index}", "category": "general", "visibility": "shared"})
         return case.id
@@ -102,7 +102,7 @@ def _same_count_for_both_pages(count_queries, actor, url):
     small, small_count = count_queries(actor, f"{url}?limit={SMALL}")
     large, large_count = count_queries(actor, f"{url}?limit={LARGE}")
     assert len(small.json["items"]) == SMALL and len(large.json["items"]) == LARGE
-    print(f"{url}: {small_count} queries for {SMALL} items, {large_count} for {LARGE}")
+    print(f"{url}: {small_count} queries for {SMALL} items, {large_count} for {LARGE}")  # noqa: T201 (the figure, with -s)
     assert large_count == small_count
     return large
 
@@ -140,7 +140,7 @@ def test_note_list_issues_as_many_queries_for_50_notes_as_for_5(world, busy_case
 def test_reading_one_case_takes_a_small_fixed_number_of_queries(world, many_cases, count_queries):
     case_id = world["police"].get("/api/v1/cases?limit=1").json["items"][0]["id"]
     resp, count = count_queries(world["police"], f"/api/v1/cases/{case_id}")
-    print(f"GET /api/v1/cases/{{id}}: {count} queries")
+    print(f"GET /api/v1/cases/{{id}}: {count} queries")  # noqa: T201 (the figure, with -s)
     assert resp.json["id"] == case_id
     assert count <= SINGLE_CASE_MAX_QUERIES
 

@@ -7,18 +7,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
 
 from casesvc.auth.models import User
-from casesvc.web.idempotency import IdempotencyKey
 from casesvc.extensions import db
-from tests.conftest import (PASSWORD, all_pages, assert_oauth_error, assert_problem, assert_token_granted,
-                            assert_token_refused, assert_token_works)
+from casesvc.web.idempotency import IdempotencyKey
 from tests.audit.test_audit_recording import events, head_seq
+from tests.conftest import (
+    PASSWORD,
+    all_pages,
+    assert_oauth_error,
+    assert_problem,
+    assert_token_granted,
+    assert_token_refused,
+    assert_token_works,
+)
 
 TOKEN_URL = "/api/v1/auth/token"
 FAKE_PASSWORD = "fake test password 123"
@@ -109,7 +115,8 @@ def test_an_admin_token_without_the_admin_scope_gets_403(world, method, url, bod
 def test_refused_callers_change_nothing(world, client):
     nav_user = world["nav"].user_id
     assert world["police"].post(f"/api/v1/users/{nav_user}/disable").status_code == 403
-    assert world["police"].post(f"/api/v1/users/{nav_user}/password", json={"password": FAKE_PASSWORD}).status_code == 403
+    assert world["police"].post(f"/api/v1/users/{nav_user}/password",
+                                json={"password": FAKE_PASSWORD}).status_code == 403
     assert world["nav"].patch(f"/api/v1/users/{nav_user}", json={"role": "admin", "agency": None},
                               headers={"If-Match": "*"}).status_code == 403
     assert login(client, "user.nav").status_code == 200
@@ -263,7 +270,8 @@ def test_agency_routes_leave_the_webhook_routes_alone(world):
     put = admin.put("/api/v1/agencies/nav/webhook", json={"url": "http://127.0.0.1:9/fake-hook",
                                                           "secret": "fake-secret-0123456789"})
     assert put.status_code == 201, put.json
-    assert (put.json["agency"], put.json["url"], put.json["secret_set"]) == ("nav", "http://127.0.0.1:9/fake-hook", True)
+    assert (put.json["agency"], put.json["url"], put.json["secret_set"]) == \
+        ("nav", "http://127.0.0.1:9/fake-hook", True)
     assert "secret" not in put.json
     hook = admin.get("/api/v1/agencies/nav/webhook")
     assert hook.status_code == 200 and hook.json["url"] == "http://127.0.0.1:9/fake-hook"
@@ -635,7 +643,8 @@ def test_creating_posts_honour_idempotency_key(world):
     replay = admin.post("/api/v1/agencies", json=new_agency(), headers={"Idempotency-Key": "fake-key-1"})
     assert first.status_code == replay.status_code == 201
     assert replay.headers["Idempotent-Replayed"] == "true" and replay.json == first.json
-    other = admin.post("/api/v1/agencies", json=new_agency(name="Fake Other"), headers={"Idempotency-Key": "fake-key-1"})
+    other = admin.post("/api/v1/agencies", json=new_agency(name="Fake Other"),
+                       headers={"Idempotency-Key": "fake-key-1"})
     assert other.status_code == 422
     user = admin.post("/api/v1/users", json=new_user(), headers={"Idempotency-Key": "fake-key-2"})
     user_replay = admin.post("/api/v1/users", json=new_user(), headers={"Idempotency-Key": "fake-key-2"})

@@ -7,8 +7,8 @@ import pytest
 
 from casesvc.agencies.service import create_agency
 from casesvc.extensions import db
-from tests.conftest import all_pages
 from tests.audit.test_audit_recording import head_seq, one_event
+from tests.conftest import all_pages
 
 URL = "/api/v1/agencies/directory"
 OSLO = {"police", "health", "nav", "cw", "slt", "police2"}

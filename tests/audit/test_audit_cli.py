@@ -9,8 +9,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.audit.copy_text import EXPORT_FIELDS
+from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.extensions import db
 from tests.conftest import sealed
 
@@ -116,7 +116,7 @@ def test_checkpoint_prints_the_signed_head(cli, app, trail, monkeypatch):
 def test_checkpoint_seals_pending_events_first(cli, app, world, trail, monkeypatch):
     world["police"].get("/api/v1/cases")  # recorded, not yet sealed
     monkeypatch.setenv("CASESVC_AUDIT_SIGNING_KEY", SIGNING_KEY)
-    code, out, _ = cli("audit", "checkpoint")
+    _code, out, _ = cli("audit", "checkpoint")
     assert json.loads(out)["seq"] == trail[-1]["seq"] + 1
 
 
@@ -142,13 +142,13 @@ def test_an_export_file_verifies_against_a_checkpoint(cli, trail, tmp_path, monk
     checkpoint, export = tmp_path / "cp.json", tmp_path / "audit.jsonl"
     assert cli("audit", "checkpoint", "--output", str(checkpoint))[0] == 0
     assert cli("audit", "export", "--output", str(export))[0] == 0
-    code, out, err = cli("audit", "verify", "--file", str(export), "--checkpoint", str(checkpoint))
+    code, _out, err = cli("audit", "verify", "--file", str(export), "--checkpoint", str(checkpoint))
     assert code == 0, err
     # the same export, cut short before the checkpoint's seq, no longer reaches it
     lines = export.read_text().splitlines(keepends=True)
     short = tmp_path / "short.jsonl"
     short.write_text("".join(lines[:len(trail) - 2]))
-    code, out, err = cli("audit", "verify", "--file", str(short), "--checkpoint", str(checkpoint))
+    code, _out, err = cli("audit", "verify", "--file", str(short), "--checkpoint", str(checkpoint))
     assert code == 1 and len(err.strip().splitlines()) == 1
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, insert, select, text, update
@@ -156,10 +156,7 @@ def test_an_intact_chain_verifies(world, cli, trail):
 def test_an_altered_row_is_found_at_its_seq(world, app, cli, trail, column, change):
     target = a_denied(trail)
     seq = target["seq"]
-    if column == "at":
-        value = raw_rows(app, seq)[0]["at"] + timedelta(microseconds=1)
-    else:
-        value = change(target)
+    value = raw_rows(app, seq)[0]["at"] + timedelta(microseconds=1) if column == "at" else change(target)
     tamper(app, update(EVENTS).where(EVENTS.c.seq == seq).values({column: value}))
     assert raw_rows(app, seq)[0][column] == value
     assert_broken_at(world, cli, seq)
@@ -187,7 +184,7 @@ def test_a_deleted_row_is_found_when_later_seqs_are_closed_up(world, app, cli, t
 
 
 def _instant(view_at: str) -> datetime:
-    return datetime.strptime(view_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(view_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def _forged(trail, seq: int) -> dict:
@@ -265,7 +262,7 @@ def rewrite_from(app, seq: int, **changes):
 def checkpoint(cli, tmp_path, monkeypatch, name="checkpoint.json"):
     monkeypatch.setenv("CASESVC_AUDIT_SIGNING_KEY", SIGNING_KEY)
     path = tmp_path / name
-    code, out, err = cli("audit", "checkpoint", "--output", str(path))
+    code, _out, err = cli("audit", "checkpoint", "--output", str(path))
     assert code == 0, err
     saved = json.loads(path.read_text())
     assert {"seq", "hash", "signature"} <= set(saved)
@@ -286,7 +283,7 @@ def test_a_checkpoint_is_the_signed_head(world, app, cli, trail, tmp_path, monke
 
 def test_a_rewritten_chain_passes_plain_verify_but_not_against_a_checkpoint(world, app, cli, trail, tmp_path,
                                                                             monkeypatch):
-    path, saved = checkpoint(cli, tmp_path, monkeypatch)
+    path, _saved = checkpoint(cli, tmp_path, monkeypatch)
     target = a_denied(trail)
     rewrite_from(app, target["seq"], outcome="allowed")
     assert raw_rows(app, target["seq"])[0]["outcome"] == "allowed"
@@ -309,14 +306,14 @@ def test_a_truncated_chain_is_found_against_a_checkpoint(world, app, cli, trail,
     monkeypatch.delenv("CASESVC_AUDIT_SIGNING_KEY")
     assert cli("audit", "verify")[0] == 0  # a shorter chain is consistent...
     monkeypatch.setenv("CASESVC_AUDIT_SIGNING_KEY", SIGNING_KEY)
-    code, out, err = cli("audit", "verify", "--checkpoint", str(path))
+    code, _out, err = cli("audit", "verify", "--checkpoint", str(path))
     assert code == 1 and f"seq {saved['seq']}" in err  # ...but no longer reaches the signed head
 
 
 def test_a_checkpoint_with_a_wrong_signature_is_refused(world, app, cli, trail, tmp_path, monkeypatch):
     path, saved = checkpoint(cli, tmp_path, monkeypatch)
     path.write_text(json.dumps({**saved, "signature": "0" * 64}))
-    code, out, err = cli("audit", "verify", "--checkpoint", str(path))
+    code, _out, err = cli("audit", "verify", "--checkpoint", str(path))
     assert code == 1 and "signature" in err and len(err.strip().splitlines()) == 1
 
 
@@ -328,14 +325,14 @@ def test_a_checkpoint_moved_to_a_rewritten_head_is_refused(world, app, cli, trai
     new_hash = raw_rows(app, saved["seq"])[0]["hash"]
     assert new_hash != saved["hash"]
     path.write_text(json.dumps({**saved, "hash": new_hash}))
-    code, out, err = cli("audit", "verify", "--checkpoint", str(path))
+    code, _out, err = cli("audit", "verify", "--checkpoint", str(path))
     assert code == 1 and "signature" in err
 
 
 def test_a_checkpoint_signed_with_another_key_is_refused(world, app, cli, trail, tmp_path, monkeypatch):
     path, _ = checkpoint(cli, tmp_path, monkeypatch)
     monkeypatch.setenv("CASESVC_AUDIT_SIGNING_KEY", "another key entirely, also outside the db")
-    code, out, err = cli("audit", "verify", "--checkpoint", str(path))
+    code, _out, err = cli("audit", "verify", "--checkpoint", str(path))
     assert code == 1 and "signature" in err
 
 
@@ -381,8 +378,8 @@ def _insert_ids_layouts(app, trail):
                 linked = chain.link(fields, seq, prev)
                 prev = linked["hash"]
                 row = {**linked, "at": _instant(linked["at"]), "ids": layout}
-                columns = [c for c in row]
-                conn.execute(text(f"INSERT INTO audit_events ({', '.join(columns)}) VALUES "
+                columns = list(row)
+                conn.execute(text(f"INSERT INTO audit_events ({', '.join(columns)}) VALUES "  # noqa: S608 (test's own)
                                   f"({', '.join(cast if c == 'ids' else ':' + c for c in columns)})"), row)
 
 
@@ -403,7 +400,7 @@ def test_awkward_values_verify_and_export_exactly(world, app, cli, trail):
     assert [json.loads(line) for line in lines[:len(events)]] == events
     csv_export = world["auditor"].get("/api/v1/audit/export", query_string={"format": "csv"}).get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(csv_export, newline="")))
-    for row, event in zip(rows, events):
+    for row, event in zip(rows, events, strict=False):  # the exports' own events come after
         assert (row["actor"] or None, row["request_id"] or None) == (event["actor"] or None,
                                                                      event["request_id"] or None)
         assert (json.loads(row["ids"]) if row["ids"] else None) == event["ids"]
@@ -433,7 +430,7 @@ def test_a_reformatted_ids_value_still_verifies_but_a_changed_one_does_not(world
     target = next(e for e in sealed(app) if e["ids"] and len(e["ids"]) == 2)
     with app.app_context():
         cast = "CAST(:ids AS json)" if db.engine.dialect.name == "postgresql" else ":ids"
-    set_ids = f"UPDATE audit_events SET ids = {cast} WHERE seq = :seq"
+    set_ids = f"UPDATE audit_events SET ids = {cast} WHERE seq = :seq"  # noqa: S608 (a fixed cast)
     tamper(app, text(set_ids).bindparams(ids=json.dumps(target["ids"], **layout), seq=target["seq"]))
     assert verify_api(world)["valid"] is True
     tamper(app, text(set_ids).bindparams(ids=json.dumps(target["ids"][:1]), seq=target["seq"]))

@@ -4,15 +4,12 @@ on reading every value back exactly. Each row is built here the way PostgreSQL w
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import UTC
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from casesvc.audit import chain, copy_text, service
-from casesvc.audit import export as audit_export
-from casesvc.audit import verify as audit_verify
+from casesvc.audit import chain, copy_text, export as audit_export, service, verify as audit_verify
 
 AWKWARD = ['say "hi"', "back\\slash", "tab\there", "new\nline", "cr\rhere", "bell\x07", "\x1f unit", "\\N", "null",
            "", "pipe|comma,semi;", "æøå ÆØÅ", "emoji 🦉", "\u2028 sep", "del\x7f", '\\"', "trailing\\", "\\t"]
@@ -46,7 +43,7 @@ values = st.one_of(st.none(), st.sampled_from(AWKWARD), st.text(max_size=12),
 def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, status, seq, stored):
     event = {name: data.draw(values, label=name) for name in chain.EVENT_FIELDS}
     # `at` comes from to_char(): digits, dashes, colons, a dot, T and Z (or NULL)
-    at = data.draw(st.one_of(st.none(), st.datetimes(timezones=st.just(timezone.utc))), label="at")
+    at = data.draw(st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))), label="at")
     event.update(seq=seq, status=status, ids=ids, hash=data.draw(values, label="hash"),
                  at=service.chain_time(at) if at else None)
     if stored == "sql-null" and ids is None:
@@ -74,7 +71,7 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
             if value is None:
                 return "null"
             return _copy_text(f'"{value}"' if name in lines.QUOTED else value)
-        return "\t".join([marker, *(part for lead, name in zip(lines.leads, copy_text.EXPORT_FIELDS)
+        return "\t".join([marker, *(part for lead, name in zip(lines.leads, copy_text.EXPORT_FIELDS, strict=True)
                                     for part in (lead, sent(name, values[name]))), lines.tail]) + "\n"
 
     row = copy_row(marker, {**event, "ids": ids_text})
@@ -87,7 +84,7 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
         assert json.loads(out[-3 if block != row else -2]) == expected
 
 
-@pytest.mark.parametrize("text", IDS_LAYOUTS + ['["a", "b"]', '["a, \\"b", "c"]', '["", ""]', '[""]'])
+@pytest.mark.parametrize("text", [*IDS_LAYOUTS, '["a", "b"]', '["a, \\"b", "c"]', '["", ""]', '[""]'])
 def test_plain_ids_are_recognised_only_in_the_stored_layout(text):
     plain = copy_text._plain_ids(text)
     if plain is not None:

@@ -418,8 +418,8 @@ def installation(app, tmp_path):
     url = app.config["CASESVC"].database_url
 
     def make(key, previous=()):
-        return create_app({"env": "test", "database_url": url, "secret_key": key, "secret_keys_previous": tuple(previous),
-                           "audit_seal_interval": 1e9}, instance_path=tmp_path)
+        return create_app({"env": "test", "database_url": url, "secret_key": key,
+                           "secret_keys_previous": tuple(previous), "audit_seal_interval": 1e9}, instance_path=tmp_path)
 
     return make
 

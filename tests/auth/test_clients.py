@@ -117,7 +117,8 @@ def test_client_credentials_issues_a_token_with_the_clients_scopes(world, app, c
 def test_client_credentials_by_http_basic(world, app, client):
     client_id, secret = make_client(app)
     basic = base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
-    resp = client.post(TOKEN_URL, data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"})
+    resp = client.post(TOKEN_URL, data={"grant_type": "client_credentials"},
+                       headers={"Authorization": f"Basic {basic}"})
     assert resp.status_code == 200, resp.json
     body = assert_token_granted(resp, "cases:read reminders:read")
     assert "refresh_token" not in body

@@ -326,7 +326,7 @@ def test_a_token_signed_by_another_key_under_a_published_kid_is_401(idp):
 def test_a_key_of_the_wrong_type_for_the_algorithm_is_401(idp, ec_key):
     """An RS256 header naming the EC key's kid finds no key."""
     token = ec_key.sign(claims())
-    header, payload, signature = token.split(".")
+    _header, payload, signature = token.split(".")
     forged = f"{b64(json.dumps({'alg': 'RS256', 'typ': 'JWT', 'kid': 'ec-1'}).encode())}.{payload}.{signature}"
     assert_401(call(idp, forged))
 

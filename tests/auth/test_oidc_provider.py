@@ -56,7 +56,7 @@ def _install() -> Path:
 def provider():
     """The running provider: {"issuer", "jwks_uri", "token_endpoint"}."""
     directory = _install()
-    errors = tempfile.TemporaryFile(mode="w+")
+    errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (the provider's stderr, closed in teardown)
     process = subprocess.Popen([NODE, "server.mjs"], cwd=directory, stdout=subprocess.PIPE, stderr=errors,
                                text=True, env={**os.environ, "NODE_ENV": "test"})
     try:

@@ -3,6 +3,7 @@ client_id) with 429 and Retry-After, counted across worker processes (the counte
 service's own database by default, or in Redis), and audited. Only refused credentials count."""
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -361,10 +362,8 @@ def test_attempts_fired_together_get_no_further_than_the_limit(world, app, make_
     original = tokens.verify_password
 
     def slow_verify(*args, **kwargs):
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             checking.wait()  # the admitted attempts meet here, all three in their check at once
-        except threading.BrokenBarrierError:
-            pass
         return original(*args, **kwargs)
 
     monkeypatch.setattr(tokens, "verify_password", slow_verify)

@@ -2,7 +2,7 @@
 filters, and PATCH of participants and coordinator."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -190,7 +190,7 @@ def test_every_allowed_move_succeeds(world, start, to):
     if to in CLOSED:
         assert stored["outcome"] == to
         closed_at = datetime.fromisoformat(stored["closed_at"].replace("Z", "+00:00"))
-        assert abs((datetime.now(timezone.utc) - closed_at).total_seconds()) < 300
+        assert abs((datetime.now(UTC) - closed_at).total_seconds()) < 300
         assert stored["status_reason"] == "Because"
     else:
         assert stored["closed_at"] is None and stored["outcome"] is None

@@ -10,8 +10,6 @@ from casesvc.common.timeutil import add_years, oslo_today
 from tests.conftest import assert_problem
 
 
-
-
 def consent_body(**fields) -> dict:
     today = oslo_today()
     return {"given_by": "both", "given_on": today.isoformat(),
@@ -124,7 +122,8 @@ def test_no_agencies_is_422(world):
 
 def test_an_unknown_category_is_422(world):
     case = world.case()
-    assert any(k.startswith("categories") for k in assert_problem(give(world, case, categories=["finance"]), 422)["errors"])
+    errors = assert_problem(give(world, case, categories=["finance"]), 422)["errors"]
+    assert any(k.startswith("categories") for k in errors)
 
 
 def test_several_errors_are_reported_together(world):

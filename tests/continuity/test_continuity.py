@@ -64,7 +64,8 @@ def followed_case(world, app):
     base = f"/api/v1/cases/{case['id']}"
     reaction = drug_contract(world, case, responsible="health")
     resp = world["police"].post(f"{base}/reactions", json={
-        "type": "follow_up_plan", "legal_basis": "consent", "starts_on": (oslo_today() - timedelta(days=20)).isoformat(),
+        "type": "follow_up_plan", "legal_basis": "consent",
+        "starts_on": (oslo_today() - timedelta(days=20)).isoformat(),
         "conditions": [{"kind": "meeting", "description": "Talk", "every_days": 7, "responsible_agency": "police"}]})
     assert resp.status_code == 201, resp.json
     plan = world["police"].post(f"{base}/reactions/{resp.json['id']}/transitions", json={"to": "active"})
@@ -159,7 +160,8 @@ def test_a_moved_reminder_is_announced_to_the_new_lead_not_the_old(world, app, f
         enqueue_deliveries([reminder])
         db.session.commit()
         reminder_id = reminder.id
-    assert world["police"].post(f"{followed_case['base']}/handover", json={"to": "slt", "reason": REASON}).status_code == 200
+    assert world["police"].post(f"{followed_case['base']}/handover",
+                                json={"to": "slt", "reason": REASON}).status_code == 200
     with app.app_context():
         rows = db.session.execute(select(WebhookDelivery.agency_code, WebhookDelivery.state)
                                   .where(WebhookDelivery.reminder_id == reminder_id)).all()
@@ -181,8 +183,9 @@ def test_handover_to_a_participant_that_no_longer_serves_the_municipality_is_422
     with app.app_context():
         db.session.get(Agency, "slt").municipalities = ["4601"]
         db.session.commit()
-    body = assert_problem(world["police"].post(f"{followed_case['base']}/handover", json={"to": "slt", "reason": REASON}),
-                   422, "validation-error")
+    body = assert_problem(world["police"].post(f"{followed_case['base']}/handover",
+                                               json={"to": "slt", "reason": REASON}),
+                          422, "validation-error")
     assert "does not serve" in body["errors"]["to"][0]
 
 
@@ -205,7 +208,8 @@ def test_a_transfer_moves_the_case_the_youth_and_the_follow_up_to_the_new_munici
     youth_etag = world["police"].get(f"/api/v1/youths/{case['youth_id']}").headers["ETag"]
     resp = world["police"].post(f"{base}/transfer", json=transfer_body())
     assert resp.status_code == 200, resp.json
-    assert (resp.json["municipality"], resp.json["lead_agency"], resp.json["participants"]) == ("4601", "west", ["west"])
+    assert (resp.json["municipality"], resp.json["lead_agency"], resp.json["participants"]) == \
+        ("4601", "west", ["west"])
     assert resp.headers["ETag"] != etag
     # the youth's municipality follows
     youth = world["west"].get(f"/api/v1/youths/{case['youth_id']}")
@@ -264,8 +268,9 @@ def test_a_transfer_needs_its_consent_under_the_rules_of_a_consent(world, follow
                                                                    if k != "consent"}), 422, "validation-error")
     assert "consent" in body["errors"]
     # the youth is 15: a guardian must consent
-    body = assert_problem(world["police"].post(f"{base}/transfer", json=transfer_body(consent=consent_body(given_by="youth"))),
-                   422, "validation-error")
+    body = assert_problem(world["police"].post(f"{base}/transfer",
+                                               json=transfer_body(consent=consent_body(given_by="youth"))),
+                          422, "validation-error")
     assert "consent.given_by" in body["errors"]
     past = (oslo_today() - timedelta(days=1)).isoformat()
     body = assert_problem(world["police"].post(f"{base}/transfer", json=transfer_body(
@@ -290,8 +295,9 @@ def test_the_receiving_lead_must_serve_the_new_municipality(world, followed_case
         body = assert_problem(world["police"].post(f"{base}/transfer", json=transfer_body(lead=lead)), 422,
                        "validation-error")
         assert "lead" in body["errors"]
-    body = assert_problem(world["police"].post(f"{base}/transfer", json=transfer_body(municipality="0301", lead="police2")),
-                   422, "validation-error")
+    body = assert_problem(world["police"].post(f"{base}/transfer",
+                                               json=transfer_body(municipality="0301", lead="police2")),
+                          422, "validation-error")
     assert "municipality" in body["errors"]
     body = assert_problem(world["police"].post(f"{base}/transfer", json=transfer_body(municipality="46")), 422,
                    "validation-error")
@@ -377,7 +383,8 @@ def test_both_moves_are_audited_without_their_reason(world, app, followed_case):
     base, case = followed_case["base"], followed_case["case"]
     assert world["police"].post(f"{base}/handover", json={"to": "slt", "reason": REASON}).status_code == 200
     assert_problem(world["health"].post(f"{base}/transfer", json=transfer_body()), 403, "lead-agency-required")
-    assert world["slt"].post(f"{base}/transfer", json=transfer_body(reason="Moved to the west coast")).status_code == 200
+    assert world["slt"].post(f"{base}/transfer",
+                             json=transfer_body(reason="Moved to the west coast")).status_code == 200
     assert world["west"].get(f"{base}/history").status_code == 200
     with app.app_context():
         audit_service.seal()

@@ -3,6 +3,7 @@ links stay inside the case, and entries are never edited — a correction is a n
 from __future__ import annotations
 
 import pytest
+
 from tests.conftest import assert_problem
 
 WHEN = "2027-01-05T08:00:00Z"

@@ -3,6 +3,7 @@ connection, refuses new ones, or freezes (keeps the sockets open and forwards no
 outage can be staged without touching the machine's PostgreSQL."""
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
@@ -86,8 +87,6 @@ class TcpProxy:
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     sock.close()

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 VENV_CASESVC = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "casesvc"
 GOOD_PASSWORD = "a long enough test password"
 

@@ -35,7 +35,7 @@ def casesvc_command(argv: list[str]) -> click.Command:
     while isinstance(command, click.Group):
         assert args, f"{' '.join(path)} needs a subcommand"
         name = args.pop(0)
-        assert name in command.commands, f"no command `{' '.join(path + [name])}`"
+        assert name in command.commands, f"no command `{' '.join([*path, name])}`"
         command = command.commands[name]
         path.append(name)
     try:

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 import pytest
 
 from casesvc import create_app
+from casesvc.common.timeutil import oslo_today
 from casesvc.config import ConfigError, load_settings
 from casesvc.logging_setup import configure_logging
 from tests.conftest import World, youth_number
@@ -66,8 +67,8 @@ def scenario(world: World) -> int:
     calls.append(police.post(f"{base}/events", json={"kind": "meeting", "occurred_at": "2027-01-05T08:00:00Z",
                                                      "summary": SECRETS["event"]}))
     calls.append(police.post(f"{base}/consents", json={
-        "given_by": "both", "given_on": date.today().isoformat(),
-        "expires_on": (date.today() + timedelta(days=365)).isoformat(),
+        "given_by": "both", "given_on": oslo_today().isoformat(),
+        "expires_on": (oslo_today() + timedelta(days=365)).isoformat(),
         "purpose": SECRETS["purpose"], "agencies": ["health"], "categories": ["general"]}))
     calls.append(health.get(base))
     calls.append(police.post(f"{base}/transitions", json={"to": "withdrawn", "reason": SECRETS["reason"]}))
@@ -146,9 +147,9 @@ def test_the_worker_logs_json_lines_of_the_same_shape(tmp_path):
     env = {**os.environ, "CASESVC_ENV": "development", "CASESVC_INSTANCE_PATH": str(tmp_path),
            "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}", "CASESVC_LOG_FORMAT": "json"}
     cli = [sys.executable, "-m", "casesvc.cli"]
-    upgrade = subprocess.run(cli + ["db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    upgrade = subprocess.run([*cli, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
     assert upgrade.returncode == 0 and upgrade.stderr == "", upgrade.stderr  # a command says nothing unasked
-    worker = subprocess.Popen(cli + ["reminders", "work", "--interval", "1"], env={**env, "PYTHONUNBUFFERED": "1"},
+    worker = subprocess.Popen([*cli, "reminders", "work", "--interval", "1"], env={**env, "PYTHONUNBUFFERED": "1"},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([worker.stdout], [], [], 120)  # the first pass's result
@@ -156,7 +157,7 @@ def test_the_worker_logs_json_lines_of_the_same_shape(tmp_path):
         first = worker.stdout.readline()
     finally:
         worker.send_signal(signal.SIGTERM)
-        out, err = worker.communicate(timeout=60)
+        _out, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
     records = [json.loads(line) for line in err.splitlines()]
     passes = [r for r in records if r["message"] == "reminders pass done"]

@@ -1,8 +1,8 @@
 """The migrations are one straight line and build exactly the schema the models describe."""
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.config import Config
 
 from casesvc.extensions import db
 from casesvc.migrations_runner import migrations_directory

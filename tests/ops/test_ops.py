@@ -1,4 +1,5 @@
-"""README "Operations" and "The API at a glance": health, readiness, metrics, the vocabulary, the OpenAPI document and /docs."""
+"""README "Operations" and "The API at a glance": health, readiness, metrics, the vocabulary, the OpenAPI
+document and /docs."""
 from __future__ import annotations
 
 import re

@@ -40,11 +40,11 @@ def serving(tmp_path, log_format: str = "text", workers: int = 1, **env_extra):
            "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", "CASESVC_LOG_FORMAT": log_format,
            **env_extra}
     cli = [sys.executable, "-m", "casesvc.cli"]
-    subprocess.run(cli + ["db", "upgrade"], env=env, check=True, capture_output=True)
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(cli + ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        proc = subprocess.Popen([*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -88,7 +88,7 @@ def test_reads_in_the_off_hours_are_found_and_the_setting_turns_them_off(world, 
     import casesvc.audit.service as audit_service
 
     case = world.case(participants=("health",))
-    night = datetime(2027, 1, 5, 22, 30, tzinfo=timezone.utc)  # 23:30 in Oslo
+    night = datetime(2027, 1, 5, 22, 30, tzinfo=UTC)  # 23:30 in Oslo
     monkeypatch.setattr(audit_service, "utcnow", lambda: night)
     world["police"].get(f"/api/v1/cases/{case['id']}")
     world["police"].get(f"/api/v1/cases/{case['id']}/events")

@@ -212,11 +212,11 @@ def test_the_export_carries_basis_and_verifies_offline(world, story, tmp_path, t
     for name, text in (("export.jsonl", jsonl.get_data(as_text=True)), ("export.csv", csv_text)):
         path = tmp_path / name
         path.write_text(text)
-        code, out, err = test_db_cli("audit", "verify", "--file", str(path))
+        code, _out, err = test_db_cli("audit", "verify", "--file", str(path))
         assert code == 0, err
     # a changed basis is found
     tampered = [dict(e) for e in lines]
-    tampered[[i for i, e in enumerate(tampered) if e["basis"]][0]]["basis"] = None
+    tampered[next(i for i, e in enumerate(tampered) if e["basis"])]["basis"] = None
     path = tmp_path / "tampered.jsonl"
     path.write_text("".join(json.dumps(e) + "\n" for e in tampered))
     code, _, _ = test_db_cli("audit", "verify", "--file", str(path))
@@ -293,7 +293,8 @@ def test_retention_deletes_the_reason_and_the_review_with_the_case(world, story,
     world["auditor"].post(f"/api/v1/audit/emergency-accesses/{grant['id']}/review",
                           json={"finding": "justified", "comment": "The school called the ambulance."})
     for to, reason in (("active", None), ("completed", "Contract fulfilled")):
-        assert world["police"].post(f"{story['base']}/transitions", json={"to": to, "reason": reason}).status_code == 200
+        assert world["police"].post(f"{story['base']}/transitions",
+                                    json={"to": to, "reason": reason}).status_code == 200
     monkeypatch.setenv("CASESVC_ENV", "test")
     monkeypatch.setenv("CASESVC_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
     assert main(["retention", "run", "--now", rfc3339(utcnow() + timedelta(days=1826))]) == 0

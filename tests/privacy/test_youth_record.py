@@ -26,7 +26,8 @@ def get_record(actor, youth_id: str) -> dict:
 @pytest.fixture
 def story(world):
     """Police leads case A with health, slt and nav under consent (general only for health and
-    nav); nav leads case B of the same youth, slt taking part without consent, police not at all. Entries of every kind of visibility."""
+    nav); nav leads case B of the same youth, slt taking part without consent, police not at all. Entries of
+    every kind of visibility."""
     youth = world.youth(given_name="Testa", family_name="Innsynsen")
     case = world.case(youth=youth, participants=("health", "slt", "nav"))
     base = f"/api/v1/cases/{case['id']}"
@@ -40,8 +41,10 @@ def story(world):
                         "responsible_agency": "slt"}]}).json
     ids = {
         "police_shared": world["police"].post(f"{base}/events", json=EVENT).json["id"],
-        "police_own": world["police"].post(f"{base}/notes", json={"body": "Police only", "visibility": "agency"}).json["id"],
-        "health_own": world["health"].post(f"{base}/notes", json={"body": "Nurse only", "visibility": "agency"}).json["id"],
+        "police_own": world["police"].post(f"{base}/notes",
+                                           json={"body": "Police only", "visibility": "agency"}).json["id"],
+        "health_own": world["health"].post(f"{base}/notes",
+                                           json={"body": "Nurse only", "visibility": "agency"}).json["id"],
         "health_shared_health": world["health"].post(f"{base}/events", json={
             **EVENT, "category": "health", "summary": "Health talk"}).json["id"],
         "slt_shared": world["slt"].post(f"{base}/notes", json={"body": "Coordinator note"}).json["id"],

@@ -110,7 +110,7 @@ def test_a_contract_one_day_longer_than_two_years_is_422(world, type):
 
 def test_two_years_from_29_february_ends_on_28_february(world):
     case = world.case()
-    body = dict(type="youth_contract", legal_basis="conditional_waiver", starts_on="2028-02-29")
+    body = {"type": "youth_contract", "legal_basis": "conditional_waiver", "starts_on": "2028-02-29"}
     assert create(world, case, ends_on="2030-02-28", **body).status_code == 201
     assert "ends_on" in assert_problem(create(world, case, ends_on="2030-03-01", **body), 422)["errors"]
 
@@ -119,8 +119,9 @@ def test_a_contract_at_the_end_of_the_calendar_is_422_on_its_dates_not_a_server_
     """Business dates lie within ten years of today (README: Security, hardening): a contract
     in year 9999, whose reminders could not be computed, is refused on the field."""
     case = world.case()
-    body = dict(type="drug_contract", legal_basis="conditional_waiver", starts_on="9999-01-01")
-    assert set(assert_problem(create(world, case, ends_on="9999-12-31", **body), 422)["errors"]) == {"starts_on", "ends_on"}
+    body = {"type": "drug_contract", "legal_basis": "conditional_waiver", "starts_on": "9999-01-01"}
+    errors = assert_problem(create(world, case, ends_on="9999-12-31", **body), 422)["errors"]
+    assert set(errors) == {"starts_on", "ends_on"}
 
 
 @pytest.mark.parametrize("type", ["youth_contract", "drug_contract"])

@@ -4,17 +4,14 @@ which URLs may be targets."""
 from __future__ import annotations
 
 import hashlib
-import json
 import hmac
-from datetime import date, datetime, timedelta, timezone
+import json
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from casesvc.reminders import rules, webhooks
-
-UTC = timezone.utc
 
 
 def utc(*args) -> datetime:
@@ -35,7 +32,7 @@ def test_an_instant_late_in_the_utc_evening_is_the_next_day_in_oslo():
     assert rules.oslo_date(utc(2027, 7, 14, 22, 30)) == date(2027, 7, 15)
 
 
-@pytest.mark.parametrize(("start", "months", "expected"), [
+@pytest.mark.parametrize("start, months, expected", [
     (date(2027, 1, 31), 1, date(2027, 2, 28)),
     (date(2028, 1, 31), 1, date(2028, 2, 29)),
     (date(2027, 11, 15), 3, date(2028, 2, 15)),
@@ -166,7 +163,7 @@ def test_the_coordinator_agency_is_a_coordinator_participant_else_the_lead():
     assert rules.coordinator_agency("police", [("slt2", "coordinator"), ("slt1", "coordinator")]) == "slt1"
 
 
-@pytest.mark.parametrize(("kind", "expected"), [
+@pytest.mark.parametrize("kind, expected", [
     ("condition_due", "health"), ("escalation", "slt"), ("manual", "nav"), ("reaction_ending", "police"),
     ("consent_expiring", "police"), ("no_recent_contact", "police"), ("conversation_scheduled", "police"),
     ("age_threshold", "police"), ("plan_review", "police"),

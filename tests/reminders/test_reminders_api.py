@@ -17,8 +17,6 @@ from casesvc.reminders import rules
 from casesvc.reminders.models import Reminder
 from tests.conftest import assert_problem, run_worker
 
-
-
 # --- building a case with something to be reminded of --------------------------------------------
 
 
@@ -151,7 +149,7 @@ def test_an_unknown_reminder_is_404(world, contract_case):
 # --- filters and pages ------------------------------------------------------------------------------
 
 def test_filters_by_status_case_and_due_before(world, app, contract_case):
-    case, _, reminder = contract_case
+    _case, _, reminder = contract_case
     other = world.case(participants=("health",))
     world.consent(other, ["health"])
     manual = world["police"].post(f"/api/v1/cases/{other['id']}/reminders", json={
@@ -199,7 +197,7 @@ def test_ack_marks_acknowledged_and_takes_the_reminder_for_the_user(world, contr
     assert resp.headers["ETag"]
 
 
-@pytest.mark.parametrize(("action", "status"), [("done", "done"), ("dismiss", "dismissed")])
+@pytest.mark.parametrize("action, status", [("done", "done"), ("dismiss", "dismissed")])
 def test_done_and_dismiss_settle_the_reminder(world, contract_case, action, status):
     _, _, reminder = contract_case
     resp = world["health"].post(f"/api/v1/reminders/{reminder['id']}/{action}")
@@ -299,7 +297,8 @@ def test_only_participants_with_access_create_manual_reminders(world):
 def test_no_manual_reminder_on_a_closed_case(world):
     case = world.case(participants=("health",))
     move_case(world, case, "withdrawn")
-    assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(utcnow())}), 409)
+    assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
+                                        json={"due_at": rfc3339(utcnow())}), 409)
 
 
 def test_the_same_idempotency_key_creates_one_manual_reminder(world, app):
@@ -358,7 +357,8 @@ def test_cases_filter_by_a_pending_reminder_due_before(world, app):
     quiet = world.case(participants=("health",))
     now = utcnow()
     for case, days in ((late, 10), (early, 1)):
-        world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(now + timedelta(days=days))})
+        world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
+                             json={"due_at": rfc3339(now + timedelta(days=days))})
     found = world["police"].get("/api/v1/cases", query_string={"due_before": rfc3339(now + timedelta(days=5))}).json
     assert [c["id"] for c in found["items"]] == [early["id"]]
     found = world["police"].get("/api/v1/cases", query_string={"due_before": rfc3339(now + timedelta(days=20))}).json
@@ -485,7 +485,7 @@ def test_metrics_show_pending_overdue_and_escalated_reminders(world, app, client
     run_worker(app, utcnow() + timedelta(days=3))  # the condition is escalated (due in two days)
     text = client.get("/metrics").get_data(as_text=True)
     lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-             if line.startswith("casesvc_reminders_") or line.startswith("casesvc_webhook_deliveries")}
+             if line.startswith(("casesvc_reminders_", "casesvc_webhook_deliveries"))}
     assert lines["casesvc_reminders_pending"] == 3
     assert lines["casesvc_reminders_overdue"] == 1
     assert lines["casesvc_reminders_escalated"] == 1

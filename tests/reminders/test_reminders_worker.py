@@ -496,7 +496,7 @@ def test_four_concurrent_workers_create_and_deliver_each_reminder_exactly_once(w
             try:
                 barrier.wait(timeout=30)
                 results.append(worker.run(now, settings))
-            except Exception as exc:  # reported below: a worker must not fail
+            except Exception as exc:  # noqa: BLE001 (reported below: a worker must not fail)
                 errors.append(exc)
             finally:
                 db.session.remove()

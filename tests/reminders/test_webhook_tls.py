@@ -54,7 +54,7 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool, dns: str | None = None) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     builder = (x509.CertificateBuilder()
                .subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -238,7 +238,7 @@ def test_without_the_pinned_address_the_name_is_not_reached(tls_receiver, trust_
 
 # --- 2. any other certificate is refused, and nothing is sent ------------------------------------------
 
-@pytest.mark.parametrize(("cert", "reason"), [("other_name", WRONG_NAME), ("self_signed", SELF_SIGNED),
+@pytest.mark.parametrize("cert, reason", [("other_name", WRONG_NAME), ("self_signed", SELF_SIGNED),
                                              ("rogue_ca", UNTRUSTED)])
 def test_a_certificate_not_valid_for_the_host_name_is_refused_and_nothing_is_sent(
         pki, tls_receiver, trust_test_ca, loopback_allowed, cert, reason):

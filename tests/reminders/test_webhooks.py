@@ -21,8 +21,7 @@ from casesvc.common.timeutil import oslo_today, rfc3339, utcnow
 from casesvc.extensions import db
 from casesvc.reminders import webhooks, worker
 from casesvc.reminders.models import Reminder, Webhook, WebhookAttempt, WebhookDelivery
-from tests.conftest import assert_problem
-from tests.conftest import run_worker as run_worker_with
+from tests.conftest import assert_problem, run_worker as run_worker_with
 
 SECRET = "receiver-shared-secret-123"
 
@@ -213,13 +212,15 @@ def test_an_admin_token_without_the_admin_scope_is_refused(world, receiver):
 
 
 def test_an_unknown_agency_is_404(world, receiver):
-    assert_problem(world["admin"].put("/api/v1/agencies/nosuch/webhook", json={"url": receiver.url, "secret": SECRET}), 404)
+    assert_problem(world["admin"].put("/api/v1/agencies/nosuch/webhook",
+                                      json={"url": receiver.url, "secret": SECRET}), 404)
     assert_problem(world["admin"].get("/api/v1/agencies/nosuch/webhook/deliveries"), 404)
 
 
 @pytest.mark.parametrize("url", ["ftp://example.org/hook", "not a url", "https://u:p@example.org/hook"])
 def test_a_non_http_url_is_422(world, url):
-    body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}), 422)
+    body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook",
+                                             json={"url": url, "secret": SECRET}), 422)
     assert "url" in body["errors"]
 
 
@@ -247,8 +248,8 @@ def test_loopback_and_private_targets_are_refused_in_production(world, app, monk
     monkeypatch.setitem(app.config, "CASESVC", replace(app.config["CASESVC"], env="production"))
     for url in ("http://127.0.0.1:9000/hook", "http://localhost/hook", "http://10.0.0.5/hook",
                 "http://169.254.169.254/latest/meta-data"):
-        body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}),
-                        422)
+        body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook",
+                                                 json={"url": url, "secret": SECRET}), 422)
         assert "url" in body["errors"]
 
 
@@ -496,7 +497,7 @@ def test_a_target_refused_in_production_is_not_called(world, app, receiver, due_
 def test_a_worker_that_dies_after_claiming_loses_nothing(world, app, receiver, due_reminder):
     now = utcnow()
     with app.app_context():
-        token, batch, _ = worker.claim(now, settings_of(app))  # ... and then the worker dies
+        _token, batch, _ = worker.claim(now, settings_of(app))  # ... and then the worker dies
         assert len(batch) == 1
     # while the lease holds, nobody else takes the row
     assert run_worker(app, now + timedelta(seconds=299))["deliveries"]["delivered"] == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -23,7 +23,7 @@ YEAR = {"municipality": "0301", "from": "2027-01-01", "to": "2027-12-31", "perio
 
 
 def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 # label: (opened at, UTC; origin; birth date; closed at, UTC, or None; municipality)
@@ -101,7 +101,7 @@ def build_municipality(app, world) -> None:
             db.session.add(case)
             db.session.flush()
             ids[label] = case.id
-        for label, case, kind, basis, starts, active, ended_on, ended_as in REACTIONS:
+        for _label, case, kind, basis, starts, active, ended_on, ended_as in REACTIONS:
             reaction = Reaction(case_id=ids[case], type=kind, legal_basis=basis, starts_on=date.fromisoformat(starts),
                                 status=ended_as or ("active" if active else "draft"), created_by_agency=police)
             db.session.add(reaction)

@@ -2,8 +2,9 @@
 of counts, and the rule's cases one by one."""
 from __future__ import annotations
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+import itertools
+
+from hypothesis import given, settings, strategies as st
 
 from casesvc.statistics.disclosure import COMPLEMENTARY, SMALL, TOTAL, Group, nearest_rank, suppress
 
@@ -55,7 +56,7 @@ def tables(draw):
 def _split(draw, total, size):
     cuts = sorted(draw(st.lists(st.integers(0, total), min_size=size - 1, max_size=size - 1)))
     edges = [0, *cuts, total]
-    return [b - a for a, b in zip(edges, edges[1:])]
+    return [b - a for a, b in itertools.pairwise(edges)]
 
 
 @settings(max_examples=400, deadline=None)

@@ -52,9 +52,9 @@ class _Scan(HTMLParser):
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         for name, value in attrs:
-            if name in ("src", "href", "xlink:href", "action") or (value or "").startswith(("http:", "https:", "//")):
-                if name != "xmlns":
-                    self.urls.append((tag, name, value))
+            if name != "xmlns" and (name in ("src", "href", "xlink:href", "action")
+                                    or (value or "").startswith(("http:", "https:", "//"))):
+                self.urls.append((tag, name, value))
 
 
 @pytest.fixture

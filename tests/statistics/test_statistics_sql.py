@@ -3,11 +3,10 @@ database under test: Oslo dates of UTC instants (summer time included), period k
 day counts."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from sqlalchemy import Date, literal, select
 
 from casesvc.common.db import UTCDateTime
@@ -28,11 +27,11 @@ def _edges():
     for year in range(2026, 2033):
         for month in (3, 10):
             last_sunday = max(date(year, month, d) for d in range(25, 32) if date(year, month, d).weekday() == 6)
-            change = datetime(last_sunday.year, month, last_sunday.day, 1, 0, tzinfo=timezone.utc)
+            change = datetime(last_sunday.year, month, last_sunday.day, 1, 0, tzinfo=UTC)
             out += [change - timedelta(minutes=1), change, change + timedelta(minutes=1)]
-        out += [datetime(year, 12, 31, 22, 59, tzinfo=timezone.utc), datetime(year, 12, 31, 23, 0, tzinfo=timezone.utc),
-                datetime(year, 6, 30, 21, 59, 59, 999999, tzinfo=timezone.utc),
-                datetime(year, 6, 30, 22, 0, tzinfo=timezone.utc)]
+        out += [datetime(year, 12, 31, 22, 59, tzinfo=UTC), datetime(year, 12, 31, 23, 0, tzinfo=UTC),
+                datetime(year, 6, 30, 21, 59, 59, 999999, tzinfo=UTC),
+                datetime(year, 6, 30, 22, 0, tzinfo=UTC)]
     return out
 
 
@@ -42,8 +41,12 @@ def test_oslo_dates_at_every_change_of_summer_time(app):
             assert _sql_oslo_date(instant) == instant.astimezone(OSLO).date(), instant
 
 
+# hypothesis takes naive bounds and adds the time zone itself
+EARLIEST, LATEST = datetime(1996, 1, 1), datetime(2099, 12, 31)  # noqa: DTZ001
+
+
 @settings(max_examples=150, deadline=None)
-@given(st.datetimes(min_value=datetime(1996, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(timezone.utc)))
+@given(st.datetimes(min_value=EARLIEST, max_value=LATEST, timezones=st.just(UTC)))
 def test_oslo_dates_of_any_instant(app, instant):
     with app.app_context():
         assert _sql_oslo_date(instant) == instant.astimezone(OSLO).date()

@@ -9,9 +9,8 @@ Revision ID: 20261122_0001
 Revises:
 Create Date: 2026-11-22
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '20261122_0001'
 down_revision = None

@@ -9,9 +9,8 @@ Revision ID: 20261122_0004
 Revises: 20261122_0003
 Create Date: 2026-11-22
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '20261122_0004'
 down_revision = "20261122_0003"

@@ -10,7 +10,6 @@ Create Date: 2026-11-22
 """
 from alembic import op
 
-
 revision = '20261122_0005'
 down_revision = "20261122_0004"
 branch_labels = None

@@ -7,9 +7,8 @@ Revision ID: 20261122_0007
 Revises: 20261122_0006
 Create Date: 2026-11-22
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '20261122_0007'
 down_revision = "20261122_0006"

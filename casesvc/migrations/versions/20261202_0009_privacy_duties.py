@@ -9,9 +9,8 @@ Revision ID: 20261202_0009
 Revises: 20261202_0011
 Create Date: 2026-12-02
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "20261202_0009"
 down_revision = "20261202_0011"

@@ -8,9 +8,8 @@ Revision ID: 20261202_0010
 Revises: 20261122_0008
 Create Date: 2026-12-02
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "20261202_0010"
 down_revision = "20261122_0008"

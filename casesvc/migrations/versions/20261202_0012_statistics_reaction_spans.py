@@ -11,9 +11,8 @@ Revision ID: 20261202_0012
 Revises: 20261202_0010
 Create Date: 2026-12-02
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "20261202_0012"
 down_revision = "20261202_0010"
