@@ -15,6 +15,7 @@ from casesvc.auth import feeds, oidc
 from casesvc.auth.denylist import denylist_key, revoked_clause
 from casesvc.auth.tokens import CLIENT_KIND
 from casesvc.auth.models import ApiClient, User
+from casesvc.common.messages import _
 from casesvc.errors import Problem
 from casesvc.extensions import db
 from casesvc.access.decisions import enforce
@@ -93,7 +94,7 @@ def load_principal() -> Principal:
     if feed is not None:  # the reminders calendar, read by a calendar program through its secret address
         principal = feeds.feed_principal(feed)
         if principal is None:
-            raise _refused("The calendar address is unknown, replaced or ended.")
+            raise _refused(_("The calendar address is unknown, replaced or ended."))
         return principal
     claims = verified_claims(token)
     client = claims.get("kind") == CLIENT_KIND
@@ -112,9 +113,9 @@ def load_principal() -> Principal:
     else:
         scopes = token_scopes
     if row is None or not row.active or row.role != claims.get("role") or row.agency_code != claims.get("agency"):
-        raise _refused("The token's user is disabled, unknown or changed.")
+        raise _refused(_("The token's user is disabled, unknown or changed."))
     if row.revoked:
-        raise _refused("The bearer token has been revoked.")
+        raise _refused(_("The bearer token has been revoked."))
     return Principal(
         subject=claims["sub"],
         role=row.role,

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime, new_id
+from casesvc.common.messages import _
 from casesvc.common.timeutil import utcnow
 from casesvc.errors import Problem, field_error
 from casesvc.extensions import db
@@ -98,14 +99,14 @@ def reserve(owner: str, key: str, endpoint: str, print_: str) -> str | Response:
                 session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == held.id))
                 continue
         if held.fingerprint != print_:
-            raise field_error("Idempotency-Key", "This key was used with another request (another endpoint or body).")
+            raise field_error("Idempotency-Key", _("This key was used with another request (another endpoint or body)."))
         if held.status_code == IN_FLIGHT:
             raise Problem(409, "idempotency-key-in-use", "Conflict",
-                          "A request with this Idempotency-Key is still being processed; retry shortly.",
+                          _("A request with this Idempotency-Key is still being processed; retry shortly."),
                           headers={"Retry-After": "1"})
         return _replay(held)
     raise Problem(409, "idempotency-key-in-use", "Conflict",
-                  "A request with this Idempotency-Key is still being processed; retry shortly.",
+                  _("A request with this Idempotency-Key is still being processed; retry shortly."),
                   headers={"Retry-After": "1"})
 
 
@@ -128,7 +129,7 @@ def complete(reservation_id: str, response: Response) -> None:
         expires_at=utcnow() + WINDOW))
     if done.rowcount != 1:
         raise Problem(409, "idempotency-key-in-use", "Conflict",
-                      "This request took too long and its Idempotency-Key was taken over; nothing was saved.")
+                      _("This request took too long and its Idempotency-Key was taken over; nothing was saved."))
 
 
 def release(reservation_id: str) -> None:
