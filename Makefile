@@ -65,7 +65,8 @@ lock: $(LOCK_VENV)/bin/pip-compile
 messages: $(STAMP)
 	@mkdir -p $(dir $(POT))
 	$(BIN)/pybabel --quiet extract --mapping-file babel.cfg --add-location file --sort-output --no-wrap \
-		--project casesvc --copyright-holder "casesvc" --msgid-bugs-address "" --output-file $(POT) casesvc
+		--project casesvc --version "$$($(BIN)/python -c 'import casesvc.version as v; print(v.__version__)')" \
+		--copyright-holder casesvc --msgid-bugs-address - --output-file $(POT) casesvc
 	$(BIN)/pybabel --quiet update --input-file $(POT) --output-dir $(CATALOGUES) --no-wrap --ignore-obsolete --ignore-pot-creation-date
 	$(MAKE) install
 

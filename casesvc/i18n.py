@@ -70,7 +70,7 @@ def localize(text: Any) -> Any:
     marshmallow's messages); anything else as it is."""
     if isinstance(text, Message):
         _check_known(text.msgid)
-        params = {name: localize(value) for name, value in text.params.items()}
+        params = {name: localize(value) if isinstance(value, Message) else value for name, value in text.params.items()}
         return flask_babel.gettext(text.msgid, **params)
     if not isinstance(text, str):
         return text
@@ -149,6 +149,8 @@ MARSHMALLOW_MESSAGES = (
     N_("Not a valid time."),
     N_("Not a valid aware datetime."),
     N_("Not a valid naive datetime."),
+    N_("Not a valid aware date."),
+    N_("Not a valid naive date."),
     N_("Not a valid aware time."),
     N_("Not a valid naive time."),
     N_("Not a valid period of time."),

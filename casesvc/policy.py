@@ -257,7 +257,8 @@ def emergency_access_decision(principal: Principal, access: CaseAccess) -> Decis
     if access.relation in (Relation.LEAD, Relation.SHARED):
         return Decision(False, 409, "nothing-to-break", _("Your agency already reads this case."))
     if access.relation is Relation.EMERGENCY:
-        return Decision(False, 409, "emergency-access-active", _("Your emergency access to this case is still running."))
+        return Decision(False, 409, "emergency-access-active",
+                        _("Your emergency access to this case is still running."))
     return ALLOW
 
 
@@ -270,7 +271,8 @@ def youth_change_decision(principal: Principal, created_by_agency: str, case_acc
             return ALLOW
         return Decision(False, 404, "not-found", _("No such youth."))
     return _lead_or_coordinator(principal, case_accesses,
-                                _("Only the lead agency of one of the youth's cases or a coordinator may change the youth."))
+                                _("Only the lead agency of one of the youth's cases or a coordinator may change "
+                                  "the youth."))
 
 
 # --- Administration and the audit log ---------------------------------------------------------
@@ -326,7 +328,8 @@ def record_decision(principal: Principal, accesses: list[CaseAccess], youth_is_v
     if not youth_is_visible:
         return Decision(False, 404, "not-found", _("No such youth."))
     return _lead_or_coordinator(principal, accesses,
-                                _("The record is given by the lead agency of one of the youth's cases or a coordinator."))
+                                _("The record is given by the lead agency of one of the youth's cases or a "
+                                  "coordinator."))
 
 
 # --- Statistics (README "Statistics") -------------------------------------------------------------------
@@ -348,7 +351,8 @@ def statistics_access(principal: Principal, requested: tuple[str, ...] = ()) -> 
         return StatisticsDecision(False, 403, "statistics-readers-only",
                                   _("Statistics are for coordinators and administrators."))
     if "statistics:read" not in principal.scopes:
-        return StatisticsDecision(False, 403, "insufficient-scope", _("The token lacks the scope %(scope)s.", scope="statistics:read"))
+        return StatisticsDecision(False, 403, "insufficient-scope",
+                                  _("The token lacks the scope %(scope)s.", scope="statistics:read"))
     wanted = tuple(sorted(set(requested)))
     if principal.role == "admin":
         return StatisticsDecision(True, municipalities=wanted or None)

@@ -29,7 +29,7 @@ def _refused(detail: str) -> Problem:
 
 def bearer_token() -> str | None:
     """The token of `Authorization: Bearer <token>`; the scheme in any case (RFC 9110 §11.1)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    scheme, _space, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 

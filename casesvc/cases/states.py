@@ -17,4 +17,5 @@ CLOSED = frozenset({"completed", "breached", "withdrawn"})
 
 def require_open(case: Case) -> None:
     if case.status in CLOSED:
-        raise conflict("case-closed", _("The case is %(status)s; nothing more can be planned on it.", status=case.status))
+        raise conflict("case-closed", _("The case is %(status)s; nothing more can be planned on it.",
+                                        status=case.status))

@@ -40,7 +40,8 @@ def _check_dates(reaction_type: str, starts_on: date, ends_on: date | None, prob
         if ends_on is None:
             errors["ends_on"] = [_("A contract needs an end date.")]
         elif ends_on > add_years(starts_on, MAX_CONTRACT_YEARS):
-            errors["ends_on"] = [_("A contract lasts at most %(years)s years from starts_on.", years=MAX_CONTRACT_YEARS)]
+            errors["ends_on"] = [_("A contract lasts at most %(years)s years from starts_on.",
+                                   years=MAX_CONTRACT_YEARS)]
     if probation_ends_on is not None:
         if probation_ends_on < starts_on:
             errors["probation_ends_on"] = [_("Must not be before starts_on.")]
@@ -135,7 +136,8 @@ def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:
             Event.condition_id.in_([c.id for c in reaction.conditions])).limit(1))
         if in_use is not None:
             # replacing would delete conditions that logged events point to: events are never lost
-            raise conflict("conditions-in-use", _("Events are logged against these conditions; they cannot be replaced."))
+            raise conflict("conditions-in-use",
+                           _("Events are logged against these conditions; they cannot be replaced."))
         reaction.conditions = _conditions(case, reaction.legal_basis, data["conditions"])
         flag_modified(reaction, "status")  # the conditions are part of the reaction: its version (ETag) moves on
     moved = any(getattr(reaction, name) != value for name, value in merged.items())

@@ -78,7 +78,7 @@ def reserve(owner: str, key: str, endpoint: str, print_: str) -> str | Response:
     """The id of the reservation this request now holds, or the response to give instead:
     a replay of the stored one. Raises 409 while another request holds the key, 422 when the
     key came with another request."""
-    for _ in range(3):
+    for _attempt in range(3):
         now = utcnow()
         reservation = IdempotencyKey(id=new_id(), owner=owner, key=key, endpoint=endpoint, fingerprint=print_,
                                      status_code=IN_FLIGHT, body="", headers="{}", created_at=now,
@@ -99,7 +99,8 @@ def reserve(owner: str, key: str, endpoint: str, print_: str) -> str | Response:
                 session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == held.id))
                 continue
         if held.fingerprint != print_:
-            raise field_error("Idempotency-Key", _("This key was used with another request (another endpoint or body)."))
+            raise field_error("Idempotency-Key",
+                              _("This key was used with another request (another endpoint or body)."))
         if held.status_code == IN_FLIGHT:
             raise Problem(409, "idempotency-key-in-use", "Conflict",
                           _("A request with this Idempotency-Key is still being processed; retry shortly."),

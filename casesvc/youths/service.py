@@ -29,7 +29,8 @@ def checked_identity(principal: Principal, national_id: str, birth_date, youth_i
     try:
         parsed = nid.parse(national_id, current_app.config["CASESVC"].allow_synthetic_ids)
     except nid.InvalidNationalId as exc:
-        raise field_error("national_id", _("Not a valid fødselsnummer or D-number: %(reason)s.", reason=exc.args[0])) from exc
+        raise field_error("national_id", _("Not a valid fødselsnummer or D-number: %(reason)s.",
+                                           reason=exc.args[0])) from exc
     if not parsed.matches(birth_date):
         raise field_error(mismatch, _("The national id's day, month and year and the birth date do not match."))
     holder = select(Youth.id).where(Youth.national_id == parsed.number)
