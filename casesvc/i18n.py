@@ -15,12 +15,12 @@ What is translated:
 from __future__ import annotations
 
 import functools
-import gettext
 import re
 from pathlib import Path
 from typing import Any
 
 import flask_babel
+from babel.messages.mofile import read_mo
 from flask import Flask, Response, current_app, has_request_context, request
 
 from casesvc.common.messages import Message, N_
@@ -93,7 +93,7 @@ def _catalogue_ids() -> frozenset[str]:
     known to be a message (a title, one of marshmallow's) rather than text of no catalogue."""
     try:
         with open(CATALOGUES / "nb" / "LC_MESSAGES" / "messages.mo", "rb") as mo:
-            return frozenset(key for key in gettext.GNUTranslations(mo)._catalog if key)  # type: ignore[attr-defined]
+            return frozenset(message.id for message in read_mo(mo) if isinstance(message.id, str) and message.id)
     except OSError:
         return frozenset()
 
