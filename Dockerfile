@@ -14,7 +14,9 @@ COPY requirements/main.txt requirements/main.txt
 RUN pip install --no-cache-dir --require-hashes -r requirements/main.txt
 COPY pyproject.toml README.md ./
 COPY casesvc ./casesvc
-RUN pip install --no-cache-dir --no-deps --no-build-isolation . && cd / && rm -rf /src
+# the gettext catalogues (bokmål problems) are compiled here, as `make install` does
+RUN pybabel compile --directory casesvc/translations --domain messages --statistics \
+    && pip install --no-cache-dir --no-deps --no-build-isolation . && cd / && rm -rf /src
 USER casesvc
 WORKDIR /var/lib/casesvc
 EXPOSE 8000

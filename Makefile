@@ -19,7 +19,14 @@ PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --
 # `npm ci` from the committed clients/package-lock.json (exact versions), again only when it changes
 CLIENTS_STAMP := clients/node_modules/.installed
 
-.PHONY: run test lint install clients lock openapi bench bench-statistics clean
+# The gettext catalogues (README "The API at a glance": languages): the .po files are kept in the
+# repository, the .mo files the service reads are compiled from them here (and in the Dockerfile).
+CATALOGUES := casesvc/translations
+PO_FILES := $(wildcard $(CATALOGUES)/*/LC_MESSAGES/messages.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+POT := build/messages.pot
+
+.PHONY: run test lint install clients lock openapi messages bench bench-statistics clean
 
 # The venv is rebuilt from scratch whenever the lock or pyproject.toml changes: it then holds
 # exactly what the lock names (nothing left over from an older lock), installed with hashes checked.
@@ -30,16 +37,19 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-install: $(STAMP)
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel --quiet compile --input-file $< --output-file $@
 
-run: $(STAMP)
+install: $(STAMP) $(MO_FILES)
+
+run: $(STAMP) $(MO_FILES)
 	@mkdir -p instance
 	$(BIN)/casesvc db upgrade
 	$(BIN)/casesvc demo seed
 	@echo "casesvc on http://127.0.0.1:8000  (API docs: http://127.0.0.1:8000/docs)"
 	$(BIN)/casesvc serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP) $(CLIENTS_STAMP)
+test: $(STAMP) $(MO_FILES) $(CLIENTS_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 $(CLIENTS_STAMP): clients/package.json clients/package-lock.json
@@ -65,6 +75,17 @@ lock: $(LOCK_VENV)/bin/pip-compile
 	$(PIP_COMPILE) $(LOCK_ARGS) --extra test --constraint requirements/main.txt \
 		--output-file requirements/test.txt pyproject.toml
 
+# Takes the messages of the code into every catalogue (new ones untranslated, changed ones fuzzy):
+# translate them in the .po files, then `make install` compiles them. tests/test_i18n.py fails while
+# a message has no translation.
+messages: $(STAMP)
+	@mkdir -p $(dir $(POT))
+	$(BIN)/pybabel --quiet extract --mapping-file babel.cfg --add-location file --sort-output --no-wrap \
+		--project casesvc --version "$$($(BIN)/python -c 'import casesvc.version as v; print(v.__version__)')" \
+		--copyright-holder casesvc --msgid-bugs-address - --output-file $(POT) casesvc
+	$(BIN)/pybabel --quiet update --input-file $(POT) --output-dir $(CATALOGUES) --no-wrap --ignore-obsolete --ignore-pot-creation-date
+	$(MAKE) install
+
 openapi: $(STAMP)
 	$(BIN)/casesvc openapi export --output openapi/openapi.yaml
 
@@ -75,4 +96,4 @@ bench-statistics: $(STAMP)
 	$(BIN)/python bench/statistics_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) instance .pytest_cache .ruff_cache .mypy_cache clients/node_modules
+	rm -rf $(VENV) $(LOCK_VENV) instance .pytest_cache .ruff_cache .mypy_cache build $(MO_FILES) clients/node_modules

@@ -64,6 +64,9 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     app.json.sort_keys = False  # fields in schema order: id first, as documented
     app.session_interface = _NoCookieSessions()  # bearer tokens only: no session cookie to read
     configure_logging(settings.log_format)  # README: Logs
+    from casesvc import i18n
+
+    i18n.init_app(app)  # problems in the caller's language (README "The API at a glance")
 
     from casesvc import models  # noqa: F401  (every table registered before migrations run)
     from casesvc.audit.service import register_audit_hooks

@@ -1,7 +1,8 @@
 """problem+json (RFC 9457) for every error path.
 
 Every error leaves the service as a problem document with a stable `type`; nothing from an
-exception's text (SQL, paths, stack frames) is ever copied into a response.
+exception's text (SQL, paths, stack frames) is ever copied into a response. Its `title`, `detail`
+and `errors` messages are in the caller's language (casesvc.i18n), the `type` in none.
 """
 from __future__ import annotations
 
@@ -22,18 +23,48 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
+from casesvc import i18n
+from casesvc.common.messages import N_, _
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
 
-# Stable slugs for plain HTTP errors; the title is the HTTP reason phrase.
+# Stable slugs for plain HTTP errors; the title is the HTTP reason phrase (TITLES).
 _HTTP_SLUGS = {
     400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
     405: "method-not-allowed", 409: "conflict", 412: "precondition-failed",
     413: "payload-too-large", 415: "unsupported-media-type", 422: "validation-error",
     428: "precondition-required", 429: "too-many-requests", 500: "internal-error",
     503: "unavailable",
+}
+
+
+# The title of each status: its reason phrase, RFC 9110's names where werkzeug keeps older ones
+# (413, 422), so a status has one title whoever raises it. Translated when sent.
+TITLES = {
+    400: N_("Bad Request"), 401: N_("Unauthorized"), 403: N_("Forbidden"), 404: N_("Not Found"),
+    405: N_("Method Not Allowed"), 406: N_("Not Acceptable"), 409: N_("Conflict"), 411: N_("Length Required"),
+    412: N_("Precondition Failed"), 413: N_("Content Too Large"), 414: N_("URI Too Long"),
+    415: N_("Unsupported Media Type"), 422: N_("Unprocessable Content"), 428: N_("Precondition Required"),
+    429: N_("Too Many Requests"), 431: N_("Request Header Fields Too Large"), 500: N_("Internal Server Error"),
+    501: N_("Not Implemented"), 503: N_("Service Unavailable"),
+}
+
+# What an HTTP error werkzeug raises with its own wording (a path no route matches, a method it
+# does not take, a body too large) says instead.
+_HTTP_DETAILS = {
+    400: _("The request cannot be understood."),
+    404: _("No such resource."),
+    405: _("This method is not allowed here."),
+    406: _("The service cannot answer in a media type the request accepts."),
+    411: _("This request needs a Content-Length header."),
+    413: _("The request body is too large."),
+    414: _("The address is too long."),
+    415: _("The request body's media type is not supported."),
+    431: _("The request's header fields are too large."),
+    500: _("The service could not complete the request; it has been logged."),
 }
 
 
@@ -52,25 +83,25 @@ class Problem(Exception):
         self.field: str | None = None  # set by invalid_input(): the input at fault, for the command line
 
 
-def not_found(what: str = "resource") -> Problem:
-    return Problem(404, "not-found", "Not Found", f"No such {what}.")
+def not_found(detail: str = _("No such resource.")) -> Problem:
+    """404; `detail` says what there is none of ("No such case.")."""
+    return Problem(404, "not-found", "Not Found", detail)
 
 
 def forbidden(detail: str, slug: str = "forbidden") -> Problem:
     return Problem(403, slug, "Forbidden", detail)
 
 
-# RFC 9110's names where werkzeug keeps older ones, so a status has one title whoever raises it
-_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+def invalid_fields(errors: dict[str, Any]) -> str:
+    return _("The request has invalid fields: %(fields)s.", fields=", ".join(sorted(errors)))
 
 
 def validation_error(errors: dict[str, list[str]], detail: str | None = None) -> Problem:
-    detail = detail or "The request has invalid fields: " + ", ".join(sorted(errors)) + "."
-    return Problem(422, "validation-error", _TITLES[422], detail, errors=errors)
+    return Problem(422, "validation-error", TITLES[422], detail or invalid_fields(errors), errors=errors)
 
 
 def field_error(field: str, message: str) -> Problem:
-    return validation_error({field: [message]}, detail=f"{field}: {message}")
+    return validation_error({field: [message]}, detail=_("%(field)s: %(message)s", field=field, message=message))
 
 
 def invalid_input(message: str, field: str | None = None) -> Problem:
@@ -88,14 +119,18 @@ def conflict(slug: str, detail: str, **extra: Any) -> Problem:
 
 def problem_response(status: int, slug: str, title: str, detail: str,
                      headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": title, "status": status, "detail": detail}
+    """The problem document, its title, detail and field messages in the caller's language."""
+    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": i18n.localize(title), "status": status,
+                            "detail": i18n.localize(detail)}
     body.update(extra)
+    if isinstance(body.get("errors"), dict):
+        body["errors"] = i18n.localize_errors(body["errors"])
     if has_request_context():  # an error outside a request (CLI) has no instance
         body.setdefault("instance", request.path)
     resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     for name, value in (headers or {}).items():
         resp.headers[name] = value
-    return resp
+    return i18n.mark_response(resp)
 
 
 def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -113,6 +148,9 @@ def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     else:
         flat[prefix or "_schema"] = [str(messages)]
     return flat
+
+
+NOT_JSON = _("The request body is not valid JSON.")
 
 
 class ProblemSchema(ma.Schema):
@@ -192,11 +230,13 @@ class ProblemApi(Api):
             else:
                 extra["errors"] = flatten_messages(messages)
         detail = data.get("message") or error.description or error.name
+        if detail == type(error).description:  # werkzeug's own wording: the service's instead
+            detail = _HTTP_DETAILS.get(status, detail)
         if status == 400 and ("json" in str(detail).lower() or "json" in str(messages or "").lower()):
-            detail = "The request body is not valid JSON."
+            detail = NOT_JSON
         if status == 422 and "errors" in extra:
-            detail = "The request has invalid fields: " + ", ".join(sorted(extra["errors"])) + "."
-        return problem_response(status, _HTTP_SLUGS.get(status, "http-error"), _TITLES.get(status, error.name), detail,
+            detail = invalid_fields(extra["errors"])
+        return problem_response(status, _HTTP_SLUGS.get(status, "http-error"), TITLES.get(status, error.name), detail,
                                 headers, **extra)
 
 
@@ -210,8 +250,7 @@ def register_error_handlers(app: Flask, api: Api) -> None:
         if isinstance(exc, HTTPException):
             return api.handle_http_exception(exc)
         log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-        return problem_response(500, "internal-error", "Internal Server Error",
-                                "The service could not complete the request; it has been logged.")
+        return problem_response(500, "internal-error", "Internal Server Error", _HTTP_DETAILS[500])
 
     @app.errorhandler(RecursionError)
     @app.errorhandler(ValueError)
@@ -223,7 +262,7 @@ def register_error_handlers(app: Flask, api: Api) -> None:
             try:
                 current_app.json.loads(request.get_data(cache=True))
             except ValueError:
-                return problem_response(400, "bad-request", "Bad Request", "The request body is not valid JSON.")
+                return problem_response(400, "bad-request", "Bad Request", NOT_JSON)
         return _unexpected(exc)
 
 
@@ -241,7 +280,7 @@ def database_unavailable(exc: Exception, db) -> Response:
     log.warning("database unavailable on %s %s: %s", request.method, request.path,
                 getattr(exc, "orig", exc).__class__.__name__)
     return problem_response(503, "database-unavailable", "Service Unavailable",
-                            "The database cannot be reached just now; try again shortly.",
+                            _("The database cannot be reached just now; try again shortly."),
                             {"Retry-After": str(current_app.config["CASESVC"].retry_after)})
 
 
@@ -259,7 +298,7 @@ def register_database_error_handlers(app: Flask, db) -> None:
     def _integrity(exc: IntegrityError):
         log.warning("integrity error on %s %s: %s", request.method, request.path, exc.orig.__class__.__name__)
         return problem_response(409, "conflict", "Conflict",
-                                "The request conflicts with data stored meanwhile; read and try again.")
+                                _("The request conflicts with data stored meanwhile; read and try again."))
 
     @app.errorhandler(StaleDataError)
     def _stale(exc: StaleDataError):
@@ -267,9 +306,9 @@ def register_database_error_handlers(app: Flask, db) -> None:
         # a precondition the client sent (If-Match); without one, the honest answer is 409.
         if request.headers.get("If-Match"):
             return problem_response(412, "precondition-failed", "Precondition Failed",
-                                    "The resource has changed since you read it; read it again.")
+                                    _("The resource has changed since you read it; read it again."))
         return problem_response(409, "conflict", "Conflict",
-                                "The resource was changed by another request meanwhile; read it and try again.")
+                                _("The resource was changed by another request meanwhile; read it and try again."))
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)
@@ -281,4 +320,4 @@ def register_database_error_handlers(app: Flask, db) -> None:
         log.warning("value out of range on %s %s: %s", request.method, request.path,
                     getattr(exc, "orig", exc).__class__.__name__)
         return problem_response(400, "bad-request", "Bad Request",
-                                "A value in the request is out of range or cannot be stored.")
+                                _("A value in the request is out of range or cannot be stored."))

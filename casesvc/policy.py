@@ -11,6 +11,8 @@ import enum
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from casesvc.common.messages import _
+
 STAFF_ROLES = frozenset({"police", "school_health", "nav", "child_welfare", "coordinator"})
 NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
 
@@ -173,9 +175,9 @@ def check_role(principal: Principal, action: Action) -> Decision:
     Run before a record is looked up, so their answer never tells whether it exists."""
     if principal.role in NO_CONTENT_ROLES or not principal.is_staff:
         return Decision(False, 403, "case-content-forbidden",
-                        "This role has no access to youth or case content.")
+                        _("This role has no access to youth or case content."))
     if action.scope not in principal.scopes:
-        return Decision(False, 403, "insufficient-scope", f"The token lacks the scope {action.scope}.")
+        return Decision(False, 403, "insufficient-scope", _("The token lacks the scope %(scope)s.", scope=action.scope))
     return ALLOW
 
 
@@ -185,19 +187,19 @@ def authorize(principal: Principal, action: Action, access: CaseAccess) -> Decis
     if not decision:
         return decision
     if access.relation is Relation.HIDDEN:
-        return Decision(False, 404, "not-found", "No such case.")
+        return Decision(False, 404, "not-found", _("No such case."))
     if access.relation is Relation.CONSENT_REQUIRED or (access.relation is Relation.EMERGENCY and not action.reads):
         # an emergency access reads; it writes nothing the user could not write before
         return Decision(False, 403, "consent-required",
-                        "Your agency takes part in this case but no active consent names it.")
+                        _("Your agency takes part in this case but no active consent names it."))
     if access.relation is Relation.EMERGENCY:
         return ALLOW
     if action.lead_only and access.relation is not Relation.LEAD and principal.role != "coordinator":
         return Decision(False, 403, "lead-agency-required",
-                        "Only the lead agency or a coordinator may do this.")
+                        _("Only the lead agency or a coordinator may do this."))
     if access.relation in (Relation.LEAD, Relation.SHARED):
         return ALLOW
-    return Decision(False, 404, "not-found", "No such case.")  # deny by default
+    return Decision(False, 404, "not-found", _("No such case."))  # deny by default
 
 
 @dataclass(frozen=True)
@@ -254,11 +256,12 @@ def emergency_access_decision(principal: Principal, access: CaseAccess) -> Decis
     if not decision:
         return decision
     if access.relation is Relation.HIDDEN:
-        return Decision(False, 404, "not-found", "No such case.")
+        return Decision(False, 404, "not-found", _("No such case."))
     if access.relation in (Relation.LEAD, Relation.SHARED):
-        return Decision(False, 409, "nothing-to-break", "Your agency already reads this case.")
+        return Decision(False, 409, "nothing-to-break", _("Your agency already reads this case."))
     if access.relation is Relation.EMERGENCY:
-        return Decision(False, 409, "emergency-access-active", "Your emergency access to this case is still running.")
+        return Decision(False, 409, "emergency-access-active",
+                        _("Your emergency access to this case is still running."))
     return ALLOW
 
 
@@ -269,9 +272,10 @@ def youth_change_decision(principal: Principal, created_by_agency: str, case_acc
     if not case_accesses:
         if created_by_agency == principal.agency:
             return ALLOW
-        return Decision(False, 404, "not-found", "No such youth.")
-    return _lead_or_coordinator(principal, case_accesses, "Only the lead agency of one of the youth's cases or a "
-                                "coordinator may change the youth.")
+        return Decision(False, 404, "not-found", _("No such youth."))
+    return _lead_or_coordinator(principal, case_accesses,
+                                _("Only the lead agency of one of the youth's cases or a coordinator may change "
+                                  "the youth."))
 
 
 # --- Administration and the audit log ---------------------------------------------------------
@@ -279,18 +283,18 @@ def youth_change_decision(principal: Principal, created_by_agency: str, case_acc
 def check_admin(principal: Principal) -> Decision:
     """Administration (users, agencies, clients, webhooks): the admin role, with the `admin` scope."""
     if principal.role != "admin":
-        return Decision(False, 403, "admin-required", "Only an administrator may do this.")
+        return Decision(False, 403, "admin-required", _("Only an administrator may do this."))
     if "admin" not in principal.scopes:
-        return Decision(False, 403, "insufficient-scope", "The token lacks the scope admin.")
+        return Decision(False, 403, "insufficient-scope", _("The token lacks the scope %(scope)s.", scope="admin"))
     return ALLOW
 
 
 def check_audit_reader(principal: Principal) -> Decision:
     """The audit log (ids and codes, no content) is for admin and auditor, with `audit:read`."""
     if principal.role not in NO_CONTENT_ROLES:
-        return Decision(False, 403, "audit-readers-only", "Only admin and auditor read the audit log.")
+        return Decision(False, 403, "audit-readers-only", _("Only admin and auditor read the audit log."))
     if "audit:read" not in principal.scopes:
-        return Decision(False, 403, "insufficient-scope", "The token lacks the scope audit:read.")
+        return Decision(False, 403, "insufficient-scope", _("The token lacks the scope %(scope)s.", scope="audit:read"))
     return ALLOW
 
 
@@ -300,13 +304,13 @@ def access_log_decision(principal: Principal, accesses: list[CaseAccess], youth_
     if principal.role in NO_CONTENT_ROLES:
         return check_audit_reader(principal)
     if not principal.is_staff:
-        return Decision(False, 403, "forbidden", "No access.")
+        return Decision(False, 403, "forbidden", _("No access."))
     if "cases:read" not in principal.scopes:
-        return Decision(False, 403, "insufficient-scope", "The token lacks the scope cases:read.")
+        return Decision(False, 403, "insufficient-scope", _("The token lacks the scope %(scope)s.", scope="cases:read"))
     if not youth_is_visible:
-        return Decision(False, 404, "not-found", "No such youth.")
+        return Decision(False, 404, "not-found", _("No such youth."))
     return _lead_or_coordinator(principal, accesses,
-                                "The access log is for the lead agency, a coordinator, admin and auditor.")
+                                _("The access log is for the lead agency, a coordinator, admin and auditor."))
 
 
 def _lead_or_coordinator(principal: Principal, accesses: list[CaseAccess], refusal: str) -> Decision:
@@ -325,9 +329,10 @@ def record_decision(principal: Principal, accesses: list[CaseAccess], youth_is_v
     if not decision:
         return decision
     if not youth_is_visible:
-        return Decision(False, 404, "not-found", "No such youth.")
+        return Decision(False, 404, "not-found", _("No such youth."))
     return _lead_or_coordinator(principal, accesses,
-                                "The record is given by the lead agency of one of the youth's cases or a coordinator.")
+                                _("The record is given by the lead agency of one of the youth's cases or a "
+                                  "coordinator."))
 
 
 # --- Statistics (README "Statistics") -------------------------------------------------------------------
@@ -347,16 +352,18 @@ def statistics_access(principal: Principal, requested: tuple[str, ...] = ()) -> 
     means every municipality the caller may see."""
     if principal.role not in STATISTICS_ROLES or (principal.role == "coordinator" and not principal.is_staff):
         return StatisticsDecision(False, 403, "statistics-readers-only",
-                                  "Statistics are for coordinators and administrators.")
+                                  _("Statistics are for coordinators and administrators."))
     if "statistics:read" not in principal.scopes:
-        return StatisticsDecision(False, 403, "insufficient-scope", "The token lacks the scope statistics:read.")
+        return StatisticsDecision(False, 403, "insufficient-scope",
+                                  _("The token lacks the scope %(scope)s.", scope="statistics:read"))
     wanted = tuple(sorted(set(requested)))
     if principal.role == "admin":
         return StatisticsDecision(True, municipalities=wanted or None)
     outside = [m for m in wanted if m not in principal.municipalities]
     if outside:
         return StatisticsDecision(False, 403, "municipality-forbidden",
-                                  "Your agency does not serve municipality " + ", ".join(outside) + ".")
+                                  _("Your agency does not serve municipality %(municipality)s.",
+                                    municipality=", ".join(outside)))
     return StatisticsDecision(True, municipalities=wanted or tuple(sorted(principal.municipalities)))
 # --- The agency directory ---------------------------------------------------------------------
 
@@ -370,9 +377,9 @@ def agency_directory_reach(principal: Principal) -> tuple[Decision, frozenset[st
     participants. Admin and auditor, who belong to no municipality and meet agency codes in
     users and audit events, see every agency, with any scope of their role too."""
     if not principal.scopes & ROLE_SCOPES.get(principal.role, frozenset()):
-        return Decision(False, 403, "insufficient-scope", "The token carries no scope of its role."), frozenset()
+        return Decision(False, 403, "insufficient-scope", _("The token carries no scope of its role.")), frozenset()
     if principal.role in NO_CONTENT_ROLES:
         return ALLOW, None
     if not principal.is_staff:
-        return Decision(False, 403, "forbidden", "No access."), frozenset()
+        return Decision(False, 403, "forbidden", _("No access.")), frozenset()
     return ALLOW, principal.municipalities

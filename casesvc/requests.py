@@ -14,6 +14,7 @@ from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal
 from casesvc.auth.views import oauth_response
 from casesvc.common.jsonio import NUL_DETAIL, SURROGATE_DETAIL, json_has_lone_surrogate, json_has_nul
+from casesvc.common.messages import _
 from casesvc.errors import DATABASE_UNAVAILABLE, Problem, database_unavailable
 from casesvc.extensions import db
 from casesvc.logging_setup import log_request
@@ -61,7 +62,7 @@ def register_request_hooks(app: Flask) -> None:
         current_principal()
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in JSON_TYPES:
             raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
-                          "Send the request body as application/json.")
+                          _("Send the request body as application/json."))
         return _check_input()
 
     @app.after_request

@@ -13,6 +13,7 @@ from casesvc import audit
 from casesvc.access.case_view import CaseView, load_case_view
 from casesvc.access.decisions import enforce
 from casesvc.cases.models import Case
+from casesvc.common.messages import _
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.consents.models import Consent, ConsentAgency
 from casesvc.emergency.facts import emergency_facts_for
@@ -88,7 +89,7 @@ def case_for(principal: Principal, case_id: str, action: Action) -> tuple[Case, 
     enforce(check_role(principal, action))
     case = db.session.get(Case, case_id, options=[joinedload(Case.participants)])
     if case is None:
-        raise not_found("case")
+        raise not_found(_("No such case."))
     return case, _authorized(principal, case, action)
 
 
@@ -97,5 +98,5 @@ def readable_case(principal: Principal, case_id: str, action: Action) -> tuple[C
     enforce(check_role(principal, action))
     case = load_case_view(case_id)
     if case is None:
-        raise not_found("case")
+        raise not_found(_("No such case."))
     return case, _authorized(principal, case, action)

@@ -1,6 +1,7 @@
 """A policy decision turned into what the caller sees."""
 from __future__ import annotations
 
+from casesvc.common.messages import _
 from casesvc.errors import Problem
 from casesvc.policy import Decision
 
@@ -10,5 +11,5 @@ def enforce(decision: Decision) -> None:
     if decision.allowed:
         return
     if decision.status == 404:
-        raise Problem(404, "not-found", "Not Found", decision.detail or "No such resource.")
+        raise Problem(404, "not-found", "Not Found", decision.detail or _("No such resource."))
     raise Problem(decision.status, decision.reason, "Forbidden", decision.detail)

@@ -8,6 +8,7 @@ from casesvc import audit
 from casesvc.access.cases import access_to
 from casesvc.access.decisions import enforce
 from casesvc.cases.models import Case
+from casesvc.common.messages import _
 from casesvc.errors import not_found
 from casesvc.extensions import db
 from casesvc.policy import Action, CaseAccess, Decision, Principal, check_role, youth_read_basis, youth_visible
@@ -17,7 +18,7 @@ from casesvc.youths.models import Youth
 def load_youth(youth_id: str) -> Youth:
     youth = db.session.get(Youth, youth_id)
     if youth is None:
-        raise not_found("youth")
+        raise not_found(_("No such youth."))
     audit.note(youth_id=youth.id)  # recorded whether allowed or refused
     return youth
 

@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from casesvc.common.messages import _
 from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, Code, Instant, Municipality, bounded_list
 from casesvc.vocabulary import AGENCY_KINDS, ROLES
@@ -63,7 +64,7 @@ class UserPatchSchema(Body):
 
     @ma.validates("password")
     def _password_elsewhere(self, value, **_kwargs):
-        raise ma.ValidationError("A password is set with POST /api/v1/users/{id}/password, not by PATCH.")
+        raise ma.ValidationError(_("A password is set with POST /api/v1/users/{id}/password, not by PATCH."))
 
 
 class PasswordSchema(Body):

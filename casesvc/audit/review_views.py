@@ -6,6 +6,8 @@ from flask_smorest import Blueprint
 from casesvc.access import enforce
 from casesvc.audit import review
 from casesvc.auth.principal import current_principal
+from casesvc.access import enforce
+from casesvc.common.messages import _
 from casesvc.common.schemas import Instant
 from casesvc.errors import field_error
 from casesvc.policy import check_audit_reader
@@ -41,6 +43,6 @@ def audit_review(args):
     enforce(check_audit_reader(current_principal()))
     start, end = review.window(args.get("from_"), args.get("to"))
     if start >= end:
-        raise field_error("from", "Must be before `to`.")
+        raise field_error("from", _("Must be before `to`."))
     result = review.review(start, end)
     return {**result, "from_": result.pop("from")}

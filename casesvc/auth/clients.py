@@ -14,6 +14,7 @@ from casesvc.agencies.service import check_role_and_agency
 from casesvc.audit import note
 from casesvc.auth.models import ApiClient
 from casesvc.auth.tokens import secret_hash
+from casesvc.common.messages import _
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import utcnow
 from casesvc.errors import invalid_input, not_found
@@ -55,7 +56,7 @@ def get_client(client_id: str) -> ApiClient:
     note(resource_type="client", resource_id=client_id)
     client = db.session.get(ApiClient, client_id)
     if client is None:
-        raise not_found("client")
+        raise not_found(_("No such API client."))
     return client
 
 

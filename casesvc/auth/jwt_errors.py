@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from flask_jwt_extended import JWTManager
 
+from casesvc.common.messages import _
+from casesvc.errors import problem_response
 from casesvc.auth.keys import register_signing_keys
 from casesvc.errors import problem_response
 
@@ -18,31 +20,31 @@ def register_jwt_errors(jwt: JWTManager) -> None:
 
     @jwt.unauthorized_loader
     def _missing(reason: str):
-        return _unauthorized("A bearer token is required.", error="")
+        return _unauthorized(_("A bearer token is required."), error="")
 
     @jwt.invalid_token_loader
     def _invalid(reason: str):
-        return _unauthorized("The bearer token is invalid.")
+        return _unauthorized(_("The bearer token is invalid."))
 
     @jwt.expired_token_loader
     def _expired(header: dict, payload: dict):
-        return _unauthorized("The bearer token has expired.")
+        return _unauthorized(_("The bearer token has expired."))
 
     @jwt.revoked_token_loader
     def _revoked(header: dict, payload: dict):
-        return _unauthorized("The bearer token has been revoked.")
+        return _unauthorized(_("The bearer token has been revoked."))
 
     @jwt.needs_fresh_token_loader
     def _not_fresh(header: dict, payload: dict):
-        return _unauthorized("A fresh token is required.")
+        return _unauthorized(_("A fresh token is required."))
 
     @jwt.user_lookup_error_loader
     def _no_user(header: dict, payload: dict):
-        return _unauthorized("The token's user is unknown.")
+        return _unauthorized(_("The token's user is unknown."))
 
     @jwt.token_verification_failed_loader
     def _failed(header: dict, payload: dict):
-        return _unauthorized("The bearer token was refused.")
+        return _unauthorized(_("The bearer token was refused."))
 
     @jwt.token_verification_loader
     def _complete(header: dict, payload: dict) -> bool:

@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from casesvc.agencies.models import Agency
 from casesvc.auth.denylist import denylist_key, revoked_clause
 from casesvc.auth.models import EXTERNAL_PASSWORD_HASH, ExternalIdentity, User
+from casesvc.common.messages import _
 from casesvc.errors import Problem, forbidden
 from casesvc.extensions import db
 from casesvc.policy import ROLE_SCOPES, STAFF_ROLES, Principal
@@ -162,27 +163,27 @@ def verify(token: str) -> dict:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
-        raise _unauthorized("The bearer token is invalid.") from exc
+        raise _unauthorized(_("The bearer token is invalid.")) from exc
     alg = header.get("alg")
     if alg not in ACCEPTED_ALGORITHMS:
-        raise _unauthorized("The identity provider's tokens must be signed with RS256 or ES256.")
+        raise _unauthorized(_("The identity provider's tokens must be signed with RS256 or ES256."))
     kid = header.get("kid")
     try:
         key = jwks_cache().key_for(kid if isinstance(kid, str) else None, alg)
     except ProviderUnavailable as exc:
         raise Problem(503, "identity-provider-unavailable", "Service Unavailable",
-                      "The identity provider's signing keys cannot be fetched; try again shortly.",
+                      _("The identity provider's signing keys cannot be fetched; try again shortly."),
                       headers={"Retry-After": str(settings.oidc_jwks_min_refresh_seconds)}) from exc
     if key is None:
-        raise _unauthorized("The bearer token is signed with a key the identity provider does not publish.")
+        raise _unauthorized(_("The bearer token is signed with a key the identity provider does not publish."))
     try:
         return jwt.decode(token, key.key, algorithms=[alg], audience=settings.oidc_audience,
                           issuer=settings.oidc_issuer, leeway=settings.oidc_leeway,
                           options={"require": ["exp", "iss", "aud", "sub"]})
     except jwt.ExpiredSignatureError as exc:
-        raise _unauthorized("The bearer token has expired.") from exc
+        raise _unauthorized(_("The bearer token has expired.")) from exc
     except jwt.PyJWTError as exc:
-        raise _unauthorized("The bearer token was refused (signature, issuer, audience or time).") from exc
+        raise _unauthorized(_("The bearer token was refused (signature, issuer, audience or time).")) from exc
 
 
 def verified_claims_or_none(token: str) -> dict | None:
@@ -213,13 +214,16 @@ def _role_and_agency(claims: dict) -> tuple[str, str | None]:
     role = claims.get(settings.oidc_role_claim)
     agency = claims.get(settings.oidc_agency_claim) or None
     if not isinstance(role, str) or role not in ROLES:
-        raise forbidden(f"The token's {settings.oidc_role_claim} claim names no role of this service.", "unknown-role")
+        raise forbidden(_("The token's %(claim)s claim names no role of this service.",
+                          claim=settings.oidc_role_claim), "unknown-role")
     if agency is not None and not isinstance(agency, str):
-        raise forbidden(f"The token's {settings.oidc_agency_claim} claim is not an agency code.", "unknown-agency")
+        raise forbidden(_("The token's %(claim)s claim is not an agency code.", claim=settings.oidc_agency_claim),
+                        "unknown-agency")
     if role in STAFF_ROLES and agency is None:
-        raise forbidden(f"A {role} token needs the {settings.oidc_agency_claim} claim.", "unknown-agency")
+        raise forbidden(_("A %(role)s token needs the %(claim)s claim.", role=role, claim=settings.oidc_agency_claim),
+                        "unknown-agency")
     if role not in STAFF_ROLES and agency is not None:
-        raise forbidden(f"A {role} belongs to no agency.", "unknown-agency")
+        raise forbidden(_("A %(role)s belongs to no agency.", role=role), "unknown-agency")
     return role, agency
 
 
@@ -252,7 +256,7 @@ def provider_principal(token: str) -> Principal:
     role, agency = _role_and_agency(claims)
     issuer, subject = claims["iss"], str(claims["sub"])
     if len(subject) > 255:
-        raise _unauthorized("The token's sub claim is too long.")
+        raise _unauthorized(_("The token's sub claim is too long."))
     query = (select(ExternalIdentity.user_id, User.active, User.role, User.agency_code, User.username,
                     Agency.kind, Agency.municipalities, revoked_clause(denylist_key(claims, token)).label("revoked"))
              .select_from(ExternalIdentity)
@@ -263,18 +267,18 @@ def provider_principal(token: str) -> Principal:
     if row is None:
         known = db.session.execute(select(Agency.kind).where(Agency.code == agency)).first() if agency else None
         if agency is not None and (known is None or known.kind != role):
-            raise forbidden(f"No agency {agency!r} of kind {role!r}.", "unknown-agency")
+            raise forbidden(_("No agency %(code)r of kind %(kind)r.", code=agency, kind=role), "unknown-agency")
         _provision(issuer, subject, role, agency)
         row = db.session.execute(query).first()
         if row is None:
-            raise Problem(503, "unavailable", "Service Unavailable", "The user could not be provisioned; try again.",
+            raise Problem(503, "unavailable", "Service Unavailable", _("The user could not be provisioned; try again."),
                           headers={"Retry-After": "1"})
     if row.revoked:
-        raise _unauthorized("The bearer token has been revoked.")
+        raise _unauthorized(_("The bearer token has been revoked."))
     if not row.active:
-        raise _unauthorized("The token's user is disabled.")
+        raise _unauthorized(_("The token's user is disabled."))
     if agency is not None and row.kind != role:
-        raise forbidden(f"No agency {agency!r} of kind {role!r}.", "unknown-agency")
+        raise forbidden(_("No agency %(code)r of kind %(kind)r.", code=agency, kind=role), "unknown-agency")
     if (row.role, row.agency_code) != (role, agency):  # the provider moved them: follow it
         user = db.session.get_one(User, row.user_id)
         user.role, user.agency_code = role, agency

@@ -17,6 +17,7 @@ from casesvc.auth import feeds, oidc
 from casesvc.auth.denylist import denylist_key, revoked_clause
 from casesvc.auth.models import ApiClient, User
 from casesvc.auth.tokens import CLIENT_KIND
+from casesvc.common.messages import _
 from casesvc.errors import Problem
 from casesvc.extensions import db
 from casesvc.policy import Action, Principal, check_admin, check_role
@@ -29,7 +30,7 @@ def _refused(detail: str) -> Problem:
 
 def bearer_token() -> str | None:
     """The token of `Authorization: Bearer <token>`; the scheme in any case (RFC 9110 §11.1)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    scheme, _space, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 
@@ -101,7 +102,7 @@ def load_principal() -> Principal:
     if feed is not None:  # the reminders calendar, read by a calendar program through its secret address
         principal = feeds.feed_principal(feed)
         if principal is None:
-            raise _refused("The calendar address is unknown, replaced or ended.")
+            raise _refused(_("The calendar address is unknown, replaced or ended."))
         return principal
     claims = verified_claims(token)
     client = claims.get("kind") == CLIENT_KIND
@@ -123,9 +124,9 @@ def load_principal() -> Principal:
     else:
         scopes = token_scopes
     if row is None or not row.active or row.role != claims.get("role") or row.agency_code != claims.get("agency"):
-        raise _refused("The token's user is disabled, unknown or changed.")
+        raise _refused(_("The token's user is disabled, unknown or changed."))
     if row.revoked:
-        raise _refused("The bearer token has been revoked.")
+        raise _refused(_("The bearer token has been revoked."))
     if case_id is not None:
         keep_case_rows(case_id, rows, _caller_columns(client))
     return Principal(

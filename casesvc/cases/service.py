@@ -16,6 +16,7 @@ from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
 from casesvc.cases.states import CASE_STATES, CLOSED
+from casesvc.common.messages import _
 from casesvc.common.pagination import Keyset
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.errors import Problem, field_error
@@ -31,9 +32,10 @@ def _participating_agencies(codes: list[str], municipality: str, lead: str) -> l
     for code in wanted:
         agency = agencies.get(code)
         if agency is None:
-            raise field_error("participants", f"Unknown agency {code!r}.")
+            raise field_error("participants", _("Unknown agency %(code)r.", code=code))
         if not agency.serves(municipality):
-            raise field_error("participants", f"Agency {code!r} does not serve municipality {municipality}.")
+            raise field_error("participants", _("Agency %(code)r does not serve municipality %(municipality)s.",
+                                                code=code, municipality=municipality))
     return wanted
 
 
@@ -42,7 +44,7 @@ def _check_coordinator(user_id: str | None, participants: list[str]) -> None:
         return
     user = db.session.get(User, user_id)
     if user is None or not user.active or user.agency_code not in participants:
-        raise field_error("coordinator", "Must be an active user of a participating agency.")
+        raise field_error("coordinator", _("Must be an active user of a participating agency."))
 
 
 def open_case(principal: Principal, data: dict) -> Case:
@@ -52,12 +54,12 @@ def open_case(principal: Principal, data: dict) -> Case:
     except Problem as exc:  # an unknown or hidden youth is a bad field here, not a missing page
         if exc.status != 404:
             raise
-        raise field_error("youth_id", "No such youth.") from exc
+        raise field_error("youth_id", _("No such youth.")) from exc
     if data.get("lead_agency") not in (None, principal.agency):
-        raise field_error("lead_agency", "A case is opened by its lead agency: this must be your own agency.")
+        raise field_error("lead_agency", _("A case is opened by its lead agency: this must be your own agency."))
     municipality = data.get("municipality") or youth.municipality
     if municipality not in principal.municipalities:
-        raise field_error("municipality", "Your agency does not serve this municipality.")
+        raise field_error("municipality", _("Your agency does not serve this municipality."))
     lead = cast(str, principal.agency)  # staff (check_role above): every staff member has an agency
     participants = _participating_agencies(data.get("participant_codes") or [], municipality, lead)
     _check_coordinator(data.get("coordinator"), participants)
@@ -124,8 +126,8 @@ def _check_no_open_condition_of(leaving: set[str], case: Case) -> None:
         .where(Reaction.case_id == case.id, Reaction.status.in_(("draft", "active")),
                Condition.responsible_agency.in_(leaving))).all()
     if held:
-        raise field_error("participants", f"Agency {sorted(held)[0]!r} is responsible for a condition of a reaction "
-                                          "that is not closed; close or change that reaction first.")
+        raise field_error("participants", _("Agency %(code)r is responsible for a condition of a reaction that is "
+                                            "not closed; close or change that reaction first.", code=sorted(held)[0]))
 
 
 def update_case(principal: Principal, case: Case, data: dict) -> Case:
@@ -136,7 +138,7 @@ def update_case(principal: Principal, case: Case, data: dict) -> Case:
     participants = case.participant_codes
     if "participants" in data:
         if case.lead_agency not in data["participants"]:
-            raise field_error("participants", "The lead agency cannot leave its own case.")
+            raise field_error("participants", _("The lead agency cannot leave its own case."))
         participants = _participating_agencies(data["participants"], case.municipality, case.lead_agency)
         _check_no_open_condition_of(set(case.participant_codes) - set(participants), case)
         current = {p.agency_code: p for p in case.participants}

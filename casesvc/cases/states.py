@@ -3,6 +3,7 @@ closed case."""
 from __future__ import annotations
 
 from casesvc.cases.models import Case
+from casesvc.common.messages import _
 from casesvc.common.states import StateMachine
 from casesvc.errors import conflict
 
@@ -16,4 +17,5 @@ CLOSED = frozenset({"completed", "breached", "withdrawn"})
 
 def require_open(case: Case) -> None:
     if case.status in CLOSED:
-        raise conflict("case-closed", f"The case is {case.status}; nothing more can be planned on it.")
+        raise conflict("case-closed", _("The case is %(status)s; nothing more can be planned on it.",
+                                        status=case.status))

@@ -9,7 +9,9 @@ import re
 
 from flask.json.provider import DefaultJSONProvider
 
-NUL_DETAIL = "Text may not contain the NUL character (\\u0000)."
+from casesvc.common.messages import _
+
+NUL_DETAIL = _("Text may not contain the NUL character (\\u0000).")
 
 # In JSON text NUL is a raw 0x00 byte or the escape \u0000 (hex digits have no case here: they
 # are all zeros). `\\u0000` is an escaped backslash followed by "u0000": the escape counts only
@@ -24,7 +26,7 @@ def json_has_nul(body: bytes) -> bool:
     return b"\\u0000" in body and _ESCAPED_NUL.search(body) is not None
 
 
-SURROGATE_DETAIL = "Text may not contain an unpaired surrogate (\\ud800-\\udfff without its other half)."
+SURROGATE_DETAIL = _("Text may not contain an unpaired surrogate (\\ud800-\\udfff without its other half).")
 
 # One escape of a JSON string: a backslash and what it escapes (`\uXXXX`, or one character).
 # Scanning escape by escape keeps the backslashes paired: `\\ud800` is an escaped backslash

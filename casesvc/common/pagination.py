@@ -15,6 +15,7 @@ from typing import Any
 import marshmallow as ma
 from sqlalchemy import Integer, String, and_, bindparam, or_
 
+from casesvc.common.messages import _
 from casesvc.errors import field_error
 from casesvc.extensions import db
 
@@ -55,7 +56,7 @@ def filter_equal(stmt, model, args: dict, names: tuple[str, ...]):
 
 
 def _bad_cursor():
-    return field_error("cursor", "Not a cursor this service issued.")
+    return field_error("cursor", _("Not a cursor this service issued."))
 
 
 @dataclass(frozen=True)

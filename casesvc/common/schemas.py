@@ -4,6 +4,7 @@ from datetime import UTC, timedelta
 
 import marshmallow as ma
 
+from casesvc.common.messages import _
 from casesvc.common.timeutil import OSLO, add_years, oslo_today, rfc3339, utcnow
 
 # Business dates and instants (reactions, signatures, consents, events, reminders) lie within
@@ -39,7 +40,7 @@ class Code(ma.fields.String):
 class Municipality(ma.fields.String):
     def __init__(self, **kwargs):
         # ASCII digits only: `\d` would take full-width and other scripts' digits too
-        super().__init__(validate=ma.validate.Regexp(r"^[0-9]{4}$", error="Must be a 4-digit municipality number."),
+        super().__init__(validate=ma.validate.Regexp(r"^[0-9]{4}$", error=_("Must be a 4-digit municipality number.")),
                          **kwargs)
 
 
@@ -53,8 +54,8 @@ class Instant(ma.fields.AwareDateTime):
     value is held in UTC. An instant that has no UTC or Europe/Oslo time within years 1-9999
     (`0001-01-01T00:00:00+01:00`) is a validation error, not a failure deeper down."""
 
-    default_error_messages = {"out_of_range": "Out of range: must fall within the years 1 to 9999 "
-                                              "in UTC and in Europe/Oslo."}
+    default_error_messages = {"out_of_range": _("Out of range: must fall within the years 1 to 9999 "
+                                                "in UTC and in Europe/Oslo.")}
 
     def _deserialize(self, value, attr, data, **kwargs):
         instant = super()._deserialize(value, attr, data, **kwargs)
@@ -72,7 +73,7 @@ class BusinessDate(ma.fields.Date):
     """A date of the work (a reaction's start or end, a signature, a consent): within
     BUSINESS_YEARS of today's date in Oslo."""
 
-    default_error_messages = {"window": f"Must be within {BUSINESS_YEARS} years of today."}
+    default_error_messages = {"window": _("Must be within %(years)s years of today.", years=BUSINESS_YEARS)}
 
     def __init__(self, **kwargs):
         super().__init__(metadata=_bounded(kwargs.pop("metadata", {}), f"within {BUSINESS_YEARS} years of today"),
@@ -95,7 +96,8 @@ def _bounded(metadata: dict, window: str) -> dict:
 
 
 class BirthDate(ma.fields.Date):
-    default_error_messages = {"window": f"Must not be in the future nor more than {BIRTH_YEARS} years ago."}
+    default_error_messages = {"window": _("Must not be in the future nor more than %(years)s years ago.",
+                                          years=BIRTH_YEARS)}
 
     def __init__(self, **kwargs):
         super().__init__(metadata=_bounded(kwargs.pop("metadata", {}),
@@ -113,7 +115,7 @@ class BusinessInstant(Instant):
     """An instant of the work (an event, a conversation, a reminder's due time): within
     BUSINESS_YEARS of now."""
 
-    default_error_messages = {"window": f"Must be within {BUSINESS_YEARS} years of now."}
+    default_error_messages = {"window": _("Must be within %(years)s years of now.", years=BUSINESS_YEARS)}
 
     def __init__(self, **kwargs):
         super().__init__(metadata=_bounded(kwargs.pop("metadata", {}), f"within {BUSINESS_YEARS} years of now"),
@@ -136,7 +138,7 @@ class Name(ma.fields.String):
     """A person's name: stored without surrounding whitespace, and more than whitespace and
     invisible characters."""
 
-    default_error_messages = {"blank": "Must not be blank."}
+    default_error_messages = {"blank": _("Must not be blank.")}
 
     def __init__(self, max_length: int = 200, **kwargs):
         super().__init__(validate=ma.validate.Length(min=1, max=max_length), **kwargs)

@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from casesvc.common.messages import _
 from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, BusinessDate, Code, Instant, bounded_list
 from casesvc.vocabulary import CATEGORIES, CONSENT_DECISIONS, CONSENT_GIVERS
@@ -31,7 +32,7 @@ class ConsentSchema(Body):
     @ma.validates_schema
     def _expiry_of_a_consent_given(self, data, **kwargs):
         if data.get("decision", "given") == "given" and data.get("expires_on") is None:
-            raise ma.ValidationError("A consent given needs an end date.", field_name="expires_on")
+            raise ma.ValidationError(_("A consent given needs an end date."), field_name="expires_on")
 
     @ma.post_dump(pass_original=True)
     def _refusal_has_no_expiry(self, body, consent, **kwargs):

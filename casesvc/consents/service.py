@@ -6,6 +6,7 @@ from sqlalchemy import and_, not_, select
 from casesvc import audit, signals
 from casesvc.access.case_view import CaseView
 from casesvc.cases.models import Case
+from casesvc.common.messages import _
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import age_on, oslo_today, utcnow
 from casesvc.consents.models import Consent, ConsentAgency
@@ -26,15 +27,15 @@ def record_consent(principal: Principal, case: Case, data: dict) -> Consent:
     # either the youth or a guardian may say no (docs/domain.md: ages and consent): the age rule is
     # for consents given
     if not refused and data["given_by"] == "youth" and age_on(birth_date, data["given_on"]) < HEALTH_AGE_OF_MAJORITY:
-        errors["given_by"] = [f"A youth under {HEALTH_AGE_OF_MAJORITY} needs a guardian's consent "
-                              "(given_by guardian or both)."]
+        errors["given_by"] = [_("A youth under %(age)s needs a guardian's consent (given_by guardian or both).",
+                                age=HEALTH_AGE_OF_MAJORITY)]
     if expires_on is not None and expires_on < data["given_on"]:
-        errors["expires_on"] = ["Must not be before given_on."]
+        errors["expires_on"] = [_("Must not be before given_on.")]
     elif not refused and expires_on is not None and expires_on < today:  # the schema requires it when given
-        errors["expires_on"] = ["The consent has already expired."]
+        errors["expires_on"] = [_("The consent has already expired.")]
     outsiders = sorted(set(data["agencies"]) - set(case.participant_codes))
     if outsiders:
-        errors["agencies"] = ["Not participating in the case: " + ", ".join(outsiders) + "."]
+        errors["agencies"] = [_("Not participating in the case: %(agencies)s.", agencies=", ".join(outsiders))]
     if errors:
         raise validation_error(errors)
     categories = set(data["categories"])
@@ -53,7 +54,7 @@ def record_consent(principal: Principal, case: Case, data: dict) -> Consent:
 def consent_in(case: Case | CaseView, consent_id: str) -> Consent:
     consent = db.session.get(Consent, consent_id)
     if consent is None or consent.case_id != case.id:
-        raise not_found("consent")
+        raise not_found(_("No such consent."))
     return consent
 
 
@@ -71,10 +72,10 @@ def list_consents(case: Case | CaseView, args: dict) -> dict:
 
 def withdraw_consent(consent: Consent) -> Consent:
     if consent.decision == "refused":
-        raise conflict("consent-refused", "A refusal grants nothing and cannot be withdrawn; "
-                                          "record a consent if one is given later.")
+        raise conflict("consent-refused", _("A refusal grants nothing and cannot be withdrawn; "
+                                            "record a consent if one is given later."))
     if consent.withdrawn_at is not None:
-        raise conflict("consent-withdrawn", "The consent is already withdrawn.")
+        raise conflict("consent-withdrawn", _("The consent is already withdrawn."))
     consent.withdrawn_at = utcnow()
     db.session.flush()
     signals.consent_withdrawn.send(consent)

@@ -11,6 +11,8 @@ from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
 from casesvc.cases.states import CLOSED
+from casesvc.access import case_for, readable_case
+from casesvc.common.messages import _
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import utcnow
 from casesvc.consents.service import record_consent
@@ -25,13 +27,14 @@ from casesvc.youths.models import Youth
 
 def _require_live(case: Case) -> None:
     if case.status in CLOSED:
-        raise conflict("case-closed", f"The case is {case.status}; a closed case is not handed over or moved.")
+        raise conflict("case-closed", _("The case is %(status)s; a closed case is not handed over or moved.",
+                                        status=case.status))
 
 
 def _agency(code: str, field: str) -> Agency:
     agency = db.session.get(Agency, code)
     if agency is None:
-        raise field_error(field, f"Unknown agency {code!r}.")
+        raise field_error(field, _("Unknown agency %(code)r.", code=code))
     return agency
 
 
@@ -52,14 +55,15 @@ def _record_move(principal: Principal, case: Case, kind: str, from_agency: str, 
 def hand_over(principal: Principal, case_id: str, to: str, reason: str) -> Case:
     """The lead passes to another participant serving the case's municipality. The old lead
     stays a participant, from now on under consent like any other."""
-    case, _ = case_for(principal, case_id, Action.HANDOVER_CASE)
+    case, _access = case_for(principal, case_id, Action.HANDOVER_CASE)
     _require_live(case)
     if to == case.lead_agency:
-        raise field_error("to", "This agency already leads the case.")
+        raise field_error("to", _("This agency already leads the case."))
     if to not in case.participant_codes:
-        raise field_error("to", "The new lead must take part in the case.")
+        raise field_error("to", _("The new lead must take part in the case."))
     if not _agency(to, "to").serves(case.municipality):
-        raise field_error("to", f"Agency {to!r} does not serve municipality {case.municipality}.")
+        raise field_error("to", _("Agency %(code)r does not serve municipality %(municipality)s.",
+                                  code=to, municipality=case.municipality))
     old_lead = case.lead_agency
     case.lead_agency = to  # a column of the case: its version (ETag) moves on
     db.session.flush()
@@ -74,13 +78,14 @@ def transfer(principal: Principal, case_id: str, data: dict) -> Case:
     """The case moves to another municipality and a lead there, on the consent the request
     carries; participants that do not serve the new municipality leave it."""
     enforce(check_role(principal, Action.WRITE_CONSENT))  # it records a consent: that scope too (README)
-    case, _ = case_for(principal, case_id, Action.TRANSFER_CASE)
+    case, _access = case_for(principal, case_id, Action.TRANSFER_CASE)
     _require_live(case)
     municipality, lead = data["municipality"], data["lead"]
     if municipality == case.municipality:
-        raise field_error("municipality", "The case is already in this municipality.")
+        raise field_error("municipality", _("The case is already in this municipality."))
     if not _agency(lead, "lead").serves(municipality):
-        raise field_error("lead", f"Agency {lead!r} does not serve municipality {municipality}.")
+        raise field_error("lead", _("Agency %(code)r does not serve municipality %(municipality)s.",
+                                    code=lead, municipality=municipality))
     old_lead, old_municipality = case.lead_agency, case.municipality
 
     departed = _leave_unless_serving(case, municipality, lead)
@@ -146,6 +151,6 @@ def _reassign_conditions(case: Case, departed: list[str], lead: str) -> None:
 
 def history(principal: Principal, case_id: str, args: dict) -> dict:
     """The case's moves, newest first, for every agency that may read the case."""
-    case, _ = readable_case(principal, case_id, Action.READ_HISTORY)
+    case, _access = readable_case(principal, case_id, Action.READ_HISTORY)
     stmt = select(CaseMove).where(CaseMove.case_id == case.id)
     return audit.noted_page(paginate(stmt, CaseMove, args["limit"], args.get("cursor")))

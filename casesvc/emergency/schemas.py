@@ -1,5 +1,6 @@
 import marshmallow as ma
 
+from casesvc.common.messages import _
 from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, Code, Instant
 from casesvc.vocabulary import EMERGENCY_FINDINGS
@@ -9,7 +10,7 @@ MIN_REASON = 20
 
 def _reason_long_enough(value: str) -> None:
     if len(value.strip()) < MIN_REASON:
-        raise ma.ValidationError(f"Say why, in at least {MIN_REASON} characters.")
+        raise ma.ValidationError(_("Say why, in at least %(least)s characters.", least=MIN_REASON))
 
 
 class EmergencyRequestSchema(Body):

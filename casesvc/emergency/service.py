@@ -14,6 +14,8 @@ from sqlalchemy.orm import joinedload
 from casesvc import audit, signals
 from casesvc.access import access_to, enforce
 from casesvc.cases.models import Case
+from casesvc.access import access_to
+from casesvc.common.messages import _
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import utcnow
 from casesvc.emergency.models import EmergencyAccess, EmergencyReview
@@ -27,14 +29,14 @@ RESOURCE = "emergency_access"
 def open_access(principal: Principal, case_id: str, reason: str) -> EmergencyAccess:
     case = db.session.get(Case, case_id, options=[joinedload(Case.participants)])
     if case is None:
-        raise not_found("case")
+        raise not_found(_("No such case."))
     audit.note(case_id=case.id, youth_id=case.youth_id)
     decision = emergency_access_decision(principal, access_to(principal, case))
     if decision.status == 409:
         raise conflict(decision.reason, decision.detail)
     enforce(decision)
     if principal.kind != "user":
-        raise forbidden("An emergency access is granted to a person: log in as a user.", "users-only")
+        raise forbidden(_("An emergency access is granted to a person: log in as a user."), "users-only")
     now = utcnow()
     access = EmergencyAccess(case_id=case.id, user_id=principal.subject, agency_code=principal.agency,
                              reason=reason.strip(), started_at=now,
@@ -63,7 +65,7 @@ def access_for_review(principal: Principal, access_id: str) -> EmergencyAccess:
     enforce(check_audit_reader(principal))
     access = db.session.get(EmergencyAccess, access_id)
     if access is None:
-        raise not_found("emergency access")
+        raise not_found(_("No such emergency access."))
     audit.note(resource_type=RESOURCE, resource_id=access.id, case_id=access.case_id)
     return access
 
@@ -72,7 +74,7 @@ def review(principal: Principal, access: EmergencyAccess, finding: str, comment:
     """Once. The chain records that the review happened and its finding (in the event's action,
     e.g. `emergency.review_access.unjustified`); the comment stays here."""
     if access.review is not None:
-        raise conflict("already-reviewed", "This emergency access has been reviewed.")
+        raise conflict("already-reviewed", _("This emergency access has been reviewed."))
     access.review = EmergencyReview(finding=finding, comment=(comment or "").strip() or None,
                                     reviewed_by=principal.subject, reviewed_at=utcnow())
     db.session.flush()

@@ -7,12 +7,17 @@ from casesvc import audit, signals
 from casesvc.access.case_view import CaseView
 from casesvc.access.clauses import visible_entries_clause
 from casesvc.cases.models import Case
+from casesvc.common.messages import _
 from casesvc.common.pagination import filter_equal, paginate
 from casesvc.errors import Problem, field_error, not_found, validation_error
 from casesvc.extensions import db
 from casesvc.followups.models import Event, Note
 from casesvc.policy import CaseAccess, EntryFacts, Principal, can_see_entry
 from casesvc.reactions.models import Condition, Reaction
+
+
+_NOT_FOUND = {Event: _("No such event."), Note: _("No such note.")}
+_NOT_IN_CASE = {Event: _("No such event in this case."), Note: _("No such note in this case.")}
 
 
 def entry_facts(entry) -> EntryFacts:
@@ -24,7 +29,7 @@ def entry_in(model, case: Case | CaseView, entry_id: str, principal: Principal, 
     """An entry of the case the caller may see; anything else is 404 (existence is not leaked)."""
     entry = db.session.get(model, entry_id)
     if entry is None or entry.case_id != case.id or not can_see_entry(principal, access, entry_facts(entry)):
-        raise not_found(model.__name__.lower())
+        raise not_found(_NOT_FOUND[model])
     return entry
 
 
@@ -41,7 +46,7 @@ def _corrected(model, case: Case, entry_id: str | None, principal: Principal, ac
     try:
         return entry_in(model, case, entry_id, principal, access).id
     except Problem as exc:
-        raise field_error("corrects", f"No such {model.__name__.lower()} in this case.") from exc
+        raise field_error("corrects", _NOT_IN_CASE[model]) from exc
 
 
 def _event_links(case: Case, data: dict) -> tuple[str | None, str | None, str | None]:
@@ -51,23 +56,23 @@ def _event_links(case: Case, data: dict) -> tuple[str | None, str | None, str | 
     if condition_id is not None:
         condition = db.session.get(Condition, condition_id)
         if condition is None or condition.reaction.case_id != case.id:
-            raise field_error("condition_id", "No such condition in this case.")
+            raise field_error("condition_id", _("No such condition in this case."))
         if reaction_id is not None and reaction_id != condition.reaction_id:
-            raise field_error("condition_id", "The condition belongs to another reaction.")
+            raise field_error("condition_id", _("The condition belongs to another reaction."))
         reaction_id = condition.reaction_id
     elif reaction_id is not None:
         reaction = db.session.get(Reaction, reaction_id)
         if reaction is None or reaction.case_id != case.id:
-            raise field_error("reaction_id", "No such reaction in this case.")
+            raise field_error("reaction_id", _("No such reaction in this case."))
     return reaction_id, condition_id, condition.responsible_agency if condition else None
 
 
 def log_event(principal: Principal, case: Case, access: CaseAccess, data: dict) -> Event:
     errors: dict[str, list[str]] = {}
     if data["kind"] == "drug_test" and not data.get("result"):
-        errors["result"] = ["A drug test needs a result."]
+        errors["result"] = [_("A drug test needs a result.")]
     if data["kind"] != "drug_test" and data.get("result"):
-        errors["result"] = ["Only a drug test has a result."]
+        errors["result"] = [_("Only a drug test has a result.")]
     if errors:
         raise validation_error(errors)
     reaction_id, condition_id, condition_agency = _event_links(case, data)

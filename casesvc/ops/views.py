@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from flask_swagger_ui import get_swaggerui_blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from casesvc.common.messages import _
 from casesvc.errors import Problem, problem_response
 from casesvc.ops.metrics import scrape_registry
 from casesvc.reminders.metrics import ReminderCollector
@@ -56,7 +57,7 @@ def healthz():
 def readyz():
     """The database is reachable"""
     if not current_app.extensions["casesvc.readiness"].ready():
-        return problem_response(503, "unavailable", "Service Unavailable", "The database cannot be reached.",
+        return problem_response(503, "unavailable", "Service Unavailable", _("The database cannot be reached."),
                                 {"Retry-After": str(current_app.config["CASESVC"].retry_after)})
     return {"status": "ready"}
 
@@ -71,9 +72,9 @@ def metrics():
     """Prometheus metrics"""
     expected = current_app.config["CASESVC"].metrics_token
     if expected:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        scheme, _space, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
-            raise Problem(401, "unauthorized", "Unauthorized", "The metrics token is required.",
+            raise Problem(401, "unauthorized", "Unauthorized", _("The metrics token is required."),
                           headers={"WWW-Authenticate": "Bearer"})
     # content_type, not mimetype: the latter would add a second charset parameter, which
     # Prometheus refuses to parse

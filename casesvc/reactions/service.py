@@ -10,6 +10,7 @@ from casesvc import audit, signals
 from casesvc.access.case_view import CaseView
 from casesvc.cases.models import Case
 from casesvc.cases.states import require_open
+from casesvc.common.messages import _
 from casesvc.common.pagination import filter_equal, paginate
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import add_years, age_on, oslo_today
@@ -35,21 +36,23 @@ def _check_dates(reaction_type: str, starts_on: date, ends_on: date | None, prob
                  scheduled_at, held_at) -> None:
     errors: dict[str, list[str]] = {}
     if ends_on is not None and ends_on < starts_on:
-        errors["ends_on"] = ["Must not be before starts_on."]
+        errors["ends_on"] = [_("Must not be before starts_on.")]
     if reaction_type in CONTRACT_TYPES:
         if ends_on is None:
-            errors["ends_on"] = ["A contract needs an end date."]
+            errors["ends_on"] = [_("A contract needs an end date.")]
         elif ends_on > add_years(starts_on, MAX_CONTRACT_YEARS):
-            errors["ends_on"] = [f"A contract lasts at most {MAX_CONTRACT_YEARS} years from starts_on."]
+            errors["ends_on"] = [_("A contract lasts at most %(years)s years from starts_on.",
+                                   years=MAX_CONTRACT_YEARS)]
     if probation_ends_on is not None:
         if probation_ends_on < starts_on:
-            errors["probation_ends_on"] = ["Must not be before starts_on."]
+            errors["probation_ends_on"] = [_("Must not be before starts_on.")]
         elif probation_ends_on > add_years(starts_on, MAX_CONTRACT_YEARS):
-            errors["probation_ends_on"] = [f"Probation lasts at most {MAX_CONTRACT_YEARS} years from starts_on."]
+            errors["probation_ends_on"] = [_("Probation lasts at most %(years)s years from starts_on.",
+                                             years=MAX_CONTRACT_YEARS)]
     if reaction_type != "concern_conversation":
         for name, value in (("scheduled_at", scheduled_at), ("held_at", held_at)):
             if value is not None:
-                errors[name] = ["Only a concern conversation is scheduled or held."]
+                errors[name] = [_("Only a concern conversation is scheduled or held.")]
     if errors:
         raise validation_error(errors)
 
@@ -60,10 +63,10 @@ def _conditions(case: Case, legal_basis: str, items: list[dict]) -> list[Conditi
     for index, item in enumerate(items):
         if item["kind"] in CONTROLLING_CONDITIONS and legal_basis == "consent":
             errors[f"conditions.{index}.kind"] = [
-                f"A {item['kind']} condition needs a legal basis other than consent "
-                "(voluntary drug testing of youth has no legal basis)."]
+                _("A %(kind)s condition needs a legal basis other than consent "
+                  "(voluntary drug testing of youth has no legal basis).", kind=item["kind"])]
         if item["responsible_agency"] not in participants:
-            errors[f"conditions.{index}.responsible_agency"] = ["Must be an agency participating in the case."]
+            errors[f"conditions.{index}.responsible_agency"] = [_("Must be an agency participating in the case.")]
     if errors:
         raise validation_error(errors)
     return [Condition(position=i, **item) for i, item in enumerate(items)]
@@ -75,10 +78,10 @@ def _signatures(principal: Principal, items: list[dict],
     today = oslo_today()
     for index, item in enumerate(items):
         if item["signed_on"] > today:
-            raise field_error(field.format(index=index), "A signature cannot be dated in the future.")
+            raise field_error(field.format(index=index), _("A signature cannot be dated in the future."))
     parties = [item["party"] for item in items]
     if len(set(parties)) != len(parties):
-        raise field_error("signatures", "Each party signs once.")
+        raise field_error("signatures", _("Each party signs once."))
     return [Signature(recorded_by_agency=principal.agency, **item) for item in items]
 
 
@@ -112,7 +115,7 @@ def create_reaction(principal: Principal, case: Case, data: dict) -> Reaction:
 def reaction_in(case: Case | CaseView, reaction_id: str) -> Reaction:
     reaction = db.session.get(Reaction, reaction_id)
     if reaction is None or reaction.case_id != case.id:
-        raise not_found("reaction")
+        raise not_found(_("No such reaction."))
     return reaction
 
 
@@ -123,18 +126,20 @@ def list_reactions(case: Case | CaseView, args: dict) -> dict:
 
 def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:
     if reaction.status not in ("draft", "active"):
-        raise conflict("reaction-closed", f"The reaction is {reaction.status}; it can no longer change.")
+        raise conflict("reaction-closed", _("The reaction is %(status)s; it can no longer change.",
+                                            status=reaction.status))
     merged = {name: data.get(name, getattr(reaction, name))
               for name in ("starts_on", "ends_on", "probation_ends_on", "scheduled_at", "held_at")}
     _check_dates(reaction.type, **merged)
     if "conditions" in data and not _same_conditions(reaction.conditions, data["conditions"]):
         if reaction.status != "draft":
-            raise conflict("reaction-not-draft", "Conditions change only while the reaction is a draft.")
+            raise conflict("reaction-not-draft", _("Conditions change only while the reaction is a draft."))
         in_use = db.session.scalar(select(Event.id).where(
             Event.condition_id.in_([c.id for c in reaction.conditions])).limit(1))
         if in_use is not None:
             # replacing would delete conditions that logged events point to: events are never lost
-            raise conflict("conditions-in-use", "Events are logged against these conditions; they cannot be replaced.")
+            raise conflict("conditions-in-use",
+                           _("Events are logged against these conditions; they cannot be replaced."))
         reaction.conditions = _conditions(case, reaction.legal_basis, data["conditions"])
         flag_modified(reaction, "status")  # the conditions are part of the reaction: its version (ETag) moves on
     moved = any(getattr(reaction, name) != value for name, value in merged.items())
@@ -160,10 +165,11 @@ def _same_conditions(current: list[Condition], given: list[dict]) -> bool:
 
 def add_signature(principal: Principal, reaction: Reaction, data: dict) -> Signature:
     if reaction.status not in ("draft", "active"):
-        raise conflict("reaction-closed", f"The reaction is {reaction.status}; it takes no more signatures.")
+        raise conflict("reaction-closed", _("The reaction is %(status)s; it takes no more signatures.",
+                                            status=reaction.status))
     signature = _signatures(principal, [data], field="signed_on")[0]
     if any(s.party == signature.party for s in reaction.signatures):
-        raise field_error("party", f"The {signature.party} has already signed this reaction.")
+        raise field_error("party", _("The %(party)s has already signed this reaction.", party=signature.party))
     reaction.signatures.append(signature)
     # a new signature changes the reaction: its version (and so its ETag) moves on
     flag_modified(reaction, "status")
@@ -191,7 +197,8 @@ def transition_reaction(case: Case, reaction: Reaction, to: str, reason: str | N
         missing = missing_signatures(reaction, birth_date, oslo_today())
         if missing:
             raise conflict("signatures-required",
-                           "The contract becomes active only when signed by: " + ", ".join(missing) + ".",
+                           _("The contract becomes active only when signed by: %(parties)s.",
+                             parties=", ".join(missing)),
                            missing=missing)
     reaction.status = to
     reaction.status_reason = reason

@@ -15,6 +15,7 @@ from casesvc.auth.models import User
 from casesvc.cases.models import Case
 from casesvc.cases.states import require_open
 from casesvc.common.db import new_id
+from casesvc.common.messages import _
 from casesvc.common.pagination import Keyset, filter_equal
 from casesvc.common.states import StateMachine
 from casesvc.common.timeutil import oslo_today, utcnow
@@ -55,10 +56,10 @@ def reminder_for(principal: Principal, reminder_id: str) -> Reminder:
     """A reminder of the caller's agency on a case they may see; anything else is 404."""
     reminder = db.session.get(Reminder, reminder_id)
     if reminder is None or reminder.assignee_agency != principal.agency:
-        raise not_found("reminder")
+        raise not_found(_("No such reminder."))
     case = db.session.get_one(Case, reminder.case_id)
     if access_to(principal, case).relation not in (Relation.LEAD, Relation.SHARED):
-        raise not_found("reminder")
+        raise not_found(_("No such reminder."))
     _noted(reminder)
     return reminder
 
@@ -81,7 +82,7 @@ def snooze(principal: Principal, reminder: Reminder, until: datetime) -> Reminde
     if reminder.status not in OPEN:
         REMINDER_STATES.check(reminder.status, "pending", None)
     if until <= utcnow():
-        raise field_error("until", "Must be in the future.")
+        raise field_error("until", _("Must be in the future."))
     reminder.status = "pending"
     reminder.due_at = until
     waiting = db.session.scalars(select(WebhookDelivery).where(
@@ -102,12 +103,12 @@ def create_manual(principal: Principal, case: Case, data: dict) -> Reminder:
     agency = data.get("assignee_agency") or principal.agency
     errors: dict[str, list[str]] = {}
     if agency not in case.participant_codes:
-        errors["assignee_agency"] = ["Must be an agency participating in the case."]
+        errors["assignee_agency"] = [_("Must be an agency participating in the case.")]
     user_id = data.get("assignee_user")
     if user_id is not None:
         user = db.session.get(User, user_id)
         if user is None or not user.active or user.agency_code != agency:
-            errors["assignee_user"] = ["Must be an active user of the assignee agency."]
+            errors["assignee_user"] = [_("Must be an active user of the assignee agency.")]
     if errors:
         raise validation_error(errors)
     reminder_id = new_id()
@@ -151,7 +152,7 @@ def open_feed(principal: Principal) -> str:
     """A new secret address for the caller's calendar (it replaces the previous one); the token
     to put in it."""
     if principal.kind != "user":
-        raise Problem(403, "users-only", "Forbidden", "Calendar addresses are for users, not API clients.")
+        raise Problem(403, "users-only", "Forbidden", _("Calendar addresses are for users, not API clients."))
     token = feeds.new_feed(principal)
     audit.note(resource_type="calendar_feed", resource_id=principal.subject)
     return token
@@ -161,4 +162,4 @@ def close_feed(principal: Principal) -> None:
     """End the caller's calendar address (404 when there is none)."""
     audit.note(resource_type="calendar_feed", resource_id=principal.subject)
     if not feeds.end_feed(principal):
-        raise not_found("calendar address")
+        raise not_found(_("No such calendar address."))

@@ -7,6 +7,7 @@ from sqlalchemy import exists, select, update
 from casesvc.agencies.service import get_agency
 from casesvc.audit import note
 from casesvc.common.crypto import encrypt_at_rest
+from casesvc.common.messages import _
 from casesvc.common.pagination import Keyset
 from casesvc.common.timeutil import utcnow
 from casesvc.errors import not_found, validation_error
@@ -28,7 +29,7 @@ def get_webhook(code: str) -> Webhook:
     _webhook_of(code)
     webhook = db.session.get(Webhook, code)
     if webhook is None:
-        raise not_found("webhook")
+        raise not_found(_("No such webhook."))
     return webhook
 
 
@@ -42,7 +43,7 @@ def put_webhook(code: str, data: dict) -> tuple[Webhook, bool]:
     if problem:
         errors["url"] = [problem]
     if not webhooks.MIN_SECRET_LENGTH <= len(data["secret"]) <= 255:
-        errors["secret"] = [f"Must be {webhooks.MIN_SECRET_LENGTH} to 255 characters."]
+        errors["secret"] = [_("Must be %(least)s to %(most)s characters.", least=webhooks.MIN_SECRET_LENGTH, most=255)]
     if errors:
         raise validation_error(errors)
     now = utcnow()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from casesvc.common.messages import _
 from casesvc.common.timeutil import rfc3339
 
 SIGNATURE_HEADER = "X-Casesvc-Signature"
@@ -122,34 +123,34 @@ def vet(url: str, production: bool, resolve=_resolve) -> tuple[str | None, str |
     attempt connects to the address vetted here: a name that resolves anew to an inside
     address between the check and the connection (DNS rebinding) cannot redirect it."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
-        return f"Must be an http(s) URL of at most {MAX_URL_LENGTH} characters.", None
+        return _("Must be an http(s) URL of at most %(most)s characters.", most=MAX_URL_LENGTH), None
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        return "Not a valid URL.", None
+        return _("Not a valid URL."), None
     if parts.scheme not in ("http", "https"):
-        return "Only http and https URLs are accepted.", None
+        return _("Only http and https URLs are accepted."), None
     if not parts.hostname:
-        return "The URL needs a host.", None
+        return _("The URL needs a host."), None
     if parts.username is not None or parts.password is not None:
-        return "Credentials do not belong in the URL; the signature authenticates the sender.", None
+        return _("Credentials do not belong in the URL; the signature authenticates the sender."), None
     if parts.fragment:
-        return "A webhook URL has no fragment.", None
+        return _("A webhook URL has no fragment."), None
     if not production:
         return None, None
     host = parts.hostname
     if host == "localhost" or host.endswith(".localhost"):
-        return "Loopback addresses are refused as webhook targets in production.", None
+        return _("Loopback addresses are refused as webhook targets in production."), None
     try:
         addresses = [str(ipaddress.ip_address(host))]
     except ValueError:
         try:
             addresses = resolve(host, port or (443 if parts.scheme == "https" else 80))
         except (OSError, UnicodeError):
-            return "The host name does not resolve.", None
+            return _("The host name does not resolve."), None
     if not addresses or any(_blocked_address(a) for a in addresses):
-        return "Loopback, private and other non-public addresses are refused as webhook targets in production.", None
+        return _("Loopback, private and other non-public addresses are refused as webhook targets in production."), None
     return None, addresses[0]
 
 

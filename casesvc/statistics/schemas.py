@@ -2,11 +2,12 @@ from datetime import date
 
 import marshmallow as ma
 
+from casesvc.common.messages import _
 from casesvc.common.schemas import Code, Municipality
 from casesvc.statistics.periods import UNITS
 
 _DATES = ma.validate.Range(min=date(1900, 1, 1), max=date(2999, 12, 31),
-                           error="Must be a date from 1900-01-01 to 2999-12-31.")
+                           error=_("Must be a date from 1900-01-01 to 2999-12-31."))
 
 
 class StatisticsQuery(ma.Schema):

@@ -9,6 +9,7 @@ from flask import current_app
 
 from casesvc import audit
 from casesvc.access import enforce
+from casesvc.common.messages import _
 from casesvc.common.timeutil import add_years, oslo_today, rfc3339, utcnow
 from casesvc.errors import field_error
 from casesvc.policy import Principal, statistics_access
@@ -35,9 +36,9 @@ def window(args: dict, today: date | None = None) -> tuple[date, date]:
     last = args.get("to") or today
     first = args.get("from_") or date(last.year, 1, 1)
     if first > last:
-        raise field_error("to", "Must not be before from.")
+        raise field_error("to", _("Must not be before from."))
     if add_years(first, MAX_YEARS) <= last:
-        raise field_error("from", f"The window is at most {MAX_YEARS} years.")
+        raise field_error("from", _("The window is at most %(years)s years.", years=MAX_YEARS))
     return first, last
 
 

@@ -9,6 +9,7 @@ from flask import Response, request
 
 from casesvc.audit.service import stage_for_commit
 from casesvc.auth.principal import current_principal
+from casesvc.common.messages import _
 from casesvc.errors import field_error
 from casesvc.extensions import db
 from casesvc.web import idempotency
@@ -27,7 +28,7 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
             reservation: str | None = None
             if key is not None:
                 if not 1 <= len(key) <= 255:
-                    raise field_error("Idempotency-Key", "Must be 1 to 255 characters.")
+                    raise field_error("Idempotency-Key", _("Must be 1 to 255 characters."))
                 held = idempotency.reserve(current_principal().subject, key, request.endpoint or "",
                                            idempotency.fingerprint(secret_fields))
                 if isinstance(held, Response):

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from casesvc.audit.service import note
 from casesvc.common.db import CreatedMixin, IdMixin, UTCDateTime, new_id
+from casesvc.common.messages import _
 from casesvc.common.timeutil import utcnow
 from casesvc.errors import Problem, field_error
 from casesvc.extensions import Model, db
@@ -79,7 +80,7 @@ def reserve(owner: str, key: str, endpoint: str, print_: str) -> str | Response:
     """The id of the reservation this request now holds, or the response to give instead:
     a replay of the stored one. Raises 409 while another request holds the key, 422 when the
     key came with another request."""
-    for _ in range(3):
+    for _attempt in range(3):
         now = utcnow()
         reservation = IdempotencyKey(id=new_id(), owner=owner, key=key, endpoint=endpoint, fingerprint=print_,
                                      status_code=IN_FLIGHT, body="", headers="{}", created_at=now,
@@ -100,14 +101,15 @@ def reserve(owner: str, key: str, endpoint: str, print_: str) -> str | Response:
                 session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == held.id))
                 continue
         if held.fingerprint != print_:
-            raise field_error("Idempotency-Key", "This key was used with another request (another endpoint or body).")
+            raise field_error("Idempotency-Key",
+                              _("This key was used with another request (another endpoint or body)."))
         if held.status_code == IN_FLIGHT:
             raise Problem(409, "idempotency-key-in-use", "Conflict",
-                          "A request with this Idempotency-Key is still being processed; retry shortly.",
+                          _("A request with this Idempotency-Key is still being processed; retry shortly."),
                           headers={"Retry-After": "1"})
         return _replay(held)
     raise Problem(409, "idempotency-key-in-use", "Conflict",
-                  "A request with this Idempotency-Key is still being processed; retry shortly.",
+                  _("A request with this Idempotency-Key is still being processed; retry shortly."),
                   headers={"Retry-After": "1"})
 
 
@@ -147,7 +149,7 @@ def complete(reservation_id: str, response: Response, touched: dict | None = Non
         headers=json.dumps(headers), expires_at=utcnow() + WINDOW)))
     if done.rowcount != 1:
         raise Problem(409, "idempotency-key-in-use", "Conflict",
-                      "This request took too long and its Idempotency-Key was taken over; nothing was saved.")
+                      _("This request took too long and its Idempotency-Key was taken over; nothing was saved."))
 
 
 def release(reservation_id: str) -> None:

@@ -6,6 +6,7 @@ from typing import cast
 
 from flask import Response, current_app, request
 
+from casesvc.common.messages import _
 from casesvc.errors import Problem
 
 
@@ -52,9 +53,9 @@ def require_if_match(obj) -> None:
     header = request.headers.get("If-Match")
     if not header:
         raise Problem(428, "precondition-required", "Precondition Required",
-                      "Send If-Match with the ETag you last read.")
+                      _("Send If-Match with the ETag you last read."))
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]
     if "*" not in tags and etag_for(obj) not in tags:
         raise Problem(412, "precondition-failed", "Precondition Failed",
-                      "The resource has changed since you read it; read it again.",
+                      _("The resource has changed since you read it; read it again."),
                       headers=etag_header(obj))

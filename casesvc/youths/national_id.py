@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from casesvc.common.messages import _
+
 _K1_WEIGHTS = (3, 7, 6, 1, 8, 9, 4, 5, 2)
 _K2_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 
@@ -52,9 +54,9 @@ def check_digits(first_nine: str) -> str | None:
 
 def parse(number: str, allow_synthetic: bool = False) -> NationalId:
     if not isinstance(number, str) or len(number) != 11 or not number.isascii() or not number.isdigit():
-        raise InvalidNationalId("must be 11 digits")
+        raise InvalidNationalId(_("must be 11 digits"))
     if check_digits(number[:9]) != number[9:]:
-        raise InvalidNationalId("check digits do not match")
+        raise InvalidNationalId(_("check digits do not match"))
     day, month, year2 = int(number[0:2]), int(number[2:4]), int(number[4:6])
     is_d = day > 40
     if is_d:
@@ -62,12 +64,12 @@ def parse(number: str, allow_synthetic: bool = False) -> NationalId:
     synthetic = month > 80
     if synthetic:
         if not allow_synthetic:
-            raise InvalidNationalId("synthetic test numbers are not accepted here")
+            raise InvalidNationalId(_("synthetic test numbers are not accepted here"))
         month -= 80
     try:
         date(2000 + year2, month, day)  # 2000-2099: 29 February exactly when some century has it
     except ValueError as exc:
-        raise InvalidNationalId("the date part is not a date") from exc
+        raise InvalidNationalId(_("the date part is not a date")) from exc
     return NationalId(number, day, month, year2, is_d, synthetic)
 
 

@@ -2,6 +2,7 @@ import re
 
 import marshmallow as ma
 
+from casesvc.common.messages import _
 from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import BirthDate, Body, Instant, Municipality, Name, bounded_list
 from casesvc.vocabulary import GUARDIAN_RELATIONS
@@ -15,7 +16,7 @@ class GuardianSchema(Body):
     name = Name(required=True)
     relation = ma.fields.String(required=True, validate=[
         ma.validate.Length(max=MAX_RELATION_LENGTH),
-        ma.validate.Regexp(re.compile(r".*\S", re.DOTALL), error="Must not be blank.")], metadata={
+        ma.validate.Regexp(re.compile(r".*\S", re.DOTALL), error=_("Must not be blank."))], metadata={
         "description": f"Free text, 1-{MAX_RELATION_LENGTH} characters; the vocabulary's codes are suggested: "
                        + ", ".join(GUARDIAN_RELATIONS)})
     phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=40))

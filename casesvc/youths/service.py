@@ -7,6 +7,7 @@ from sqlalchemy import select
 from casesvc import audit
 from casesvc.access import accesses_to_cases_of, enforce, youth_for
 from casesvc.access.clauses import visible_youths_clause
+from casesvc.common.messages import _
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.errors import Problem, field_error
@@ -28,9 +29,10 @@ def checked_identity(principal: Principal, national_id: str, birth_date, youth_i
     try:
         parsed = nid.parse(national_id, current_app.config["CASESVC"].allow_synthetic_ids)
     except nid.InvalidNationalId as exc:
-        raise field_error("national_id", f"Not a valid fødselsnummer or D-number: {exc}.") from exc
+        raise field_error("national_id", _("Not a valid fødselsnummer or D-number: %(reason)s.",
+                                           reason=exc.args[0])) from exc
     if not parsed.matches(birth_date):
-        raise field_error(mismatch, "The national id's day, month and year and the birth date do not match.")
+        raise field_error(mismatch, _("The national id's day, month and year and the birth date do not match."))
     holder = select(Youth.id).where(Youth.national_id == parsed.number)
     existing = db.session.scalar(holder.where(Youth.id != youth_id) if youth_id else holder)
     if existing is not None:
@@ -45,16 +47,16 @@ def _refuse_known_number(principal: Principal, holder: Youth) -> None:
     review counts it as a probe."""
     if youth_visible(principal, holder.created_by_agency, accesses_to_cases_of(principal, holder)):
         audit.note(youth_id=holder.id)
-        raise Problem(409, "youth-exists", "Conflict", "A youth with this national id is already registered.",
+        raise Problem(409, "youth-exists", "Conflict", _("A youth with this national id is already registered."),
                       existing_id=holder.id, id=holder.id)
     audit.note(youth_id=holder.id, outcome="denied")
-    raise Problem(409, "youth-exists", "Conflict", "A youth with this national id is already registered.")
+    raise Problem(409, "youth-exists", "Conflict", _("A youth with this national id is already registered."))
 
 
 def _served(principal: Principal, municipality: str) -> str:
     """A youth is registered in (or moved to) a municipality the caller's agency serves."""
     if municipality not in principal.municipalities:
-        raise field_error("municipality", "Your agency does not serve this municipality.")
+        raise field_error("municipality", _("Your agency does not serve this municipality."))
     return municipality
 
 
