@@ -24,7 +24,7 @@ import secrets
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from run import DEFAULT_DATABASE_URL, BenchError, police_token, some_case_id
@@ -57,18 +57,19 @@ class Caller:
     def __init__(self, app, token: str):
         self.app = app
         self.token = token
-        self.status = None
-        self.headers = None
+        self.status: int | None = None
+        self.headers: dict | None = None
 
     def _start(self, status, headers, exc_info=None):
         self.status = int(status.split()[0])
         self.headers = dict(headers)
 
     def __call__(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> bytes:
+        from werkzeug.datastructures import Headers
         from werkzeug.test import EnvironBuilder
 
-        builder = EnvironBuilder(path=path, method=method, data=body,
-                                 headers={"Authorization": f"Bearer {self.token}", **(headers or {})},
+        sent = Headers({"Authorization": f"Bearer {self.token}", **(headers or {})})
+        builder = EnvironBuilder(path=path, method=method, data=body, headers=sent,
                                  content_type="application/json" if body is not None else None,
                                  environ_base={"REMOTE_ADDR": "127.0.0.1"})
         environ = builder.get_environ()
@@ -82,7 +83,7 @@ class Caller:
 
 def requests_of(case_id: str):
     """name -> a function (caller, state) making one request; the PATCH carries the ETag it last saw."""
-    event_body = json.dumps({"kind": "meeting", "occurred_at": datetime.now(timezone.utc).isoformat(),
+    event_body = json.dumps({"kind": "meeting", "occurred_at": datetime.now(UTC).isoformat(),
                              "summary": "Bench meeting", "category": "general", "visibility": "shared"}).encode()
 
     def single(call, state):
@@ -151,13 +152,13 @@ def main() -> int:
             raise BenchError(f"{name} answered {call.status}, not {expected}: {body[:300]!r}")
 
     # anything logged goes nowhere (a terminal would cost more than a server's log does)
-    real_stderr, sys.stderr = sys.stderr, open(os.devnull, "w")
+    real_stderr, sys.stderr = sys.stderr, open(os.devnull, "w")  # noqa: SIM115 (restored at the end of main)
 
     if args.profile:
         import cProfile
         import pstats
 
-        state = {}
+        state: dict = {}
         for _ in range(200):
             once(args.profile, state)
         profiler = cProfile.Profile(time.process_time)  # CPU, not the waits for the database
@@ -169,7 +170,7 @@ def main() -> int:
         pstats.Stats(profiler, stream=real_stderr).sort_stats(order).print_stats(45)
         return 0
 
-    database = make_url(url).database
+    database = make_url(url).database or ""
     print(f"{args.requests} requests per round, {args.rounds} rounds (best round shown); load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"{'request':<8}{'statements':>11}{'python ms':>11}{'postgres ms':>13}{'total ms':>10}{'wall ms':>9}")
@@ -180,7 +181,7 @@ def main() -> int:
         statements.clear()
         once(name, state)
         count = len(statements)
-        best = None
+        best: tuple[float, ...] | None = None
         for _ in range(args.rounds):
             pids = backend_pids(engine, database)
             cpu0, pg0, wall0 = time.process_time(), backend_cpu_seconds(pids), time.perf_counter()
@@ -191,6 +192,8 @@ def main() -> int:
             figures = tuple(1000 * value / args.requests for value in (cpu, pg, cpu + pg, wall))
             if best is None or figures[2] < best[2]:
                 best = figures
+        if best is None:
+            raise SystemExit("--rounds must be at least 1")
         print(f"{name:<8}{count:>11}{best[0]:>11.3f}{best[1]:>13.3f}{best[2]:>10.3f}{best[3]:>9.3f}", flush=True)
     with app.app_context():  # what the background sealer does for these events, per event
         sealed_cpu = time.process_time()

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/casesvc_bench"
@@ -286,9 +286,9 @@ def write_case_ids(count: int = WRITE_CASES) -> list[str]:
 
 def event_body(counter: str = "%d") -> str:
     """The body of the bench's POST /cases/{id}/events (a meeting an hour ago)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    occurred = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    occurred = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return json.dumps({"kind": "meeting", "occurred_at": occurred, "summary": f"Bench meeting {counter}",
                        "category": "general", "visibility": "shared"})
 

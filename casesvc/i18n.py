@@ -23,7 +23,7 @@ import flask_babel
 from babel.messages.mofile import read_mo
 from flask import Flask, Response, current_app, has_request_context, request
 
-from casesvc.common.messages import Message, N_
+from casesvc.common.messages import N_, Message
 
 LANGUAGES = ("en", "nb")
 DEFAULT_LANGUAGE = "en"

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Any
 
 import marshmallow as ma
 import yaml
 from apispec import BasePlugin
-from apispec.ext.marshmallow import MarshmallowPlugin
-from apispec.ext.marshmallow import resolver as default_name
+from apispec.ext.marshmallow import MarshmallowPlugin, resolver as default_name
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from apispec.ext.marshmallow.schema_resolver import SchemaResolver
 
@@ -57,7 +57,7 @@ NO_LOCATION_SCHEMAS = frozenset({"CalendarFeed"})
 # document a 503 of their own
 NO_DATABASE = frozenset({"service.healthz", "service.vocabulary", "service.readyz"})
 
-HEADERS = {
+HEADERS: dict[str, dict[str, Any]] = {
     "X-Request-Id": {"description": "The request's id, in logs and the audit trail: the caller's own when it "
                                     "sent a plain one (a letter or digit, then up to 63 of `A-Za-z0-9._:-`), "
                                     "else a new UUID", "schema": {"type": "string"}},
@@ -294,7 +294,7 @@ class ConventionsPlugin(BasePlugin):
         answer = held or _problem("")
         answer["description"] = parts[0] + "".join(f"; or: {part[0].lower()}{part[1:]}" for part in parts[1:])
         if retry_after:
-            answer.setdefault("headers", {})["Retry-After"] = dict(HEADERS["Retry-After"], required=False)
+            answer.setdefault("headers", {})["Retry-After"] = {**HEADERS["Retry-After"], "required": False}
         responses["409"] = answer
 
     @staticmethod

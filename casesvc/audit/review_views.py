@@ -6,7 +6,6 @@ from flask_smorest import Blueprint
 from casesvc.access import enforce
 from casesvc.audit import review
 from casesvc.auth.principal import current_principal
-from casesvc.access import enforce
 from casesvc.common.messages import _
 from casesvc.common.schemas import Instant
 from casesvc.errors import field_error

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask_jwt_extended import JWTManager
 
-from casesvc.common.messages import _
-from casesvc.errors import problem_response
 from casesvc.auth.keys import register_signing_keys
+from casesvc.common.messages import _
 from casesvc.errors import problem_response
 
 

@@ -11,7 +11,6 @@ from casesvc.agencies.models import Agency
 from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
 from casesvc.cases.states import CLOSED
-from casesvc.access import case_for, readable_case
 from casesvc.common.messages import _
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import utcnow

@@ -7,8 +7,8 @@ from casesvc.cases.schemas import CaseSchema
 from casesvc.cases.views import case_response
 from casesvc.common.pagination import page_schema
 from casesvc.continuity import service
-from casesvc.errors import problem_documented
 from casesvc.continuity.schemas import CaseMoveSchema, HandoverSchema, HistoryQuery, TransferSchema
+from casesvc.errors import problem_documented
 from casesvc.policy import Action
 from casesvc.web import transactional
 

@@ -14,7 +14,6 @@ from sqlalchemy.orm import joinedload
 from casesvc import audit, signals
 from casesvc.access import access_to, enforce
 from casesvc.cases.models import Case
-from casesvc.access import access_to
 from casesvc.common.messages import _
 from casesvc.common.pagination import paginate
 from casesvc.common.timeutil import utcnow

@@ -15,7 +15,6 @@ from casesvc.followups.models import Event, Note
 from casesvc.policy import CaseAccess, EntryFacts, Principal, can_see_entry
 from casesvc.reactions.models import Condition, Reaction
 
-
 _NOT_FOUND = {Event: _("No such event."), Note: _("No such note.")}
 _NOT_IN_CASE = {Event: _("No such event in this case."), Note: _("No such note in this case.")}
 
@@ -40,7 +39,7 @@ def list_entries(model, case: Case | CaseView, principal: Principal, access: Cas
     return audit.noted_page(paginate(stmt, model, args["limit"], args.get("cursor")))
 
 
-def _corrected(model, case: Case, entry_id: str | None, principal: Principal, access: CaseAccess) -> str | None:
+def _corrected(model, case: Case | CaseView, entry_id: str | None, principal: Principal, access: CaseAccess) -> str | None:
     if entry_id is None:
         return None
     try:
@@ -49,7 +48,7 @@ def _corrected(model, case: Case, entry_id: str | None, principal: Principal, ac
         raise field_error("corrects", _NOT_IN_CASE[model]) from exc
 
 
-def _event_links(case: Case, data: dict) -> tuple[str | None, str | None, str | None]:
+def _event_links(case: Case | CaseView, data: dict) -> tuple[str | None, str | None, str | None]:
     """Resolve reaction and condition; returns (reaction_id, condition_id, condition's agency)."""
     reaction_id, condition_id = data.get("reaction_id"), data.get("condition_id")
     condition = None
@@ -67,7 +66,7 @@ def _event_links(case: Case, data: dict) -> tuple[str | None, str | None, str | 
     return reaction_id, condition_id, condition.responsible_agency if condition else None
 
 
-def log_event(principal: Principal, case: Case, access: CaseAccess, data: dict) -> Event:
+def log_event(principal: Principal, case: Case | CaseView, access: CaseAccess, data: dict) -> Event:
     errors: dict[str, list[str]] = {}
     if data["kind"] == "drug_test" and not data.get("result"):
         errors["result"] = [_("A drug test needs a result.")]
@@ -91,7 +90,7 @@ def log_event(principal: Principal, case: Case, access: CaseAccess, data: dict) 
     return event
 
 
-def write_note(principal: Principal, case: Case, access: CaseAccess, data: dict) -> Note:
+def write_note(principal: Principal, case: Case | CaseView, access: CaseAccess, data: dict) -> Note:
     note = Note(case_id=case.id, body=data["body"], category=data["category"], visibility=data["visibility"],
                 author_agency=principal.agency, author_user=principal.subject,
                 corrects=_corrected(Note, case, data.get("corrects"), principal, access))

@@ -14,7 +14,6 @@ and the request answers 503 instead of hanging. `/readyz` asks with its own shor
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket

@@ -53,8 +53,8 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
                 raise
 
         # the OpenAPI document declares the key, and the 409 of a write (casesvc/openapi_doc.py)
-        wrapper.idempotent = idempotent
-        wrapper.writes = True
+        wrapper.idempotent = idempotent  # type: ignore[attr-defined]  # a marker the document reads
+        wrapper.writes = True  # type: ignore[attr-defined]
         return wrapper
 
     return decorator

@@ -140,7 +140,7 @@ def complete(reservation_id: str, response: Response, touched: dict | None = Non
     the work), with the ids its audit event names (`touched`). A reservation taken over meanwhile
     (this request outlived its lease) is refused rather than have two requests' work stand for
     one key."""
-    headers = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
+    headers: dict[str, Any] = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
     if touched:
         headers[_TOUCHED] = touched
     done = cast("CursorResult[Any]", db.session.execute(update(IdempotencyKey).where(

@@ -6,7 +6,7 @@ asked for (README "The audit log")."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,7 +22,7 @@ def _requests(case_id: str):
     return [("get", f"/api/v1/cases/{case_id}", None, 200),
             ("get", f"/api/v1/cases/{case_id}/events", None, 200),
             ("post", f"/api/v1/cases/{case_id}/events",
-             {**EVENT, "occurred_at": datetime.now(timezone.utc).isoformat()}, 201),
+             {**EVENT, "occurred_at": datetime.now(UTC).isoformat()}, 201),
             ("post", f"/api/v1/cases/{case_id}/notes", {"body": "A note"}, 201)]
 
 
@@ -61,7 +61,7 @@ def test_an_unknown_case_and_a_hidden_one_answer_alike(world):
     for case_id in (hidden["id"], unknown):
         assert_problem(world["health"].get(f"/api/v1/cases/{case_id}"), 404)
         assert_problem(world["health"].post(f"/api/v1/cases/{case_id}/events",
-                                            json={**EVENT, "occurred_at": datetime.now(timezone.utc).isoformat()}),
+                                            json={**EVENT, "occurred_at": datetime.now(UTC).isoformat()}),
                        404)
 
 

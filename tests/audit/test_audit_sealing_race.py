@@ -39,7 +39,7 @@ def test_sealers_running_at_once_never_fork_the_chain_or_skip_a_round(app, caplo
             start = threading.Barrier(SEALERS)
             counts: list[int] = []
 
-            def sealer():
+            def sealer(start=start, counts=counts):
                 with app.app_context():
                     try:
                         start.wait()

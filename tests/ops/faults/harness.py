@@ -38,7 +38,7 @@ FIGURES: list[str] = []
 def report(title: str, lines: list[str]) -> None:
     text = "\n".join([f"-- {title}", *("   " + line for line in lines)])
     FIGURES.append(text)
-    print(text)
+    print(text)  # noqa: T201 (the figures belong in the test output)
 
 
 def free_port() -> int:
@@ -100,7 +100,7 @@ def start_host(name: str, env: dict, home: Path, workers: int = 2) -> Host:
     port = free_port()
     log = home / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(CLI + ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        proc = subprocess.Popen([*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                                 env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     return Host(name, port, proc, log, env)
 

@@ -165,7 +165,7 @@ def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answere
     assert {r.status for r in load} <= {200, 201, 503}, ledger.statuses()  # no 500, and no hang: every one answered
     assert max(taken) < BOUND  # no request is held past the stated bound…
     assert max(r.elapsed for r in load) < 2 * BOUND  # …nor queued behind more than one round of them
-    for outage, (began, ended, refused, first_ok, ready_again, not_ready) in outages.items():
+    for outage, (_began, ended, refused, first_ok, ready_again, not_ready) in outages.items():
         assert refused and not_ready, outage  # the clients and /readyz saw it…
         assert first_ok is not None and first_ok - ended < BOUND, outage  # …and it passed
         assert ready_again is not None and ready_again - ended < BOUND, outage

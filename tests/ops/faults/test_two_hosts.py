@@ -235,10 +235,7 @@ def test_two_hosts_under_200_clients_answer_no_5xx_and_audit_every_request_once(
         once[event["request_id"]] = once.get(event["request_id"], 0) + 1
     guesses = ledger.statuses("wrong password")
     report(f"two hosts (2 workers each) on one PostgreSQL, {CLIENTS} clients for {SECONDS:.0f} s",
-           ledger.figures(seconds) + [
-               f"created and read back from the other host: {len(load.created)}",
-               f"wrong passwords for one user, both hosts: {dict(guesses)} (limit {LOGIN_LIMIT}/minute)",
-               f"audit events of these requests: {len(events)}; chain: {verified.stdout.strip()}"])
+           [*ledger.figures(seconds), f"created and read back from the other host: {len(load.created)}", f"wrong passwords for one user, both hosts: {dict(guesses)} (limit {LOGIN_LIMIT}/minute)", f"audit events of these requests: {len(events)}; chain: {verified.stdout.strip()}"])
 
     assert load.unexpected == []
     answered = [r for r in ledger.records if r.status]
@@ -315,7 +312,7 @@ def _recurring_contract(world, case: dict) -> None:
 
 
 def _run_four_at_once(env: dict, now: str) -> list[dict]:
-    runs = [subprocess.Popen(CLI + ["reminders", "run", "--now", now], env=env, stdout=subprocess.PIPE,
+    runs = [subprocess.Popen([*CLI, "reminders", "run", "--now", now], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
     results = []
     for run in runs:

@@ -112,15 +112,7 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
         for event in events:
             by_request.setdefault(event["request_id"], []).append(event)
         report("a worker killed mid-write (SIGKILL, 3 times, 16 clients creating youths, one host of 2 workers)",
-               ledger.figures(seconds) + [
-                   f"replacement forked in: {', '.join(f'{t * 1000:.0f} ms' for t in replaced_in)}",
-                   f"requests the clients got no answer to: {len(unanswered)}, of which committed before the "
-                   f"worker died: {len(unanswered & set(by_request))}, not there (rolled back, or never read by a "
-                   f"worker): {len(unanswered - set(by_request))}",
-                   "retried at once with the same Idempotency-Key: "
-                   f"{sum(1 for _, a in retries if a.header('Idempotent-Replayed') == 'true')} replayed, "
-                   f"{sum(1 for _, a in retries if a.status == 201 and not a.header('Idempotent-Replayed'))} "
-                   f"created, {sum(1 for _, a in retries if a.status == 409)} answered 409 (the key held)"])
+               [*ledger.figures(seconds), f"replacement forked in: {', '.join(f'{t * 1000:.0f} ms' for t in replaced_in)}", f"requests the clients got no answer to: {len(unanswered)}, of which committed before the " f"worker died: {len(unanswered & set(by_request))}, not there (rolled back, or never read by a " f"worker): {len(unanswered - set(by_request))}", "retried at once with the same Idempotency-Key: " f"{sum(1 for _, a in retries if a.header('Idempotent-Replayed') == 'true')} replayed, " f"{sum(1 for _, a in retries if a.status == 201 and not a.header('Idempotent-Replayed'))} " f"created, {sum(1 for _, a in retries if a.status == 409)} answered 409 (the key held)"])
 
         # nothing but 201, and no answer for what the killed worker held: no 5xx, no error answer
         assert ledger.statuses("login") == {200: CLIENTS}
