@@ -25,7 +25,8 @@ def _wants_csv(args) -> bool:
 @blp.route("", methods=["GET"])
 @blp.arguments(StatisticsQuery(), location="query")
 @blp.response(200, StatisticsSchema)
-@blp.doc(responses={"200": {"content": {"text/csv": {"schema": {"type": "string"}}},
+@blp.doc(responses={"200": {"content": {"application/json": {"schema": StatisticsSchema},
+                                        "text/csv": {"schema": {"type": "string"}}},
                             "description": "JSON, or with `Accept: text/csv` / `format=csv` the same figures "
                                            "in long form: `period,measure,dimension,value`"}})
 def get_statistics(args):
