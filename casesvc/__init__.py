@@ -10,6 +10,7 @@ from flask.sessions import SessionInterface
 from casesvc.common.jsonio import JSONProvider
 from casesvc.config import load_settings
 from casesvc.logging_setup import configure_logging
+from casesvc.openapi_doc import SECURITY_SCHEMES, servers
 from casesvc.ops import database
 from casesvc.version import __version__
 
@@ -48,8 +49,8 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
         API_SPEC_OPTIONS={
             "info": {"description": "Case management for alternative reactions to youth drug cases. "
                                     "See README.md for the access model."},
-            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
-                                                              "bearerFormat": "JWT"}}},
+            "servers": servers(settings.public_url),
+            "components": {"securitySchemes": SECURITY_SCHEMES},
             "security": [{"bearerAuth": []}],
         },
     )

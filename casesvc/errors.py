@@ -115,6 +115,9 @@ class ProblemSchema(ma.Schema):
     class Meta:
         unknown = ma.INCLUDE  # documented as additionalProperties: true
 
+    # sent only where they apply; the others are in every problem
+    response_optional = ("errors", "current", "to", "allowed", "missing", "existing_id")
+
     type = ma.fields.String(metadata={"description": "A URI reference naming the problem type"})
     title = ma.fields.String()
     status = ma.fields.Integer()
@@ -151,6 +154,8 @@ class ProblemApi(Api):
             response = {"description": status.phrase}
             if status >= 400:
                 response["schema"] = self.ERROR_SCHEMA
+            if status in (429, 503):
+                response["headers"] = {"Retry-After": "Retry-After"}
             prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
             self.spec.components.response(status.name, response, lazy=True)
         response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}

@@ -5,13 +5,26 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
 
 from casesvc.errors import ProblemApi
+from casesvc.openapi_doc import ConventionsPlugin, SchemaPlugin
 
 
 class Base(DeclarativeBase):
     pass
 
 
+class _Api(ProblemApi):
+    """The Api with the document's conventions (casesvc/openapi_doc.py): its plugin reads the
+    views of the app being set up."""
+
+    def init_app(self, app, *, spec_kwargs=None):
+        _conventions.app = app
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        # flask-smorest's page-number pagination, which this API does not use (its pages are keysets)
+        self.spec.components.schemas.pop("PaginationMetadata", None)
+
+
+_conventions = ConventionsPlugin()
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 jwt = JWTManager()
-api = ProblemApi()
+api = _Api(spec_kwargs={"marshmallow_plugin": SchemaPlugin(), "extra_plugins": [_conventions]})

@@ -1,8 +1,298 @@
-"""The OpenAPI document as committed in openapi/openapi.yaml."""
-import yaml
+"""The OpenAPI document's conventions, applied to every operation in one place (README, "The API at
+a glance"), so that a client generated from the document works unmodified:
 
-from casesvc.extensions import api
+- `operationId`: the view function's name in camelCase (`create_case` → `createCase`), unless the
+  view names one itself with `blp.doc(operationId=…)`; unique across the document (a test holds it).
+- The answers that really occur, besides `default`: 401 and 403 on every operation under the
+  bearer token, 404 where the path names a resource, 400/413/415 where a JSON body is read, 409 and
+  422 where `Idempotency-Key` is honoured, and 503 `database-unavailable` (with `Retry-After`)
+  wherever the database is used.
+- Headers: `X-Request-Id` on every answer, `ETag` on a single resource, `Location` on a 201,
+  `Idempotent-Replayed` where a key is honoured, `Retry-After` on 429 and 503; `Idempotency-Key`
+  as a header parameter where it is honoured (views wrapped in `transactional(idempotent=True)`).
+- Schemas: a response schema is a variant of the marshmallow schema in which every property the
+  service sends is `required` (all but those named in the schema's `response_optional`), and
+  write-only fields (a password) are left out; it keeps the schema's name (`Case`), while the
+  schema a client sends is `<Name>Input` (`CaseInput`; `…Patch` and `…Request` keep theirs).
+"""
+from __future__ import annotations
+
+import copy
+import re
+
+import marshmallow as ma
+import yaml
+from apispec import BasePlugin
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow import resolver as default_name
+from apispec.ext.marshmallow.common import resolve_schema_cls
+from apispec.ext.marshmallow.schema_resolver import SchemaResolver
+
+# where the committed document says the API is: relative to wherever it was fetched from (the
+# served document names CASESVC_PUBLIC_URL when that is set)
+RELATIVE_SERVERS = [{"url": "/", "description": "The address the document was fetched from"}]
+
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                   "description": "An access token of `POST /api/v1/auth/token`"},
+    "calendarFeed": {"type": "apiKey", "in": "query", "name": "feed",
+                     "description": "The secret calendar address of `POST /api/v1/reminders/feed` (its `feed=`)"},
+    "metricsToken": {"type": "http", "scheme": "bearer",
+                     "description": "`CASESVC_METRICS_TOKEN`, when that is set"},
+}
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+# the single resources whose answers carry an ETag (README, "Optimistic concurrency")
+ETAG_SCHEMAS = frozenset({"Agency", "User", "Webhook", "Youth", "Case", "Reaction", "Event", "Note", "Consent",
+                          "Reminder"})
+# a 201 without Location: the calendar address is the answer itself, not a resource to read
+NO_LOCATION_SCHEMAS = frozenset({"CalendarFeed"})
+# operations that never touch the database, so never answer 503 database-unavailable
+NO_DATABASE = frozenset({"service.healthz", "service.vocabulary", "service.readyz"})
+
+HEADERS = {
+    "X-Request-Id": {"description": "The request's id, in logs and the audit trail: the caller's own when it "
+                                    "sent a plain one (a letter or digit, then up to 63 of `A-Za-z0-9._:-`), "
+                                    "else a new UUID", "schema": {"type": "string"}},
+    "ETag": {"description": "The version of the resource; send it back in `If-Match` to change it",
+             "required": True, "schema": {"type": "string"}},
+    "Location": {"description": "Where the new resource is read", "required": True,
+                 "schema": {"type": "string", "format": "uri-reference"}},
+    "Idempotent-Replayed": {"description": "`true` when this is the stored answer of an earlier request with "
+                                           "the same `Idempotency-Key` (nothing was done again)",
+                            "schema": {"type": "string", "enum": ["true"]}},
+    "Retry-After": {"description": "Seconds to wait before trying again", "required": True,
+                    "schema": {"type": "integer", "minimum": 0}},
+}
+
+IDEMPOTENCY_KEY = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    "description": "Makes the request safe to retry: the same key and body within 24 hours replays the stored "
+                   "answer (`Idempotent-Replayed: true`) and does nothing again; another body with the same key is "
+                   "422; while the first request is still at work, 409 `idempotency-key-in-use` with `Retry-After`. "
+                   "Keys are per user.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+# the few views whose function name says too little out of its module's context
+OPERATION_IDS = {
+    "auth.token": "issueToken", "auth.revoke": "revokeToken", "auth.me": "getMe",
+    "audit.head": "getAuditHead", "audit.verify": "verifyAudit", "audit.events": "listAuditEvents",
+    "audit.export": "exportAudit", "audit.access_log": "getAccessLog", "review.audit_review": "reviewAccessLog",
+    "emergency.open_access": "openEmergencyAccess", "emergency.list_accesses": "listEmergencyAccesses",
+    "emergency.get_access": "getEmergencyAccess", "emergency.review_access": "reviewEmergencyAccess",
+    "agency_directory.agency_directory": "listAgencyDirectory", "record.youth_record": "getYouthRecord",
+    "service.vocabulary": "getVocabulary", "service.healthz": "getHealth", "service.readyz": "getReadiness",
+    "service.metrics": "getMetrics", "reminders.reminders_calendar": "getRemindersCalendar",
+}
+
+
+def operation_id(function_name: str) -> str:
+    head, *rest = function_name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+# --- schemas: what the service sends, and what a client sends -----------------------------------
+
+_RESPONSE_VARIANTS: dict[type, type] = {}
+
+
+def response_variant(schema):
+    """The schema of what the service sends: every field it dumps is required (unless named in
+    `response_optional`), nested schemas likewise; load-only fields are left out."""
+    if isinstance(schema, str):
+        return schema
+    cls = resolve_schema_cls(schema)
+    if isinstance(cls, list):
+        cls = cls[0]
+    if getattr(cls, "_response_of", None) is not None:
+        return schema
+    many = isinstance(schema, ma.Schema) and schema.many
+    if cls not in _RESPONSE_VARIANTS:
+        optional = set(getattr(cls, "response_optional", ()))
+        # what the service sends may grow: a response schema never forbids other properties
+        # (Problem, which allows extension members, says so: additionalProperties true)
+        unknown = ma.INCLUDE if cls.opts.unknown == ma.INCLUDE else ma.EXCLUDE
+        attrs: dict = {"_response_of": cls, "Meta": type("Meta", (), {"unknown": unknown})}
+        fields = {}
+        for name, field in cls._declared_fields.items():
+            if field.load_only:
+                continue
+            answered = _answered(field)
+            answered.required = name not in optional
+            fields[name] = answered
+        attrs.update(fields)
+        # a class of plain ma.Schema (not a subclass of `cls`): only the fields above, none inherited
+        _RESPONSE_VARIANTS[cls] = type(cls.__name__, (ma.Schema,), attrs)
+    variant = _RESPONSE_VARIANTS[cls]
+    return variant(many=True) if many else variant
+
+
+def _answered(field: ma.fields.Field) -> ma.fields.Field:
+    """A copy of `field` whose nested schemas are response variants."""
+    field = copy.copy(field)
+    if isinstance(field, ma.fields.Nested) and not isinstance(field, ma.fields.Pluck):
+        nested = field.nested
+        if callable(nested) and not isinstance(nested, type):
+            nested = nested()
+        field.nested = response_variant(nested)
+        field._schema = None
+    elif isinstance(field, ma.fields.List):
+        field.inner = _answered(field.inner)
+    elif isinstance(field, ma.fields.Dict) and field.value_field is not None:
+        field.value_field = _answered(field.value_field)
+    return field
+
+
+def schema_name(schema) -> str:
+    cls = resolve_schema_cls(schema)
+    if isinstance(cls, list):
+        cls = cls[0]
+    answered = getattr(cls, "_response_of", None)
+    if answered is not None:
+        return default_name(answered)
+    name = default_name(cls)
+    if cls.__module__.startswith("flask_smorest"):
+        return name
+    return name if name.endswith(("Patch", "Request", "Input")) else name + "Input"
+
+
+class _Resolver(SchemaResolver):
+    def resolve_response(self, response):
+        if not isinstance(response, dict):  # a component's name
+            return super().resolve_response(response)
+        for media in (response.get("content") or {}).values():
+            if isinstance(media, dict) and "schema" in media and not isinstance(media["schema"], dict):
+                media["schema"] = response_variant(media["schema"])
+        if "schema" in response and not isinstance(response["schema"], dict):  # flask-smorest, before content
+            response["schema"] = response_variant(response["schema"])
+        super().resolve_response(response)
+
+
+class SchemaPlugin(MarshmallowPlugin):
+    Resolver = _Resolver
+
+    def __init__(self):
+        super().__init__(schema_name_resolver=schema_name)
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+
+def _problem(description: str, *headers: str) -> dict:
+    answer = {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}}}
+    if headers:
+        answer["headers"] = {name: name for name in headers}
+    return answer
+
+
+# the problem answers every operation shares, by status, as components of the document
+STANDARD = {
+    "400": ("MalformedRequest", _problem("Malformed JSON, a NUL character in the request, or a value that cannot be "
+                                          "stored (`bad-request`)")),
+    "401": ("Unauthenticated", _problem("No valid bearer token (`unauthorized`, with `WWW-Authenticate: Bearer`)")),
+    "403": ("Refused", _problem("The token lacks the scope or the role, or the access policy refuses the caller")),
+    "404": ("NoSuchResource", _problem("No such resource, or one the caller may not know of (`not-found`)")),
+    "413": ("BodyTooLarge", _problem("The body is over 1 MiB (`payload-too-large`)")),
+    "415": ("NotJson", _problem("The body is not application/json (`unsupported-media-type`)")),
+    "503": ("DatabaseUnavailable", _problem("The database cannot be reached just now (`database-unavailable`); try "
+                                            "again after `Retry-After` seconds", "Retry-After")),
+}
+IN_FLIGHT = ("A request with the same `Idempotency-Key` is still at work (`idempotency-key-in-use`); try again "
+             "after `Retry-After` seconds")
+
+
+class ConventionsPlugin(BasePlugin):
+    """Applies the conventions of the module docstring to each operation as flask-smorest
+    registers it. `app` is the application whose views are registered (set by the Api)."""
+
+    app = None
+
+    def init_spec(self, spec):
+        self.spec = spec
+        for name, header in HEADERS.items():
+            spec.components.header(name, header)
+        for name, answer in STANDARD.values():
+            spec.components.response(name, copy.deepcopy(answer), lazy=True)
+
+    def response_helper(self, response, **kwargs):
+        """The components' responses (problem+json answers by status)."""
+        response.setdefault("headers", {}).setdefault("X-Request-Id", "X-Request-Id")
+        return response
+
+    def operation_helper(self, path=None, operations=None, rule=None, **kwargs):
+        view = self.app.view_functions.get(rule.endpoint) if (self.app is not None and rule is not None) else None
+        function_name = rule.endpoint.rpartition(".")[2] if rule is not None else ""
+        idempotent = bool(getattr(view, "idempotent", False))
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            if function_name:
+                operation.setdefault("operationId", OPERATION_IDS.get(rule.endpoint) or operation_id(function_name))
+            responses = operation["responses"] = {str(k): v for k, v in operation.get("responses", {}).items()}
+            statuses = []
+            if "security" not in operation:  # under the document's bearer token
+                statuses += ["401", "403"]
+            if re.search(r"\{[^}]+\}", path or ""):
+                statuses.append("404")
+            if (path or "").startswith("/api/v1/"):  # a NUL character anywhere in the request is 400
+                statuses.append("400")
+            if "application/json" in (operation.get("requestBody") or {}).get("content", {}):
+                statuses += ["400", "413", "415"]
+            if rule is not None and rule.endpoint not in NO_DATABASE:
+                statuses.append("503")
+            for status in dict.fromkeys(statuses):
+                responses.setdefault(status, STANDARD[status][0])
+            if idempotent:
+                self._idempotent(operation, responses)
+            for status, answer in responses.items():
+                if isinstance(answer, dict):
+                    if status[0] in "45" and "content" not in answer:  # every error is a problem document
+                        answer["content"] = {PROBLEM_MEDIA_TYPE: {"schema": dict(PROBLEM_REF)}}
+                    self._headers(status, answer)
+
+    @staticmethod
+    def _idempotent(operation, responses):
+        operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY))
+        in_flight = IN_FLIGHT
+        held = responses.get("409")
+        if isinstance(held, dict) and "description" in held:
+            held["description"] = f"{held['description']}; or: {in_flight[0].lower()}{in_flight[1:]}"
+            held.setdefault("headers", {})["Retry-After"] = dict(HEADERS["Retry-After"], required=False)
+        elif held is None:
+            responses["409"] = _problem(in_flight, "Retry-After")
+        responses.setdefault("422", "UNPROCESSABLE_ENTITY")  # the key came with another body
+        for status, answer in responses.items():
+            if status.startswith("2") and isinstance(answer, dict):
+                answer.setdefault("headers", {})["Idempotent-Replayed"] = "Idempotent-Replayed"
+
+    @staticmethod
+    def _headers(status: str, answer: dict):
+        headers = answer.setdefault("headers", {})
+        headers.setdefault("X-Request-Id", "X-Request-Id")
+        if not status.startswith("2"):
+            return
+        ref = ((answer.get("content") or {}).get("application/json") or {}).get("schema") or {}
+        schema = ref.get("$ref", "").rpartition("/")[2] if isinstance(ref, dict) else ""
+        if schema in ETAG_SCHEMAS:
+            headers.setdefault("ETag", "ETag")
+        if status == "201" and schema not in NO_LOCATION_SCHEMAS:
+            headers.setdefault("Location", "Location")
+
+
+def servers(public_url: str | None) -> list[dict]:
+    if public_url:
+        return [{"url": public_url, "description": "This service (CASESVC_PUBLIC_URL)"}]
+    return RELATIVE_SERVERS
 
 
 def spec_yaml() -> str:
-    return yaml.safe_dump(api.spec.to_dict(), sort_keys=True, allow_unicode=True, width=100)
+    """The document as committed in openapi/openapi.yaml: the same whatever the exporting host's
+    CASESVC_PUBLIC_URL, so its `servers` is the relative default."""
+    from casesvc.extensions import api
+
+    document = dict(api.spec.to_dict(), servers=RELATIVE_SERVERS)
+    return yaml.safe_dump(document, sort_keys=True, allow_unicode=True, width=100)

@@ -2,7 +2,14 @@ import marshmallow as ma
 
 
 class TokenRequestSchema(ma.Schema):
-    """Documentation of the token request; the body may be form-encoded or JSON."""
+    """The token request, form-encoded as RFC 6749 defines it (the service takes the same
+    parameters as a JSON object too). What each grant needs is said in the schema's description."""
+
+    class Meta:
+        description = ("Form-encoded (RFC 6749). Each grant needs its own parameters: `password` needs `username` "
+                       "and `password`; `refresh_token` needs `refresh_token`; `client_credentials` needs "
+                       "`client_id` and `client_secret`, here or as HTTP Basic authentication. `scope` is optional "
+                       "for all three. A parameter missing is 400 `invalid_request`.")
 
     grant_type = ma.fields.String(required=True, validate=ma.validate.OneOf(
         ["password", "refresh_token", "client_credentials"]))
@@ -15,7 +22,7 @@ class TokenRequestSchema(ma.Schema):
 
 
 class RevokeRequestSchema(ma.Schema):
-    """Documentation of the revocation request (RFC 7009), form-encoded or JSON."""
+    """The revocation request, form-encoded as RFC 7009 defines it (JSON is taken too)."""
 
     token = ma.fields.String(required=True)
     token_type_hint = ma.fields.String(metadata={"description": "access_token or refresh_token (optional; "
@@ -23,6 +30,8 @@ class RevokeRequestSchema(ma.Schema):
 
 
 class TokenSchema(ma.Schema):
+    response_optional = ("refresh_token",)  # not for client_credentials
+
     access_token = ma.fields.String(required=True)
     token_type = ma.fields.String(required=True)
     expires_in = ma.fields.Integer(required=True)

@@ -44,14 +44,13 @@ def oauth_response(body: dict, status: int = 200):
 @blp.route("/token", methods=["POST"])
 @blp.doc(
     security=[],
-    requestBody={"required": True, "content": {
-        "application/x-www-form-urlencoded": {"schema": TokenRequestSchema},
-        "application/json": {"schema": TokenRequestSchema}}},
+    requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": TokenRequestSchema}}},
 )
 @blp.alt_response(200, schema=TokenSchema, description="A bearer token")
 @blp.alt_response(400, schema=OAuthErrorSchema, description="RFC 6749 error")
 @blp.alt_response(401, schema=OAuthErrorSchema, description="invalid_client (client_credentials)")
-@blp.alt_response(429, schema=OAuthErrorSchema, description="Too many failed attempts; see Retry-After")
+@blp.alt_response(429, schema=OAuthErrorSchema, description="Too many failed attempts; see Retry-After",
+                  headers={"Retry-After": "Retry-After"})
 def token():
     """OAuth 2.0 token endpoint (password, refresh_token and client_credentials grants)
 
@@ -87,9 +86,7 @@ def token():
 @blp.route("/revoke", methods=["POST"])
 @blp.doc(
     security=[],
-    requestBody={"required": True, "content": {
-        "application/x-www-form-urlencoded": {"schema": RevokeRequestSchema},
-        "application/json": {"schema": RevokeRequestSchema}}},
+    requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": RevokeRequestSchema}}},
 )
 @blp.alt_response(200, description="Revoked, or nothing to revoke (RFC 7009 §2.2)")
 @blp.alt_response(400, schema=OAuthErrorSchema, description="RFC 6749 error (no token given)")

@@ -51,7 +51,8 @@ def healthz():
 @blp.route("/readyz", methods=["GET"])
 @blp.doc(security=[])
 @blp.response(200, HealthSchema)
-@blp.alt_response(503, description="The database cannot be reached")
+@blp.doc(responses={"503": {"description": "The database cannot be reached (`unavailable`); try again after "
+                                           "`Retry-After` seconds", "headers": {"Retry-After": "Retry-After"}}})
 def readyz():
     """The database is reachable"""
     if not current_app.extensions["casesvc.readiness"].ready():
@@ -61,8 +62,11 @@ def readyz():
 
 
 @blp.route("/metrics", methods=["GET"])
-@blp.doc(security=[{"bearerAuth": []}], description="Prometheus text format. Needs "
-         "`Authorization: Bearer $CASESVC_METRICS_TOKEN` when that is set.")
+@blp.doc(security=[{}, {"metricsToken": []}], description="Prometheus text format. Open by default; needs "
+         "`Authorization: Bearer $CASESVC_METRICS_TOKEN` when that is set.", responses={
+             "200": {"description": "The metrics in Prometheus' text format (version 0.0.4)",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+             "401": {"description": "CASESVC_METRICS_TOKEN is set and was not sent (`unauthorized`)"}})
 def metrics():
     """Prometheus metrics"""
     expected = current_app.config["CASESVC"].metrics_token

@@ -38,9 +38,11 @@ def list_reminders(args):
 
 @blp.route("/reminders.ics", methods=["GET"])
 @requires(Action.READ_REMINDERS)
-@blp.doc(responses={"200": {"description": "RFC 5545 calendar: one event per pending reminder, with its id, "
-                                           "case id and kind only (no names or content)",
-                            "content": {"text/calendar": {"schema": {"type": "string"}}}}})
+@blp.doc(security=[{"bearerAuth": []}, {"calendarFeed": []}], responses={
+    "200": {"description": "RFC 5545 calendar: one event per pending reminder, with its id, case id and kind only "
+                           "(no names or content)", "content": {"text/calendar": {"schema": {"type": "string"}}}},
+    "401": {"description": "No valid bearer token, and no `feed` address that is still open (`unauthorized`)"},
+    "403": {"description": "The token lacks `reminders:read`"}})
 def reminders_calendar():
     """The caller's pending reminders as an iCalendar feed (with a bearer token, or at the secret
     address of `POST /reminders/feed`: `?feed=…`, no Authorization header)"""

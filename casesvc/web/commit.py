@@ -50,6 +50,7 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
                     idempotency.release(reservation)
                 raise
 
+        wrapper.idempotent = idempotent  # the OpenAPI document declares the key (casesvc/openapi_doc.py)
         return wrapper
 
     return decorator
