@@ -97,53 +97,62 @@ def operation_id(function_name: str) -> str:
 
 # --- schemas: what the service sends, and what a client sends -----------------------------------
 
-_RESPONSE_VARIANTS: dict[type, type] = {}
+RESPONSE, REQUEST = "response", "request"
+_VARIANTS: dict[tuple[type, str], type] = {}
 
 
-def response_variant(schema):
-    """The schema of what the service sends: every field it dumps is required (unless named in
-    `response_optional`), nested schemas likewise; load-only fields are left out."""
+def variant(schema, side: str):
+    """The schema of what the service sends (`RESPONSE`: every field it dumps is required unless
+    named in `response_optional`; load-only fields left out) or of what a client sends
+    (`REQUEST`: the fields the service sets itself, dump-only, left out). Nested schemas likewise."""
     if isinstance(schema, str):
         return schema
     cls = resolve_schema_cls(schema)
     if isinstance(cls, list):
         cls = cls[0]
-    if getattr(cls, "_response_of", None) is not None:
+    if getattr(cls, "_variant_of", None) is not None:
         return schema
     many = isinstance(schema, ma.Schema) and schema.many
-    if cls not in _RESPONSE_VARIANTS:
+    if (cls, side) not in _VARIANTS:
         optional = set(getattr(cls, "response_optional", ()))
-        # what the service sends may grow: a response schema never forbids other properties
-        # (Problem, which allows extension members, says so: additionalProperties true)
-        unknown = ma.INCLUDE if cls.opts.unknown == ma.INCLUDE else ma.EXCLUDE
-        attrs: dict = {"_response_of": cls, "Meta": type("Meta", (), {"unknown": unknown})}
-        fields = {}
+        if side == RESPONSE:
+            # what the service sends may grow: a response schema never forbids other properties
+            # (Problem, which allows extension members, says so: additionalProperties true)
+            unknown = ma.INCLUDE if cls.opts.unknown == ma.INCLUDE else ma.EXCLUDE
+        else:
+            unknown = cls.opts.unknown
+        meta = {"unknown": unknown, **{option: getattr(cls.Meta, option) for option in ("title", "description")
+                                       if hasattr(getattr(cls, "Meta", None), option)}}
+        attrs: dict = {"_variant_of": (cls, side), "Meta": type("Meta", (), meta)}
         for name, field in cls._declared_fields.items():
-            if field.load_only:
+            if field.load_only if side == RESPONSE else field.dump_only:
                 continue
-            answered = _answered(field)
-            answered.required = name not in optional
-            fields[name] = answered
-        attrs.update(fields)
+            field = _nested_variants(field, side)
+            if "request_only" in field.metadata:  # constraints on what is sent, not on all that is stored
+                metadata = {k: v for k, v in field.metadata.items() if k != "request_only"}
+                field.metadata = {**metadata, **field.metadata["request_only"]} if side == REQUEST else metadata
+            if side == RESPONSE:
+                field.required = name not in optional
+            attrs[name] = field
         # a class of plain ma.Schema (not a subclass of `cls`): only the fields above, none inherited
-        _RESPONSE_VARIANTS[cls] = type(cls.__name__, (ma.Schema,), attrs)
-    variant = _RESPONSE_VARIANTS[cls]
-    return variant(many=True) if many else variant
+        _VARIANTS[(cls, side)] = type(cls.__name__, (ma.Schema,), attrs)
+    answer = _VARIANTS[(cls, side)]
+    return answer(many=True) if many else answer
 
 
-def _answered(field: ma.fields.Field) -> ma.fields.Field:
-    """A copy of `field` whose nested schemas are response variants."""
+def _nested_variants(field: ma.fields.Field, side: str) -> ma.fields.Field:
+    """A copy of `field` whose nested schemas are variants of the same side."""
     field = copy.copy(field)
     if isinstance(field, ma.fields.Nested) and not isinstance(field, ma.fields.Pluck):
         nested = field.nested
         if callable(nested) and not isinstance(nested, type):
             nested = nested()
-        field.nested = response_variant(nested)
+        field.nested = variant(nested, side)
         field._schema = None
     elif isinstance(field, ma.fields.List):
-        field.inner = _answered(field.inner)
+        field.inner = _nested_variants(field.inner, side)
     elif isinstance(field, ma.fields.Dict) and field.value_field is not None:
-        field.value_field = _answered(field.value_field)
+        field.value_field = _nested_variants(field.value_field, side)
     return field
 
 
@@ -151,24 +160,31 @@ def schema_name(schema) -> str:
     cls = resolve_schema_cls(schema)
     if isinstance(cls, list):
         cls = cls[0]
-    answered = getattr(cls, "_response_of", None)
-    if answered is not None:
-        return default_name(answered)
-    name = default_name(cls)
-    if cls.__module__.startswith("flask_smorest"):
-        return name
-    return name if name.endswith(("Patch", "Request", "Input")) else name + "Input"
+    original, side = getattr(cls, "_variant_of", (cls, None))
+    name = default_name(original)
+    if side == REQUEST and not name.endswith(("Patch", "Request", "Input")):
+        return name + "Input"
+    return name
+
+
+def _replace_schemas(holder: dict, side: str) -> None:
+    for media in (holder.get("content") or {}).values():
+        if isinstance(media, dict) and "schema" in media and not isinstance(media["schema"], dict):
+            media["schema"] = variant(media["schema"], side)
+    if "schema" in holder and not isinstance(holder["schema"], dict):  # flask-smorest's, before content
+        holder["schema"] = variant(holder["schema"], side)
 
 
 class _Resolver(SchemaResolver):
+    def resolve_operations(self, operations, **kwargs):
+        for operation in operations.values():
+            if isinstance(operation, dict) and isinstance(operation.get("requestBody"), dict):
+                _replace_schemas(operation["requestBody"], REQUEST)
+        super().resolve_operations(operations, **kwargs)
+
     def resolve_response(self, response):
-        if not isinstance(response, dict):  # a component's name
-            return super().resolve_response(response)
-        for media in (response.get("content") or {}).values():
-            if isinstance(media, dict) and "schema" in media and not isinstance(media["schema"], dict):
-                media["schema"] = response_variant(media["schema"])
-        if "schema" in response and not isinstance(response["schema"], dict):  # flask-smorest, before content
-            response["schema"] = response_variant(response["schema"])
+        if isinstance(response, dict):  # not a component's name
+            _replace_schemas(response, RESPONSE)
         super().resolve_response(response)
 
 

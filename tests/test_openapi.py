@@ -176,3 +176,24 @@ def test_servers_are_relative_in_the_committed_document_and_the_public_url_when_
     assert _committed()["servers"][0]["url"] == "/"
     assert client.get("/api/v1/openapi.json").json["servers"][0]["url"] == "/"  # CASESVC_PUBLIC_URL unset
     assert servers("https://casesvc.kommune.example")[0]["url"] == "https://casesvc.kommune.example"
+
+
+def test_constraints_are_in_the_schemas_not_only_in_prose():
+    schemas = _committed()["components"]["schemas"]
+    agency = schemas["AgencyInput"]["properties"]
+    assert agency["code"]["pattern"] == "^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$"
+    assert agency["municipalities"]["items"]["pattern"] == "^[0-9]{4}$"
+    assert agency["municipalities"]["maxItems"] == 400
+    assert schemas["UserInput"]["properties"]["password"]["minLength"] == 8
+    assert schemas["PasswordInput"]["properties"]["password"]["minLength"] == 8
+    assert schemas["UserInput"]["properties"]["username"]["pattern"] == "^[A-Za-z0-9._@-]{2,150}$"
+    assert "pattern" not in schemas["User"]["properties"]["username"]  # a provider's users are `oidc:…`
+    assert schemas["YouthInput"]["properties"]["national_id"]["pattern"] == "^[0-9]{11}$"
+    assert schemas["YouthPatch"]["properties"]["national_id"]["pattern"] == "^[0-9]{11}$"
+    assert schemas["YouthInput"]["properties"]["guardians"]["maxItems"] == 10
+    assert "100 years ago" in schemas["YouthInput"]["properties"]["birth_date"]["description"]
+    webhook = schemas["WebhookInput"]["properties"]
+    assert (webhook["url"]["maxLength"], webhook["secret"]["minLength"], webhook["secret"]["maxLength"]) == (2000, 1, 255)
+    assert "password" in schemas["TokenRequest"]["description"] and "refresh_token" in schemas["TokenRequest"]["description"]
+    assert schemas["TokenRequest"]["properties"]["grant_type"]["enum"] == ["password", "refresh_token",
+                                                                           "client_credentials"]

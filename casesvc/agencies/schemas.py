@@ -8,13 +8,14 @@ from casesvc.vocabulary import AGENCY_KINDS, ROLES
 
 _MUNICIPALITIES = {"description": "The 4-digit municipality numbers the agency serves; its users see cases "
                                   "in these municipalities only"}
-_PASSWORD = {"description": "At least 8 characters; stored as an argon2id hash, never returned"}
+_PASSWORD = {"description": "At least 8 characters; stored as an argon2id hash, never returned", "minLength": 8}
 
 
 class AgencySchema(Body):
     code = ma.fields.String(required=True, metadata={"description": "2-32 characters: letters a-z or A-Z, digits, "
                                                                     "'-' or '_', beginning with a letter or digit; "
-                                                                    "case-sensitive; never changes"})
+                                                                    "case-sensitive; never changes",
+                                                     "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{1,31}$"})
     kind = Code(AGENCY_KINDS, required=True, metadata={"description": "Also the role of the agency's users; "
                                                                       "never changes"})
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
@@ -38,7 +39,9 @@ class AgencyQuery(PageArgs):
 class UserSchema(Body):
     id = ma.fields.String(dump_only=True)
     username = ma.fields.String(required=True, metadata={"description": "2-150 characters: letters, digits, "
-                                                                        "'.', '_', '@' or '-'"})
+                                                                        "'.', '_', '@' or '-'",
+                                                         # users of an identity provider are named `oidc:…`
+                                                         "request_only": {"pattern": "^[A-Za-z0-9._@-]{2,150}$"}})
     role = Code(ROLES, required=True, metadata={"description": "A staff role is the kind of the user's agency"})
     agency = ma.fields.String(attribute="agency_code", data_key="agency", allow_none=True, load_default=None,
                               metadata={"description": "Agency code: required for staff roles, absent for "

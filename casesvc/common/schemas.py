@@ -73,10 +73,8 @@ class BusinessDate(ma.fields.Date):
     default_error_messages = {"window": f"Must be within {BUSINESS_YEARS} years of today."}
 
     def __init__(self, **kwargs):
-        metadata = dict(kwargs.pop("metadata", {}))
-        window = f"within {BUSINESS_YEARS} years of today"
-        metadata["description"] = f"{metadata['description']}; {window}" if "description" in metadata else window.capitalize()
-        super().__init__(metadata=metadata, **kwargs)
+        super().__init__(metadata=_bounded(kwargs.pop("metadata", {}), f"within {BUSINESS_YEARS} years of today"),
+                         **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         day = super()._deserialize(value, attr, data, **kwargs)
@@ -86,8 +84,19 @@ class BusinessDate(ma.fields.Date):
         return day
 
 
+def _bounded(metadata: dict, window: str) -> dict:
+    """The field's description in the OpenAPI document, with the window its values must lie in."""
+    metadata = dict(metadata)
+    metadata["description"] = f"{metadata['description']}; {window}" if "description" in metadata else window.capitalize()
+    return metadata
+
+
 class BirthDate(ma.fields.Date):
     default_error_messages = {"window": f"Must not be in the future nor more than {BIRTH_YEARS} years ago."}
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata=_bounded(kwargs.pop("metadata", {}),
+                                           f"not in the future nor more than {BIRTH_YEARS} years ago (Oslo)"), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         day = super()._deserialize(value, attr, data, **kwargs)
@@ -102,6 +111,10 @@ class BusinessInstant(Instant):
     BUSINESS_YEARS of now."""
 
     default_error_messages = {"window": f"Must be within {BUSINESS_YEARS} years of now."}
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata=_bounded(kwargs.pop("metadata", {}), f"within {BUSINESS_YEARS} years of now"),
+                         **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         instant = super()._deserialize(value, attr, data, **kwargs)

@@ -3,6 +3,7 @@ import marshmallow as ma
 from casesvc.common.pagination import PageArgs
 from casesvc.common.schemas import Body, BusinessInstant, Code, Instant
 from casesvc.reminders.rules import KINDS, STATUSES
+from casesvc.reminders.webhooks import MAX_URL_LENGTH, MIN_SECRET_LENGTH
 
 OUTCOMES = ("delivered", "retrying", "failed")
 
@@ -54,10 +55,12 @@ class ReminderQuery(PageArgs):
 class WebhookSchema(Body):
     agency = ma.fields.String(dump_only=True, attribute="agency_code")
     url = ma.fields.String(required=True, metadata={"description": "http(s); in production not a loopback or "
-                                                                   "private address"})
+                                                                   "private address", "minLength": 1,
+                                                    "maxLength": MAX_URL_LENGTH})
     secret = ma.fields.String(required=True, load_only=True,
                               metadata={"description": "1-255 characters (a long random one is recommended); "
-                                                       "signs every delivery; never shown again"})
+                                                       "signs every delivery; never shown again",
+                                                       "minLength": MIN_SECRET_LENGTH, "maxLength": 255})
     secret_set = ma.fields.Constant(True, dump_only=True)
     created_at = Instant(dump_only=True)
     updated_at = Instant(dump_only=True)

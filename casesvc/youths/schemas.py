@@ -9,6 +9,7 @@ from casesvc.vocabulary import GUARDIAN_RELATIONS
 
 MAX_RELATION_LENGTH = 20  # the column's length
 MAX_GUARDIANS = 10
+NATIONAL_ID_PATTERN = "^[0-9]{11}$"  # documents what youths.national_id checks (and the check digits)
 
 
 class GuardianSchema(Body):
@@ -29,7 +30,7 @@ class YouthSchema(Body):
     birth_date = BirthDate(required=True)
     national_id = ma.fields.String(required=True, metadata={
         "description": "Fødselsnummer or D-number: 11 digits, both check digits validated; its day, month and "
-                       "two-digit year are those of birth_date (D-number: day + 40)"})
+                       "two-digit year are those of birth_date (D-number: day + 40)", "pattern": NATIONAL_ID_PATTERN})
     municipality = Municipality(required=True)
     school = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     guardians = bounded_list(ma.fields.Nested(GuardianSchema), MAX_GUARDIANS, load_default=list)
@@ -45,7 +46,7 @@ class YouthPatchSchema(Body):
     holds is 409 with that youth's id. Sent back unchanged, they change nothing."""
 
     birth_date = BirthDate()
-    national_id = ma.fields.String()
+    national_id = ma.fields.String(metadata={"description": "As at registration", "pattern": NATIONAL_ID_PATTERN})
     given_name = Name()
     family_name = Name()
     municipality = Municipality()
