@@ -15,7 +15,11 @@ PIP_TOOLS_VERSION := 7.6.2
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes \
 	--allow-unsafe --all-build-deps --strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host
 
-.PHONY: run test install lock openapi bench bench-statistics clean
+# the npm tools that check the OpenAPI document from a client's side (tests/clients/): installed by
+# `npm ci` from the committed clients/package-lock.json (exact versions), again only when it changes
+CLIENTS_STAMP := clients/node_modules/.installed
+
+.PHONY: run test install clients lock openapi bench bench-statistics clean
 
 # The venv is rebuilt from scratch whenever the lock or pyproject.toml changes: it then holds
 # exactly what the lock names (nothing left over from an older lock), installed with hashes checked.
@@ -35,8 +39,14 @@ run: $(STAMP)
 	@echo "casesvc on http://127.0.0.1:8000  (API docs: http://127.0.0.1:8000/docs)"
 	$(BIN)/casesvc serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+test: $(STAMP) $(CLIENTS_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(CLIENTS_STAMP): clients/package.json clients/package-lock.json
+	cd clients && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $(CLIENTS_STAMP)
+
+clients: $(CLIENTS_STAMP)
 
 $(LOCK_VENV)/bin/pip-compile:
 	$(LOCK_PYTHON) -m venv $(LOCK_VENV)
@@ -59,4 +69,4 @@ bench-statistics: $(STAMP)
 	$(BIN)/python bench/statistics_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) instance .pytest_cache
+	rm -rf $(VENV) $(LOCK_VENV) instance .pytest_cache clients/node_modules

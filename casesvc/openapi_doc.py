@@ -1,19 +1,23 @@
 """The OpenAPI document's conventions, applied to every operation in one place (README, "The API at
 a glance"), so that a client generated from the document works unmodified:
 
-- `operationId`: the view function's name in camelCase (`create_case` → `createCase`), unless the
-  view names one itself with `blp.doc(operationId=…)`; unique across the document (a test holds it).
-- The answers that really occur, besides `default`: 401 and 403 on every operation under the
-  bearer token, 404 where the path names a resource, 400/413/415 where a JSON body is read, 409 and
-  422 where `Idempotency-Key` is honoured, and 503 `database-unavailable` (with `Retry-After`)
-  wherever the database is used.
+- `operationId`: the view function's name in camelCase (`create_case` → `createCase`), unless
+  `OPERATION_IDS` names it (a few whose function name says too little on its own); unique across
+  the document (tests/test_openapi.py holds it).
+- The answers that really occur, besides `default`, all problem+json: 400 under `/api/v1` (a NUL
+  anywhere, malformed JSON), 401 and 403 on every operation under the bearer token, 404 where the
+  path names a resource, 413/415 where a JSON body is read, 409 on every write (a race; the
+  idempotency key in flight; what the view documents), 422 where `Idempotency-Key` is honoured,
+  and 503 `database-unavailable` (with `Retry-After`) wherever the database is used.
 - Headers: `X-Request-Id` on every answer, `ETag` on a single resource, `Location` on a 201,
   `Idempotent-Replayed` where a key is honoured, `Retry-After` on 429 and 503; `Idempotency-Key`
   as a header parameter where it is honoured (views wrapped in `transactional(idempotent=True)`).
 - Schemas: a response schema is a variant of the marshmallow schema in which every property the
   service sends is `required` (all but those named in the schema's `response_optional`), and
-  write-only fields (a password) are left out; it keeps the schema's name (`Case`), while the
-  schema a client sends is `<Name>Input` (`CaseInput`; `…Patch` and `…Request` keep theirs).
+  load-only fields (a password) are left out; it keeps the schema's name (`Case`). The schema a
+  client sends is `<Name>Input` (`CaseInput`; `…Patch` and `…Request` keep theirs), without the
+  dump-only fields the service sets itself. A field's `metadata["request_only"]` holds
+  constraints on what is sent only (a username's pattern: a provider's users are `oidc:…`).
 """
 from __future__ import annotations
 
@@ -49,7 +53,8 @@ ETAG_SCHEMAS = frozenset({"Agency", "User", "Webhook", "Youth", "Case", "Reactio
                           "Reminder"})
 # a 201 without Location: the calendar address is the answer itself, not a resource to read
 NO_LOCATION_SCHEMAS = frozenset({"CalendarFeed"})
-# operations that never touch the database, so never answer 503 database-unavailable
+# operations that never answer 503 database-unavailable: they use no database, or (readiness)
+# document a 503 of their own
 NO_DATABASE = frozenset({"service.healthz", "service.vocabulary", "service.readyz"})
 
 HEADERS = {
@@ -124,8 +129,11 @@ def variant(schema, side: str):
         meta = {"unknown": unknown, **{option: getattr(cls.Meta, option) for option in ("title", "description")
                                        if hasattr(getattr(cls, "Meta", None), option)}}
         attrs: dict = {"_variant_of": (cls, side), "Meta": type("Meta", (), meta)}
+        only, excluded = cls.opts.fields, set(cls.opts.exclude)  # Meta.fields / Meta.exclude
         for name, field in cls._declared_fields.items():
             if field.load_only if side == RESPONSE else field.dump_only:
+                continue
+            if (only and name not in only) or name in excluded:
                 continue
             field = _nested_variants(field, side)
             if "request_only" in field.metadata:  # constraints on what is sent, not on all that is stored
@@ -217,6 +225,7 @@ STANDARD = {
     "503": ("DatabaseUnavailable", _problem("The database cannot be reached just now (`database-unavailable`); try "
                                             "again after `Retry-After` seconds", "Retry-After")),
 }
+RACE = ("Another request changed or created the same data meanwhile (`conflict`); read it again and retry")
 IN_FLIGHT = ("A request with the same `Idempotency-Key` is still at work (`idempotency-key-in-use`); try again "
              "after `Retry-After` seconds")
 
@@ -243,6 +252,7 @@ class ConventionsPlugin(BasePlugin):
         view = self.app.view_functions.get(rule.endpoint) if (self.app is not None and rule is not None) else None
         function_name = rule.endpoint.rpartition(".")[2] if rule is not None else ""
         idempotent = bool(getattr(view, "idempotent", False))
+        writes = bool(getattr(view, "writes", False))
         for operation in operations.values():
             if not isinstance(operation, dict):
                 continue
@@ -262,6 +272,8 @@ class ConventionsPlugin(BasePlugin):
                 statuses.append("503")
             for status in dict.fromkeys(statuses):
                 responses.setdefault(status, STANDARD[status][0])
+            if writes:
+                self._conflicts(responses, [RACE] + ([IN_FLIGHT] if idempotent else []), idempotent)
             if idempotent:
                 self._idempotent(operation, responses)
             for status, answer in responses.items():
@@ -271,15 +283,23 @@ class ConventionsPlugin(BasePlugin):
                     self._headers(status, answer)
 
     @staticmethod
+    def _conflicts(responses, reasons: list[str], retry_after: bool):
+        """The 409 of a writing operation: what the view documents, and the conflicts every write
+        may meet."""
+        held = responses.get("409")
+        if isinstance(held, str):  # a component's name: its description said nothing particular
+            held = None
+        described = [held["description"]] if held and held.get("description") else []
+        parts = described + reasons
+        answer = held or _problem("")
+        answer["description"] = parts[0] + "".join(f"; or: {part[0].lower()}{part[1:]}" for part in parts[1:])
+        if retry_after:
+            answer.setdefault("headers", {})["Retry-After"] = dict(HEADERS["Retry-After"], required=False)
+        responses["409"] = answer
+
+    @staticmethod
     def _idempotent(operation, responses):
         operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY))
-        in_flight = IN_FLIGHT
-        held = responses.get("409")
-        if isinstance(held, dict) and "description" in held:
-            held["description"] = f"{held['description']}; or: {in_flight[0].lower()}{in_flight[1:]}"
-            held.setdefault("headers", {})["Retry-After"] = dict(HEADERS["Retry-After"], required=False)
-        elif held is None:
-            responses["409"] = _problem(in_flight, "Retry-After")
         responses.setdefault("422", "UNPROCESSABLE_ENTITY")  # the key came with another body
         for status, answer in responses.items():
             if status.startswith("2") and isinstance(answer, dict):

@@ -193,7 +193,9 @@ def test_constraints_are_in_the_schemas_not_only_in_prose():
     assert schemas["YouthInput"]["properties"]["guardians"]["maxItems"] == 10
     assert "100 years ago" in schemas["YouthInput"]["properties"]["birth_date"]["description"]
     webhook = schemas["WebhookInput"]["properties"]
-    assert (webhook["url"]["maxLength"], webhook["secret"]["minLength"], webhook["secret"]["maxLength"]) == (2000, 1, 255)
-    assert "password" in schemas["TokenRequest"]["description"] and "refresh_token" in schemas["TokenRequest"]["description"]
+    assert (webhook["url"]["maxLength"], webhook["secret"]["minLength"], webhook["secret"]["maxLength"]) == (
+        2000, 1, 255)
+    token_request = schemas["TokenRequest"]["description"]
+    assert "password" in token_request and "refresh_token" in token_request
     assert schemas["TokenRequest"]["properties"]["grant_type"]["enum"] == ["password", "refresh_token",
                                                                            "client_credentials"]

@@ -88,7 +88,8 @@ def token():
     security=[],
     requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": RevokeRequestSchema}}},
 )
-@blp.alt_response(200, description="Revoked, or nothing to revoke (RFC 7009 §2.2)")
+@blp.doc(responses={"200": {"description": "Revoked, or nothing to revoke (RFC 7009 §2.2): an empty JSON object",
+                            "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}}})
 @blp.alt_response(400, schema=OAuthErrorSchema, description="RFC 6749 error (no token given)")
 def revoke():
     """Revoke a token (RFC 7009)

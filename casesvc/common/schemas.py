@@ -30,7 +30,9 @@ class Code(ma.fields.String):
 
     def __init__(self, choices, **kwargs):
         self.choices = tuple(choices)
-        metadata = {"enum": list(self.choices), **kwargs.pop("metadata", {})}
+        # a code that may be null lists null among its values too (JSON Schema checks enum first)
+        metadata = {"enum": list(self.choices) + ([None] if kwargs.get("allow_none") else []),
+                    **kwargs.pop("metadata", {})}
         super().__init__(validate=ma.validate.OneOf(self.choices), metadata=metadata, **kwargs)
 
 
@@ -100,7 +102,8 @@ class BusinessDate(ma.fields.Date):
 def _bounded(metadata: dict, window: str) -> dict:
     """The field's description in the OpenAPI document, with the window its values must lie in."""
     metadata = dict(metadata)
-    metadata["description"] = f"{metadata['description']}; {window}" if "description" in metadata else window.capitalize()
+    given = metadata.get("description")
+    metadata["description"] = f"{given}; {window}" if given else window.capitalize()
     return metadata
 
 

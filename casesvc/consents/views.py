@@ -9,6 +9,7 @@ from casesvc.common.pagination import page_schema
 from casesvc.web import etag_header, transactional
 from casesvc.consents import service
 from casesvc.consents.schemas import ConsentQuery, ConsentSchema
+from casesvc.errors import problem_documented
 from casesvc.policy import Action
 
 blp = Blueprint("consents", __name__, url_prefix="/api/v1/cases/<case_id>/consents",
@@ -53,6 +54,8 @@ def get_consent(case_id, consent_id):
 @transactional()
 @requires(Action.WRITE_CONSENT)
 @blp.response(200, ConsentSchema)
+@problem_documented(blp, 409, "The consent is already withdrawn (`consent-withdrawn`), or is a refusal, which "
+                   "grants nothing (`consent-refused`)")
 def withdraw_consent(case_id, consent_id):
     """Withdraw a consent; it stops sharing on the very next request"""
     case, _ = case_for(current_principal(), case_id, Action.WRITE_CONSENT)

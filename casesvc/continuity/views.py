@@ -8,6 +8,7 @@ from casesvc.cases.views import case_response
 from casesvc.common.pagination import page_schema
 from casesvc.web import transactional
 from casesvc.continuity import service
+from casesvc.errors import problem_documented
 from casesvc.continuity.schemas import CaseMoveSchema, HandoverSchema, HistoryQuery, TransferSchema
 from casesvc.policy import Action
 
@@ -20,7 +21,7 @@ blp = Blueprint("continuity", __name__, url_prefix="/api/v1/cases/<case_id>",
 @requires(Action.HANDOVER_CASE)
 @blp.arguments(HandoverSchema())
 @blp.response(200, CaseSchema)
-@blp.alt_response(409, response="CONFLICT")
+@problem_documented(blp, 409, "The case is closed (`case-closed`)")
 def handover_case(data, case_id):
     """Hand the lead over to another participant (lead agency or coordinator; 409 on a closed case)"""
     return case_response(service.hand_over(current_principal(), case_id, data["to"], data["reason"]))
@@ -32,7 +33,7 @@ def handover_case(data, case_id):
 @requires(Action.WRITE_CONSENT)  # it records a consent
 @blp.arguments(TransferSchema())
 @blp.response(200, CaseSchema)
-@blp.alt_response(409, response="CONFLICT")
+@problem_documented(blp, 409, "The case is closed (`case-closed`)")
 def transfer_case(data, case_id):
     """Move the case to another municipality and a lead there, on the consent it carries (lead agency or
     coordinator; needs consents:write too)"""

@@ -29,6 +29,7 @@ def reaction_response(reaction, status: int = 200):
 @requires(Action.WRITE_REACTION)
 @blp.arguments(ReactionSchema())
 @blp.response(201, ReactionSchema)
+@problem_documented(blp, 409, "The case is closed (`case-closed`): nothing more is planned on it")
 def create_reaction(data, case_id):
     """Add a reaction (as a draft) with its conditions and any signatures"""
     principal = current_principal()
@@ -61,6 +62,8 @@ def get_reaction(case_id, reaction_id):
 @blp.arguments(ReactionPatchSchema())
 @blp.response(200, ReactionSchema)
 @if_match_documented(blp)
+@problem_documented(blp, 409, "The reaction is closed (`reaction-closed`), its conditions change only in draft "
+                   "(`reaction-not-draft`), or events are logged against them (`conditions-in-use`)")
 def patch_reaction(data, case_id, reaction_id):
     """Change dates, reference or (in draft) conditions; never the status (needs If-Match)"""
     case, _ = case_for(current_principal(), case_id, Action.WRITE_REACTION)

@@ -8,6 +8,7 @@ from casesvc.auth.principal import admin_only, current_principal, requires
 from casesvc.access import case_for
 from casesvc.common.pagination import page_schema
 from casesvc.web import etag_header, transactional
+from casesvc.errors import problem_documented
 from casesvc.extensions import db
 from casesvc.policy import Action
 from casesvc.reminders import service, webhook_admin
@@ -97,6 +98,8 @@ def _act(reminder_id: str, action: str):
 @transactional(idempotent=True)
 @requires(Action.WRITE_REMINDER)
 @blp.response(200, ReminderSchema)
+@problem_documented(blp, 409, "A move the reminder's states do not allow: `current`, `to` and `allowed` name them "
+                   "(`transition-not-allowed`)")
 def ack_reminder(reminder_id):
     """Acknowledge: someone has it in hand (it no longer escalates)"""
     return _act(reminder_id, "ack")
@@ -106,6 +109,8 @@ def ack_reminder(reminder_id):
 @transactional(idempotent=True)
 @requires(Action.WRITE_REMINDER)
 @blp.response(200, ReminderSchema)
+@problem_documented(blp, 409, "A move the reminder's states do not allow: `current`, `to` and `allowed` name them "
+                   "(`transition-not-allowed`)")
 def done_reminder(reminder_id):
     """Mark done"""
     return _act(reminder_id, "done")
@@ -115,6 +120,8 @@ def done_reminder(reminder_id):
 @transactional(idempotent=True)
 @requires(Action.WRITE_REMINDER)
 @blp.response(200, ReminderSchema)
+@problem_documented(blp, 409, "A move the reminder's states do not allow: `current`, `to` and `allowed` name them "
+                   "(`transition-not-allowed`)")
 def dismiss_reminder(reminder_id):
     """Dismiss: nothing to do"""
     return _act(reminder_id, "dismiss")
@@ -125,6 +132,8 @@ def dismiss_reminder(reminder_id):
 @requires(Action.WRITE_REMINDER)
 @blp.arguments(SnoozeSchema())
 @blp.response(200, ReminderSchema)
+@problem_documented(blp, 409, "A move the reminder's states do not allow: `current`, `to` and `allowed` name them "
+                   "(`transition-not-allowed`)")
 def snooze_reminder(data, reminder_id):
     """Snooze: pending again, due at `until` (its webhook goes out then)"""
     principal = current_principal()
@@ -137,6 +146,7 @@ def snooze_reminder(data, reminder_id):
 @requires(Action.WRITE_REMINDER)
 @blp.arguments(ManualReminderSchema())
 @blp.response(201, ReminderSchema)
+@problem_documented(blp, 409, "The case is closed (`case-closed`)")
 def create_reminder(data, case_id):
     """A manual reminder for a participating agency (its text is never sent in webhooks or feeds)"""
     principal = current_principal()

@@ -50,7 +50,9 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
                     idempotency.release(reservation)
                 raise
 
-        wrapper.idempotent = idempotent  # the OpenAPI document declares the key (casesvc/openapi_doc.py)
+        # the OpenAPI document declares the key, and the 409 of a write (casesvc/openapi_doc.py)
+        wrapper.idempotent = idempotent
+        wrapper.writes = True
         return wrapper
 
     return decorator
