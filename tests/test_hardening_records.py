@@ -205,6 +205,19 @@ def test_every_days_must_be_a_whole_number(world):
     errors_of(resp, "conditions.0.every_days")
 
 
+@pytest.mark.parametrize("every_days", [30.0, 30])
+def test_every_days_as_json_schema_counts_integers_is_accepted(world, every_days):
+    """30.0 is an integer to JSON Schema, so to the document: it is stored as 30. True and "30" are not."""
+    case = world.case()
+    resp = contract(world, case, conditions=[{"kind": "meeting", "every_days": every_days,
+                                              "responsible_agency": "police"}])
+    assert resp.status_code == 201, resp.json
+    assert resp.json["conditions"][0]["every_days"] == 30 and isinstance(resp.json["conditions"][0]["every_days"], int)
+    for wrong in (True, "30"):
+        errors_of(contract(world, case, conditions=[{"kind": "meeting", "every_days": wrong,
+                                                    "responsible_agency": "police"}]), "conditions.0.every_days")
+
+
 @pytest.mark.parametrize("born,individuals", [(date(TODAY.year + 4, 1, 1), range(500, 1000)),
                                               (date(1906, 1, 1), range(500))])
 def test_birth_dates_in_the_future_or_long_ago_are_422(world, born, individuals):

@@ -54,17 +54,21 @@ class UserSchema(Body):
 
 class UserPatchSchema(Body):
     """A new role or agency; they must fit as at creation (a staff role is its agency's kind,
-    admin and auditor have none). username, active and the rest are not changed here."""
+    admin and auditor have none). username, active and the rest are not changed here, nor the
+    password: that is POST /api/v1/users/{id}/password (a `password` here is 422)."""
 
     role = Code(ROLES)
     agency = ma.fields.String(attribute="agency_code", data_key="agency", allow_none=True,
                               metadata={"description": "Agency code; null (or left out) for admin and auditor"})
-    password = ma.fields.Raw(load_only=True, metadata={
-        "description": "Not set here: a password is set with POST /api/v1/users/{id}/password"})
 
-    @ma.validates("password")
-    def _password_elsewhere(self, value, **_kwargs):
-        raise ma.ValidationError(_("A password is set with POST /api/v1/users/{id}/password, not by PATCH."))
+    # A password is refused here, whatever its value; not a field of the document, which would
+    # otherwise offer a value no request may carry
+    @ma.pre_load
+    def _password_elsewhere(self, data, **_kwargs):
+        if isinstance(data, dict) and "password" in data:
+            raise ma.ValidationError({"password": [
+                _("A password is set with POST /api/v1/users/{id}/password, not by PATCH.")]})
+        return data
 
 
 class PasswordSchema(Body):

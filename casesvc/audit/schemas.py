@@ -1,3 +1,5 @@
+import copy
+
 import marshmallow as ma
 
 from casesvc.common.pagination import Limit
@@ -63,21 +65,29 @@ class HeadSchema(ma.Schema):
     unsealed = ma.fields.Integer(metadata={"description": "Recorded events not yet sealed into the chain"})
 
 
+class VerifiedHeadSchema(ma.Schema):
+    """The last event verify checked: its seq and hash (GET /api/v1/audit/head tells more)."""
+
+    seq = ma.fields.Integer(required=True)
+    hash = ma.fields.String(required=True)
+
+
 class VerifySchema(ma.Schema):
     valid = ma.fields.Boolean(required=True)
     checked = ma.fields.Integer(required=True)
     first_invalid_seq = ma.fields.Integer(allow_none=True, required=True)
     reason = ma.fields.String(allow_none=True)
-    head = ma.fields.Nested(HeadSchema)
+    head = ma.fields.Nested(VerifiedHeadSchema)
     unsealed = ma.fields.Integer()
 
 
-class AccessLogEntrySchema(AuditEventSchema):
-    """Who, when, what, with what outcome — not the ids other calls returned."""
-
-    class Meta:
-        fields = ("at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
-                  "case_id", "outcome", "basis")
+ACCESS_LOG_FIELDS = ("at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
+                     "case_id", "outcome", "basis")
+# Who, when, what, with what outcome — not the ids other calls returned. A schema of these fields
+# only (not AuditEventSchema narrowed by Meta.fields), so that the document lists no more than is sent.
+AccessLogEntrySchema = ma.Schema.from_dict(
+    {name: copy.deepcopy(AuditEventSchema._declared_fields[name]) for name in ACCESS_LOG_FIELDS},
+    name="AccessLogEntrySchema")
 
 
 class AccessLogPageSchema(ma.Schema):

@@ -49,6 +49,19 @@ class TransitionSchema(Body):
     reason = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
 
 
+class WholeNumber(ma.fields.Integer):
+    """An integer as JSON Schema has it: 30 or 30.0, never 1.5 (nor true, nor "30"). What the
+    document's `type: integer` allows is what is accepted."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class Instant(ma.fields.AwareDateTime):
     """An instant: RFC 3339 in UTC out (`2027-01-05T08:00:00Z`); a zone is required in, and the
     value is held in UTC. An instant that has no UTC or Europe/Oslo time within years 1-9999

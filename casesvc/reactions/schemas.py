@@ -1,7 +1,7 @@
 import marshmallow as ma
 
 from casesvc.common.pagination import PageArgs
-from casesvc.common.schemas import Body, BusinessDate, BusinessInstant, Code, Instant, bounded_list
+from casesvc.common.schemas import Body, BusinessDate, BusinessInstant, Code, Instant, WholeNumber, bounded_list
 from casesvc.vocabulary import CONDITION_KINDS, LEGAL_BASES, REACTION_STATUSES, REACTION_TYPES, SIGNATURE_PARTIES
 
 MAX_CONDITIONS = 50
@@ -12,7 +12,7 @@ class ConditionSchema(Body):
     id = ma.fields.String(dump_only=True)
     kind = Code(CONDITION_KINDS, required=True)
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000))
-    every_days = ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(min=1, max=366))
+    every_days = WholeNumber(allow_none=True, validate=ma.validate.Range(min=1, max=366))
     responsible_agency = ma.fields.String(required=True, metadata={"description": "A participating agency's code"})
 
 

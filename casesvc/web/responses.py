@@ -32,7 +32,8 @@ def etag_header(obj) -> dict[str, str]:
     return {"ETag": etag_for(obj)}
 
 
-IF_MATCH_HEADER = {"in": "header", "name": "If-Match", "required": True, "schema": {"type": "string"},
+IF_MATCH_HEADER = {"in": "header", "name": "If-Match", "required": True,
+                   "schema": {"type": "string", "minLength": 1},  # an empty one is as good as none: 428
                    "description": "The ETag of the representation the change is based on"}
 
 

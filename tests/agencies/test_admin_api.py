@@ -19,6 +19,7 @@ from tests.audit.test_audit_recording import events, head_seq
 from tests.conftest import (
     PASSWORD,
     all_pages,
+    assert_field_error,
     assert_oauth_error,
     assert_problem,
     assert_token_granted,
@@ -722,3 +723,20 @@ def test_admin_reads_are_audited_with_the_ids_they_returned(world, app):
         ("agencies.list_agencies", ["nav"], "allowed"),
         ("users.get_user", None, "denied"),
     ]
+
+
+@pytest.mark.parametrize("password", ["a new password", None, 12345678])
+def test_a_user_patch_refuses_any_password_and_the_document_offers_none(world, client, password):
+    """A password is set through its own endpoint; PATCH refuses one whatever its value, and the
+    document does not list it among the fields a PATCH may carry."""
+    admin = world["admin"]
+    user_id = world["nav"].user_id
+    etag = _user_etag(admin, user_id)
+    body = assert_field_error(admin.patch(f"/api/v1/users/{user_id}", json={"role": "nav", "password": password},
+                                          headers={"If-Match": etag}), "password")
+    assert "POST /api/v1/users/{id}/password" in body["errors"]["password"][0]
+    assert _user_etag(admin, user_id) == etag
+    spec = client.get("/api/v1/openapi.json").json
+    patch = spec["paths"]["/api/v1/users/{user_id}"]["patch"]["requestBody"]["content"]["application/json"]
+    ref = patch["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert "password" not in spec["components"]["schemas"][ref]["properties"]

@@ -302,3 +302,10 @@ def test_retention_deletes_the_reason_and_the_review_with_the_case(world, story,
         assert db.session.scalar(select(func.count()).select_from(EmergencyAccess)) == 0
         assert db.session.scalar(select(func.count()).select_from(EmergencyReview)) == 0
     assert world["auditor"].get("/api/v1/audit/emergency-accesses").json["items"] == []
+
+
+def test_the_document_says_how_long_a_reason_must_be(client):
+    spec = client.get("/api/v1/openapi.json").json
+    body = spec["paths"]["/api/v1/cases/{case_id}/emergency-access"]["post"]["requestBody"]["content"]
+    ref = body["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert spec["components"]["schemas"][ref]["properties"]["reason"]["minLength"] == 20

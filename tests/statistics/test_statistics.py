@@ -366,3 +366,10 @@ def test_reactions_made_active_and_ended_through_the_api_are_counted(world):
     assert whole["reactions_started"]["total"] == 5
     assert whole["reactions_ended"]["type=follow_up_plan;status=completed"] == 5
     assert whole["reactions_ended"]["type=follow_up_plan;status=cancelled"] == 0
+
+
+def test_the_document_offers_the_answer_as_json_and_as_csv(client):
+    """A client reading the document sees both forms of the answer, the JSON one with its schema."""
+    content = client.get("/api/v1/openapi.json").json["paths"]["/api/v1/statistics"]["get"]["responses"]["200"]
+    assert set(content["content"]) == {"application/json", "text/csv"}
+    assert content["content"]["application/json"]["schema"]["$ref"].endswith("/Statistics")
