@@ -87,7 +87,7 @@ def case_of_read() -> str | None:
     if not has_request_context():
         return None
     case_id = (request.view_args or {}).get("case_id")
-    if not isinstance(case_id, str):
+    if not isinstance(case_id, str) or "\x00" in case_id:  # a NUL is refused before any view (requests.py)
         return None
     if request.method in _READ_METHODS:
         return case_id

@@ -56,6 +56,7 @@ class WebhookSchema(Body):
     agency = ma.fields.String(dump_only=True, attribute="agency_code")
     url = ma.fields.String(required=True, metadata={"description": "http(s); in production not a loopback or "
                                                                    "private address", "minLength": 1,
+                                                    "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
                                                     "maxLength": MAX_URL_LENGTH})
     secret = ma.fields.String(required=True, load_only=True,
                               metadata={"description": "1-255 characters (a long random one is recommended); "

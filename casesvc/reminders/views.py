@@ -83,6 +83,7 @@ def public_address(path: str) -> str:
 @transactional()
 @requires(Action.READ_REMINDERS)
 @blp.response(204)
+@problem_documented(blp, 404, "The caller has no calendar address to end (`not-found`)")
 def delete_calendar_feed():
     """End the caller's calendar address: calendars subscribed to it get 401 from then on"""
     service.close_feed(current_principal())
