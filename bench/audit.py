@@ -21,6 +21,7 @@ Options: --events N, --skip-insert (reuse the last run's events), --keep-files, 
 
 The audited GET throughput is measured by bench/run.py, not here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,6 +52,7 @@ class BenchError(RuntimeError):
 
 # --- database ------------------------------------------------------------------------------------
 
+
 def reset_database(url: str) -> None:
     """Create the database if missing, empty it, then `casesvc db upgrade`."""
     from sqlalchemy import create_engine, make_url, text
@@ -74,18 +76,27 @@ def reset_database(url: str) -> None:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
-    env = {**os.environ, "CASESVC_DATABASE_URL": url, "CASESVC_ENV": "test",
-           "CASESVC_INSTANCE_PATH": tempfile.mkdtemp(prefix="casesvc-audit-bench-")}
-    subprocess.run([sys.executable, "-m", "casesvc.cli", "db", "upgrade"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "CASESVC_DATABASE_URL": url,
+        "CASESVC_ENV": "test",
+        "CASESVC_INSTANCE_PATH": tempfile.mkdtemp(prefix="casesvc-audit-bench-"),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "casesvc.cli", "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def _libpq_dsn(url: str) -> str:
     from sqlalchemy import make_url
 
     parsed = make_url(url)
-    parts = {"host": parsed.host or "127.0.0.1", "port": parsed.port or 5432, "dbname": parsed.database,
-             "user": parsed.username or "postgres"}
+    parts = {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "dbname": parsed.database,
+        "user": parsed.username or "postgres",
+    }
     if parsed.password:
         parts["password"] = parsed.password
     return " ".join(f"{k}={v}" for k, v in parts.items())
@@ -93,11 +104,34 @@ def _libpq_dsn(url: str) -> str:
 
 # --- a million sealed events ---------------------------------------------------------------------
 
-COLUMNS = ("seq", "id", "at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
-           "case_id", "youth_id", "ids", "outcome", "status", "request_id", "ip", "prev_hash", "hash")
+COLUMNS = (
+    "seq",
+    "id",
+    "at",
+    "actor",
+    "actor_role",
+    "actor_agency",
+    "action",
+    "resource_type",
+    "resource_id",
+    "case_id",
+    "youth_id",
+    "ids",
+    "outcome",
+    "status",
+    "request_id",
+    "ip",
+    "prev_hash",
+    "hash",
+)
 
-ROLES = [("police", "oslo-police"), ("school_health", "oslo-health"), ("nav", "oslo-nav"),
-         ("child_welfare", "oslo-cw"), ("coordinator", "oslo-slt")]
+ROLES = [
+    ("police", "oslo-police"),
+    ("school_health", "oslo-health"),
+    ("nav", "oslo-nav"),
+    ("child_welfare", "oslo-cw"),
+    ("coordinator", "oslo-slt"),
+]
 
 
 def event_stream(count: int, seed: int = 20261122):
@@ -108,8 +142,7 @@ def event_stream(count: int, seed: int = 20261122):
 
     rng = random.Random(seed)
     users = [(str(uuid.UUID(int=rng.getrandbits(128))), *ROLES[i % len(ROLES)]) for i in range(400)]
-    cases = [(str(uuid.UUID(int=rng.getrandbits(128))), str(uuid.UUID(int=rng.getrandbits(128))))
-             for _ in range(5000)]
+    cases = [(str(uuid.UUID(int=rng.getrandbits(128))), str(uuid.UUID(int=rng.getrandbits(128)))) for _ in range(5000)]
     start = datetime(2027, 1, 1, tzinfo=UTC)
     prev = chain.GENESIS
     case_id: str | None
@@ -135,16 +168,45 @@ def event_stream(count: int, seed: int = 20261122):
         else:
             action, rtype, rid, outcome, status = "auth.token", None, None, "allowed", 200
             case_id = youth_id = None
-        view = {"id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "actor": user, "actor_role": role,
-                "actor_agency": agency, "action": action, "resource_type": rtype, "resource_id": rid,
-                "case_id": case_id, "youth_id": youth_id, "ids": ids, "outcome": outcome, "status": status,
-                "request_id": str(uuid.UUID(int=rng.getrandbits(128))), "ip": f"10.0.{seq % 250}.{seq % 199}"}
+        view = {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "at": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "actor": user,
+            "actor_role": role,
+            "actor_agency": agency,
+            "action": action,
+            "resource_type": rtype,
+            "resource_id": rid,
+            "case_id": case_id,
+            "youth_id": youth_id,
+            "ids": ids,
+            "outcome": outcome,
+            "status": status,
+            "request_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "ip": f"10.0.{seq % 250}.{seq % 199}",
+        }
         sealed = chain.link(view, seq, prev)
         prev = sealed["hash"]
-        row = (seq, view["id"], at.replace(tzinfo=None), user, role, agency, action, rtype, rid, case_id, youth_id,
-               json.dumps(ids), outcome, status, view["request_id"], view["ip"],
-               sealed["prev_hash"], sealed["hash"])
+        row = (
+            seq,
+            view["id"],
+            at.replace(tzinfo=None),
+            user,
+            role,
+            agency,
+            action,
+            rtype,
+            rid,
+            case_id,
+            youth_id,
+            json.dumps(ids),
+            outcome,
+            status,
+            view["request_id"],
+            view["ip"],
+            sealed["prev_hash"],
+            sealed["hash"],
+        )
         yield row
 
 
@@ -182,6 +244,7 @@ def insert_events(url: str, count: int) -> float:
 
 # --- export in a process of its own ---------------------------------------------------------------
 
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -193,8 +256,12 @@ def _backend_cpu_seconds(url: str) -> float | None:
     import psycopg
 
     with psycopg.connect(_libpq_dsn(url), autocommit=True) as conn:
-        pids = [row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                               "AND pid <> pg_backend_pid()")]
+        pids = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
     total = 0.0
     try:
         for pid in pids:
@@ -225,8 +292,13 @@ def _peak_rss_kb() -> int:
 
 
 def _figures(url: str, started: float, cpu_before: float) -> dict:
-    return {"seconds": time.perf_counter() - started, "cpu": _cpu_seconds() - cpu_before,
-            "pg_cpu": _backend_cpu_seconds(url), "peak_kb": _peak_rss_kb()}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu": _cpu_seconds() - cpu_before,
+        "pg_cpu": _backend_cpu_seconds(url),
+        "peak_kb": _peak_rss_kb(),
+    }
+
 
 def export_child(url: str, fmt: str, output: str) -> None:
     """Runs in the subprocess: export everything to `output`, print the figures as JSON."""
@@ -264,8 +336,12 @@ def verify_child(url: str) -> None:
 
 
 def run_child(url: str, *child_args: str) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", *child_args, "--database-url", url],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", *child_args, "--database-url", url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if result.returncode != 0:
         raise BenchError(f"the {child_args[0]} subprocess failed:\n{result.stderr[-2000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -288,6 +364,7 @@ def count_events(url: str) -> int:
 
 # --- main -------------------------------------------------------------------------------------------
 
+
 def _verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -295,8 +372,9 @@ def _verdict(ok: bool) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default=os.environ.get("CASESVC_AUDIT_BENCH_DATABASE_URL",
-                                                                 DEFAULT_DATABASE_URL))
+    parser.add_argument(
+        "--database-url", default=os.environ.get("CASESVC_AUDIT_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    )
     parser.add_argument("--skip-insert", action="store_true", help="reuse the events of the last run")
     parser.add_argument("--keep-files", action="store_true", help="keep the export files")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -343,8 +421,10 @@ def main(argv=None) -> int:
         print(f"bench/audit.py: {exc}", file=sys.stderr)
         return 1
 
-    print(f"\naudit bench: {events:,} sealed events on PostgreSQL; load average {os.getloadavg()[0]:.2f} "
-          f"on {os.cpu_count()} CPUs (other work on the machine slows every wall-clock figure)")
+    print(
+        f"\naudit bench: {events:,} sealed events on PostgreSQL; load average {os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} CPUs (other work on the machine slows every wall-clock figure)"
+    )
     print(f"{'':24}{'figure':>16}{'target':>14}{'ratio':>8}")
 
     def line(label, figure, target, ratio, met, note):
@@ -356,26 +436,47 @@ def main(argv=None) -> int:
         py, pg = result["cpu"], result["pg_cpu"]
         if pg is None:
             return f"Python CPU {py:.1f} s"
-        return (f"Python CPU {py:.1f} s + PostgreSQL CPU {pg:.1f} s; on two idle CPUs "
-                f"~{count / max(py, pg, 1e-9):,.0f} ev/s")
+        return (
+            f"Python CPU {py:.1f} s + PostgreSQL CPU {pg:.1f} s; on two idle CPUs "
+            f"~{count / max(py, pg, 1e-9):,.0f} ev/s"
+        )
 
     for fmt, result in exports.items():
         rate = result["events"] / result["seconds"]
         peak_mb = result["peak_kb"] / 1024
-        line(f"export {fmt} rate", f"{rate:,.0f} ev/s", ">= 100,000", rate / TARGET_EXPORT_RATE,
-             rate >= TARGET_EXPORT_RATE, f"{result['seconds']:.1f} s, {result['bytes'] / 2**20:,.0f} MiB; "
-             + cpu_note(result, result["events"]))
-        line(f"export {fmt} peak RSS", f"{peak_mb:,.0f} MB", "< 200 MB", peak_mb / TARGET_EXPORT_PEAK_MB,
-             peak_mb < TARGET_EXPORT_PEAK_MB, f"during the export; {result['startup_kb'] / 1024:,.0f} MB peak "
-             "while starting (imports, app)")
+        line(
+            f"export {fmt} rate",
+            f"{rate:,.0f} ev/s",
+            ">= 100,000",
+            rate / TARGET_EXPORT_RATE,
+            rate >= TARGET_EXPORT_RATE,
+            f"{result['seconds']:.1f} s, {result['bytes'] / 2**20:,.0f} MiB; " + cpu_note(result, result["events"]),
+        )
+        line(
+            f"export {fmt} peak RSS",
+            f"{peak_mb:,.0f} MB",
+            "< 200 MB",
+            peak_mb / TARGET_EXPORT_PEAK_MB,
+            peak_mb < TARGET_EXPORT_PEAK_MB,
+            f"during the export; {result['startup_kb'] / 1024:,.0f} MB peak while starting (imports, app)",
+        )
     verify_seconds = verified["seconds"]
     verify_1m = verify_seconds * scale
-    line("verify (database)", f"{verify_seconds:.1f} s", "< 15 s", verify_1m / TARGET_VERIFY_SECONDS,
-         verify_1m < TARGET_VERIFY_SECONDS, f"{events / verify_seconds:,.0f} ev/s, peak RSS "
-         f"{verified['peak_kb'] / 1024:,.0f} MB; " + cpu_note(verified, events)
-         + (f"; {verify_1m:.1f} s per million" if scale != 1 else ""))
-    print(f"{'verify --file (jsonl)':24}{file_seconds:>14.1f} s{'(no target)':>14}{'':>8}  "
-          f"offline, {events / file_seconds:,.0f} ev/s")
+    line(
+        "verify (database)",
+        f"{verify_seconds:.1f} s",
+        "< 15 s",
+        verify_1m / TARGET_VERIFY_SECONDS,
+        verify_1m < TARGET_VERIFY_SECONDS,
+        f"{events / verify_seconds:,.0f} ev/s, peak RSS "
+        f"{verified['peak_kb'] / 1024:,.0f} MB; "
+        + cpu_note(verified, events)
+        + (f"; {verify_1m:.1f} s per million" if scale != 1 else ""),
+    )
+    print(
+        f"{'verify --file (jsonl)':24}{file_seconds:>14.1f} s{'(no target)':>14}{'':>8}  "
+        f"offline, {events / file_seconds:,.0f} ev/s"
+    )
     return 0
 
 

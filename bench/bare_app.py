@@ -1,6 +1,7 @@
 """The baseline of bench/run.py: a bare Flask app that answers the benchmarked URLs with the very
 JSON bodies casesvc gave (so the same size), serialised per request with Flask's own `jsonify`.
 No authentication, no database, no schemas: what is left is Flask, JSON and gunicorn."""
+
 from __future__ import annotations
 
 import json

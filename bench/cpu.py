@@ -14,6 +14,7 @@ reads the CPU time of this process and of the database's backends from the opera
 or by `BENCH_PROFILE_SORT=tottime`).
 Needs the bench database (`CASESVC_BENCH_DATABASE_URL`) seeded by `bench/run.py` once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,10 @@ def backend_cpu_seconds(pids: list[int]) -> float:
 
 def backend_pids(engine, database: str) -> list[int]:
     with engine.connect() as conn:
-        return [row[0] for row in conn.exec_driver_sql(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %(d)s", {"d": database})]
+        return [
+            row[0]
+            for row in conn.exec_driver_sql("SELECT pid FROM pg_stat_activity WHERE datname = %(d)s", {"d": database})
+        ]
 
 
 class Caller:
@@ -69,9 +72,14 @@ class Caller:
         from werkzeug.test import EnvironBuilder
 
         sent = Headers({"Authorization": f"Bearer {self.token}", **(headers or {})})
-        builder = EnvironBuilder(path=path, method=method, data=body, headers=sent,
-                                 content_type="application/json" if body is not None else None,
-                                 environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        builder = EnvironBuilder(
+            path=path,
+            method=method,
+            data=body,
+            headers=sent,
+            content_type="application/json" if body is not None else None,
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
         environ = builder.get_environ()
         result = self.app(environ, self._start)
         try:
@@ -83,8 +91,15 @@ class Caller:
 
 def requests_of(case_id: str):
     """name -> a function (caller, state) making one request; the PATCH carries the ETag it last saw."""
-    event_body = json.dumps({"kind": "meeting", "occurred_at": datetime.now(UTC).isoformat(),
-                             "summary": "Bench meeting", "category": "general", "visibility": "shared"}).encode()
+    event_body = json.dumps(
+        {
+            "kind": "meeting",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "summary": "Bench meeting",
+            "category": "general",
+            "visibility": "shared",
+        }
+    ).encode()
 
     def single(call, state):
         return call("GET", f"/api/v1/cases/{case_id}")
@@ -100,9 +115,12 @@ def requests_of(case_id: str):
             call("GET", f"/api/v1/cases/{case_id}")
             state["etag"] = call.headers["ETag"]
         state["n"] = state.get("n", 0) + 1
-        body = call("PATCH", f"/api/v1/cases/{case_id}",
-                    json.dumps({"summary": f"Bench case, changed {state['n']} times"}).encode(),
-                    {"If-Match": state["etag"]})
+        body = call(
+            "PATCH",
+            f"/api/v1/cases/{case_id}",
+            json.dumps({"summary": f"Bench case, changed {state['n']} times"}).encode(),
+            {"If-Match": state["etag"]},
+        )
         state["etag"] = call.headers.get("ETag", state["etag"])
         return body
 
@@ -119,9 +137,15 @@ def main() -> int:
 
     url = os.environ.get("CASESVC_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
     workdir = Path(tempfile.mkdtemp(prefix="casesvc-cpu-"))
-    os.environ.update({"CASESVC_ENV": "production", "CASESVC_SECRET_KEY": secrets.token_urlsafe(48),
-                       "CASESVC_DATABASE_URL": url, "CASESVC_PUBLIC_URL": "https://casesvc.bench.invalid",
-                       "CASESVC_AUDIT_SEAL_INTERVAL": "0"})
+    os.environ.update(
+        {
+            "CASESVC_ENV": "production",
+            "CASESVC_SECRET_KEY": secrets.token_urlsafe(48),
+            "CASESVC_DATABASE_URL": url,
+            "CASESVC_PUBLIC_URL": "https://casesvc.bench.invalid",
+            "CASESVC_AUDIT_SEAL_INTERVAL": "0",
+        }
+    )
     from sqlalchemy import event as sa_event
     from sqlalchemy.engine import make_url
 
@@ -171,8 +195,10 @@ def main() -> int:
         return 0
 
     database = make_url(url).database or ""
-    print(f"{args.requests} requests per round, {args.rounds} rounds (best round shown); load average "
-          f"{os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.requests} requests per round, {args.rounds} rounds (best round shown); load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     print(f"{'request':<8}{'statements':>11}{'python ms':>11}{'postgres ms':>13}{'total ms':>10}{'wall ms':>9}")
     for name in names:
         state = {}
@@ -187,8 +213,7 @@ def main() -> int:
             cpu0, pg0, wall0 = time.process_time(), backend_cpu_seconds(pids), time.perf_counter()
             for _ in range(args.requests):
                 once(name, state)
-            cpu, pg, wall = (time.process_time() - cpu0, backend_cpu_seconds(pids) - pg0,
-                             time.perf_counter() - wall0)
+            cpu, pg, wall = (time.process_time() - cpu0, backend_cpu_seconds(pids) - pg0, time.perf_counter() - wall0)
             figures = tuple(1000 * value / args.requests for value in (cpu, pg, cpu + pg, wall))
             if best is None or figures[2] < best[2]:
                 best = figures
@@ -199,8 +224,10 @@ def main() -> int:
         sealed_cpu = time.process_time()
         sealed = seal()
         if sealed:
-            print(f"sealing {sealed} events: {1000 * (time.process_time() - sealed_cpu) / sealed:.3f} ms "
-                  "of Python per event")
+            print(
+                f"sealing {sealed} events: {1000 * (time.process_time() - sealed_cpu) / sealed:.3f} ms "
+                "of Python per event"
+            )
     return 0
 
 

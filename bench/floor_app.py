@@ -25,6 +25,7 @@ The audit rows go to `bench_floor_audit`, a copy of `audit_inbox`'s shape and in
 events to `bench_floor_events`, a copy of `events`' (bench/run.py creates both before the run and
 drops them after it; casesvc's own chain and events are not touched).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,11 @@ EVENTS_TABLE = "bench_floor_events"
 
 # The caller, the rows and the audit event in one statement. The case's columns are those casesvc
 # reads (`CaseView`), with its participants in joining order.
-_CASE_COLUMNS = ("c.id, c.youth_id, c.municipality, c.origin, c.summary, c.lead_agency, c.coordinator, "
-                 "c.status, c.opened_at, c.closed_at, c.outcome, c.status_reason, c.legal_hold, "
-                 "c.created_at, c.version")
+_CASE_COLUMNS = (
+    "c.id, c.youth_id, c.municipality, c.origin, c.summary, c.lead_agency, c.coordinator, "
+    "c.status, c.opened_at, c.closed_at, c.outcome, c.status_reason, c.legal_hold, "
+    "c.created_at, c.version"
+)
 _CALLER = """
 WITH caller AS (
     SELECT u.active, u.role, u.agency_code, a.municipalities
@@ -73,7 +76,9 @@ ORDER BY c.created_at DESC, c.id DESC, p.added_at, p.agency_code
 SINGLE, LIST = _CALLER + _AUDIT + _ONE_CASE, _CALLER + _AUDIT + _PAGE
 # The write: the caller, the access check, the event's insert and the audit event's, in one
 # statement (one transaction). The audit row names the event only when it was written.
-WRITE_EVENT = _CALLER + f""",
+WRITE_EVENT = (
+    _CALLER
+    + f""",
 allowed AS (
     SELECT c.id FROM caller, cases c
     WHERE c.id = %(case_id)s AND caller.active
@@ -85,17 +90,21 @@ entry AS (
     SELECT %(resource_id)s, allowed.id, %(kind)s, %(occurred_at)s, %(summary)s, %(category)s, %(visibility)s,
            caller.agency_code, %(sub)s, now() AT TIME ZONE 'UTC'
     FROM allowed, caller
-    RETURNING id)""" + _AUDIT.replace("%(resource_id)s", "(SELECT id FROM entry)") + """
+    RETURNING id)"""
+    + _AUDIT.replace("%(resource_id)s", "(SELECT id FROM entry)")
+    + """
 SELECT count(*) FROM entry
 """
+)
 # The same without the audit insert, under READ_ONLY_PREFIX: what is left if the audit event were
 # written after the answer (which casesvc does not do).
 READ_ONLY_PREFIX = "/without-audit"
 SINGLE_READ_ONLY, LIST_READ_ONLY = _CALLER + _ONE_CASE, _CALLER + _PAGE
 
 
-def create_floor_app(bodies_path: str | Path, database_url: str, caller_id: str, agency: str,
-                     municipality: str, page_rows: int) -> Flask:
+def create_floor_app(
+    bodies_path: str | Path, database_url: str, caller_id: str, agency: str, municipality: str, page_rows: int
+) -> Flask:
     """`database_url` is a libpq URL (postgresql://…); `caller_id` the user the bench's token names."""
     bodies = json.loads(Path(bodies_path).read_text())
     app = Flask(__name__)
@@ -106,8 +115,18 @@ def create_floor_app(bodies_path: str | Path, database_url: str, caller_id: str,
         if conn is None:  # one per thread, opened in the worker (after gunicorn's fork)
             conn = local.conn = psycopg.connect(database_url, autocommit=True)
         with conn.cursor() as cursor:
-            cursor.execute(sql, {"sub": caller_id, "event_id": str(uuid.uuid4()), "ip": request.remote_addr,
-                                 "case_id": None, "resource_id": params.get("case_id"), "status": 200, **params})
+            cursor.execute(
+                sql,
+                {
+                    "sub": caller_id,
+                    "event_id": str(uuid.uuid4()),
+                    "ip": request.remote_addr,
+                    "case_id": None,
+                    "resource_id": params.get("case_id"),
+                    "status": 200,
+                    **params,
+                },
+            )
             return cursor.fetchall()
 
     @app.get("/readyz")
@@ -115,13 +134,20 @@ def create_floor_app(bodies_path: str | Path, database_url: str, caller_id: str,
         return jsonify(status="ready")
 
     for prefix, single, page in (("", SINGLE, LIST), (READ_ONLY_PREFIX, SINGLE_READ_ONLY, LIST_READ_ONLY)):
+
         def get_case(case_id, sql=single):
             run(sql, case_id=case_id, action="cases.get_case", resource_type="case")
             return jsonify(bodies["single"])
 
         def list_cases(sql=page):
-            run(sql, action="cases.list_cases", resource_type=None, municipality=municipality, agency=agency,
-                rows=page_rows + 1)
+            run(
+                sql,
+                action="cases.list_cases",
+                resource_type=None,
+                municipality=municipality,
+                agency=agency,
+                rows=page_rows + 1,
+            )
             return jsonify(bodies["list"])
 
         app.add_url_rule(f"{prefix}/api/v1/cases/<case_id>", f"get_case{prefix}", get_case)
@@ -130,10 +156,19 @@ def create_floor_app(bodies_path: str | Path, database_url: str, caller_id: str,
     @app.post("/api/v1/cases/<case_id>/events")
     def create_event(case_id):
         data = request.get_json()
-        written = run(WRITE_EVENT, case_id=case_id, action="followups.create_event", resource_type="event",
-                      resource_id=str(uuid.uuid4()), status=201, kind=data["kind"], occurred_at=data["occurred_at"],
-                      summary=data.get("summary"), category=data.get("category", "general"),
-                      visibility=data.get("visibility", "shared"))[0][0]
+        written = run(
+            WRITE_EVENT,
+            case_id=case_id,
+            action="followups.create_event",
+            resource_type="event",
+            resource_id=str(uuid.uuid4()),
+            status=201,
+            kind=data["kind"],
+            occurred_at=data["occurred_at"],
+            summary=data.get("summary"),
+            category=data.get("category", "general"),
+            visibility=data.get("visibility", "shared"),
+        )[0][0]
         if not written:
             return jsonify(status=403), 403
         return jsonify(bodies["event"]), 201

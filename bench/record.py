@@ -13,6 +13,7 @@
    the growth of the process's resident memory during the call (sampled from /proc every 5 ms
    against the RSS just before it). Target: < 2 s and < 50 MB.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,7 @@ TARGET_MB = 50
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 class Peak:
@@ -89,11 +90,20 @@ def build(app, n_events: int, n_log: int) -> tuple[str, str]:
         police = Principal(user.id, "police", "police", frozenset({"0301"}), ROLE_SCOPES["police"])
         born = date(utcnow().year - 15, 5, 17)
         number = next(n for i in range(500, 1000) if (n := national_id.make(born, i, synthetic=True)))
-        youth = register_youth(police, {"given_name": "Bench", "family_name": "Benchesen", "birth_date": born,
-                                        "national_id": number, "municipality": "0301",
-                                        "guardians": [{"name": "Bench Forelder", "relation": "mother"}]})
-        case = open_case(police, {"youth_id": youth.id, "origin": "police", "summary": "Bench case",
-                                  "participant_codes": ["health"]})
+        youth = register_youth(
+            police,
+            {
+                "given_name": "Bench",
+                "family_name": "Benchesen",
+                "birth_date": born,
+                "national_id": number,
+                "municipality": "0301",
+                "guardians": [{"name": "Bench Forelder", "relation": "mother"}],
+            },
+        )
+        case = open_case(
+            police, {"youth_id": youth.id, "origin": "police", "summary": "Bench case", "participant_codes": ["health"]}
+        )
         db.session.commit()
         start = utcnow() - timedelta(days=400)
         health_user = create_user("bench.health", "school_health", "health", "correct horse battery staple")
@@ -101,35 +111,72 @@ def build(app, n_events: int, n_log: int) -> tuple[str, str]:
         events, notes = [], []
         for i in range(n_events):
             by_police = i % 3 != 0
-            events.append({"id": str(uuid.uuid4()), "case_id": case.id, "kind": "meeting" if i % 5 else "drug_test",
-                           "occurred_at": start + timedelta(hours=i), "result": None if i % 5 else "negative",
-                           "summary": f"Follow-up meeting number {i}, went as planned.",
-                           "category": "health" if i % 5 == 0 else "general",
-                           "visibility": "agency" if i % 7 == 0 else "shared",
-                           "author_agency": "police" if by_police else "health",
-                           "author_user": user.id if by_police else health_user.id,
-                           "created_at": start + timedelta(hours=i)})
+            events.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "case_id": case.id,
+                    "kind": "meeting" if i % 5 else "drug_test",
+                    "occurred_at": start + timedelta(hours=i),
+                    "result": None if i % 5 else "negative",
+                    "summary": f"Follow-up meeting number {i}, went as planned.",
+                    "category": "health" if i % 5 == 0 else "general",
+                    "visibility": "agency" if i % 7 == 0 else "shared",
+                    "author_agency": "police" if by_police else "health",
+                    "author_user": user.id if by_police else health_user.id,
+                    "created_at": start + timedelta(hours=i),
+                }
+            )
             if i % 10 == 0:
-                notes.append({"id": str(uuid.uuid4()), "case_id": case.id,
-                              "body": f"Note {i}: spoke with the guardian.",
-                              "category": "general", "visibility": "shared", "author_agency": "police",
-                              "author_user": user.id, "created_at": start + timedelta(hours=i)})
+                notes.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "case_id": case.id,
+                        "body": f"Note {i}: spoke with the guardian.",
+                        "category": "general",
+                        "visibility": "shared",
+                        "author_agency": "police",
+                        "author_user": user.id,
+                        "created_at": start + timedelta(hours=i),
+                    }
+                )
         for chunk in range(0, len(events), 1000):
-            db.session.execute(Event.__table__.insert(), events[chunk:chunk + 1000])
+            db.session.execute(Event.__table__.insert(), events[chunk : chunk + 1000])
         if notes:
             db.session.execute(Note.__table__.insert(), notes)
-        log = [{"id": str(uuid.uuid4()), "at": start + timedelta(minutes=i), "actor": user.id, "actor_role": "police",
-                "actor_agency": "police", "action": "cases.get_case", "resource_type": "case",
-                "resource_id": case.id, "case_id": case.id, "youth_id": youth.id, "outcome": "allowed",
-                "status": 200, "request_id": None, "ip": "127.0.0.1", "ids": None, "basis": None}
-               for i in range(n_log)]
+        log = [
+            {
+                "id": str(uuid.uuid4()),
+                "at": start + timedelta(minutes=i),
+                "actor": user.id,
+                "actor_role": "police",
+                "actor_agency": "police",
+                "action": "cases.get_case",
+                "resource_type": "case",
+                "resource_id": case.id,
+                "case_id": case.id,
+                "youth_id": youth.id,
+                "outcome": "allowed",
+                "status": 200,
+                "request_id": None,
+                "ip": "127.0.0.1",
+                "ids": None,
+                "basis": None,
+            }
+            for i in range(n_log)
+        ]
         for chunk in range(0, len(log), 1000):
-            db.session.execute(AuditInbox.__table__.insert(), log[chunk:chunk + 1000])
+            db.session.execute(AuditInbox.__table__.insert(), log[chunk : chunk + 1000])
         db.session.commit()
         seal()
-        token = create_access_token(identity=user.id, additional_claims={
-            "role": "police", "agency": "police", "scope": " ".join(sorted(ROLE_SCOPES["police"])),
-            "username": "bench.police"})
+        token = create_access_token(
+            identity=user.id,
+            additional_claims={
+                "role": "police",
+                "agency": "police",
+                "scope": " ".join(sorted(ROLE_SCOPES["police"])),
+                "username": "bench.police",
+            },
+        )
         return youth.id, token
 
 
@@ -153,15 +200,18 @@ def main(argv=None) -> int:
         for run in range(args.runs):
             with Peak() as peak:
                 started = time.perf_counter()
-                resp = client.get(f"/api/v1/youths/{youth_id}/record",
-                                  headers={"Authorization": f"Bearer {token}", "Accept": accept})
+                resp = client.get(
+                    f"/api/v1/youths/{youth_id}/record", headers={"Authorization": f"Bearer {token}", "Accept": accept}
+                )
                 size = sum(len(chunk) for chunk in resp.response)
                 resp.close()
                 elapsed = time.perf_counter() - started
             growth = peak.peak - peak.base
             ok &= resp.status_code == 200 and elapsed < TARGET_SECONDS and growth < TARGET_MB
-            print(f"{accept:17} run {run + 1}: {resp.status_code} {size / 2 ** 20:6.2f} MB body in {elapsed:5.2f} s, "
-                  f"RSS growth {growth:5.1f} MB (targets < {TARGET_SECONDS:.0f} s, < {TARGET_MB} MB)")
+            print(
+                f"{accept:17} run {run + 1}: {resp.status_code} {size / 2**20:6.2f} MB body in {elapsed:5.2f} s, "
+                f"RSS growth {growth:5.1f} MB (targets < {TARGET_SECONDS:.0f} s, < {TARGET_MB} MB)"
+            )
     return 0 if ok else 1
 
 

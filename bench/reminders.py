@@ -16,6 +16,7 @@ a child process, reading that process's peak resident memory:
 4. fourth run at T + 3 days: the reminders created overdue on the first run escalate (a reminder
    gives its assignee three days from when it exists before the coordinator is told).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,11 +65,13 @@ def recreate_database(url: str) -> None:
 
 def casesvc(env: dict, *args: str) -> tuple[float, float, str]:
     """Run `casesvc <args>` in a child process; (seconds, peak MB of that process, stdout)."""
-    code = ("import resource, sys\n"
-            "from casesvc.cli import main\n"
-            "status = main(sys.argv[1:])\n"
-            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-            "sys.exit(status)\n")
+    code = (
+        "import resource, sys\n"
+        "from casesvc.cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(status)\n"
+    )
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -83,6 +86,7 @@ def casesvc(env: dict, *args: str) -> tuple[float, float, str]:
 
 # --- synthetic data ------------------------------------------------------------------------------
 
+
 def seed(url: str, cases: int, now: datetime, hook_url: str) -> dict:
     import psycopg
 
@@ -92,20 +96,35 @@ def seed(url: str, cases: int, now: datetime, hook_url: str) -> dict:
     stamp = now.replace(tzinfo=None)
     figures = {"cases": cases, "conditions": cases, "events": 0, "consents": cases}
     with psycopg.connect(target) as conn:
-        conn.execute("INSERT INTO agencies (code, kind, name, municipalities, created_at) VALUES "
-                     "(%s, 'police', 'Bench politi', '[\"0301\"]', %s), (%s, 'school_health', 'Bench helse', "
-                     "'[\"0301\"]', %s), (%s, 'coordinator', 'Bench SLT', '[\"0301\"]', %s), "
-                     "(%s, 'school_health', 'Bench helse med webhook', '[\"0301\"]', %s)",
-                     (POLICE, stamp, HEALTH, stamp, SLT, stamp, HOOKED, stamp))
+        conn.execute(
+            "INSERT INTO agencies (code, kind, name, municipalities, created_at) VALUES "
+            "(%s, 'police', 'Bench politi', '[\"0301\"]', %s), (%s, 'school_health', 'Bench helse', "
+            "'[\"0301\"]', %s), (%s, 'coordinator', 'Bench SLT', '[\"0301\"]', %s), "
+            "(%s, 'school_health', 'Bench helse med webhook', '[\"0301\"]', %s)",
+            (POLICE, stamp, HEALTH, stamp, SLT, stamp, HOOKED, stamp),
+        )
         user_id = str(uuid.uuid4())
-        conn.execute("INSERT INTO users (id, username, password_hash, role, agency_code, active, created_at) "
-                     "VALUES (%s, 'bench.police', 'not-a-password-hash', 'police', %s, true, %s)",
-                     (user_id, POLICE, stamp))
-        conn.execute("INSERT INTO webhooks (agency_code, url, secret, created_at, updated_at, version) "
-                     "VALUES (%s, %s, %s, %s, %s, 1)", (HOOKED, hook_url, SECRET, stamp, stamp))
+        conn.execute(
+            "INSERT INTO users (id, username, password_hash, role, agency_code, active, created_at) "
+            "VALUES (%s, 'bench.police', 'not-a-password-hash', 'police', %s, true, %s)",
+            (user_id, POLICE, stamp),
+        )
+        conn.execute(
+            "INSERT INTO webhooks (agency_code, url, secret, created_at, updated_at, version) "
+            "VALUES (%s, %s, %s, %s, %s, 1)",
+            (HOOKED, hook_url, SECRET, stamp, stamp),
+        )
         cur = conn.cursor()
-        tables = ("youths", "cases", "case_participants", "reactions", "conditions", "events", "consents",
-                  "consent_agencies")
+        tables = (
+            "youths",
+            "cases",
+            "case_participants",
+            "reactions",
+            "conditions",
+            "events",
+            "consents",
+            "consent_agencies",
+        )
         rows: dict[str, list[tuple]] = {name: [] for name in tables}
         for n in range(cases):
             youth, case, reaction, condition, consent = (str(uuid.uuid4()) for _ in range(5))
@@ -114,39 +133,102 @@ def seed(url: str, cases: int, now: datetime, hook_url: str) -> dict:
             born = today - timedelta(days=rng.randint(13 * 365, 17 * 365))
             opened = stamp - timedelta(days=rng.randint(1, 90), seconds=rng.randint(0, 86399))
             starts = (opened + timedelta(days=1)).date()
-            rows["youths"].append((youth, f"9{n:010d}", "Bench", f"Youth {n}", born, "0301", None, POLICE, stamp, 1,
-                                   stamp))
-            rows["cases"].append((case, youth, "0301", "police", None, POLICE, None, "active", opened, None, None,
-                                  None, False, 1, opened))
+            rows["youths"].append(
+                (youth, f"9{n:010d}", "Bench", f"Youth {n}", born, "0301", None, POLICE, stamp, 1, stamp)
+            )
+            rows["cases"].append(
+                (
+                    case,
+                    youth,
+                    "0301",
+                    "police",
+                    None,
+                    POLICE,
+                    None,
+                    "active",
+                    opened,
+                    None,
+                    None,
+                    None,
+                    False,
+                    1,
+                    opened,
+                )
+            )
             for code in (POLICE, HEALTH, SLT) + ((HOOKED,) if hooked else ()):
                 rows["case_participants"].append((case, code, opened))
-            rows["reactions"].append((reaction, case, "drug_contract", "conditional_waiver", None, starts,
-                                      starts + timedelta(days=rng.randint(60, 365)), None, None, None, "active",
-                                      None, POLICE, 1, opened))
+            rows["reactions"].append(
+                (
+                    reaction,
+                    case,
+                    "drug_contract",
+                    "conditional_waiver",
+                    None,
+                    starts,
+                    starts + timedelta(days=rng.randint(60, 365)),
+                    None,
+                    None,
+                    None,
+                    "active",
+                    None,
+                    POLICE,
+                    1,
+                    opened,
+                )
+            )
             rows["conditions"].append((condition, reaction, 0, "drug_test", None, rng.choice((7, 14)), responsible))
             if rng.random() < 0.5:
                 occurred = stamp - timedelta(days=rng.randint(0, 20), seconds=rng.randint(0, 86399))
                 if occurred > opened:
-                    rows["events"].append((str(uuid.uuid4()), case, "drug_test", occurred, reaction, condition,
-                                           responsible, "negative", None, None, "health", "shared", POLICE, user_id,
-                                           occurred))
-            rows["consents"].append((consent, case, "both", starts, today + timedelta(days=rng.randint(1, 365)),
-                                     "Oppfølging", True, True, None, POLICE, opened))
+                    rows["events"].append(
+                        (
+                            str(uuid.uuid4()),
+                            case,
+                            "drug_test",
+                            occurred,
+                            reaction,
+                            condition,
+                            responsible,
+                            "negative",
+                            None,
+                            None,
+                            "health",
+                            "shared",
+                            POLICE,
+                            user_id,
+                            occurred,
+                        )
+                    )
+            rows["consents"].append(
+                (
+                    consent,
+                    case,
+                    "both",
+                    starts,
+                    today + timedelta(days=rng.randint(1, 365)),
+                    "Oppfølging",
+                    True,
+                    True,
+                    None,
+                    POLICE,
+                    opened,
+                )
+            )
             rows["consent_agencies"].append((consent, HEALTH))
         figures["events"] = len(rows["events"])
         columns = {
             "youths": "id, national_id, given_name, family_name, birth_date, municipality, school, "
-                      "created_by_agency, updated_at, version, created_at",
+            "created_by_agency, updated_at, version, created_at",
             "cases": "id, youth_id, municipality, origin, summary, lead_agency, coordinator, status, opened_at, "
-                     "closed_at, outcome, status_reason, legal_hold, version, created_at",
+            "closed_at, outcome, status_reason, legal_hold, version, created_at",
             "case_participants": "case_id, agency_code, added_at",
             "reactions": "id, case_id, type, legal_basis, police_reference, starts_on, ends_on, probation_ends_on, "
-                         "scheduled_at, held_at, status, status_reason, created_by_agency, version, created_at",
+            "scheduled_at, held_at, status, status_reason, created_by_agency, version, created_at",
             "conditions": "id, reaction_id, position, kind, description, every_days, responsible_agency",
             "events": "id, case_id, kind, occurred_at, reaction_id, condition_id, condition_agency, result, "
-                      "summary, corrects, category, visibility, author_agency, author_user, created_at",
+            "summary, corrects, category, visibility, author_agency, author_user, created_at",
             "consents": "id, case_id, given_by, given_on, expires_on, purpose, covers_general, covers_health, "
-                        "withdrawn_at, recorded_by_agency, created_at",
+            "withdrawn_at, recorded_by_agency, created_at",
             "consent_agencies": "consent_id, agency_code",
         }
         for table, cols in columns.items():
@@ -161,6 +243,7 @@ def seed(url: str, cases: int, now: datetime, hook_url: str) -> dict:
 
 
 # --- a webhook receiver ----------------------------------------------------------------------------
+
 
 class Receiver:
     def __init__(self):
@@ -194,9 +277,11 @@ def counts(url: str) -> dict:
     target, _ = _conninfo(url)
     with psycopg.connect(target) as conn:
         kinds: dict[str, int] = dict(
-            conn.execute("SELECT kind, count(*) FROM reminders GROUP BY kind ORDER BY kind").fetchall())
+            conn.execute("SELECT kind, count(*) FROM reminders GROUP BY kind ORDER BY kind").fetchall()
+        )
         states: dict[str, int] = dict(
-            conn.execute("SELECT state, count(*) FROM webhook_deliveries GROUP BY state").fetchall())
+            conn.execute("SELECT state, count(*) FROM webhook_deliveries GROUP BY state").fetchall()
+        )
     return {"reminders": kinds, "deliveries": states}
 
 
@@ -204,13 +289,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--database-url", default=os.environ.get("CASESVC_BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
-    parser.add_argument("--skip-seed", action="store_true", help="reuse the database as it is (runs are then "
-                                                                  "not first runs)")
+    parser.add_argument(
+        "--skip-seed", action="store_true", help="reuse the database as it is (runs are then not first runs)"
+    )
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
     receiver = Receiver()
-    env = {**os.environ, "CASESVC_DATABASE_URL": args.database_url, "CASESVC_ENV": "development",
-           "CASESVC_INSTANCE_PATH": str(ROOT / "instance" / "bench-reminders"), "CASESVC_WEBHOOK_TIMEOUT": "5"}
+    env = {
+        **os.environ,
+        "CASESVC_DATABASE_URL": args.database_url,
+        "CASESVC_ENV": "development",
+        "CASESVC_INSTANCE_PATH": str(ROOT / "instance" / "bench-reminders"),
+        "CASESVC_WEBHOOK_TIMEOUT": "5",
+    }
     try:
         if not args.skip_seed:
             print(f"creating the database and {args.cases:,} active cases …", flush=True)
@@ -232,10 +323,12 @@ def main() -> int:
         print(f"escalations (--now {backlog}): {fourth[0]:6.1f} s, peak {fourth[1]:5.0f} MB  {fourth[2].strip()}")
         print(f"stored: {json.dumps(counts(args.database_url))}; receiver got {receiver.count} POSTs")
         peak = max(first[1], second[1], third[1], fourth[1])
-        verdict = {"first run < 60 s": first[0] < TARGETS["first_s"],
-                   "second run < 5 s": second[0] < TARGETS["second_s"],
-                   "peak memory < 300 MB": peak < TARGETS["peak_mb"],
-                   "second run created nothing": set(json.loads(second[2])["created"].values()) == {0}}
+        verdict = {
+            "first run < 60 s": first[0] < TARGETS["first_s"],
+            "second run < 5 s": second[0] < TARGETS["second_s"],
+            "peak memory < 300 MB": peak < TARGETS["peak_mb"],
+            "second run created nothing": set(json.loads(second[2])["created"].values()) == {0},
+        }
         for name, ok in verdict.items():
             print(f"  {'PASS' if ok else 'FAIL'}  {name}")
         return 0 if all(verdict.values()) else 1

@@ -13,6 +13,7 @@
    the number of findings of each kind, and the growth of the process's resident memory during
    the run (sampled from /proc every 5 ms). Target: < 10 s, memory flat.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,27 @@ if TYPE_CHECKING:
 TARGET_SECONDS = 10.0
 START = datetime(2027, 1, 1, tzinfo=UTC)
 DAYS = 30
-COLUMNS = ("seq", "id", "at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
-           "case_id", "youth_id", "ids", "outcome", "status", "request_id", "ip", "basis", "prev_hash", "hash")
+COLUMNS = (
+    "seq",
+    "id",
+    "at",
+    "actor",
+    "actor_role",
+    "actor_agency",
+    "action",
+    "resource_type",
+    "resource_id",
+    "case_id",
+    "youth_id",
+    "ids",
+    "outcome",
+    "status",
+    "request_id",
+    "ip",
+    "basis",
+    "prev_hash",
+    "hash",
+)
 
 
 def _copy_value(value) -> str:
@@ -49,8 +69,10 @@ def _copy_value(value) -> str:
 
 
 def events(n: int, rng: random.Random):
-    users = [(str(uuid.uuid4()), role, f"{role}{i % 8}") for i, role in
-             enumerate(["police", "school_health", "nav", "child_welfare", "coordinator"] * 200)]
+    users = [
+        (str(uuid.uuid4()), role, f"{role}{i % 8}")
+        for i, role in enumerate(["police", "school_health", "nav", "child_welfare", "coordinator"] * 200)
+    ]
     youths = [str(uuid.uuid4()) for _ in range(20_000)]
     cases = [(str(uuid.uuid4()), rng.choice(youths)) for _ in range(25_000)]
     bulk, night, prober = users[0], users[1], users[2]
@@ -66,8 +88,14 @@ def events(n: int, rng: random.Random):
         ids = resource_type = basis = None
         outcome, status = "allowed", 200
         if roll < 0.55:
-            action, resource_type = rng.choice([("cases.get_case", "case"), ("followups.list_events", None),
-                                                ("followups.list_notes", None), ("reactions.list_reactions", None)])
+            action, resource_type = rng.choice(
+                [
+                    ("cases.get_case", "case"),
+                    ("followups.list_events", None),
+                    ("followups.list_notes", None),
+                    ("reactions.list_reactions", None),
+                ]
+            )
             if action != "cases.get_case":
                 ids = json.dumps([str(uuid.uuid4()) for _ in range(rng.randint(0, 5))])
         elif roll < 0.65:
@@ -95,9 +123,27 @@ def events(n: int, rng: random.Random):
             user, action, status, outcome = prober, "cases.get_case", 404, "denied"
             at = START + timedelta(days=7, seconds=rng.random() * 1800)
         resource_id = str(uuid.uuid4()) if action == "emergency.open_access" else case_id
-        yield (seq, str(uuid.uuid4()), at.strftime("%Y-%m-%d %H:%M:%S.%f"), user[0], user[1], user[2], action,
-               resource_type, resource_id, case_id, youth_id, ids, outcome, status, None, "10.0.0.1", basis,
-               "0" * 64, f"{seq:064x}")
+        yield (
+            seq,
+            str(uuid.uuid4()),
+            at.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            user[0],
+            user[1],
+            user[2],
+            action,
+            resource_type,
+            resource_id,
+            case_id,
+            youth_id,
+            ids,
+            outcome,
+            status,
+            None,
+            "10.0.0.1",
+            basis,
+            "0" * 64,
+            f"{seq:064x}",
+        )
 
 
 def build(app, n: int) -> None:
@@ -145,8 +191,9 @@ def main(argv=None) -> int:
     from casesvc.audit import review
 
     tmp = tempfile.mkdtemp(prefix="casesvc-review-bench-")
-    app = create_app({"env": "test", "database_url": args.database_url, "audit_seal_interval": 1e9},
-                     instance_path=Path(tmp))
+    app = create_app(
+        {"env": "test", "database_url": args.database_url, "audit_seal_interval": 1e9}, instance_path=Path(tmp)
+    )
     if not args.skip_insert:
         build(app, args.events)
     ok = True
@@ -159,8 +206,10 @@ def main(argv=None) -> int:
             kinds = Counter(f["kind"] for f in result["findings"])
             growth = peak.peak - peak.base
             ok &= elapsed < TARGET_SECONDS
-            print(f"run {run + 1}: {elapsed:5.2f} s over {args.events:,} events, RSS growth {growth:5.1f} MB, "
-                  f"findings {dict(sorted(kinds.items()))} (target < {TARGET_SECONDS:.0f} s)")
+            print(
+                f"run {run + 1}: {elapsed:5.2f} s over {args.events:,} events, RSS growth {growth:5.1f} MB, "
+                f"findings {dict(sorted(kinds.items()))} (target < {TARGET_SECONDS:.0f} s)"
+            )
     return 0 if ok else 1
 
 

@@ -4,6 +4,7 @@ asks of a read, and of a write), driven by wrk. See bench/README.md.
 
     .venv/bin/python bench/run.py [--duration 15] [--connections 16] [--cases 10000] [--skip-seed]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,10 +41,12 @@ QUIET_IDLE = 0.9  # share of CPU idle before a load starts
 QUIET_WAIT_SECONDS = 60
 
 POLICE, HEALTH, SLT, WEST = "bench-police", "bench-health", "bench-slt", "bench-west"
-AGENCIES = [(POLICE, "police", "Bench politidistrikt", ["0301"]),
-            (HEALTH, "school_health", "Bench skolehelsetjeneste", ["0301"]),
-            (SLT, "coordinator", "Bench SLT-koordinator", ["0301"]),
-            (WEST, "police", "Bench vest politidistrikt", ["4601"])]
+AGENCIES = [
+    (POLICE, "police", "Bench politidistrikt", ["0301"]),
+    (HEALTH, "school_health", "Bench skolehelsetjeneste", ["0301"]),
+    (SLT, "coordinator", "Bench SLT-koordinator", ["0301"]),
+    (WEST, "police", "Bench vest politidistrikt", ["4601"]),
+]
 USERS = [("bench.police", POLICE), ("bench.west", WEST)]
 
 
@@ -52,6 +55,7 @@ class BenchError(RuntimeError):
 
 
 # --- wrk ---------------------------------------------------------------------------------------
+
 
 def ensure_wrk() -> str:
     found = shutil.which("wrk")
@@ -142,6 +146,7 @@ def run_wrk(wrk: str, base: str, load: Load, token: str | None, duration: int, c
 
 # --- the database --------------------------------------------------------------------------------
 
+
 def ensure_database(url: str) -> None:
     """Create the bench database through the `postgres` maintenance database when it is missing."""
     from sqlalchemy import create_engine, text
@@ -160,8 +165,9 @@ def ensure_database(url: str) -> None:
                 conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
                 print(f"created database {parsed.database}")
     except OperationalError as exc:
-        raise BenchError(f"cannot reach PostgreSQL at {parsed.render_as_string(hide_password=True)} "
-                         f"({exc.orig.__class__.__name__})") from exc
+        raise BenchError(
+            f"cannot reach PostgreSQL at {parsed.render_as_string(hide_password=True)} ({exc.orig.__class__.__name__})"
+        ) from exc
     finally:
         engine.dispose()
 
@@ -181,8 +187,9 @@ def reset_schema(env: dict) -> None:
 
 def upgrade(env: dict) -> None:
     """`casesvc db upgrade`, as an operator runs it (a no-op when the schema is current)."""
-    subprocess.run([sys.executable, "-m", "casesvc.cli", "db", "upgrade"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "casesvc.cli", "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def synthetic_numbers(count: int):
@@ -217,21 +224,40 @@ def seed(count: int) -> None:
     principals = {}
     for username, code in USERS:
         user = create_user(username, "police", code, secrets.token_urlsafe(24))
-        principals[code] = Principal(subject=user.id, role="police", agency=code,
-                                     municipalities=frozenset(agencies[code].municipalities),
-                                     scopes=ROLE_SCOPES["police"], username=username)
+        principals[code] = Principal(
+            subject=user.id,
+            role="police",
+            agency=code,
+            municipalities=frozenset(agencies[code].municipalities),
+            scopes=ROLE_SCOPES["police"],
+            username=username,
+        )
     db.session.commit()
     started = time.perf_counter()
     for index, (born, number) in enumerate(synthetic_numbers(count)):
         principal = principals[WEST if index % 5 == 4 else POLICE]
         municipality = next(iter(principal.municipalities))
-        youth = register_youth(principal, {
-            "national_id": number, "birth_date": born, "given_name": "Bench", "family_name": f"Testesen {index}",
-            "municipality": municipality, "school": "Bench ungdomsskole",
-            "guardians": [{"name": "Bench Testforelder", "relation": "mother", "phone": "+4700000000"}]})
-        open_case(principal, {"youth_id": youth.id, "origin": "police",
-                              "summary": f"Bench case {index}: small amount of cannabis at school.",
-                              "participant_codes": [HEALTH, SLT] if principal.agency == POLICE else []})
+        youth = register_youth(
+            principal,
+            {
+                "national_id": number,
+                "birth_date": born,
+                "given_name": "Bench",
+                "family_name": f"Testesen {index}",
+                "municipality": municipality,
+                "school": "Bench ungdomsskole",
+                "guardians": [{"name": "Bench Testforelder", "relation": "mother", "phone": "+4700000000"}],
+            },
+        )
+        open_case(
+            principal,
+            {
+                "youth_id": youth.id,
+                "origin": "police",
+                "summary": f"Bench case {index}: small amount of cannabis at school.",
+                "participant_codes": [HEALTH, SLT] if principal.agency == POLICE else [],
+            },
+        )
         if (index + 1) % BATCH == 0 or index + 1 == count:
             db.session.commit()
             print(f"\r  seeded {index + 1}/{count} cases ({time.perf_counter() - started:.0f} s)", end="", flush=True)
@@ -256,9 +282,16 @@ def police_token() -> tuple[str, str]:
         user = None
     if user is None:
         raise BenchError("the bench database has no bench data; run without --skip-seed")
-    return create_access_token(identity=user.id, expires_delta=timedelta(hours=2), additional_claims={
-        "role": "police", "agency": POLICE, "scope": " ".join(sorted(ROLE_SCOPES["police"])),
-        "username": user.username}), user.id
+    return create_access_token(
+        identity=user.id,
+        expires_delta=timedelta(hours=2),
+        additional_claims={
+            "role": "police",
+            "agency": POLICE,
+            "scope": " ".join(sorted(ROLE_SCOPES["police"])),
+            "username": user.username,
+        },
+    ), user.id
 
 
 def some_case_id() -> str:
@@ -289,8 +322,15 @@ def event_body(counter: str = "%d") -> str:
     from datetime import datetime
 
     occurred = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return json.dumps({"kind": "meeting", "occurred_at": occurred, "summary": f"Bench meeting {counter}",
-                       "category": "general", "visibility": "shared"})
+    return json.dumps(
+        {
+            "kind": "meeting",
+            "occurred_at": occurred,
+            "summary": f"Bench meeting {counter}",
+            "category": "general",
+            "visibility": "shared",
+        }
+    )
 
 
 def patch_body(counter: str = "%d") -> str:
@@ -315,8 +355,13 @@ def query_counts(app, token: str, requests: dict[str, tuple]) -> dict[str, int]:
 
         event.listen(db.engine, "before_cursor_execute", record)
         try:
-            status = client.open(url, method=method, data=body, content_type="application/json" if body else None,
-                                 headers={"Authorization": f"Bearer {token}", **headers}).status_code
+            status = client.open(
+                url,
+                method=method,
+                data=body,
+                content_type="application/json" if body else None,
+                headers={"Authorization": f"Bearer {token}", **headers},
+            ).status_code
         finally:
             event.remove(db.engine, "before_cursor_execute", record)
         if status != expected:
@@ -327,18 +372,26 @@ def query_counts(app, token: str, requests: dict[str, tuple]) -> dict[str, int]:
 
 # --- the servers -------------------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
 
 
-def get(url: str, token: str | None = None, method: str = "GET", body: str | None = None,
-        headers: dict | None = None) -> bytes:
-    request = urllib.request.Request(url, method=method, data=body.encode() if body is not None else None,
-                                     headers={**({"Authorization": f"Bearer {token}"} if token else {}),
-                                              **({"Content-Type": "application/json"} if body else {}),
-                                              **(headers or {})})
+def get(
+    url: str, token: str | None = None, method: str = "GET", body: str | None = None, headers: dict | None = None
+) -> bytes:
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=body.encode() if body is not None else None,
+        headers={
+            **({"Authorization": f"Bearer {token}"} if token else {}),
+            **({"Content-Type": "application/json"} if body else {}),
+            **(headers or {}),
+        },
+    )
     with urllib.request.urlopen(request, timeout=5) as resp:
         return resp.read()
 
@@ -349,8 +402,13 @@ def served(kind: str, env: dict, log: Path):
     port = free_port()
     base = f"http://{HOST}:{port}"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(port)], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", kind, str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -407,22 +465,33 @@ def serve(kind: str, port: int) -> None:
 
     if kind == "casesvc":
         from casesvc import create_app
+
         app = create_app(instance_path=os.environ["CASESVC_INSTANCE_PATH"])
     elif kind == "floor":
         from floor_app import create_floor_app
-        app = create_floor_app(os.environ["BENCH_BARE_BODIES"], libpq_url(os.environ["CASESVC_DATABASE_URL"]),
-                               os.environ["BENCH_FLOOR_CALLER"], POLICE, AGENCIES[0][3][0], LIST_LIMIT)
+
+        app = create_floor_app(
+            os.environ["BENCH_BARE_BODIES"],
+            libpq_url(os.environ["CASESVC_DATABASE_URL"]),
+            os.environ["BENCH_FLOOR_CALLER"],
+            POLICE,
+            AGENCIES[0][3][0],
+            LIST_LIMIT,
+        )
     else:
         from bare_app import create_bare_app
+
         app = create_bare_app(os.environ["BENCH_BARE_BODIES"])
     run_gunicorn(app, HOST, port, WORKERS, int(os.environ.get("BENCH_THREADS", "1")), access_log=False)
 
 
 # --- the run -----------------------------------------------------------------------------------
 
+
 def idle_share(seconds: float = 1.0) -> float | None:
     """The share of the machine's CPU time that was idle over the next `seconds` (Linux /proc/stat;
     None elsewhere)."""
+
     def snapshot() -> tuple[int, int]:
         with open("/proc/stat") as stat:
             ticks = [int(value) for value in stat.readline().split()[1:]]
@@ -474,15 +543,24 @@ def _met(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def report(ours: dict[str, Result], bare: dict[str, Result], floor: dict[str, Result], sizes: dict[str, int],
-           queries: dict[str, int]) -> None:
+def report(
+    ours: dict[str, Result],
+    bare: dict[str, Result],
+    floor: dict[str, Result],
+    sizes: dict[str, int],
+    queries: dict[str, int],
+) -> None:
     print()
     print(f"{'endpoint':<40}{'body':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     rows = {
-        "single": ("GET /api/v1/cases/{id}", [("  floor: bare + 1 statement", "single"),
-                                              ("  floor without the audit insert", "single without audit")]),
-        "list": (f"GET /api/v1/cases?limit={LIST_LIMIT}", [("  floor: bare + 1 statement", "list"),
-                                                           ("  floor without the audit insert", "list without audit")]),
+        "single": (
+            "GET /api/v1/cases/{id}",
+            [("  floor: bare + 1 statement", "single"), ("  floor without the audit insert", "single without audit")],
+        ),
+        "list": (
+            f"GET /api/v1/cases?limit={LIST_LIMIT}",
+            [("  floor: bare + 1 statement", "list"), ("  floor without the audit insert", "list without audit")],
+        ),
         "event": ("POST /api/v1/cases/{id}/events", [("  floor: bare + 1 statement (1 transaction)", "event")]),
         "patch": ("PATCH /api/v1/cases/{id} (If-Match: *)", []),
     }
@@ -494,23 +572,36 @@ def report(ours: dict[str, Result], bare: dict[str, Result], floor: dict[str, Re
     print()
     for name in ("single", "list", "event"):
         share = ours[name].rps / floor[name].rps
-        line = f"{name:<7} casesvc {share:.2f} of the floor (target >= {TARGET_OF_FLOOR[name]}: " \
-               f"{_met(share >= TARGET_OF_FLOOR[name])})"
+        line = (
+            f"{name:<7} casesvc {share:.2f} of the floor (target >= {TARGET_OF_FLOOR[name]}: "
+            f"{_met(share >= TARGET_OF_FLOOR[name])})"
+        )
         if name in TARGET_P99_OF_FLOOR:
             p99 = ours[name].p99_ms / floor[name].p99_ms
-            line += f"   p99 {ours[name].p99_ms:.1f} ms = {p99:.2f} x the floor's {floor[name].p99_ms:.1f} " \
-                    f"(target <= {TARGET_P99_OF_FLOOR[name]}: {_met(p99 <= TARGET_P99_OF_FLOOR[name])})"
+            line += (
+                f"   p99 {ours[name].p99_ms:.1f} ms = {p99:.2f} x the floor's {floor[name].p99_ms:.1f} "
+                f"(target <= {TARGET_P99_OF_FLOOR[name]}: {_met(p99 <= TARGET_P99_OF_FLOOR[name])})"
+            )
         print(line)
-        without = f", {floor[f'{name} without audit'].rps / bare[name].rps:.2f} without the audit insert" \
-            if f"{name} without audit" in floor else ""
-        print(f"{'':<7} the floor is {floor[name].rps / bare[name].rps:.2f} of the bare app{without}; "
-              f"casesvc {ours[name].rps / bare[name].rps:.2f} of the bare app")
-    print(f"patch   casesvc {ours['patch'].rps:.0f} req/s, {ours['patch'].rps / bare['patch'].rps:.2f} of the bare app "
-          f"(figures only)")
+        without = (
+            f", {floor[f'{name} without audit'].rps / bare[name].rps:.2f} without the audit insert"
+            if f"{name} without audit" in floor
+            else ""
+        )
+        print(
+            f"{'':<7} the floor is {floor[name].rps / bare[name].rps:.2f} of the bare app{without}; "
+            f"casesvc {ours[name].rps / bare[name].rps:.2f} of the bare app"
+        )
+    print(
+        f"patch   casesvc {ours['patch'].rps:.0f} req/s, {ours['patch'].rps / bare['patch'].rps:.2f} of the bare app "
+        f"(figures only)"
+    )
     growing = queries["list_5"] != queries["list_50"]
-    print(f"statements per request: single {queries['single']}, list limit=5 {queries['list_5']}, "
-          f"limit={LIST_LIMIT} {queries['list_50']} ({'GROWS with the page: MISSED' if growing else 'constant: met'}), "
-          f"POST event {queries['event']}, PATCH case {queries['patch']}")
+    print(
+        f"statements per request: single {queries['single']}, list limit=5 {queries['list_5']}, "
+        f"limit={LIST_LIMIT} {queries['list_50']} ({'GROWS with the page: MISSED' if growing else 'constant: met'}), "
+        f"POST event {queries['event']}, PATCH case {queries['patch']}"
+    )
 
 
 def main() -> int:
@@ -519,13 +610,25 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--cases", type=int, default=10_000, help="cases to seed (default 10000)")
     parser.add_argument("--skip-seed", action="store_true", help="reuse the data of the last run")
-    parser.add_argument("--threads", type=int, default=4,
-                        help="gunicorn threads per worker, for both apps (default 4, as `casesvc serve`)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="alternate casesvc and the bare app this many times and report the median round "
-                             "(default 1; 3 on a machine shared with others)")
-    parser.add_argument("--quiet-wait", type=float, default=QUIET_WAIT_SECONDS,
-                        help=f"seconds to wait for an idle machine before each load (default {QUIET_WAIT_SECONDS})")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=4,
+        help="gunicorn threads per worker, for both apps (default 4, as `casesvc serve`)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="alternate casesvc and the bare app this many times and report the median round "
+        "(default 1; 3 on a machine shared with others)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=QUIET_WAIT_SECONDS,
+        help=f"seconds to wait for an idle machine before each load (default {QUIET_WAIT_SECONDS})",
+    )
     parser.add_argument("--serve", nargs=2, metavar=("KIND", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -539,10 +642,16 @@ def main() -> int:
     ensure_database(url)
     secret = secrets.token_urlsafe(48)
     workdir = Path(tempfile.mkdtemp(prefix="casesvc-bench-"))
-    env = {**os.environ, "CASESVC_ENV": "production", "CASESVC_SECRET_KEY": secret, "CASESVC_DATABASE_URL": url,
-           "CASESVC_PUBLIC_URL": "https://casesvc.bench.invalid", "CASESVC_INSTANCE_PATH": str(workdir),
-           "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
-           "BENCH_THREADS": str(args.threads)}
+    env = {
+        **os.environ,
+        "CASESVC_ENV": "production",
+        "CASESVC_SECRET_KEY": secret,
+        "CASESVC_DATABASE_URL": url,
+        "CASESVC_PUBLIC_URL": "https://casesvc.bench.invalid",
+        "CASESVC_INSTANCE_PATH": str(workdir),
+        "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
+        "BENCH_THREADS": str(args.threads),
+    }
 
     from casesvc import create_app
     from casesvc.extensions import db
@@ -550,8 +659,10 @@ def main() -> int:
 
     # development settings only for seeding: they accept the synthetic national ids of test data;
     # no audit sealing after requests, so the query counts are those of the request alone
-    app = create_app({"env": "development", "database_url": url, "secret_key": secret, "audit_seal_interval": 1e9},
-                     instance_path=workdir)
+    app = create_app(
+        {"env": "development", "database_url": url, "secret_key": secret, "audit_seal_interval": 1e9},
+        instance_path=workdir,
+    )
     with app.app_context():
         if not args.skip_seed:
             print(f"resetting the schema and seeding {args.cases} cases")
@@ -563,26 +674,52 @@ def main() -> int:
         case_id = some_case_id()
         writes = write_case_ids()
         paths = {"single": f"/api/v1/cases/{case_id}", "list": f"/api/v1/cases?limit={LIST_LIMIT}"}
-        queries = query_counts(app, token, {
-            "single": ("GET", paths["single"], None, {}, 200),
-            "list_5": ("GET", "/api/v1/cases?limit=5", None, {}, 200),
-            "list_50": ("GET", paths["list"], None, {}, 200),
-            "event": ("POST", f"/api/v1/cases/{case_id}/events", event_body("0"), {}, 201),
-            "patch": ("PATCH", f"/api/v1/cases/{case_id}", patch_body(secrets.token_hex(4)), {"If-Match": "*"}, 200)})
+        queries = query_counts(
+            app,
+            token,
+            {
+                "single": ("GET", paths["single"], None, {}, 200),
+                "list_5": ("GET", "/api/v1/cases?limit=5", None, {}, 200),
+                "list_50": ("GET", paths["list"], None, {}, 200),
+                "event": ("POST", f"/api/v1/cases/{case_id}/events", event_body("0"), {}, 201),
+                "patch": (
+                    "PATCH",
+                    f"/api/v1/cases/{case_id}",
+                    patch_body(secrets.token_hex(4)),
+                    {"If-Match": "*"},
+                    200,
+                ),
+            },
+        )
         db.session.remove()
         db.engine.dispose()
     auth = {"Authorization": f"Bearer {token}"}
     # the writes: an event on, or a change of, one of WRITE_CASES cases at random
     write_loads = {
-        "event": Load("/", write_script(workdir / "event.lua", "POST", [f"/api/v1/cases/{c}/events" for c in writes],
-                                        event_body(), auth)),
-        "patch": Load("/", write_script(workdir / "patch.lua", "PATCH", [f"/api/v1/cases/{c}" for c in writes],
-                                        patch_body(), {**auth, "If-Match": "*"}))}
+        "event": Load(
+            "/",
+            write_script(
+                workdir / "event.lua", "POST", [f"/api/v1/cases/{c}/events" for c in writes], event_body(), auth
+            ),
+        ),
+        "patch": Load(
+            "/",
+            write_script(
+                workdir / "patch.lua",
+                "PATCH",
+                [f"/api/v1/cases/{c}" for c in writes],
+                patch_body(),
+                {**auth, "If-Match": "*"},
+            ),
+        ),
+    }
     read_loads = {name: Load(path) for name, path in paths.items()}
 
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers × "
-          f"{args.threads} threads, no access "
-          f"log; wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s after a {WARMUP_SECONDS} s warm-up")
+    print(
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers × "
+        f"{args.threads} threads, no access "
+        f"log; wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s after a {WARMUP_SECONDS} s warm-up"
+    )
     rounds_ours, rounds_bare, rounds_floor = [], [], []
     sizes: dict[str, int] = {}
     for round_no in range(1, args.rounds + 1):
@@ -592,11 +729,17 @@ def main() -> int:
             if not sizes:
                 bodies = {name: get(base + path, token) for name, path in paths.items()}
                 bodies["event"] = get(base + f"/api/v1/cases/{writes[0]}/events", token, "POST", event_body("0"))
-                bodies["patch"] = get(base + f"/api/v1/cases/{writes[0]}", token, "PATCH",
-                                      patch_body(secrets.token_hex(4)), {"If-Match": "*"})
+                bodies["patch"] = get(
+                    base + f"/api/v1/cases/{writes[0]}",
+                    token,
+                    "PATCH",
+                    patch_body(secrets.token_hex(4)),
+                    {"If-Match": "*"},
+                )
                 sizes = {name: len(body) for name, body in bodies.items()}
                 Path(env["BENCH_BARE_BODIES"]).write_text(
-                    json.dumps({name: json.loads(body) for name, body in bodies.items()}))
+                    json.dumps({name: json.loads(body) for name, body in bodies.items()})
+                )
             rounds_ours.append(measure(wrk, base, {**read_loads, **write_loads}, token, args))
         print(f"bare Flask app (same gunicorn settings, same JSON bodies){label}")
         with served("bare", env, workdir / "bare.log") as base:
@@ -610,8 +753,9 @@ def main() -> int:
             if floor_sizes != {name: sizes[name] for name in paths}:
                 raise BenchError(f"the floor app's bodies differ in size: {floor_sizes} != {sizes}")
             without_audit = {f"{name} without audit": Load(READ_ONLY_PREFIX + path) for name, path in paths.items()}
-            rounds_floor.append(measure(wrk, base, {**read_loads, **without_audit, "event": write_loads["event"]},
-                                        None, args))
+            rounds_floor.append(
+                measure(wrk, base, {**read_loads, **without_audit, "event": write_loads["event"]}, None, args)
+            )
     ours, bare, floor = median_results(rounds_ours), median_results(rounds_bare), median_results(rounds_floor)
     report(ours, bare, floor, sizes, queries)
     shutil.rmtree(workdir, ignore_errors=True)

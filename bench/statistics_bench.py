@@ -12,6 +12,7 @@ migrations, bulk-loads synthetic data with Core inserts (no real person's data: 
 Flask test client — token check, policy, the queries, the rule, the audit event — as a
 coordinator of one municipality and as admin. It prints the p50 (and max) of each.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,8 +74,13 @@ def seed(db, n_cases: int) -> dict:
     author = db.session.execute(db.text("SELECT id FROM users WHERE username = 'bench.slt.3001'")).scalar_one()
 
     def flush(force=False):
-        order = [("youths", Youth), ("cases", Case), ("reactions", Reaction), ("spans", ReactionSpan),
-                 ("events", Event)]
+        order = [
+            ("youths", Youth),
+            ("cases", Case),
+            ("reactions", Reaction),
+            ("spans", ReactionSpan),
+            ("events", Event),
+        ]
         if not force and len(tables["events"]) < BATCH:
             return
         with db.engine.begin() as conn:
@@ -90,22 +96,46 @@ def seed(db, n_cases: int) -> dict:
         opened = _instant(opened_on, rng)
         born = opened_on - timedelta(days=rng.randrange(12 * 365, 19 * 365))
         youth_id, case_id = str(uuid.uuid4()), str(uuid.uuid4())
-        tables["youths"].append({"id": youth_id, "national_id": f"{i:011d}", "given_name": "Bench",
-                                 "family_name": "Bench", "birth_date": born, "municipality": municipality,
-                                 "created_by_agency": f"police-{municipality}", "created_at": opened,
-                                 "updated_at": opened, "version": 1})
+        tables["youths"].append(
+            {
+                "id": youth_id,
+                "national_id": f"{i:011d}",
+                "given_name": "Bench",
+                "family_name": "Bench",
+                "birth_date": born,
+                "municipality": municipality,
+                "created_by_agency": f"police-{municipality}",
+                "created_at": opened,
+                "updated_at": opened,
+                "version": 1,
+            }
+        )
         closed = opened + timedelta(days=rng.randrange(20, 500)) if rng.random() < 0.8 else None
         if closed is not None and closed > now:
             closed = None
-        tables["cases"].append({"id": case_id, "youth_id": youth_id, "municipality": municipality,
-                                "origin": rng.choice(CASE_ORIGINS), "lead_agency": f"police-{municipality}",
-                                "status": "completed" if closed else "active", "opened_at": opened,
-                                "closed_at": closed, "outcome": "completed" if closed else None,
-                                "legal_hold": False, "created_at": opened, "version": 1})
+        tables["cases"].append(
+            {
+                "id": case_id,
+                "youth_id": youth_id,
+                "municipality": municipality,
+                "origin": rng.choice(CASE_ORIGINS),
+                "lead_agency": f"police-{municipality}",
+                "status": "completed" if closed else "active",
+                "opened_at": opened,
+                "closed_at": closed,
+                "outcome": "completed" if closed else None,
+                "legal_hold": False,
+                "created_at": opened,
+                "version": 1,
+            }
+        )
         for _ in range(rng.choice((0, 1, 1, 1, 2))):
             kind = rng.choice(REACTION_TYPES)
-            basis = "consent" if kind in ("concern_conversation", "follow_up_plan") else \
-                rng.choice(("conditional_waiver", "youth_follow_up"))
+            basis = (
+                "consent"
+                if kind in ("concern_conversation", "follow_up_plan")
+                else rng.choice(("conditional_waiver", "youth_follow_up"))
+            )
             starts = opened_on + timedelta(days=rng.randrange(0, 90))
             reaction_id = str(uuid.uuid4())
             active = rng.random() < 0.85
@@ -113,23 +143,44 @@ def seed(db, n_cases: int) -> dict:
             ending = rng.choice(("completed", "completed", "breached", "cancelled")) if ended else None
             if ending == "breached" and kind == "concern_conversation":
                 ending = "completed"
-            tables["reactions"].append({"id": reaction_id, "case_id": case_id, "type": kind, "legal_basis": basis,
-                                        "starts_on": starts, "status": ending or ("active" if active else "draft"),
-                                        "created_by_agency": f"police-{municipality}", "created_at": opened,
-                                        "version": 1})
+            tables["reactions"].append(
+                {
+                    "id": reaction_id,
+                    "case_id": case_id,
+                    "type": kind,
+                    "legal_basis": basis,
+                    "starts_on": starts,
+                    "status": ending or ("active" if active else "draft"),
+                    "created_by_agency": f"police-{municipality}",
+                    "created_at": opened,
+                    "version": 1,
+                }
+            )
             if active:
-                tables["spans"].append({"reaction_id": reaction_id, "activated_on": starts,
-                                        "ended_on": starts + timedelta(days=rng.randrange(20, 400)) if ended else None,
-                                        "ended_status": ending})
+                tables["spans"].append(
+                    {
+                        "reaction_id": reaction_id,
+                        "activated_on": starts,
+                        "ended_on": starts + timedelta(days=rng.randrange(20, 400)) if ended else None,
+                        "ended_status": ending,
+                    }
+                )
         for _ in range(rng.randrange(0, 6)):
             drug_test = rng.random() < 0.33
-            tables["events"].append({"id": str(uuid.uuid4()), "case_id": case_id,
-                                     "kind": "drug_test" if drug_test else rng.choice(("meeting", "conversation")),
-                                     "occurred_at": opened + timedelta(hours=rng.randrange(-48, 24 * 200)),
-                                     "result": rng.choice(DRUG_TEST_RESULTS) if drug_test else None,
-                                     "category": "health" if drug_test else "general", "visibility": "shared",
-                                     "author_agency": f"police-{municipality}", "author_user": author,
-                                     "created_at": opened})
+            tables["events"].append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "case_id": case_id,
+                    "kind": "drug_test" if drug_test else rng.choice(("meeting", "conversation")),
+                    "occurred_at": opened + timedelta(hours=rng.randrange(-48, 24 * 200)),
+                    "result": rng.choice(DRUG_TEST_RESULTS) if drug_test else None,
+                    "category": "health" if drug_test else "general",
+                    "visibility": "shared",
+                    "author_agency": f"police-{municipality}",
+                    "author_user": author,
+                    "created_at": opened,
+                }
+            )
         flush()
     flush(force=True)
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -183,8 +234,10 @@ def main(argv=None) -> int:
 
     if not args.skip_seed:
         recreate_database(args.database_url)
-    app = create_app({"env": "test", "database_url": args.database_url, "audit_seal_interval": 1e9},
-                     instance_path=tempfile.mkdtemp(prefix="casesvc-statistics-bench-"))
+    app = create_app(
+        {"env": "test", "database_url": args.database_url, "audit_seal_interval": 1e9},
+        instance_path=tempfile.mkdtemp(prefix="casesvc-statistics-bench-"),
+    )
     with app.app_context():
         upgrade(directory=migrations_directory(), revision="head")
         if not args.skip_seed:
@@ -196,16 +249,34 @@ def main(argv=None) -> int:
             db.session.commit()
             started = time.perf_counter()
             counts = seed(db, args.cases)
-            print(f"seeded in {time.perf_counter() - started:.0f} s: " +
-                  ", ".join(f"{v:,} {k}" for k, v in counts.items()), flush=True)
-        rows = db.session.execute(db.text("SELECT id, username FROM users WHERE username IN "
-                                          "('bench.slt.3001', 'bench.admin')")).all()
+            print(
+                f"seeded in {time.perf_counter() - started:.0f} s: "
+                + ", ".join(f"{v:,} {k}" for k, v in counts.items()),
+                flush=True,
+            )
+        rows = db.session.execute(
+            db.text("SELECT id, username FROM users WHERE username IN ('bench.slt.3001', 'bench.admin')")
+        ).all()
         ids = {name: uid for uid, name in rows}
         tokens = {
-            "slt": create_access_token(identity=ids["bench.slt.3001"], additional_claims={
-                "role": "coordinator", "agency": "slt-3001", "scope": "statistics:read", "username": "bench.slt.3001"}),
-            "admin": create_access_token(identity=ids["bench.admin"], additional_claims={
-                "role": "admin", "agency": None, "scope": "statistics:read", "username": "bench.admin"}),
+            "slt": create_access_token(
+                identity=ids["bench.slt.3001"],
+                additional_claims={
+                    "role": "coordinator",
+                    "agency": "slt-3001",
+                    "scope": "statistics:read",
+                    "username": "bench.slt.3001",
+                },
+            ),
+            "admin": create_access_token(
+                identity=ids["bench.admin"],
+                additional_claims={
+                    "role": "admin",
+                    "agency": None,
+                    "scope": "statistics:read",
+                    "username": "bench.admin",
+                },
+            ),
         }
         n_cases = db.session.execute(db.text("SELECT count(*) FROM cases")).scalar_one()
     client = app.test_client()
@@ -218,22 +289,32 @@ def main(argv=None) -> int:
         "report": ("/api/v1/statistics/report?municipality=3001&year=2025", slt),
     }
     load = os.getloadavg()
-    print(f"{n_cases:,} cases, {len(MUNICIPALITIES)} municipalities, {FIRST.year}-{LAST.year}; "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    print(
+        f"{n_cases:,} cases, {len(MUNICIPALITIES)} municipalities, {FIRST.year}-{LAST.year}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs",
+        flush=True,
+    )
     failed = False
     for name, (url, headers) in measures.items():
         samples, statements = timed(client, url, headers, args.runs)
         p50 = median(samples)
         ok = p50 < TARGETS_MS[name]
         failed |= not ok
-        print(f"{name:28s} p50 {p50:8.1f} ms  max {max(samples):8.1f} ms  target < {TARGETS_MS[name]:.0f} ms  "
-              f"{'ok' if ok else 'MISSED'}  ({statements} statements)", flush=True)
+        print(
+            f"{name:28s} p50 {p50:8.1f} ms  max {max(samples):8.1f} ms  target < {TARGETS_MS[name]:.0f} ms  "
+            f"{'ok' if ok else 'MISSED'}  ({statements} statements)",
+            flush=True,
+        )
     per_period = {}
     for period in ("year", "quarter", "month"):
         per_period[period] = timed(client, f"{window}&period={period}", admin, 1)[1]
     same = len(set(per_period.values())) == 1
-    print("statements per answer by period: " + ", ".join(f"{k} {v}" for k, v in per_period.items()) +
-          ("  (the same)" if same else "  GROWS"), flush=True)
+    print(
+        "statements per answer by period: "
+        + ", ".join(f"{k} {v}" for k, v in per_period.items())
+        + ("  (the same)" if same else "  GROWS"),
+        flush=True,
+    )
     return 0 if same and not failed else 1
 
 

@@ -1,4 +1,5 @@
 """casesvc: case management for alternative reactions to youth drug cases."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -47,8 +48,10 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
         OPENAPI_URL_PREFIX="/api/v1",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
-            "info": {"description": "Case management for alternative reactions to youth drug cases. "
-                                    "See README.md for the access model."},
+            "info": {
+                "description": "Case management for alternative reactions to youth drug cases. "
+                "See README.md for the access model."
+            },
             "servers": servers(settings.public_url),
             "components": {"securitySchemes": SECURITY_SCHEMES},
             "security": [{"bearerAuth": []}],
@@ -59,7 +62,8 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to add middleware
-            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
     app.json = JSONProvider(app)  # JSON nested too deeply is malformed JSON, not a crash
     app.json.sort_keys = False  # fields in schema order: id first, as documented
     app.session_interface = _NoCookieSessions()  # bearer tokens only: no session cookie to read
@@ -89,8 +93,10 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     register_request_hooks(app)
     register_audit_hooks(app)
     from casesvc.reminders import handlers as reminder_handlers
+
     reminder_handlers.connect()
     from casesvc.statistics import handlers as statistics_handlers
+
     statistics_handlers.connect()
 
     from casesvc.agencies.directory import blp as agency_directory_blp
@@ -111,8 +117,22 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc.statistics.views import blp as statistics_blp
     from casesvc.youths.views import blp as youths_blp
 
-    for blueprint in (auth_blp, audit_blp, youths_blp, cases_blp, reactions_blp, followups_blp, consents_blp,
-                      reminders_blp, webhooks_blp, statistics_blp, ops_blp, emergency_blp, record_blp, review_blp):
+    for blueprint in (
+        auth_blp,
+        audit_blp,
+        youths_blp,
+        cases_blp,
+        reactions_blp,
+        followups_blp,
+        consents_blp,
+        reminders_blp,
+        webhooks_blp,
+        statistics_blp,
+        ops_blp,
+        emergency_blp,
+        record_blp,
+        review_blp,
+    ):
         api.register_blueprint(blueprint)
     api.register_blueprint(clients_blp)
     api.register_blueprint(agencies_blp)
@@ -121,9 +141,11 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     api.register_blueprint(continuity_blp)
     register_docs(app)
     from casesvc.ops.cors import init_cors
+
     init_cors(app)
 
     from casesvc.auth.limits import init_limits
+
     init_limits(app)  # wraps the token endpoint: after the blueprints
     return app
 

@@ -1,5 +1,6 @@
 """The `casesvc` command: each domain's group (its `cli.py`) under one root. Every expected
 error is one line on stderr and a non-zero exit (`casesvc/commands.py`)."""
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an unexpected failure: one line, the traceback only on request
         if os.environ.get("CASESVC_DEBUG"):
             raise
-        click.echo(f"casesvc: unexpected error ({exc.__class__.__name__}); rerun with CASESVC_DEBUG=1 "
-                   "for details", err=True)
+        click.echo(
+            f"casesvc: unexpected error ({exc.__class__.__name__}); rerun with CASESVC_DEBUG=1 for details", err=True
+        )
         return 1
     return 0
 

@@ -3,6 +3,7 @@
 back when it fails; an error the user can cause — bad input, an unreachable or unmigrated
 database — is one line on stderr and a non-zero exit, never a traceback. Each domain keeps its
 commands in its own `cli.py`; `casesvc/cli.py` gathers them."""
+
 from __future__ import annotations
 
 import functools
@@ -54,8 +55,13 @@ def script_info() -> ScriptInfo:
 
 
 # the command-line options of fields the services name in their errors
-_OPTIONS = {"kind": "--kind", "name": "--name", "municipalities": "--municipality", "role": "--role",
-            "agency": "--agency"}
+_OPTIONS = {
+    "kind": "--kind",
+    "name": "--name",
+    "municipalities": "--municipality",
+    "role": "--role",
+    "agency": "--agency",
+}
 
 
 def one_line(problem: Problem) -> str:
@@ -63,7 +69,7 @@ def one_line(problem: Problem) -> str:
     message, field = problem.detail, problem.field
     option = _OPTIONS.get(field) if field else None
     if field and option and message.startswith(field + " "):
-        return option + message[len(field):]
+        return option + message[len(field) :]
     return message
 
 
@@ -79,8 +85,9 @@ def _guarded(command):
             raise CommandError(one_line(exc)) from exc
         except (OperationalError, ProgrammingError) as exc:
             db.session.rollback()
-            raise CommandError("the database is unreachable or not migrated; run `casesvc db upgrade` "
-                               f"({exc.orig.__class__.__name__})") from exc
+            raise CommandError(
+                f"the database is unreachable or not migrated; run `casesvc db upgrade` ({exc.orig.__class__.__name__})"
+            ) from exc
         except BaseException:
             db.session.rollback()
             raise
@@ -152,5 +159,6 @@ def write_output(output: str, text: str) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
-OUTPUT_OPTION = click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default="-",
-                             show_default=True)
+OUTPUT_OPTION = click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, writable=True), default="-", show_default=True
+)

@@ -3,6 +3,7 @@
 Defaults are safe: development gets conveniences (an SQLite file, a signing key kept under
 instance/), production refuses to start without the settings that protect data.
 """
+
 from __future__ import annotations
 
 import os
@@ -233,26 +234,31 @@ def _check_identity_settings(settings: Settings) -> Settings:
         raise ConfigError("FLASK_DEBUG must be off when CASESVC_ENV=production (debug mode is on)")
     if production and any(len(k) < MIN_SECRET_LENGTH for k in settings.secret_keys_previous):
         raise ConfigError(f"every key in CASESVC_SECRET_KEY_PREVIOUS must be at least {MIN_SECRET_LENGTH} characters")
-    given = dict(zip(OIDC_SETTINGS, (settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url),
-                     strict=True))
+    given = dict(
+        zip(OIDC_SETTINGS, (settings.oidc_issuer, settings.oidc_audience, settings.oidc_jwks_url), strict=True)
+    )
     missing = [name for name, value in given.items() if not value]
     if missing and len(missing) < len(OIDC_SETTINGS):
-        raise ConfigError(f"{', '.join(missing)} must be set too: an external identity provider needs "
-                          f"{', '.join(OIDC_SETTINGS)}")
+        raise ConfigError(
+            f"{', '.join(missing)} must be set too: an external identity provider needs {', '.join(OIDC_SETTINGS)}"
+        )
     jwks = settings.oidc_jwks_url or ""
     if jwks and not jwks.startswith(("https://", "http://")):
         raise ConfigError("CASESVC_OIDC_JWKS_URL must be an http(s) URL")
     if production and jwks and not jwks.startswith("https://"):
         raise ConfigError("CASESVC_OIDC_JWKS_URL must use https when CASESVC_ENV=production")
-    for name, value in (("CASESVC_RATELIMIT_LOGIN_PER_IP", settings.ratelimit_login_per_ip),
-                        ("CASESVC_RATELIMIT_LOGIN_PER_USERNAME", settings.ratelimit_login_per_username)):
+    for name, value in (
+        ("CASESVC_RATELIMIT_LOGIN_PER_IP", settings.ratelimit_login_per_ip),
+        ("CASESVC_RATELIMIT_LOGIN_PER_USERNAME", settings.ratelimit_login_per_username),
+    ):
         try:
             if not parse_many(value):
                 raise ValueError(value)
         except ValueError as exc:
             raise ConfigError(f"{name} must be a rate such as '10/minute', got {value!r}") from exc
     if settings.ratelimit_storage_uri != "casesvc-db://" and not settings.ratelimit_storage_uri.startswith(
-            ("memory://", "redis://", "rediss://", "redis+sentinel://", "redis+cluster://", "memcached://")):
+        ("memory://", "redis://", "rediss://", "redis+sentinel://", "redis+cluster://", "memcached://")
+    ):
         raise ConfigError("CASESVC_RATELIMIT_STORAGE_URI must be casesvc-db://, memory:// or a redis:// URL")
     return settings
 
@@ -266,26 +272,33 @@ def _positive(name: str, value):
 def _reminder_settings() -> dict:
     """Day counts of the reminder rules and the webhook delivery policy (README: Reminders)."""
     return {
-        "reminder_reaction_ending_days": _positive("CASESVC_REMINDER_REACTION_ENDING_DAYS",
-                                                   _int("CASESVC_REMINDER_REACTION_ENDING_DAYS", 14)),
-        "reminder_consent_expiring_days": _positive("CASESVC_REMINDER_CONSENT_EXPIRING_DAYS",
-                                                    _int("CASESVC_REMINDER_CONSENT_EXPIRING_DAYS", 30)),
-        "reminder_no_contact_days": _positive("CASESVC_REMINDER_NO_CONTACT_DAYS",
-                                              _int("CASESVC_REMINDER_NO_CONTACT_DAYS", 30)),
-        "reminder_conversation_days": _positive("CASESVC_REMINDER_CONVERSATION_DAYS",
-                                                _int("CASESVC_REMINDER_CONVERSATION_DAYS", 1)),
-        "reminder_plan_review_months": _positive("CASESVC_REMINDER_PLAN_REVIEW_MONTHS",
-                                                 _int("CASESVC_REMINDER_PLAN_REVIEW_MONTHS", 3)),
-        "reminder_escalation_days": _positive("CASESVC_REMINDER_ESCALATION_DAYS",
-                                              _int("CASESVC_REMINDER_ESCALATION_DAYS", 3)),
+        "reminder_reaction_ending_days": _positive(
+            "CASESVC_REMINDER_REACTION_ENDING_DAYS", _int("CASESVC_REMINDER_REACTION_ENDING_DAYS", 14)
+        ),
+        "reminder_consent_expiring_days": _positive(
+            "CASESVC_REMINDER_CONSENT_EXPIRING_DAYS", _int("CASESVC_REMINDER_CONSENT_EXPIRING_DAYS", 30)
+        ),
+        "reminder_no_contact_days": _positive(
+            "CASESVC_REMINDER_NO_CONTACT_DAYS", _int("CASESVC_REMINDER_NO_CONTACT_DAYS", 30)
+        ),
+        "reminder_conversation_days": _positive(
+            "CASESVC_REMINDER_CONVERSATION_DAYS", _int("CASESVC_REMINDER_CONVERSATION_DAYS", 1)
+        ),
+        "reminder_plan_review_months": _positive(
+            "CASESVC_REMINDER_PLAN_REVIEW_MONTHS", _int("CASESVC_REMINDER_PLAN_REVIEW_MONTHS", 3)
+        ),
+        "reminder_escalation_days": _positive(
+            "CASESVC_REMINDER_ESCALATION_DAYS", _int("CASESVC_REMINDER_ESCALATION_DAYS", 3)
+        ),
         "webhook_timeout": _positive("CASESVC_WEBHOOK_TIMEOUT", _float("CASESVC_WEBHOOK_TIMEOUT", 5.0)),
-        "webhook_backoff_seconds": _positive("CASESVC_WEBHOOK_BACKOFF_SECONDS",
-                                             _int("CASESVC_WEBHOOK_BACKOFF_SECONDS", 60)),
-        "webhook_backoff_max_seconds": _positive("CASESVC_WEBHOOK_BACKOFF_MAX_SECONDS",
-                                                 _int("CASESVC_WEBHOOK_BACKOFF_MAX_SECONDS", 6 * 3600)),
+        "webhook_backoff_seconds": _positive(
+            "CASESVC_WEBHOOK_BACKOFF_SECONDS", _int("CASESVC_WEBHOOK_BACKOFF_SECONDS", 60)
+        ),
+        "webhook_backoff_max_seconds": _positive(
+            "CASESVC_WEBHOOK_BACKOFF_MAX_SECONDS", _int("CASESVC_WEBHOOK_BACKOFF_MAX_SECONDS", 6 * 3600)
+        ),
         "webhook_max_attempts": _positive("CASESVC_WEBHOOK_MAX_ATTEMPTS", _int("CASESVC_WEBHOOK_MAX_ATTEMPTS", 8)),
-        "webhook_lease_seconds": _positive("CASESVC_WEBHOOK_LEASE_SECONDS",
-                                           _int("CASESVC_WEBHOOK_LEASE_SECONDS", 300)),
+        "webhook_lease_seconds": _positive("CASESVC_WEBHOOK_LEASE_SECONDS", _int("CASESVC_WEBHOOK_LEASE_SECONDS", 300)),
         "webhook_concurrency": _positive("CASESVC_WEBHOOK_CONCURRENCY", _int("CASESVC_WEBHOOK_CONCURRENCY", 8)),
     }
 
@@ -299,6 +312,7 @@ def _not_negative(name: str, value):
 def _database_settings() -> dict:
     """How long anything may wait on the database, the connection pool, and gunicorn's shutdown
     and keep-alive (README "Operations": waits, connection budget). 0 turns a timeout off."""
+
     def seconds(name: str, default: float, kind=_float):
         return _not_negative(name, kind(name, default))
 
@@ -317,6 +331,7 @@ def _database_settings() -> dict:
         "serve_keepalive": seconds("CASESVC_KEEPALIVE", 5, _int),
     }
 
+
 def _origin(name: str, value: str) -> str:
     """An origin or base address as the browser writes it: scheme, host, port, no trailing slash."""
     value = value.strip().rstrip("/")
@@ -329,8 +344,9 @@ def _web_settings(env: str) -> dict:
     """What browsers and calendar programs see (README: Security, hardening): the origins allowed
     to call the API from a page (CORS; none by default), and the service's public base address,
     from which the calendar feed's address is built (never from the request's Host header)."""
-    origins = tuple(_origin("CASESVC_CORS_ORIGINS", o) for o in (_env("CASESVC_CORS_ORIGINS", "") or "").split(",")
-                    if o.strip())
+    origins = tuple(
+        _origin("CASESVC_CORS_ORIGINS", o) for o in (_env("CASESVC_CORS_ORIGINS", "") or "").split(",") if o.strip()
+    )
     public_url = _env("CASESVC_PUBLIC_URL")
     if public_url:
         public_url = _origin("CASESVC_PUBLIC_URL", public_url)
@@ -340,11 +356,15 @@ def _web_settings(env: str) -> dict:
 def _check_web_settings(settings: Settings) -> Settings:
     if settings.env == "production":
         if not settings.public_url:
-            raise ConfigError("CASESVC_PUBLIC_URL is required when CASESVC_ENV=production "
-                              "(the address the service is reached at, e.g. https://casesvc.kommune.no)")
+            raise ConfigError(
+                "CASESVC_PUBLIC_URL is required when CASESVC_ENV=production "
+                "(the address the service is reached at, e.g. https://casesvc.kommune.no)"
+            )
         if not settings.public_url.startswith("https://"):
             raise ConfigError("CASESVC_PUBLIC_URL must use https when CASESVC_ENV=production")
     return settings
+
+
 def off_hours(value: str) -> tuple[int, int] | None:
     """`22-06` -> (22, 6): the Oslo hours from the first up to (not including) the second,
     across midnight when the first is later. Empty: None (no off-hours finding)."""
@@ -362,16 +382,21 @@ def off_hours(value: str) -> tuple[int, int] | None:
 
 def _privacy_settings() -> dict:
     """Emergency access and the access-log review (README: Privacy duties)."""
-    window = _env("CASESVC_REVIEW_OFF_HOURS") or "22-06" if "CASESVC_REVIEW_OFF_HOURS" not in os.environ \
+    window = (
+        _env("CASESVC_REVIEW_OFF_HOURS") or "22-06"
+        if "CASESVC_REVIEW_OFF_HOURS" not in os.environ
         else os.environ["CASESVC_REVIEW_OFF_HOURS"]
+    )
     try:
         off_hours(window)
     except ValueError as exc:
-        raise ConfigError("CASESVC_REVIEW_OFF_HOURS must be two Oslo hours such as '22-06', or empty, "
-                          f"got {window!r}") from exc
+        raise ConfigError(
+            f"CASESVC_REVIEW_OFF_HOURS must be two Oslo hours such as '22-06', or empty, got {window!r}"
+        ) from exc
     return {
-        "emergency_access_hours": _positive("CASESVC_EMERGENCY_ACCESS_HOURS",
-                                            _int("CASESVC_EMERGENCY_ACCESS_HOURS", 4)),
+        "emergency_access_hours": _positive(
+            "CASESVC_EMERGENCY_ACCESS_HOURS", _int("CASESVC_EMERGENCY_ACCESS_HOURS", 4)
+        ),
         "review_bulk_reads": _positive("CASESVC_REVIEW_BULK_READS", _int("CASESVC_REVIEW_BULK_READS", 50)),
         "review_off_hours": window,
         "review_probes": _positive("CASESVC_REVIEW_PROBES", _int("CASESVC_REVIEW_PROBES", 20)),

@@ -4,6 +4,7 @@ Every error leaves the service as a problem document with a stable `type`; nothi
 exception's text (SQL, paths, stack frames) is ever copied into a response. Its `title`, `detail`
 and `errors` messages are in the caller's language (casesvc.i18n), the `type` in none.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,10 +34,19 @@ PROBLEM_BASE = "/problems/"
 
 # Stable slugs for plain HTTP errors; the title is the HTTP reason phrase (TITLES).
 _HTTP_SLUGS = {
-    400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
-    405: "method-not-allowed", 409: "conflict", 412: "precondition-failed",
-    413: "payload-too-large", 415: "unsupported-media-type", 422: "validation-error",
-    428: "precondition-required", 429: "too-many-requests", 500: "internal-error",
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    412: "precondition-failed",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    428: "precondition-required",
+    429: "too-many-requests",
+    500: "internal-error",
     503: "unavailable",
 }
 
@@ -44,12 +54,25 @@ _HTTP_SLUGS = {
 # The title of each status: its reason phrase, RFC 9110's names where werkzeug keeps older ones
 # (413, 422), so a status has one title whoever raises it. Translated when sent.
 TITLES = {
-    400: N_("Bad Request"), 401: N_("Unauthorized"), 403: N_("Forbidden"), 404: N_("Not Found"),
-    405: N_("Method Not Allowed"), 406: N_("Not Acceptable"), 409: N_("Conflict"), 411: N_("Length Required"),
-    412: N_("Precondition Failed"), 413: N_("Content Too Large"), 414: N_("URI Too Long"),
-    415: N_("Unsupported Media Type"), 422: N_("Unprocessable Content"), 428: N_("Precondition Required"),
-    429: N_("Too Many Requests"), 431: N_("Request Header Fields Too Large"), 500: N_("Internal Server Error"),
-    501: N_("Not Implemented"), 503: N_("Service Unavailable"),
+    400: N_("Bad Request"),
+    401: N_("Unauthorized"),
+    403: N_("Forbidden"),
+    404: N_("Not Found"),
+    405: N_("Method Not Allowed"),
+    406: N_("Not Acceptable"),
+    409: N_("Conflict"),
+    411: N_("Length Required"),
+    412: N_("Precondition Failed"),
+    413: N_("Content Too Large"),
+    414: N_("URI Too Long"),
+    415: N_("Unsupported Media Type"),
+    422: N_("Unprocessable Content"),
+    428: N_("Precondition Required"),
+    429: N_("Too Many Requests"),
+    431: N_("Request Header Fields Too Large"),
+    500: N_("Internal Server Error"),
+    501: N_("Not Implemented"),
+    503: N_("Service Unavailable"),
 }
 
 # What an HTTP error werkzeug raises with its own wording (a path no route matches, a method it
@@ -71,8 +94,15 @@ _HTTP_DETAILS = {
 class Problem(Exception):
     """An expected error with a stable type; raise it anywhere in a request."""
 
-    def __init__(self, status: int, slug: str, title: str, detail: str | None = None,
-                 headers: dict[str, str] | None = None, **extra: Any):
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(detail or title)
         self.status = status
         self.slug = slug
@@ -117,11 +147,16 @@ def conflict(slug: str, detail: str, **extra: Any) -> Problem:
     return Problem(409, slug, "Conflict", detail, **extra)
 
 
-def problem_response(status: int, slug: str, title: str, detail: str,
-                     headers: dict[str, str] | None = None, **extra: Any) -> Response:
+def problem_response(
+    status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
     """The problem document, its title, detail and field messages in the caller's language."""
-    body: dict[str, Any] = {"type": PROBLEM_BASE + slug, "title": i18n.localize(title), "status": status,
-                            "detail": i18n.localize(detail)}
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": i18n.localize(title),
+        "status": status,
+        "detail": i18n.localize(detail),
+    }
     body.update(extra)
     if isinstance(body.get("errors"), dict):
         body["errors"] = i18n.localize_errors(body["errors"])
@@ -168,15 +203,20 @@ class ProblemSchema(ma.Schema):
     status = ma.fields.Integer()
     detail = ma.fields.String()
     instance = ma.fields.String()
-    errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()),
-                            metadata={"description": "Field errors (422 only)"})
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.List(ma.fields.String()),
+        metadata={"description": "Field errors (422 only)"},
+    )
     current = ma.fields.String(metadata={"description": "409 of a transition: the present state"})
     to = ma.fields.String(metadata={"description": "409 of a transition: the state asked for"})
     allowed = ma.fields.List(ma.fields.String(), metadata={"description": "409 of a transition: the moves there are"})
-    missing = ma.fields.List(ma.fields.String(),
-                             metadata={"description": "409 signatures-required: who has yet to sign"})
-    existing_id = ma.fields.String(metadata={"description": "409 youth-exists: the youth holding the national id, "
-                                                            "for a caller who may see it"})
+    missing = ma.fields.List(
+        ma.fields.String(), metadata={"description": "409 signatures-required: who has yet to sign"}
+    )
+    existing_id = ma.fields.String(
+        metadata={"description": "409 youth-exists: the youth holding the national id, for a caller who may see it"}
+    )
 
 
 def problem_documented(blp, status: int, description: str):
@@ -221,8 +261,15 @@ class ProblemApi(Api):
         messages = data.get("errors") or data.get("messages")
         if status == 422 and messages:
             # webargs nests by location ("json", "query"); the field names are what matter
-            if isinstance(messages, dict) and set(messages) <= {"json", "query", "form", "headers", "files", "path",
-                                                                "view_args"}:
+            if isinstance(messages, dict) and set(messages) <= {
+                "json",
+                "query",
+                "form",
+                "headers",
+                "files",
+                "path",
+                "view_args",
+            }:
                 merged: dict[str, list[str]] = {}
                 for location_messages in messages.values():
                     merged.update(flatten_messages(location_messages))
@@ -236,8 +283,9 @@ class ProblemApi(Api):
             detail = NOT_JSON
         if status == 422 and "errors" in extra:
             detail = invalid_fields(extra["errors"])
-        return problem_response(status, _HTTP_SLUGS.get(status, "http-error"), TITLES.get(status, error.name), detail,
-                                headers, **extra)
+        return problem_response(
+            status, _HTTP_SLUGS.get(status, "http-error"), TITLES.get(status, error.name), detail, headers, **extra
+        )
 
 
 def register_error_handlers(app: Flask, api: Api) -> None:
@@ -277,16 +325,22 @@ def database_unavailable(exc: Exception, db) -> Response:
         db.session.rollback()
     except Exception:  # noqa: BLE001 (the connection is gone; the pool replaces it)
         db.session.remove()
-    log.warning("database unavailable on %s %s: %s", request.method, request.path,
-                getattr(exc, "orig", exc).__class__.__name__)
-    return problem_response(503, "database-unavailable", "Service Unavailable",
-                            _("The database cannot be reached just now; try again shortly."),
-                            {"Retry-After": str(current_app.config["CASESVC"].retry_after)})
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.path, getattr(exc, "orig", exc).__class__.__name__
+    )
+    return problem_response(
+        503,
+        "database-unavailable",
+        "Service Unavailable",
+        _("The database cannot be reached just now; try again shortly."),
+        {"Retry-After": str(current_app.config["CASESVC"].retry_after)},
+    )
 
 
 def register_database_error_handlers(app: Flask, db) -> None:
     """Database conflicts and values it refuses become problems without a word of SQL, and a
     database that cannot be reached is 503 with Retry-After (README "Operations")."""
+
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     @app.errorhandler(DisconnectionError)
@@ -297,18 +351,27 @@ def register_database_error_handlers(app: Flask, db) -> None:
     @app.errorhandler(IntegrityError)
     def _integrity(exc: IntegrityError):
         log.warning("integrity error on %s %s: %s", request.method, request.path, exc.orig.__class__.__name__)
-        return problem_response(409, "conflict", "Conflict",
-                                _("The request conflicts with data stored meanwhile; read and try again."))
+        return problem_response(
+            409, "conflict", "Conflict", _("The request conflicts with data stored meanwhile; read and try again.")
+        )
 
     @app.errorhandler(StaleDataError)
     def _stale(exc: StaleDataError):
         # Another request changed the row between this one's read and its write. 412 answers
         # a precondition the client sent (If-Match); without one, the honest answer is 409.
         if request.headers.get("If-Match"):
-            return problem_response(412, "precondition-failed", "Precondition Failed",
-                                    _("The resource has changed since you read it; read it again."))
-        return problem_response(409, "conflict", "Conflict",
-                                _("The resource was changed by another request meanwhile; read it and try again."))
+            return problem_response(
+                412,
+                "precondition-failed",
+                "Precondition Failed",
+                _("The resource has changed since you read it; read it again."),
+            )
+        return problem_response(
+            409,
+            "conflict",
+            "Conflict",
+            _("The resource was changed by another request meanwhile; read it and try again."),
+        )
 
     @app.errorhandler(DataError)
     @app.errorhandler(OverflowError)
@@ -317,7 +380,12 @@ def register_database_error_handlers(app: Flask, db) -> None:
         # validation let through. SQLite's driver says so with OverflowError, PostgreSQL with
         # DataError; either way it is the request's fault, and the answer the same.
         db.session.rollback()
-        log.warning("value out of range on %s %s: %s", request.method, request.path,
-                    getattr(exc, "orig", exc).__class__.__name__)
-        return problem_response(400, "bad-request", "Bad Request",
-                                _("A value in the request is out of range or cannot be stored."))
+        log.warning(
+            "value out of range on %s %s: %s",
+            request.method,
+            request.path,
+            getattr(exc, "orig", exc).__class__.__name__,
+        )
+        return problem_response(
+            400, "bad-request", "Bad Request", _("A value in the request is out of range or cannot be stored.")
+        )

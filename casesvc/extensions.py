@@ -1,4 +1,5 @@
 """The Flask extensions, created unbound and initialised in create_app()."""
+
 from typing import TYPE_CHECKING, ClassVar
 
 from flask_jwt_extended import JWTManager

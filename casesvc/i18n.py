@@ -12,6 +12,7 @@ What is translated:
 - marshmallow's and werkzeug's plain English strings, which carry no msgid: the ones they can
   send are listed here (MARSHMALLOW_MESSAGES), and a message is matched against them by its text.
 """
+
 from __future__ import annotations
 
 import functools
@@ -122,8 +123,10 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(CATALOGUES))
     flask_babel.Babel(app, locale_selector=select_locale, configure_jinja=False)
     if not _catalogue_ids():
-        app.logger.warning("the bokmål catalogue is not compiled (%s): every answer is in English; "
-                           "`make install` compiles it", CATALOGUES / "nb" / "LC_MESSAGES" / "messages.mo")
+        app.logger.warning(
+            "the bokmål catalogue is not compiled (%s): every answer is in English; `make install` compiles it",
+            CATALOGUES / "nb" / "LC_MESSAGES" / "messages.mo",
+        )
 
 
 # marshmallow's own messages (fields' default_error_messages, the validators' messages, the
@@ -183,9 +186,9 @@ MARSHMALLOW_MESSAGES = (
     N_("Must be greater than or equal to %(min)s and less than %(max)s."),
     N_("Must be greater than %(min)s and less than or equal to %(max)s."),
     N_("Must be greater than %(min)s and less than %(max)s."),
-    N_("\"%(input)s\" cannot be formatted as a date."),
-    N_("\"%(input)s\" cannot be formatted as a datetime."),
-    N_("\"%(input)s\" cannot be formatted as a time."),
+    N_('"%(input)s" cannot be formatted as a date.'),
+    N_('"%(input)s" cannot be formatted as a datetime.'),
+    N_('"%(input)s" cannot be formatted as a time.'),
     N_("%(input)s cannot be formatted as a timedelta."),
 )
 
@@ -198,5 +201,6 @@ def _pattern(msgid: str) -> re.Pattern[str]:
 
 # the messages with values, matched by their text; the longer first, so that the most specific
 # wins ("Must be greater than 1 and less than 5." is not "Must be greater than %(min)s.")
-_PATTERNS = tuple((_pattern(msgid), msgid) for msgid in sorted(
-    (m for m in MARSHMALLOW_MESSAGES if "%(" in m), key=len, reverse=True))
+_PATTERNS = tuple(
+    (_pattern(msgid), msgid) for msgid in sorted((m for m in MARSHMALLOW_MESSAGES if "%(" in m), key=len, reverse=True)
+)

@@ -7,6 +7,7 @@ A log line holds no personal data: the request line names the route template
 id; nothing logs bodies, names or free text. `tests/test_logging.py` runs a scenario full of
 distinctive names and texts and searches every line for them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -111,10 +112,16 @@ def log_request(response: Response) -> Response:
     status = response.status_code
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started is not None else None
     actor = principal.subject if principal is not None else None
-    request_log.log(logging.ERROR if status >= 500 else logging.INFO, "%s %s %s %sms actor=%s",
-                    request.method, route or "-", status, duration_ms, actor or "-",
-                    extra={"method": request.method, "route": route, "status": status,
-                           "duration_ms": duration_ms, "actor": actor})
+    request_log.log(
+        logging.ERROR if status >= 500 else logging.INFO,
+        "%s %s %s %sms actor=%s",
+        request.method,
+        route or "-",
+        status,
+        duration_ms,
+        actor or "-",
+        extra={"method": request.method, "route": route, "status": status, "duration_ms": duration_ms, "actor": actor},
+    )
     return response
 
 

@@ -1,4 +1,5 @@
 """Where the migrations live: inside the installed package, so every command finds them."""
+
 from pathlib import Path
 
 

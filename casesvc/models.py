@@ -1,4 +1,5 @@
 """Imports every model so that the metadata (and Alembic's autogenerate) sees all tables."""
+
 from casesvc.agencies.models import Agency  # noqa: F401
 from casesvc.audit.models import AuditEvent, AuditInbox  # noqa: F401
 from casesvc.auth.models import (  # noqa: F401

@@ -19,6 +19,7 @@ a glance"), so that a client generated from the document works unmodified:
   dump-only fields the service sets itself. A field's `metadata["request_only"]` holds
   constraints on what is sent only (a username's pattern: a provider's users are `oidc:…`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,20 +38,28 @@ from apispec.ext.marshmallow.schema_resolver import SchemaResolver
 RELATIVE_SERVERS = [{"url": "/", "description": "The address the document was fetched from"}]
 
 SECURITY_SCHEMES = {
-    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                   "description": "An access token of `POST /api/v1/auth/token`"},
-    "calendarFeed": {"type": "apiKey", "in": "query", "name": "feed",
-                     "description": "The secret calendar address of `POST /api/v1/reminders/feed` (its `feed=`)"},
-    "metricsToken": {"type": "http", "scheme": "bearer",
-                     "description": "`CASESVC_METRICS_TOKEN`, when that is set"},
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An access token of `POST /api/v1/auth/token`",
+    },
+    "calendarFeed": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "feed",
+        "description": "The secret calendar address of `POST /api/v1/reminders/feed` (its `feed=`)",
+    },
+    "metricsToken": {"type": "http", "scheme": "bearer", "description": "`CASESVC_METRICS_TOKEN`, when that is set"},
 }
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 # the single resources whose answers carry an ETag (README, "Optimistic concurrency")
-ETAG_SCHEMAS = frozenset({"Agency", "User", "Webhook", "Youth", "Case", "Reaction", "Event", "Note", "Consent",
-                          "Reminder"})
+ETAG_SCHEMAS = frozenset(
+    {"Agency", "User", "Webhook", "Youth", "Case", "Reaction", "Event", "Note", "Consent", "Reminder"}
+)
 # a 201 without Location: the calendar address is the answer itself, not a resource to read
 NO_LOCATION_SCHEMAS = frozenset({"CalendarFeed"})
 # operations that never answer 503 database-unavailable: they use no database, or (readiness)
@@ -58,40 +67,68 @@ NO_LOCATION_SCHEMAS = frozenset({"CalendarFeed"})
 NO_DATABASE = frozenset({"service.healthz", "service.vocabulary", "service.readyz"})
 
 HEADERS: dict[str, dict[str, Any]] = {
-    "X-Request-Id": {"description": "The request's id, in logs and the audit trail: the caller's own when it "
-                                    "sent a plain one (a letter or digit, then up to 63 of `A-Za-z0-9._:-`), "
-                                    "else a new UUID", "schema": {"type": "string"}},
-    "ETag": {"description": "The version of the resource; send it back in `If-Match` to change it",
-             "required": True, "schema": {"type": "string"}},
-    "Location": {"description": "Where the new resource is read", "required": True,
-                 "schema": {"type": "string", "format": "uri-reference"}},
-    "Idempotent-Replayed": {"description": "`true` when this is the stored answer of an earlier request with "
-                                           "the same `Idempotency-Key` (nothing was done again)",
-                            "schema": {"type": "string", "enum": ["true"]}},
-    "Retry-After": {"description": "Seconds to wait before trying again", "required": True,
-                    "schema": {"type": "integer", "minimum": 0}},
+    "X-Request-Id": {
+        "description": "The request's id, in logs and the audit trail: the caller's own when it "
+        "sent a plain one (a letter or digit, then up to 63 of `A-Za-z0-9._:-`), "
+        "else a new UUID",
+        "schema": {"type": "string"},
+    },
+    "ETag": {
+        "description": "The version of the resource; send it back in `If-Match` to change it",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Location": {
+        "description": "Where the new resource is read",
+        "required": True,
+        "schema": {"type": "string", "format": "uri-reference"},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored answer of an earlier request with "
+        "the same `Idempotency-Key` (nothing was done again)",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    },
 }
 
 IDEMPOTENCY_KEY = {
-    "in": "header", "name": "Idempotency-Key", "required": False,
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
     "description": "Makes the request safe to retry: the same key and body within 24 hours replays the stored "
-                   "answer (`Idempotent-Replayed: true`) and does nothing again; another body with the same key is "
-                   "422; while the first request is still at work, 409 `idempotency-key-in-use` with `Retry-After`. "
-                   "Keys are per user.",
+    "answer (`Idempotent-Replayed: true`) and does nothing again; another body with the same key is "
+    "422; while the first request is still at work, 409 `idempotency-key-in-use` with `Retry-After`. "
+    "Keys are per user.",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255},
 }
 
 
 # the few views whose function name says too little out of its module's context
 OPERATION_IDS = {
-    "auth.token": "issueToken", "auth.revoke": "revokeToken", "auth.me": "getMe",
-    "audit.head": "getAuditHead", "audit.verify": "verifyAudit", "audit.events": "listAuditEvents",
-    "audit.export": "exportAudit", "audit.access_log": "getAccessLog", "review.audit_review": "reviewAccessLog",
-    "emergency.open_access": "openEmergencyAccess", "emergency.list_accesses": "listEmergencyAccesses",
-    "emergency.get_access": "getEmergencyAccess", "emergency.review_access": "reviewEmergencyAccess",
-    "agency_directory.agency_directory": "listAgencyDirectory", "record.youth_record": "getYouthRecord",
-    "service.vocabulary": "getVocabulary", "service.healthz": "getHealth", "service.readyz": "getReadiness",
-    "service.metrics": "getMetrics", "reminders.reminders_calendar": "getRemindersCalendar",
+    "auth.token": "issueToken",
+    "auth.revoke": "revokeToken",
+    "auth.me": "getMe",
+    "audit.head": "getAuditHead",
+    "audit.verify": "verifyAudit",
+    "audit.events": "listAuditEvents",
+    "audit.export": "exportAudit",
+    "audit.access_log": "getAccessLog",
+    "review.audit_review": "reviewAccessLog",
+    "emergency.open_access": "openEmergencyAccess",
+    "emergency.list_accesses": "listEmergencyAccesses",
+    "emergency.get_access": "getEmergencyAccess",
+    "emergency.review_access": "reviewEmergencyAccess",
+    "agency_directory.agency_directory": "listAgencyDirectory",
+    "record.youth_record": "getYouthRecord",
+    "service.vocabulary": "getVocabulary",
+    "service.healthz": "getHealth",
+    "service.readyz": "getReadiness",
+    "service.metrics": "getMetrics",
+    "reminders.reminders_calendar": "getRemindersCalendar",
 }
 
 
@@ -126,8 +163,14 @@ def variant(schema, side: str):
             unknown = ma.INCLUDE if cls.opts.unknown == ma.INCLUDE else ma.EXCLUDE
         else:
             unknown = cls.opts.unknown
-        meta = {"unknown": unknown, **{option: getattr(cls.Meta, option) for option in ("title", "description")
-                                       if hasattr(getattr(cls, "Meta", None), option)}}
+        meta = {
+            "unknown": unknown,
+            **{
+                option: getattr(cls.Meta, option)
+                for option in ("title", "description")
+                if hasattr(getattr(cls, "Meta", None), option)
+            },
+        }
         attrs: dict = {"_variant_of": (cls, side), "Meta": type("Meta", (), meta)}
         only, excluded = cls.opts.fields, set(cls.opts.exclude)  # Meta.fields / Meta.exclude
         for name, field in cls._declared_fields.items():
@@ -215,19 +258,28 @@ def _problem(description: str, *headers: str) -> dict:
 
 # the problem answers every operation shares, by status, as components of the document
 STANDARD = {
-    "400": ("MalformedRequest", _problem("Malformed JSON, a NUL character in the request, or a value that cannot be "
-                                          "stored (`bad-request`)")),
+    "400": (
+        "MalformedRequest",
+        _problem("Malformed JSON, a NUL character in the request, or a value that cannot be stored (`bad-request`)"),
+    ),
     "401": ("Unauthenticated", _problem("No valid bearer token (`unauthorized`, with `WWW-Authenticate: Bearer`)")),
     "403": ("Refused", _problem("The token lacks the scope or the role, or the access policy refuses the caller")),
     "404": ("NoSuchResource", _problem("No such resource, or one the caller may not know of (`not-found`)")),
     "413": ("BodyTooLarge", _problem("The body is over 1 MiB (`payload-too-large`)")),
     "415": ("NotJson", _problem("The body is not application/json (`unsupported-media-type`)")),
-    "503": ("DatabaseUnavailable", _problem("The database cannot be reached just now (`database-unavailable`); try "
-                                            "again after `Retry-After` seconds", "Retry-After")),
+    "503": (
+        "DatabaseUnavailable",
+        _problem(
+            "The database cannot be reached just now (`database-unavailable`); try again after `Retry-After` seconds",
+            "Retry-After",
+        ),
+    ),
 }
-RACE = ("Another request changed or created the same data meanwhile (`conflict`); read it again and retry")
-IN_FLIGHT = ("A request with the same `Idempotency-Key` is still at work (`idempotency-key-in-use`); try again "
-             "after `Retry-After` seconds")
+RACE = "Another request changed or created the same data meanwhile (`conflict`); read it again and retry"
+IN_FLIGHT = (
+    "A request with the same `Idempotency-Key` is still at work (`idempotency-key-in-use`); try again "
+    "after `Retry-After` seconds"
+)
 
 
 class ConventionsPlugin(BasePlugin):

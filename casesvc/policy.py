@@ -5,6 +5,7 @@ consents, an entry's author and category) and answers. Services gather the facts
 list endpoints use the SQL twins in `casesvc/access/clauses.py`, which state the same rules as
 expressions, so a list can never show what a GET would refuse (docs/architecture.md).
 """
+
 from __future__ import annotations
 
 import enum
@@ -18,8 +19,9 @@ NO_CONTENT_ROLES = frozenset({"admin", "auditor"})
 
 # The most a token of each role may carry; a token holds a subset (README "Identity"). `statistics:read`
 # (README "Statistics") opens aggregates only, never case content: coordinator and admin.
-_STAFF_SCOPES = frozenset({"cases:read", "cases:write", "notes:read", "notes:write", "consents:write",
-                           "reminders:read", "reminders:write"})
+_STAFF_SCOPES = frozenset(
+    {"cases:read", "cases:write", "notes:read", "notes:write", "consents:write", "reminders:read", "reminders:write"}
+)
 ROLE_SCOPES: dict[str, frozenset[str]] = {
     **dict.fromkeys(STAFF_ROLES, _STAFF_SCOPES),
     "coordinator": _STAFF_SCOPES | {"statistics:read"},
@@ -78,11 +80,11 @@ class CaseFacts:
 
 
 class Relation(enum.Enum):
-    LEAD = "lead"                           # sees the whole case
-    SHARED = "shared"                       # participant under an active consent
-    CONSENT_REQUIRED = "consent_required"   # participant without one: 403
-    EMERGENCY = "emergency"                 # participant without one, under the user's emergency access
-    HIDDEN = "hidden"                       # not a participant, or another municipality: 404
+    LEAD = "lead"  # sees the whole case
+    SHARED = "shared"  # participant under an active consent
+    CONSENT_REQUIRED = "consent_required"  # participant without one: 403
+    EMERGENCY = "emergency"  # participant without one, under the user's emergency access
+    HIDDEN = "hidden"  # not a participant, or another municipality: 404
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,7 @@ def check_role(principal: Principal, action: Action) -> Decision:
     """The checks that do not depend on any record: role (invariant 5) and scope.
     Run before a record is looked up, so their answer never tells whether it exists."""
     if principal.role in NO_CONTENT_ROLES or not principal.is_staff:
-        return Decision(False, 403, "case-content-forbidden",
-                        _("This role has no access to youth or case content."))
+        return Decision(False, 403, "case-content-forbidden", _("This role has no access to youth or case content."))
     if action.scope not in principal.scopes:
         return Decision(False, 403, "insufficient-scope", _("The token lacks the scope %(scope)s.", scope=action.scope))
     return ALLOW
@@ -190,13 +191,13 @@ def authorize(principal: Principal, action: Action, access: CaseAccess) -> Decis
         return Decision(False, 404, "not-found", _("No such case."))
     if access.relation is Relation.CONSENT_REQUIRED or (access.relation is Relation.EMERGENCY and not action.reads):
         # an emergency access reads; it writes nothing the user could not write before
-        return Decision(False, 403, "consent-required",
-                        _("Your agency takes part in this case but no active consent names it."))
+        return Decision(
+            False, 403, "consent-required", _("Your agency takes part in this case but no active consent names it.")
+        )
     if access.relation is Relation.EMERGENCY:
         return ALLOW
     if action.lead_only and access.relation is not Relation.LEAD and principal.role != "coordinator":
-        return Decision(False, 403, "lead-agency-required",
-                        _("Only the lead agency or a coordinator may do this."))
+        return Decision(False, 403, "lead-agency-required", _("Only the lead agency or a coordinator may do this."))
     if access.relation in (Relation.LEAD, Relation.SHARED):
         return ALLOW
     return Decision(False, 404, "not-found", _("No such case."))  # deny by default
@@ -240,10 +241,11 @@ def youth_visible(principal: Principal, created_by_agency: str, case_accesses: l
 
 
 def youth_read_basis(principal: Principal, created_by_agency: str, case_accesses: list[CaseAccess]) -> str | None:
-    """"emergency" when the youth is visible to the caller only through an emergency access
+    """ "emergency" when the youth is visible to the caller only through an emergency access
     (the read is then marked so in its audit event), else None."""
-    if created_by_agency == principal.agency or any(a.relation in (Relation.LEAD, Relation.SHARED)
-                                                    for a in case_accesses):
+    if created_by_agency == principal.agency or any(
+        a.relation in (Relation.LEAD, Relation.SHARED) for a in case_accesses
+    ):
         return None
     return "emergency" if any(a.relation is Relation.EMERGENCY for a in case_accesses) else None
 
@@ -260,8 +262,9 @@ def emergency_access_decision(principal: Principal, access: CaseAccess) -> Decis
     if access.relation in (Relation.LEAD, Relation.SHARED):
         return Decision(False, 409, "nothing-to-break", _("Your agency already reads this case."))
     if access.relation is Relation.EMERGENCY:
-        return Decision(False, 409, "emergency-access-active",
-                        _("Your emergency access to this case is still running."))
+        return Decision(
+            False, 409, "emergency-access-active", _("Your emergency access to this case is still running.")
+        )
     return ALLOW
 
 
@@ -273,12 +276,15 @@ def youth_change_decision(principal: Principal, created_by_agency: str, case_acc
         if created_by_agency == principal.agency:
             return ALLOW
         return Decision(False, 404, "not-found", _("No such youth."))
-    return _lead_or_coordinator(principal, case_accesses,
-                                _("Only the lead agency of one of the youth's cases or a coordinator may change "
-                                  "the youth."))
+    return _lead_or_coordinator(
+        principal,
+        case_accesses,
+        _("Only the lead agency of one of the youth's cases or a coordinator may change the youth."),
+    )
 
 
 # --- Administration and the audit log ---------------------------------------------------------
+
 
 def check_admin(principal: Principal) -> Decision:
     """Administration (users, agencies, clients, webhooks): the admin role, with the `admin` scope."""
@@ -309,8 +315,9 @@ def access_log_decision(principal: Principal, accesses: list[CaseAccess], youth_
         return Decision(False, 403, "insufficient-scope", _("The token lacks the scope %(scope)s.", scope="cases:read"))
     if not youth_is_visible:
         return Decision(False, 404, "not-found", _("No such youth."))
-    return _lead_or_coordinator(principal, accesses,
-                                _("The access log is for the lead agency, a coordinator, admin and auditor."))
+    return _lead_or_coordinator(
+        principal, accesses, _("The access log is for the lead agency, a coordinator, admin and auditor.")
+    )
 
 
 def _lead_or_coordinator(principal: Principal, accesses: list[CaseAccess], refusal: str) -> Decision:
@@ -330,9 +337,9 @@ def record_decision(principal: Principal, accesses: list[CaseAccess], youth_is_v
         return decision
     if not youth_is_visible:
         return Decision(False, 404, "not-found", _("No such youth."))
-    return _lead_or_coordinator(principal, accesses,
-                                _("The record is given by the lead agency of one of the youth's cases or a "
-                                  "coordinator."))
+    return _lead_or_coordinator(
+        principal, accesses, _("The record is given by the lead agency of one of the youth's cases or a coordinator.")
+    )
 
 
 # --- Statistics (README "Statistics") -------------------------------------------------------------------
@@ -351,21 +358,29 @@ def statistics_access(principal: Principal, requested: tuple[str, ...] = ()) -> 
     (asking for another is 403); admin: every municipality. Nobody else. `requested` empty
     means every municipality the caller may see."""
     if principal.role not in STATISTICS_ROLES or (principal.role == "coordinator" and not principal.is_staff):
-        return StatisticsDecision(False, 403, "statistics-readers-only",
-                                  _("Statistics are for coordinators and administrators."))
+        return StatisticsDecision(
+            False, 403, "statistics-readers-only", _("Statistics are for coordinators and administrators.")
+        )
     if "statistics:read" not in principal.scopes:
-        return StatisticsDecision(False, 403, "insufficient-scope",
-                                  _("The token lacks the scope %(scope)s.", scope="statistics:read"))
+        return StatisticsDecision(
+            False, 403, "insufficient-scope", _("The token lacks the scope %(scope)s.", scope="statistics:read")
+        )
     wanted = tuple(sorted(set(requested)))
     if principal.role == "admin":
         return StatisticsDecision(True, municipalities=wanted or None)
     outside = [m for m in wanted if m not in principal.municipalities]
     if outside:
-        return StatisticsDecision(False, 403, "municipality-forbidden",
-                                  _("Your agency does not serve municipality %(municipality)s.",
-                                    municipality=", ".join(outside)))
+        return StatisticsDecision(
+            False,
+            403,
+            "municipality-forbidden",
+            _("Your agency does not serve municipality %(municipality)s.", municipality=", ".join(outside)),
+        )
     return StatisticsDecision(True, municipalities=wanted or tuple(sorted(principal.municipalities)))
+
+
 # --- The agency directory ---------------------------------------------------------------------
+
 
 def agency_directory_reach(principal: Principal) -> tuple[Decision, frozenset[str] | None]:
     """Who reads the agency directory (codes, kinds, names and municipalities; no users, no

@@ -1,6 +1,7 @@
 """What happens around every request: a request id, authentication before anything is parsed,
 the media-type check, input no view should meet (NUL, an oversized chunked body), security
 headers and metrics."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,9 @@ API_PREFIX = "/api/v1/"
 # CSV export, so it starts with a letter or digit (no formula) and holds no space or quote.
 SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 # /auth/revoke: RFC 7009 is form-encoded, and holding the token is the credential to revoke it
-PUBLIC_API_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke", "/api/v1/openapi.json",
-                              "/api/v1/vocabulary"})
+PUBLIC_API_PATHS = frozenset(
+    {"/api/v1/auth/token", "/api/v1/auth/revoke", "/api/v1/openapi.json", "/api/v1/vocabulary"}
+)
 # the OAuth endpoints answer errors as RFC 6749 does, and take form-encoded bodies too
 OAUTH_PATHS = frozenset({"/api/v1/auth/token", "/api/v1/auth/revoke"})
 JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -61,8 +63,9 @@ def register_request_hooks(app: Flask) -> None:
         # (`auth.principal.requires`), also before the body is parsed.
         current_principal()
         if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in JSON_TYPES:
-            raise Problem(415, "unsupported-media-type", "Unsupported Media Type",
-                          _("Send the request body as application/json."))
+            raise Problem(
+                415, "unsupported-media-type", "Unsupported Media Type", _("Send the request body as application/json.")
+            )
         return _check_input()
 
     @app.after_request
@@ -118,7 +121,8 @@ def _check_input():
             if json_has_lone_surrogate(body):
                 raise Problem(400, "bad-request", "Bad Request", SURROGATE_DETAIL)
         elif request.mimetype == "application/x-www-form-urlencoded" and any(  # the OAuth endpoints
-                "\x00" in name or "\x00" in value for name, value in request.form.items(multi=True)):
+            "\x00" in name or "\x00" in value for name, value in request.form.items(multi=True)
+        ):
             return _nul_refused()
     return None
 
@@ -135,7 +139,11 @@ def _read_body() -> bytes:
     anything left unread after the limit makes the request too large, as with Content-Length."""
     body = request.get_data(cache=True)
     limit = request.max_content_length
-    if (request.content_length is None and limit is not None and len(body) >= limit
-            and request.environ["wsgi.input"].read(1)):
+    if (
+        request.content_length is None
+        and limit is not None
+        and len(body) >= limit
+        and request.environ["wsgi.input"].read(1)
+    ):
         raise RequestEntityTooLarge()
     return body

@@ -1,4 +1,5 @@
 """`casesvc serve`: gunicorn with the already-created app."""
+
 from __future__ import annotations
 
 import logging
@@ -35,11 +36,17 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
     an idle keep-alive connection is held `CASESVC_KEEPALIVE` seconds (keep it below the load
     balancer's idle timeout, so that the balancer never sends on a connection gunicorn closes).
     No gunicorn access log: casesvc writes one line per request itself (README: Logs)."""
-    options = {"bind": f"{host}:{port}", "workers": workers, "accesslog": None,
-               "logger_class": "casesvc.logging_setup.GunicornLogger", "timeout": 30,
-               "graceful_timeout": settings.serve_graceful_timeout, "keepalive": settings.serve_keepalive,
-               "limit_request_line": 8190,
-               "child_exit": lambda server, worker: mark_worker_dead(worker.pid)}
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "accesslog": None,
+        "logger_class": "casesvc.logging_setup.GunicornLogger",
+        "timeout": 30,
+        "graceful_timeout": settings.serve_graceful_timeout,
+        "keepalive": settings.serve_keepalive,
+        "limit_request_line": 8190,
+        "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
+    }
     if threads > 1:
         options.update(worker_class="gthread", threads=threads)
     return options

@@ -7,6 +7,7 @@ or rolls back, with the work that caused it. The sender is the domain object the
 the keyword arguments carry the rest. No domain package imports the packages that follow it —
 see docs/architecture.md.
 """
+
 from __future__ import annotations
 
 from blinker import Namespace

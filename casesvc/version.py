@@ -1,6 +1,7 @@
 """The version of casesvc: one source, the installed package's metadata (`version` in
 pyproject.toml). `casesvc --version`, `GET /healthz` and the OpenAPI document's `info.version`
 all read it here."""
+
 from __future__ import annotations
 
 from importlib import metadata

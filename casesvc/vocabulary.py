@@ -3,6 +3,7 @@
 Models, schemas and `GET /api/v1/vocabulary` all read from here, so a code cannot exist in one
 and not the other.
 """
+
 from __future__ import annotations
 
 # code -> (bokmål, English)

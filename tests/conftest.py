@@ -1,6 +1,7 @@
 """Test harness: one migrated database per run (SQLite file, or PostgreSQL when
 CASESVC_TEST_DATABASE_URL is set), emptied after every test, and helpers that build a small
 world of agencies and users and call the API as one of them."""
+
 from __future__ import annotations
 
 import contextlib
@@ -134,8 +135,10 @@ def _reset_schema() -> None:
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
     # no sealing after requests (it would make query counts vary); what reads the audit log seals first
-    app = create_app({"env": "test", "database_url": _database_url(tmp_path_factory), "audit_seal_interval": 1e9},
-                     instance_path=tmp_path_factory.mktemp("instance"))
+    app = create_app(
+        {"env": "test", "database_url": _database_url(tmp_path_factory), "audit_seal_interval": 1e9},
+        instance_path=tmp_path_factory.mktemp("instance"),
+    )
     with app.app_context():
         _reset_schema()
     return app
@@ -158,8 +161,9 @@ def audit_triggers_off(conn):
         yield
         conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
     else:
-        saved = conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' "
-                                  "AND tbl_name = 'audit_events'")).all()
+        saved = conn.execute(
+            text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_events'")
+        ).all()
         for name, _ in saved:
             conn.execute(text(f"DROP TRIGGER {name}"))
         yield
@@ -182,6 +186,7 @@ def _empty_database(app):
 
 
 # --- building a world ------------------------------------------------------------------------
+
 
 def youth_number(born: date, start: int = 500) -> str:
     """A valid synthetic national id (never a real person's) for a birth date in the 2000s."""
@@ -227,8 +232,8 @@ class World:
         ("nav", "nav", ["0301"]),
         ("cw", "child_welfare", ["0301"]),
         ("slt", "coordinator", ["0301"]),
-        ("police2", "police", ["0301"]),       # a second police agency in the same municipality
-        ("west", "police", ["4601"]),          # another municipality
+        ("police2", "police", ["0301"]),  # a second police agency in the same municipality
+        ("west", "police", ["4601"]),  # another municipality
         ("westhealth", "school_health", ["4601"]),
     ]
 
@@ -255,8 +260,10 @@ class World:
     def as_user(self, user_id, role, agency, name, scopes=None) -> Actor:
         scopes = sorted(ROLE_SCOPES[role] if scopes is None else scopes)
         with self.app.app_context():
-            token = create_access_token(identity=user_id, additional_claims={
-                "role": role, "agency": agency, "scope": " ".join(scopes), "username": name})
+            token = create_access_token(
+                identity=user_id,
+                additional_claims={"role": role, "agency": agency, "scope": " ".join(scopes), "username": name},
+            )
         return Actor(self.client, user_id, role, agency, token)
 
     def __getitem__(self, code: str) -> Actor:
@@ -268,26 +275,43 @@ class World:
         born = born or date(oslo_today().year - 15, 5, 17)
         start = 500 + 7 * len(getattr(self, "_youths", []))
         self._youths = [*getattr(self, "_youths", []), 1]
-        body = {"given_name": "Test", "family_name": "Testesen", "birth_date": born.isoformat(),
-                "national_id": youth_number(born, start), "municipality": "0301",
-                "guardians": [{"name": "Test Forelder", "relation": "mother"}], **fields}
+        body = {
+            "given_name": "Test",
+            "family_name": "Testesen",
+            "birth_date": born.isoformat(),
+            "national_id": youth_number(born, start),
+            "municipality": "0301",
+            "guardians": [{"name": "Test Forelder", "relation": "mother"}],
+            **fields,
+        }
         resp = self[by].post("/api/v1/youths", json=body)
         assert resp.status_code == 201, resp.json
         return resp.json
 
     def case(self, by: str = "police", participants=("health", "slt"), youth: dict | None = None, **fields) -> dict:
         youth = youth or self.youth(by=by)
-        body = {"youth_id": youth["id"], "origin": "police", "summary": "Test case",
-                "participants": list(participants), **fields}
+        body = {
+            "youth_id": youth["id"],
+            "origin": "police",
+            "summary": "Test case",
+            "participants": list(participants),
+            **fields,
+        }
         resp = self[by].post("/api/v1/cases", json=body)
         assert resp.status_code == 201, resp.json
         return resp.json
 
     def consent(self, case: dict, agencies, by: str = "police", categories=("general",), **fields) -> dict:
         today = oslo_today()
-        body = {"given_by": "both", "given_on": (today - timedelta(days=1)).isoformat(),
-                "expires_on": (today + timedelta(days=90)).isoformat(), "purpose": "Follow-up",
-                "agencies": list(agencies), "categories": list(categories), **fields}
+        body = {
+            "given_by": "both",
+            "given_on": (today - timedelta(days=1)).isoformat(),
+            "expires_on": (today + timedelta(days=90)).isoformat(),
+            "purpose": "Follow-up",
+            "agencies": list(agencies),
+            "categories": list(categories),
+            **fields,
+        }
         resp = self[by].post(f"/api/v1/cases/{case['id']}/consents", json=body)
         assert resp.status_code == 201, resp.json
         return resp.json

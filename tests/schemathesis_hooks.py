@@ -9,13 +9,13 @@ Two things live here, next to schemathesis.toml, and nowhere else:
   cannot say why in JSON Schema. Each rule names the field, the service's message and the reason.
   Anything else the service rejects while the document allows it is a finding.
 """
+
 from __future__ import annotations
 
 import re
 
 import schemathesis
 from schemathesis.core.failures import Failure
-
 
 NOT_YET_LISTED: set[tuple[str, int]] = set()  # (operation, status) the document does not list yet: none
 
@@ -29,9 +29,12 @@ def status_explicitly_documented(ctx, response, case):
     status = str(response.status_code)
     if status in listed or f"{status[0]}XX" in listed or (case.operation.label, response.status_code) in NOT_YET_LISTED:
         return None
-    raise Failure(operation=case.operation.label, title="Undocumented status",
-                  message=f"{status} is not listed by {case.operation.label} (only `default` covers it); "
-                          f"listed: {', '.join(sorted(listed)) or 'none'}")
+    raise Failure(
+        operation=case.operation.label,
+        title="Undocumented status",
+        message=f"{status} is not listed by {case.operation.label} (only `default` covers it); "
+        f"listed: {', '.join(sorted(listed)) or 'none'}",
+    )
 
 
 # (field, the service's message as a regular expression, why a schema-valid value may get it).
@@ -41,11 +44,17 @@ _WINDOW = "business dates lie within a window around today (README, bounded date
 _BETWEEN = "a rule between two fields or parameters"
 _STATE = "depends on what the record holds now"
 ACCEPTED_422 = [
-    ("cursor", r"Not a cursor this service issued\.",
-     "cursors are opaque and signed: only one the service issued is valid, and no generator can make one"),
-    (r"[\w.]+", r"Not a valid (date|datetime|email address)\.",
-     "`format` is an annotation in JSON Schema 2020-12 (OpenAPI 3.1): Schemathesis may send any string as a valid "
-     "one, where the service checks the format"),
+    (
+        "cursor",
+        r"Not a cursor this service issued\.",
+        "cursors are opaque and signed: only one the service issued is valid, and no generator can make one",
+    ),
+    (
+        r"[\w.]+",
+        r"Not a valid (date|datetime|email address)\.",
+        "`format` is an annotation in JSON Schema 2020-12 (OpenAPI 3.1): Schemathesis may send any string as a valid "
+        "one, where the service checks the format",
+    ),
     (r"[\w.]+", r"Must be within 10 years of (today|now)\.", _WINDOW),
     ("birth_date", r"Must not be in the future nor more than 100 years ago\.", _WINDOW),
     (r"from|to", r"Must be a date from 1900-01-01 to 2999-12-31\.", _WINDOW),
@@ -55,9 +64,16 @@ ACCEPTED_422 = [
     ("to", r"Must not be before from\.", _BETWEEN),
     (r"(consent\.)?expires_on", r"A consent given needs an end date\.|Must not be before given_on\.", _BETWEEN),
     (r"(consent\.)?expires_on", r"The consent has already expired\.", _WINDOW),
-    (r"(consent\.)?given_by", r"A youth under \d+ needs a guardian's consent .*", "depends on the youth's age on given_on"),
-    (r"ends_on|probation_ends_on", r"Must not be before starts_on\.|\w+ lasts at most \d+ years from starts_on\.",
-     _BETWEEN),
+    (
+        r"(consent\.)?given_by",
+        r"A youth under \d+ needs a guardian's consent .*",
+        "depends on the youth's age on given_on",
+    ),
+    (
+        r"ends_on|probation_ends_on",
+        r"Must not be before starts_on\.|\w+ lasts at most \d+ years from starts_on\.",
+        _BETWEEN,
+    ),
     ("result", r"A drug test needs a result\.|Only a drug test has a result\.", _BETWEEN),
     (r"conditions\.\d+\.kind", r"A \w+ condition needs a legal basis other than consent .*", _BETWEEN),
     ("ends_on", r"A contract needs an end date\.", _BETWEEN),
@@ -66,41 +82,58 @@ ACCEPTED_422 = [
     (r"national_id|birth_date", r"The national id's day, month and year and the birth date do not match\.", _BETWEEN),
     ("youth_id", r"No such youth\.", _REFERENCE),
     ("agency", r"no agency '.*'", _REFERENCE),
-    (r"[\w.]+", r"Must not be blank\.",
-     "a name needs a visible character (README: Hardening); spaces and invisible characters are told apart by "
-     "Unicode categories, which no portable JSON Schema pattern states"),
+    (
+        r"[\w.]+",
+        r"Must not be blank\.",
+        "a name needs a visible character (README: Hardening); spaces and invisible characters are told apart by "
+        "Unicode categories, which no portable JSON Schema pattern states",
+    ),
     ("reaction_id", r"No such reaction in this case\.", _REFERENCE),
     ("condition_id", r"No such condition in this case\.|The condition belongs to another reaction\.", _REFERENCE),
     ("corrects", r"No such \w+.*", _REFERENCE),
     ("coordinator", r"Must be an active user of a participating agency\.", _REFERENCE),
     (r"[\w.]+", r"Unknown agency .*", _REFERENCE),
     (r"[\w.]+", r"Agency .* does not serve municipality \d+\.", _REFERENCE),
-    ("municipality", r"Your agency does not serve this municipality\.|The case is already in this municipality\.",
-     _REFERENCE),
+    (
+        "municipality",
+        r"Your agency does not serve this municipality\.|The case is already in this municipality\.",
+        _REFERENCE,
+    ),
     ("lead_agency", r"A case is opened by its lead agency: this must be your own agency\.", _REFERENCE),
     ("participants", r"The lead agency cannot leave its own case\.|Agency .*", _REFERENCE),
     ("to", r"The new lead must take part in the case\.|This agency already leads the case\.", _REFERENCE),
-    (r"assignee_agency|conditions\.\d+\.responsible_agency", r"Must be an agency participating in the case\.",
-     _REFERENCE),
+    (
+        r"assignee_agency|conditions\.\d+\.responsible_agency",
+        r"Must be an agency participating in the case\.",
+        _REFERENCE,
+    ),
     ("assignee_user", r"Must be an active user of the assignee agency\.", _REFERENCE),
     ("agencies", r"Not participating in the case: .*", _REFERENCE),
-    ("agency", r"agency is required for an? \w+ user|agency must be left out: an? \w+ \w+ belongs to no agency",
-     _BETWEEN),
+    (
+        "agency",
+        r"agency is required for an? \w+ user|agency must be left out: an? \w+ \w+ belongs to no agency",
+        _BETWEEN,
+    ),
     ("code", r"agency '[\w-]+' already exists", _STATE),
     ("username", r".*already exists.*|.*is taken.*", _STATE),
     ("agency", r"role '\w+' does not match agency '[\w-]+' of kind '\w+'", _BETWEEN),
     (r"scheduled_at|held_at", r"Only a concern conversation is scheduled or held\.", _BETWEEN),
     ("signed_on", r"A signature cannot be dated in the future\.", _WINDOW),
-    ("Idempotency-Key", r"This key was used with another request \(another endpoint or body\)\.",
-     "the same key with another body is 422 (README: Idempotency-Key); the generator reuses keys"),
+    (
+        "Idempotency-Key",
+        r"This key was used with another request \(another endpoint or body\)\.",
+        "the same key with another body is 422 (README: Idempotency-Key); the generator reuses keys",
+    ),
     ("party", r"The \w+ has already signed this reaction\.", _STATE),
     ("signatures", r"Each party signs once\.", "items of one list must differ in one field"),
 ]
 
 
 def _accepted(field: str, messages: list) -> bool:
-    return all(any(re.fullmatch(name, field) and re.fullmatch(pattern, str(message))
-                   for name, pattern, _ in ACCEPTED_422) for message in messages)
+    return all(
+        any(re.fullmatch(name, field) and re.fullmatch(pattern, str(message)) for name, pattern, _ in ACCEPTED_422)
+        for message in messages
+    )
 
 
 # The token request's fields required per grant (and revoke's non-empty token) are in the
@@ -126,8 +159,11 @@ def filter_failure(context, failure, case, response):
         return False  # a new agency has no webhook yet: that is made by PUT, not by creating the agency
     if failure.code == "ST205" and case.operation.path in LITERAL_BESIDE_TEMPLATE:
         return False
-    if failure.code == "ST202" and response.status_code == 400 and case.operation.path in (
-            "/api/v1/auth/token", "/api/v1/auth/revoke"):
+    if (
+        failure.code == "ST202"
+        and response.status_code == 400
+        and case.operation.path in ("/api/v1/auth/token", "/api/v1/auth/revoke")
+    ):
         try:
             return not OAUTH_400_NOT_YET_DOCUMENTED.fullmatch(response.json().get("error_description") or "")
         except ValueError:

@@ -1,5 +1,6 @@
 """Secrets at rest (casesvc.common.crypto): encrypted under CASESVC_SECRET_KEY, still readable
 under a previous key after rotation, refused when altered or when the key is gone."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,15 @@ SECRET = "receiver-shared-secret-123"
 
 
 def app_with(tmp_path, key, previous=()):
-    return create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'crypto.sqlite3'}",
-                       "secret_key": key, "secret_keys_previous": tuple(previous)}, instance_path=tmp_path)
+    return create_app(
+        {
+            "env": "test",
+            "database_url": f"sqlite:///{tmp_path / 'crypto.sqlite3'}",
+            "secret_key": key,
+            "secret_keys_previous": tuple(previous),
+        },
+        instance_path=tmp_path,
+    )
 
 
 def test_a_secret_is_stored_encrypted_and_read_back(tmp_path):

@@ -2,6 +2,7 @@
 preflights without a token, a safe X-Request-Id and an audit export no spreadsheet runs, the
 calendar address from CASESVC_PUBLIC_URL, tokens that must expire, security headers on /docs,
 an honest 409 for a lost race, and 404 for a path that is not there."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,6 +30,7 @@ def notes_url(case) -> str:
 
 
 # --- 1. Idempotency-Key is reserved before the work --------------------------------------------
+
 
 def test_two_simultaneous_posts_with_one_key_create_one_note(world, app, monkeypatch):
     """The first request reserves the key before it works; the second, arriving while the first
@@ -71,8 +73,9 @@ def test_two_simultaneous_posts_with_one_key_create_one_note(world, app, monkeyp
     else:
         assert created[0].json["id"] == created[1].json["id"]
         assert [r.headers.get("Idempotent-Replayed") for r in created].count("true") == 1
-    again = world["police"].post(notes_url(case), json={"body": "Fake note"},
-                                 headers={"Idempotency-Key": "simultaneous-1"})
+    again = world["police"].post(
+        notes_url(case), json={"body": "Fake note"}, headers={"Idempotency-Key": "simultaneous-1"}
+    )
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert again.json["id"] == created[0].json["id"]
 
@@ -89,10 +92,19 @@ def test_a_key_whose_request_failed_can_be_used_again_at_once(world):
 def test_a_reservation_left_by_a_crashed_request_is_taken_over_after_its_lease(world, app):
     case = world.case()
     with app.app_context():
-        db.session.add(IdempotencyKey(owner=world["police"].user_id, key="crashed-1", endpoint="followups.create_note",
-                                      fingerprint="x", status_code=IN_FLIGHT, body="", headers="{}",
-                                      created_at=datetime.now(UTC) - IN_FLIGHT_LEASE - timedelta(seconds=1),
-                                      expires_at=datetime.now(UTC) + timedelta(hours=1)))
+        db.session.add(
+            IdempotencyKey(
+                owner=world["police"].user_id,
+                key="crashed-1",
+                endpoint="followups.create_note",
+                fingerprint="x",
+                status_code=IN_FLIGHT,
+                body="",
+                headers="{}",
+                created_at=datetime.now(UTC) - IN_FLIGHT_LEASE - timedelta(seconds=1),
+                expires_at=datetime.now(UTC) + timedelta(hours=1),
+            )
+        )
         db.session.commit()
     resp = world["police"].post(notes_url(case), json={"body": "Fake note"}, headers={"Idempotency-Key": "crashed-1"})
     assert resp.status_code == 201, resp.json
@@ -104,14 +116,23 @@ def test_the_same_key_on_another_kind_of_request_is_a_request_of_its_own(world):
     case = world.case()
     headers = {"Idempotency-Key": "per-endpoint"}
     note = world["police"].post(notes_url(case), json={"body": "Fake note"}, headers=headers)
-    youth = world["police"].post("/api/v1/youths", headers=headers, json={
-        "given_name": "Fake", "family_name": "Person", "birth_date": "2011-05-17",
-        "national_id": youth_number(date(2011, 5, 17), 900), "municipality": "0301"})
+    youth = world["police"].post(
+        "/api/v1/youths",
+        headers=headers,
+        json={
+            "given_name": "Fake",
+            "family_name": "Person",
+            "birth_date": "2011-05-17",
+            "national_id": youth_number(date(2011, 5, 17), 900),
+            "municipality": "0301",
+        },
+    )
     assert note.status_code == 201 and youth.status_code == 201, youth.json
     assert "Idempotent-Replayed" not in youth.headers
 
 
 # --- 2. OPTIONS and CORS ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/api/v1/cases", "/api/v1/youths/some-id", "/api/v1/reminders"])
 def test_options_answers_without_a_token(client, path):
@@ -124,16 +145,28 @@ def test_options_answers_without_a_token(client, path):
 @pytest.fixture
 def cors_client(app, tmp_path):
     settings = app.config["CASESVC"]
-    other = create_app({"env": "test", "database_url": settings.database_url, "secret_key": settings.secret_key,
-                        "audit_seal_interval": 1e9, "cors_origins": ("https://front.example",)},
-                       instance_path=tmp_path)
+    other = create_app(
+        {
+            "env": "test",
+            "database_url": settings.database_url,
+            "secret_key": settings.secret_key,
+            "audit_seal_interval": 1e9,
+            "cors_origins": ("https://front.example",),
+        },
+        instance_path=tmp_path,
+    )
     return other.test_client()
 
 
 def test_a_preflight_from_an_allowed_origin_is_answered_for_an_authorised_call(cors_client):
-    resp = cors_client.options("/api/v1/cases", headers={
-        "Origin": "https://front.example", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "Authorization, Content-Type, Idempotency-Key"})
+    resp = cors_client.options(
+        "/api/v1/cases",
+        headers={
+            "Origin": "https://front.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type, Idempotency-Key",
+        },
+    )
     assert resp.status_code in (200, 204)
     assert resp.headers["Access-Control-Allow-Origin"] == "https://front.example"
     allowed = resp.headers["Access-Control-Allow-Headers"].lower()
@@ -142,14 +175,17 @@ def test_a_preflight_from_an_allowed_origin_is_answered_for_an_authorised_call(c
 
 
 def test_an_origin_outside_the_allowlist_gets_no_cors_headers(cors_client):
-    resp = cors_client.options("/api/v1/cases", headers={
-        "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+    resp = cors_client.options(
+        "/api/v1/cases", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
     assert "Access-Control-Allow-Origin" not in resp.headers
 
 
 def test_an_allowed_origin_can_read_the_answer_and_its_headers(world, cors_client):
-    resp = cors_client.get("/api/v1/auth/me", headers={"Origin": "https://front.example",
-                                                       "Authorization": f"Bearer {world['police'].token}"})
+    resp = cors_client.get(
+        "/api/v1/auth/me",
+        headers={"Origin": "https://front.example", "Authorization": f"Bearer {world['police'].token}"},
+    )
     assert resp.status_code == 200 and resp.json["role"] == "police"
     assert resp.headers["Access-Control-Allow-Origin"] == "https://front.example"
     assert "etag" in resp.headers["Access-Control-Expose-Headers"].lower()
@@ -166,6 +202,7 @@ def test_cors_origins_come_from_the_environment(monkeypatch, tmp_path):
 
 
 # --- 7. CSV injection and X-Request-Id ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("incoming", ['=HYPERLINK("http://evil")', "+1+1", "-2+3", "@SUM(A1)", "a b", "x" * 65])
 def test_an_unsafe_request_id_is_replaced(client, incoming):
@@ -185,8 +222,9 @@ def write_dangerous_events(app):
     from casesvc.audit.service import record
 
     with app.app_context():
-        for i, value in enumerate(['=HYPERLINK("http://evil")', "+cmd", "-2+3", "@SUM(A1)", "\tTab", "\rCR",
-                                   "'quoted"]):
+        for i, value in enumerate(
+            ['=HYPERLINK("http://evil")', "+cmd", "-2+3", "@SUM(A1)", "\tTab", "\rCR", "'quoted"]
+        ):
             record("test.dangerous", "allowed", request_id=value, resource_id=f"res-{i}", ip=value)
 
 
@@ -210,13 +248,22 @@ def test_the_csv_export_neutralises_formulas_and_still_verifies(world, app, tmp_
 
 # --- 8. The calendar address -------------------------------------------------------------------
 
+
 def test_the_calendar_address_does_not_follow_the_host_header(world, app, tmp_path):
     settings = app.config["CASESVC"]
-    served = create_app({"env": "test", "database_url": settings.database_url, "secret_key": settings.secret_key,
-                         "audit_seal_interval": 1e9, "public_url": "https://casesvc.kommune.example"},
-                        instance_path=tmp_path).test_client()
-    resp = served.post("/api/v1/reminders/feed", headers={"Authorization": f"Bearer {world['health'].token}",
-                                                          "Host": "evil.example"})
+    served = create_app(
+        {
+            "env": "test",
+            "database_url": settings.database_url,
+            "secret_key": settings.secret_key,
+            "audit_seal_interval": 1e9,
+            "public_url": "https://casesvc.kommune.example",
+        },
+        instance_path=tmp_path,
+    ).test_client()
+    resp = served.post(
+        "/api/v1/reminders/feed", headers={"Authorization": f"Bearer {world['health'].token}", "Host": "evil.example"}
+    )
     assert resp.status_code == 201, resp.json
     assert resp.json["url"].startswith("https://casesvc.kommune.example/api/v1/reminders.ics?feed=")
 
@@ -239,6 +286,7 @@ def test_production_refuses_to_start_without_a_public_url(monkeypatch, tmp_path)
 
 # --- 10. The smaller ones ----------------------------------------------------------------------
 
+
 def own_token(app, **claims) -> str:
     return pyjwt.encode(claims, app.config["JWT_SECRET_KEY"], algorithm="HS256")
 
@@ -246,9 +294,19 @@ def own_token(app, **claims) -> str:
 @pytest.mark.parametrize("missing", ["exp", "iat", "jti"])
 def test_a_service_token_without_exp_iat_or_jti_is_refused(world, app, client, missing):
     now = int(time.time())
-    claims = {"sub": world["police"].user_id, "type": "access", "fresh": False, "iat": now, "nbf": now,
-              "exp": now + 600, "jti": "fake-jti-1", "role": "police", "agency": "police",
-              "scope": "cases:read", "username": "user.police"}
+    claims = {
+        "sub": world["police"].user_id,
+        "type": "access",
+        "fresh": False,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": "fake-jti-1",
+        "role": "police",
+        "agency": "police",
+        "scope": "cases:read",
+        "username": "user.police",
+    }
     complete = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {own_token(app, **claims)}"})
     assert complete.status_code == 200, complete.json
     del claims[missing]
@@ -292,6 +350,7 @@ def test_an_unknown_api_path_is_404_with_or_without_a_token(world, client, path)
 
 # --- 11. The problem document in the OpenAPI description ----------------------------------------
 
+
 def test_the_problem_schema_allows_the_extension_members_the_service_sends(client):
     spec = client.get("/api/v1/openapi.json").json
     problem = spec["components"]["schemas"]["Problem"]
@@ -299,10 +358,16 @@ def test_the_problem_schema_allows_the_extension_members_the_service_sends(clien
     assert {"errors", "allowed", "current", "to", "missing", "existing_id"} <= set(problem["properties"])
 
 
-@pytest.mark.parametrize("path,method", [("/api/v1/cases/{case_id}/transitions", "post"),
-                                         ("/api/v1/cases/{case_id}/reactions/{reaction_id}/transitions", "post"),
-                                         ("/api/v1/cases/{case_id}/reactions/{reaction_id}/signatures", "post"),
-                                         ("/api/v1/youths", "post"), ("/api/v1/youths/{youth_id}", "patch")])
+@pytest.mark.parametrize(
+    "path,method",
+    [
+        ("/api/v1/cases/{case_id}/transitions", "post"),
+        ("/api/v1/cases/{case_id}/reactions/{reaction_id}/transitions", "post"),
+        ("/api/v1/cases/{case_id}/reactions/{reaction_id}/signatures", "post"),
+        ("/api/v1/youths", "post"),
+        ("/api/v1/youths/{youth_id}", "patch"),
+    ],
+)
 def test_the_409s_are_documented_as_problems(client, path, method):
     responses = client.get("/api/v1/openapi.json").json["paths"][path][method]["responses"]
     assert responses["409"]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")

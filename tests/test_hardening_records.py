@@ -2,6 +2,7 @@
 worker that goes on past a source it cannot compute, no national-id existence oracle, youths
 only in the caller's municipalities, youth changes under the rule of case changes, and bounded
 input (ASCII digits, integers, trimmed names, list sizes, one signature per party)."""
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,14 @@ TODAY = oslo_today()
 
 def youth_body(**fields) -> dict:
     born = date(TODAY.year - 15, 3, 9)
-    return {"given_name": "Fake", "family_name": "Person", "birth_date": born.isoformat(),
-            "national_id": youth_number(born, 700), "municipality": "0301", **fields}
+    return {
+        "given_name": "Fake",
+        "family_name": "Person",
+        "birth_date": born.isoformat(),
+        "national_id": youth_number(born, 700),
+        "municipality": "0301",
+        **fields,
+    }
 
 
 def errors_of(resp, field: str) -> list[str]:
@@ -38,18 +45,27 @@ def errors_of(resp, field: str) -> list[str]:
 
 
 def contract(world, case, **fields) -> dict:
-    body = {"type": "youth_contract", "legal_basis": "conditional_waiver", "starts_on": TODAY.isoformat(),
-            "ends_on": (TODAY + timedelta(days=180)).isoformat(),
-            "signatures": [{"party": "youth", "signed_on": TODAY.isoformat()},
-                           {"party": "guardian", "signed_on": TODAY.isoformat()}],
-            "conditions": [{"kind": "meeting", "every_days": 30, "responsible_agency": "police"}], **fields}
+    body = {
+        "type": "youth_contract",
+        "legal_basis": "conditional_waiver",
+        "starts_on": TODAY.isoformat(),
+        "ends_on": (TODAY + timedelta(days=180)).isoformat(),
+        "signatures": [
+            {"party": "youth", "signed_on": TODAY.isoformat()},
+            {"party": "guardian", "signed_on": TODAY.isoformat()},
+        ],
+        "conditions": [{"kind": "meeting", "every_days": 30, "responsible_agency": "police"}],
+        **fields,
+    }
     return world["police"].post(f"/api/v1/cases/{case['id']}/reactions", json=body)
 
 
 # --- 3. Business dates, and a worker that isolates a failing source ------------------------------
 
-@pytest.mark.parametrize("field,value", [("starts_on", "9999-12-30"), ("ends_on", "9999-12-31"),
-                                         ("starts_on", "0001-01-01")])
+
+@pytest.mark.parametrize(
+    "field,value", [("starts_on", "9999-12-30"), ("ends_on", "9999-12-31"), ("starts_on", "0001-01-01")]
+)
 def test_reaction_dates_outside_the_window_are_422(world, field, value):
     case = world.case()
     body = {"starts_on": "9999-12-30", "ends_on": "9999-12-31"} if field == "ends_on" else {field: value}
@@ -64,16 +80,26 @@ def test_a_signature_date_outside_the_window_is_422(world):
 
 def test_a_consent_expiring_in_year_9999_is_422(world):
     case = world.case(participants=("health",))
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/consents", json={
-        "given_by": "both", "given_on": TODAY.isoformat(), "expires_on": "9999-12-31", "purpose": "Follow-up",
-        "agencies": ["health"], "categories": ["general"]})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/consents",
+        json={
+            "given_by": "both",
+            "given_on": TODAY.isoformat(),
+            "expires_on": "9999-12-31",
+            "purpose": "Follow-up",
+            "agencies": ["health"],
+            "categories": ["general"],
+        },
+    )
     errors_of(resp, "expires_on")
 
 
 def test_an_event_in_year_9999_is_422(world):
     case = world.case()
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
-        "kind": "meeting", "occurred_at": "9999-12-31T12:00:00Z", "summary": "Met"})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/events",
+        json={"kind": "meeting", "occurred_at": "9999-12-31T12:00:00Z", "summary": "Met"},
+    )
     errors_of(resp, "occurred_at")
 
 
@@ -83,12 +109,16 @@ def test_the_worker_logs_and_counts_a_source_it_cannot_compute_and_goes_on(world
     good = contract(world, other)
     for made, c in ((bad, case), (good, other)):
         assert made.status_code == 201, made.json
-        moved = world["police"].post(f"/api/v1/cases/{c['id']}/reactions/{made.json['id']}/transitions",
-                                     json={"to": "active"})
+        moved = world["police"].post(
+            f"/api/v1/cases/{c['id']}/reactions/{made.json['id']}/transitions", json={"to": "active"}
+        )
         assert moved.status_code == 200, moved.json
     with app.app_context():  # stored before the dates were bounded
-        db.session.execute(update(Reaction).where(Reaction.id == bad.json["id"])
-                           .values(starts_on=date(9999, 12, 30), ends_on=date(9999, 12, 31)))
+        db.session.execute(
+            update(Reaction)
+            .where(Reaction.id == bad.json["id"])
+            .values(starts_on=date(9999, 12, 30), ends_on=date(9999, 12, 31))
+        )
         db.session.commit()
     failures = "casesvc_reminder_source_failures_total"
     before = process_registry().get_sample_value(failures, {"rule": "condition_due"}) or 0
@@ -103,6 +133,7 @@ def test_the_worker_logs_and_counts_a_source_it_cannot_compute_and_goes_on(world
 
 
 # --- 4. No national-id existence oracle --------------------------------------------------------
+
 
 def registered_in_oslo(world) -> dict:
     resp = world["police"].post("/api/v1/youths", json=youth_body())
@@ -134,11 +165,20 @@ def test_the_caller_who_may_see_the_youth_gets_its_id(world):
 def test_changing_ones_own_youth_to_a_hidden_youths_number_names_no_youth(world, app):
     hidden = registered_in_oslo(world)
     born = date(TODAY.year - 14, 1, 2)
-    own = world["west"].post("/api/v1/youths", json=youth_body(
-        birth_date=born.isoformat(), national_id=youth_number(born, 710), municipality="4601")).json
+    own = (
+        world["west"]
+        .post(
+            "/api/v1/youths",
+            json=youth_body(birth_date=born.isoformat(), national_id=youth_number(born, 710), municipality="4601"),
+        )
+        .json
+    )
     etag = world["west"].get(f"/api/v1/youths/{own['id']}").headers["ETag"]
-    resp = world["west"].patch(f"/api/v1/youths/{own['id']}", headers={"If-Match": etag}, json={
-        "national_id": hidden["national_id"], "birth_date": hidden["birth_date"]})
+    resp = world["west"].patch(
+        f"/api/v1/youths/{own['id']}",
+        headers={"If-Match": etag},
+        json={"national_id": hidden["national_id"], "birth_date": hidden["birth_date"]},
+    )
     assert resp.status_code == 409
     assert hidden["id"] not in resp.get_data(as_text=True)
     [event] = [e for e in audit_events(app, "youths.patch_youth") if e.status == 409]
@@ -146,6 +186,7 @@ def test_changing_ones_own_youth_to_a_hidden_youths_number_names_no_youth(world,
 
 
 # --- 5. Youths only in the caller's municipalities ---------------------------------------------
+
 
 def test_a_youth_in_a_municipality_the_agency_does_not_serve_is_422(world):
     resp = world["police"].post("/api/v1/youths", json=youth_body(municipality="4601"))
@@ -155,20 +196,25 @@ def test_a_youth_in_a_municipality_the_agency_does_not_serve_is_422(world):
 def test_moving_a_youth_to_a_municipality_the_agency_does_not_serve_is_422(world):
     youth = registered_in_oslo(world)
     etag = world["police"].get(f"/api/v1/youths/{youth['id']}").headers["ETag"]
-    resp = world["police"].patch(f"/api/v1/youths/{youth['id']}", headers={"If-Match": etag},
-                                 json={"municipality": "4601"})
+    resp = world["police"].patch(
+        f"/api/v1/youths/{youth['id']}", headers={"If-Match": etag}, json={"municipality": "4601"}
+    )
     errors_of(resp, "municipality")
 
 
 # --- 6. Youth changes follow the rule of case changes ------------------------------------------
+
 
 def test_a_participant_under_consent_may_not_change_the_youth(world):
     case = world.case(participants=("health",))
     world.consent(case, ["health"])
     url = f"/api/v1/youths/{case['youth_id']}"
     etag = world["health"].get(url).headers["ETag"]
-    resp = world["health"].patch(url, headers={"If-Match": etag}, json={
-        "guardians": [{"name": "Evil", "relation": "mother", "email": "attacker@example.com"}]})
+    resp = world["health"].patch(
+        url,
+        headers={"If-Match": etag},
+        json={"guardians": [{"name": "Evil", "relation": "mother", "email": "attacker@example.com"}]},
+    )
     assert resp.status_code == 403 and resp.json["type"].endswith("lead-agency-required")
     guardians = world["police"].get(url).json["guardians"]
     assert [g["name"] for g in guardians] == ["Test Forelder"]
@@ -177,8 +223,9 @@ def test_a_participant_under_consent_may_not_change_the_youth(world):
 def test_the_registering_agency_changes_its_youth_while_no_case_exists(world):
     youth = registered_in_oslo(world)
     url = f"/api/v1/youths/{youth['id']}"
-    resp = world["police"].patch(url, headers={"If-Match": world["police"].get(url).headers["ETag"]},
-                                 json={"school": "Fake School"})
+    resp = world["police"].patch(
+        url, headers={"If-Match": world["police"].get(url).headers["ETag"]}, json={"school": "Fake School"}
+    )
     assert resp.status_code == 200 and resp.json["school"] == "Fake School"
 
 
@@ -188,12 +235,14 @@ def test_the_registering_agency_that_is_no_longer_lead_may_not_change_the_youth(
         db.session.execute(update(Case).where(Case.id == case["id"]).values(lead_agency="health"))
         db.session.commit()
     url = f"/api/v1/youths/{case['youth_id']}"
-    resp = world["police"].patch(url, headers={"If-Match": world["police"].get(url).headers["ETag"]},
-                                 json={"school": "Fake School"})
+    resp = world["police"].patch(
+        url, headers={"If-Match": world["police"].get(url).headers["ETag"]}, json={"school": "Fake School"}
+    )
     assert resp.status_code == 403 and resp.json["type"].endswith("lead-agency-required")
 
 
 # --- 9. Validation gaps ------------------------------------------------------------------------
+
 
 def test_full_width_digits_are_not_a_municipality(world):
     errors_of(world["police"].post("/api/v1/youths", json=youth_body(municipality="０３０１")), "municipality")  # noqa: RUF001 (full-width, on purpose)
@@ -209,17 +258,23 @@ def test_every_days_must_be_a_whole_number(world):
 def test_every_days_as_json_schema_counts_integers_is_accepted(world, every_days):
     """30.0 is an integer to JSON Schema, so to the document: it is stored as 30. True and "30" are not."""
     case = world.case()
-    resp = contract(world, case, conditions=[{"kind": "meeting", "every_days": every_days,
-                                              "responsible_agency": "police"}])
+    resp = contract(
+        world, case, conditions=[{"kind": "meeting", "every_days": every_days, "responsible_agency": "police"}]
+    )
     assert resp.status_code == 201, resp.json
     assert resp.json["conditions"][0]["every_days"] == 30 and isinstance(resp.json["conditions"][0]["every_days"], int)
     for wrong in (True, "30"):
-        errors_of(contract(world, case, conditions=[{"kind": "meeting", "every_days": wrong,
-                                                    "responsible_agency": "police"}]), "conditions.0.every_days")
+        errors_of(
+            contract(
+                world, case, conditions=[{"kind": "meeting", "every_days": wrong, "responsible_agency": "police"}]
+            ),
+            "conditions.0.every_days",
+        )
 
 
-@pytest.mark.parametrize("born,individuals", [(date(TODAY.year + 4, 1, 1), range(500, 1000)),
-                                              (date(1906, 1, 1), range(500))])
+@pytest.mark.parametrize(
+    "born,individuals", [(date(TODAY.year + 4, 1, 1), range(500, 1000)), (date(1906, 1, 1), range(500))]
+)
 def test_birth_dates_in_the_future_or_long_ago_are_422(world, born, individuals):
     """The number itself is valid for that date: the date is what is refused."""
     number = next(n for i in individuals if (n := national_id.make(born, i, synthetic=True)))

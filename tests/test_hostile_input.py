@@ -2,6 +2,7 @@
 cannot store it, so SQLite must not either), half of a surrogate pair, JSON nested too deeply to
 parse, an integer longer than Python converts, a body over 1 MiB sent chunked, and values the
 database cannot hold."""
+
 from __future__ import annotations
 
 import http.client
@@ -48,11 +49,16 @@ def post_json(actor, url, text: str | bytes, **headers):
 
 def post_chunked(poster, url, body: bytes, content_type="application/json", **headers):
     """A body without Content-Length, as gunicorn hands it over (`wsgi.input_terminated`)."""
-    return poster.post(url, input_stream=io.BytesIO(body), environ_overrides={"wsgi.input_terminated": True},
-                       headers={"Content-Type": content_type, "Transfer-Encoding": "chunked", **headers})
+    return poster.post(
+        url,
+        input_stream=io.BytesIO(body),
+        environ_overrides={"wsgi.input_terminated": True},
+        headers={"Content-Type": content_type, "Transfer-Encoding": "chunked", **headers},
+    )
 
 
 # --- NUL ---------------------------------------------------------------------------------------
+
 
 def test_nul_in_a_json_string_is_400_and_nothing_is_stored(world):
     case = world.case()
@@ -70,9 +76,15 @@ def test_nul_in_a_json_key_is_400(world):
 
 def test_nul_deep_inside_a_json_body_is_400(world):
     case = world.case()
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/reactions", json={
-        "type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-01",
-        "conditions": [{"kind": "meeting", "responsible_agency": "police", "description": "Test\u0000meeting"}]})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/reactions",
+        json={
+            "type": "follow_up_plan",
+            "legal_basis": "consent",
+            "starts_on": "2027-01-01",
+            "conditions": [{"kind": "meeting", "responsible_agency": "police", "description": "Test\u0000meeting"}],
+        },
+    )
     assert_nul_refused(resp)
 
 
@@ -83,8 +95,11 @@ def test_a_raw_nul_byte_in_a_json_body_is_400(world):
 
 def test_nul_in_a_merge_patch_is_400(world):
     case = world.case()
-    resp = world["police"].patch(f"/api/v1/cases/{case['id']}", data=json.dumps({"summary": "Test\u0000case"}),
-                                 headers={"Content-Type": "application/merge-patch+json", "If-Match": '"1"'})
+    resp = world["police"].patch(
+        f"/api/v1/cases/{case['id']}",
+        data=json.dumps({"summary": "Test\u0000case"}),
+        headers={"Content-Type": "application/merge-patch+json", "If-Match": '"1"'},
+    )
     assert_nul_refused(resp)
     assert world["police"].get(f"/api/v1/cases/{case['id']}").json["summary"] == "Test case"
 
@@ -142,19 +157,24 @@ def test_nul_in_a_token_to_revoke_is_invalid_request(client):
 
 # --- values the database cannot hold -----------------------------------------------------------
 
+
 def test_an_audit_cursor_beyond_a_64_bit_sequence_is_422_like_any_bad_cursor(world):
     admin = world["admin"]
-    for cursor in ("99999999999999999999", str(2 ** 63), "0", "-5"):
+    for cursor in ("99999999999999999999", str(2**63), "0", "-5"):
         body = assert_problem(admin.get("/api/v1/audit/events", query_string={"cursor": cursor}), 422)
         assert list(body["errors"]) == ["cursor"], cursor
-    assert admin.get("/api/v1/audit/events", query_string={"cursor": str(2 ** 63 - 1)}).status_code == 200
+    assert admin.get("/api/v1/audit/events", query_string={"cursor": str(2**63 - 1)}).status_code == 200
 
 
-@pytest.mark.parametrize("refusal", [
-    DataError("SELECT cases.id FROM cases WHERE cases.version = %(v)s", {"v": 2 ** 70},
-              Exception("integer out of range")),
-    OverflowError("Python int too large to convert to SQLite INTEGER"),
-])
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        DataError(
+            "SELECT cases.id FROM cases WHERE cases.version = %(v)s", {"v": 2**70}, Exception("integer out of range")
+        ),
+        OverflowError("Python int too large to convert to SQLite INTEGER"),
+    ],
+)
 def test_a_value_the_database_cannot_hold_is_400_without_sql(world, monkeypatch, refusal):
     """The last line behind validation: the database's (PostgreSQL) or its driver's (SQLite)
     refusal of a value becomes a 400 that names no SQL, and the session is usable again."""
@@ -181,12 +201,15 @@ def test_a_value_the_database_cannot_hold_is_400_without_sql(world, monkeypatch,
 
 # --- half a surrogate pair ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ['"Test \\ud800 note"', '"Test \\udfff"', '"\\ud83d Test"',
-                                  '"Test \\ud83d\\\\ude00"'],
-                         ids=["high", "low", "high-then-text", "high-then-escaped-backslash"])
+
+@pytest.mark.parametrize(
+    "text",
+    ['"Test \\ud800 note"', '"Test \\udfff"', '"\\ud83d Test"', '"Test \\ud83d\\\\ude00"'],
+    ids=["high", "low", "high-then-text", "high-then-escaped-backslash"],
+)
 def test_half_a_surrogate_pair_is_400_and_nothing_is_stored(world, text):
     case = world.case()
-    resp = post_json(world["police"], notes_url(case), '{"body": ' + text + '}')
+    resp = post_json(world["police"], notes_url(case), '{"body": ' + text + "}")
     assert assert_problem(resp, 400)["detail"] == SURROGATE_DETAIL
     assert_no_leak(resp)
     assert world["police"].get(notes_url(case)).json["items"] == []
@@ -197,8 +220,11 @@ def test_half_a_surrogate_pair_in_a_key_or_a_youth_is_400(world):
     assert assert_problem(resp, 400)["detail"] == SURROGATE_DETAIL
     youth = world.youth()
     url = f"/api/v1/youths/{youth['id']}"
-    resp = world["police"].patch(url, data='{"school": "\\ud800"}', headers={
-        "Content-Type": "application/json", "If-Match": world["police"].get(url).headers["ETag"]})
+    resp = world["police"].patch(
+        url,
+        data='{"school": "\\ud800"}',
+        headers={"Content-Type": "application/json", "If-Match": world["police"].get(url).headers["ETag"]},
+    )
     assert assert_problem(resp, 400)["detail"] == SURROGATE_DETAIL
     assert world["police"].get(url).json["school"] == youth["school"]
 
@@ -207,16 +233,23 @@ def test_a_whole_surrogate_pair_and_an_escaped_backslash_are_text_like_any_other
     case = world.case()
     resp = post_json(world["police"], notes_url(case), '{"body": "Test \\ud83d\\ude00 \\\\ud800 note"}')
     assert resp.status_code == 201, resp.json
-    assert resp.json["body"] == "Test \U0001F600 \\ud800 note"
+    assert resp.json["body"] == "Test \U0001f600 \\ud800 note"
 
 
-_TEXT = st.text(alphabet=st.characters(codec=None, min_codepoint=0x20, max_codepoint=0xE000) | st.sampled_from(
-    ["\ud800", "\udbff", "\udc00", "\udfff", "\\", "\U0001F600", "u"]), max_size=12)
+_TEXT = st.text(
+    alphabet=st.characters(codec=None, min_codepoint=0x20, max_codepoint=0xE000)
+    | st.sampled_from(["\ud800", "\udbff", "\udc00", "\udfff", "\\", "\U0001f600", "u"]),
+    max_size=12,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(_TEXT, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
-                    max_leaves=6), st.booleans())
+@given(
+    st.recursive(
+        _TEXT, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3), max_leaves=6
+    ),
+    st.booleans(),
+)
 def test_the_surrogate_check_agrees_with_what_a_database_could_store(value, ascii_only):
     """Without parsing, the check finds exactly the bodies whose parsed text has a surrogate
     that is not part of a character, which UTF-8 (and so either database) cannot hold."""
@@ -247,11 +280,14 @@ def test_the_surrogate_check_agrees_with_what_a_database_could_store(value, asci
 
 # --- an integer of more digits than Python converts ----------------------------------------------
 
+
 @pytest.mark.parametrize("digits", [4301, 50_000])
 def test_an_integer_too_long_to_convert_is_400_malformed(world, digits):
     case = world.case()
-    for url, body in (("/api/v1/youths", '{"given_name": %s}' % ("9" * digits)),
-                      (notes_url(case), '{"body": "Test note", "extra": [%s]}' % ("9" * digits))):
+    for url, body in (
+        ("/api/v1/youths", '{"given_name": %s}' % ("9" * digits)),
+        (notes_url(case), '{"body": "Test note", "extra": [%s]}' % ("9" * digits)),
+    ):
         resp = post_json(world["police"], url, body)
         assert assert_problem(resp, 400)["detail"] == "The request body is not valid JSON.", url
         assert_no_leak(resp)
@@ -296,6 +332,7 @@ def test_json_nested_too_deeply_at_the_token_endpoint_is_invalid_request(client,
 
 # --- bodies over 1 MiB without Content-Length --------------------------------------------------
 
+
 def test_a_chunked_body_over_one_mebibyte_is_413(world):
     body = b'{"summary": "' + b"x" * MIB + b'"}'
     resp = post_chunked(world["police"], "/api/v1/cases", body)
@@ -324,8 +361,13 @@ def test_a_chunked_body_over_one_mebibyte_is_413_from_the_real_server(served):  
     body = b'{"grant_type": "password", "username": "' + b"x" * MIB + b'"}'
     conn = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
-        conn.request("POST", TOKEN_URL, body=iter([body[i:i + 65536] for i in range(0, len(body), 65536)]),
-                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        conn.request(
+            "POST",
+            TOKEN_URL,
+            body=iter([body[i : i + 65536] for i in range(0, len(body), 65536)]),
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
+        )
         resp = conn.getresponse()
         assert resp.status == 413
         assert resp.getheader("Content-Type") == "application/problem+json"

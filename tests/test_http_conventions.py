@@ -1,5 +1,6 @@
 """README "The API at a glance": problem+json errors, body limits, media types, ETag/If-Match, Idempotency-Key and
 cursor pagination."""
+
 from __future__ import annotations
 
 import re
@@ -15,8 +16,21 @@ from casesvc.youths import service as youth_service
 from casesvc.youths.models import Youth
 from tests.conftest import assert_problem, youth_number
 
-LEAKS = ("Traceback", "SELECT", "INSERT", "UPDATE ", "FROM youths", "INTO youths", "national_id", "UNIQUE",
-         "constraint", "sqlalchemy", "psycopg", "sqlite", 'File "')
+LEAKS = (
+    "Traceback",
+    "SELECT",
+    "INSERT",
+    "UPDATE ",
+    "FROM youths",
+    "INTO youths",
+    "national_id",
+    "UNIQUE",
+    "constraint",
+    "sqlalchemy",
+    "psycopg",
+    "sqlite",
+    'File "',
+)
 
 
 def assert_no_leak(resp) -> None:
@@ -27,9 +41,14 @@ def assert_no_leak(resp) -> None:
 
 def youth_body(world, born_year_offset: int = 15, start: int = 600) -> dict:
     born = date(oslo_today().year - born_year_offset, 2, 11)
-    return {"given_name": "Test", "family_name": "Testesen", "birth_date": born.isoformat(),
-            "national_id": youth_number(born, start), "municipality": "0301",
-            "guardians": [{"name": "Test Forelder", "relation": "father"}]}
+    return {
+        "given_name": "Test",
+        "family_name": "Testesen",
+        "birth_date": born.isoformat(),
+        "national_id": youth_number(born, start),
+        "municipality": "0301",
+        "guardians": [{"name": "Test Forelder", "relation": "father"}],
+    }
 
 
 def all_items(actor, url: str) -> list[dict]:
@@ -45,9 +64,11 @@ def all_items(actor, url: str) -> list[dict]:
 
 # --- problem+json for every error ----------------------------------------------------------------
 
+
 def test_malformed_json_is_400_problem_not_500(world):
-    resp = world["police"].post("/api/v1/youths", data='{"given_name": "Test",',
-                                headers={"Content-Type": "application/json"})
+    resp = world["police"].post(
+        "/api/v1/youths", data='{"given_name": "Test",', headers={"Content-Type": "application/json"}
+    )
     body = assert_problem(resp, 400)
     assert "JSON" in body["detail"]
     assert_no_leak(resp)
@@ -64,15 +85,21 @@ def test_a_status_has_one_title_whoever_answers_it(world):
     youth = world.youth()
     url = f"/api/v1/youths/{youth['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    from_schema = assert_problem(world["police"].patch(url, json={"national_id": None}, headers={"If-Match": etag}),
-                                 422)
+    from_schema = assert_problem(
+        world["police"].patch(url, json={"national_id": None}, headers={"If-Match": etag}), 422
+    )
     from_service = assert_problem(world["police"].patch(url, json={"national_id": ""}, headers={"If-Match": etag}), 422)
-    from_policy_check = assert_problem(world["police"].post("/api/v1/cases", json={
-        "youth_id": youth["id"], "origin": "police", "municipality": "4601"}), 422)
+    from_policy_check = assert_problem(
+        world["police"].post(
+            "/api/v1/cases", json={"youth_id": youth["id"], "origin": "police", "municipality": "4601"}
+        ),
+        422,
+    )
     assert {from_schema["title"], from_service["title"], from_policy_check["title"]} == {"Unprocessable Content"}
     for problem in (from_schema, from_service, from_policy_check):
-        assert problem["detail"].startswith("The request has invalid fields: ") or \
-            problem["detail"].startswith(tuple(f"{field}: " for field in problem["errors"])), problem
+        assert problem["detail"].startswith("The request has invalid fields: ") or problem["detail"].startswith(
+            tuple(f"{field}: " for field in problem["errors"])
+        ), problem
     big = b'{"given_name": "' + b"x" * (1024 * 1024) + b'"}'
     too_large = world["police"].post("/api/v1/youths", data=big, headers={"Content-Type": "application/json"})
     assert assert_problem(too_large, 413)["title"] == "Content Too Large"
@@ -94,8 +121,7 @@ def test_post_with_text_plain_body_is_415_problem(world):
 
 def test_patch_with_form_body_is_415_problem(world):
     youth = world.youth()
-    resp = world["police"].patch(f"/api/v1/youths/{youth['id']}", data={"school": "X"},
-                                 headers={"If-Match": '"1"'})
+    resp = world["police"].patch(f"/api/v1/youths/{youth['id']}", data={"school": "X"}, headers={"If-Match": '"1"'})
     assert_problem(resp, 415)
 
 
@@ -142,8 +168,7 @@ def test_unexpected_exception_in_a_view_is_500_problem_without_details(world, mo
 
 
 def test_unexpected_exception_on_any_route_is_500_problem(tmp_path):
-    other = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}"},
-                       instance_path=tmp_path)
+    other = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}"}, instance_path=tmp_path)
 
     @other.route("/boom")
     def boom():
@@ -162,8 +187,14 @@ def test_integrity_error_from_the_database_is_409_without_sql(world, monkeypatch
 
     def duplicate(principal, data):
         # skips the service's own duplicate check, so the database's unique index answers
-        youth = Youth(national_id=number, given_name="Test", family_name="Dobbel", birth_date=data["birth_date"],
-                      municipality="0301", created_by_agency=principal.agency)
+        youth = Youth(
+            national_id=number,
+            given_name="Test",
+            family_name="Dobbel",
+            birth_date=data["birth_date"],
+            municipality="0301",
+            created_by_agency=principal.agency,
+        )
         db.session.add(youth)
         db.session.flush()
         return youth
@@ -179,6 +210,7 @@ def test_integrity_error_from_the_database_is_409_without_sql(world, monkeypatch
 
 
 # --- ETag / If-Match -----------------------------------------------------------------------------
+
 
 def test_get_carries_etag_and_patch_without_if_match_is_428(world):
     youth = world.youth()
@@ -214,6 +246,7 @@ def test_patch_with_if_match_star_is_accepted(world):
 
 
 # --- Idempotency-Key -----------------------------------------------------------------------------
+
 
 def test_same_idempotency_key_and_body_replays_the_original_response(world):
     body = youth_body(world)
@@ -277,6 +310,7 @@ def test_failed_request_does_not_burn_the_idempotency_key(world):
 
 
 # --- cursor pagination ---------------------------------------------------------------------------
+
 
 def test_list_limit_defaults_to_50(world):
     for _ in range(51):
@@ -344,6 +378,7 @@ def test_garbage_cursor_is_422(world, cursor):
 
 # --- every single resource carries an ETag ----------------------------------------------------------
 
+
 def _etag_of(resp) -> str:
     assert resp.status_code in (200, 201), resp.json
     assert re.fullmatch(r'"[^"]+"', resp.headers.get("ETag", "")), resp.headers
@@ -353,8 +388,9 @@ def _etag_of(resp) -> str:
 def test_events_and_notes_carry_an_etag_that_never_changes(world):
     case = world.case()
     base = f"/api/v1/cases/{case['id']}"
-    event = world["police"].post(f"{base}/events", json={"kind": "meeting", "summary": "Met at school",
-                                                         "occurred_at": "2026-01-05T08:00:00Z"})
+    event = world["police"].post(
+        f"{base}/events", json={"kind": "meeting", "summary": "Met at school", "occurred_at": "2026-01-05T08:00:00Z"}
+    )
     note = world["police"].post(f"{base}/notes", json={"body": "Spoke with the school."})
     for created, url in ((event, f"{base}/events/{event.json['id']}"), (note, f"{base}/notes/{note.json['id']}")):
         assert _etag_of(created) == _etag_of(world["police"].get(url)) == _etag_of(world["police"].get(url))
@@ -363,10 +399,17 @@ def test_events_and_notes_carry_an_etag_that_never_changes(world):
 def test_a_consent_carries_an_etag_that_changes_when_it_is_withdrawn(world):
     case = world.case()
     url = f"/api/v1/cases/{case['id']}/consents"
-    created = world["police"].post(url, json={
-        "given_by": "both", "given_on": oslo_today().isoformat(),
-        "expires_on": (oslo_today() + timedelta(days=30)).isoformat(), "purpose": "Follow-up",
-        "agencies": ["health"], "categories": ["general"]})
+    created = world["police"].post(
+        url,
+        json={
+            "given_by": "both",
+            "given_on": oslo_today().isoformat(),
+            "expires_on": (oslo_today() + timedelta(days=30)).isoformat(),
+            "purpose": "Follow-up",
+            "agencies": ["health"],
+            "categories": ["general"],
+        },
+    )
     read = world["police"].get(f"{url}/{created.json['id']}")
     assert _etag_of(created) == _etag_of(read)
     withdrawn = world["police"].post(f"{url}/{created.json['id']}/withdraw")
@@ -380,8 +423,10 @@ def test_a_user_carries_an_etag_that_changes_when_the_user_is_disabled(world):
     disabled = world["admin"].post(f"{url}/disable")
     assert _etag_of(disabled) != before
     assert _etag_of(world["admin"].get(url)) == _etag_of(disabled)
-    created = world["admin"].post("/api/v1/users", json={"username": "etag.user", "role": "nav", "agency": "nav",
-                                                         "password": "a-long-test-password"})
+    created = world["admin"].post(
+        "/api/v1/users",
+        json={"username": "etag.user", "role": "nav", "agency": "nav", "password": "a-long-test-password"},
+    )
     assert _etag_of(created) == _etag_of(world["admin"].get(f"/api/v1/users/{created.json['id']}"))
 
 

@@ -2,6 +2,7 @@
 `Accept-Language: nb` (`nb-NO`, `no`, `nn`, q-values honoured) title, detail and the `errors`
 messages are bokmål, English is the default and the fallback, the `type` and the extension
 members never change; and no message the code can send lacks its translation."""
+
 from __future__ import annotations
 
 import contextlib
@@ -36,6 +37,7 @@ def assert_language(resp, language: str) -> None:
 
 # --- through HTTP ----------------------------------------------------------------------------
 
+
 def test_a_404_in_bokmal_keeps_its_type(world):
     url = f"/api/v1/cases/{uuid.uuid4()}"
     nb, en = in_nb_and_en(lambda h: world["police"].get(url, headers=h))
@@ -49,8 +51,11 @@ def test_a_404_in_bokmal_keeps_its_type(world):
 
 def test_a_409_in_bokmal_keeps_its_extension_members(world):
     case = world.case()
-    nb, en = in_nb_and_en(lambda h: world["police"].post(f"/api/v1/cases/{case['id']}/transitions",
-                                                         json={"to": "completed", "reason": "Done"}, headers=h))
+    nb, en = in_nb_and_en(
+        lambda h: world["police"].post(
+            f"/api/v1/cases/{case['id']}/transitions", json={"to": "completed", "reason": "Done"}, headers=h
+        )
+    )
     nb_body = assert_problem(nb, 409, "transition-not-allowed")
     en_body = assert_problem(en, 409, "transition-not-allowed")
     assert nb_body["title"] == "Konflikt"
@@ -112,25 +117,44 @@ def test_werkzeugs_own_errors_in_bokmal(world, client):
     not_allowed = client.delete("/api/v1/vocabulary", headers=NB)
     assert assert_problem(not_allowed, 405)["title"] == "Metoden er ikke tillatt"
     assert "GET" in not_allowed.headers["Allow"]
-    too_large = world["police"].post("/api/v1/youths", data=b"x" * (1024 * 1024 + 1),
-                                     headers={**NB, "Content-Type": "application/json"})
+    too_large = world["police"].post(
+        "/api/v1/youths", data=b"x" * (1024 * 1024 + 1), headers={**NB, "Content-Type": "application/json"}
+    )
     body = assert_problem(too_large, 413)
     assert (body["title"], body["detail"]) == ("For stort innhold", "Innholdet i forespørselen er for stort.")
-    not_json = world["police"].post("/api/v1/youths", data="name=x",
-                                    headers={**NB, "Content-Type": "application/x-www-form-urlencoded"})
+    not_json = world["police"].post(
+        "/api/v1/youths", data="name=x", headers={**NB, "Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert assert_problem(not_json, 415)["detail"] == "Send innholdet som application/json."
     bad_json = world["police"].post("/api/v1/youths", data="{", headers={**NB, "Content-Type": "application/json"})
     assert assert_problem(bad_json, 400)["detail"] == "Innholdet i forespørselen er ikke gyldig JSON."
 
 
-@pytest.mark.parametrize("header,language", [
-    ("nb", "nb"), ("nb-NO", "nb"), ("NB-no", "nb"), ("no", "nb"), ("no-NO", "nb"), ("nn-NO", "nb"),
-    ("en", "en"), ("en-GB", "en"), ("", "en"), ("de", "en"), ("sv, da;q=0.8", "en"),
-    ("de, nb;q=0.5", "nb"),            # the first language served, not the first named
-    ("en;q=0.9, nb", "nb"), ("nb;q=0.5, en", "en"), ("en;q=0.5, nb;q=0.8", "nb"),
-    ("nb;q=0", "en"), ("nb;q=0, *", "en"), ("en;q=0, *", "nb"), ("*", "en"),
-    ("nb;q=2", "en"),                  # an invalid q-value is no preference
-])
+@pytest.mark.parametrize(
+    "header,language",
+    [
+        ("nb", "nb"),
+        ("nb-NO", "nb"),
+        ("NB-no", "nb"),
+        ("no", "nb"),
+        ("no-NO", "nb"),
+        ("nn-NO", "nb"),
+        ("en", "en"),
+        ("en-GB", "en"),
+        ("", "en"),
+        ("de", "en"),
+        ("sv, da;q=0.8", "en"),
+        ("de, nb;q=0.5", "nb"),  # the first language served, not the first named
+        ("en;q=0.9, nb", "nb"),
+        ("nb;q=0.5, en", "en"),
+        ("en;q=0.5, nb;q=0.8", "nb"),
+        ("nb;q=0", "en"),
+        ("nb;q=0, *", "en"),
+        ("en;q=0, *", "nb"),
+        ("*", "en"),
+        ("nb;q=2", "en"),  # an invalid q-value is no preference
+    ],
+)
 def test_the_language_is_negotiated(client, header, language):
     resp = client.get("/api/v1/cases", headers={"Accept-Language": header} if header else {})
     body = assert_unauthorized(resp)
@@ -146,12 +170,17 @@ def test_an_answer_that_is_no_problem_says_no_language(world):
 
 # --- the catalogue ---------------------------------------------------------------------------
 
+
 def _source_messages() -> set[str]:
     with open(ROOT / "babel.cfg") as cfg:
         method_map, options_map = parse_mapping_cfg(cfg)
-    return {message for _file, _line, message, _comments, _context in
-            extract_from_dir(str(ROOT / "casesvc"), method_map, options_map, keywords=DEFAULT_KEYWORDS)
-            if isinstance(message, str)}
+    return {
+        message
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(ROOT / "casesvc"), method_map, options_map, keywords=DEFAULT_KEYWORDS
+        )
+        if isinstance(message, str)
+    }
 
 
 def _po():
@@ -200,26 +229,44 @@ def _marshmallows_messages() -> set[str]:
     messages = set(getattr(ma.Schema, "_default_error_messages", {}).values())
     for _name, cls in inspect.getmembers(ma.fields, inspect.isclass):
         for template in getattr(cls, "default_error_messages", {}).values():
-            obj_types = [cls.OBJ_TYPE] if isinstance(getattr(cls, "OBJ_TYPE", None), str) else ["datetime", "date",
-                                                                                                   "time"]
+            obj_types = (
+                [cls.OBJ_TYPE] if isinstance(getattr(cls, "OBJ_TYPE", None), str) else ["datetime", "date", "time"]
+            )
             for obj_type in obj_types:
                 for awareness in ("aware", "naive"):
                     messages.add(template.format_map(_Sample(obj_type=obj_type, awareness=awareness)))
     v = ma.validate
     raised = [
-        (v.Range(min=1), 0), (v.Range(min=1, min_inclusive=False), 1), (v.Range(max=1), 2),
-        (v.Range(max=1, max_inclusive=False), 1), (v.Range(min=1, max=3), 4),
-        (v.Range(min=1, max=3, min_inclusive=False), 4), (v.Range(min=1, max=3, max_inclusive=False), 4),
+        (v.Range(min=1), 0),
+        (v.Range(min=1, min_inclusive=False), 1),
+        (v.Range(max=1), 2),
+        (v.Range(max=1, max_inclusive=False), 1),
+        (v.Range(min=1, max=3), 4),
+        (v.Range(min=1, max=3, min_inclusive=False), 4),
+        (v.Range(min=1, max=3, max_inclusive=False), 4),
         (v.Range(min=1, max=3, min_inclusive=False, max_inclusive=False), 4),
-        (v.Length(min=2), "a"), (v.Length(max=1), "ab"), (v.Length(min=2, max=3), "a"), (v.Length(equal=2), "a"),
-        (v.OneOf(["a", "b"]), "c"), (v.NoneOf(["a"]), "a"), (v.Equal("a"), "b"), (v.Regexp("a"), "b"),
-        (v.ContainsOnly(["a"]), ["b"]), (v.ContainsNoneOf(["a"]), ["a"]), (v.Email(), "x"), (v.URL(), "x"),
-        (v.Predicate("isdigit"), "a"), (v.And(v.Length(max=0)), "a"),
+        (v.Length(min=2), "a"),
+        (v.Length(max=1), "ab"),
+        (v.Length(min=2, max=3), "a"),
+        (v.Length(equal=2), "a"),
+        (v.OneOf(["a", "b"]), "c"),
+        (v.NoneOf(["a"]), "a"),
+        (v.Equal("a"), "b"),
+        (v.Regexp("a"), "b"),
+        (v.ContainsOnly(["a"]), ["b"]),
+        (v.ContainsNoneOf(["a"]), ["a"]),
+        (v.Email(), "x"),
+        (v.URL(), "x"),
+        (v.Predicate("isdigit"), "a"),
+        (v.And(v.Length(max=0)), "a"),
     ]
     exercised = {type(validator) for validator, _value in raised}
     for _name, cls in inspect.getmembers(v, inspect.isclass):
-        if issubclass(cls, v.Validator) and cls is not v.Validator and any(
-                isinstance(value, str) and "message" in name for name, value in vars(cls).items()):
+        if (
+            issubclass(cls, v.Validator)
+            and cls is not v.Validator
+            and any(isinstance(value, str) and "message" in name for name, value in vars(cls).items())
+        ):
             assert cls in exercised, f"marshmallow has a validator this test does not know: {cls.__name__}"
     for validator, value in raised:
         with pytest.raises(ma.ValidationError) as refused:
@@ -245,8 +292,10 @@ def test_every_message_of_marshmallow_has_a_bokmal_translation(app):
         untranslated = sorted(m for m in messages if i18n.localize(m) == m)
     assert not untranslated, f"marshmallow messages without bokmål (casesvc.i18n.MARSHMALLOW_MESSAGES): {untranslated}"
     with app.test_request_context(headers=NB):
-        assert i18n.localize("Must be greater than or equal to 1 and less than or equal to 200.") == \
-            "Må være fra og med 1 til og med 200."
+        assert (
+            i18n.localize("Must be greater than or equal to 1 and less than or equal to 200.")
+            == "Må være fra og med 1 til og med 200."
+        )
         assert i18n.localize("Longer than maximum length 2000.") == "Lengre enn største tillatte lengde, 2000."
     with app.test_request_context():
         assert i18n.localize("Missing data for required field.") == "Missing data for required field."

@@ -1,4 +1,5 @@
 """The committed openapi/openapi.yaml is the document the service serves."""
+
 import re
 from pathlib import Path
 
@@ -84,8 +85,9 @@ def test_operation_ids_follow_the_view_functions(app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint.split(".")[0] in ("api-docs", "swagger_ui", "static", "docs"):
             continue
-        assert (OPERATION_IDS.get(rule.endpoint) or operation_id(rule.endpoint.rpartition(".")[2])) in documented, \
+        assert (OPERATION_IDS.get(rule.endpoint) or operation_id(rule.endpoint.rpartition(".")[2])) in documented, (
             rule.endpoint
+        )
 
 
 def test_problem_allows_extension_members_and_names_the_service_s_own():
@@ -101,7 +103,8 @@ def test_responses_list_what_the_service_always_sends_as_required():
     assert {"id", "status", "version", "created_at", "closed_at", "participants"} <= set(case["required"])
     assert case["properties"]["closed_at"]["type"] == ["string", "null"]
     assert "required" in schemas["CasePage"] and schemas["CasePage"]["properties"]["items"]["items"] == {
-        "$ref": "#/components/schemas/Case"}
+        "$ref": "#/components/schemas/Case"
+    }
     # what a client sends has its own schema, without the service's fields as obligations
     assert set(schemas["CaseInput"]["required"]) == {"youth_id", "origin"}
     # a password is sent, never answered
@@ -138,11 +141,16 @@ def test_standard_answers_and_headers_are_declared_per_operation():
 
 def test_the_409s_are_documented_where_they_occur():
     paths = _committed()["paths"]
-    for path, method in [("/api/v1/cases/{case_id}/transitions", "post"),
-                         ("/api/v1/cases/{case_id}/reactions/{reaction_id}/transitions", "post"),
-                         ("/api/v1/youths", "post"), ("/api/v1/users", "post"), ("/api/v1/users/{user_id}", "patch"),
-                         ("/api/v1/users/{user_id}/disable", "post"), ("/api/v1/reminders/{reminder_id}/ack", "post"),
-                         ("/api/v1/cases/{case_id}/notes", "post")]:
+    for path, method in [
+        ("/api/v1/cases/{case_id}/transitions", "post"),
+        ("/api/v1/cases/{case_id}/reactions/{reaction_id}/transitions", "post"),
+        ("/api/v1/youths", "post"),
+        ("/api/v1/users", "post"),
+        ("/api/v1/users/{user_id}", "patch"),
+        ("/api/v1/users/{user_id}/disable", "post"),
+        ("/api/v1/reminders/{reminder_id}/ack", "post"),
+        ("/api/v1/cases/{case_id}/notes", "post"),
+    ]:
         assert "409" in paths[path][method]["responses"], (method, path)
 
 
@@ -194,8 +202,14 @@ def test_constraints_are_in_the_schemas_not_only_in_prose():
     assert "100 years ago" in schemas["YouthInput"]["properties"]["birth_date"]["description"]
     webhook = schemas["WebhookInput"]["properties"]
     assert (webhook["url"]["maxLength"], webhook["secret"]["minLength"], webhook["secret"]["maxLength"]) == (
-        2000, 1, 255)
+        2000,
+        1,
+        255,
+    )
     token_request = schemas["TokenRequest"]["description"]
     assert "password" in token_request and "refresh_token" in token_request
-    assert schemas["TokenRequest"]["properties"]["grant_type"]["enum"] == ["password", "refresh_token",
-                                                                           "client_credentials"]
+    assert schemas["TokenRequest"]["properties"]["grant_type"]["enum"] == [
+        "password",
+        "refresh_token",
+        "client_credentials",
+    ]

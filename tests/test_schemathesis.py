@@ -6,6 +6,7 @@ and ours (tests/schemathesis_hooks.py), a bounded number of examples; any findin
 The exceptions are in schemathesis.toml and tests/schemathesis_hooks.py, each with its reason.
 
 CASESVC_SCHEMATHESIS_SEED=<n> repeats a run's generated data (each run prints its seed)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
+import requests
 from casesvc.auth.clients import create_client
 from casesvc.demo.seed import seed
 from casesvc.extensions import db
@@ -44,9 +45,14 @@ ID_PROBABILITY = 0.5
 def live_service(app, tmp_path):
     """`casesvc serve` (2 workers) on the suite's database, seeded; stopped afterwards (the suite
     empties the database after the test, as after any other)."""
-    env = {**os.environ, "CASESVC_ENV": "development", "CASESVC_INSTANCE_PATH": str(tmp_path / "instance"),
-           "CASESVC_DATABASE_URL": app.config["CASESVC"].database_url, "CASESVC_LOG_FORMAT": "text",
-           "CASESVC_TOKEN_TTL": "3600"}
+    env = {
+        **os.environ,
+        "CASESVC_ENV": "development",
+        "CASESVC_INSTANCE_PATH": str(tmp_path / "instance"),
+        "CASESVC_DATABASE_URL": app.config["CASESVC"].database_url,
+        "CASESVC_LOG_FORMAT": "text",
+        "CASESVC_TOKEN_TTL": "3600",
+    }
     for name in ("CASESVC_METRICS_TOKEN", "CASESVC_SECRET_KEY", "CASESVC_PUBLIC_URL"):
         env.pop(name, None)
     with app.app_context():  # in-process: quicker than three more `casesvc` commands
@@ -58,8 +64,13 @@ def live_service(app, tmp_path):
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(cli + ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -81,8 +92,11 @@ class Session:
 
     def __init__(self, base: str, username: str, password: str):
         self.base = base
-        resp = requests.post(f"{base}/api/v1/auth/token", timeout=10,
-                             data={"grant_type": "password", "username": username, "password": password})
+        resp = requests.post(
+            f"{base}/api/v1/auth/token",
+            timeout=10,
+            data={"grant_type": "password", "username": username, "password": password},
+        )
         assert resp.status_code == 200, resp.text
         self.token = resp.json()["access_token"]
 
@@ -103,22 +117,55 @@ def seeded_ids(base: str) -> dict[str, list[str]]:
     nav = Session(base, "demo.nav", "demo-nav-password")
     admin = Session(base, "demo.admin", "demo-admin-password")
     (youth,) = police.items("/api/v1/youths")
-    second = police.call("POST", "/api/v1/cases", 201, json={
-        "youth_id": youth["id"], "origin": "school", "summary": "Conformance: a second case",
-        "participants": ["demo-nav", "demo-slt"]})
-    nav.call("POST", f"/api/v1/cases/{second['id']}/emergency-access", 201,
-             json={"reason": "Conformance run: a documented emergency reading"})
+    second = police.call(
+        "POST",
+        "/api/v1/cases",
+        201,
+        json={
+            "youth_id": youth["id"],
+            "origin": "school",
+            "summary": "Conformance: a second case",
+            "participants": ["demo-nav", "demo-slt"],
+        },
+    )
+    nav.call(
+        "POST",
+        f"/api/v1/cases/{second['id']}/emergency-access",
+        201,
+        json={"reason": "Conformance run: a documented emergency reading"},
+    )
     cases = police.items("/api/v1/cases")
-    ids: dict[str, set[str]] = {name: set() for name in ("case_id", "youth_id", "reaction_id", "event_id", "note_id",
-                                                         "consent_id", "reminder_id", "user_id", "code", "client_id",
-                                                         "access_id")}
+    ids: dict[str, set[str]] = {
+        name: set()
+        for name in (
+            "case_id",
+            "youth_id",
+            "reaction_id",
+            "event_id",
+            "note_id",
+            "consent_id",
+            "reminder_id",
+            "user_id",
+            "code",
+            "client_id",
+            "access_id",
+        )
+    }
     for case in cases:
         ids["case_id"].add(case["id"])
         ids["youth_id"].add(case["youth_id"])
-        police.call("POST", f"/api/v1/cases/{case['id']}/reminders", 201, json={
-            "due_at": "2030-01-01T08:00:00Z", "assignee_agency": "demo-police", "text": "Conformance reminder"})
-        for kind, key in (("reactions", "reaction_id"), ("events", "event_id"), ("notes", "note_id"),
-                          ("consents", "consent_id")):
+        police.call(
+            "POST",
+            f"/api/v1/cases/{case['id']}/reminders",
+            201,
+            json={"due_at": "2030-01-01T08:00:00Z", "assignee_agency": "demo-police", "text": "Conformance reminder"},
+        )
+        for kind, key in (
+            ("reactions", "reaction_id"),
+            ("events", "event_id"),
+            ("notes", "note_id"),
+            ("consents", "consent_id"),
+        ):
             ids[key].update(item["id"] for item in police.items(f"/api/v1/cases/{case['id']}/{kind}"))
     ids["reminder_id"].update(r["id"] for r in police.items("/api/v1/reminders"))
     me = admin.call("GET", "/api/v1/auth/me")
@@ -145,9 +192,25 @@ def run_config(tmp_path: Path, ids: dict[str, list[str]]) -> Path:
 
 
 def schemathesis_run(base: str, token: str, tags: list[str], config: Path, report: Path) -> tuple[int, str, dict]:
-    command = [str(ST), "--no-color", "--config-file", str(config), "run", f"{base}/api/v1/openapi.json",
-               "--url", base, "--checks", "all", "-H", f"Authorization: Bearer {token}", *tags,
-               "--report", "json", "--report-json-path", str(report)]
+    command = [
+        str(ST),
+        "--no-color",
+        "--config-file",
+        str(config),
+        "run",
+        f"{base}/api/v1/openapi.json",
+        "--url",
+        base,
+        "--checks",
+        "all",
+        "-H",
+        f"Authorization: Bearer {token}",
+        *tags,
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+    ]
     if os.environ.get("CASESVC_SCHEMATHESIS_SEED"):
         command += ["--seed", os.environ["CASESVC_SCHEMATHESIS_SEED"]]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -159,9 +222,11 @@ def summary(who: str, dialect: str, result: dict, seconds: float) -> str:
     ops, cases = result.get("operations", {}), result.get("test_cases", {})
     found = ", ".join(f"{f['code']} {f['title']}: {f['count']}" for f in result.get("failures", [])) or "none"
     errors = ", ".join(f"{e['title']}: {e['count']}" for e in result.get("errors", [])) or "none"
-    return (f"schemathesis [{dialect}, {who}]: {ops.get('tested')}/{ops.get('total')} operations, "
-            f"{cases.get('generated')} test cases, findings: {found}; errors: {errors}; "
-            f"accepted by the hooks: {result.get('filtered', 0)}; {seconds:.0f} s; seed {result.get('seed')}")
+    return (
+        f"schemathesis [{dialect}, {who}]: {ops.get('tested')}/{ops.get('total')} operations, "
+        f"{cases.get('generated')} test cases, findings: {found}; errors: {errors}; "
+        f"accepted by the hooks: {result.get('filtered', 0)}; {seconds:.0f} s; seed {result.get('seed')}"
+    )
 
 
 def test_schemathesis_finds_nothing_as_police_and_as_admin(app, tmp_path, capsys):
@@ -171,14 +236,15 @@ def test_schemathesis_finds_nothing_as_police_and_as_admin(app, tmp_path, capsys
         outcomes = []
         # police first: the admin run may disable users and change passwords
         for who, username, password, tags in (
-                ("police", "demo.police", "demo-police-password", [f"--exclude-tag={tag}" for tag in ADMIN_TAGS]),
-                ("admin", "demo.admin", "demo-admin-password", [f"--include-tag={tag}" for tag in ADMIN_TAGS])):
+            ("police", "demo.police", "demo-police-password", [f"--exclude-tag={tag}" for tag in ADMIN_TAGS]),
+            ("admin", "demo.admin", "demo-admin-password", [f"--include-tag={tag}" for tag in ADMIN_TAGS]),
+        ):
             token = Session(base, username, password).token
             started = time.monotonic()
             code, output, result = schemathesis_run(base, token, tags, config, tmp_path / f"{who}.json")
             line = summary(who, dialect, result, time.monotonic() - started)
             with capsys.disabled():
-                print("\n" + line)
+                print("\n" + line)  # noqa: T201 (the run's figures belong in the test output)
             outcomes.append((who, code, output, line))
         server_log = log.read_text()
     failed = [(who, output, line) for who, code, output, line in outcomes if code != 0]

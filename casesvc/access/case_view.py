@@ -10,6 +10,7 @@ case (`writes_under_case_view`), loads it in the statement that loads the caller
 `with_case`, and hands the rows back through `keep_case_rows`; `load_case_view` then takes the
 case from there instead of asking the database again. The caller and the case are read at one
 moment, in one round trip; the access decision is the same."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -60,9 +61,12 @@ def case_row_columns(columns):
     return [type_coerce(c, DateTime()) if i in _INSTANTS else c for i, c in enumerate(columns)]
 
 
-_ONE_CASE = (select(*case_row_columns(CASE_VIEW_COLUMNS), _PARTICIPANTS.c.agency_code)
-             .outerjoin(_PARTICIPANTS, _PARTICIPANTS.c.case_id == _CASES.c.id)
-             .where(_CASES.c.id == bindparam("case_id")).order_by(*JOINING_ORDER))
+_ONE_CASE = (
+    select(*case_row_columns(CASE_VIEW_COLUMNS), _PARTICIPANTS.c.agency_code)
+    .outerjoin(_PARTICIPANTS, _PARTICIPANTS.c.case_id == _CASES.c.id)
+    .where(_CASES.c.id == bindparam("case_id"))
+    .order_by(*JOINING_ORDER)
+)
 
 
 _PREFETCHED = "casesvc.case_view"
@@ -100,8 +104,11 @@ def with_case(stmt: Select) -> Select:
     parameter `case_id` and its participants in joining order: one row per participant, the
     case's columns NULL when there is no such case. The case's columns follow `stmt`'s own."""
     case = _CASES.outerjoin(_PARTICIPANTS, _PARTICIPANTS.c.case_id == _CASES.c.id)
-    return (stmt.add_columns(*case_row_columns(CASE_VIEW_COLUMNS), _PARTICIPANTS.c.agency_code)
-            .outerjoin(case, _CASES.c.id == bindparam("case_id")).order_by(*JOINING_ORDER))
+    return (
+        stmt.add_columns(*case_row_columns(CASE_VIEW_COLUMNS), _PARTICIPANTS.c.agency_code)
+        .outerjoin(case, _CASES.c.id == bindparam("case_id"))
+        .order_by(*JOINING_ORDER)
+    )
 
 
 def keep_case_rows(case_id: str, rows, offset: int) -> None:

@@ -2,6 +2,7 @@
 municipality, lead and participants, the consents naming the caller's agency, today), its
 decision, and the 404/403 the caller may learn. The ORM path (`case_for`, to change a case or
 what hangs under it) and the read path (`readable_case`, a CaseView) decide alike."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -39,15 +40,23 @@ def consent_facts_for(case_id: str, agency: str | None) -> tuple[ConsentFacts, .
     rows = db.session.execute(
         select(Consent.given_on, Consent.expires_on, Consent.withdrawn_at, Consent.covers_health, Consent.decision)
         .join(ConsentAgency, ConsentAgency.consent_id == Consent.id)
-        .where(Consent.case_id == case_id, ConsentAgency.agency_code == agency))
-    return tuple(ConsentFacts(frozenset({agency}), bool(health), given, expires, withdrawn is not None,
-                              refused=decision == "refused")
-                 for given, expires, withdrawn, health, decision in rows)
+        .where(Consent.case_id == case_id, ConsentAgency.agency_code == agency)
+    )
+    return tuple(
+        ConsentFacts(
+            frozenset({agency}), bool(health), given, expires, withdrawn is not None, refused=decision == "refused"
+        )
+        for given, expires, withdrawn, health, decision in rows
+    )
 
 
 def facts_of(case: Case | CaseView, agency: str | None, with_consents: bool = True) -> CaseFacts:
-    return CaseFacts(case.municipality, case.lead_agency, frozenset(case.participant_codes),
-                     consent_facts_for(case.id, agency) if with_consents else ())
+    return CaseFacts(
+        case.municipality,
+        case.lead_agency,
+        frozenset(case.participant_codes),
+        consent_facts_for(case.id, agency) if with_consents else (),
+    )
 
 
 def access_to(principal: Principal, case: Case | CaseView, with_consents: bool = True) -> CaseAccess:

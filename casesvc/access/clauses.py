@@ -1,6 +1,7 @@
 """The access policy's rules as SQL expressions, for lists: each states what a function of
 `casesvc.policy` decides for one record, so a list can never show what a GET would refuse.
 The policy matrix tests hold the two equal (docs/architecture.md, "Where each rule lives")."""
+
 from __future__ import annotations
 
 import functools
@@ -21,12 +22,14 @@ def active_consent_clause(agency, case_id_column, today):
     return exists(
         select(named.consent_id)
         .join(Consent.__table__, consents.id == named.consent_id)
-        .where(named.agency_code == agency,
-               consents.case_id == case_id_column,
-               consents.decision == "given",
-               consents.withdrawn_at.is_(None),
-               consents.given_on <= today,
-               consents.expires_on >= today)
+        .where(
+            named.agency_code == agency,
+            consents.case_id == case_id_column,
+            consents.decision == "given",
+            consents.withdrawn_at.is_(None),
+            consents.given_on <= today,
+            consents.expires_on >= today,
+        )
     )
 
 
@@ -35,8 +38,11 @@ def visible_cases_params(principal: Principal, today: date) -> dict | None:
     see no case at all."""
     if not principal.is_staff or not principal.municipalities:
         return None
-    return {"visible_municipalities": sorted(principal.municipalities), "visible_agency": principal.agency,
-            "visible_today": today}
+    return {
+        "visible_municipalities": sorted(principal.municipalities),
+        "visible_agency": principal.agency,
+        "visible_today": today,
+    }
 
 
 def _visible_cases(agency, municipalities, today):
@@ -45,8 +51,9 @@ def _visible_cases(agency, municipalities, today):
     cases, participants = Case.__table__.c, Participant.__table__.c
     return and_(
         cases.municipality.in_(municipalities),
-        exists(select(participants.case_id).where(participants.case_id == cases.id,
-                                                  participants.agency_code == agency)),
+        exists(
+            select(participants.case_id).where(participants.case_id == cases.id, participants.agency_code == agency)
+        ),
         or_(cases.lead_agency == agency, active_consent_clause(agency, cases.id, today)),
     )
 
@@ -63,9 +70,11 @@ def visible_cases_clause(principal: Principal, today: date):
 def visible_cases_template():
     """`visible_cases_clause` with bind parameters for the caller, built once: a list statement
     made from it is built once too, and run with `visible_cases_params(principal, today)`."""
-    return _visible_cases(bindparam("visible_agency", type_=String),
-                          bindparam("visible_municipalities", expanding=True),
-                          bindparam("visible_today", type_=Date))
+    return _visible_cases(
+        bindparam("visible_agency", type_=String),
+        bindparam("visible_municipalities", expanding=True),
+        bindparam("visible_today", type_=Date),
+    )
 
 
 def visible_youths_clause(principal: Principal, today: date):
@@ -81,9 +90,10 @@ def visible_entries_clause(model, principal: Principal, access: CaseAccess):
     """can_see_entry(...) as a WHERE clause over Event or Note."""
     if access.relation not in READ_RELATIONS:
         return false()
-    shared = and_(model.visibility == "shared",
-                  or_(model.category == "general",
-                      and_(model.category == "health", true() if access.health else false())))
+    shared = and_(
+        model.visibility == "shared",
+        or_(model.category == "general", and_(model.category == "health", true() if access.health else false())),
+    )
     clauses = [model.author_agency == principal.agency, shared]
     if hasattr(model, "condition_agency"):
         clauses.append(and_(model.kind == "drug_test", model.condition_agency == principal.agency))
@@ -95,5 +105,8 @@ def cases_due_before_template():
     parameter), whichever agency it is assigned to (README, "Cases"). Which cases the caller sees
     is the access policy's business, not this filter's."""
     reminders = Reminder.__table__.c
-    return exists().where(reminders.case_id == Case.__table__.c.id, reminders.status == "pending",
-                          reminders.due_at < bindparam("due_before", type_=reminders.due_at.type))
+    return exists().where(
+        reminders.case_id == Case.__table__.c.id,
+        reminders.status == "pending",
+        reminders.due_at < bindparam("due_before", type_=reminders.due_at.type),
+    )

@@ -1,4 +1,5 @@
 """A policy decision turned into what the caller sees."""
+
 from __future__ import annotations
 
 from casesvc.common.messages import _

@@ -1,5 +1,6 @@
 """Loading a youth together with the caller's access (invariant 6: through a case the caller
 may see, or to the agency that registered the youth)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select

@@ -1,4 +1,5 @@
 """`casesvc agencies …` and `casesvc users …`: what an operator sets up on the server."""
+
 from __future__ import annotations
 
 import click

@@ -4,6 +4,7 @@ A front-end adding participants to a case needs the codes of the agencies that c
 `GET /agencies` is for administrators and shows more than that. The directory shows each
 agency's code, kind, name and municipalities, nothing about its users or webhook, to whoever
 `policy.agency_directory_reach` lets in, newest first and paginated like every list."""
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,12 @@ from casesvc.common.schemas import Code
 from casesvc.policy import Principal, agency_directory_reach
 from casesvc.vocabulary import AGENCY_KINDS
 
-blp = Blueprint("agency_directory", __name__, url_prefix="/api/v1/agencies",
-                description="The agency directory: codes, kinds, names and municipalities, for staff")
+blp = Blueprint(
+    "agency_directory",
+    __name__,
+    url_prefix="/api/v1/agencies",
+    description="The agency directory: codes, kinds, names and municipalities, for staff",
+)
 
 _KEYSET = Keyset(Agency.created_at, Agency.code)  # as GET /agencies: (created_at, code)
 
@@ -32,8 +37,9 @@ class AgencyDirectoryEntrySchema(ma.Schema):
     code = ma.fields.String(required=True, metadata={"description": "What `participants` and `lead_agency` name"})
     kind = Code(AGENCY_KINDS, required=True)
     name = ma.fields.String(required=True)
-    municipalities = ma.fields.List(ma.fields.String(), required=True,
-                                    metadata={"description": "Every municipality the agency serves"})
+    municipalities = ma.fields.List(
+        ma.fields.String(), required=True, metadata={"description": "Every municipality the agency serves"}
+    )
 
 
 def serving_any(municipalities: frozenset[str]):
@@ -47,8 +53,7 @@ def serving_any(municipalities: frozenset[str]):
 def directory_page(principal: Principal, args: dict) -> dict:
     decision, municipalities = agency_directory_reach(principal)
     enforce(decision)
-    numbers = None if municipalities is None else frozenset(
-        m for m in municipalities if len(m) == 4 and m.isdigit())
+    numbers = None if municipalities is None else frozenset(m for m in municipalities if len(m) == 4 and m.isdigit())
     note(resource_type="agency")
     if numbers is not None and not numbers:
         return {"items": [], "next_cursor": None}

@@ -1,4 +1,5 @@
 """Agencies and staff users: created by operators (CLI) and admins (API)."""
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,7 @@ MAX_NAME_LENGTH = 200
 
 
 def _holder(role: str, what: str) -> Message:
-    """"a nav user", "an auditor client": the holder of a role, as the messages name it."""
+    """ "a nav user", "an auditor client": the holder of a role, as the messages name it."""
     vowel = role[:1] in "aeiou"
     if what == "client":
         return _("an %(role)s client", role=role) if vowel else _("a %(role)s client", role=role)
@@ -34,6 +35,7 @@ def _holder(role: str, what: str) -> Message:
 
 # --- agencies ----------------------------------------------------------------------------------
 
+
 def parse_municipalities(raw: str) -> list[str]:
     """The CLI's `--municipality 0301,4601`."""
     return check_municipalities([m.strip() for m in raw.split(",") if m.strip()])
@@ -41,8 +43,13 @@ def parse_municipalities(raw: str) -> list[str]:
 
 def check_municipalities(items: list[str]) -> list[str]:
     if not items or any(not isinstance(m, str) or not MUNICIPALITY_PATTERN.fullmatch(m) for m in items):
-        raise invalid_input(_("municipalities must be one or more 4-digit municipality numbers "
-                              "(e.g. 0301; on the command line comma-separated, 0301,4601)"), "municipalities")
+        raise invalid_input(
+            _(
+                "municipalities must be one or more 4-digit municipality numbers "
+                "(e.g. 0301; on the command line comma-separated, 0301,4601)"
+            ),
+            "municipalities",
+        )
     return sorted(set(items))
 
 
@@ -58,11 +65,15 @@ def check_name(name: str) -> str:
 def create_agency(code: str, kind: str, name: str, municipalities: list[str]) -> Agency:
     note(resource_type="agency")
     if not CODE_PATTERN.fullmatch(code):
-        raise invalid_input(_("code must be 2-32 characters: letters a-z or A-Z, digits, '-' or '_', "
-                              "beginning with a letter or digit"), "code")
+        raise invalid_input(
+            _("code must be 2-32 characters: letters a-z or A-Z, digits, '-' or '_', beginning with a letter or digit"),
+            "code",
+        )
     if code in RESERVED_CODES:
-        raise invalid_input(_("code %(code)r is reserved: GET /api/v1/agencies/%(path)s is the agency directory",
-                              code=code, path=code), "code")
+        raise invalid_input(
+            _("code %(code)r is reserved: GET /api/v1/agencies/%(path)s is the agency directory", code=code, path=code),
+            "code",
+        )
     if kind not in AGENCY_KINDS:
         raise invalid_input(_("kind must be one of: %(choices)s", choices=", ".join(AGENCY_KINDS)), "kind")
     name = check_name(name)
@@ -110,6 +121,7 @@ def list_agencies(args: dict) -> dict:
 
 # --- users -------------------------------------------------------------------------------------
 
+
 def check_role_and_agency(role: str, agency_code: str | None, what: str) -> None:
     """A staff role belongs to an agency of its own kind; admin and auditor to none.
     `what` names the holder in messages ("user", "client")."""
@@ -122,11 +134,19 @@ def check_role_and_agency(role: str, agency_code: str | None, what: str) -> None
         if agency is None:
             raise invalid_input(_("no agency %(code)r", code=agency_code), "agency")
         if agency.kind != role:
-            raise invalid_input(_("role %(role)r does not match agency %(code)r of kind %(kind)r",
-                                  role=role, code=agency_code, kind=agency.kind), "agency")
+            raise invalid_input(
+                _(
+                    "role %(role)r does not match agency %(code)r of kind %(kind)r",
+                    role=role,
+                    code=agency_code,
+                    kind=agency.kind,
+                ),
+                "agency",
+            )
     elif agency_code:
-        raise invalid_input(_("agency must be left out: %(holder)s belongs to no agency",
-                              holder=_holder(role, what)), "agency")
+        raise invalid_input(
+            _("agency must be left out: %(holder)s belongs to no agency", holder=_holder(role, what)), "agency"
+        )
 
 
 def check_password(password: str) -> None:
@@ -175,9 +195,11 @@ def _end_logins(user: User, reason: str) -> None:
     """Every login the user has ends: its refresh tokens, and the access tokens issued with them
     (they carry the login's id, checked on every request), are refused from the next request on,
     and so is its calendar address (a credential too; the user asks for a new one)."""
-    db.session.execute(update(RefreshFamily)
-                       .where(RefreshFamily.user_id == user.id, RefreshFamily.revoked_at.is_(None))
-                       .values(revoked_at=utcnow(), revoked_reason=reason))
+    db.session.execute(
+        update(RefreshFamily)
+        .where(RefreshFamily.user_id == user.id, RefreshFamily.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
     db.session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == user.id))
 
 
@@ -190,8 +212,10 @@ def _refuse_if_external(user: User, what: Message) -> None:
     agency follow the provider's claims on each login: both are changed at the provider."""
 
     if user.password_hash == EXTERNAL_PASSWORD_HASH:
-        raise conflict("external-user", _("This user signs in through the identity provider; its %(what)s "
-                                          "is changed there.", what=what))
+        raise conflict(
+            "external-user",
+            _("This user signs in through the identity provider; its %(what)s is changed there.", what=what),
+        )
 
 
 def disable_user(principal: Principal, user: User) -> User:
@@ -232,8 +256,13 @@ def set_password(user: User, password: str, principal: Principal | None = None) 
     works at once. Over the API an administrator cannot reset their own: a stolen access token
     must not be enough to take the account over."""
     if principal is not None and _is_self(principal, user):
-        raise conflict("cannot-change-self", _("You cannot reset your own password here; another administrator "
-                                               "can, or `casesvc users set-password` on the server."))
+        raise conflict(
+            "cannot-change-self",
+            _(
+                "You cannot reset your own password here; another administrator "
+                "can, or `casesvc users set-password` on the server."
+            ),
+        )
     _refuse_if_external(user, _("password"))
     check_password(password)
     user.password_hash = hash_password(password)

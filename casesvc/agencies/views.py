@@ -1,4 +1,5 @@
 """Administration of agencies and users (admin role with the `admin` scope)."""
+
 from __future__ import annotations
 
 from flask import url_for
@@ -18,11 +19,15 @@ from casesvc.auth.principal import admin_only, current_principal
 from casesvc.common.pagination import page_schema
 from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 
-agencies_blp = Blueprint("agencies", __name__, url_prefix="/api/v1/agencies",
-                         description="Agencies and the municipalities they serve (admin)")
-users_blp = Blueprint("users", __name__, url_prefix="/api/v1/users",
-                      description="Staff, admin and auditor users (admin)")
-
+agencies_blp = Blueprint(
+    "agencies",
+    __name__,
+    url_prefix="/api/v1/agencies",
+    description="Agencies and the municipalities they serve (admin)",
+)
+users_blp = Blueprint(
+    "users", __name__, url_prefix="/api/v1/users", description="Staff, admin and auditor users (admin)"
+)
 
 
 def agency_response(agency, status: int = 200):
@@ -40,6 +45,7 @@ def user_response(user, status: int = 200):
 
 
 # --- agencies ----------------------------------------------------------------------------------
+
 
 @agencies_blp.route("", methods=["GET"])
 @admin_only
@@ -84,6 +90,7 @@ def patch_agency(data, code):
 
 # --- users -------------------------------------------------------------------------------------
 
+
 @users_blp.route("", methods=["GET"])
 @admin_only
 @users_blp.arguments(UserQuery(), location="query")
@@ -117,8 +124,11 @@ def get_user(user_id):
 @admin_only
 @users_blp.arguments(UserPatchSchema())
 @users_blp.response(200, UserSchema)
-@users_blp.alt_response(409, description="An administrator cannot change their own role or agency; a user of the "
-                                          "identity provider is changed there")
+@users_blp.alt_response(
+    409,
+    description="An administrator cannot change their own role or agency; a user of the "
+    "identity provider is changed there",
+)
 @if_match_documented(users_blp)
 def patch_user(data, user_id):
     """Change a user's role or agency (needs If-Match); the user's logins end, and it logs in again"""
@@ -132,8 +142,11 @@ def patch_user(data, user_id):
 @admin_only
 @users_blp.arguments(PasswordSchema())
 @users_blp.response(200, UserSchema)
-@users_blp.alt_response(409, description="An administrator cannot reset their own password here; a user of "
-                                          "the identity provider has its password there")
+@users_blp.alt_response(
+    409,
+    description="An administrator cannot reset their own password here; a user of "
+    "the identity provider has its password there",
+)
 def set_password(data, user_id):
     """Set a new password for another user (a reset): every login the user had, and its calendar
     address, end at once"""

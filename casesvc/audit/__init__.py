@@ -1,4 +1,5 @@
 """The audit trail (README "The audit log"). Services call `audit.note(...)` and `audit.noted_page(...)`."""
+
 from casesvc.audit.service import note
 
 

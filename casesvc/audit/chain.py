@@ -5,6 +5,7 @@ hash = SHA-256 of the event's canonical JSON, which includes `seq` and `prev_has
 event's prev_hash is GENESIS. Altering, deleting, inserting or reordering a row breaks either
 the gapless `seq`, a `prev_hash` link or a `hash`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,9 +16,25 @@ from dataclasses import dataclass
 GENESIS = "0" * 64
 
 # Every field of an event except `hash`, in a fixed set: the chain covers exactly these.
-CHAINED_FIELDS = ("id", "seq", "at", "actor", "actor_role", "actor_agency", "action", "resource_type",
-                  "resource_id", "case_id", "youth_id", "ids", "outcome", "status", "request_id", "ip",
-                  "prev_hash")
+CHAINED_FIELDS = (
+    "id",
+    "seq",
+    "at",
+    "actor",
+    "actor_role",
+    "actor_agency",
+    "action",
+    "resource_type",
+    "resource_id",
+    "case_id",
+    "youth_id",
+    "ids",
+    "outcome",
+    "status",
+    "request_id",
+    "ip",
+    "prev_hash",
+)
 
 
 # Fields added later: in the canonical JSON only when set, so an event recorded before a field
@@ -66,12 +83,21 @@ class Verdict:
     reason: str | None = None
 
     def as_dict(self) -> dict:
-        return {"valid": self.valid, "checked": self.checked, "first_invalid_seq": self.first_invalid_seq,
-                "head": {"seq": self.head_seq, "hash": self.head_hash}, "reason": self.reason}
+        return {
+            "valid": self.valid,
+            "checked": self.checked,
+            "first_invalid_seq": self.first_invalid_seq,
+            "head": {"seq": self.head_seq, "hash": self.head_hash},
+            "reason": self.reason,
+        }
 
 
-def verify(events: Iterable[Mapping], start_seq: int = 1, start_prev: str = GENESIS,
-           content_hash: Callable[[Mapping], str] = event_hash) -> Verdict:
+def verify(
+    events: Iterable[Mapping],
+    start_seq: int = 1,
+    start_prev: str = GENESIS,
+    content_hash: Callable[[Mapping], str] = event_hash,
+) -> Verdict:
     """Walk events in the order given (by seq); stop at the first that does not fit.
     `content_hash` recomputes an event's hash (a reader that already holds the canonical bytes
     may pass its own; it must equal `event_hash`)."""

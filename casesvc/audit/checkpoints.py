@@ -1,6 +1,7 @@
 """The head of the chain, and signed checkpoints of it: a key the database never holds signs the
 head, so a later rewrite of the chain (recomputing every hash after a changed row) no longer
 leads to the signed head."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,9 @@ from casesvc.extensions import db
 
 def head() -> dict:
     seal()
-    row = db.session.execute(select(AuditEvent.seq, AuditEvent.hash, AuditEvent.at)
-                             .order_by(AuditEvent.seq.desc()).limit(1)).first()
+    row = db.session.execute(
+        select(AuditEvent.seq, AuditEvent.hash, AuditEvent.at).order_by(AuditEvent.seq.desc()).limit(1)
+    ).first()
     unsealed = db.session.scalar(select(func.count()).select_from(AuditInbox))
     if row is None:
         return {"seq": 0, "hash": chain.GENESIS, "at": None, "unsealed": unsealed}
@@ -33,8 +35,13 @@ def sign_checkpoint(key: str) -> dict:
     (recomputing every hash after a changed row) no longer leads to this signed head."""
     current = head()
     signature = hmac.new(key.encode(), _checkpoint_message(current["seq"], current["hash"]), hashlib.sha256).hexdigest()
-    return {"seq": current["seq"], "hash": current["hash"], "at": current["at"], "algorithm": "HMAC-SHA256",
-            "signature": signature}
+    return {
+        "seq": current["seq"],
+        "hash": current["hash"],
+        "at": current["at"],
+        "algorithm": "HMAC-SHA256",
+        "signature": signature,
+    }
 
 
 def check_checkpoint(checkpoint: dict, key: str, hash_at_seq) -> str | None:

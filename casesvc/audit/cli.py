@@ -1,5 +1,6 @@
 """`casesvc audit …`: verify the chain (in the database or an export, against a signed
 checkpoint), sign a checkpoint, export, seal."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,10 +30,17 @@ def _export_hash_at(export_file: str, seq) -> dict:
 
 
 @audit.command("verify")
-@click.option("--file", "export_file", type=click.Path(exists=True, dir_okay=False),
-              help="Verify an export (JSONL or CSV) offline instead of the database.")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
-              help="A signed checkpoint from `casesvc audit checkpoint` the chain must still lead to.")
+@click.option(
+    "--file",
+    "export_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Verify an export (JSONL or CSV) offline instead of the database.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A signed checkpoint from `casesvc audit checkpoint` the chain must still lead to.",
+)
 def audit_verify(export_file, checkpoint):
     """Exit 0 when the chain is intact; 1, with the first bad seq on stderr, when not."""
     try:
@@ -40,8 +48,7 @@ def audit_verify(export_file, checkpoint):
         problem = None
         if checkpoint:
             saved = read_json_file(checkpoint, "checkpoint")
-            hashes = (_export_hash_at(export_file, saved.get("seq")).get if export_file
-                      else checkpoints.database_hash_at)
+            hashes = _export_hash_at(export_file, saved.get("seq")).get if export_file else checkpoints.database_hash_at
             problem = checkpoints.check_checkpoint(saved, _signing_key(), hashes)
     except verify.ExportFormatError as exc:
         raise CommandError(str(exc)) from exc
@@ -95,4 +102,3 @@ def audit_review(start, end):
     for finding in review.review(start_at, end_at)["findings"]:
         click.echo(json.dumps(finding, separators=(",", ":")))
     record("audit.review", "allowed", ids=None)
-

@@ -12,6 +12,7 @@ the text as it comes (`_TextRows`); any other row goes through the general path
 bytes; tests/test_audit_tamper.py holds them to it. The hashing itself stays in Python:
 verification does not trust the database to compute anything.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,7 @@ PG_AT = """to_char(at, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""  # exactly `chain_tim
 NUMBERS = ("seq", "status")
 # anything but a tab (the separator) and printable ASCII without `"` and `\`: a JSON escape
 # would be needed, or COPY escaped something
-_NOT_PLAIN = re.compile(r'[^\t -!#-\[\]-~]')
+_NOT_PLAIN = re.compile(r"[^\t -!#-\[\]-~]")
 _COPY_ESCAPE = re.compile(r"\\(.)")
 _COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 
@@ -36,9 +37,14 @@ def pg_column(name: str) -> str:
     return f"{PG_AT} AS at" if name == "at" else name
 
 
-PG_CSV_FIELDS = ", ".join("NULLIF(ids::text, 'null') AS ids" if name == "ids" else
-                          pg_column(name) if name in (*NUMBERS, "at") else csvsafe.pg_cell(name)
-                          for name in EXPORT_FIELDS)
+PG_CSV_FIELDS = ", ".join(
+    "NULLIF(ids::text, 'null') AS ids"
+    if name == "ids"
+    else pg_column(name)
+    if name in (*NUMBERS, "at")
+    else csvsafe.pg_cell(name)
+    for name in EXPORT_FIELDS
+)
 
 
 class TextRows:
@@ -50,8 +56,7 @@ class TextRows:
         self.extra = len(extra)
         self.ids_at = names.index("ids")
         self.select = ", ".join(pg_column(n) for n in self.columns) + ", ids"  # ids last
-        self.template = "{" + ",".join(f'"{n}":%s' if n in (*NUMBERS, "ids") else f'"{n}":"%s"'
-                                       for n in names) + "}"
+        self.template = "{" + ",".join(f'"{n}":%s' if n in (*NUMBERS, "ids") else f'"{n}":"%s"' for n in names) + "}"
         self.names = names
 
     def plain(self, line: str) -> list[str] | None:
@@ -66,7 +71,7 @@ class TextRows:
         return values
 
     def fill(self, values: list[str]) -> str:
-        text = self.template % tuple(values[:len(values) - self.extra] if self.extra else values)
+        text = self.template % tuple(values[: len(values) - self.extra] if self.extra else values)
         if "\\N" in text:  # NULL: quoted in a string's place, bare in a number's
             text = text.replace('"\\N"', "null").replace(":\\N", ":null")
         return text
@@ -131,8 +136,12 @@ class JsonLines:
 
     def block(self, raw: bytes) -> str:
         """Whole COPY rows (each ending in a newline) as JSON lines."""
-        if (b"\\" not in raw and not raw.startswith(b"!") and b"\n!" not in raw
-                and len(raw.translate(None, self.CONTROL)) == len(raw)):
+        if (
+            b"\\" not in raw
+            and not raw.startswith(b"!")
+            and b"\n!" not in raw
+            and len(raw.translate(None, self.CONTROL)) == len(raw)
+        ):
             return raw.decode().replace("\t", "")
         return "".join(self.line(row) for row in raw.decode().split("\n")[:-1])
 
@@ -150,4 +159,3 @@ class JsonLines:
         if event["ids"] is not None:
             event["ids"] = json.loads(event["ids"])
         return json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
-

@@ -5,6 +5,7 @@ by spreadsheet programs; such a cell is written with a leading `'` (what they sh
 so is one that already begins with `'`, so that the reader can take exactly one `'` off any cell
 that has one and get the value back: offline verification of a CSV export sees the stored bytes.
 """
+
 from __future__ import annotations
 
 QUOTE = "'"

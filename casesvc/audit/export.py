@@ -1,6 +1,7 @@
 """Streaming the sealed chain: events in seq order, and the export (JSONL or CSV) with the chain
 fields, so that it verifies offline. Memory stays flat whatever the size of the log: COPY on
 PostgreSQL (parsed by `copy_text.py`), a server-side cursor elsewhere, a bounded batch at a time."""
+
 from __future__ import annotations
 
 import csv
@@ -76,8 +77,10 @@ _JSON_LINES = JsonLines()
 
 
 def _pg_json_lines(from_seq: int, to_seq: int | None) -> Iterator[str]:
-    sql = (f"COPY (SELECT {_JSON_LINES.select} FROM audit_events WHERE {_pg_range(from_seq, to_seq)} "  # noqa: S608 (int bounds)
-           "ORDER BY seq) TO STDOUT WITH (NULL 'null')")
+    sql = (
+        f"COPY (SELECT {_JSON_LINES.select} FROM audit_events WHERE {_pg_range(from_seq, to_seq)} "  # noqa: S608 (int bounds)
+        "ORDER BY seq) TO STDOUT WITH (NULL 'null')"
+    )
     buffer: list[bytes | bytearray | memoryview] = []
     for data in _pg_copy(sql):
         buffer.append(data)
@@ -89,8 +92,10 @@ def _pg_json_lines(from_seq: int, to_seq: int | None) -> Iterator[str]:
 
 
 def _pg_csv(from_seq: int, to_seq: int | None) -> Iterator[str]:
-    sql = (f"COPY (SELECT {PG_CSV_FIELDS} FROM audit_events WHERE {_pg_range(from_seq, to_seq)} ORDER BY seq) "  # noqa: S608 (ints)
-           "TO STDOUT WITH (FORMAT csv, HEADER true)")
+    sql = (
+        f"COPY (SELECT {PG_CSV_FIELDS} FROM audit_events WHERE {_pg_range(from_seq, to_seq)} ORDER BY seq) "  # noqa: S608 (ints)
+        "TO STDOUT WITH (FORMAT csv, HEADER true)"
+    )
     return _chunks(str(data, "utf-8") for data in _pg_copy(sql))
 
 
@@ -140,8 +145,10 @@ def export_lines(start: datetime | None, end: datetime | None, fmt: str) -> Iter
     quoting_all = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(EXPORT_FIELDS)
     for event in events:
-        row = ["" if event[f] is None else json.dumps(event[f]) if f == "ids" else csvsafe.cell(event[f])
-               for f in EXPORT_FIELDS]
+        row = [
+            "" if event[f] is None else json.dumps(event[f]) if f == "ids" else csvsafe.cell(event[f])
+            for f in EXPORT_FIELDS
+        ]
         (quoting_all if any(isinstance(v, str) and "\r" in v for v in row) else writer).writerow(row)
         if buffer.tell() > 1 << 16:
             yield buffer.getvalue()

@@ -5,6 +5,7 @@ triggers made by the migration refuse UPDATE and DELETE in SQLite and PostgreSQL
 
 Events hold ids and codes only — never names or free text — because they outlive the case.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

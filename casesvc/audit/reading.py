@@ -1,5 +1,6 @@
 """Reading the sealed log: the search of GET /audit/events and a youth's access log, newest
 first by `seq` (the cursor is the last `seq` returned)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select

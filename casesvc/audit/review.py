@@ -18,6 +18,7 @@ rows that come back. Findings hold ids, codes and counts — never names or free
 Oslo time: PostgreSQL converts with its own zone data; SQLite (development and tests) gets the
 same conversion as a function of this connection, from Python's zone data.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -53,17 +54,26 @@ class ReviewSettings:
         return cls(settings.review_bulk_reads, off_hours(settings.review_off_hours), settings.review_probes)
 
     def as_dict(self) -> dict:
-        return {"bulk_reads": self.bulk_reads, "probes": self.probes,
-                "off_hours": None if self.off_hours is None else "{:02d}-{:02d}".format(*self.off_hours)}
+        return {
+            "bulk_reads": self.bulk_reads,
+            "probes": self.probes,
+            "off_hours": None if self.off_hours is None else "{:02d}-{:02d}".format(*self.off_hours),
+        }
 
 
 def read_actions() -> list[str]:
     """The endpoints that read (GET): an audit event's `action` names its endpoint."""
-    return sorted({rule.endpoint for rule in current_app.url_map.iter_rules()
-                   if "GET" in (rule.methods or ()) and "POST" not in (rule.methods or ())})
+    return sorted(
+        {
+            rule.endpoint
+            for rule in current_app.url_map.iter_rules()
+            if "GET" in (rule.methods or ()) and "POST" not in (rule.methods or ())
+        }
+    )
 
 
 # --- Oslo time in SQL -------------------------------------------------------------------------
+
 
 def _sqlite_local(value: str | None) -> datetime | None:
     if value is None:
@@ -89,8 +99,10 @@ class _Dialect:
             self.hour = f"CAST(extract(hour FROM {local}) AS INTEGER)"
             self.day = lambda shift: f"CAST({local} - make_interval(hours => {int(shift)}) AS DATE)"
             self.utc_hour = """to_char(at, 'YYYY-MM-DD"T"HH24')"""
-            self.list_ids = ("json_array_elements_text(CASE WHEN json_typeof(ids) = 'array' THEN ids "
-                             "ELSE '[]'::json END) AS j(value)")
+            self.list_ids = (
+                "json_array_elements_text(CASE WHEN json_typeof(ids) = 'array' THEN ids "
+                "ELSE '[]'::json END) AS j(value)"
+            )
             self.agg = lambda column: f"string_agg(DISTINCT {column}, ',')"
             self.concat = lambda column: f"string_agg({column}, ',')"
             self.list_length = "(CASE WHEN json_typeof(ids) = 'array' THEN json_array_length(ids) ELSE 0 END)"
@@ -141,19 +153,34 @@ def _at(value) -> str | None:
 
 # --- the four kinds ---------------------------------------------------------------------------
 
+
 def _emergency_accesses(sql: _Dialect, window: dict) -> list[dict]:
-    rows = db.session.execute(_query("""
+    rows = db.session.execute(
+        _query("""
         SELECT e.seq, e.at, e.actor, e.actor_agency, e.resource_id, e.case_id, e.youth_id, r.action AS reviewed
         FROM audit_events e
         LEFT JOIN (SELECT resource_id, MIN(action) AS action FROM audit_events
                    WHERE at >= :start AND action LIKE :reviewed AND outcome = 'allowed'
                    GROUP BY resource_id) r ON r.resource_id = e.resource_id
         WHERE e.at >= :start AND e.at < :end AND e.action = :opened AND e.outcome = 'allowed'
-        ORDER BY e.seq"""), {**window, "opened": EMERGENCY_OPENED, "reviewed": EMERGENCY_REVIEWED + "%"})
-    return [{"kind": "emergency_access", "actor": r.actor, "actor_agency": r.actor_agency, "at": _at(r.at),
-             "seq": r.seq, "emergency_access_id": r.resource_id, "case_id": r.case_id, "youth_id": r.youth_id,
-             "reviewed": r.reviewed is not None,
-             "finding": r.reviewed.removeprefix(EMERGENCY_REVIEWED) if r.reviewed else None} for r in rows]
+        ORDER BY e.seq"""),
+        {**window, "opened": EMERGENCY_OPENED, "reviewed": EMERGENCY_REVIEWED + "%"},
+    )
+    return [
+        {
+            "kind": "emergency_access",
+            "actor": r.actor,
+            "actor_agency": r.actor_agency,
+            "at": _at(r.at),
+            "seq": r.seq,
+            "emergency_access_id": r.resource_id,
+            "case_id": r.case_id,
+            "youth_id": r.youth_id,
+            "reviewed": r.reviewed is not None,
+            "finding": r.reviewed.removeprefix(EMERGENCY_REVIEWED) if r.reviewed else None,
+        }
+        for r in rows
+    ]
 
 
 def _bulk_reads(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[dict]:
@@ -164,18 +191,24 @@ def _bulk_reads(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[d
     # First, in one cheap pass, the users who could be over the limit on some day: a read counts
     # one youth, a list as many as it returned (an upper bound on the distinct youths). Only
     # their reads (found by the actor index) are then made distinct and counted.
-    candidates = db.session.scalars(_query(f"""
+    candidates = db.session.scalars(
+        _query(
+            f"""
         SELECT DISTINCT actor FROM (
             SELECT actor FROM audit_events
             WHERE at >= :start AND at < :end AND actor IS NOT NULL AND (({reads}) OR ({lists}))
             GROUP BY actor, {day}
             HAVING SUM(CASE WHEN action = :youth_list THEN {sql.list_length} ELSE 1 END) > :limit) AS over""",  # noqa: S608 (fixed fragments; values bound)
-        reads=True), params).all()
+            reads=True,
+        ),
+        params,
+    ).all()
     if not candidates:
         return []
-    stmt = _query(f"""
+    stmt = _query(
+        f"""
         SELECT actor, MAX(actor_agency) AS actor_agency, day, MIN(first_at) AS first_at,
-               COUNT(*) AS youths, {sql.concat('youth')} AS youth_ids
+               COUNT(*) AS youths, {sql.concat("youth")} AS youth_ids
         FROM (SELECT actor, day, youth, MAX(actor_agency) AS actor_agency, MIN(at) AS first_at
               FROM (SELECT actor, actor_agency, at, {day} AS day, youth_id AS youth FROM audit_events
                     WHERE at >= :start AND at < :end AND actor IN :actors AND {reads}
@@ -185,10 +218,21 @@ def _bulk_reads(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[d
               GROUP BY actor, day, youth) AS distinct_reads
         GROUP BY actor, day HAVING COUNT(*) > :limit
         ORDER BY MIN(first_at), actor""",  # noqa: S608 (fixed fragments; values bound)
-        reads=True).bindparams(bindparam("actors", expanding=True))
+        reads=True,
+    ).bindparams(bindparam("actors", expanding=True))
     rows = db.session.execute(stmt, {**params, "actors": candidates})
-    return [{"kind": "bulk_read", "actor": r.actor, "actor_agency": r.actor_agency, "at": _at(r.first_at),
-             "day": str(r.day), "youths": r.youths, "youth_ids": _ids(r.youth_ids)} for r in rows]
+    return [
+        {
+            "kind": "bulk_read",
+            "actor": r.actor,
+            "actor_agency": r.actor_agency,
+            "at": _at(r.first_at),
+            "day": str(r.day),
+            "youths": r.youths,
+            "youth_ids": _ids(r.youth_ids),
+        }
+        for r in rows
+    ]
 
 
 def _off_hours(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[dict]:
@@ -196,21 +240,36 @@ def _off_hours(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[di
         return []
     start, end = settings.off_hours
     crosses = start > end  # 22-06: the night runs past midnight, and counts as the evening's date
-    inside = f"({sql.hour} >= {start} OR {sql.hour} < {end})" if crosses else \
-        f"({sql.hour} >= {start} AND {sql.hour} < {end})"
+    inside = (
+        f"({sql.hour} >= {start} OR {sql.hour} < {end})"
+        if crosses
+        else f"({sql.hour} >= {start} AND {sql.hour} < {end})"
+    )
     night = sql.day(end if crosses else 0)
-    stmt = _query(f"""
+    stmt = _query(
+        f"""
         SELECT actor, MAX(actor_agency) AS actor_agency, {night} AS night, MIN(at) AS first_at,
-               COUNT(*) AS reads, {sql.agg('case_id')} AS case_ids, {sql.agg('youth_id')} AS youth_ids
+               COUNT(*) AS reads, {sql.agg("case_id")} AS case_ids, {sql.agg("youth_id")} AS youth_ids
         FROM audit_events
         WHERE at >= :start AND at < :end AND outcome = 'allowed' AND actor IS NOT NULL AND action IN :reads
           AND (case_id IS NOT NULL OR youth_id IS NOT NULL) AND {inside}
         GROUP BY actor, {night} ORDER BY MIN(at), actor""",  # noqa: S608 (fragments, integer hours)
-        reads=True)
+        reads=True,
+    )
     rows = db.session.execute(stmt, {**window, "reads": read_actions()})
-    return [{"kind": "off_hours", "actor": r.actor, "actor_agency": r.actor_agency, "at": _at(r.first_at),
-             "night": str(r.night), "reads": r.reads, "case_ids": _ids(r.case_ids), "youth_ids": _ids(r.youth_ids)}
-            for r in rows]
+    return [
+        {
+            "kind": "off_hours",
+            "actor": r.actor,
+            "actor_agency": r.actor_agency,
+            "at": _at(r.first_at),
+            "night": str(r.night),
+            "reads": r.reads,
+            "case_ids": _ids(r.case_ids),
+            "youth_ids": _ids(r.youth_ids),
+        }
+        for r in rows
+    ]
 
 
 def _probing(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[dict]:
@@ -219,15 +278,26 @@ def _probing(sql: _Dialect, window: dict, settings: ReviewSettings) -> list[dict
                  OR (resource_type = :search AND outcome = 'allowed' AND CAST(ids AS TEXT) = '[]'))"""
     stmt = _query(f"""
         SELECT actor, MAX(actor_agency) AS actor_agency, {sql.utc_hour} AS hour, MIN(at) AS first_at,
-               COUNT(*) AS probes, {sql.agg('case_id')} AS case_ids, {sql.agg('youth_id')} AS youth_ids,
+               COUNT(*) AS probes, {sql.agg("case_id")} AS case_ids, {sql.agg("youth_id")} AS youth_ids,
                SUM(CASE WHEN resource_type = :search THEN 1 ELSE 0 END) AS searches
         FROM audit_events
         WHERE at >= :start AND at < :end AND actor IS NOT NULL AND {probe}
         GROUP BY actor, {sql.utc_hour} HAVING COUNT(*) > :limit ORDER BY MIN(at), actor""")  # noqa: S608 (fixed fragments)
     rows = db.session.execute(stmt, {**window, "search": YOUTH_SEARCH, "limit": settings.probes})
-    return [{"kind": "probing", "actor": r.actor, "actor_agency": r.actor_agency, "at": _at(r.first_at),
-             "hour": r.hour + ":00Z", "probes": r.probes, "fruitless_searches": int(r.searches or 0),
-             "case_ids": _ids(r.case_ids), "youth_ids": _ids(r.youth_ids)} for r in rows]
+    return [
+        {
+            "kind": "probing",
+            "actor": r.actor,
+            "actor_agency": r.actor_agency,
+            "at": _at(r.first_at),
+            "hour": r.hour + ":00Z",
+            "probes": r.probes,
+            "fruitless_searches": int(r.searches or 0),
+            "case_ids": _ids(r.case_ids),
+            "youth_ids": _ids(r.youth_ids),
+        }
+        for r in rows
+    ]
 
 
 def window(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -241,7 +311,11 @@ def review(start: datetime, end: datetime, settings: ReviewSettings | None = Non
     seal()
     sql = _dialect()
     params = {"start": start, "end": end}
-    findings = [*_emergency_accesses(sql, params), *_bulk_reads(sql, params, settings),
-                *_off_hours(sql, params, settings), *_probing(sql, params, settings)]
+    findings = [
+        *_emergency_accesses(sql, params),
+        *_bulk_reads(sql, params, settings),
+        *_off_hours(sql, params, settings),
+        *_probing(sql, params, settings),
+    ]
     db.session.rollback()  # read only; hold no snapshot
     return {"from": chain_time(start), "to": chain_time(end), "settings": settings.as_dict(), "findings": findings}

@@ -29,9 +29,13 @@ class ReviewResultSchema(ma.Schema):
     from_ = ma.fields.String(data_key="from")
     to = ma.fields.String()
     settings = ma.fields.Nested(ReviewSettingsSchema)
-    findings = ma.fields.List(ma.fields.Dict(), metadata={
-        "description": "Each with `kind` (emergency_access, bulk_read, off_hours, probing), `actor`, "
-                       "`actor_agency`, `at` and the ids involved; never names or free text"})
+    findings = ma.fields.List(
+        ma.fields.Dict(),
+        metadata={
+            "description": "Each with `kind` (emergency_access, bulk_read, off_hours, probing), `actor`, "
+            "`actor_agency`, `at` and the ids involved; never names or free text"
+        },
+    )
 
 
 @blp.route("/audit/review", methods=["GET"])

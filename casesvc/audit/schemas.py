@@ -21,14 +21,17 @@ class AuditEventSchema(ma.Schema):
     resource_id = ma.fields.String(allow_none=True)
     case_id = ma.fields.String(allow_none=True)
     youth_id = ma.fields.String(allow_none=True)
-    ids = ma.fields.List(ma.fields.String(), allow_none=True,
-                         metadata={"description": "For a list call: the ids it returned"})
+    ids = ma.fields.List(
+        ma.fields.String(), allow_none=True, metadata={"description": "For a list call: the ids it returned"}
+    )
     outcome = ma.fields.String(metadata={"enum": list(OUTCOMES)})
     status = ma.fields.Integer(allow_none=True)
     request_id = ma.fields.String(allow_none=True)
     ip = ma.fields.String(allow_none=True)
-    basis = ma.fields.String(allow_none=True, metadata={
-        "description": "`emergency` for a read under an emergency access, else null (hashed only when set)"})
+    basis = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "`emergency` for a read under an emergency access, else null (hashed only when set)"},
+    )
     prev_hash = ma.fields.String()
     hash = ma.fields.String()
 
@@ -81,13 +84,24 @@ class VerifySchema(ma.Schema):
     unsealed = ma.fields.Integer()
 
 
-ACCESS_LOG_FIELDS = ("at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
-                     "case_id", "outcome", "basis")
+ACCESS_LOG_FIELDS = (
+    "at",
+    "actor",
+    "actor_role",
+    "actor_agency",
+    "action",
+    "resource_type",
+    "resource_id",
+    "case_id",
+    "outcome",
+    "basis",
+)
 # Who, when, what, with what outcome — not the ids other calls returned. A schema of these fields
 # only (not AuditEventSchema narrowed by Meta.fields), so that the document lists no more than is sent.
 AccessLogEntrySchema = ma.Schema.from_dict(
     {name: copy.deepcopy(AuditEventSchema._declared_fields[name]) for name in ACCESS_LOG_FIELDS},
-    name="AccessLogEntrySchema")
+    name="AccessLogEntrySchema",
+)
 
 
 class AccessLogPageSchema(ma.Schema):

@@ -9,6 +9,7 @@ the case, the youth, the ids a list returned.
 The chain is not touched by requests: `seal()` moves inbox rows into `audit_events` in batches,
 under a non-blocking lock, so requests never queue behind one another on the chain's head.
 """
+
 from __future__ import annotations
 
 import logging
@@ -135,14 +136,29 @@ def record_response(status: int) -> None:
 
 _INBOX_INSERT = AuditInbox.__table__.insert()  # Core: one row, none of the ORM's bulk machinery
 
-_FIELDS = ("actor", "actor_role", "actor_agency", "resource_type", "resource_id", "case_id", "youth_id", "ids",
-           "status", "request_id", "ip", "basis")
+_FIELDS = (
+    "actor",
+    "actor_role",
+    "actor_agency",
+    "resource_type",
+    "resource_id",
+    "case_id",
+    "youth_id",
+    "ids",
+    "status",
+    "request_id",
+    "ip",
+    "basis",
+)
 
 
 def stage(action: str, outcome: str, **fields) -> None:
     """An event outside an API request (CLI, worker), committed with the caller's work."""
-    db.session.add(AuditInbox(id=str(uuid.uuid4()), at=utcnow(), action=action, outcome=outcome,
-                              **{k: fields.get(k) for k in _FIELDS}))
+    db.session.add(
+        AuditInbox(
+            id=str(uuid.uuid4()), at=utcnow(), action=action, outcome=outcome, **{k: fields.get(k) for k in _FIELDS}
+        )
+    )
 
 
 def record(action: str, outcome: str, **fields) -> None:
@@ -152,6 +168,7 @@ def record(action: str, outcome: str, **fields) -> None:
 
 
 # --- sealing ---------------------------------------------------------------------------------
+
 
 def _head(conn) -> tuple[int, str]:
     row = conn.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
@@ -208,7 +225,7 @@ def _seal_batch(batch: int) -> int:
             conn.execute(_EVENTS_INSERT, sealed)
             numbers = [row.n for row in rows]
             for start in range(0, len(numbers), 1000):
-                conn.execute(delete(AuditInbox).where(AuditInbox.n.in_(numbers[start:start + 1000])))
+                conn.execute(delete(AuditInbox).where(AuditInbox.n.in_(numbers[start : start + 1000])))
             return len(rows)
     except (IntegrityError, OperationalError) as exc:
         # PostgreSQL's lock and SQLite's write lock keep sealers from racing; what is left is a

@@ -1,5 +1,6 @@
 """Verifying the chain: in the database (every sealed row, streamed) and offline, from an export
 file, which may start mid-chain."""
+
 from __future__ import annotations
 
 import csv
@@ -29,12 +30,20 @@ def _pg_verification_events() -> Iterator[dict]:
     for line in pg_lines(rows, "TRUE"):
         values = rows.plain(line)
         if values is not None and all(v == "\\N" for v in values[_VERIFY_OPTIONAL]):
-            yield {"seq": int(values[_VERIFY_SEQ]), "prev_hash": values[_VERIFY_PREV], "hash": values[-1],
-                   "canonical": rows.fill(values).encode()}
+            yield {
+                "seq": int(values[_VERIFY_SEQ]),
+                "prev_hash": values[_VERIFY_PREV],
+                "hash": values[-1],
+                "canonical": rows.fill(values).encode(),
+            }
         else:
             event = rows.typed(line)
-            yield {"seq": event["seq"], "prev_hash": event["prev_hash"], "hash": event["hash"],
-                   "canonical": chain.canonical(event)}
+            yield {
+                "seq": event["seq"],
+                "prev_hash": event["prev_hash"],
+                "hash": event["hash"],
+                "canonical": chain.canonical(event),
+            }
 
 
 def _canonical_hash(event: Mapping) -> str:
@@ -53,6 +62,7 @@ def verify_database() -> dict:
 
 
 # --- offline verification of an export --------------------------------------------------------
+
 
 class ExportFormatError(ValueError):
     pass

@@ -51,11 +51,19 @@ def events(args):
 
 @blp.route("/audit/export", methods=["GET"])
 @blp.arguments(ExportQuery(), location="query")
-@blp.doc(responses={"200": {"description": "JSONL (`format=jsonl`, one event per line) or CSV (`format=csv`), "
-                                           "streamed, with the chain fields so the export verifies offline "
-                                           "(`casesvc audit verify --file`)",
-                            "content": {"application/x-ndjson": {"schema": {"type": "string"}},
-                                        "text/csv": {"schema": {"type": "string"}}}}})
+@blp.doc(
+    responses={
+        "200": {
+            "description": "JSONL (`format=jsonl`, one event per line) or CSV (`format=csv`), "
+            "streamed, with the chain fields so the export verifies offline "
+            "(`casesvc audit verify --file`)",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    }
+)
 def export(args):
     """Stream the events between `from` and `to` as JSONL or CSV"""
     _reader()

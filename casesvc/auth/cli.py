@@ -1,4 +1,5 @@
 """`casesvc clients …`: API clients for the client_credentials grant."""
+
 from __future__ import annotations
 
 import json
@@ -22,5 +23,16 @@ def clients_create(name, role, agency_code, scopes):
     secret is stored)."""
     client, secret = create_client(name, role, agency_code, scopes)
     stage("clients.create", "allowed", actor="cli", actor_role="admin", resource_type="client", resource_id=client.id)
-    click.echo(json.dumps({"client_id": client.id, "client_secret": secret, "name": client.name, "role": client.role,
-                           "agency": client.agency_code, "scopes": client.scopes.split()}, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "client_id": client.id,
+                "client_secret": secret,
+                "name": client.name,
+                "role": client.role,
+                "agency": client.agency_code,
+                "scopes": client.scopes.split(),
+            },
+            indent=2,
+        )
+    )

@@ -1,4 +1,5 @@
 """Administration of API clients: list, read, disable (admin role with the `admin` scope)."""
+
 from __future__ import annotations
 
 import marshmallow as ma
@@ -10,8 +11,12 @@ from casesvc.common.pagination import PageArgs, page_schema
 from casesvc.common.schemas import Instant
 from casesvc.web import transactional
 
-blp = Blueprint("clients", __name__, url_prefix="/api/v1/clients",
-                description="API clients for the client_credentials grant (admin)")
+blp = Blueprint(
+    "clients",
+    __name__,
+    url_prefix="/api/v1/clients",
+    description="API clients for the client_credentials grant (admin)",
+)
 
 
 class ClientSchema(ma.Schema):

@@ -3,6 +3,7 @@ and disabled by admins. The secret is shown once, at creation; only its hash is 
 
 Clients are not created through the API: a creating POST honours Idempotency-Key by storing
 its response, and that response would hold the secret."""
+
 from __future__ import annotations
 
 import re
@@ -33,13 +34,21 @@ def create_client(name: str, role: str, agency_code: str | None, scopes: str) ->
         raise invalid_input("--scopes must name at least one scope")
     beyond = wanted - ROLE_SCOPES[role]
     if beyond:
-        raise invalid_input(f"--scopes not allowed for role {role}: {' '.join(sorted(beyond))} "
-                           f"(allowed: {' '.join(sorted(ROLE_SCOPES[role]))})")
+        raise invalid_input(
+            f"--scopes not allowed for role {role}: {' '.join(sorted(beyond))} "
+            f"(allowed: {' '.join(sorted(ROLE_SCOPES[role]))})"
+        )
     if db.session.scalar(select(ApiClient.id).where(ApiClient.name == name)) is not None:
         raise invalid_input(f"client {name!r} already exists")
     secret = secrets.token_urlsafe(32)
-    client = ApiClient(name=name, role=role, agency_code=agency_code, scopes=" ".join(sorted(wanted)),
-                       secret_hash=secret_hash(secret), active=True)
+    client = ApiClient(
+        name=name,
+        role=role,
+        agency_code=agency_code,
+        scopes=" ".join(sorted(wanted)),
+        secret_hash=secret_hash(secret),
+        active=True,
+    )
     db.session.add(client)
     db.session.flush()
     return client, secret

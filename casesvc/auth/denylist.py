@@ -1,6 +1,7 @@
 """The denylist every request is checked against: revoked access tokens (by `jti`, or a hash of
 a token without one) and revoked logins. The check costs no extra round trip: it is folded into
 the query that loads the caller (`principal.py`, `oidc.py`)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,9 @@ def denylist_key(claims: dict, token: str) -> str:
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
-def revoked_clause(key: str | BindParameter[str],
-                   family_id: str | BindParameter[str] | None = None) -> ColumnElement[bool]:
+def revoked_clause(
+    key: str | BindParameter[str], family_id: str | BindParameter[str] | None = None
+) -> ColumnElement[bool]:
     """True when the token is on the denylist or its login has been revoked: two lookups by
     primary key inside the caller's own query."""
     revoked, families = RevokedToken.__table__.c, RefreshFamily.__table__.c

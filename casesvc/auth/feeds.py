@@ -6,6 +6,7 @@ hash adds nothing). It works on the calendar path only, and reads as a principal
 `reminders:read`. Each request checks that the user is still active, as for a bearer token.
 Asking for a new address replaces the old one; deleting it ends it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,8 +49,9 @@ def new_feed(principal: Principal) -> str:
 
 def end_feed(principal: Principal) -> bool:
     """End the caller's address; whether there was one."""
-    deleted = cast("CursorResult[Any]", db.session.execute(
-        delete(CalendarFeed).where(CalendarFeed.user_id == principal.subject)))
+    deleted = cast(
+        "CursorResult[Any]", db.session.execute(delete(CalendarFeed).where(CalendarFeed.user_id == principal.subject))
+    )
     return deleted.rowcount > 0
 
 
@@ -60,8 +62,15 @@ def feed_principal(token: str) -> Principal | None:
         select(User.id, User.role, User.agency_code, User.username, User.active, Agency.municipalities)
         .join(CalendarFeed, CalendarFeed.user_id == User.id)
         .outerjoin(Agency, Agency.code == User.agency_code)
-        .where(CalendarFeed.token_hash == _hash(token))).first()
+        .where(CalendarFeed.token_hash == _hash(token))
+    ).first()
     if row is None or not row.active:
         return None
-    return Principal(subject=row.id, role=row.role, agency=row.agency_code,
-                     municipalities=frozenset(row.municipalities or ()), scopes=FEED_SCOPES, username=row.username)
+    return Principal(
+        subject=row.id,
+        role=row.role,
+        agency=row.agency_code,
+        municipalities=frozenset(row.municipalities or ()),
+        scopes=FEED_SCOPES,
+        username=row.username,
+    )

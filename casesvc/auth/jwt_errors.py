@@ -1,5 +1,6 @@
 """flask-jwt-extended answers a bad token with 422 by default; every such case is a 401
 problem with `WWW-Authenticate: Bearer` here (RFC 6750)."""
+
 from __future__ import annotations
 
 from flask_jwt_extended import JWTManager

@@ -6,6 +6,7 @@ CASESVC_SECRET_KEY_PREVIOUS (keys that only verify): set a new key, keep the old
 previous until the longest-lived token signed with it has expired (CASESVC_REFRESH_TTL), then
 drop it. A token naming no known key is checked against the current key, and so refused.
 """
+
 from __future__ import annotations
 
 import hashlib

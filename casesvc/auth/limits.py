@@ -24,6 +24,7 @@ Behind a reverse proxy the client address is the proxy's unless the proxy's
 `X-Forwarded-For` is trusted (werkzeug's ProxyFix); without that, the per-address limit
 counts the proxy.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -103,11 +104,18 @@ class DatabaseStorage(Storage):
         now = time.time()
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         ended = table.c.expires_at <= now
-        statement = (insert(table).values(key=self._key(key), hits=amount, expires_at=now + expiry)
-                     .on_conflict_do_update(index_elements=[table.c.key], set_={
-                         "hits": case((ended, amount), else_=table.c.hits + amount),
-                         "expires_at": case((ended, now + expiry), else_=table.c.expires_at)})
-                     .returning(table.c.hits))
+        statement = (
+            insert(table)
+            .values(key=self._key(key), hits=amount, expires_at=now + expiry)
+            .on_conflict_do_update(
+                index_elements=[table.c.key],
+                set_={
+                    "hits": case((ended, amount), else_=table.c.hits + amount),
+                    "expires_at": case((ended, now + expiry), else_=table.c.expires_at),
+                },
+            )
+            .returning(table.c.hits)
+        )
         with engine.begin() as conn:
             hits = conn.scalar(statement)
         if now >= self._next_cleanup:
@@ -121,8 +129,12 @@ class DatabaseStorage(Storage):
         table = RateLimitCounter.__table__
         lowered = case((table.c.hits > amount, table.c.hits - amount), else_=0)
         with self._engine().begin() as conn:
-            hits = conn.scalar(table.update().where(table.c.key == self._key(key), table.c.expires_at > time.time())
-                               .values(hits=lowered).returning(table.c.hits))
+            hits = conn.scalar(
+                table.update()
+                .where(table.c.key == self._key(key), table.c.expires_at > time.time())
+                .values(hits=lowered)
+                .returning(table.c.hits)
+            )
         return hits or 0
 
     @staticmethod
@@ -223,8 +235,9 @@ def _too_many(limiter: Limiter):
     limit = limiter.current_limit
     reset_at = limit.reset_at if limit is not None else time.time() + 60
     retry_after = max(1, math.ceil(reset_at - time.time()))
-    response = jsonify({"error": "slow_down",
-                        "error_description": f"Too many failed attempts; try again in {retry_after} seconds."})
+    response = jsonify(
+        {"error": "slow_down", "error_description": f"Too many failed attempts; try again in {retry_after} seconds."}
+    )
     response.status_code = 429
     response.headers["Retry-After"] = str(retry_after)
     response.headers["Cache-Control"] = "no-store"
@@ -240,9 +253,15 @@ def init_limits(app: Flask) -> Limiter:
     # when the attempt does not count, which a counter allows and a moving window's list of
     # instants does not (the database keeps one row per key, raised by one atomic upsert).
     # swallow_errors: a storage that fails while counting an attempt is logged, not a 500
-    limiter = Limiter(key_func=_address, storage_uri=settings.ratelimit_storage_uri,
-                      key_prefix=settings.ratelimit_key_prefix, strategy="fixed-window",
-                      in_memory_fallback_enabled=True, swallow_errors=True, headers_enabled=False)
+    limiter = Limiter(
+        key_func=_address,
+        storage_uri=settings.ratelimit_storage_uri,
+        key_prefix=settings.ratelimit_key_prefix,
+        strategy="fixed-window",
+        in_memory_fallback_enabled=True,
+        swallow_errors=True,
+        headers_enabled=False,
+    )
     limiter.init_app(app)
     # Only the token endpoint is limited, by its own decorators below (they check inside the
     # view). The before-request check Flask-Limiter adds for default limits would find none on
@@ -253,11 +272,18 @@ def init_limits(app: Flask) -> Limiter:
     app.extensions["casesvc.limiter"] = limiter
     view = app.view_functions[TOKEN_ENDPOINT]
     # per username: counted before the password check (no deduct_when), given back below
-    per_username = limiter.limit(lambda: current_app.config["CASESVC"].ratelimit_login_per_username,
-                                 key_func=lambda: _login_name() or "", exempt_when=lambda: _login_name() is None,
-                                 scope=NAME_SCOPE)
-    per_address = limiter.limit(lambda: current_app.config["CASESVC"].ratelimit_login_per_ip,
-                                key_func=_address, deduct_when=_counts, scope="login-address")
+    per_username = limiter.limit(
+        lambda: current_app.config["CASESVC"].ratelimit_login_per_username,
+        key_func=lambda: _login_name() or "",
+        exempt_when=lambda: _login_name() is None,
+        scope=NAME_SCOPE,
+    )
+    per_address = limiter.limit(
+        lambda: current_app.config["CASESVC"].ratelimit_login_per_ip,
+        key_func=_address,
+        deduct_when=_counts,
+        scope="login-address",
+    )
     limited = per_address(per_username(view))
 
     def token_view(*args, **kwargs):

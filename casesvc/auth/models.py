@@ -11,6 +11,7 @@ from casesvc.extensions import Model
 # no password hash verifies against this: a provider's user has no password login
 EXTERNAL_PASSWORD_HASH = "!external"  # noqa: S105 (a marker, not a password)
 
+
 class User(IdMixin, CreatedMixin, Model):
     """A staff member (role = their agency's kind), or an admin/auditor without agency."""
 
@@ -62,8 +63,9 @@ class RefreshToken(Model):
     __tablename__ = "refresh_tokens"
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
-    family_id: Mapped[str] = mapped_column(ForeignKey("refresh_families.id", ondelete="CASCADE"), index=True,
-                                           nullable=False)
+    family_id: Mapped[str] = mapped_column(
+        ForeignKey("refresh_families.id", ondelete="CASCADE"), index=True, nullable=False
+    )
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

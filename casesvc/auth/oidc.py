@@ -18,6 +18,7 @@ may not hold are dropped). An unknown role, an unknown agency, or an agency whos
 the role is 403. A user is provisioned on first sight by (issuer, `sub`); disabling that user
 refuses their tokens like any other user's.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,15 +57,18 @@ class ProviderUnavailable(Exception):
 
 
 def _unauthorized(detail: str) -> Problem:
-    return Problem(401, "unauthorized", "Unauthorized", detail,
-                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return Problem(
+        401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
 
 
 # --- keys ----------------------------------------------------------------------------------------
 
+
 def fetch_jwks(url: str, timeout: float) -> dict:
     request = urllib.request.Request(  # noqa: S310 (URL from settings)
-        url, headers={"Accept": "application/json", "User-Agent": "casesvc"})
+        url, headers={"Accept": "application/json", "User-Agent": "casesvc"}
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (URL from settings)
         raw = response.read(MAX_JWKS_BYTES + 1)
     if len(raw) > MAX_JWKS_BYTES:
@@ -78,8 +82,15 @@ def fetch_jwks(url: str, timeout: float) -> dict:
 class JwksCache:
     """The provider's signing keys, by `kid`. One per app (per worker process)."""
 
-    def __init__(self, url: str, timeout: float, max_age: float, min_refresh: float,
-                 clock: Callable[[], float] = time.monotonic, fetch: Callable[[str, float], dict] = fetch_jwks):
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        max_age: float,
+        min_refresh: float,
+        clock: Callable[[], float] = time.monotonic,
+        fetch: Callable[[str, float], dict] = fetch_jwks,
+    ):
         self.url = url
         self.timeout = timeout
         self.max_age = max_age
@@ -87,8 +98,8 @@ class JwksCache:
         self.clock = clock
         self.fetch = fetch
         self.keys: list[jwt.PyJWK] = []
-        self.fetched_at: float | None = None     # last successful fetch
-        self.attempted_at: float | None = None   # last fetch, successful or not
+        self.fetched_at: float | None = None  # last successful fetch
+        self.attempted_at: float | None = None  # last fetch, successful or not
         self.fetches = 0
         self._lock = threading.Lock()
 
@@ -115,8 +126,7 @@ class JwksCache:
         return self.attempted_at is None or self.clock() - self.attempted_at >= self.min_refresh
 
     def _find(self, kid: str | None, alg: str) -> jwt.PyJWK | None:
-        matching = [k for k in self.keys
-                    if k.algorithm_name == alg and k.key_type == KEY_TYPES[alg]]
+        matching = [k for k in self.keys if k.algorithm_name == alg and k.key_type == KEY_TYPES[alg]]
         if kid is None:  # a provider with one key may leave out `kid`; otherwise the kid must match
             return matching[0] if len(matching) == 1 else None
         return next((k for k in matching if k.key_id == kid), None)
@@ -141,11 +151,13 @@ def jwks_cache(app=None) -> JwksCache:
     if cache is None:
         s = app.config["CASESVC"]
         cache = app.extensions["casesvc.jwks"] = JwksCache(
-            s.oidc_jwks_url, s.oidc_jwks_timeout, s.oidc_jwks_cache_seconds, s.oidc_jwks_min_refresh_seconds)
+            s.oidc_jwks_url, s.oidc_jwks_timeout, s.oidc_jwks_cache_seconds, s.oidc_jwks_min_refresh_seconds
+        )
     return cache
 
 
 # --- verifying -----------------------------------------------------------------------------------
+
 
 def routes_to_provider(token: str) -> bool:
     """Whether a token is meant for the provider path (see the module's docstring)."""
@@ -171,15 +183,25 @@ def verify(token: str) -> dict:
     try:
         key = jwks_cache().key_for(kid if isinstance(kid, str) else None, alg)
     except ProviderUnavailable as exc:
-        raise Problem(503, "identity-provider-unavailable", "Service Unavailable",
-                      _("The identity provider's signing keys cannot be fetched; try again shortly."),
-                      headers={"Retry-After": str(settings.oidc_jwks_min_refresh_seconds)}) from exc
+        raise Problem(
+            503,
+            "identity-provider-unavailable",
+            "Service Unavailable",
+            _("The identity provider's signing keys cannot be fetched; try again shortly."),
+            headers={"Retry-After": str(settings.oidc_jwks_min_refresh_seconds)},
+        ) from exc
     if key is None:
         raise _unauthorized(_("The bearer token is signed with a key the identity provider does not publish."))
     try:
-        return jwt.decode(token, key.key, algorithms=[alg], audience=settings.oidc_audience,
-                          issuer=settings.oidc_issuer, leeway=settings.oidc_leeway,
-                          options={"require": ["exp", "iss", "aud", "sub"]})
+        return jwt.decode(
+            token,
+            key.key,
+            algorithms=[alg],
+            audience=settings.oidc_audience,
+            issuer=settings.oidc_issuer,
+            leeway=settings.oidc_leeway,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized(_("The bearer token has expired.")) from exc
     except jwt.PyJWTError as exc:
@@ -199,6 +221,7 @@ def verified_claims_or_none(token: str) -> dict | None:
 
 # --- who it is -----------------------------------------------------------------------------------
 
+
 def _scopes(raw, role: str) -> frozenset[str]:
     if isinstance(raw, str):
         items = raw.split()
@@ -214,14 +237,19 @@ def _role_and_agency(claims: dict) -> tuple[str, str | None]:
     role = claims.get(settings.oidc_role_claim)
     agency = claims.get(settings.oidc_agency_claim) or None
     if not isinstance(role, str) or role not in ROLES:
-        raise forbidden(_("The token's %(claim)s claim names no role of this service.",
-                          claim=settings.oidc_role_claim), "unknown-role")
+        raise forbidden(
+            _("The token's %(claim)s claim names no role of this service.", claim=settings.oidc_role_claim),
+            "unknown-role",
+        )
     if agency is not None and not isinstance(agency, str):
-        raise forbidden(_("The token's %(claim)s claim is not an agency code.", claim=settings.oidc_agency_claim),
-                        "unknown-agency")
+        raise forbidden(
+            _("The token's %(claim)s claim is not an agency code.", claim=settings.oidc_agency_claim), "unknown-agency"
+        )
     if role in STAFF_ROLES and agency is None:
-        raise forbidden(_("A %(role)s token needs the %(claim)s claim.", role=role, claim=settings.oidc_agency_claim),
-                        "unknown-agency")
+        raise forbidden(
+            _("A %(role)s token needs the %(claim)s claim.", role=role, claim=settings.oidc_agency_claim),
+            "unknown-agency",
+        )
     if role not in STAFF_ROLES and agency is not None:
         raise forbidden(_("A %(role)s belongs to no agency.", role=role), "unknown-agency")
     return role, agency
@@ -238,8 +266,13 @@ def _username(issuer: str, subject: str) -> str:
 
 
 def _provision(issuer: str, subject: str, role: str, agency: str | None) -> None:
-    user = User(username=_username(issuer, subject), password_hash=EXTERNAL_PASSWORD_HASH, role=role,
-                agency_code=agency, active=True)
+    user = User(
+        username=_username(issuer, subject),
+        password_hash=EXTERNAL_PASSWORD_HASH,
+        role=role,
+        agency_code=agency,
+        active=True,
+    )
     db.session.add(user)
     try:
         db.session.flush()
@@ -257,12 +290,22 @@ def provider_principal(token: str) -> Principal:
     issuer, subject = claims["iss"], str(claims["sub"])
     if len(subject) > 255:
         raise _unauthorized(_("The token's sub claim is too long."))
-    query = (select(ExternalIdentity.user_id, User.active, User.role, User.agency_code, User.username,
-                    Agency.kind, Agency.municipalities, revoked_clause(denylist_key(claims, token)).label("revoked"))
-             .select_from(ExternalIdentity)
-             .join(User, User.id == ExternalIdentity.user_id)
-             .outerjoin(Agency, Agency.code == agency)
-             .where(ExternalIdentity.issuer == issuer, ExternalIdentity.subject == subject))
+    query = (
+        select(
+            ExternalIdentity.user_id,
+            User.active,
+            User.role,
+            User.agency_code,
+            User.username,
+            Agency.kind,
+            Agency.municipalities,
+            revoked_clause(denylist_key(claims, token)).label("revoked"),
+        )
+        .select_from(ExternalIdentity)
+        .join(User, User.id == ExternalIdentity.user_id)
+        .outerjoin(Agency, Agency.code == agency)
+        .where(ExternalIdentity.issuer == issuer, ExternalIdentity.subject == subject)
+    )
     row = db.session.execute(query).first()
     if row is None:
         known = db.session.execute(select(Agency.kind).where(Agency.code == agency)).first() if agency else None
@@ -271,8 +314,13 @@ def provider_principal(token: str) -> Principal:
         _provision(issuer, subject, role, agency)
         row = db.session.execute(query).first()
         if row is None:
-            raise Problem(503, "unavailable", "Service Unavailable", _("The user could not be provisioned; try again."),
-                          headers={"Retry-After": "1"})
+            raise Problem(
+                503,
+                "unavailable",
+                "Service Unavailable",
+                _("The user could not be provisioned; try again."),
+                headers={"Retry-After": "1"},
+            )
     if row.revoked:
         raise _unauthorized(_("The bearer token has been revoked."))
     if not row.active:
@@ -283,10 +331,14 @@ def provider_principal(token: str) -> Principal:
         user = db.session.get_one(User, row.user_id)
         user.role, user.agency_code = role, agency
         db.session.commit()
-    return Principal(subject=row.user_id, role=role, agency=agency,
-                     municipalities=frozenset(row.municipalities or ()) if agency else frozenset(),
-                     scopes=_scopes(claims.get(current_app.config["CASESVC"].oidc_scope_claim), role),
-                     username=row.username)
+    return Principal(
+        subject=row.user_id,
+        role=role,
+        agency=agency,
+        municipalities=frozenset(row.municipalities or ()) if agency else frozenset(),
+        scopes=_scopes(claims.get(current_app.config["CASESVC"].oidc_scope_claim), role),
+        username=row.username,
+    )
 
 
 def local_user(claims: dict) -> User | None:

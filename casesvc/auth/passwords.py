@@ -1,5 +1,6 @@
 """Password hashing with argon2id (argon2-cffi). Tests use a cheap profile; the format is the
 same, so a hash made under one profile verifies under the other."""
+
 from __future__ import annotations
 
 import functools
@@ -12,6 +13,8 @@ _HASHERS = {
     "default": PasswordHasher(),
     "fast": PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1),
 }
+
+
 # Verified against when a username is unknown, so a miss costs as long as a wrong password.
 @functools.cache
 def _dummy(profile: str) -> str:

@@ -1,4 +1,5 @@
 """Who is calling: the principal behind the bearer token, loaded once per request."""
+
 from __future__ import annotations
 
 import functools
@@ -24,8 +25,9 @@ from casesvc.policy import Action, Principal, check_admin, check_role
 
 
 def _refused(detail: str) -> Problem:
-    return Problem(401, "unauthorized", "Unauthorized", detail,
-                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return Problem(
+        401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
 
 
 def bearer_token() -> str | None:
@@ -78,9 +80,11 @@ def _caller_query(client: bool, with_family: bool, with_read_case: bool = False)
     columns = [caller.c.active, caller.c.role, caller.c.agency_code]
     if client:
         columns.append(caller.c.scopes)
-    stmt = (select(*columns, agencies.c.municipalities, revoked)
-            .select_from(caller.outerjoin(agencies, agencies.c.code == caller.c.agency_code))
-            .where(caller.c.id == bindparam("sub")))
+    stmt = (
+        select(*columns, agencies.c.municipalities, revoked)
+        .select_from(caller.outerjoin(agencies, agencies.c.code == caller.c.agency_code))
+        .where(caller.c.id == bindparam("sub"))
+    )
     return with_case(stmt) if with_read_case else stmt
 
 
@@ -109,9 +113,10 @@ def load_principal() -> Principal:
     family = claims.get("fam")
     case_id = case_of_read()  # a read of a case: loaded in the same statement
     try:
-        rows = db.session.execute(_caller_query(client, bool(family), case_id is not None),
-                                  {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family,
-                                   "case_id": case_id}).all()
+        rows = db.session.execute(
+            _caller_query(client, bool(family), case_id is not None),
+            {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family, "case_id": case_id},
+        ).all()
     except SQLAlchemyError:
         # the database failed us, not the caller: the audit event still names who the verified
         # token says is calling

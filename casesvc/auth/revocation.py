@@ -9,6 +9,7 @@ seen by every other on its very next request.
 - a token of the external identity provider: its `jti` (or, without one, a hash of the token)
   goes on the denylist, so it stops working here even though the provider still honours it.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta

@@ -6,13 +6,16 @@ class TokenRequestSchema(ma.Schema):
     parameters as a JSON object too). What each grant needs is said in the schema's description."""
 
     class Meta:
-        description = ("Form-encoded (RFC 6749). Each grant needs its own parameters: `password` needs `username` "
-                       "and `password`; `refresh_token` needs `refresh_token`; `client_credentials` needs "
-                       "`client_id` and `client_secret`, here or as HTTP Basic authentication. `scope` is optional "
-                       "for all three. A parameter missing is 400 `invalid_request`.")
+        description = (
+            "Form-encoded (RFC 6749). Each grant needs its own parameters: `password` needs `username` "
+            "and `password`; `refresh_token` needs `refresh_token`; `client_credentials` needs "
+            "`client_id` and `client_secret`, here or as HTTP Basic authentication. `scope` is optional "
+            "for all three. A parameter missing is 400 `invalid_request`."
+        )
 
-    grant_type = ma.fields.String(required=True, validate=ma.validate.OneOf(
-        ["password", "refresh_token", "client_credentials"]))
+    grant_type = ma.fields.String(
+        required=True, validate=ma.validate.OneOf(["password", "refresh_token", "client_credentials"])
+    )
     username = ma.fields.String(metadata={"description": "password grant"})
     password = ma.fields.String(metadata={"description": "password grant"})
     refresh_token = ma.fields.String(metadata={"description": "refresh_token grant"})
@@ -25,8 +28,9 @@ class RevokeRequestSchema(ma.Schema):
     """The revocation request, form-encoded as RFC 7009 defines it (JSON is taken too)."""
 
     token = ma.fields.String(required=True)
-    token_type_hint = ma.fields.String(metadata={"description": "access_token or refresh_token (optional; "
-                                                                "the token itself tells)"})
+    token_type_hint = ma.fields.String(
+        metadata={"description": "access_token or refresh_token (optional; the token itself tells)"}
+    )
 
 
 class TokenSchema(ma.Schema):

@@ -5,6 +5,7 @@ of the same family (one family per login). Presenting a spent refresh token agai
 signal of the OAuth 2.0 Security BCP: the whole family is revoked, and with it every access
 token issued from it (they carry the family id in `fam`, checked on every request).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,27 +63,39 @@ def _settings():
 
 
 def _access_token(subject: str, claims: dict) -> str:
-    return create_access_token(identity=subject, additional_claims=claims,
-                               expires_delta=timedelta(seconds=_settings().token_ttl))
+    return create_access_token(
+        identity=subject, additional_claims=claims, expires_delta=timedelta(seconds=_settings().token_ttl)
+    )
 
 
 def _token_body(access_token: str, scopes: list[str]) -> dict:
-    return {"access_token": access_token, "token_type": "Bearer", "expires_in": _settings().token_ttl,
-            "scope": " ".join(scopes)}
+    return {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": _settings().token_ttl,
+        "scope": " ".join(scopes),
+    }
 
 
 def _issue_for_user(user: User, scopes: list[str], family_id: str) -> dict:
     """An access token and a new refresh token of `family_id` (stored, so it can be spent once)."""
-    claims = {"role": user.role, "agency": user.agency_code, "scope": " ".join(scopes),
-              "username": user.username, "fam": family_id}
+    claims = {
+        "role": user.role,
+        "agency": user.agency_code,
+        "scope": " ".join(scopes),
+        "username": user.username,
+        "fam": family_id,
+    }
     body = _token_body(_access_token(user.id, claims), scopes)
     now = utcnow()
     refresh_ttl = _settings().refresh_ttl
     jti = str(uuid.uuid4())
-    body["refresh_token"] = create_refresh_token(identity=user.id, additional_claims={**claims, "jti": jti},
-                                                 expires_delta=timedelta(seconds=refresh_ttl))
-    db.session.add(RefreshToken(jti=jti, family_id=family_id, issued_at=now,
-                                expires_at=now + timedelta(seconds=refresh_ttl)))
+    body["refresh_token"] = create_refresh_token(
+        identity=user.id, additional_claims={**claims, "jti": jti}, expires_delta=timedelta(seconds=refresh_ttl)
+    )
+    db.session.add(
+        RefreshToken(jti=jti, family_id=family_id, issued_at=now, expires_at=now + timedelta(seconds=refresh_ttl))
+    )
     return body
 
 
@@ -94,10 +107,12 @@ def _prune_families(user_id: str) -> None:
     """A user's logins whose refresh tokens, and so every access token issued with them, have
     all expired are of no further use: forget them."""
     horizon = utcnow() - timedelta(seconds=_settings().token_ttl)
-    stale = (select(RefreshToken.family_id).group_by(RefreshToken.family_id)
-             .having(func.max(RefreshToken.expires_at) < horizon))
-    db.session.execute(delete(RefreshFamily).where(RefreshFamily.user_id == user_id,
-                                                   RefreshFamily.id.in_(stale)))
+    stale = (
+        select(RefreshToken.family_id)
+        .group_by(RefreshToken.family_id)
+        .having(func.max(RefreshToken.expires_at) < horizon)
+    )
+    db.session.execute(delete(RefreshFamily).where(RefreshFamily.user_id == user_id, RefreshFamily.id.in_(stale)))
 
 
 def password_grant(username: str | None, password: str | None, scope: str | None) -> dict:
@@ -117,9 +132,11 @@ def password_grant(username: str | None, password: str | None, scope: str | None
 
 
 def revoke_family(family_id: str, reason: str) -> None:
-    db.session.execute(update(RefreshFamily).where(RefreshFamily.id == family_id,
-                                                   RefreshFamily.revoked_at.is_(None))
-                       .values(revoked_at=utcnow(), revoked_reason=reason))
+    db.session.execute(
+        update(RefreshFamily)
+        .where(RefreshFamily.id == family_id, RefreshFamily.revoked_at.is_(None))
+        .values(revoked_at=utcnow(), revoked_reason=reason)
+    )
 
 
 def refresh_grant(refresh_token: str | None, scope: str | None) -> dict:
@@ -142,15 +159,21 @@ def refresh_grant(refresh_token: str | None, scope: str | None) -> dict:
         raise OAuthError("invalid_grant", "The refresh token has been revoked.")
     # Spend it: one UPDATE that only one request can win (the row lock serialises a race on
     # PostgreSQL; SQLite serialises writers). The loser is treated as a reuse.
-    spent = cast("CursorResult[Any]", db.session.execute(
-        update(RefreshToken).where(RefreshToken.jti == stored.jti, RefreshToken.used_at.is_(None))
-        .values(used_at=utcnow())))
+    spent = cast(
+        "CursorResult[Any]",
+        db.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.jti == stored.jti, RefreshToken.used_at.is_(None))
+            .values(used_at=utcnow())
+        ),
+    )
     if spent.rowcount != 1:
         revoke_family(family.id, "reuse")
         note(action="auth.refresh_token_reuse", resource_type="refresh_family", resource_id=family.id)
         db.session.commit()
-        raise OAuthError("invalid_grant", "The refresh token was already used; every token of this login "
-                                          "has been revoked.")
+        raise OAuthError(
+            "invalid_grant", "The refresh token was already used; every token of this login has been revoked."
+        )
     if not user.active:
         raise OAuthError("invalid_grant", "The user is no longer active.")
     granted = frozenset((claims.get("scope") or "").split())
@@ -168,8 +191,13 @@ def client_credentials_grant(client_id: str | None, client_secret: str | None, s
     if client is None or not hmac.compare_digest(presented, client.secret_hash) or not client.active:
         raise OAuthError("invalid_client", "The client is unknown, disabled, or the secret is wrong.", status=401)
     scopes = narrow_scopes(client.role, scope, ceiling=frozenset(client.scopes.split()))
-    claims = {"role": client.role, "agency": client.agency_code, "scope": " ".join(scopes),
-              "username": client.name, "kind": CLIENT_KIND}
+    claims = {
+        "role": client.role,
+        "agency": client.agency_code,
+        "scope": " ".join(scopes),
+        "username": client.name,
+        "kind": CLIENT_KIND,
+    }
     return _token_body(_access_token(client.id, claims), scopes)
 
 

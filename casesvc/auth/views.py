@@ -49,8 +49,12 @@ def oauth_response(body: dict, status: int = 200):
 @blp.alt_response(200, schema=TokenSchema, description="A bearer token")
 @blp.alt_response(400, schema=OAuthErrorSchema, description="RFC 6749 error")
 @blp.alt_response(401, schema=OAuthErrorSchema, description="invalid_client (client_credentials)")
-@blp.alt_response(429, schema=OAuthErrorSchema, description="Too many failed attempts; see Retry-After",
-                  headers={"Retry-After": "Retry-After"})
+@blp.alt_response(
+    429,
+    schema=OAuthErrorSchema,
+    description="Too many failed attempts; see Retry-After",
+    headers={"Retry-After": "Retry-After"},
+)
 def token():
     """OAuth 2.0 token endpoint (password, refresh_token and client_credentials grants)
 
@@ -88,8 +92,14 @@ def token():
     security=[],
     requestBody={"required": True, "content": {"application/x-www-form-urlencoded": {"schema": RevokeRequestSchema}}},
 )
-@blp.doc(responses={"200": {"description": "Revoked, or nothing to revoke (RFC 7009 §2.2): an empty JSON object",
-                            "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}}})
+@blp.doc(
+    responses={
+        "200": {
+            "description": "Revoked, or nothing to revoke (RFC 7009 §2.2): an empty JSON object",
+            "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
+        }
+    }
+)
 @blp.alt_response(400, schema=OAuthErrorSchema, description="RFC 6749 error (no token given)")
 def revoke():
     """Revoke a token (RFC 7009)
@@ -114,5 +124,12 @@ def revoke():
 def me():
     """Who the presented token is"""
     p = current_principal()
-    return {"subject": p.subject, "username": p.username, "kind": p.kind, "role": p.role, "agency": p.agency,
-            "municipalities": sorted(p.municipalities), "scopes": sorted(p.scopes)}
+    return {
+        "subject": p.subject,
+        "username": p.username,
+        "kind": p.kind,
+        "role": p.role,
+        "agency": p.agency,
+        "municipalities": sorted(p.municipalities),
+        "scopes": sorted(p.scopes),
+    }

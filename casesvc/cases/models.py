@@ -27,8 +27,11 @@ class Case(IdMixin, CreatedMixin, Model):
     legal_hold: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
     participants: Mapped[list[Participant]] = relationship(
-        back_populates="case", cascade="all, delete-orphan", lazy="selectin",
-        order_by="(Participant.added_at, Participant.agency_code)")
+        back_populates="case",
+        cascade="all, delete-orphan",
+        lazy="selectin",
+        order_by="(Participant.added_at, Participant.agency_code)",
+    )
 
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     __mapper_args__ = {"version_id_col": version}

@@ -16,9 +16,14 @@ class CaseSchema(Body):
     origin = Code(CASE_ORIGINS, required=True)
     summary = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=10000))
     lead_agency = ma.fields.String(
-        metadata={"description": "The opening user's agency; if sent, it must be that agency"})
-    participants = bounded_list(ma.fields.String(), MAX_PARTICIPANTS, attribute="participant_codes",
-                                  metadata={"description": "Agency codes; the lead agency is always one"})
+        metadata={"description": "The opening user's agency; if sent, it must be that agency"}
+    )
+    participants = bounded_list(
+        ma.fields.String(),
+        MAX_PARTICIPANTS,
+        attribute="participant_codes",
+        metadata={"description": "Agency codes; the lead agency is always one"},
+    )
     coordinator = ma.fields.String(allow_none=True, metadata={"description": "User id of the case's coordinator"})
     status = ma.fields.String(dump_only=True, metadata={"enum": list(CASE_STATUSES)})
     opened_at = Instant(dump_only=True)

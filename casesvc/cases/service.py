@@ -1,5 +1,6 @@
 """Cases: opening, participants, the state machine, and the access loader every entry under a
 case goes through."""
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,14 @@ def _participating_agencies(codes: list[str], municipality: str, lead: str) -> l
         if agency is None:
             raise field_error("participants", _("Unknown agency %(code)r.", code=code))
         if not agency.serves(municipality):
-            raise field_error("participants", _("Agency %(code)r does not serve municipality %(municipality)s.",
-                                                code=code, municipality=municipality))
+            raise field_error(
+                "participants",
+                _(
+                    "Agency %(code)r does not serve municipality %(municipality)s.",
+                    code=code,
+                    municipality=municipality,
+                ),
+            )
     return wanted
 
 
@@ -63,9 +70,16 @@ def open_case(principal: Principal, data: dict) -> Case:
     lead = cast(str, principal.agency)  # staff (check_role above): every staff member has an agency
     participants = _participating_agencies(data.get("participant_codes") or [], municipality, lead)
     _check_coordinator(data.get("coordinator"), participants)
-    case = Case(youth_id=youth.id, municipality=municipality, origin=data["origin"], summary=data.get("summary"),
-                lead_agency=principal.agency, coordinator=data.get("coordinator"), status="open",
-                opened_at=utcnow())
+    case = Case(
+        youth_id=youth.id,
+        municipality=municipality,
+        origin=data["origin"],
+        summary=data.get("summary"),
+        lead_agency=principal.agency,
+        coordinator=data.get("coordinator"),
+        status="open",
+        opened_at=utcnow(),
+    )
     case.participants = [Participant(agency_code=code) for code in participants]
     db.session.add(case)
     db.session.flush()
@@ -90,16 +104,22 @@ def _case_page_query(filters: tuple[str, ...], after_cursor: bool):
     stmt = select(*CASE_VIEW_COLUMNS).where(visible_cases_template())
     for name in filters:
         if name == "participant":
-            stmt = stmt.where(exists().where(Participant.__table__.c.case_id == cases.id,
-                                             Participant.__table__.c.agency_code == bindparam("participant")))
+            stmt = stmt.where(
+                exists().where(
+                    Participant.__table__.c.case_id == cases.id,
+                    Participant.__table__.c.agency_code == bindparam("participant"),
+                )
+            )
         elif name == "due_before":
             stmt = stmt.where(cases_due_before_template())
         else:
             stmt = stmt.where(cases[name] == bindparam(name))
     page = _NEWEST_FIRST.template(stmt, after_cursor).subquery("page")
-    return (select(*case_row_columns(page.c), Participant.__table__.c.agency_code)
-            .select_from(page.outerjoin(Participant.__table__, Participant.__table__.c.case_id == page.c.id))
-            .order_by(page.c.created_at.desc(), page.c.id.desc(), *JOINING_ORDER))
+    return (
+        select(*case_row_columns(page.c), Participant.__table__.c.agency_code)
+        .select_from(page.outerjoin(Participant.__table__, Participant.__table__.c.case_id == page.c.id))
+        .order_by(page.c.created_at.desc(), page.c.id.desc(), *JOINING_ORDER)
+    )
 
 
 def list_cases(principal: Principal, args: dict) -> dict:
@@ -109,8 +129,11 @@ def list_cases(principal: Principal, args: dict) -> dict:
     if visible is None:
         return audit.noted_page({"items": [], "next_cursor": None})
     filters = tuple(name for name in LIST_FILTERS if args.get(name))
-    params = {**visible, **_NEWEST_FIRST.params(args["limit"], args.get("cursor")),
-              **{name: args[name] for name in filters}}
+    params = {
+        **visible,
+        **_NEWEST_FIRST.params(args["limit"], args.get("cursor")),
+        **{name: args[name] for name in filters},
+    }
     rows = db.session.execute(_case_page_query(filters, bool(args.get("cursor"))), params).all()
     return audit.noted_page(_NEWEST_FIRST.page_of(grouped(rows), args["limit"]))
 
@@ -121,13 +144,24 @@ def _check_no_open_condition_of(leaving: set[str], case: Case) -> None:
     if not leaving:
         return
     held = db.session.scalars(
-        select(Condition.responsible_agency).distinct()
+        select(Condition.responsible_agency)
+        .distinct()
         .join(Reaction, Reaction.id == Condition.reaction_id)
-        .where(Reaction.case_id == case.id, Reaction.status.in_(("draft", "active")),
-               Condition.responsible_agency.in_(leaving))).all()
+        .where(
+            Reaction.case_id == case.id,
+            Reaction.status.in_(("draft", "active")),
+            Condition.responsible_agency.in_(leaving),
+        )
+    ).all()
     if held:
-        raise field_error("participants", _("Agency %(code)r is responsible for a condition of a reaction that is "
-                                            "not closed; close or change that reaction first.", code=sorted(held)[0]))
+        raise field_error(
+            "participants",
+            _(
+                "Agency %(code)r is responsible for a condition of a reaction that is "
+                "not closed; close or change that reaction first.",
+                code=sorted(held)[0],
+            ),
+        )
 
 
 def update_case(principal: Principal, case: Case, data: dict) -> Case:

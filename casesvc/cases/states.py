@@ -1,5 +1,6 @@
 """A case's state machine, and the rule every planning step checks: nothing is planned on a
 closed case."""
+
 from __future__ import annotations
 
 from casesvc.cases.models import Case
@@ -17,5 +18,6 @@ CLOSED = frozenset({"completed", "breached", "withdrawn"})
 
 def require_open(case: Case) -> None:
     if case.status in CLOSED:
-        raise conflict("case-closed", _("The case is %(status)s; nothing more can be planned on it.",
-                                        status=case.status))
+        raise conflict(
+            "case-closed", _("The case is %(status)s; nothing more can be planned on it.", status=case.status)
+        )

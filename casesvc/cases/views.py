@@ -70,8 +70,12 @@ def patch_case(data, case_id):
 @requires(Action.TRANSITION_CASE)
 @blp.arguments(TransitionSchema())
 @blp.response(200, CaseSchema)
-@problem_documented(blp, 409, "A move the state machine does not allow: `current` and `to` name the states, "
-                   "`allowed` the moves there are; or the case changed meanwhile")
+@problem_documented(
+    blp,
+    409,
+    "A move the state machine does not allow: `current` and `to` name the states, "
+    "`allowed` the moves there are; or the case changed meanwhile",
+)
 def transition_case(data, case_id):
     """Move the case to another status (409 lists the allowed ones)"""
     principal = current_principal()

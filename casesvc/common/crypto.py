@@ -6,6 +6,7 @@ CASESVC_SECRET_KEY. Keys in CASESVC_SECRET_KEY_PREVIOUS still decrypt: after a k
 stored secrets stay readable while the previous key is kept (set each webhook again before
 dropping it). A value without the prefix was stored before encryption and is read as it is.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,6 +42,6 @@ def decrypt_at_rest(stored: str) -> str:
     if not stored.startswith(PREFIX):
         return stored
     try:
-        return _keys().decrypt(stored[len(PREFIX):].encode()).decode()
+        return _keys().decrypt(stored[len(PREFIX) :].encode()).decode()
     except InvalidToken as exc:
         raise UnreadableSecret("encrypted under a key this service no longer has, or altered") from exc

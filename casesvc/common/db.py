@@ -1,4 +1,5 @@
 """Column types and mixins shared by the models; identical on SQLite and PostgreSQL."""
+
 from __future__ import annotations
 
 import hashlib

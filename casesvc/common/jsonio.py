@@ -3,6 +3,7 @@ text holding the NUL character (PostgreSQL cannot store it; SQLite would, so it 
 same way on both, before anything reads it), and text holding half of a UTF-16 surrogate pair
 (`\ud800` alone: Python's JSON parser takes it, but it is not a character, and no UTF-8
 database can store it)."""
+
 from __future__ import annotations
 
 import re

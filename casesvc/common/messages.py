@@ -10,6 +10,7 @@ messages too.
 Values are given by name (gettext placeholders `%(name)s`), never joined onto the text, so a
 translation may put them where its language wants them.
 """
+
 from __future__ import annotations
 
 from typing import Any

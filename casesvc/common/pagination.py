@@ -3,6 +3,7 @@
 One idiom serves every list: a `Keyset` names the order — a sort column, and the unique column
 that breaks its ties — and turns a statement into one page of it and the page into
 `{"items", "next_cursor"}`. The cursor is opaque to clients (README, "Conventions")."""
+
 from __future__ import annotations
 
 import base64
@@ -27,8 +28,12 @@ class Limit(ma.fields.Integer):
     larger ask is not an error); less than 1, or not a number, is 422."""
 
     def __init__(self, **kwargs):
-        super().__init__(load_default=50, validate=ma.validate.Range(min=1), metadata={
-            "description": f"Page size, default 50; a value above {MAX_LIMIT} is taken as {MAX_LIMIT}"}, **kwargs)
+        super().__init__(
+            load_default=50,
+            validate=ma.validate.Range(min=1),
+            metadata={"description": f"Page size, default 50; a value above {MAX_LIMIT} is taken as {MAX_LIMIT}"},
+            **kwargs,
+        )
 
     def _deserialize(self, value, attr, data, **kwargs):
         return min(super()._deserialize(value, attr, data, **kwargs), MAX_LIMIT)
@@ -41,10 +46,13 @@ class PageArgs(ma.Schema):
 
 def page_schema(item_schema: type[ma.Schema]) -> type[ma.Schema]:
     name = item_schema.__name__.removesuffix("Schema") + "PageSchema"
-    return ma.Schema.from_dict({
-        "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
-        "next_cursor": ma.fields.String(allow_none=True, required=True),
-    }, name=name)
+    return ma.Schema.from_dict(
+        {
+            "items": ma.fields.List(ma.fields.Nested(item_schema), required=True),
+            "next_cursor": ma.fields.String(allow_none=True, required=True),
+        },
+        name=name,
+    )
 
 
 def filter_equal(stmt, model, args: dict, names: tuple[str, ...]):
@@ -88,7 +96,7 @@ class Keyset:
                 value = int(cursor)
             except ValueError as exc:
                 raise _bad_cursor() from exc
-            if not 0 < value < 2 ** 63:  # positive, and within a 64-bit column
+            if not 0 < value < 2**63:  # positive, and within a 64-bit column
                 raise _bad_cursor()
             return (value,)
         try:

@@ -1,4 +1,5 @@
 """Field types shared by the schemas."""
+
 import unicodedata
 from datetime import UTC, timedelta
 
@@ -32,16 +33,19 @@ class Code(ma.fields.String):
     def __init__(self, choices, **kwargs):
         self.choices = tuple(choices)
         # a code that may be null lists null among its values too (JSON Schema checks enum first)
-        metadata = {"enum": list(self.choices) + ([None] if kwargs.get("allow_none") else []),
-                    **kwargs.pop("metadata", {})}
+        metadata = {
+            "enum": list(self.choices) + ([None] if kwargs.get("allow_none") else []),
+            **kwargs.pop("metadata", {}),
+        }
         super().__init__(validate=ma.validate.OneOf(self.choices), metadata=metadata, **kwargs)
 
 
 class Municipality(ma.fields.String):
     def __init__(self, **kwargs):
         # ASCII digits only: `\d` would take full-width and other scripts' digits too
-        super().__init__(validate=ma.validate.Regexp(r"^[0-9]{4}$", error=_("Must be a 4-digit municipality number.")),
-                         **kwargs)
+        super().__init__(
+            validate=ma.validate.Regexp(r"^[0-9]{4}$", error=_("Must be a 4-digit municipality number.")), **kwargs
+        )
 
 
 class TransitionSchema(Body):
@@ -67,8 +71,9 @@ class Instant(ma.fields.AwareDateTime):
     value is held in UTC. An instant that has no UTC or Europe/Oslo time within years 1-9999
     (`0001-01-01T00:00:00+01:00`) is a validation error, not a failure deeper down."""
 
-    default_error_messages = {"out_of_range": _("Out of range: must fall within the years 1 to 9999 "
-                                                "in UTC and in Europe/Oslo.")}
+    default_error_messages = {
+        "out_of_range": _("Out of range: must fall within the years 1 to 9999 in UTC and in Europe/Oslo.")
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         instant = super()._deserialize(value, attr, data, **kwargs)
@@ -89,8 +94,9 @@ class BusinessDate(ma.fields.Date):
     default_error_messages = {"window": _("Must be within %(years)s years of today.", years=BUSINESS_YEARS)}
 
     def __init__(self, **kwargs):
-        super().__init__(metadata=_bounded(kwargs.pop("metadata", {}), f"within {BUSINESS_YEARS} years of today"),
-                         **kwargs)
+        super().__init__(
+            metadata=_bounded(kwargs.pop("metadata", {}), f"within {BUSINESS_YEARS} years of today"), **kwargs
+        )
 
     def _deserialize(self, value, attr, data, **kwargs):
         day = super()._deserialize(value, attr, data, **kwargs)
@@ -109,12 +115,17 @@ def _bounded(metadata: dict, window: str) -> dict:
 
 
 class BirthDate(ma.fields.Date):
-    default_error_messages = {"window": _("Must not be in the future nor more than %(years)s years ago.",
-                                          years=BIRTH_YEARS)}
+    default_error_messages = {
+        "window": _("Must not be in the future nor more than %(years)s years ago.", years=BIRTH_YEARS)
+    }
 
     def __init__(self, **kwargs):
-        super().__init__(metadata=_bounded(kwargs.pop("metadata", {}),
-                                           f"not in the future nor more than {BIRTH_YEARS} years ago (Oslo)"), **kwargs)
+        super().__init__(
+            metadata=_bounded(
+                kwargs.pop("metadata", {}), f"not in the future nor more than {BIRTH_YEARS} years ago (Oslo)"
+            ),
+            **kwargs,
+        )
 
     def _deserialize(self, value, attr, data, **kwargs):
         day = super()._deserialize(value, attr, data, **kwargs)
@@ -131,8 +142,9 @@ class BusinessInstant(Instant):
     default_error_messages = {"window": _("Must be within %(years)s years of now.", years=BUSINESS_YEARS)}
 
     def __init__(self, **kwargs):
-        super().__init__(metadata=_bounded(kwargs.pop("metadata", {}), f"within {BUSINESS_YEARS} years of now"),
-                         **kwargs)
+        super().__init__(
+            metadata=_bounded(kwargs.pop("metadata", {}), f"within {BUSINESS_YEARS} years of now"), **kwargs
+        )
 
     def _deserialize(self, value, attr, data, **kwargs):
         instant = super()._deserialize(value, attr, data, **kwargs)

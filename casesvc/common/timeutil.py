@@ -1,4 +1,5 @@
 """Time: instants are UTC, business dates are Europe/Oslo."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime

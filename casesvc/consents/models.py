@@ -29,7 +29,8 @@ class Consent(IdMixin, CreatedMixin, Model):
     recorded_by_agency: Mapped[str] = mapped_column(ForeignKey("agencies.code"), nullable=False)
 
     grants: Mapped[list[ConsentAgency]] = relationship(
-        back_populates="consent", cascade="all, delete-orphan", lazy="selectin")
+        back_populates="consent", cascade="all, delete-orphan", lazy="selectin"
+    )
 
     __table_args__ = (Index("ix_consents_case_created", "case_id", "created_at", "id"),)
 
@@ -47,8 +48,7 @@ class Consent(IdMixin, CreatedMixin, Model):
         """Given, not expired, not withdrawn — today in Oslo (invariant 4: no caching)."""
 
         today = oslo_today()
-        return (self.decision == "given" and self.withdrawn_at is None
-                and self.given_on <= today <= self.expires_on)
+        return self.decision == "given" and self.withdrawn_at is None and self.given_on <= today <= self.expires_on
 
     @property
     def expires_on_shown(self) -> date | None:

@@ -11,19 +11,30 @@ MAX_AGENCIES = 50
 class ConsentSchema(Body):
     id = ma.fields.String(dump_only=True)
     case_id = ma.fields.String(dump_only=True)
-    decision = Code(CONSENT_DECISIONS, load_default="given",
-                    metadata={"description": "`refused` records that the youth and/or guardian said no: "
-                                             "it grants nothing and cannot be withdrawn"})
+    decision = Code(
+        CONSENT_DECISIONS,
+        load_default="given",
+        metadata={
+            "description": "`refused` records that the youth and/or guardian said no: "
+            "it grants nothing and cannot be withdrawn"
+        },
+    )
     given_by = Code(CONSENT_GIVERS, required=True)
     given_on = BusinessDate(required=True)
-    expires_on = BusinessDate(load_default=None, allow_none=True,
-                              metadata={"description": "Required for a consent given; a refusal needs none "
-                                                       "(null when it has none)"})
+    expires_on = BusinessDate(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Required for a consent given; a refusal needs none (null when it has none)"},
+    )
     purpose = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000))
-    agencies = bounded_list(ma.fields.String(), MAX_AGENCIES, required=True, validate=ma.validate.Length(min=1),
-                              metadata={"description": "Agency codes allowed to receive shared information"})
-    categories = ma.fields.List(Code(CATEGORIES), load_default=lambda: ["general"],
-                                validate=ma.validate.Length(min=1))
+    agencies = bounded_list(
+        ma.fields.String(),
+        MAX_AGENCIES,
+        required=True,
+        validate=ma.validate.Length(min=1),
+        metadata={"description": "Agency codes allowed to receive shared information"},
+    )
+    categories = ma.fields.List(Code(CATEGORIES), load_default=lambda: ["general"], validate=ma.validate.Length(min=1))
     withdrawn_at = Instant(dump_only=True, allow_none=True)
     active = ma.fields.Boolean(dump_only=True, metadata={"description": "Given, not expired, not withdrawn, today"})
     recorded_by_agency = ma.fields.String(dump_only=True)

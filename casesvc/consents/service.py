@@ -1,4 +1,5 @@
 """Consents: the basis for sharing between agencies (invariants 2 and 4)."""
+
 from __future__ import annotations
 
 from sqlalchemy import and_, not_, select
@@ -27,8 +28,12 @@ def record_consent(principal: Principal, case: Case, data: dict) -> Consent:
     # either the youth or a guardian may say no (docs/domain.md: ages and consent): the age rule is
     # for consents given
     if not refused and data["given_by"] == "youth" and age_on(birth_date, data["given_on"]) < HEALTH_AGE_OF_MAJORITY:
-        errors["given_by"] = [_("A youth under %(age)s needs a guardian's consent (given_by guardian or both).",
-                                age=HEALTH_AGE_OF_MAJORITY)]
+        errors["given_by"] = [
+            _(
+                "A youth under %(age)s needs a guardian's consent (given_by guardian or both).",
+                age=HEALTH_AGE_OF_MAJORITY,
+            )
+        ]
     if expires_on is not None and expires_on < data["given_on"]:
         errors["expires_on"] = [_("Must not be before given_on.")]
     elif not refused and expires_on is not None and expires_on < today:  # the schema requires it when given
@@ -39,13 +44,19 @@ def record_consent(principal: Principal, case: Case, data: dict) -> Consent:
     if errors:
         raise validation_error(errors)
     categories = set(data["categories"])
-    consent = Consent(case_id=case.id, decision="refused" if refused else "given", given_by=data["given_by"],
-                      given_on=data["given_on"],
-                      # a refusal without an end date is stored with its own day (shown as none)
-                      expires_on=expires_on or data["given_on"], purpose=data["purpose"],
-                      covers_general="general" in categories, covers_health="health" in categories,
-                      recorded_by_agency=principal.agency,
-                      grants=[ConsentAgency(agency_code=code) for code in sorted(set(data["agencies"]))])
+    consent = Consent(
+        case_id=case.id,
+        decision="refused" if refused else "given",
+        given_by=data["given_by"],
+        given_on=data["given_on"],
+        # a refusal without an end date is stored with its own day (shown as none)
+        expires_on=expires_on or data["given_on"],
+        purpose=data["purpose"],
+        covers_general="general" in categories,
+        covers_health="health" in categories,
+        recorded_by_agency=principal.agency,
+        grants=[ConsentAgency(agency_code=code) for code in sorted(set(data["agencies"]))],
+    )
     db.session.add(consent)
     db.session.flush()
     return consent
@@ -62,8 +73,12 @@ def list_consents(case: Case | CaseView, args: dict) -> dict:
     stmt = select(Consent).where(Consent.case_id == case.id)
     if args.get("active") is not None:
         today = oslo_today()
-        live = and_(Consent.decision == "given", Consent.withdrawn_at.is_(None), Consent.given_on <= today,
-                    Consent.expires_on >= today)
+        live = and_(
+            Consent.decision == "given",
+            Consent.withdrawn_at.is_(None),
+            Consent.given_on <= today,
+            Consent.expires_on >= today,
+        )
         stmt = stmt.where(live if args["active"] else not_(live))
     if args.get("decision"):
         stmt = stmt.where(Consent.decision == args["decision"])
@@ -72,8 +87,10 @@ def list_consents(case: Case | CaseView, args: dict) -> dict:
 
 def withdraw_consent(consent: Consent) -> Consent:
     if consent.decision == "refused":
-        raise conflict("consent-refused", _("A refusal grants nothing and cannot be withdrawn; "
-                                            "record a consent if one is given later."))
+        raise conflict(
+            "consent-refused",
+            _("A refusal grants nothing and cannot be withdrawn; record a consent if one is given later."),
+        )
     if consent.withdrawn_at is not None:
         raise conflict("consent-withdrawn", _("The consent is already withdrawn."))
     consent.withdrawn_at = utcnow()

@@ -12,8 +12,12 @@ from casesvc.errors import problem_documented
 from casesvc.policy import Action
 from casesvc.web import etag_header, transactional
 
-blp = Blueprint("consents", __name__, url_prefix="/api/v1/cases/<case_id>/consents",
-                description="Consents to share between agencies")
+blp = Blueprint(
+    "consents",
+    __name__,
+    url_prefix="/api/v1/cases/<case_id>/consents",
+    description="Consents to share between agencies",
+)
 
 
 @blp.route("", methods=["POST"])
@@ -26,8 +30,11 @@ def create_consent(data, case_id):
     principal = current_principal()
     case, _ = case_for(principal, case_id, Action.WRITE_CONSENT)
     consent = service.record_consent(principal, case, data)
-    return consent, 201, {"Location": url_for("consents.get_consent", case_id=case.id, consent_id=consent.id),
-                          **etag_header(consent)}
+    return (
+        consent,
+        201,
+        {"Location": url_for("consents.get_consent", case_id=case.id, consent_id=consent.id), **etag_header(consent)},
+    )
 
 
 @blp.route("", methods=["GET"])
@@ -54,8 +61,11 @@ def get_consent(case_id, consent_id):
 @transactional()
 @requires(Action.WRITE_CONSENT)
 @blp.response(200, ConsentSchema)
-@problem_documented(blp, 409, "The consent is already withdrawn (`consent-withdrawn`), or is a refusal, which "
-                   "grants nothing (`consent-refused`)")
+@problem_documented(
+    blp,
+    409,
+    "The consent is already withdrawn (`consent-withdrawn`), or is a refusal, which grants nothing (`consent-refused`)",
+)
 def withdraw_consent(case_id, consent_id):
     """Withdraw a consent; it stops sharing on the very next request"""
     case, _ = case_for(current_principal(), case_id, Action.WRITE_CONSENT)

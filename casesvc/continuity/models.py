@@ -1,5 +1,6 @@
 """The history of a case's moves: every handover of the lead and every transfer to another
 municipality, with who made it and when."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -6,13 +6,18 @@ from casesvc.consents.schemas import ConsentSchema
 
 
 def _reason():
-    return ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=2000),
-                            metadata={"description": "Why; kept with the move, not in the audit log or the history"})
+    return ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(min=1, max=2000),
+        metadata={"description": "Why; kept with the move, not in the audit log or the history"},
+    )
 
 
 class HandoverSchema(Body):
-    to = ma.fields.String(required=True, metadata={"description": "Code of the new lead agency: a participant "
-                                                                  "serving the case's municipality"})
+    to = ma.fields.String(
+        required=True,
+        metadata={"description": "Code of the new lead agency: a participant serving the case's municipality"},
+    )
     reason = _reason()
 
 
@@ -27,8 +32,10 @@ class TransferConsentSchema(ConsentSchema):
 
 class TransferSchema(Body):
     municipality = Municipality(required=True, metadata={"description": "The receiving municipality"})
-    lead = ma.fields.String(required=True, metadata={"description": "Code of the receiving lead agency; it must "
-                                                                    "serve the receiving municipality"})
+    lead = ma.fields.String(
+        required=True,
+        metadata={"description": "Code of the receiving lead agency; it must serve the receiving municipality"},
+    )
     reason = _reason()
     consent = ma.fields.Nested(TransferConsentSchema, required=True)
 
@@ -47,8 +54,11 @@ class CaseMoveSchema(ma.Schema):
     from_municipality = ma.fields.String()
     to_municipality = ma.fields.String()
     consent_id = ma.fields.String(allow_none=True, metadata={"description": "A transfer's consent"})
-    departed = ma.fields.List(ma.fields.String(), attribute="departed_agencies",
-                              metadata={"description": "Agencies that left the case with a transfer"})
+    departed = ma.fields.List(
+        ma.fields.String(),
+        attribute="departed_agencies",
+        metadata={"description": "Agencies that left the case with a transfer"},
+    )
 
 
 class HistoryQuery(PageArgs):

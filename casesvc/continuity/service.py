@@ -1,6 +1,7 @@
 """Continuity (README "Continuity"): the lead hands a case over to another participant, or the
 case follows the youth to another municipality. Either move happens in the request's single
 transaction, with whatever follows from it (reminders, via the signals) in the same one."""
+
 from __future__ import annotations
 
 from sqlalchemy import select, update
@@ -26,8 +27,9 @@ from casesvc.youths.models import Youth
 
 def _require_live(case: Case) -> None:
     if case.status in CLOSED:
-        raise conflict("case-closed", _("The case is %(status)s; a closed case is not handed over or moved.",
-                                        status=case.status))
+        raise conflict(
+            "case-closed", _("The case is %(status)s; a closed case is not handed over or moved.", status=case.status)
+        )
 
 
 def _agency(code: str, field: str) -> Agency:
@@ -37,12 +39,30 @@ def _agency(code: str, field: str) -> Agency:
     return agency
 
 
-def _record_move(principal: Principal, case: Case, kind: str, from_agency: str, from_municipality: str,
-                 reason: str, consent_id: str | None = None, departed: list[str] | None = None) -> CaseMove:
-    move = CaseMove(case_id=case.id, kind=kind, at=utcnow(), actor=principal.subject, actor_agency=principal.agency,
-                    from_agency=from_agency, to_agency=case.lead_agency, from_municipality=from_municipality,
-                    to_municipality=case.municipality, consent_id=consent_id,
-                    departed=" ".join(departed) if departed else None, reason=reason)
+def _record_move(
+    principal: Principal,
+    case: Case,
+    kind: str,
+    from_agency: str,
+    from_municipality: str,
+    reason: str,
+    consent_id: str | None = None,
+    departed: list[str] | None = None,
+) -> CaseMove:
+    move = CaseMove(
+        case_id=case.id,
+        kind=kind,
+        at=utcnow(),
+        actor=principal.subject,
+        actor_agency=principal.agency,
+        from_agency=from_agency,
+        to_agency=case.lead_agency,
+        from_municipality=from_municipality,
+        to_municipality=case.municipality,
+        consent_id=consent_id,
+        departed=" ".join(departed) if departed else None,
+        reason=reason,
+    )
     db.session.add(move)
     db.session.flush()
     audit.note(resource_type="case", resource_id=case.id)
@@ -50,6 +70,7 @@ def _record_move(principal: Principal, case: Case, kind: str, from_agency: str, 
 
 
 # --- handover ---------------------------------------------------------------------------------
+
 
 def hand_over(principal: Principal, case_id: str, to: str, reason: str) -> Case:
     """The lead passes to another participant serving the case's municipality. The old lead
@@ -61,8 +82,10 @@ def hand_over(principal: Principal, case_id: str, to: str, reason: str) -> Case:
     if to not in case.participant_codes:
         raise field_error("to", _("The new lead must take part in the case."))
     if not _agency(to, "to").serves(case.municipality):
-        raise field_error("to", _("Agency %(code)r does not serve municipality %(municipality)s.",
-                                  code=to, municipality=case.municipality))
+        raise field_error(
+            "to",
+            _("Agency %(code)r does not serve municipality %(municipality)s.", code=to, municipality=case.municipality),
+        )
     old_lead = case.lead_agency
     case.lead_agency = to  # a column of the case: its version (ETag) moves on
     db.session.flush()
@@ -72,6 +95,7 @@ def hand_over(principal: Principal, case_id: str, to: str, reason: str) -> Case:
 
 
 # --- transfer ---------------------------------------------------------------------------------
+
 
 def transfer(principal: Principal, case_id: str, data: dict) -> Case:
     """The case moves to another municipality and a lead there, on the consent the request
@@ -83,8 +107,10 @@ def transfer(principal: Principal, case_id: str, data: dict) -> Case:
     if municipality == case.municipality:
         raise field_error("municipality", _("The case is already in this municipality."))
     if not _agency(lead, "lead").serves(municipality):
-        raise field_error("lead", _("Agency %(code)r does not serve municipality %(municipality)s.",
-                                    code=lead, municipality=municipality))
+        raise field_error(
+            "lead",
+            _("Agency %(code)r does not serve municipality %(municipality)s.", code=lead, municipality=municipality),
+        )
     old_lead, old_municipality = case.lead_agency, case.municipality
 
     departed = _leave_unless_serving(case, municipality, lead)
@@ -105,8 +131,9 @@ def _leave_unless_serving(case: Case, municipality: str, lead: str) -> list[str]
     """Keep the participants serving `municipality`, add the receiving lead; the others leave
     (returned, by code). A coordinator user of a departing agency is no longer the case's."""
     codes = case.participant_codes
-    serving = {a.code for a in db.session.scalars(select(Agency).where(Agency.code.in_(codes)))
-               if a.serves(municipality)}
+    serving = {
+        a.code for a in db.session.scalars(select(Agency).where(Agency.code.in_(codes))) if a.serves(municipality)
+    }
     departed = [code for code in codes if code not in serving and code != lead]
     kept = [p for p in case.participants if p.agency_code not in departed]
     if lead not in serving:
@@ -135,18 +162,31 @@ def _reassign_conditions(case: Case, departed: list[str], lead: str) -> None:
     logged against them reach the agency now responsible (the drug-test rule of README "Security model")."""
     if not departed:
         return
-    ids = list(db.session.scalars(
-        select(Condition.id).join(Reaction, Reaction.id == Condition.reaction_id)
-        .where(Reaction.case_id == case.id, Condition.responsible_agency.in_(departed))))
+    ids = list(
+        db.session.scalars(
+            select(Condition.id)
+            .join(Reaction, Reaction.id == Condition.reaction_id)
+            .where(Reaction.case_id == case.id, Condition.responsible_agency.in_(departed))
+        )
+    )
     if not ids:
         return
-    db.session.execute(update(Condition).where(Condition.id.in_(ids)).values(responsible_agency=lead)
-                       .execution_options(synchronize_session="fetch"))
-    db.session.execute(update(Event).where(Event.condition_id.in_(ids)).values(condition_agency=lead)
-                       .execution_options(synchronize_session="fetch"))
+    db.session.execute(
+        update(Condition)
+        .where(Condition.id.in_(ids))
+        .values(responsible_agency=lead)
+        .execution_options(synchronize_session="fetch")
+    )
+    db.session.execute(
+        update(Event)
+        .where(Event.condition_id.in_(ids))
+        .values(condition_agency=lead)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 # --- history ----------------------------------------------------------------------------------
+
 
 def history(principal: Principal, case_id: str, args: dict) -> dict:
     """The case's moves, newest first, for every agency that may read the case."""

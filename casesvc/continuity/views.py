@@ -12,8 +12,12 @@ from casesvc.errors import problem_documented
 from casesvc.policy import Action
 from casesvc.web import transactional
 
-blp = Blueprint("continuity", __name__, url_prefix="/api/v1/cases/<case_id>",
-                description="Handing over the lead, moving a case to another municipality, and its history")
+blp = Blueprint(
+    "continuity",
+    __name__,
+    url_prefix="/api/v1/cases/<case_id>",
+    description="Handing over the lead, moving a case to another municipality, and its history",
+)
 
 
 @blp.route("/handover", methods=["POST"])

@@ -1,4 +1,5 @@
 """`casesvc demo seed`: the demo data `make run` starts with."""
+
 from __future__ import annotations
 
 import click

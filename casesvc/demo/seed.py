@@ -1,5 +1,6 @@
 """Demo data: agencies of one municipality (and a neighbour), a user per role, and one case
 with a drug contract, followed up. Idempotent; refused in production. All names are fake."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
@@ -43,9 +44,14 @@ class SeedRefused(RuntimeError):
 
 
 def _principal(user, agency: Agency) -> Principal:
-    return Principal(subject=user.id, role=user.role, agency=agency.code,
-                     municipalities=frozenset(agency.municipalities), scopes=ROLE_SCOPES[user.role],
-                     username=user.username)
+    return Principal(
+        subject=user.id,
+        role=user.role,
+        agency=agency.code,
+        municipalities=frozenset(agency.municipalities),
+        scopes=ROLE_SCOPES[user.role],
+        username=user.username,
+    )
 
 
 def seed() -> tuple[bool, list[tuple[str, str, str]]]:
@@ -62,35 +68,97 @@ def seed() -> tuple[bool, list[tuple[str, str, str]]]:
     today = oslo_today()
     born = date(today.year - 15, 3, 14)
     number = next(n for i in range(500, 1000) if (n := national_id.make(born, i, synthetic=True)))
-    youth = register_youth(police, {
-        "national_id": number, "birth_date": born, "given_name": "Demo", "family_name": "Testungdom",
-        "municipality": "0301", "school": "Demo ungdomsskole",
-        "guardians": [{"name": "Demo Testforelder", "relation": "mother", "phone": "+4700000000",
-                       "email": "forelder@example.invalid"}]})
-    case = open_case(police, {"youth_id": youth.id, "origin": "police", "summary": "Demo: small amount of cannabis.",
-                              "participant_codes": ["demo-health", "demo-slt"]})
+    youth = register_youth(
+        police,
+        {
+            "national_id": number,
+            "birth_date": born,
+            "given_name": "Demo",
+            "family_name": "Testungdom",
+            "municipality": "0301",
+            "school": "Demo ungdomsskole",
+            "guardians": [
+                {
+                    "name": "Demo Testforelder",
+                    "relation": "mother",
+                    "phone": "+4700000000",
+                    "email": "forelder@example.invalid",
+                }
+            ],
+        },
+    )
+    case = open_case(
+        police,
+        {
+            "youth_id": youth.id,
+            "origin": "police",
+            "summary": "Demo: small amount of cannabis.",
+            "participant_codes": ["demo-health", "demo-slt"],
+        },
+    )
     transition_case(police, case, "active", None)
-    contract = create_reaction(police, case, {
-        "type": "drug_contract", "legal_basis": "conditional_waiver", "police_reference": "DEMO-0001",
-        "starts_on": today - timedelta(days=14), "ends_on": today + timedelta(days=180),
-        "conditions": [
-            {"kind": "drug_test", "description": "Urine test", "every_days": 14, "responsible_agency": "demo-health"},
-            {"kind": "school_attendance", "description": "Attend school", "responsible_agency": "demo-slt"},
-            {"kind": "meeting", "description": "Talk with the school nurse", "every_days": 30,
-             "responsible_agency": "demo-health"}]})
+    contract = create_reaction(
+        police,
+        case,
+        {
+            "type": "drug_contract",
+            "legal_basis": "conditional_waiver",
+            "police_reference": "DEMO-0001",
+            "starts_on": today - timedelta(days=14),
+            "ends_on": today + timedelta(days=180),
+            "conditions": [
+                {
+                    "kind": "drug_test",
+                    "description": "Urine test",
+                    "every_days": 14,
+                    "responsible_agency": "demo-health",
+                },
+                {"kind": "school_attendance", "description": "Attend school", "responsible_agency": "demo-slt"},
+                {
+                    "kind": "meeting",
+                    "description": "Talk with the school nurse",
+                    "every_days": 30,
+                    "responsible_agency": "demo-health",
+                },
+            ],
+        },
+    )
     add_signature(police, contract, {"party": "youth", "signed_on": today - timedelta(days=14)})
     add_signature(police, contract, {"party": "guardian", "signed_on": today - timedelta(days=14)})
     transition_reaction(case, contract, "active", None)
-    record_consent(police, case, {
-        "given_by": "both", "given_on": today - timedelta(days=14), "expires_on": today + timedelta(days=180),
-        "purpose": "Follow-up under the drug contract", "agencies": ["demo-police", "demo-health", "demo-slt"],
-        "categories": ["general", "health"]})
+    record_consent(
+        police,
+        case,
+        {
+            "given_by": "both",
+            "given_on": today - timedelta(days=14),
+            "expires_on": today + timedelta(days=180),
+            "purpose": "Follow-up under the drug contract",
+            "agencies": ["demo-police", "demo-health", "demo-slt"],
+            "categories": ["general", "health"],
+        },
+    )
     at_nine = datetime.combine(today - timedelta(days=7), time(9, 0), tzinfo=OSLO).astimezone(UTC)
     access = CaseAccess(Relation.SHARED, health=True)
-    log_event(nurse, case, access, {"kind": "drug_test", "occurred_at": at_nine, "result": "negative",
-                                    "condition_id": contract.conditions[0].id, "summary": "Demo test.",
-                                    "category": "health", "visibility": "shared"})
-    write_note(police, case, CaseAccess(Relation.LEAD), {"body": "Demo: the youth came with a guardian.",
-                                                         "category": "general", "visibility": "shared"})
+    log_event(
+        nurse,
+        case,
+        access,
+        {
+            "kind": "drug_test",
+            "occurred_at": at_nine,
+            "result": "negative",
+            "condition_id": contract.conditions[0].id,
+            "summary": "Demo test.",
+            "category": "health",
+            "visibility": "shared",
+        },
+    )
+    write_note(
+        police,
+        case,
+        CaseAccess(Relation.LEAD),
+        {"body": "Demo: the youth came with a guardian.", "category": "general", "visibility": "shared"},
+    )
     db.session.commit()
     return True, listing

@@ -1,6 +1,7 @@
 """Emergency accesses and their reviews. The reason and the review's comment are free text: they
 live here, retained and deleted with the case (the database cascades), never in the audit chain,
 which records only that an access was opened and reviewed, and the finding."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -25,7 +26,8 @@ class EmergencyAccess(IdMixin, CreatedMixin, Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
     review: Mapped[EmergencyReview | None] = relationship(
-        back_populates="access", cascade="all, delete-orphan", lazy="joined", uselist=False)
+        back_populates="access", cascade="all, delete-orphan", lazy="joined", uselist=False
+    )
 
     __table_args__ = (
         Index("ix_emergency_accesses_case_user", "case_id", "user_id", "expires_at"),
@@ -50,8 +52,7 @@ class EmergencyReview(Model):
 
     __tablename__ = "emergency_access_reviews"
 
-    access_id: Mapped[str] = mapped_column(ForeignKey("emergency_accesses.id", ondelete="CASCADE"),
-                                           primary_key=True)
+    access_id: Mapped[str] = mapped_column(ForeignKey("emergency_accesses.id", ondelete="CASCADE"), primary_key=True)
     finding: Mapped[str] = mapped_column(String(12), nullable=False)
     comment: Mapped[str | None] = mapped_column(Text)
     reviewed_by: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -14,10 +14,15 @@ def _reason_long_enough(value: str) -> None:
 
 
 class EmergencyRequestSchema(Body):
-    reason = ma.fields.String(required=True, validate=[ma.validate.Length(max=2000), _reason_long_enough],
-                              metadata={"description": f"Why the case must be read now (at least {MIN_REASON} "
-                                                       "characters besides spaces); kept out of the audit chain",
-                                        "minLength": MIN_REASON})
+    reason = ma.fields.String(
+        required=True,
+        validate=[ma.validate.Length(max=2000), _reason_long_enough],
+        metadata={
+            "description": f"Why the case must be read now (at least {MIN_REASON} "
+            "characters besides spaces); kept out of the audit chain",
+            "minLength": MIN_REASON,
+        },
+    )
 
 
 class EmergencyAccessSchema(ma.Schema):

@@ -3,6 +3,7 @@ for one user, for a few hours, read-only; auditors and admins review every acces
 
 What the access grants is the policy's (policy.case_access under EmergencyFacts); here the access
 is opened, listed and reviewed."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -37,9 +38,14 @@ def open_access(principal: Principal, case_id: str, reason: str) -> EmergencyAcc
     if principal.kind != "user":
         raise forbidden(_("An emergency access is granted to a person: log in as a user."), "users-only")
     now = utcnow()
-    access = EmergencyAccess(case_id=case.id, user_id=principal.subject, agency_code=principal.agency,
-                             reason=reason.strip(), started_at=now,
-                             expires_at=now + timedelta(hours=current_app.config["CASESVC"].emergency_access_hours))
+    access = EmergencyAccess(
+        case_id=case.id,
+        user_id=principal.subject,
+        agency_code=principal.agency,
+        reason=reason.strip(),
+        started_at=now,
+        expires_at=now + timedelta(hours=current_app.config["CASESVC"].emergency_access_hours),
+    )
     db.session.add(access)
     db.session.flush()
     audit.note(resource_type=RESOURCE, resource_id=access.id, basis="emergency")
@@ -74,8 +80,9 @@ def review(principal: Principal, access: EmergencyAccess, finding: str, comment:
     e.g. `emergency.review_access.unjustified`); the comment stays here."""
     if access.review is not None:
         raise conflict("already-reviewed", _("This emergency access has been reviewed."))
-    access.review = EmergencyReview(finding=finding, comment=(comment or "").strip() or None,
-                                    reviewed_by=principal.subject, reviewed_at=utcnow())
+    access.review = EmergencyReview(
+        finding=finding, comment=(comment or "").strip() or None, reviewed_by=principal.subject, reviewed_at=utcnow()
+    )
     db.session.flush()
     audit.note(action=f"{request.endpoint}.{finding}")
     return access

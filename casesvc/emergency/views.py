@@ -24,8 +24,11 @@ blp = Blueprint("emergency", __name__, url_prefix="/api/v1", description="Emerge
 @requires(Action.READ_CASE)
 @blp.arguments(EmergencyRequestSchema())
 @blp.response(201, EmergencyAccessSchema)
-@blp.alt_response(409, description="Nothing to break: the lead agency, a participant under consent, "
-                                   "or an emergency access of the caller still running")
+@blp.alt_response(
+    409,
+    description="Nothing to break: the lead agency, a participant under consent, "
+    "or an emergency access of the caller still running",
+)
 def open_access(data, case_id):
     """Open a case in an emergency: the caller alone reads it, as a consent covering general and
     health would let, for CASESVC_EMERGENCY_ACCESS_HOURS"""
@@ -56,6 +59,7 @@ def get_access(access_id):
 def review_access(data, access_id):
     """Record the review of an emergency access: once (auditor, admin)"""
     principal = current_principal()
-    access = service.review(principal, service.access_for_review(principal, access_id), data["finding"],
-                            data.get("comment"))
+    access = service.review(
+        principal, service.access_for_review(principal, access_id), data["finding"], data.get("comment")
+    )
     return access, 201, {"Location": url_for("emergency.get_access", access_id=access.id)}

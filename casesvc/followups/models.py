@@ -1,5 +1,6 @@
 """Events (follow-ups that happened) and notes. Neither is ever edited: a correction is a new
 entry that names the one it corrects."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -14,11 +14,17 @@ class EntrySchema(Body):
     id = ma.fields.String(dump_only=True)
     case_id = ma.fields.String(dump_only=True)
     category = Code(CATEGORIES, load_default="general")
-    visibility = Code(VISIBILITIES, load_default="shared",
-                      metadata={"description": "`agency`: only the authoring agency sees it, not even the lead"})
+    visibility = Code(
+        VISIBILITIES,
+        load_default="shared",
+        metadata={"description": "`agency`: only the authoring agency sees it, not even the lead"},
+    )
     corrects = ma.fields.String(allow_none=True, metadata={"description": "Id of the entry this one corrects"})
-    author = ma.fields.Function(lambda obj: {"agency": obj.author_agency, "user_id": obj.author_user},
-                                dump_only=True, metadata={"type": "object"})
+    author = ma.fields.Function(
+        lambda obj: {"agency": obj.author_agency, "user_id": obj.author_user},
+        dump_only=True,
+        metadata={"type": "object"},
+    )
     created_at = Instant(dump_only=True)
 
 

@@ -1,4 +1,5 @@
 """Events and notes: written once, read under invariant 3 (visibility, health, drug tests)."""
+
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -20,8 +21,13 @@ _NOT_IN_CASE = {Event: _("No such event in this case."), Note: _("No such note i
 
 
 def entry_facts(entry) -> EntryFacts:
-    return EntryFacts(entry.author_agency, entry.category, entry.visibility,
-                      getattr(entry, "kind", None), getattr(entry, "condition_agency", None))
+    return EntryFacts(
+        entry.author_agency,
+        entry.category,
+        entry.visibility,
+        getattr(entry, "kind", None),
+        getattr(entry, "condition_agency", None),
+    )
 
 
 def entry_in(model, case: Case | CaseView, entry_id: str, principal: Principal, access: CaseAccess):
@@ -32,14 +38,21 @@ def entry_in(model, case: Case | CaseView, entry_id: str, principal: Principal, 
     return entry
 
 
-def list_entries(model, case: Case | CaseView, principal: Principal, access: CaseAccess, args: dict,
-                 filters: tuple) -> dict:
-    stmt = filter_equal(select(model).where(model.case_id == case.id, visible_entries_clause(model, principal, access)),
-                        model, args, filters)
+def list_entries(
+    model, case: Case | CaseView, principal: Principal, access: CaseAccess, args: dict, filters: tuple
+) -> dict:
+    stmt = filter_equal(
+        select(model).where(model.case_id == case.id, visible_entries_clause(model, principal, access)),
+        model,
+        args,
+        filters,
+    )
     return audit.noted_page(paginate(stmt, model, args["limit"], args.get("cursor")))
 
 
-def _corrected(model, case: Case | CaseView, entry_id: str | None, principal: Principal, access: CaseAccess) -> str | None:
+def _corrected(
+    model, case: Case | CaseView, entry_id: str | None, principal: Principal, access: CaseAccess
+) -> str | None:
     if entry_id is None:
         return None
     try:
@@ -76,12 +89,19 @@ def log_event(principal: Principal, case: Case | CaseView, access: CaseAccess, d
         raise validation_error(errors)
     reaction_id, condition_id, condition_agency = _event_links(case, data)
     event = Event(
-        case_id=case.id, kind=data["kind"], occurred_at=data["occurred_at"], reaction_id=reaction_id,
-        condition_id=condition_id, condition_agency=condition_agency, result=data.get("result"),
+        case_id=case.id,
+        kind=data["kind"],
+        occurred_at=data["occurred_at"],
+        reaction_id=reaction_id,
+        condition_id=condition_id,
+        condition_agency=condition_agency,
+        result=data.get("result"),
         summary=data.get("summary"),
         # drug-test results are health data whatever the request says
         category="health" if data["kind"] == "drug_test" else data["category"],
-        visibility=data["visibility"], author_agency=principal.agency, author_user=principal.subject,
+        visibility=data["visibility"],
+        author_agency=principal.agency,
+        author_user=principal.subject,
         corrects=_corrected(Event, case, data.get("corrects"), principal, access),
     )
     db.session.add(event)
@@ -91,9 +111,15 @@ def log_event(principal: Principal, case: Case | CaseView, access: CaseAccess, d
 
 
 def write_note(principal: Principal, case: Case | CaseView, access: CaseAccess, data: dict) -> Note:
-    note = Note(case_id=case.id, body=data["body"], category=data["category"], visibility=data["visibility"],
-                author_agency=principal.agency, author_user=principal.subject,
-                corrects=_corrected(Note, case, data.get("corrects"), principal, access))
+    note = Note(
+        case_id=case.id,
+        body=data["body"],
+        category=data["category"],
+        visibility=data["visibility"],
+        author_agency=principal.agency,
+        author_user=principal.subject,
+        corrects=_corrected(Note, case, data.get("corrects"), principal, access),
+    )
     db.session.add(note)
     db.session.flush()
     return note

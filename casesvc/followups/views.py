@@ -12,8 +12,12 @@ from casesvc.followups.schemas import EventQuery, EventSchema, NoteQuery, NoteSc
 from casesvc.policy import Action
 from casesvc.web import etag_header, transactional
 
-blp = Blueprint("followups", __name__, url_prefix="/api/v1/cases/<case_id>",
-                description="Events and notes: written once, corrected by new entries")
+blp = Blueprint(
+    "followups",
+    __name__,
+    url_prefix="/api/v1/cases/<case_id>",
+    description="Events and notes: written once, corrected by new entries",
+)
 
 
 @blp.route("/events", methods=["POST"])
@@ -27,8 +31,11 @@ def create_event(data, case_id):
     principal = current_principal()
     case, access = readable_case(principal, case_id, Action.WRITE_EVENT)  # the case itself does not change
     event = service.log_event(principal, case, access, data)
-    return event, 201, {"Location": url_for("followups.get_event", case_id=case.id, event_id=event.id),
-                        **etag_header(event)}
+    return (
+        event,
+        201,
+        {"Location": url_for("followups.get_event", case_id=case.id, event_id=event.id), **etag_header(event)},
+    )
 
 
 @blp.route("/events", methods=["GET"])
@@ -64,8 +71,7 @@ def create_note(data, case_id):
     principal = current_principal()
     case, access = readable_case(principal, case_id, Action.WRITE_NOTE)  # the case itself does not change
     note = service.write_note(principal, case, access, data)
-    return note, 201, {"Location": url_for("followups.get_note", case_id=case.id, note_id=note.id),
-                       **etag_header(note)}
+    return note, 201, {"Location": url_for("followups.get_note", case_id=case.id, note_id=note.id), **etag_header(note)}
 
 
 @blp.route("/notes", methods=["GET"])

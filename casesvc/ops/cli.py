@@ -1,4 +1,5 @@
 """`casesvc db upgrade`, `casesvc serve`, `casesvc openapi export`: running the service."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,13 @@ def db_upgrade():
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64),
-              help="Threads per worker (gthread when more than 1).")
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Threads per worker (gthread when more than 1).",
+)
 def serve(host, port, workers, threads):
     """Serve the API with gunicorn."""
     # before the app exists: its metrics then keep a file per worker, and a scrape adds them up

@@ -4,6 +4,7 @@
 preflight (`OPTIONS`) needs no token — browsers send none with it — and is answered for any
 API path; an allowed origin may send the headers an authorised call needs and read the ones
 the API answers with. No cookies: the API takes bearer tokens only, so no credentials mode."""
+
 from __future__ import annotations
 
 from flask import Flask
@@ -18,6 +19,13 @@ def init_cors(app: Flask) -> None:
     origins = list(app.config["CASESVC"].cors_origins)
     if not origins:
         return
-    CORS(app, resources={r"/api/v1/*": {"origins": origins}}, methods=list(METHODS),
-         allow_headers=list(ALLOWED_HEADERS), expose_headers=list(EXPOSED_HEADERS),
-         supports_credentials=False, max_age=600, vary_header=True)
+    CORS(
+        app,
+        resources={r"/api/v1/*": {"origins": origins}},
+        methods=list(METHODS),
+        allow_headers=list(ALLOWED_HEADERS),
+        expose_headers=list(EXPOSED_HEADERS),
+        supports_credentials=False,
+        max_age=600,
+        vary_header=True,
+    )

@@ -12,6 +12,7 @@ request a client-side deadline a little beyond `statement_timeout`: when it pass
 connection's socket is shut down, the driver reports the connection lost, the pool discards it,
 and the request answers 503 instead of hanging. `/readyz` asks with its own short timeout.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,9 +45,14 @@ def engine_options(settings) -> dict:
     if options:
         connect_args["options"] = " ".join(options)
     # `hide_parameters`: a statement's values (names, notes) never enter an error message or a log line
-    return {"hide_parameters": True, "pool_size": settings.db_pool_size, "max_overflow": settings.db_max_overflow,
-            "pool_timeout": settings.db_pool_timeout, "pool_recycle": settings.db_pool_recycle,
-            "connect_args": connect_args}
+    return {
+        "hide_parameters": True,
+        "pool_size": settings.db_pool_size,
+        "max_overflow": settings.db_max_overflow,
+        "pool_timeout": settings.db_pool_timeout,
+        "pool_recycle": settings.db_pool_recycle,
+        "connect_args": connect_args,
+    }
 
 
 class Watchdog:

@@ -8,6 +8,7 @@ is marked dead (`mark_worker_dead`, gunicorn's `child_exit`). Without it (tests,
 the figures live in this process. The reminder figures are read from the database at scrape
 time either way: the worker that makes reminders runs elsewhere (cron).
 """
+
 from __future__ import annotations
 
 import os
@@ -31,13 +32,25 @@ class _Metrics:
     def __init__(self):
         values.ValueClass = values.get_value_class()
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("casesvc_http_requests_total", "HTTP requests by method, route and status",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("casesvc_http_request_seconds", "HTTP request latency by route",
-                                 ["method", "route"], registry=self.registry, buckets=BUCKETS)
-        self.source_failures = Counter("casesvc_reminder_source_failures",
-                                       "Reminder sources the worker could not compute, by rule", ["rule"],
-                                       registry=self.registry)
+        self.requests = Counter(
+            "casesvc_http_requests_total",
+            "HTTP requests by method, route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "casesvc_http_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=BUCKETS,
+        )
+        self.source_failures = Counter(
+            "casesvc_reminder_source_failures",
+            "Reminder sources the worker could not compute, by rule",
+            ["rule"],
+            registry=self.registry,
+        )
 
 
 _metrics: _Metrics | None = None
@@ -105,4 +118,3 @@ def prepare_multiprocess_dir(configured: str | None) -> str:
     for stale in path.glob("*.db"):
         stale.unlink()
     return str(path)
-

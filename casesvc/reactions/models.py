@@ -26,9 +26,11 @@ class Reaction(IdMixin, CreatedMixin, Model):
     created_by_agency: Mapped[str] = mapped_column(ForeignKey("agencies.code"), nullable=False)
 
     conditions: Mapped[list[Condition]] = relationship(
-        back_populates="reaction", cascade="all, delete-orphan", lazy="selectin", order_by="Condition.position")
+        back_populates="reaction", cascade="all, delete-orphan", lazy="selectin", order_by="Condition.position"
+    )
     signatures: Mapped[list[Signature]] = relationship(
-        back_populates="reaction", cascade="all, delete-orphan", lazy="selectin", order_by="Signature.created_at")
+        back_populates="reaction", cascade="all, delete-orphan", lazy="selectin", order_by="Signature.created_at"
+    )
 
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     __mapper_args__ = {"version_id_col": version}

@@ -29,11 +29,16 @@ class ReactionSchema(Body):
     type = Code(REACTION_TYPES, required=True)
     legal_basis = Code(LEGAL_BASES, required=True)
     police_reference = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=100))
-    starts_on = BusinessDate(allow_none=True, metadata={
-        "description": "Default: for a concern conversation the Oslo date of scheduled_at, when given; "
-                       "else today's date in Oslo"})
-    ends_on = BusinessDate(allow_none=True, metadata={"description": "Required for contracts: at most 2 years "
-                                                                       "after starts_on"})
+    starts_on = BusinessDate(
+        allow_none=True,
+        metadata={
+            "description": "Default: for a concern conversation the Oslo date of scheduled_at, when given; "
+            "else today's date in Oslo"
+        },
+    )
+    ends_on = BusinessDate(
+        allow_none=True, metadata={"description": "Required for contracts: at most 2 years after starts_on"}
+    )
     probation_ends_on = BusinessDate(allow_none=True)
     scheduled_at = BusinessInstant(allow_none=True, metadata={"description": "Concern conversation only"})
     held_at = BusinessInstant(allow_none=True, metadata={"description": "Concern conversation only"})
@@ -56,8 +61,11 @@ class ReactionPatchSchema(Body):
     probation_ends_on = BusinessDate(allow_none=True)
     scheduled_at = BusinessInstant(allow_none=True)
     held_at = BusinessInstant(allow_none=True)
-    conditions = bounded_list(ma.fields.Nested(ConditionSchema), MAX_CONDITIONS,
-                                metadata={"description": "Replaces the conditions; only while draft"})
+    conditions = bounded_list(
+        ma.fields.Nested(ConditionSchema),
+        MAX_CONDITIONS,
+        metadata={"description": "Replaces the conditions; only while draft"},
+    )
 
 
 class ReactionQuery(PageArgs):

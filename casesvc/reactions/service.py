@@ -1,4 +1,5 @@
 """Reactions: the rules of contracts, conditions and signatures, and their state machine."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -32,8 +33,9 @@ REACTION_STATES = StateMachine(
 NO_BREACH_TYPES = frozenset({"concern_conversation"})
 
 
-def _check_dates(reaction_type: str, starts_on: date, ends_on: date | None, probation_ends_on: date | None,
-                 scheduled_at, held_at) -> None:
+def _check_dates(
+    reaction_type: str, starts_on: date, ends_on: date | None, probation_ends_on: date | None, scheduled_at, held_at
+) -> None:
     errors: dict[str, list[str]] = {}
     if ends_on is not None and ends_on < starts_on:
         errors["ends_on"] = [_("Must not be before starts_on.")]
@@ -41,14 +43,16 @@ def _check_dates(reaction_type: str, starts_on: date, ends_on: date | None, prob
         if ends_on is None:
             errors["ends_on"] = [_("A contract needs an end date.")]
         elif ends_on > add_years(starts_on, MAX_CONTRACT_YEARS):
-            errors["ends_on"] = [_("A contract lasts at most %(years)s years from starts_on.",
-                                   years=MAX_CONTRACT_YEARS)]
+            errors["ends_on"] = [
+                _("A contract lasts at most %(years)s years from starts_on.", years=MAX_CONTRACT_YEARS)
+            ]
     if probation_ends_on is not None:
         if probation_ends_on < starts_on:
             errors["probation_ends_on"] = [_("Must not be before starts_on.")]
         elif probation_ends_on > add_years(starts_on, MAX_CONTRACT_YEARS):
-            errors["probation_ends_on"] = [_("Probation lasts at most %(years)s years from starts_on.",
-                                             years=MAX_CONTRACT_YEARS)]
+            errors["probation_ends_on"] = [
+                _("Probation lasts at most %(years)s years from starts_on.", years=MAX_CONTRACT_YEARS)
+            ]
     if reaction_type != "concern_conversation":
         for name, value in (("scheduled_at", scheduled_at), ("held_at", held_at)):
             if value is not None:
@@ -63,8 +67,12 @@ def _conditions(case: Case, legal_basis: str, items: list[dict]) -> list[Conditi
     for index, item in enumerate(items):
         if item["kind"] in CONTROLLING_CONDITIONS and legal_basis == "consent":
             errors[f"conditions.{index}.kind"] = [
-                _("A %(kind)s condition needs a legal basis other than consent "
-                  "(voluntary drug testing of youth has no legal basis).", kind=item["kind"])]
+                _(
+                    "A %(kind)s condition needs a legal basis other than consent "
+                    "(voluntary drug testing of youth has no legal basis).",
+                    kind=item["kind"],
+                )
+            ]
         if item["responsible_agency"] not in participants:
             errors[f"conditions.{index}.responsible_agency"] = [_("Must be an agency participating in the case.")]
     if errors:
@@ -72,8 +80,9 @@ def _conditions(case: Case, legal_basis: str, items: list[dict]) -> list[Conditi
     return [Condition(position=i, **item) for i, item in enumerate(items)]
 
 
-def _signatures(principal: Principal, items: list[dict],
-                field: str = "signatures.{index}.signed_on") -> list[Signature]:
+def _signatures(
+    principal: Principal, items: list[dict], field: str = "signatures.{index}.signed_on"
+) -> list[Signature]:
     """`field` names a bad date in the request: an item of a reaction's list, or a signature alone."""
     today = oslo_today()
     for index, item in enumerate(items):
@@ -97,13 +106,26 @@ def _starts_on(data: dict) -> date:
 def create_reaction(principal: Principal, case: Case, data: dict) -> Reaction:
     require_open(case)
     starts_on = _starts_on(data)
-    _check_dates(data["type"], starts_on, data.get("ends_on"), data.get("probation_ends_on"),
-                 data.get("scheduled_at"), data.get("held_at"))
+    _check_dates(
+        data["type"],
+        starts_on,
+        data.get("ends_on"),
+        data.get("probation_ends_on"),
+        data.get("scheduled_at"),
+        data.get("held_at"),
+    )
     reaction = Reaction(
-        case_id=case.id, type=data["type"], legal_basis=data["legal_basis"],
-        police_reference=data.get("police_reference"), starts_on=starts_on, ends_on=data.get("ends_on"),
-        probation_ends_on=data.get("probation_ends_on"), scheduled_at=data.get("scheduled_at"),
-        held_at=data.get("held_at"), status="draft", created_by_agency=principal.agency,
+        case_id=case.id,
+        type=data["type"],
+        legal_basis=data["legal_basis"],
+        police_reference=data.get("police_reference"),
+        starts_on=starts_on,
+        ends_on=data.get("ends_on"),
+        probation_ends_on=data.get("probation_ends_on"),
+        scheduled_at=data.get("scheduled_at"),
+        held_at=data.get("held_at"),
+        status="draft",
+        created_by_agency=principal.agency,
         conditions=_conditions(case, data["legal_basis"], data.get("conditions") or []),
         signatures=_signatures(principal, data.get("signatures") or []),
     )
@@ -126,20 +148,25 @@ def list_reactions(case: Case | CaseView, args: dict) -> dict:
 
 def update_reaction(case: Case, reaction: Reaction, data: dict) -> Reaction:
     if reaction.status not in ("draft", "active"):
-        raise conflict("reaction-closed", _("The reaction is %(status)s; it can no longer change.",
-                                            status=reaction.status))
-    merged = {name: data.get(name, getattr(reaction, name))
-              for name in ("starts_on", "ends_on", "probation_ends_on", "scheduled_at", "held_at")}
+        raise conflict(
+            "reaction-closed", _("The reaction is %(status)s; it can no longer change.", status=reaction.status)
+        )
+    merged = {
+        name: data.get(name, getattr(reaction, name))
+        for name in ("starts_on", "ends_on", "probation_ends_on", "scheduled_at", "held_at")
+    }
     _check_dates(reaction.type, **merged)
     if "conditions" in data and not _same_conditions(reaction.conditions, data["conditions"]):
         if reaction.status != "draft":
             raise conflict("reaction-not-draft", _("Conditions change only while the reaction is a draft."))
-        in_use = db.session.scalar(select(Event.id).where(
-            Event.condition_id.in_([c.id for c in reaction.conditions])).limit(1))
+        in_use = db.session.scalar(
+            select(Event.id).where(Event.condition_id.in_([c.id for c in reaction.conditions])).limit(1)
+        )
         if in_use is not None:
             # replacing would delete conditions that logged events point to: events are never lost
-            raise conflict("conditions-in-use",
-                           _("Events are logged against these conditions; they cannot be replaced."))
+            raise conflict(
+                "conditions-in-use", _("Events are logged against these conditions; they cannot be replaced.")
+            )
         reaction.conditions = _conditions(case, reaction.legal_basis, data["conditions"])
         flag_modified(reaction, "status")  # the conditions are part of the reaction: its version (ETag) moves on
     moved = any(getattr(reaction, name) != value for name, value in merged.items())
@@ -160,13 +187,15 @@ def _same_conditions(current: list[Condition], given: list[dict]) -> bool:
     """The conditions a client sent back as it read them: nothing to replace (their ids, and the
     events logged against them, stay), whatever the reaction's status."""
     return len(current) == len(given) and all(
-        all(getattr(c, name) == g.get(name) for name in _CONDITION_FIELDS) for c, g in zip(current, given, strict=True))
+        all(getattr(c, name) == g.get(name) for name in _CONDITION_FIELDS) for c, g in zip(current, given, strict=True)
+    )
 
 
 def add_signature(principal: Principal, reaction: Reaction, data: dict) -> Signature:
     if reaction.status not in ("draft", "active"):
-        raise conflict("reaction-closed", _("The reaction is %(status)s; it takes no more signatures.",
-                                            status=reaction.status))
+        raise conflict(
+            "reaction-closed", _("The reaction is %(status)s; it takes no more signatures.", status=reaction.status)
+        )
     signature = _signatures(principal, [data], field="signed_on")[0]
     if any(s.party == signature.party for s in reaction.signatures):
         raise field_error("party", _("The %(party)s has already signed this reaction.", party=signature.party))
@@ -196,10 +225,11 @@ def transition_reaction(case: Case, reaction: Reaction, to: str, reason: str | N
         birth_date = db.session.execute(select(Youth.birth_date).where(Youth.id == case.youth_id)).scalar_one()
         missing = missing_signatures(reaction, birth_date, oslo_today())
         if missing:
-            raise conflict("signatures-required",
-                           _("The contract becomes active only when signed by: %(parties)s.",
-                             parties=", ".join(missing)),
-                           missing=missing)
+            raise conflict(
+                "signatures-required",
+                _("The contract becomes active only when signed by: %(parties)s.", parties=", ".join(missing)),
+                missing=missing,
+            )
     reaction.status = to
     reaction.status_reason = reason
     db.session.flush()
@@ -211,8 +241,11 @@ def transition_reaction(case: Case, reaction: Reaction, to: str, reason: str | N
 
 
 # What an open reaction becomes when its case closes: `(draft, active)` by the case's outcome.
-_ON_CASE_CLOSED = {"completed": ("cancelled", "completed"), "breached": ("cancelled", "breached"),
-                   "withdrawn": ("cancelled", "cancelled")}
+_ON_CASE_CLOSED = {
+    "completed": ("cancelled", "completed"),
+    "breached": ("cancelled", "breached"),
+    "withdrawn": ("cancelled", "cancelled"),
+}
 
 
 def close_with_case(case: Case, outcome: str, reason: str | None) -> None:
@@ -220,8 +253,11 @@ def close_with_case(case: Case, outcome: str, reason: str | None) -> None:
     did (completed, breached — a concern conversation, which cannot be breached, completed — or
     cancelled when the case is withdrawn), each with the case's reason."""
     draft_to, active_to = _ON_CASE_CLOSED[outcome]
-    open_reactions = db.session.scalars(select(Reaction).where(
-        Reaction.case_id == case.id, Reaction.status.in_(("draft", "active"))).order_by(Reaction.created_at)).all()
+    open_reactions = db.session.scalars(
+        select(Reaction)
+        .where(Reaction.case_id == case.id, Reaction.status.in_(("draft", "active")))
+        .order_by(Reaction.created_at)
+    ).all()
     for reaction in open_reactions:
         to = draft_to if reaction.status == "draft" else active_to
         if to == "breached" and reaction.type in NO_BREACH_TYPES:

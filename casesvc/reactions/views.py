@@ -13,8 +13,12 @@ from casesvc.reactions import service
 from casesvc.reactions.schemas import ReactionPatchSchema, ReactionQuery, ReactionSchema, SignatureSchema
 from casesvc.web import etag_header, if_match_documented, require_if_match, transactional
 
-blp = Blueprint("reactions", __name__, url_prefix="/api/v1/cases/<case_id>/reactions",
-                description="Reactions, their conditions and signatures")
+blp = Blueprint(
+    "reactions",
+    __name__,
+    url_prefix="/api/v1/cases/<case_id>/reactions",
+    description="Reactions, their conditions and signatures",
+)
 
 
 def reaction_response(reaction, status: int = 200):
@@ -62,8 +66,12 @@ def get_reaction(case_id, reaction_id):
 @blp.arguments(ReactionPatchSchema())
 @blp.response(200, ReactionSchema)
 @if_match_documented(blp)
-@problem_documented(blp, 409, "The reaction is closed (`reaction-closed`), its conditions change only in draft "
-                   "(`reaction-not-draft`), or events are logged against them (`conditions-in-use`)")
+@problem_documented(
+    blp,
+    409,
+    "The reaction is closed (`reaction-closed`), its conditions change only in draft "
+    "(`reaction-not-draft`), or events are logged against them (`conditions-in-use`)",
+)
 def patch_reaction(data, case_id, reaction_id):
     """Change dates, reference or (in draft) conditions; never the status (needs If-Match)"""
     case, _ = case_for(current_principal(), case_id, Action.WRITE_REACTION)
@@ -92,8 +100,12 @@ def add_signature(data, case_id, reaction_id):
 @requires(Action.TRANSITION_REACTION)
 @blp.arguments(TransitionSchema())
 @blp.response(200, ReactionSchema)
-@problem_documented(blp, 409, "A move the state machine does not allow (`current`, `to`, `allowed`), or "
-                   "`signatures-required` with the parties `missing`")
+@problem_documented(
+    blp,
+    409,
+    "A move the state machine does not allow (`current`, `to`, `allowed`), or "
+    "`signatures-required` with the parties `missing`",
+)
 def transition_reaction(data, case_id, reaction_id):
     """Move the reaction to another status (lead agency or coordinator; 409 lists the allowed ones)"""
     case, _ = case_for(current_principal(), case_id, Action.TRANSITION_REACTION)

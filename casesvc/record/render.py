@@ -1,4 +1,5 @@
 """The youth's record as JSON, written piece by piece as the parts are read (flat memory)."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,11 @@ from casesvc.reactions.schemas import ReactionSchema
 from casesvc.record.service import ACCESS_LOG_COLUMNS, RecordPlan
 from casesvc.youths.schemas import YouthSchema
 
-LEFT_OUT = ("Entries other agencies keep to themselves (visibility: agency), and other agencies' health "
-            "entries no consent lets this agency read, are not here: each agency answers for its own data. "
-            "Cases of the youth this agency does not read are not here either.")
+LEFT_OUT = (
+    "Entries other agencies keep to themselves (visibility: agency), and other agencies' health "
+    "entries no consent lets this agency read, are not here: each agency answers for its own data. "
+    "Cases of the youth this agency does not read are not here either."
+)
 
 _YOUTH, _REACTION, _CONSENT = YouthSchema(), ReactionSchema(), ConsentSchema()
 _EVENT, _NOTE = EventSchema(), NoteSchema()
@@ -41,17 +44,24 @@ def access_log_entry(row) -> dict:
 
 
 def json_record(plan: RecordPlan) -> Iterator[str]:
-    head = {"generated_at": rfc3339(plan.generated_at), "agency": plan.principal.agency,
-            "youth": _YOUTH.dump(plan.youth), "left_out": LEFT_OUT}
+    head = {
+        "generated_at": rfc3339(plan.generated_at),
+        "agency": plan.principal.agency,
+        "youth": _YOUTH.dump(plan.youth),
+        "left_out": LEFT_OUT,
+    }
     return _chunked(_json_pieces(plan, head))
 
 
 def _json_pieces(plan: RecordPlan, head: dict) -> Iterator[str]:
     yield _dumps(head)[:-1] + ',"cases":['
     for i, record in enumerate(plan.cases()):
-        body = {**case_body(record.case), "access": record.access.relation.value,
-                "reactions": [_REACTION.dump(r) for r in record.reactions],
-                "consents": [_CONSENT.dump(c) for c in record.consents]}
+        body = {
+            **case_body(record.case),
+            "access": record.access.relation.value,
+            "reactions": [_REACTION.dump(r) for r in record.reactions],
+            "consents": [_CONSENT.dump(c) for c in record.consents],
+        }
         yield ("," if i else "") + _dumps(body)[:-1] + ',"events":'
         yield from _array(_dumps(_EVENT.dump(e)) for e in record.events)
         if record.notes is not None:

@@ -6,6 +6,7 @@ bounded however many entries the youth has. Which cases and entries go in is the
 the cases the agency reads (lead, or under consent), their entries as `can_see_entry` allows
 (the agency's own always), and the access-log events of the youth outside any case or on
 those cases."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -30,8 +31,19 @@ from casesvc.reactions.models import Reaction
 from casesvc.youths.models import Youth
 
 BATCH = 500
-ACCESS_LOG_COLUMNS = ("seq", "at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
-                      "case_id", "outcome", "basis")
+ACCESS_LOG_COLUMNS = (
+    "seq",
+    "at",
+    "actor",
+    "actor_role",
+    "actor_agency",
+    "action",
+    "resource_type",
+    "resource_id",
+    "case_id",
+    "outcome",
+    "basis",
+)
 
 
 @dataclass
@@ -68,20 +80,32 @@ class RecordPlan:
             if case is None:  # deleted meanwhile (retention)
                 continue
             reactions = db.session.scalars(
-                select(Reaction).where(Reaction.case_id == case.id)
+                select(Reaction)
+                .where(Reaction.case_id == case.id)
                 .options(selectinload(Reaction.conditions), selectinload(Reaction.signatures))
-                .order_by(Reaction.created_at, Reaction.id)).all()
-            consents = db.session.scalars(select(Consent).where(Consent.case_id == case.id)
-                                          .order_by(Consent.created_at, Consent.id)).all()
-            yield CaseRecord(case, access, reactions, consents, self._entries(Event, case, access),
-                             self._entries(Note, case, access) if self.with_notes else None)
+                .order_by(Reaction.created_at, Reaction.id)
+            ).all()
+            consents = db.session.scalars(
+                select(Consent).where(Consent.case_id == case.id).order_by(Consent.created_at, Consent.id)
+            ).all()
+            yield CaseRecord(
+                case,
+                access,
+                reactions,
+                consents,
+                self._entries(Event, case, access),
+                self._entries(Note, case, access) if self.with_notes else None,
+            )
 
     def _entries(self, model, case: Case, access: CaseAccess):
         """Rows, not ORM objects (the schemas read them alike): a record of thousands of entries
         costs no identity map and no object per entry."""
-        stmt = (select(*model.__table__.c)
-                .where(model.case_id == case.id, visible_entries_clause(model, self.principal, access))
-                .order_by(model.created_at, model.id).execution_options(yield_per=BATCH))
+        stmt = (
+            select(*model.__table__.c)
+            .where(model.case_id == case.id, visible_entries_clause(model, self.principal, access))
+            .order_by(model.created_at, model.id)
+            .execution_options(yield_per=BATCH)
+        )
         yield from db.session.execute(stmt)
 
     def access_log(self) -> Iterator:
@@ -89,21 +113,28 @@ class RecordPlan:
         on the cases in this record."""
         seal()
         case_ids = [case_id for case_id, _ in self.cases_seen]
-        stmt = (select(*(getattr(AuditEvent, name) for name in ACCESS_LOG_COLUMNS))
-                .where(AuditEvent.youth_id == self.youth_id,
-                       or_(AuditEvent.case_id.is_(None), AuditEvent.case_id.in_(case_ids)))
-                .order_by(AuditEvent.seq).execution_options(yield_per=BATCH))
+        stmt = (
+            select(*(getattr(AuditEvent, name) for name in ACCESS_LOG_COLUMNS))
+            .where(
+                AuditEvent.youth_id == self.youth_id,
+                or_(AuditEvent.case_id.is_(None), AuditEvent.case_id.in_(case_ids)),
+            )
+            .order_by(AuditEvent.seq)
+            .execution_options(yield_per=BATCH)
+        )
         yield from db.session.execute(stmt)
 
 
 def plan_record(principal: Principal, youth_id: str) -> RecordPlan:
     enforce(check_role(principal, Action.READ_YOUTH))
     youth = load_youth(youth_id)
-    cases = db.session.scalars(select(Case).where(Case.youth_id == youth.id)
-                               .order_by(Case.opened_at, Case.id)).all()
+    cases = db.session.scalars(select(Case).where(Case.youth_id == youth.id).order_by(Case.opened_at, Case.id)).all()
     accesses = [access_to(principal, case) for case in cases]
     enforce(record_decision(principal, accesses, youth_visible(principal, youth.created_by_agency, accesses)))
-    seen = [(case.id, access) for case, access in zip(cases, accesses, strict=True)
-            if access.relation in (Relation.LEAD, Relation.SHARED)]
+    seen = [
+        (case.id, access)
+        for case, access in zip(cases, accesses, strict=True)
+        if access.relation in (Relation.LEAD, Relation.SHARED)
+    ]
     audit.note(resource_type="youth_record", resource_id=youth.id, ids=[case_id for case_id, _ in seen])
     return RecordPlan(principal, youth.id, seen, utcnow())

@@ -17,14 +17,21 @@ HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; f
 
 @blp.route("/youths/<youth_id>/record", methods=["GET"])
 @requires(Action.READ_YOUTH)
-@blp.doc(responses={"200": {"description": "Everything the caller's agency holds about the youth, and the access "
-                                           "log for it: JSON, or with `Accept: text/html` a printable page in "
-                                           "bokmål (streamed)",
-                            "content": {"application/json": {"schema": {"type": "object"}},
-                                        "text/html": {"schema": {"type": "string"}}}},
-                     "403": {"description": "Not the lead agency of one of the youth's cases, nor a coordinator "
-                                            "taking part in one"},
-                     "404": {"description": "No such youth, or not one the caller may see"}})
+@blp.doc(
+    responses={
+        "200": {
+            "description": "Everything the caller's agency holds about the youth, and the access "
+            "log for it: JSON, or with `Accept: text/html` a printable page in "
+            "bokmål (streamed)",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        },
+        "403": {"description": "Not the lead agency of one of the youth's cases, nor a coordinator taking part in one"},
+        "404": {"description": "No such youth, or not one the caller may see"},
+    }
+)
 def youth_record(youth_id):
     """The youth's record for a request for access (GDPR art. 15): for the lead agency of one of
     the youth's cases or a coordinator taking part in one"""

@@ -1,4 +1,5 @@
 """`casesvc reminders run|work`: the worker that creates due reminders and delivers webhooks."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ from casesvc.commands import DomainGroup, instant
 from casesvc.extensions import db
 from casesvc.reminders.worker import run
 
-reminders = DomainGroup("reminders", help="Reminders: the worker that creates due reminders and delivers "
-                                           "their webhooks.")
+reminders = DomainGroup(
+    "reminders", help="Reminders: the worker that creates due reminders and delivers their webhooks."
+)
 log = logging.getLogger("casesvc.reminders")
 
 
@@ -27,8 +29,7 @@ def reminders_run(now):
 
 
 @reminders.command("work")
-@click.option("--interval", default=60, show_default=True, type=click.IntRange(1, 86400),
-              help="Seconds between passes")
+@click.option("--interval", default=60, show_default=True, type=click.IntRange(1, 86400), help="Seconds between passes")
 def reminders_work(interval):
     """Run a pass every --interval seconds until interrupted (SIGINT or SIGTERM)."""
     stop = threading.Event()
@@ -37,8 +38,10 @@ def reminders_work(interval):
         try:
             result = run()
             click.echo(json.dumps(result))
-            log.info("reminders pass done", extra={"reminders_created": result["created"],
-                                                   "deliveries": result["deliveries"]})
+            log.info(
+                "reminders pass done",
+                extra={"reminders_created": result["created"], "deliveries": result["deliveries"]},
+            )
         except OperationalError as exc:  # the database is away for a moment: try again next pass
             db.session.rollback()
             log.warning("reminders pass failed: %s", exc.orig.__class__.__name__)

@@ -3,6 +3,7 @@ event answers and schedule what follows it, dismiss what a closed case or reacti
 without purpose, follow a reaction's new dates. `connect()` subscribes them once, from
 `create_app`; each runs in the publisher's session and transaction, so a reminder change
 commits (or rolls back) with the work that caused it."""
+
 from __future__ import annotations
 
 from flask import current_app
@@ -34,19 +35,36 @@ def on_event_logged(event: Event, case: Case) -> None:
     settings = current_app.config["CASESVC"]
     by = f"event:{event.id}"
     # contact: the case has been seen since the reminder's basis
-    stale = [r for r in open_reminders(Reminder.case_id == case.id, Reminder.kind == "no_recent_contact")
-             if event.occurred_at > (r.basis_at or case.opened_at)]
+    stale = [
+        r
+        for r in open_reminders(Reminder.case_id == case.id, Reminder.kind == "no_recent_contact")
+        if event.occurred_at > (r.basis_at or case.opened_at)
+    ]
     settle(stale, "done", by)
     if event.condition_id is not None and rules.answers_condition(event.kind, event.result):
         _condition_answered(event, case, settings, by)
     if event.reaction_id is not None and event.kind in ("conversation", "meeting"):
-        settle(open_reminders(Reminder.reaction_id == event.reaction_id, Reminder.kind == "conversation_scheduled"),
-               "done", by)
+        settle(
+            open_reminders(Reminder.reaction_id == event.reaction_id, Reminder.kind == "conversation_scheduled"),
+            "done",
+            by,
+        )
     if event.kind == "drug_test" and event.result == "missed":
         due = rules.missed_test(event.occurred_at)
-        insert_reminders([reminder_row("missed_test", case.id, due, rules.assignee("missed_test", case.lead_agency),
-                                       "event", event.id, reaction_id=event.reaction_id,
-                                       basis_at=event.occurred_at)])
+        insert_reminders(
+            [
+                reminder_row(
+                    "missed_test",
+                    case.id,
+                    due,
+                    rules.assignee("missed_test", case.lead_agency),
+                    "event",
+                    event.id,
+                    reaction_id=event.reaction_id,
+                    basis_at=event.occurred_at,
+                )
+            ]
+        )
 
 
 def _condition_answered(event: Event, case: Case, settings, by: str) -> None:
@@ -65,9 +83,22 @@ def _condition_answered(event: Event, case: Case, settings, by: str) -> None:
         reminder.basis_at = last
     settle([r for r in pending if r.dedupe_key != key], "done", by)
     if not keep:
-        insert_reminders([reminder_row("condition_due", case.id, due, condition.responsible_agency, "condition",
-                                       condition.id, reaction_id=reaction.id, basis_at=last, dedupe_key=key)],
-                         refresh_basis=True)
+        insert_reminders(
+            [
+                reminder_row(
+                    "condition_due",
+                    case.id,
+                    due,
+                    condition.responsible_agency,
+                    "condition",
+                    condition.id,
+                    reaction_id=reaction.id,
+                    basis_at=last,
+                    dedupe_key=key,
+                )
+            ],
+            refresh_basis=True,
+        )
 
 
 def on_case_closed(case: Case) -> None:
@@ -86,8 +117,9 @@ def on_reaction_changed(reaction: Reaction) -> None:
     moved to another day it is dismissed (reminders are one per rule, source and day)."""
     ends = {reaction.ends_on, reaction.probation_ends_on} - {None}
     days = current_app.config["CASESVC"].reminder_conversation_days
-    for reminder in open_reminders(Reminder.reaction_id == reaction.id,
-                          Reminder.kind.in_(("reaction_ending", "conversation_scheduled"))):
+    for reminder in open_reminders(
+        Reminder.reaction_id == reaction.id, Reminder.kind.in_(("reaction_ending", "conversation_scheduled"))
+    ):
         if reminder.kind == "reaction_ending":
             if reminder.basis_on not in ends:
                 settle([reminder], "dismissed", "reaction-rescheduled")
@@ -103,8 +135,11 @@ def on_reaction_changed(reaction: Reaction) -> None:
 
 
 def on_consent_withdrawn(consent: Consent) -> None:
-    settle(open_reminders(Reminder.source_id == consent.id, Reminder.kind == "consent_expiring"), "dismissed",
-           "consent-withdrawn")
+    settle(
+        open_reminders(Reminder.source_id == consent.id, Reminder.kind == "consent_expiring"),
+        "dismissed",
+        "consent-withdrawn",
+    )
 
 
 def on_case_moved(case: Case, from_agency: str, departed: frozenset[str] = frozenset(), **_) -> int:
@@ -115,9 +150,13 @@ def on_case_moved(case: Case, from_agency: str, departed: frozenset[str] = froze
     coordinator agency; a manual reminder of an agency that left is dismissed. Webhook deliveries
     not yet made follow."""
     coordinator = rules.coordinator_agency(case.lead_agency, participant_kinds({case.id})[case.id])
-    responsible = dict(db.session.execute(
-        select(Condition.id, Condition.responsible_agency).join(Reaction, Reaction.id == Condition.reaction_id)
-        .where(Reaction.case_id == case.id)).all())
+    responsible = dict(
+        db.session.execute(
+            select(Condition.id, Condition.responsible_agency)
+            .join(Reaction, Reaction.id == Condition.reaction_id)
+            .where(Reaction.case_id == case.id)
+        ).all()
+    )
     former = {from_agency, *departed}
     moved, dropped = [], []
     for reminder in open_reminders(Reminder.case_id == case.id):
@@ -138,9 +177,11 @@ def on_case_moved(case: Case, from_agency: str, departed: frozenset[str] = froze
     settle(dropped, "dismissed", "case-transferred")
     if moved:
         deliveries = WebhookDelivery.__table__
-        db.session.execute(update(deliveries)
-                           .where(deliveries.c.reminder_id.in_([r.id for r in moved]), deliveries.c.state == "pending")
-                           .values(state="cancelled", finished_at=utcnow(), lease_until=None, claim_token=None))
+        db.session.execute(
+            update(deliveries)
+            .where(deliveries.c.reminder_id.in_([r.id for r in moved]), deliveries.c.state == "pending")
+            .values(state="cancelled", finished_at=utcnow(), lease_until=None, claim_token=None)
+        )
         db.session.flush()
         enqueue_deliveries([r for r in moved if r.status == "pending"])
     return len(moved)
@@ -149,8 +190,19 @@ def on_case_moved(case: Case, from_agency: str, departed: frozenset[str] = froze
 def on_emergency_access_opened(access, case) -> None:
     """An emergency access asks the lead agency to review it: due at once (README "Emergency access")."""
     kind = "emergency_access_review"
-    insert_reminders([reminder_row(kind, case.id, access.started_at, rules.assignee(kind, case.lead_agency),
-                                   "emergency_access", access.id, basis_at=access.started_at)])
+    insert_reminders(
+        [
+            reminder_row(
+                kind,
+                case.id,
+                access.started_at,
+                rules.assignee(kind, case.lead_agency),
+                "emergency_access",
+                access.id,
+                basis_at=access.started_at,
+            )
+        ]
+    )
 
 
 def connect() -> None:

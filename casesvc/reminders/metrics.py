@@ -1,5 +1,6 @@
 """Reminder and webhook figures for /metrics, read from the database when scraped: the worker
 runs in another process (cron), so in-process counters would show nothing."""
+
 from __future__ import annotations
 
 import logging
@@ -19,12 +20,15 @@ log = logging.getLogger(__name__)
 def metric_counts(now: datetime | None = None) -> dict:
     now = now or utcnow()
     pending = db.session.scalar(select(func.count()).select_from(Reminder).where(Reminder.status == "pending"))
-    overdue = db.session.scalar(select(func.count()).select_from(Reminder).where(
-        Reminder.status == "pending", Reminder.due_at <= now))
-    escalated = db.session.scalar(select(func.count()).select_from(Reminder).where(
-        Reminder.kind == "escalation", Reminder.status == "pending"))
-    outcomes = dict(db.session.execute(select(WebhookAttempt.outcome, func.count())
-                                       .group_by(WebhookAttempt.outcome)).all())
+    overdue = db.session.scalar(
+        select(func.count()).select_from(Reminder).where(Reminder.status == "pending", Reminder.due_at <= now)
+    )
+    escalated = db.session.scalar(
+        select(func.count()).select_from(Reminder).where(Reminder.kind == "escalation", Reminder.status == "pending")
+    )
+    outcomes = dict(
+        db.session.execute(select(WebhookAttempt.outcome, func.count()).group_by(WebhookAttempt.outcome)).all()
+    )
     return {"pending": pending, "overdue": overdue, "escalated": escalated, "attempts": outcomes}
 
 
@@ -33,8 +37,7 @@ def _families():
         GaugeMetricFamily("casesvc_reminders_pending", "Reminders pending (not acknowledged, done or dismissed)"),
         GaugeMetricFamily("casesvc_reminders_overdue", "Pending reminders whose due time has passed"),
         GaugeMetricFamily("casesvc_reminders_escalated", "Escalation reminders pending"),
-        CounterMetricFamily("casesvc_webhook_deliveries", "Webhook delivery attempts by outcome",
-                            labels=["outcome"]),
+        CounterMetricFamily("casesvc_webhook_deliveries", "Webhook delivery attempts by outcome", labels=["outcome"]),
     )
 
 

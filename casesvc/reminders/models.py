@@ -1,4 +1,5 @@
 """Reminders, agencies' webhooks, and the webhook outbox with its attempts."""
+
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -52,8 +53,12 @@ class Reminder(IdMixin, CreatedMixin, Model):
         Index("ix_reminders_status_due", "status", "due_at"),
         # what the worker may have to escalate: pending and not yet escalated (rows leave it when
         # they are escalated or settled, so the check stays small)
-        Index("ix_reminders_unescalated", "due_at", postgresql_where=sql_text(_UNESCALATED),
-              sqlite_where=sql_text(_UNESCALATED)),
+        Index(
+            "ix_reminders_unescalated",
+            "due_at",
+            postgresql_where=sql_text(_UNESCALATED),
+            sqlite_where=sql_text(_UNESCALATED),
+        ),
         Index("ix_reminders_reaction", "reaction_id"),
     )
 

@@ -4,6 +4,7 @@ Nothing here touches the database or the clock: the worker (service.py) gathers 
 calls these, and the tests call them directly. Business dates are Europe/Oslo; a reminder that
 falls on a date is due at the start of that day in Oslo (00:00 local time), returned in UTC.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,6 +44,7 @@ def add_months(day: date, months: int) -> date:
 
 
 # --- the rules ----------------------------------------------------------------------------
+
 
 def answers_condition(kind: str, result: str | None) -> bool:
     """Does an event linked to a condition count as the condition being met?"""
@@ -109,12 +111,12 @@ def escalation_due(due_at: datetime, created_at: datetime, days: int) -> datetim
     return max(due_at, created_at) + timedelta(days=days)
 
 
-def should_escalate(kind: str, status: str, due_at: datetime, created_at: datetime, now: datetime,
-                    days: int) -> bool:
+def should_escalate(kind: str, status: str, due_at: datetime, created_at: datetime, now: datetime, days: int) -> bool:
     return kind != "escalation" and status == "pending" and escalation_due(due_at, created_at, days) <= now
 
 
 # --- who gets it ----------------------------------------------------------------------------
+
 
 def coordinator_agency(lead_agency: str, participants: list[tuple[str, str]]) -> str:
     """A participant of kind `coordinator` (the first by code), else the lead agency.
@@ -123,8 +125,14 @@ def coordinator_agency(lead_agency: str, participants: list[tuple[str, str]]) ->
     return coordinators[0] if coordinators else lead_agency
 
 
-def assignee(kind: str, lead_agency: str, *, responsible_agency: str | None = None,
-             coordinator: str | None = None, named: str | None = None) -> str:
+def assignee(
+    kind: str,
+    lead_agency: str,
+    *,
+    responsible_agency: str | None = None,
+    coordinator: str | None = None,
+    named: str | None = None,
+) -> str:
     chosen = {"condition_due": responsible_agency, "escalation": coordinator, "manual": named}.get(kind, lead_agency)
     if chosen is None:  # a caller's mistake: every reminder is some agency's
         raise ValueError(f"a {kind} reminder needs the agency it is for")
@@ -132,6 +140,7 @@ def assignee(kind: str, lead_agency: str, *, responsible_agency: str | None = No
 
 
 # --- identity: what makes a reminder "the same" ----------------------------------------------
+
 
 def dedupe_key(kind: str, source_id: str, due_at: datetime) -> str:
     """One reminder per (rule, source, due date): a second creation is refused by the database's

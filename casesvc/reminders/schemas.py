@@ -9,8 +9,11 @@ OUTCOMES = ("delivered", "retrying", "failed")
 
 
 class SourceSchema(ma.Schema):
-    type = ma.fields.String(metadata={"description": "condition, reaction, consent, case, event, youth, "
-                                                     "reminder (escalation) or user (manual)"})
+    type = ma.fields.String(
+        metadata={
+            "description": "condition, reaction, consent, case, event, youth, reminder (escalation) or user (manual)"
+        }
+    )
     id = ma.fields.String()
 
 
@@ -24,8 +27,11 @@ class ReminderSchema(ma.Schema):
     status = ma.fields.String(dump_only=True, metadata={"enum": list(STATUSES)})
     source = ma.fields.Nested(SourceSchema, dump_only=True, metadata={"description": "What caused it"})
     reaction_id = ma.fields.String(dump_only=True, allow_none=True)
-    text = ma.fields.String(dump_only=True, allow_none=True,
-                            metadata={"description": "Manual reminders only; never in webhooks or the calendar"})
+    text = ma.fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "Manual reminders only; never in webhooks or the calendar"},
+    )
     escalated_at = Instant(dump_only=True, allow_none=True)
     settled_at = Instant(dump_only=True, allow_none=True)
     created_at = Instant(dump_only=True)
@@ -35,10 +41,14 @@ class ReminderSchema(ma.Schema):
 class ManualReminderSchema(Body):
     due_at = BusinessInstant(required=True)
     assignee_agency = ma.fields.String(metadata={"description": "A participating agency; default: the caller's"})
-    assignee_user = ma.fields.String(allow_none=True,
-                                     metadata={"description": "A user of the assignee agency (optional)"})
-    text = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=2000),
-                            metadata={"description": "Shown in the API to the assignee agency only"})
+    assignee_user = ma.fields.String(
+        allow_none=True, metadata={"description": "A user of the assignee agency (optional)"}
+    )
+    text = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(max=2000),
+        metadata={"description": "Shown in the API to the assignee agency only"},
+    )
 
 
 class SnoozeSchema(Body):
@@ -54,14 +64,25 @@ class ReminderQuery(PageArgs):
 
 class WebhookSchema(Body):
     agency = ma.fields.String(dump_only=True, attribute="agency_code")
-    url = ma.fields.String(required=True, metadata={"description": "http(s); in production not a loopback or "
-                                                                   "private address", "minLength": 1,
-                                                    "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
-                                                    "maxLength": MAX_URL_LENGTH})
-    secret = ma.fields.String(required=True, load_only=True,
-                              metadata={"description": "1-255 characters (a long random one is recommended); "
-                                                       "signs every delivery; never shown again",
-                                                       "minLength": MIN_SECRET_LENGTH, "maxLength": 255})
+    url = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "http(s); in production not a loopback or private address",
+            "minLength": 1,
+            "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+            "maxLength": MAX_URL_LENGTH,
+        },
+    )
+    secret = ma.fields.String(
+        required=True,
+        load_only=True,
+        metadata={
+            "description": "1-255 characters (a long random one is recommended); "
+            "signs every delivery; never shown again",
+            "minLength": MIN_SECRET_LENGTH,
+            "maxLength": 255,
+        },
+    )
     secret_set = ma.fields.Constant(True, dump_only=True)
     created_at = Instant(dump_only=True)
     updated_at = Instant(dump_only=True)
@@ -85,5 +106,9 @@ class AttemptQuery(PageArgs):
 
 
 class CalendarFeedSchema(ma.Schema):
-    url = ma.fields.String(dump_only=True, metadata={
-        "description": "The secret address of the caller's reminders calendar (shown once; it holds the token)"})
+    url = ma.fields.String(
+        dump_only=True,
+        metadata={
+            "description": "The secret address of the caller's reminders calendar (shown once; it holds the token)"
+        },
+    )

@@ -1,5 +1,6 @@
 """Reminders through the API: the caller's agency's reminders on cases they may see, acting on
 them (ack, done, dismiss, snooze), manual reminders, and the calendar feed."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -41,8 +42,12 @@ def _visible(principal: Principal, now: datetime):
 
 def list_reminders(principal: Principal, args: dict) -> dict:
     """The caller's agency's reminders on cases its users may see, soonest first."""
-    stmt = filter_equal(select(Reminder).join(Case, Case.id == Reminder.case_id).where(_visible(principal, utcnow())),
-                        Reminder, args, ("status", "kind", "case_id"))
+    stmt = filter_equal(
+        select(Reminder).join(Case, Case.id == Reminder.case_id).where(_visible(principal, utcnow())),
+        Reminder,
+        args,
+        ("status", "kind", "case_id"),
+    )
     if args.get("due_before"):
         stmt = stmt.where(Reminder.due_at < args["due_before"])
     return SOONEST_FIRST.fetch(stmt, args["limit"], args.get("cursor"))
@@ -85,9 +90,13 @@ def snooze(principal: Principal, reminder: Reminder, until: datetime) -> Reminde
         raise field_error("until", _("Must be in the future."))
     reminder.status = "pending"
     reminder.due_at = until
-    waiting = db.session.scalars(select(WebhookDelivery).where(
-        WebhookDelivery.reminder_id == reminder.id, WebhookDelivery.state == "pending",
-        WebhookDelivery.attempts == 0)).all()
+    waiting = db.session.scalars(
+        select(WebhookDelivery).where(
+            WebhookDelivery.reminder_id == reminder.id,
+            WebhookDelivery.state == "pending",
+            WebhookDelivery.attempts == 0,
+        )
+    ).all()
     body = webhooks.payload(reminder.id, reminder.case_id, reminder.kind, until)
     for delivery in waiting:
         delivery.next_attempt_at = until
@@ -112,9 +121,20 @@ def create_manual(principal: Principal, case: Case, data: dict) -> Reminder:
     if errors:
         raise validation_error(errors)
     reminder_id = new_id()
-    reminder = Reminder(id=reminder_id, case_id=case.id, kind="manual", due_at=data["due_at"], assignee_agency=agency,
-                        assignee_user=user_id, status="pending", source_type="user", source_id=principal.subject,
-                        dedupe_key=f"manual:{reminder_id}", text=data.get("text"), created_by=principal.subject)
+    reminder = Reminder(
+        id=reminder_id,
+        case_id=case.id,
+        kind="manual",
+        due_at=data["due_at"],
+        assignee_agency=agency,
+        assignee_user=user_id,
+        status="pending",
+        source_type="user",
+        source_id=principal.subject,
+        dedupe_key=f"manual:{reminder_id}",
+        text=data.get("text"),
+        created_by=principal.subject,
+    )
     db.session.add(reminder)
     db.session.flush()
     enqueue_deliveries([reminder])
@@ -131,9 +151,12 @@ def calendar(principal: Principal) -> bytes:
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", "casesvc reminders")
-    stmt = (select(Reminder.id, Reminder.case_id, Reminder.kind, Reminder.due_at, Reminder.version)
-            .join(Case, Case.id == Reminder.case_id)
-            .where(_visible(principal, now), Reminder.status == "pending").order_by(Reminder.due_at, Reminder.id))
+    stmt = (
+        select(Reminder.id, Reminder.case_id, Reminder.kind, Reminder.due_at, Reminder.version)
+        .join(Case, Case.id == Reminder.case_id)
+        .where(_visible(principal, now), Reminder.status == "pending")
+        .order_by(Reminder.due_at, Reminder.id)
+    )
     for row in db.session.execute(stmt):
         event = icalendar.Event()
         event.add("uid", f"{row.id}@casesvc")

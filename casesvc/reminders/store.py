@@ -1,5 +1,6 @@
 """Reminder rows: inserting them (with their webhook outbox rows, in the same transaction),
 settling them, the open ones, and the SQL twins of the pure rules in `rules.py`."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -25,16 +26,34 @@ def _dialect() -> str:
     return db.engine.dialect.name
 
 
-def reminder_row(kind: str, case_id: str, due_at: datetime, assignee_agency: str, source_type: str,
-                 source_id: str, *, reaction_id: str | None = None, basis_at: datetime | None = None,
-                 basis_on=None, dedupe_key: str | None = None) -> dict:
+def reminder_row(
+    kind: str,
+    case_id: str,
+    due_at: datetime,
+    assignee_agency: str,
+    source_type: str,
+    source_id: str,
+    *,
+    reaction_id: str | None = None,
+    basis_at: datetime | None = None,
+    basis_on=None,
+    dedupe_key: str | None = None,
+) -> dict:
     """One reminder to insert: what it is, when it is due, who gets it, what caused it, and the
     basis that made it (a source is looked at again only when its basis changes). The dedupe
     key — one per rule, source and due day — defaults to the rule's own."""
-    return {"case_id": case_id, "reaction_id": reaction_id, "kind": kind, "due_at": due_at,
-            "assignee_agency": assignee_agency, "source_type": source_type, "source_id": source_id,
-            "basis_at": basis_at, "basis_on": basis_on,
-            "dedupe_key": dedupe_key or rules.dedupe_key(kind, source_id, due_at)}
+    return {
+        "case_id": case_id,
+        "reaction_id": reaction_id,
+        "kind": kind,
+        "due_at": due_at,
+        "assignee_agency": assignee_agency,
+        "source_type": source_type,
+        "source_id": source_id,
+        "basis_at": basis_at,
+        "basis_on": basis_on,
+        "dedupe_key": dedupe_key or rules.dedupe_key(kind, source_id, due_at),
+    }
 
 
 def insert_reminders(rows: list[dict], refresh_basis: bool = False, now: datetime | None = None) -> Sequence[Row]:
@@ -48,8 +67,10 @@ def insert_reminders(rows: list[dict], refresh_basis: bool = False, now: datetim
         return []
     now = now or utcnow()
     columns = sorted({key for row in unique for key in row})
-    values = [{**dict.fromkeys(columns), "id": new_id(), "created_at": now, "version": 1, "status": "pending", **row}
-              for row in unique]
+    values = [
+        {**dict.fromkeys(columns), "id": new_id(), "created_at": now, "version": 1, "status": "pending", **row}
+        for row in unique
+    ]
     table = Reminder.__table__
     if _dialect() == "postgresql":
         inserted = _insert_unnest(table, values)
@@ -58,12 +79,17 @@ def insert_reminders(rows: list[dict], refresh_basis: bool = False, now: datetim
         # skipped. The ids were made here: the rows that carry them are the ones inserted.
         db.session.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"]), values)
         inserted = db.session.execute(
-            select(*_inserted_columns(table)).where(table.c.id.in_([v["id"] for v in values]))).all()
+            select(*_inserted_columns(table)).where(table.c.id.in_([v["id"] for v in values]))
+        ).all()
     if refresh_basis and len(inserted) < len(values):
         done = {row.dedupe_key for row in inserted}
         stale = [{"k": v["dedupe_key"], "b": v["basis_at"]} for v in values if v["dedupe_key"] not in done]
-        db.session.execute(update(table).where(table.c.dedupe_key == _bind("k", table.c.dedupe_key))
-                           .values(basis_at=_bind("b", table.c.basis_at)), stale)
+        db.session.execute(
+            update(table)
+            .where(table.c.dedupe_key == _bind("k", table.c.dedupe_key))
+            .values(basis_at=_bind("b", table.c.basis_at)),
+            stale,
+        )
     enqueue_deliveries(inserted)
     return inserted
 
@@ -84,8 +110,10 @@ def _insert_unnest(table, values: list[dict]) -> Sequence[Row]:
         sql_type = column_type.impl if hasattr(column_type, "impl") else column_type
         pg_type = sql_type.compile(dialect=db.engine.dialect)
         arrays.append(f"CAST(:{name} AS {pg_type}[])")
-        params[name] = [column_type.process_bind_param(v[name], None) if hasattr(column_type, "process_bind_param")
-                        else v[name] for v in values]
+        params[name] = [
+            column_type.process_bind_param(v[name], None) if hasattr(column_type, "process_bind_param") else v[name]
+            for v in values
+        ]
     statement = text(
         f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(arrays)}) "  # noqa: S608 (the model's names)
         f"ON CONFLICT (dedupe_key) DO NOTHING "
@@ -105,10 +133,23 @@ def enqueue_deliveries(reminders) -> int:
         return 0
     hooked = set(db.session.scalars(select(Webhook.agency_code).where(Webhook.agency_code.in_(sorted(agencies)))))
     now = utcnow()
-    rows = [{"id": new_id(), "created_at": now, "reminder_id": r.id, "agency_code": r.assignee_agency,
-             "body": webhooks.payload(r.id, r.case_id, r.kind, r.due_at), "state": "pending", "attempts": 0,
-             "next_attempt_at": r.due_at, "lease_until": None, "claim_token": None, "finished_at": None}
-            for r in reminders if r.assignee_agency in hooked]
+    rows = [
+        {
+            "id": new_id(),
+            "created_at": now,
+            "reminder_id": r.id,
+            "agency_code": r.assignee_agency,
+            "body": webhooks.payload(r.id, r.case_id, r.kind, r.due_at),
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": r.due_at,
+            "lease_until": None,
+            "claim_token": None,
+            "finished_at": None,
+        }
+        for r in reminders
+        if r.assignee_agency in hooked
+    ]
     if rows:
         db.session.execute(insert(WebhookDelivery.__table__), rows)
     return len(rows)
@@ -124,8 +165,11 @@ def settle(reminders: list[Reminder], status: str, by: str) -> int:
         reminder.settled_by = by
     ids = [r.id for r in open_ones]
     if ids:
-        escalations = db.session.scalars(select(Reminder).where(
-            Reminder.kind == "escalation", Reminder.source_id.in_(ids), Reminder.status.in_(OPEN))).all()
+        escalations = db.session.scalars(
+            select(Reminder).where(
+                Reminder.kind == "escalation", Reminder.source_id.in_(ids), Reminder.status.in_(OPEN)
+            )
+        ).all()
         for escalation in escalations:
             escalation.status = status
             escalation.settled_at = now
@@ -135,13 +179,17 @@ def settle(reminders: list[Reminder], status: str, by: str) -> int:
 
 
 def open_reminders(*conditions) -> list[Reminder]:
-    return list(db.session.scalars(select(Reminder).where(Reminder.status.in_(OPEN), *conditions)
-                                   .order_by(Reminder.id)))
+    return list(
+        db.session.scalars(select(Reminder).where(Reminder.status.in_(OPEN), *conditions).order_by(Reminder.id))
+    )
 
 
 def last_answer(condition_id: str, case_id: str) -> datetime | None:
-    return db.session.scalar(select(func.max(Event.occurred_at)).where(
-        Event.case_id == case_id, Event.condition_id == condition_id, answers_clause()))
+    return db.session.scalar(
+        select(func.max(Event.occurred_at)).where(
+            Event.case_id == case_id, Event.condition_id == condition_id, answers_clause()
+        )
+    )
 
 
 def answers_clause():
@@ -154,8 +202,9 @@ def participant_kinds(cases: set[str]) -> dict[str, list[tuple[str, str]]]:
     found: dict[str, list[tuple[str, str]]] = {case_id: [] for case_id in cases}
     if cases:
         for case_id, code, kind in db.session.execute(
-                select(Participant.case_id, Participant.agency_code, Agency.kind)
-                .join(Agency, Agency.code == Participant.agency_code)
-                .where(Participant.case_id.in_(sorted(cases)))):
+            select(Participant.case_id, Participant.agency_code, Agency.kind)
+            .join(Agency, Agency.code == Participant.agency_code)
+            .where(Participant.case_id.in_(sorted(cases)))
+        ):
             found[case_id].append((code, kind))
     return found

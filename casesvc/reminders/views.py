@@ -23,10 +23,18 @@ from casesvc.reminders.schemas import (
 )
 from casesvc.web import etag_header, transactional
 
-blp = Blueprint("reminders", __name__, url_prefix="/api/v1",
-                description="Reminders: due tasks of the caller's agency, and the calendar feed")
-hooks_blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/agencies/<code>/webhook",
-                      description="Where an agency's due reminders are POSTed (admin)")
+blp = Blueprint(
+    "reminders",
+    __name__,
+    url_prefix="/api/v1",
+    description="Reminders: due tasks of the caller's agency, and the calendar feed",
+)
+hooks_blp = Blueprint(
+    "webhooks",
+    __name__,
+    url_prefix="/api/v1/agencies/<code>/webhook",
+    description="Where an agency's due reminders are POSTed (admin)",
+)
 
 
 def reminder_response(reminder, status: int = 200):
@@ -47,16 +55,26 @@ def list_reminders(args):
 
 @blp.route("/reminders.ics", methods=["GET"])
 @requires(Action.READ_REMINDERS)
-@blp.doc(security=[{"bearerAuth": []}, {"calendarFeed": []}], responses={
-    "200": {"description": "RFC 5545 calendar: one event per pending reminder, with its id, case id and kind only "
-                           "(no names or content)", "content": {"text/calendar": {"schema": {"type": "string"}}}},
-    "401": {"description": "No valid bearer token, and no `feed` address that is still open (`unauthorized`)"},
-    "403": {"description": "The token lacks `reminders:read`"}})
+@blp.doc(
+    security=[{"bearerAuth": []}, {"calendarFeed": []}],
+    responses={
+        "200": {
+            "description": "RFC 5545 calendar: one event per pending reminder, with its id, case id and kind only "
+            "(no names or content)",
+            "content": {"text/calendar": {"schema": {"type": "string"}}},
+        },
+        "401": {"description": "No valid bearer token, and no `feed` address that is still open (`unauthorized`)"},
+        "403": {"description": "The token lacks `reminders:read`"},
+    },
+)
 def reminders_calendar():
     """The caller's pending reminders as an iCalendar feed (with a bearer token, or at the secret
     address of `POST /reminders/feed`: `?feed=…`, no Authorization header)"""
-    return Response(service.calendar(current_principal()), mimetype="text/calendar",
-                    headers={"Content-Disposition": 'inline; filename="reminders.ics"'})
+    return Response(
+        service.calendar(current_principal()),
+        mimetype="text/calendar",
+        headers={"Content-Disposition": 'inline; filename="reminders.ics"'},
+    )
 
 
 @blp.route("/reminders/feed", methods=["POST"])
@@ -108,8 +126,11 @@ def _act(reminder_id: str, action: str):
 @transactional(idempotent=True)
 @requires(Action.WRITE_REMINDER)
 @blp.response(200, ReminderSchema)
-@problem_documented(blp, 409, "A move the reminder's states do not allow: `current`, `to` and `allowed` name them "
-                   "(`transition-not-allowed`)")
+@problem_documented(
+    blp,
+    409,
+    "A move the reminder's states do not allow: `current`, `to` and `allowed` name them (`transition-not-allowed`)",
+)
 def ack_reminder(reminder_id):
     """Acknowledge: someone has it in hand (it no longer escalates)"""
     return _act(reminder_id, "ack")
@@ -119,8 +140,11 @@ def ack_reminder(reminder_id):
 @transactional(idempotent=True)
 @requires(Action.WRITE_REMINDER)
 @blp.response(200, ReminderSchema)
-@problem_documented(blp, 409, "A move the reminder's states do not allow: `current`, `to` and `allowed` name them "
-                   "(`transition-not-allowed`)")
+@problem_documented(
+    blp,
+    409,
+    "A move the reminder's states do not allow: `current`, `to` and `allowed` name them (`transition-not-allowed`)",
+)
 def done_reminder(reminder_id):
     """Mark done"""
     return _act(reminder_id, "done")
@@ -130,8 +154,11 @@ def done_reminder(reminder_id):
 @transactional(idempotent=True)
 @requires(Action.WRITE_REMINDER)
 @blp.response(200, ReminderSchema)
-@problem_documented(blp, 409, "A move the reminder's states do not allow: `current`, `to` and `allowed` name them "
-                   "(`transition-not-allowed`)")
+@problem_documented(
+    blp,
+    409,
+    "A move the reminder's states do not allow: `current`, `to` and `allowed` name them (`transition-not-allowed`)",
+)
 def dismiss_reminder(reminder_id):
     """Dismiss: nothing to do"""
     return _act(reminder_id, "dismiss")
@@ -142,8 +169,11 @@ def dismiss_reminder(reminder_id):
 @requires(Action.WRITE_REMINDER)
 @blp.arguments(SnoozeSchema())
 @blp.response(200, ReminderSchema)
-@problem_documented(blp, 409, "A move the reminder's states do not allow: `current`, `to` and `allowed` name them "
-                   "(`transition-not-allowed`)")
+@problem_documented(
+    blp,
+    409,
+    "A move the reminder's states do not allow: `current`, `to` and `allowed` name them (`transition-not-allowed`)",
+)
 def snooze_reminder(data, reminder_id):
     """Snooze: pending again, due at `until` (its webhook goes out then)"""
     principal = current_principal()
@@ -165,6 +195,7 @@ def create_reminder(data, case_id):
 
 
 # --- webhooks (admin) ---------------------------------------------------------------------------
+
 
 @hooks_blp.route("", methods=["PUT"])
 @transactional()

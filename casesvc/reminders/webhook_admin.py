@@ -1,4 +1,5 @@
 """An agency's webhook (admin): set, replace, remove, and the record of delivery attempts."""
+
 from __future__ import annotations
 
 from flask import current_app
@@ -50,15 +51,19 @@ def put_webhook(code: str, data: dict) -> tuple[Webhook, bool]:
     existing = db.session.get(Webhook, code)
     created = existing is None
     if existing is None:
-        webhook = Webhook(agency_code=code, url=data["url"], secret=encrypt_at_rest(data["secret"]), created_at=now,
-                          updated_at=now)
+        webhook = Webhook(
+            agency_code=code, url=data["url"], secret=encrypt_at_rest(data["secret"]), created_at=now, updated_at=now
+        )
         db.session.add(webhook)
         db.session.flush()
         upcoming = db.session.execute(
-            select(Reminder.id, Reminder.case_id, Reminder.kind, Reminder.due_at, Reminder.assignee_agency)
-            .where(Reminder.assignee_agency == code, Reminder.status == "pending", Reminder.due_at > now,
-                   ~exists().where(WebhookDelivery.reminder_id == Reminder.id,
-                                   WebhookDelivery.state == "pending"))).all()
+            select(Reminder.id, Reminder.case_id, Reminder.kind, Reminder.due_at, Reminder.assignee_agency).where(
+                Reminder.assignee_agency == code,
+                Reminder.status == "pending",
+                Reminder.due_at > now,
+                ~exists().where(WebhookDelivery.reminder_id == Reminder.id, WebhookDelivery.state == "pending"),
+            )
+        ).all()
         enqueue_deliveries(upcoming)
     else:
         webhook = existing
@@ -72,8 +77,11 @@ def put_webhook(code: str, data: dict) -> tuple[Webhook, bool]:
 def delete_webhook(code: str) -> None:
     webhook = get_webhook(code)
     table = WebhookDelivery.__table__
-    db.session.execute(update(table).where(table.c.agency_code == code, table.c.state == "pending")
-                       .values(state="cancelled", finished_at=utcnow(), lease_until=None, claim_token=None))
+    db.session.execute(
+        update(table)
+        .where(table.c.agency_code == code, table.c.state == "pending")
+        .values(state="cancelled", finished_at=utcnow(), lease_until=None, claim_token=None)
+    )
     db.session.delete(webhook)
     db.session.flush()
 

@@ -8,6 +8,7 @@ recomputes the HMAC over the raw body it received, checks the header equals the 
 `timestamp`, and refuses one more than a few minutes old (replay protection, as Stripe and
 GitHub do).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,10 +40,13 @@ DEFAULT_TOLERANCE_SECONDS = 300
 
 # --- the payload and its signature ----------------------------------------------------------
 
+
 def payload(reminder_id: str, case_id: str, kind: str, due_at: datetime) -> str:
     """Ids only: never names, text or content (the body may pass through logs and queues)."""
-    return json.dumps({"event": EVENT, "reminder_id": reminder_id, "case_id": case_id, "kind": kind,
-                       "due_at": rfc3339(due_at)}, separators=(",", ":"))
+    return json.dumps(
+        {"event": EVENT, "reminder_id": reminder_id, "case_id": case_id, "kind": kind, "due_at": rfc3339(due_at)},
+        separators=(",", ":"),
+    )
 
 
 def stamped(body: bytes, timestamp: int) -> bytes:
@@ -54,8 +58,14 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def verify(secret: str, timestamp_header: str, signature_header: str, body: bytes, now: float,
-           tolerance: int = DEFAULT_TOLERANCE_SECONDS) -> bool:
+def verify(
+    secret: str,
+    timestamp_header: str,
+    signature_header: str,
+    body: bytes,
+    now: float,
+    tolerance: int = DEFAULT_TOLERANCE_SECONDS,
+) -> bool:
     """What a receiver does (the README shows the same in a few lines)."""
     if not hmac.compare_digest(sign(secret, body), signature_header or ""):
         return False
@@ -83,6 +93,7 @@ def signed_request(secret: str, stored_body: bytes, delivery_id: str, timestamp:
 
 # --- the retry schedule ---------------------------------------------------------------------
 
+
 def backoff_seconds(attempts: int, base: int, cap: int) -> int:
     """After the n-th failed attempt, wait base·2^(n-1) seconds, at most `cap`."""
     return min(cap, base * 2 ** max(0, attempts - 1))
@@ -97,12 +108,20 @@ def outcome_after(success: bool, attempts: int, max_attempts: int) -> str:
 
 # --- which URLs may be targets --------------------------------------------------------------
 
+
 def _blocked_address(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
-            or ip.is_unspecified or not ip.is_global)
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
 
 
 def _resolve(host: str, port: int) -> list[str]:
@@ -156,6 +175,7 @@ def vet(url: str, production: bool, resolve=_resolve) -> tuple[str | None, str |
 
 # --- one attempt ----------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Attempt:
     ok: bool
@@ -200,8 +220,9 @@ MAX_RESPONSE_BYTES = 4096
 
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float, address: str | None = None) -> Attempt:
     parts = urlsplit(url)
-    connection = (_HTTPS if parts.scheme == "https" else _HTTP)(parts.hostname, parts.port, address=address,
-                                                                 timeout=timeout)
+    connection = (_HTTPS if parts.scheme == "https" else _HTTP)(
+        parts.hostname, parts.port, address=address, timeout=timeout
+    )
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         connection.request("POST", target, body=body, headers=headers)
@@ -226,8 +247,9 @@ def send(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Atte
     return send_all([(url, body, headers)], timeout, 1)[0]
 
 
-def send_all(jobs: list[tuple[str, bytes, dict[str, str]]], timeout: float, concurrency: int,
-             vetting=None) -> list[Attempt]:
+def send_all(
+    jobs: list[tuple[str, bytes, dict[str, str]]], timeout: float, concurrency: int, vetting=None
+) -> list[Attempt]:
     """Several deliveries at once, at most `concurrency` in flight, each under a hard deadline of
     `timeout` seconds in all: a receiver that accepts the connection and then trickles its answer
     cannot hold the worker longer. Requests run in daemon threads; when the deadline passes the
@@ -245,8 +267,10 @@ def send_all(jobs: list[tuple[str, bytes, dict[str, str]]], timeout: float, conc
         results[index] = _post(url, body, headers, timeout, address)
 
     for start in range(0, len(jobs), max(1, concurrency)):
-        threads = [threading.Thread(target=run, args=(i,), name="casesvc-webhook", daemon=True)
-                   for i in range(start, min(start + max(1, concurrency), len(jobs)))]
+        threads = [
+            threading.Thread(target=run, args=(i,), name="casesvc-webhook", daemon=True)
+            for i in range(start, min(start + max(1, concurrency), len(jobs)))
+        ]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + timeout

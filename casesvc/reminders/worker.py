@@ -18,6 +18,7 @@ twice: `X-Casesvc-Delivery` names it). SQLite has a single writer: concurrent ru
 serialised by a lock file next to the database file (`<db>.reminders.lock`), so they are safe
 but not parallel.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -43,8 +44,8 @@ from casesvc.reminders.store import insert_reminders, participant_kinds, reminde
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500            # reminders inserted (and committed) per transaction
-CLAIM_BATCH = 50       # outbox rows claimed at a time
+CHUNK = 500  # reminders inserted (and committed) per transaction
+CLAIM_BATCH = 50  # outbox rows claimed at a time
 ANALYZE_AFTER = 10_000  # reminders created in one run that call for fresh planner statistics
 
 
@@ -101,9 +102,17 @@ def _apply_rule(name: str, build, refresh_basis: bool, now: datetime, settings, 
     """One rule's reminders; a source whose rows cannot be made is skipped, logged and counted in
     `failed` (reminders/isolation.py), and the rest go on."""
     stmt, to_rows = build(now, settings)
-    return _in_chunks(name, stmt, lambda part: len(insert_reminders(
-        isolation.rows_of(name, part, to_rows, {} if failed is None else failed),
-        refresh_basis=refresh_basis, now=now)))
+    return _in_chunks(
+        name,
+        stmt,
+        lambda part: len(
+            insert_reminders(
+                isolation.rows_of(name, part, to_rows, {} if failed is None else failed),
+                refresh_basis=refresh_basis,
+                now=now,
+            )
+        ),
+    )
 
 
 def _escalate(now: datetime, settings) -> int:
@@ -112,24 +121,50 @@ def _escalate(now: datetime, settings) -> int:
     `rules.should_escalate`); the pure rules decide each one and who gets it."""
     days = settings.reminder_escalation_days
     cutoff = now - timedelta(days=days)
-    stmt = (select(Reminder.id, Reminder.kind, Reminder.status, Reminder.case_id, Reminder.reaction_id,
-                   Reminder.due_at, Reminder.created_at, Case.lead_agency)
-            .join(Case, Case.id == Reminder.case_id)
-            .where(Reminder.status == "pending", Reminder.kind != "escalation", Reminder.escalated_at.is_(None),
-                   Reminder.due_at <= cutoff, Reminder.created_at <= cutoff)
-            .order_by(Reminder.id))
+    stmt = (
+        select(
+            Reminder.id,
+            Reminder.kind,
+            Reminder.status,
+            Reminder.case_id,
+            Reminder.reaction_id,
+            Reminder.due_at,
+            Reminder.created_at,
+            Case.lead_agency,
+        )
+        .join(Case, Case.id == Reminder.case_id)
+        .where(
+            Reminder.status == "pending",
+            Reminder.kind != "escalation",
+            Reminder.escalated_at.is_(None),
+            Reminder.due_at <= cutoff,
+            Reminder.created_at <= cutoff,
+        )
+        .order_by(Reminder.id)
+    )
 
     def escalate(part) -> int:
         due = [r for r in part if rules.should_escalate(r.kind, r.status, r.due_at, r.created_at, now, days)]
         participants = participant_kinds({r.case_id for r in due})
-        rows = [reminder_row("escalation", r.case_id, rules.escalation_due(r.due_at, r.created_at, days),
-                             rules.assignee("escalation", "", coordinator=rules.coordinator_agency(
-                                 r.lead_agency, participants[r.case_id])),
-                             "reminder", r.id, reaction_id=r.reaction_id, dedupe_key=rules.escalation_key(r.id))
-                for r in due]
+        rows = [
+            reminder_row(
+                "escalation",
+                r.case_id,
+                rules.escalation_due(r.due_at, r.created_at, days),
+                rules.assignee(
+                    "escalation", "", coordinator=rules.coordinator_agency(r.lead_agency, participants[r.case_id])
+                ),
+                "reminder",
+                r.id,
+                reaction_id=r.reaction_id,
+                dedupe_key=rules.escalation_key(r.id),
+            )
+            for r in due
+        ]
         created = len(insert_reminders(rows, now=now))
-        db.session.execute(update(Reminder.__table__).where(Reminder.__table__.c.id.in_([r.id for r in due]))
-                           .values(escalated_at=now))
+        db.session.execute(
+            update(Reminder.__table__).where(Reminder.__table__.c.id.in_([r.id for r in due])).values(escalated_at=now)
+        )
         return created
 
     return _in_chunks("escalation", stmt, escalate)
@@ -137,9 +172,13 @@ def _escalate(now: datetime, settings) -> int:
 
 # --- the worker: deliveries -------------------------------------------------------------------
 
+
 def _claimable(now: datetime):
-    return and_(WebhookDelivery.state == "pending", WebhookDelivery.next_attempt_at <= now,
-                or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until <= now))
+    return and_(
+        WebhookDelivery.state == "pending",
+        WebhookDelivery.next_attempt_at <= now,
+        or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until <= now),
+    )
 
 
 def claim(now: datetime, settings, limit: int = CLAIM_BATCH) -> tuple[str, list, int]:
@@ -147,27 +186,47 @@ def claim(now: datetime, settings, limit: int = CLAIM_BATCH) -> tuple[str, list,
     longer pending, or whose agency dropped its webhook, are cancelled instead. Returns the
     lease token, the rows to send, and how many rows were taken in all."""
     token = new_id()
-    ids = list(db.session.scalars(
-        select(WebhookDelivery.id).where(_claimable(now))
-        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit)
-        .with_for_update(skip_locked=True)))
+    ids = list(
+        db.session.scalars(
+            select(WebhookDelivery.id)
+            .where(_claimable(now))
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
     if not ids:
         db.session.commit()
         return token, [], 0
     table = WebhookDelivery.__table__
-    db.session.execute(update(table).where(table.c.id.in_(ids))
-                       .values(lease_until=now + timedelta(seconds=settings.webhook_lease_seconds),
-                               claim_token=token))
+    db.session.execute(
+        update(table)
+        .where(table.c.id.in_(ids))
+        .values(lease_until=now + timedelta(seconds=settings.webhook_lease_seconds), claim_token=token)
+    )
     rows = db.session.execute(
-        select(WebhookDelivery.id, WebhookDelivery.reminder_id, WebhookDelivery.agency_code, WebhookDelivery.body,
-               WebhookDelivery.attempts, Reminder.status.label("reminder_status"), Webhook.url, Webhook.secret)
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.reminder_id,
+            WebhookDelivery.agency_code,
+            WebhookDelivery.body,
+            WebhookDelivery.attempts,
+            Reminder.status.label("reminder_status"),
+            Webhook.url,
+            Webhook.secret,
+        )
         .join(Reminder, Reminder.id == WebhookDelivery.reminder_id)
         .outerjoin(Webhook, Webhook.agency_code == WebhookDelivery.agency_code)
-        .where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)).all()
+        .where(WebhookDelivery.id.in_(ids))
+        .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+    ).all()
     cancelled = [r.id for r in rows if r.reminder_status != "pending" or r.url is None]
     if cancelled:
-        db.session.execute(update(table).where(table.c.id.in_(cancelled))
-                           .values(state="cancelled", finished_at=now, lease_until=None, claim_token=None))
+        db.session.execute(
+            update(table)
+            .where(table.c.id.in_(cancelled))
+            .values(state="cancelled", finished_at=now, lease_until=None, claim_token=None)
+        )
     db.session.commit()
     return token, [r for r in rows if r.id not in set(cancelled)], len(ids)
 
@@ -188,29 +247,61 @@ def deliver(now: datetime, settings, token: str, batch: list) -> dict:
         jobs.append((row.url, body, headers))
         sent.append(index)
     # the target is checked again at each attempt (in production a name may come to point inward)
-    for index, result in zip(sent, webhooks.send_all(jobs, settings.webhook_timeout, settings.webhook_concurrency,
-                                                     vetting=lambda url: webhooks.vet(url, production)),
-                             strict=True):
+    for index, result in zip(
+        sent,
+        webhooks.send_all(
+            jobs,
+            settings.webhook_timeout,
+            settings.webhook_concurrency,
+            vetting=lambda url: webhooks.vet(url, production),
+        ),
+        strict=True,
+    ):
         results[index] = result
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
     table = WebhookDelivery.__table__
     for row, result in zip(batch, cast("list[webhooks.Attempt]", results), strict=True):  # each one set by now
         attempts = row.attempts + 1
         outcome = webhooks.outcome_after(result.ok, attempts, settings.webhook_max_attempts)
-        next_at = (now + timedelta(seconds=webhooks.backoff_seconds(
-            attempts, settings.webhook_backoff_seconds, settings.webhook_backoff_max_seconds))
-            if outcome == "retrying" else None)
-        values = {"attempts": attempts, "lease_until": None, "claim_token": None,
-                  "state": "pending" if outcome == "retrying" else outcome}
+        next_at = (
+            now
+            + timedelta(
+                seconds=webhooks.backoff_seconds(
+                    attempts, settings.webhook_backoff_seconds, settings.webhook_backoff_max_seconds
+                )
+            )
+            if outcome == "retrying"
+            else None
+        )
+        values = {
+            "attempts": attempts,
+            "lease_until": None,
+            "claim_token": None,
+            "state": "pending" if outcome == "retrying" else outcome,
+        }
         if next_at is not None:
             values["next_attempt_at"] = next_at
         else:
             values["finished_at"] = now
-        moved = cast("CursorResult[Any]", db.session.execute(
-            update(table).where(table.c.id == row.id, table.c.claim_token == token).values(**values))).rowcount
-        db.session.add(WebhookAttempt(delivery_id=row.id, reminder_id=row.reminder_id, agency_code=row.agency_code,
-                                      attempt=attempts, attempted_at=now, status_code=result.status_code,
-                                      outcome=outcome, error=result.error, next_attempt_at=next_at))
+        moved = cast(
+            "CursorResult[Any]",
+            db.session.execute(
+                update(table).where(table.c.id == row.id, table.c.claim_token == token).values(**values)
+            ),
+        ).rowcount
+        db.session.add(
+            WebhookAttempt(
+                delivery_id=row.id,
+                reminder_id=row.reminder_id,
+                agency_code=row.agency_code,
+                attempt=attempts,
+                attempted_at=now,
+                status_code=result.status_code,
+                outcome=outcome,
+                error=result.error,
+                next_attempt_at=next_at,
+            )
+        )
         if not moved:  # the lease ran out and another worker took the row: it decides what happens next
             log.warning("webhook delivery %s: lease lost before the outcome was recorded", row.id)
         counts[outcome] += 1
@@ -237,8 +328,11 @@ def _run_lock():
         yield
         return
     database = url.database
-    path = (Path(database + ".reminders.lock") if database and database != ":memory:"
-            else Path(tempfile.gettempdir()) / "casesvc-reminders.lock")
+    path = (
+        Path(database + ".reminders.lock")
+        if database and database != ":memory:"
+        else Path(tempfile.gettempdir()) / "casesvc-reminders.lock"
+    )
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

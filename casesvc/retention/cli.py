@@ -1,4 +1,5 @@
 """`casesvc retention run`: deleting what may no longer be kept."""
+
 from __future__ import annotations
 
 import json

@@ -14,14 +14,15 @@ period and their total; the periods of one figure and its whole-window value). T
 3. 2 is repeated over all groups until nothing changes (hiding a cell of one group can call for
    more in another group it belongs to). Hiding only ever grows, so this ends.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 
-SMALL = "small"                  # 1 .. min_cell-1
+SMALL = "small"  # 1 .. min_cell-1
 COMPLEMENTARY = "complementary"  # hidden so that a small one cannot be worked out
-TOTAL = "total"                  # a group's total, where its cells alone could not protect
+TOTAL = "total"  # a group's total, where its cells alone could not protect
 
 
 @dataclass(frozen=True)

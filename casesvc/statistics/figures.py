@@ -1,6 +1,7 @@
 """The measures and their dimensions (README "Statistics"), and the figures of one answer: the grouped
 rows of casesvc/statistics/queries.py summed into cells, hidden by the rule of
 casesvc/statistics/disclosure.py. Pure apart from the rows it is given."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -16,8 +17,10 @@ ENDINGS = ("completed", "breached", "cancelled")
 # measure -> {dimension name: [dimension, ...]}; every count measure has `total` besides
 COUNT_MEASURES: dict[str, dict[str, list[str]]] = {
     "cases_opened": {"origin": [f"origin={o}" for o in CASE_ORIGINS], "age": [f"age={a}" for a in AGES]},
-    "reactions_started": {"type": [f"type={t}" for t in REACTION_TYPES],
-                          "legal_basis": [f"legal_basis={b}" for b in LEGAL_BASES]},
+    "reactions_started": {
+        "type": [f"type={t}" for t in REACTION_TYPES],
+        "legal_basis": [f"legal_basis={b}" for b in LEGAL_BASES],
+    },
     "reactions_ended": {"type;status": [f"type={t};status={s}" for t in REACTION_TYPES for s in ENDINGS]},
     "drug_tests": {"result": [f"result={r}" for r in DRUG_TEST_RESULTS]},
     "cases_open_at_end": {},
@@ -45,6 +48,7 @@ def age_dimension(age: int) -> str:
 @dataclass
 class Rows:
     """What the queries answered (see casesvc/statistics/queries.py for each shape)."""
+
     cases_opened: list = field(default_factory=list)
     reactions_started: list = field(default_factory=list)
     reactions_ended: list = field(default_factory=list)
@@ -56,9 +60,9 @@ class Rows:
 
 @dataclass
 class Figures:
-    periods: list[Period]                 # the window's periods, then the whole window ("all")
-    values: dict[tuple[str, str, str], int | None]   # (period, measure, dimension) -> shown value
-    suppressed: list[dict]                # {period, measure, dimension, reason}, in answer order
+    periods: list[Period]  # the window's periods, then the whole window ("all")
+    values: dict[tuple[str, str, str], int | None]  # (period, measure, dimension) -> shown value
+    suppressed: list[dict]  # {period, measure, dimension, reason}, in answer order
 
     def value(self, period: str, measure: str, dimension: str) -> int | None:
         return self.values[(period, measure, dimension)]
@@ -87,10 +91,13 @@ def build(periods: list[Period], window: Period, rows: Rows, min_cell: int) -> F
     position = {key: index for index, key in enumerate(keys)}
     for index, key in enumerate(keys):
         counts[(key, "cases_open_at_end", "total")] = sum(
-            n for opened, closed, n in rows.openings_and_closings
-            if position[opened] <= index and (closed is None or position[closed] > index))
-    counts[(ALL, "cases_open_at_end", "total")] = sum(n for _, closed, n in rows.openings_and_closings
-                                                      if closed is None)
+            n
+            for opened, closed, n in rows.openings_and_closings
+            if position[opened] <= index and (closed is None or position[closed] > index)
+        )
+    counts[(ALL, "cases_open_at_end", "total")] = sum(
+        n for _, closed, n in rows.openings_and_closings if closed is None
+    )
     histograms: dict[tuple[str, str], Counter] = {}
     for measure in WAIT_MEASURES:
         for key in (*keys, ALL):

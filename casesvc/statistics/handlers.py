@@ -1,5 +1,6 @@
 """The statistics follow the reactions through their signals (casesvc/signals.py): made active,
 ended. Connected once by create_app."""
+
 from __future__ import annotations
 
 from casesvc import signals

@@ -1,4 +1,5 @@
 """Periods of a statistics window, in Europe/Oslo dates. Pure."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +13,8 @@ ALL = "all"
 
 @dataclass(frozen=True)
 class Period:
-    key: str      # "2027", "2027-Q1", "2027-01", or "all"
-    first: date   # clipped to the window
+    key: str  # "2027", "2027-Q1", "2027-01", or "all"
+    first: date  # clipped to the window
     last: date
 
 

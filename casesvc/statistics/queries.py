@@ -6,6 +6,7 @@ the number of cases.
 The population is the cases of the chosen municipalities *opened* in the window; what each
 measure counts of them is dated by its own date and counted only when that date falls in the
 window too (README: Statistics)."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -25,13 +26,18 @@ from casesvc.statistics.periods import oslo_midnight_utc
 from casesvc.statistics.sql import PERIOD_KEY, days_between, oslo_date, years_between
 from casesvc.youths.models import Youth
 
-cases, reactions, spans, events, youths = (Case.__table__, Reaction.__table__, ReactionSpan.__table__,
-                                           Event.__table__, Youth.__table__)
+cases, reactions, spans, events, youths = (
+    Case.__table__,
+    Reaction.__table__,
+    ReactionSpan.__table__,
+    Event.__table__,
+    Youth.__table__,
+)
 
 
 @dataclass(frozen=True)
 class Scope:
-    municipalities: tuple[str, ...] | None   # None: every municipality
+    municipalities: tuple[str, ...] | None  # None: every municipality
     first: date
     last: date
     unit: str
@@ -87,29 +93,38 @@ def cases_opened(scope: Scope) -> list[tuple[str, str, int, int]]:
     """(period, origin, age at opening, count)."""
     opened = oslo_date(cases.c.opened_at)
     period, age = scope.key(opened), years_between(youths.c.birth_date, opened)
-    return _rows(select(period, cases.c.origin, age, func.count())
-                 .select_from(cases.join(youths, youths.c.id == cases.c.youth_id))
-                 .where(_population(scope)).group_by(period, cases.c.origin, age))
+    return _rows(
+        select(period, cases.c.origin, age, func.count())
+        .select_from(cases.join(youths, youths.c.id == cases.c.youth_id))
+        .where(_population(scope))
+        .group_by(period, cases.c.origin, age)
+    )
 
 
 def reactions_started(scope: Scope) -> list[tuple[str, str, str, int]]:
     """(period of starts_on, type, legal basis, count) of reactions that were made active."""
     period = scope.key(reactions.c.starts_on)
-    return _rows(select(period, reactions.c.type, reactions.c.legal_basis, func.count())
-                 .select_from(spans.join(reactions, reactions.c.id == spans.c.reaction_id)
-                              .join(cases, cases.c.id == reactions.c.case_id))
-                 .where(_population(scope), reactions.c.starts_on >= scope.first, reactions.c.starts_on <= scope.last)
-                 .group_by(period, reactions.c.type, reactions.c.legal_basis))
+    return _rows(
+        select(period, reactions.c.type, reactions.c.legal_basis, func.count())
+        .select_from(
+            spans.join(reactions, reactions.c.id == spans.c.reaction_id).join(cases, cases.c.id == reactions.c.case_id)
+        )
+        .where(_population(scope), reactions.c.starts_on >= scope.first, reactions.c.starts_on <= scope.last)
+        .group_by(period, reactions.c.type, reactions.c.legal_basis)
+    )
 
 
 def reactions_ended(scope: Scope) -> list[tuple[str, str, str, int]]:
     """(period it ended, type, status it ended in, count) of reactions that ended after being active."""
     period = scope.key(spans.c.ended_on)
-    return _rows(select(period, reactions.c.type, spans.c.ended_status, func.count())
-                 .select_from(spans.join(reactions, reactions.c.id == spans.c.reaction_id)
-                              .join(cases, cases.c.id == reactions.c.case_id))
-                 .where(_population(scope), spans.c.ended_on >= scope.first, spans.c.ended_on <= scope.last)
-                 .group_by(period, reactions.c.type, spans.c.ended_status))
+    return _rows(
+        select(period, reactions.c.type, spans.c.ended_status, func.count())
+        .select_from(
+            spans.join(reactions, reactions.c.id == spans.c.reaction_id).join(cases, cases.c.id == reactions.c.case_id)
+        )
+        .where(_population(scope), spans.c.ended_on >= scope.first, spans.c.ended_on <= scope.last)
+        .group_by(period, reactions.c.type, spans.c.ended_status)
+    )
 
 
 def drug_tests(scope: Scope) -> list[tuple[str, str, int]]:
@@ -117,11 +132,18 @@ def drug_tests(scope: Scope) -> list[tuple[str, str, int]]:
     period = scope.key(oslo_date(events.c.occurred_at))
     correction = events.alias("correction")
     corrected = exists(select(correction.c.id).where(correction.c.corrects == events.c.id))
-    return _rows(select(period, events.c.result, func.count())
-                 .select_from(events.join(cases, cases.c.id == events.c.case_id))
-                 .where(_population(scope), events.c.kind == "drug_test", ~corrected,
-                        events.c.occurred_at >= scope.start_utc, events.c.occurred_at < scope.end_utc)
-                 .group_by(period, events.c.result))
+    return _rows(
+        select(period, events.c.result, func.count())
+        .select_from(events.join(cases, cases.c.id == events.c.case_id))
+        .where(
+            _population(scope),
+            events.c.kind == "drug_test",
+            ~corrected,
+            events.c.occurred_at >= scope.start_utc,
+            events.c.occurred_at < scope.end_utc,
+        )
+        .group_by(period, events.c.result)
+    )
 
 
 def openings_and_closings(scope: Scope) -> list[tuple[str, str | None, int]]:
@@ -145,15 +167,24 @@ def _waits(scope: Scope, first_per_case) -> Counter:
 
 
 def days_to_first_reaction(scope: Scope) -> Counter:
-    first = (select(cases.c.opened_at, func.min(reactions.c.starts_on).label("first"))
-             .select_from(cases.join(reactions, reactions.c.case_id == cases.c.id)
-                          .join(spans, spans.c.reaction_id == reactions.c.id))
-             .where(_population(scope)).group_by(cases.c.id, cases.c.opened_at).subquery())
+    first = (
+        select(cases.c.opened_at, func.min(reactions.c.starts_on).label("first"))
+        .select_from(
+            cases.join(reactions, reactions.c.case_id == cases.c.id).join(spans, spans.c.reaction_id == reactions.c.id)
+        )
+        .where(_population(scope))
+        .group_by(cases.c.id, cases.c.opened_at)
+        .subquery()
+    )
     return _waits(scope, first)
 
 
 def days_to_first_event(scope: Scope) -> Counter:
-    first = (select(cases.c.opened_at, oslo_date(func.min(events.c.occurred_at)).label("first"))
-             .select_from(cases.join(events, events.c.case_id == cases.c.id))
-             .where(_population(scope)).group_by(cases.c.id, cases.c.opened_at).subquery())
+    first = (
+        select(cases.c.opened_at, oslo_date(func.min(events.c.occurred_at)).label("first"))
+        .select_from(cases.join(events, events.c.case_id == cases.c.id))
+        .where(_population(scope))
+        .group_by(cases.c.id, cases.c.opened_at)
+        .subquery()
+    )
     return _waits(scope, first)

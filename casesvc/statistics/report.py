@@ -1,6 +1,7 @@
 """The printable report (README "Statistics"): one municipality, one year, per
 quarter, in bokmål, as tables and inline SVG bar charts. No script and no external asset: the
 page is whole on its own and prints as it shows."""
+
 from __future__ import annotations
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -10,11 +11,27 @@ from casesvc.statistics import figures
 from casesvc.statistics.periods import ALL
 from casesvc.vocabulary import VOCABULARY
 
-_env = Environment(loader=PackageLoader("casesvc.statistics", "templates"),
-                   autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)
+_env = Environment(
+    loader=PackageLoader("casesvc.statistics", "templates"),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 
-MONTHS = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september", "oktober",
-          "november", "desember")
+MONTHS = (
+    "januar",
+    "februar",
+    "mars",
+    "april",
+    "mai",
+    "juni",
+    "juli",
+    "august",
+    "september",
+    "oktober",
+    "november",
+    "desember",
+)
 AGE_LABELS = {"under_15": "Under 15 år", "15": "15 år", "16": "16 år", "17": "17 år", "18_plus": "18 år og over"}
 MEASURE_TITLES = {
     "cases_opened": "Saker opprettet",
@@ -27,8 +44,12 @@ MEASURE_TITLES = {
 }
 WAIT_LABELS = {"n": "Antall saker", "median": "Median (dager)", "p90": "90-persentil (dager)"}
 HIDDEN = "skjult"
-_GROUP_TITLES = {"origin": "hvem som meldte saken", "type": "type reaksjon", "type;status": "type og utfall",
-                 "result": "resultat"}
+_GROUP_TITLES = {
+    "origin": "hvem som meldte saken",
+    "type": "type reaksjon",
+    "type;status": "type og utfall",
+    "result": "resultat",
+}
 NONE = "–"  # no value at all (a median over no case), which is not a hidden one
 
 
@@ -41,8 +62,13 @@ def _label(dimension: str) -> str:
     parts = []
     for part in dimension.split(";"):
         name, _, code = part.partition("=")
-        group = {"origin": "case_origin", "type": "reaction_type", "legal_basis": "legal_basis",
-                 "result": "drug_test_result", "status": "reaction_status"}.get(name)
+        group = {
+            "origin": "case_origin",
+            "type": "reaction_type",
+            "legal_basis": "legal_basis",
+            "result": "drug_test_result",
+            "status": "reaction_status",
+        }.get(name)
         if name == "age":
             parts.append(AGE_LABELS[code])
         elif group:
@@ -64,9 +90,16 @@ def _cell(fig, hidden: set, period: str, measure: str, dimension: str) -> str:
 
 
 def _table(fig, hidden: set, measure: str, dims: list[str], keys: list[str]) -> dict:
-    return {"columns": [_quarter_label(k) for k in keys],
-            "rows": [{"label": _label(d) if measure not in figures.WAIT_MEASURES else WAIT_LABELS[d],
-                      "cells": [_cell(fig, hidden, k, measure, d) for k in keys]} for d in dims]}
+    return {
+        "columns": [_quarter_label(k) for k in keys],
+        "rows": [
+            {
+                "label": _label(d) if measure not in figures.WAIT_MEASURES else WAIT_LABELS[d],
+                "cells": [_cell(fig, hidden, k, measure, d) for k in keys],
+            }
+            for d in dims
+        ],
+    }
 
 
 def _chart(items: list[tuple[str, int | None, str]], width: int = 640, bar: int = 18, gap: int = 8, label_w: int = 230):
@@ -78,8 +111,18 @@ def _chart(items: list[tuple[str, int | None, str]], width: int = 640, bar: int 
     for i, (label, value, text) in enumerate(items):
         y = i * (bar + gap)
         length = 0 if value is None else round(span * value / top, 1)
-        bars.append({"label": label, "y": y, "text_y": y + bar - 5, "length": length, "x": label_w,
-                     "value_x": label_w + length + 6, "value": text, "hidden": text == HIDDEN})
+        bars.append(
+            {
+                "label": label,
+                "y": y,
+                "text_y": y + bar - 5,
+                "length": length,
+                "x": label_w,
+                "value_x": label_w + length + 6,
+                "value": text,
+                "hidden": text == HIDDEN,
+            }
+        )
     return {"width": width, "height": max(1, len(items)) * (bar + gap), "bar": bar, "bars": bars, "label_w": label_w}
 
 
@@ -111,8 +154,15 @@ def context(answer) -> dict:
             first_group = next(iter(figures.COUNT_MEASURES[measure].values()))
             chart_items = [item(_label(d), ALL, measure, d) for d in first_group]
             chart_title = "Hele året, fordelt på " + _GROUP_TITLES[next(iter(figures.COUNT_MEASURES[measure]))]
-        sections.append({"id": measure, "title": MEASURE_TITLES[measure], "tables": tables,
-                         "chart": _chart(chart_items), "chart_title": chart_title})
+        sections.append(
+            {
+                "id": measure,
+                "title": MEASURE_TITLES[measure],
+                "tables": tables,
+                "chart": _chart(chart_items),
+                "chart_title": chart_title,
+            }
+        )
     made = answer.generated_at.astimezone(OSLO)
     return {
         "municipality": answer.municipalities[0] if answer.municipalities else "",

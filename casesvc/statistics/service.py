@@ -1,5 +1,6 @@
 """Statistics: who may see which municipalities' figures (casesvc/policy.py), the window and its
 periods, the queries, the rule, and the audit note (the parameters, never a figure)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,9 @@ def _note(municipalities, first: date, last: date, unit: str, fmt: str) -> None:
     audit.note(resource_type="statistics", ids=params)
 
 
-def statistics(principal: Principal, municipalities: list[str], first: date, last: date, unit: str,
-               fmt: str = "json") -> Answer:
+def statistics(
+    principal: Principal, municipalities: list[str], first: date, last: date, unit: str, fmt: str = "json"
+) -> Answer:
     """The figures the caller may see; 403 for a municipality outside their reach."""
     _note(sorted(set(municipalities)), first, last, unit, fmt)
     decision = statistics_access(principal, tuple(municipalities))
@@ -80,10 +82,15 @@ def answer_body(answer: Answer) -> dict:
         "period": answer.unit,
         "min_cell": answer.min_cell,
         "generated_at": rfc3339(answer.generated_at),
-        "periods": [{"period": p.key, "from": p.first.isoformat(), "to": p.last.isoformat(),
-                     "measures": {m: {d: fig.value(p.key, m, d) for d in figures.dimensions(m)}
-                                  for m in figures.MEASURES}}
-                    for p in fig.periods],
+        "periods": [
+            {
+                "period": p.key,
+                "from": p.first.isoformat(),
+                "to": p.last.isoformat(),
+                "measures": {m: {d: fig.value(p.key, m, d) for d in figures.dimensions(m)} for m in figures.MEASURES},
+            }
+            for p in fig.periods
+        ],
         "suppressed": fig.suppressed,
     }
 
@@ -106,8 +113,10 @@ def csv_lines(answer: Answer):
         for measure in figures.MEASURES:
             for dimension in figures.dimensions(measure):
                 value = fig.value(p.key, measure, dimension)
-                yield (f"{_text_cell(p.key)},{_text_cell(measure)},{_text_cell(dimension)},"
-                       f"{'' if value is None else int(value)}\r\n")
+                yield (
+                    f"{_text_cell(p.key)},{_text_cell(measure)},{_text_cell(dimension)},"
+                    f"{'' if value is None else int(value)}\r\n"
+                )
 
 
 def year_window(year: int) -> tuple[date, date]:

@@ -8,6 +8,7 @@ UTC+1 otherwise); tests/test_statistics_sql.py holds the two equal to Python's z
 Every constant is written into the SQL text (no bind parameters), so an expression in the
 select list and the same one in GROUP BY are one expression to PostgreSQL.
 """
+
 from __future__ import annotations
 
 from sqlalchemy import Date, Integer, String
@@ -17,6 +18,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 class oslo_date(FunctionElement):
     """The Europe/Oslo date of a naive-UTC timestamp."""
+
     type = Date()
     inherit_cache = True
     name = "oslo_date"
@@ -32,8 +34,10 @@ def _oslo_date_pg(element, compiler, **kw):
 def _oslo_date_sqlite(element, compiler, **kw):
     ts = compiler.process(next(iter(element.clauses)), **kw)
     year = f"strftime('%Y', {ts})"
-    summer = (f"{ts} >= datetime({year} || '-03-25', 'weekday 0', '+1 hour') "
-              f"AND {ts} < datetime({year} || '-10-25', 'weekday 0', '+1 hour')")
+    summer = (
+        f"{ts} >= datetime({year} || '-03-25', 'weekday 0', '+1 hour') "
+        f"AND {ts} < datetime({year} || '-10-25', 'weekday 0', '+1 hour')"
+    )
     # whole seconds: SQLite's date functions round 23:59:59.9995 up to the next day
     return f"date(substr({ts}, 1, 19), CASE WHEN {summer} THEN '+2 hours' ELSE '+1 hours' END)"
 
@@ -45,18 +49,21 @@ class _period(FunctionElement):
 
 class year_key(_period):
     """'2027' for a date."""
+
     name = "year_key"
     inherit_cache = True
 
 
 class quarter_key(_period):
     """'2027-Q1' for a date."""
+
     name = "quarter_key"
     inherit_cache = True
 
 
 class month_key(_period):
     """'2027-01' for a date."""
+
     name = "month_key"
     inherit_cache = True
 
@@ -85,6 +92,7 @@ PERIOD_KEY = {"year": year_key, "quarter": quarter_key, "month": month_key}
 
 class years_between(FunctionElement):
     """Whole years from the first date to the second (an age)."""
+
     type = Integer()
     inherit_cache = True
     name = "years_between"
@@ -99,12 +107,15 @@ def _years_pg(element, compiler, **kw):
 @compiles(years_between, "sqlite")
 def _years_sqlite(element, compiler, **kw):
     born, on = (compiler.process(c, **kw) for c in element.clauses)
-    return (f"(CAST(strftime('%Y', {on}) AS INTEGER) - CAST(strftime('%Y', {born}) AS INTEGER) "
-            f"- (strftime('%m-%d', {on}) < strftime('%m-%d', {born})))")
+    return (
+        f"(CAST(strftime('%Y', {on}) AS INTEGER) - CAST(strftime('%Y', {born}) AS INTEGER) "
+        f"- (strftime('%m-%d', {on}) < strftime('%m-%d', {born})))"
+    )
 
 
 class days_between(FunctionElement):
     """Days from the first date to the second (later − earlier)."""
+
     type = Integer()
     inherit_cache = True
     name = "days_between"

@@ -1,6 +1,7 @@
 """One commit per request (rollback on any error), and Idempotency-Key on creating POSTs: the key
 is reserved before the work (`idempotency.py`), and the stored response commits with the work it
 answers."""
+
 from __future__ import annotations
 
 import functools
@@ -29,8 +30,9 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
             if key is not None:
                 if not 1 <= len(key) <= 255:
                     raise field_error("Idempotency-Key", _("Must be 1 to 255 characters."))
-                held = idempotency.reserve(current_principal().subject, key, request.endpoint or "",
-                                           idempotency.fingerprint(secret_fields))
+                held = idempotency.reserve(
+                    current_principal().subject, key, request.endpoint or "", idempotency.fingerprint(secret_fields)
+                )
                 if isinstance(held, Response):
                     return held
                 reservation = held

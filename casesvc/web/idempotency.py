@@ -11,6 +11,7 @@ for `IN_FLIGHT_LEASE` (twice the server's request timeout: no live request is st
 then), after which the next request takes it over. The same on SQLite and PostgreSQL: the
 unique index decides, no lock is held across the work.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,8 +63,12 @@ def fingerprint(secret_fields: tuple[str, ...] = ()) -> str:
         body = json.loads(raw or b"null")
         if secret_fields and isinstance(body, dict):
             key = current_app.config["SECRET_KEY"].encode()
-            body = {name: hmac.new(key, json.dumps(value).encode(), hashlib.sha256).hexdigest()
-                    if name in secret_fields else value for name, value in body.items()}
+            body = {
+                name: hmac.new(key, json.dumps(value).encode(), hashlib.sha256).hexdigest()
+                if name in secret_fields
+                else value
+                for name, value in body.items()
+            }
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     except (ValueError, UnicodeDecodeError):
         canonical = raw
@@ -82,9 +87,18 @@ def reserve(owner: str, key: str, endpoint: str, print_: str) -> str | Response:
     key came with another request."""
     for _attempt in range(3):
         now = utcnow()
-        reservation = IdempotencyKey(id=new_id(), owner=owner, key=key, endpoint=endpoint, fingerprint=print_,
-                                     status_code=IN_FLIGHT, body="", headers="{}", created_at=now,
-                                     expires_at=now + WINDOW)
+        reservation = IdempotencyKey(
+            id=new_id(),
+            owner=owner,
+            key=key,
+            endpoint=endpoint,
+            fingerprint=print_,
+            status_code=IN_FLIGHT,
+            body="",
+            headers="{}",
+            created_at=now,
+            expires_at=now + WINDOW,
+        )
         try:
             with _own_session() as session, session.begin():
                 session.add(reservation)
@@ -92,8 +106,11 @@ def reserve(owner: str, key: str, endpoint: str, print_: str) -> str | Response:
         except IntegrityError:
             pass
         with _own_session() as session, session.begin():
-            held = session.scalar(select(IdempotencyKey).where(
-                IdempotencyKey.owner == owner, IdempotencyKey.key == key, IdempotencyKey.endpoint == endpoint))
+            held = session.scalar(
+                select(IdempotencyKey).where(
+                    IdempotencyKey.owner == owner, IdempotencyKey.key == key, IdempotencyKey.endpoint == endpoint
+                )
+            )
             if held is None:
                 continue  # given back meanwhile: try again
             abandoned = held.status_code == IN_FLIGHT and held.created_at <= now - IN_FLIGHT_LEASE
@@ -101,16 +118,25 @@ def reserve(owner: str, key: str, endpoint: str, print_: str) -> str | Response:
                 session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == held.id))
                 continue
         if held.fingerprint != print_:
-            raise field_error("Idempotency-Key",
-                              _("This key was used with another request (another endpoint or body)."))
+            raise field_error(
+                "Idempotency-Key", _("This key was used with another request (another endpoint or body).")
+            )
         if held.status_code == IN_FLIGHT:
-            raise Problem(409, "idempotency-key-in-use", "Conflict",
-                          _("A request with this Idempotency-Key is still being processed; retry shortly."),
-                          headers={"Retry-After": "1"})
+            raise Problem(
+                409,
+                "idempotency-key-in-use",
+                "Conflict",
+                _("A request with this Idempotency-Key is still being processed; retry shortly."),
+                headers={"Retry-After": "1"},
+            )
         return _replay(held)
-    raise Problem(409, "idempotency-key-in-use", "Conflict",
-                  _("A request with this Idempotency-Key is still being processed; retry shortly."),
-                  headers={"Retry-After": "1"})
+    raise Problem(
+        409,
+        "idempotency-key-in-use",
+        "Conflict",
+        _("A request with this Idempotency-Key is still being processed; retry shortly."),
+        headers={"Retry-After": "1"},
+    )
 
 
 def _replay(stored: IdempotencyKey) -> Response:
@@ -143,17 +169,31 @@ def complete(reservation_id: str, response: Response, touched: dict | None = Non
     headers: dict[str, Any] = {h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers}
     if touched:
         headers[_TOUCHED] = touched
-    done = cast("CursorResult[Any]", db.session.execute(update(IdempotencyKey).where(
-        IdempotencyKey.id == reservation_id, IdempotencyKey.status_code == IN_FLIGHT).values(
-        status_code=response.status_code, body=response.get_data(as_text=True),
-        headers=json.dumps(headers), expires_at=utcnow() + WINDOW)))
+    done = cast(
+        "CursorResult[Any]",
+        db.session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.id == reservation_id, IdempotencyKey.status_code == IN_FLIGHT)
+            .values(
+                status_code=response.status_code,
+                body=response.get_data(as_text=True),
+                headers=json.dumps(headers),
+                expires_at=utcnow() + WINDOW,
+            )
+        ),
+    )
     if done.rowcount != 1:
-        raise Problem(409, "idempotency-key-in-use", "Conflict",
-                      _("This request took too long and its Idempotency-Key was taken over; nothing was saved."))
+        raise Problem(
+            409,
+            "idempotency-key-in-use",
+            "Conflict",
+            _("This request took too long and its Idempotency-Key was taken over; nothing was saved."),
+        )
 
 
 def release(reservation_id: str) -> None:
     """Give the key back after a failed request (after its rollback), so a retry may use it."""
     with _own_session() as session, session.begin():
-        session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == reservation_id,
-                                                     IdempotencyKey.status_code == IN_FLIGHT))
+        session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.id == reservation_id, IdempotencyKey.status_code == IN_FLIGHT)
+        )

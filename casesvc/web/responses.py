@@ -1,5 +1,6 @@
 """Responses in the service's conventions (README, "Conventions"): JSON bodies in their wire
 shape, ETags from the version, and If-Match on every PATCH."""
+
 from __future__ import annotations
 
 from typing import cast
@@ -32,9 +33,13 @@ def etag_header(obj) -> dict[str, str]:
     return {"ETag": etag_for(obj)}
 
 
-IF_MATCH_HEADER = {"in": "header", "name": "If-Match", "required": True,
-                   "schema": {"type": "string", "minLength": 1},  # an empty one is as good as none: 428
-                   "description": "The ETag of the representation the change is based on"}
+IF_MATCH_HEADER = {
+    "in": "header",
+    "name": "If-Match",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},  # an empty one is as good as none: 428
+    "description": "The ETag of the representation the change is based on",
+}
 
 
 def if_match_documented(blp):
@@ -53,10 +58,15 @@ def require_if_match(obj) -> None:
     """PATCH must name the version it changes: missing is 428, stale is 412."""
     header = request.headers.get("If-Match")
     if not header:
-        raise Problem(428, "precondition-required", "Precondition Required",
-                      _("Send If-Match with the ETag you last read."))
+        raise Problem(
+            428, "precondition-required", "Precondition Required", _("Send If-Match with the ETag you last read.")
+        )
     tags = [t.strip().removeprefix("W/") for t in header.split(",")]
     if "*" not in tags and etag_for(obj) not in tags:
-        raise Problem(412, "precondition-failed", "Precondition Failed",
-                      _("The resource has changed since you read it; read it again."),
-                      headers=etag_header(obj))
+        raise Problem(
+            412,
+            "precondition-failed",
+            "Precondition Failed",
+            _("The resource has changed since you read it; read it again."),
+            headers=etag_header(obj),
+        )

@@ -24,7 +24,8 @@ class Youth(IdMixin, CreatedMixin, Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
     guardians: Mapped[list[Guardian]] = relationship(
-        back_populates="youth", cascade="all, delete-orphan", order_by="Guardian.position", lazy="selectin")
+        back_populates="youth", cascade="all, delete-orphan", order_by="Guardian.position", lazy="selectin"
+    )
 
     # Optimistic locking: the version is the ETag; an UPDATE of a changed row fails.
     version: Mapped[int] = mapped_column(Integer, nullable=False)

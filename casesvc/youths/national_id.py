@@ -8,6 +8,7 @@ The number holds the birth date's day, month and two-digit year. The century is 
 the individual number (III): the birth date given beside the number says it, and `matches`
 holds the two together.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

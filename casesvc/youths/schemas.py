@@ -14,11 +14,17 @@ NATIONAL_ID_PATTERN = "^[0-9]{11}$"  # documents what youths.national_id checks 
 
 class GuardianSchema(Body):
     name = Name(required=True)
-    relation = ma.fields.String(required=True, validate=[
-        ma.validate.Length(max=MAX_RELATION_LENGTH),
-        ma.validate.Regexp(re.compile(r".*\S", re.DOTALL), error=_("Must not be blank."))], metadata={
-        "description": f"Free text, 1-{MAX_RELATION_LENGTH} characters; the vocabulary's codes are suggested: "
-                       + ", ".join(GUARDIAN_RELATIONS)})
+    relation = ma.fields.String(
+        required=True,
+        validate=[
+            ma.validate.Length(max=MAX_RELATION_LENGTH),
+            ma.validate.Regexp(re.compile(r".*\S", re.DOTALL), error=_("Must not be blank.")),
+        ],
+        metadata={
+            "description": f"Free text, 1-{MAX_RELATION_LENGTH} characters; the vocabulary's codes are suggested: "
+            + ", ".join(GUARDIAN_RELATIONS)
+        },
+    )
     phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=40))
     email = ma.fields.Email(allow_none=True)
 
@@ -28,9 +34,14 @@ class YouthSchema(Body):
     given_name = Name(required=True)
     family_name = Name(required=True)
     birth_date = BirthDate(required=True)
-    national_id = ma.fields.String(required=True, metadata={
-        "description": "Fødselsnummer or D-number: 11 digits, both check digits validated; its day, month and "
-                       "two-digit year are those of birth_date (D-number: day + 40)", "pattern": NATIONAL_ID_PATTERN})
+    national_id = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "Fødselsnummer or D-number: 11 digits, both check digits validated; its day, month and "
+            "two-digit year are those of birth_date (D-number: day + 40)",
+            "pattern": NATIONAL_ID_PATTERN,
+        },
+    )
     municipality = Municipality(required=True)
     school = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     guardians = bounded_list(ma.fields.Nested(GuardianSchema), MAX_GUARDIANS, load_default=list)

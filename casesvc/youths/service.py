@@ -1,4 +1,5 @@
 """Youth records: registration with a validated national id, and visibility (invariant 6)."""
+
 from __future__ import annotations
 
 from flask import current_app
@@ -21,16 +22,18 @@ def _guardians(items: list[dict]) -> list[Guardian]:
     return [Guardian(position=i, **item) for i, item in enumerate(items)]
 
 
-def checked_identity(principal: Principal, national_id: str, birth_date, youth_id: str | None = None,
-                     mismatch: str = "birth_date") -> str:
+def checked_identity(
+    principal: Principal, national_id: str, birth_date, youth_id: str | None = None, mismatch: str = "birth_date"
+) -> str:
     """The national id as stored, once it is valid (both check digits), agrees with `birth_date`
     and is not another youth's (409; with that youth's id only for a caller who may see it).
     `mismatch` names the field blamed when the two disagree: the one the client changed."""
     try:
         parsed = nid.parse(national_id, current_app.config["CASESVC"].allow_synthetic_ids)
     except nid.InvalidNationalId as exc:
-        raise field_error("national_id", _("Not a valid fødselsnummer or D-number: %(reason)s.",
-                                           reason=exc.args[0])) from exc
+        raise field_error(
+            "national_id", _("Not a valid fødselsnummer or D-number: %(reason)s.", reason=exc.args[0])
+        ) from exc
     if not parsed.matches(birth_date):
         raise field_error(mismatch, _("The national id's day, month and year and the birth date do not match."))
     holder = select(Youth.id).where(Youth.national_id == parsed.number)
@@ -47,8 +50,14 @@ def _refuse_known_number(principal: Principal, holder: Youth) -> None:
     review counts it as a probe."""
     if youth_visible(principal, holder.created_by_agency, accesses_to_cases_of(principal, holder)):
         audit.note(youth_id=holder.id)
-        raise Problem(409, "youth-exists", "Conflict", _("A youth with this national id is already registered."),
-                      existing_id=holder.id, id=holder.id)
+        raise Problem(
+            409,
+            "youth-exists",
+            "Conflict",
+            _("A youth with this national id is already registered."),
+            existing_id=holder.id,
+            id=holder.id,
+        )
     audit.note(youth_id=holder.id, outcome="denied")
     raise Problem(409, "youth-exists", "Conflict", _("A youth with this national id is already registered."))
 
@@ -64,9 +73,16 @@ def register_youth(principal: Principal, data: dict) -> Youth:
     enforce(check_role(principal, Action.CREATE_YOUTH))
     _served(principal, data["municipality"])
     number = checked_identity(principal, data["national_id"], data["birth_date"])
-    youth = Youth(national_id=number, given_name=data["given_name"], family_name=data["family_name"],
-                  birth_date=data["birth_date"], municipality=data["municipality"], school=data.get("school"),
-                  created_by_agency=principal.agency, guardians=_guardians(data.get("guardians") or []))
+    youth = Youth(
+        national_id=number,
+        given_name=data["given_name"],
+        family_name=data["family_name"],
+        birth_date=data["birth_date"],
+        municipality=data["municipality"],
+        school=data.get("school"),
+        created_by_agency=principal.agency,
+        guardians=_guardians(data.get("guardians") or []),
+    )
     db.session.add(youth)
     db.session.flush()
     return youth

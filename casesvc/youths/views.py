@@ -27,8 +27,9 @@ def youth_response(youth, status: int = 200):
 @requires(Action.CREATE_YOUTH)
 @blp.arguments(YouthSchema())
 @blp.response(201, YouthSchema)
-@problem_documented(blp, 409,
-                    "A youth with this national id exists; `existing_id` names it when the caller may see that youth")
+@problem_documented(
+    blp, 409, "A youth with this national id exists; `existing_id` names it when the caller may see that youth"
+)
 def create_youth(data):
     """Register a youth (409 when the national id is known; `existing_id` only for a caller who may see that youth)"""
     return youth_response(service.register_youth(current_principal(), data), 201)
@@ -56,8 +57,9 @@ def get_youth(youth_id):
 @requires(Action.WRITE_YOUTH)
 @blp.arguments(YouthPatchSchema())
 @blp.response(200, YouthSchema)
-@problem_documented(blp, 409, "Another youth holds this national id; `existing_id` names it when the caller "
-                   "may see that youth")
+@problem_documented(
+    blp, 409, "Another youth holds this national id; `existing_id` names it when the caller may see that youth"
+)
 @if_match_documented(blp)
 def patch_youth(data, youth_id):
     """Change a youth's details (needs If-Match)"""

@@ -1,4 +1,5 @@
 """The invariants of README "Security model", one rule at a time, through the HTTP API."""
+
 from __future__ import annotations
 
 import re
@@ -51,15 +52,27 @@ def shift_clock(monkeypatch, days: int) -> None:
 
 # --- 1. outsiders get 404, never 403 ---------------------------------------------------------
 
+
 def _case_with_everything(world) -> dict:
     case = world.case(participants=("health", "slt"))
     base = f"/api/v1/cases/{case['id']}"
     consent = world.consent(case, ["health"])
     reaction = world["police"].post(f"{base}/reactions", json=REACTION).json
-    return {"case": case, "urls": [
-        base, f"{base}/reactions", f"{base}/reactions/{reaction['id']}", f"{base}/events",
-        f"{base}/events/{event(world, case)['id']}", f"{base}/notes", f"{base}/notes/{note(world, case)['id']}",
-        f"{base}/consents", f"{base}/consents/{consent['id']}", f"/api/v1/youths/{case['youth_id']}"]}
+    return {
+        "case": case,
+        "urls": [
+            base,
+            f"{base}/reactions",
+            f"{base}/reactions/{reaction['id']}",
+            f"{base}/events",
+            f"{base}/events/{event(world, case)['id']}",
+            f"{base}/notes",
+            f"{base}/notes/{note(world, case)['id']}",
+            f"{base}/consents",
+            f"{base}/consents/{consent['id']}",
+            f"/api/v1/youths/{case['youth_id']}",
+        ],
+    }
 
 
 @pytest.mark.parametrize("outsider", ["police2", "cw", "west", "westhealth"])
@@ -69,8 +82,9 @@ def test_outsiders_get_404_for_the_case_every_entry_under_it_and_the_youth(world
         resp = world[outsider].get(url)
         assert_problem(resp, 404, "not-found")
         # the same answer as for an id that does not exist: existence is not leaked
-        missing = world[outsider].get(url.replace(data["case"]["id"], MISSING).replace(
-            data["case"]["youth_id"], MISSING))
+        missing = world[outsider].get(
+            url.replace(data["case"]["id"], MISSING).replace(data["case"]["youth_id"], MISSING)
+        )
         assert (missing.status_code, missing.json["type"]) == (404, resp.json["type"])
         # the insider sees each of them
         assert world["police"].get(url).status_code == 200, url
@@ -87,9 +101,16 @@ def test_outsiders_writes_to_the_case_are_404_and_change_nothing(world, outsider
         world[outsider].post(f"{base}/reactions", json=REACTION),
         world[outsider].post(f"{base}/transitions", json={"to": "active"}),
         world[outsider].patch(base, json={"summary": "Hijacked"}, headers={"If-Match": etag}),
-        world[outsider].post(f"{base}/consents", json={
-            "given_by": "both", "given_on": oslo_today().isoformat(),
-            "expires_on": (oslo_today() + timedelta(days=30)).isoformat(), "purpose": "x", "agencies": ["health"]}),
+        world[outsider].post(
+            f"{base}/consents",
+            json={
+                "given_by": "both",
+                "given_on": oslo_today().isoformat(),
+                "expires_on": (oslo_today() + timedelta(days=30)).isoformat(),
+                "purpose": "x",
+                "agencies": ["health"],
+            },
+        ),
     ]
     for resp in attempts:
         assert_problem(resp, 404, "not-found")
@@ -114,8 +135,9 @@ def test_participant_whose_agency_stops_serving_the_municipality_loses_the_case(
 
 def test_opening_a_case_with_a_participant_not_serving_the_municipality_is_422(world):
     youth = world.youth()
-    resp = world["police"].post("/api/v1/cases", json={
-        "youth_id": youth["id"], "origin": "police", "participants": ["health", "westhealth"]})
+    resp = world["police"].post(
+        "/api/v1/cases", json={"youth_id": youth["id"], "origin": "police", "participants": ["health", "westhealth"]}
+    )
     assert_problem(resp, 422, "validation-error")
     assert "participants" in resp.json["errors"]
     assert ids(world["police"].get("/api/v1/cases")) == set()
@@ -124,36 +146,56 @@ def test_opening_a_case_with_a_participant_not_serving_the_municipality_is_422(w
 def test_adding_a_participant_not_serving_the_municipality_is_422(world):
     case = world.case(participants=("health",))
     base = f"/api/v1/cases/{case['id']}"
-    resp = world["police"].patch(base, json={"participants": ["police", "health", "west"]},
-                                 headers={"If-Match": world["police"].get(base).headers["ETag"]})
+    resp = world["police"].patch(
+        base,
+        json={"participants": ["police", "health", "west"]},
+        headers={"If-Match": world["police"].get(base).headers["ETag"]},
+    )
     assert_problem(resp, 422, "validation-error")
     assert "participants" in resp.json["errors"]
     assert sorted(world["police"].get(base).json["participants"]) == ["health", "police"]
     # one that serves it may be added
-    resp = world["police"].patch(base, json={"participants": ["police", "health", "nav"]},
-                                 headers={"If-Match": world["police"].get(base).headers["ETag"]})
+    resp = world["police"].patch(
+        base,
+        json={"participants": ["police", "health", "nav"]},
+        headers={"If-Match": world["police"].get(base).headers["ETag"]},
+    )
     assert resp.status_code == 200, resp.json
     assert sorted(resp.json["participants"]) == ["health", "nav", "police"]
 
 
 def test_a_consent_naming_a_non_participant_grants_nothing_and_is_422(world):
     case = world.case(participants=("health",))
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/consents", json={
-        "given_by": "both", "given_on": oslo_today().isoformat(),
-        "expires_on": (oslo_today() + timedelta(days=30)).isoformat(), "purpose": "x", "agencies": ["cw"]})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/consents",
+        json={
+            "given_by": "both",
+            "given_on": oslo_today().isoformat(),
+            "expires_on": (oslo_today() + timedelta(days=30)).isoformat(),
+            "purpose": "x",
+            "agencies": ["cw"],
+        },
+    )
     assert_problem(resp, 422, "validation-error")
     assert_problem(world["cw"].get(f"/api/v1/cases/{case['id']}"), 404, "not-found")
 
 
 # --- 2. the lead sees all; other participants need an active consent -------------------------
 
+
 def test_participant_without_consent_gets_consent_required_on_the_case_and_what_is_under_it(world):
     case = world.case(participants=("health", "nav"))
     base = f"/api/v1/cases/{case['id']}"
     entry = event(world, case)
     world.consent(case, ["nav"])  # a consent for someone else does not help health
-    for url in (base, f"{base}/events", f"{base}/events/{entry['id']}", f"{base}/notes", f"{base}/reactions",
-                f"{base}/consents"):
+    for url in (
+        base,
+        f"{base}/events",
+        f"{base}/events/{entry['id']}",
+        f"{base}/notes",
+        f"{base}/reactions",
+        f"{base}/consents",
+    ):
         assert_problem(world["health"].get(url), 403, "consent-required")
         assert world["nav"].get(url).status_code == 200
     assert_problem(world["health"].post(f"{base}/events", json=EVENT), 403, "consent-required")
@@ -180,6 +222,7 @@ def test_consent_gives_the_participant_the_case_and_its_shared_entries(world):
 
 
 # --- 3. agency entries, health entries, drug tests -------------------------------------------
+
 
 def test_agency_visibility_entries_are_hidden_from_the_lead(world):
     case = world.case(participants=("health",))
@@ -228,23 +271,36 @@ def test_health_entries_need_a_consent_covering_health(world):
 def test_a_drug_test_is_stored_as_health_whatever_the_request_says(world):
     case = world.case(participants=("health",))
     world.consent(case, ["health"], categories=("general",))
-    reaction = world["police"].post(f"/api/v1/cases/{case['id']}/reactions", json={
-        **REACTION, "legal_basis": "conditional_waiver",
-        "conditions": [{"kind": "drug_test", "responsible_agency": "police"}]}).json
-    test = event(world, case, kind="drug_test", result="negative", category="general",
-                 reaction_id=reaction["id"])
+    reaction = (
+        world["police"]
+        .post(
+            f"/api/v1/cases/{case['id']}/reactions",
+            json={
+                **REACTION,
+                "legal_basis": "conditional_waiver",
+                "conditions": [{"kind": "drug_test", "responsible_agency": "police"}],
+            },
+        )
+        .json
+    )
+    test = event(world, case, kind="drug_test", result="negative", category="general", reaction_id=reaction["id"])
     assert test["category"] == "health"
     assert_problem(world["health"].get(f"/api/v1/cases/{case['id']}/events/{test['id']}"), 404, "not-found")
 
 
 def test_drug_test_reaches_the_condition_responsible_agency_even_when_agency_only(world):
     case = world.case(participants=("health", "nav"))
-    world.consent(case, ["health"], categories=("general",))        # no health consent for health
+    world.consent(case, ["health"], categories=("general",))  # no health consent for health
     world.consent(case, ["nav"], categories=("general", "health"))  # nav is not responsible
     base = f"/api/v1/cases/{case['id']}"
-    reaction = world["police"].post(f"{base}/reactions", json={
-        **REACTION, "legal_basis": "conditional_waiver",
-        "conditions": [{"kind": "drug_test", "every_days": 14, "responsible_agency": "health"}]})
+    reaction = world["police"].post(
+        f"{base}/reactions",
+        json={
+            **REACTION,
+            "legal_basis": "conditional_waiver",
+            "conditions": [{"kind": "drug_test", "every_days": 14, "responsible_agency": "health"}],
+        },
+    )
     assert reaction.status_code == 201, reaction.json
     condition = reaction.json["conditions"][0]["id"]
     linked = event(world, case, kind="drug_test", result="positive", condition_id=condition, visibility="agency")
@@ -263,14 +319,24 @@ def test_drug_test_reaches_the_condition_responsible_agency_even_when_agency_onl
 def test_drug_test_exception_still_needs_access_to_the_case(world):
     case = world.case(participants=("health",))
     base = f"/api/v1/cases/{case['id']}"
-    reaction = world["police"].post(f"{base}/reactions", json={
-        **REACTION, "legal_basis": "conditional_waiver",
-        "conditions": [{"kind": "drug_test", "responsible_agency": "health"}]}).json
+    reaction = (
+        world["police"]
+        .post(
+            f"{base}/reactions",
+            json={
+                **REACTION,
+                "legal_basis": "conditional_waiver",
+                "conditions": [{"kind": "drug_test", "responsible_agency": "health"}],
+            },
+        )
+        .json
+    )
     linked = event(world, case, kind="drug_test", result="positive", condition_id=reaction["conditions"][0]["id"])
     assert_problem(world["health"].get(f"{base}/events/{linked['id']}"), 403, "consent-required")
 
 
 # --- 4. withdrawal and expiry take effect on the very next request ---------------------------
+
 
 def test_withdrawal_takes_effect_on_the_very_next_request(world):
     case = world.case(participants=("health",))
@@ -338,22 +404,39 @@ def test_an_already_expired_consent_grants_nothing(world, app):
     case = world.case(participants=("health",))
     today = oslo_today()
     with app.app_context():
-        db.session.add(Consent(case_id=case["id"], given_by="both", given_on=today - timedelta(days=30),
-                               expires_on=today - timedelta(days=1), purpose="Old", covers_general=True,
-                               covers_health=True, recorded_by_agency="police",
-                               grants=[ConsentAgency(agency_code="health")]))
+        db.session.add(
+            Consent(
+                case_id=case["id"],
+                given_by="both",
+                given_on=today - timedelta(days=30),
+                expires_on=today - timedelta(days=1),
+                purpose="Old",
+                covers_general=True,
+                covers_health=True,
+                recorded_by_agency="police",
+                grants=[ConsentAgency(agency_code="health")],
+            )
+        )
         db.session.commit()
     assert_problem(world["health"].get(f"/api/v1/cases/{case['id']}"), 403, "consent-required")
     assert case["id"] not in ids(world["health"].get("/api/v1/cases"))
     # and recording one like it is refused
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/consents", json={
-        "given_by": "both", "given_on": (today - timedelta(days=30)).isoformat(),
-        "expires_on": (today - timedelta(days=1)).isoformat(), "purpose": "x", "agencies": ["health"]})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/consents",
+        json={
+            "given_by": "both",
+            "given_on": (today - timedelta(days=30)).isoformat(),
+            "expires_on": (today - timedelta(days=1)).isoformat(),
+            "purpose": "x",
+            "agencies": ["health"],
+        },
+    )
     assert_problem(resp, 422, "validation-error")
     assert "expires_on" in resp.json["errors"]
 
 
 # --- 5. admin and auditor: 403 on every case-content endpoint --------------------------------
+
 
 def _content_endpoints(app) -> list[tuple[str, str]]:
     found = []
@@ -375,14 +458,18 @@ def test_admin_and_auditor_get_403_on_every_case_content_endpoint(world, app, wh
     # an empty body: the refusal comes before any field is validated
     for method, url in endpoints:
         for target in (url, url.replace(MISSING, case["id"], 1)):  # a missing id, an existing case
-            resp = world[who].client.open(target, method=method, json={},
-                                          headers={"Authorization": f"Bearer {world[who].token}",
-                                                   "If-Match": '"1"'})
+            resp = world[who].client.open(
+                target,
+                method=method,
+                json={},
+                headers={"Authorization": f"Bearer {world[who].token}", "If-Match": '"1"'},
+            )
             assert resp.status_code == 403, (method, target, resp.status_code, resp.json)
             assert resp.json["type"] == "/problems/case-content-forbidden", (method, target)
 
 
 # --- 6. youths ---------------------------------------------------------------------------------
+
 
 def test_youth_without_a_case_is_visible_to_the_creating_agency_only(world):
     youth = world.youth(by="police2")
@@ -400,10 +487,10 @@ def test_youth_is_visible_through_any_readable_case_and_to_its_creator(world):
     first = world.case(by="police2", participants=("nav", "cw"), youth=youth)
     nav_consent = world.consent(first, ["nav"], by="police2")
     url = f"/api/v1/youths/{youth['id']}"
-    assert world["police2"].get(url).status_code == 200                 # creator and lead
-    assert world["nav"].get(url).status_code == 200                     # consenting participant
-    assert_problem(world["cw"].get(url), 404, "not-found")              # participant without consent
-    assert_problem(world["health"].get(url), 404, "not-found")          # not taking part
+    assert world["police2"].get(url).status_code == 200  # creator and lead
+    assert world["nav"].get(url).status_code == 200  # consenting participant
+    assert_problem(world["cw"].get(url), 404, "not-found")  # participant without consent
+    assert_problem(world["health"].get(url), 404, "not-found")  # not taking part
     assert youth["id"] in ids(world["nav"].get("/api/v1/youths"))
     assert youth["id"] not in ids(world["cw"].get("/api/v1/youths"))
     # nav opens its own case on the youth; after its consent on the first is withdrawn it still
@@ -431,12 +518,14 @@ def test_patching_a_youth_follows_visibility(world):
     resp = world["police"].patch(f"/api/v1/youths/{youth['id']}", json={"school": "X"}, headers={"If-Match": '"1"'})
     assert_problem(resp, 404, "not-found")
     etag = world["police2"].get(f"/api/v1/youths/{youth['id']}").headers["ETag"]
-    resp = world["police2"].patch(f"/api/v1/youths/{youth['id']}", json={"school": "Testskolen"},
-                                  headers={"If-Match": etag})
+    resp = world["police2"].patch(
+        f"/api/v1/youths/{youth['id']}", json={"school": "Testskolen"}, headers={"If-Match": etag}
+    )
     assert resp.status_code == 200, resp.json
 
 
 # --- lists never show what GET refuses --------------------------------------------------------
+
 
 def _busy_world(world, app) -> dict:
     """Cases under every relationship, youths with and without cases, entries of every kind."""
@@ -453,27 +542,48 @@ def _busy_world(world, app) -> dict:
     e = world.case(by="nav", participants=("cw",))
     today = oslo_today()
     with app.app_context():
-        db.session.add(Consent(case_id=e["id"], given_by="both", given_on=today - timedelta(days=9),
-                               expires_on=today - timedelta(days=1), purpose="Old", covers_general=True,
-                               covers_health=False, recorded_by_agency="nav", grants=[ConsentAgency(agency_code="cw")]))
+        db.session.add(
+            Consent(
+                case_id=e["id"],
+                given_by="both",
+                given_on=today - timedelta(days=9),
+                expires_on=today - timedelta(days=1),
+                purpose="Old",
+                covers_general=True,
+                covers_health=False,
+                recorded_by_agency="nav",
+                grants=[ConsentAgency(agency_code="cw")],
+            )
+        )
         db.session.commit()
     cases += [a, b, c, d, e]
     world.youth(by="nav")  # no case
     world.youth(by="westhealth", municipality="4601")
 
-    reaction = world["police"].post(f"/api/v1/cases/{a['id']}/reactions", json={
-        **REACTION, "legal_basis": "conditional_waiver",
-        "conditions": [{"kind": "drug_test", "responsible_agency": "health"}]}).json
+    reaction = (
+        world["police"]
+        .post(
+            f"/api/v1/cases/{a['id']}/reactions",
+            json={
+                **REACTION,
+                "legal_basis": "conditional_waiver",
+                "conditions": [{"kind": "drug_test", "responsible_agency": "health"}],
+            },
+        )
+        .json
+    )
     condition = reaction["conditions"][0]["id"]
     for by in ("police", "health", "slt"):
         for visibility in ("shared", "agency"):
             for category in ("general", "health"):
                 entries["events"].append((a, event(world, a, by=by, visibility=visibility, category=category)))
                 entries["notes"].append((a, note(world, a, by=by, visibility=visibility, category=category)))
-    entries["events"].append((a, event(world, a, kind="drug_test", result="missed", condition_id=condition,
-                                       visibility="agency")))
-    entries["events"].append((a, event(world, a, by="slt", kind="drug_test", result="negative",
-                                       reaction_id=reaction["id"])))
+    entries["events"].append(
+        (a, event(world, a, kind="drug_test", result="missed", condition_id=condition, visibility="agency"))
+    )
+    entries["events"].append(
+        (a, event(world, a, by="slt", kind="drug_test", result="negative", reaction_id=reaction["id"]))
+    )
     for case, by in ((b, "police2"), (c, "west"), (d, "health"), (e, "nav")):
         entries["events"].append((case, event(world, case, by=by)))
         entries["notes"].append((case, note(world, case, by=by, category="health")))
@@ -489,8 +599,7 @@ def test_lists_show_exactly_what_get_allows(world, app):
         assert ids(actor.get("/api/v1/cases?limit=200")) == readable, who
         listed_youths = ids(actor.get("/api/v1/youths?limit=200"))
         known_youths = all_youths | listed_youths
-        assert listed_youths == {y for y in known_youths
-                                 if actor.get(f"/api/v1/youths/{y}").status_code == 200}, who
+        assert listed_youths == {y for y in known_youths if actor.get(f"/api/v1/youths/{y}").status_code == 200}, who
         for kind in ("events", "notes"):
             for case in data["cases"]:
                 base = f"/api/v1/cases/{case['id']}/{kind}"
@@ -523,6 +632,7 @@ def test_lists_and_gets_agree_on_the_drug_test_exception(world, app):
 
 # --- 7. who writes ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("who", ["health", "nav", "cw"])
 def test_only_lead_or_coordinator_change_participants_transitions_and_consents(world, who):
     case = world.case(participants=(who, "slt"))
@@ -531,14 +641,21 @@ def test_only_lead_or_coordinator_change_participants_transitions_and_consents(w
     reaction = world["police"].post(f"{base}/reactions", json=REACTION).json
     spare = world.consent(case, ["slt"])
     etag = world["police"].get(base).headers["ETag"]
-    consent_body = {"given_by": "both", "given_on": oslo_today().isoformat(),
-                    "expires_on": (oslo_today() + timedelta(days=30)).isoformat(), "purpose": "x", "agencies": [who]}
+    consent_body = {
+        "given_by": "both",
+        "given_on": oslo_today().isoformat(),
+        "expires_on": (oslo_today() + timedelta(days=30)).isoformat(),
+        "purpose": "x",
+        "agencies": [who],
+    }
     refused = {
-        "participants": world[who].patch(base, json={"participants": ["police", who, "slt", "police2"]},
-                                         headers={"If-Match": etag}),
+        "participants": world[who].patch(
+            base, json={"participants": ["police", who, "slt", "police2"]}, headers={"If-Match": etag}
+        ),
         "transition": world[who].post(f"{base}/transitions", json={"to": "active"}),
-        "reaction transition": world[who].post(f"{base}/reactions/{reaction['id']}/transitions",
-                                               json={"to": "cancelled", "reason": "x"}),
+        "reaction transition": world[who].post(
+            f"{base}/reactions/{reaction['id']}/transitions", json={"to": "cancelled", "reason": "x"}
+        ),
         "consent": world[who].post(f"{base}/consents", json=consent_body),
         "withdraw": world[who].post(f"{base}/consents/{spare['id']}/withdraw"),
     }
@@ -557,8 +674,10 @@ def test_only_lead_or_coordinator_change_participants_transitions_and_consents(w
     assert resp.status_code == 200, resp.json
     assert sorted(resp.json["participants"]) == sorted(["police", who, "slt", "police2"])
     assert slt.post(f"{base}/transitions", json={"to": "active"}).status_code == 200
-    assert slt.post(f"{base}/reactions/{reaction['id']}/transitions",
-                    json={"to": "cancelled", "reason": "x"}).status_code == 200
+    assert (
+        slt.post(f"{base}/reactions/{reaction['id']}/transitions", json={"to": "cancelled", "reason": "x"}).status_code
+        == 200
+    )
     assert slt.post(f"{base}/consents", json=consent_body).status_code == 201
     assert slt.post(f"{base}/consents/{spare['id']}/withdraw").status_code == 200
 
@@ -567,29 +686,48 @@ def test_coordinator_without_consent_cannot_use_the_coordinator_powers(world):
     case = world.case(participants=("slt",))
     base = f"/api/v1/cases/{case['id']}"
     assert_problem(world["slt"].post(f"{base}/transitions", json={"to": "active"}), 403, "consent-required")
-    assert_problem(world["slt"].post(f"{base}/consents", json={
-        "given_by": "both", "given_on": oslo_today().isoformat(),
-        "expires_on": (oslo_today() + timedelta(days=30)).isoformat(), "purpose": "x", "agencies": ["slt"]}),
-        403, "consent-required")
+    assert_problem(
+        world["slt"].post(
+            f"{base}/consents",
+            json={
+                "given_by": "both",
+                "given_on": oslo_today().isoformat(),
+                "expires_on": (oslo_today() + timedelta(days=30)).isoformat(),
+                "purpose": "x",
+                "agencies": ["slt"],
+            },
+        ),
+        403,
+        "consent-required",
+    )
     assert ids(world["police"].get(f"{base}/consents")) == set()
 
 
 def test_a_coordinator_not_taking_part_gets_404(world):
     case = world.case(participants=("health",))
-    assert_problem(world["slt"].post(f"/api/v1/cases/{case['id']}/transitions", json={"to": "active"}),
-                   404, "not-found")
+    assert_problem(
+        world["slt"].post(f"/api/v1/cases/{case['id']}/transitions", json={"to": "active"}), 404, "not-found"
+    )
 
 
 def test_token_without_cases_write_gets_403_on_writes_and_still_reads(world):
     case = world.case(participants=("health",))
     base = f"/api/v1/cases/{case['id']}"
-    reader = world.as_user(world["police"].user_id, "police", "police", "user.police",
-                           scopes=ROLE_SCOPES["police"] - {"cases:write"})
+    reader = world.as_user(
+        world["police"].user_id, "police", "police", "user.police", scopes=ROLE_SCOPES["police"] - {"cases:write"}
+    )
     etag = reader.get(base).headers["ETag"]
     writes = [
-        reader.post("/api/v1/youths", json={
-            "given_name": "Test", "family_name": "Testesen", "birth_date": "2012-05-17", "municipality": "0301",
-            "national_id": youth_number(date(2012, 5, 17), 900)}),
+        reader.post(
+            "/api/v1/youths",
+            json={
+                "given_name": "Test",
+                "family_name": "Testesen",
+                "birth_date": "2012-05-17",
+                "municipality": "0301",
+                "national_id": youth_number(date(2012, 5, 17), 900),
+            },
+        ),
         reader.patch(f"/api/v1/youths/{case['youth_id']}", json={"school": "x"}, headers={"If-Match": '"1"'}),
         reader.post("/api/v1/cases", json={"youth_id": case["youth_id"], "origin": "police"}),
         reader.patch(base, json={"summary": "x"}, headers={"If-Match": etag}),
@@ -614,18 +752,32 @@ def test_token_without_cases_write_gets_403_on_writes_and_still_reads(world):
     assert ids(world["police"].get("/api/v1/cases")) == {case["id"]}
 
 
-@pytest.mark.parametrize("scope,call", [
-    ("notes:write", lambda a, base: a.post(f"{base}/notes", json={"body": "x"})),
-    ("notes:read", lambda a, base: a.get(f"{base}/notes")),
-    ("consents:write", lambda a, base: a.post(f"{base}/consents", json={
-        "given_by": "both", "given_on": oslo_today().isoformat(),
-        "expires_on": (oslo_today() + timedelta(days=3)).isoformat(), "purpose": "x", "agencies": ["health"]})),
-    ("cases:read", lambda a, base: a.get(base)),
-])
+@pytest.mark.parametrize(
+    "scope,call",
+    [
+        ("notes:write", lambda a, base: a.post(f"{base}/notes", json={"body": "x"})),
+        ("notes:read", lambda a, base: a.get(f"{base}/notes")),
+        (
+            "consents:write",
+            lambda a, base: a.post(
+                f"{base}/consents",
+                json={
+                    "given_by": "both",
+                    "given_on": oslo_today().isoformat(),
+                    "expires_on": (oslo_today() + timedelta(days=3)).isoformat(),
+                    "purpose": "x",
+                    "agencies": ["health"],
+                },
+            ),
+        ),
+        ("cases:read", lambda a, base: a.get(base)),
+    ],
+)
 def test_each_endpoint_needs_its_own_scope(world, scope, call):
     case = world.case(participants=("health",))
     base = f"/api/v1/cases/{case['id']}"
-    narrowed = world.as_user(world["police"].user_id, "police", "police", "user.police",
-                             scopes=ROLE_SCOPES["police"] - {scope})
+    narrowed = world.as_user(
+        world["police"].user_id, "police", "police", "user.police", scopes=ROLE_SCOPES["police"] - {scope}
+    )
     assert_problem(call(narrowed, base), 403, "insufficient-scope")
     assert call(world["police"], base).status_code in (200, 201)

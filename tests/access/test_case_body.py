@@ -1,6 +1,7 @@
 """Case responses are rendered by `case_body` from plain rows (the read path) or from the ORM
 object (writes), not by marshmallow. These tests hold every such response equal to what the
 documented `CaseSchema` dumps from the stored case, so the OpenAPI document stays true."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,16 +32,30 @@ def varied_cases(world) -> list[dict]:
         resp = world["police"].post(f"/api/v1/cases/{closed['id']}/transitions", json={"to": to, "reason": reason})
         assert resp.status_code == 200, resp.json
     youth = world.youth()
-    held = world["police"].post("/api/v1/cases", json={
-        "youth_id": youth["id"], "origin": "police", "summary": "Testsak med koordinator — «æøå»",
-        "participants": ["slt", "health"], "coordinator": world["slt"].user_id}).json
+    held = (
+        world["police"]
+        .post(
+            "/api/v1/cases",
+            json={
+                "youth_id": youth["id"],
+                "origin": "police",
+                "summary": "Testsak med koordinator — «æøå»",
+                "participants": ["slt", "health"],
+                "coordinator": world["slt"].user_id,
+            },
+        )
+        .json
+    )
     url = f"/api/v1/cases/{held['id']}"
-    resp = world["police"].patch(url, json={"legal_hold": True},
-                                 headers={"If-Match": world["police"].get(url).headers["ETag"]})
+    resp = world["police"].patch(
+        url, json={"legal_hold": True}, headers={"If-Match": world["police"].get(url).headers["ETag"]}
+    )
     assert resp.status_code == 200, resp.json
     alone = world.case(by="health", participants=())
-    return [world["health" if case is alone else "police"].get(f"/api/v1/cases/{case['id']}").json
-            for case in (plain, closed, held, alone)]
+    return [
+        world["health" if case is alone else "police"].get(f"/api/v1/cases/{case['id']}").json
+        for case in (plain, closed, held, alone)
+    ]
 
 
 def test_get_case_answers_what_the_schema_documents(world):

@@ -2,6 +2,7 @@
 
 One world per (relationship, role); every action of the table is tried on it and compared with
 an explicit expected table, so a change to any cell of the policy fails here."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,34 +19,79 @@ LEAD_REQUIRED = "403 lead-agency-required"
 NO_CONTENT = "403 case-content-forbidden"
 IN, OUT = "listed", "not listed"
 
-ACTIONS = ("get_case", "list_cases", "get_youth", "list_youths", "list_reactions", "list_events",
-           "get_health_event", "list_notes", "list_consents", "create_reaction", "create_event", "create_note",
-           "patch_case", "transition_case", "transition_reaction", "create_consent", "withdraw_consent",
-           "history", "handover", "transfer", "patch_youth")
+ACTIONS = (
+    "get_case",
+    "list_cases",
+    "get_youth",
+    "list_youths",
+    "list_reactions",
+    "list_events",
+    "get_health_event",
+    "list_notes",
+    "list_consents",
+    "create_reaction",
+    "create_event",
+    "create_note",
+    "patch_case",
+    "transition_case",
+    "transition_reaction",
+    "create_consent",
+    "withdraw_consent",
+    "history",
+    "handover",
+    "transfer",
+    "patch_youth",
+)
 # handover and transfer are tried with an agency that does not exist: whoever the policy lets
 # through gets 422 on that field (nothing moves); the moves themselves are tests/continuity/
 VALIDATED = "422 validation-error"
 
 # A participant under a consent: reads and ordinary writes, but not the lead's actions.
 _SHARED = {
-    "get_case": OK, "list_cases": IN, "get_youth": OK, "list_youths": IN, "list_reactions": OK,
-    "list_events": OK, "get_health_event": OK, "list_notes": OK, "list_consents": OK,
-    "create_reaction": CREATED, "create_event": CREATED, "create_note": CREATED,
-    "patch_case": LEAD_REQUIRED, "transition_case": LEAD_REQUIRED, "transition_reaction": LEAD_REQUIRED,
-    "create_consent": LEAD_REQUIRED, "withdraw_consent": LEAD_REQUIRED,
-    "history": OK, "handover": LEAD_REQUIRED, "transfer": LEAD_REQUIRED,
+    "get_case": OK,
+    "list_cases": IN,
+    "get_youth": OK,
+    "list_youths": IN,
+    "list_reactions": OK,
+    "list_events": OK,
+    "get_health_event": OK,
+    "list_notes": OK,
+    "list_consents": OK,
+    "create_reaction": CREATED,
+    "create_event": CREATED,
+    "create_note": CREATED,
+    "patch_case": LEAD_REQUIRED,
+    "transition_case": LEAD_REQUIRED,
+    "transition_reaction": LEAD_REQUIRED,
+    "create_consent": LEAD_REQUIRED,
+    "withdraw_consent": LEAD_REQUIRED,
+    "history": OK,
+    "handover": LEAD_REQUIRED,
+    "transfer": LEAD_REQUIRED,
     # the youth's details change under the rule of case changes: lead or coordinator
     "patch_youth": LEAD_REQUIRED,
 }
-_LEAD_ACTIONS_ALLOWED = {"patch_case": OK, "transition_case": OK, "transition_reaction": OK,
-                         "create_consent": CREATED, "withdraw_consent": OK, "handover": VALIDATED,
-                         "transfer": VALIDATED, "patch_youth": OK}
+_LEAD_ACTIONS_ALLOWED = {
+    "patch_case": OK,
+    "transition_case": OK,
+    "transition_reaction": OK,
+    "create_consent": CREATED,
+    "withdraw_consent": OK,
+    "handover": VALIDATED,
+    "transfer": VALIDATED,
+    "patch_youth": OK,
+}
 _LEAD = {**_SHARED, **_LEAD_ACTIONS_ALLOWED}
 # the agency that registered the youth keeps sight of the youth record (invariant 6), whatever
 # became of the case; once the youth has a case, changing it is for that case's lead or coordinator
 _REGISTERED_YOUTH = {"get_youth": OK, "list_youths": IN, "patch_youth": LEAD_REQUIRED}
-_WITHOUT_CONSENT = {**dict.fromkeys(ACTIONS, CONSENT_REQUIRED),
-                    "list_cases": OUT, "get_youth": NOT_FOUND, "list_youths": OUT, "patch_youth": NOT_FOUND}
+_WITHOUT_CONSENT = {
+    **dict.fromkeys(ACTIONS, CONSENT_REQUIRED),
+    "list_cases": OUT,
+    "get_youth": NOT_FOUND,
+    "list_youths": OUT,
+    "patch_youth": NOT_FOUND,
+}
 _HIDDEN = {**dict.fromkeys(ACTIONS, NOT_FOUND), "list_cases": OUT, "list_youths": OUT}
 
 EXPECTED: dict[str, dict[str, object]] = {
@@ -59,9 +105,17 @@ EXPECTED: dict[str, dict[str, object]] = {
     "participant with a refusal": _WITHOUT_CONSENT,
     # the user's own emergency access (README "Emergency access"): reads, health included, as under a consent
     # covering general and health; opened by id, so absent from lists; no writes at all
-    "participant under emergency access": {**_WITHOUT_CONSENT, "get_case": OK, "get_youth": OK,
-                                           "list_reactions": OK, "list_events": OK, "get_health_event": OK,
-                                           "list_notes": OK, "list_consents": OK, "history": OK},
+    "participant under emergency access": {
+        **_WITHOUT_CONSENT,
+        "get_case": OK,
+        "get_youth": OK,
+        "list_reactions": OK,
+        "list_events": OK,
+        "get_health_event": OK,
+        "list_notes": OK,
+        "list_consents": OK,
+        "history": OK,
+    },
     "participant whose emergency access ended": _WITHOUT_CONSENT,
     "colleague of a user under emergency access": _WITHOUT_CONSENT,
     "non-participant in the municipality": _HIDDEN,
@@ -69,8 +123,11 @@ EXPECTED: dict[str, dict[str, object]] = {
     "admin": dict.fromkeys(ACTIONS, NO_CONTENT),
     "auditor": dict.fromkeys(ACTIONS, NO_CONTENT),
     # After a handover (police -> slt) the old lead is a participant like any other (README "Continuity").
-    "former lead after a handover": {**dict.fromkeys(ACTIONS, CONSENT_REQUIRED), "list_cases": OUT,
-                                     **_REGISTERED_YOUTH},
+    "former lead after a handover": {
+        **dict.fromkeys(ACTIONS, CONSENT_REQUIRED),
+        "list_cases": OUT,
+        **_REGISTERED_YOUTH,
+    },
     "former lead after a handover, with consent": _SHARED,
     # After a transfer (0301 -> 4601, lead west) the old municipality's agencies are outsiders.
     "old municipality after a transfer": _HIDDEN,
@@ -79,24 +136,42 @@ EXPECTED: dict[str, dict[str, object]] = {
     "another agency of the receiving municipality": _HIDDEN,
 }
 # A coordinator taking part under a consent may also do what is reserved to the lead.
-COORDINATOR_OVERRIDES = {"participant with consent": _LEAD_ACTIONS_ALLOWED,
-                         "participant with consent without health": _LEAD_ACTIONS_ALLOWED}
+COORDINATOR_OVERRIDES = {
+    "participant with consent": _LEAD_ACTIONS_ALLOWED,
+    "participant with consent without health": _LEAD_ACTIONS_ALLOWED,
+}
 
 PARTICIPANT_ROLES = ("health", "nav", "cw", "slt")  # school_health, nav, child_welfare, coordinator
 CELLS = (
     [("lead", "police")]
-    + [(rel, code) for rel in ("participant with consent", "participant with consent without health",
-                               "participant without consent", "participant with a refusal",
-                               "participant under emergency access", "participant whose emergency access ended",
-                               "colleague of a user under emergency access", "non-participant in the municipality")
-       for code in PARTICIPANT_ROLES]
-    + [("non-participant in the municipality", "police2"),
-       ("agency of another municipality", "west"), ("agency of another municipality", "westhealth"),
-       ("admin", "admin"), ("auditor", "auditor")]
+    + [
+        (rel, code)
+        for rel in (
+            "participant with consent",
+            "participant with consent without health",
+            "participant without consent",
+            "participant with a refusal",
+            "participant under emergency access",
+            "participant whose emergency access ended",
+            "colleague of a user under emergency access",
+            "non-participant in the municipality",
+        )
+        for code in PARTICIPANT_ROLES
+    ]
+    + [
+        ("non-participant in the municipality", "police2"),
+        ("agency of another municipality", "west"),
+        ("agency of another municipality", "westhealth"),
+        ("admin", "admin"),
+        ("auditor", "auditor"),
+    ]
     + [("former lead after a handover", "police"), ("former lead after a handover, with consent", "police")]
     + [("old municipality after a transfer", code) for code in ("police", *PARTICIPANT_ROLES)]
-    + [("receiving lead after a transfer", "west"), ("receiving lead after a transfer, consent without health", "west"),
-       ("another agency of the receiving municipality", "westhealth")]
+    + [
+        ("receiving lead after a transfer", "west"),
+        ("receiving lead after a transfer, consent without health", "west"),
+        ("another agency of the receiving municipality", "westhealth"),
+    ]
 )
 
 
@@ -132,8 +207,9 @@ def build(world, app, relationship: str, code: str) -> dict:
     world.actors["doc"] = world.actor("school_health", "doc", "user.doc")
     handover, transfer = "after a handover" in relationship, "transfer" in relationship
     participating = relationship.startswith(("participant", "colleague")) or (transfer and code in PARTICIPANT_ROLES)
-    case = world.case(by="police", participants=["doc", code] if participating else ["doc", "slt"] if handover
-                      else ["doc"])
+    case = world.case(
+        by="police", participants=["doc", code] if participating else ["doc", "slt"] if handover else ["doc"]
+    )
     base = f"/api/v1/cases/{case['id']}"
     world.consent(case, ["doc"], categories=("general", "health"))
     if relationship == "participant with consent":
@@ -143,8 +219,9 @@ def build(world, app, relationship: str, code: str) -> dict:
     elif relationship == "participant with a refusal":
         world.consent(case, [code], categories=("general", "health"), decision="refused")
     elif "emergency access" in relationship:
-        _emergency_access(world, app, case, code, ended=relationship.endswith("ended"),
-                          colleague=relationship.startswith("colleague"))
+        _emergency_access(
+            world, app, case, code, ended=relationship.endswith("ended"), colleague=relationship.startswith("colleague")
+        )
     spare = world.consent(case, ["doc"])
     reaction = world["police"].post(f"{base}/reactions", json=REACTION)
     assert reaction.status_code == 201, reaction.json
@@ -160,17 +237,34 @@ def build(world, app, relationship: str, code: str) -> dict:
     elif transfer:
         categories = ["general"] if relationship.endswith("without health") else ["general", "health"]
         today = oslo_today()
-        moved = world["police"].post(f"{base}/transfer", json={
-            "municipality": "4601", "lead": "west", "reason": "The family moved",
-            "consent": {"given_by": "both", "given_on": today.isoformat(),
-                        "expires_on": today.replace(year=today.year + 1).isoformat(), "purpose": "Follow-up",
-                        "categories": categories}})
+        moved = world["police"].post(
+            f"{base}/transfer",
+            json={
+                "municipality": "4601",
+                "lead": "west",
+                "reason": "The family moved",
+                "consent": {
+                    "given_by": "both",
+                    "given_on": today.isoformat(),
+                    "expires_on": today.replace(year=today.year + 1).isoformat(),
+                    "purpose": "Follow-up",
+                    "categories": categories,
+                },
+            },
+        )
         assert moved.status_code == 200, moved.json
         lead = "west"
-    return {"case": case, "base": base, "spare_consent": spare["id"], "reaction": reaction.json["id"],
-            "health_event": event.json["id"], "etag": world[lead].get(base).headers["ETag"], "lead": lead,
-            "consent_for": "west" if transfer else "doc",
-            "youth_etag": world[lead].get(f"/api/v1/youths/{case['youth_id']}").headers["ETag"]}
+    return {
+        "case": case,
+        "base": base,
+        "spare_consent": spare["id"],
+        "reaction": reaction.json["id"],
+        "health_event": event.json["id"],
+        "etag": world[lead].get(base).headers["ETag"],
+        "lead": lead,
+        "consent_for": "west" if transfer else "doc",
+        "youth_etag": world[lead].get(f"/api/v1/youths/{case['youth_id']}").headers["ETag"],
+    }
 
 
 def _emergency_access(world, app, case, code, ended: bool, colleague: bool) -> None:
@@ -179,8 +273,10 @@ def _emergency_access(world, app, case, code, ended: bool, colleague: bool) -> N
     holder = world[code]
     if colleague:
         holder = world.actor(holder.role, code, f"user.{code}.colleague")
-    resp = holder.post(f"/api/v1/cases/{case['id']}/emergency-access",
-                       json={"reason": "The youth was found unconscious at school tonight."})
+    resp = holder.post(
+        f"/api/v1/cases/{case['id']}/emergency-access",
+        json={"reason": "The youth was found unconscious at school tonight."},
+    )
     assert resp.status_code == 201, resp.json
     if ended:
         from datetime import timedelta
@@ -195,8 +291,13 @@ def _emergency_access(world, app, case, code, ended: bool, colleague: bool) -> N
 
 
 REACTION = {"type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-04"}
-EVENT = {"kind": "meeting", "occurred_at": "2027-01-05T08:00:00Z", "category": "general",
-         "visibility": "shared", "summary": "Met"}
+EVENT = {
+    "kind": "meeting",
+    "occurred_at": "2027-01-05T08:00:00Z",
+    "category": "general",
+    "visibility": "shared",
+    "summary": "Met",
+}
 
 
 def run_actions(actor, w: dict) -> dict[str, object]:
@@ -217,22 +318,51 @@ def run_actions(actor, w: dict) -> dict[str, object]:
         "create_note": outcome(actor.post(f"{base}/notes", json={"body": "A note"})),
         "patch_case": outcome(actor.patch(base, json={"summary": "Changed"}, headers={"If-Match": w["etag"]})),
         "transition_case": outcome(actor.post(f"{base}/transitions", json={"to": "active"})),
-        "transition_reaction": outcome(actor.post(f"{base}/reactions/{w['reaction']}/transitions",
-                                                  json={"to": "cancelled", "reason": "Not needed"})),
-        "create_consent": outcome(actor.post(f"{base}/consents", json={
-            "given_by": "both", "given_on": today.isoformat(),
-            "expires_on": today.replace(year=today.year + 1).isoformat(),
-            "purpose": "Follow-up", "agencies": [w["consent_for"]], "categories": ["general"]})),
+        "transition_reaction": outcome(
+            actor.post(
+                f"{base}/reactions/{w['reaction']}/transitions", json={"to": "cancelled", "reason": "Not needed"}
+            )
+        ),
+        "create_consent": outcome(
+            actor.post(
+                f"{base}/consents",
+                json={
+                    "given_by": "both",
+                    "given_on": today.isoformat(),
+                    "expires_on": today.replace(year=today.year + 1).isoformat(),
+                    "purpose": "Follow-up",
+                    "agencies": [w["consent_for"]],
+                    "categories": ["general"],
+                },
+            )
+        ),
         "withdraw_consent": outcome(actor.post(f"{base}/consents/{w['spare_consent']}/withdraw")),
         "history": outcome(actor.get(f"{base}/history")),
         "handover": outcome(actor.post(f"{base}/handover", json={"to": "nosuch", "reason": "Test"})),
-        "transfer": outcome(actor.post(f"{base}/transfer", json={
-            "municipality": "1103", "lead": "nosuch", "reason": "Test", "consent": {
-                "given_by": "both", "given_on": today.isoformat(),
-                "expires_on": today.replace(year=today.year + 1).isoformat(),
-                "purpose": "Follow-up", "categories": ["general"]}})),
-        "patch_youth": outcome(actor.patch(f"/api/v1/youths/{case['youth_id']}", json={"school": "Changed School"},
-                                           headers={"If-Match": w["youth_etag"]})),
+        "transfer": outcome(
+            actor.post(
+                f"{base}/transfer",
+                json={
+                    "municipality": "1103",
+                    "lead": "nosuch",
+                    "reason": "Test",
+                    "consent": {
+                        "given_by": "both",
+                        "given_on": today.isoformat(),
+                        "expires_on": today.replace(year=today.year + 1).isoformat(),
+                        "purpose": "Follow-up",
+                        "categories": ["general"],
+                    },
+                },
+            )
+        ),
+        "patch_youth": outcome(
+            actor.patch(
+                f"/api/v1/youths/{case['youth_id']}",
+                json={"school": "Changed School"},
+                headers={"If-Match": w["youth_etag"]},
+            )
+        ),
     }
 
 
@@ -258,8 +388,13 @@ def test_access_matrix(world, app, relationship, code):
 
 def _principal(role: str, municipalities=(), scopes=None) -> Principal:
     agency = None if role in ("admin", "auditor") else f"agency-{role}"
-    return Principal(subject=f"user-{role}", role=role, agency=agency, municipalities=frozenset(municipalities),
-                     scopes=frozenset(ROLE_SCOPES[role] if scopes is None else scopes))
+    return Principal(
+        subject=f"user-{role}",
+        role=role,
+        agency=agency,
+        municipalities=frozenset(municipalities),
+        scopes=frozenset(ROLE_SCOPES[role] if scopes is None else scopes),
+    )
 
 
 STATISTICS_PRINCIPALS = {
@@ -276,24 +411,45 @@ STATISTICS_PRINCIPALS = {
     "police holding statistics:read": _principal("police", ["0301"], scopes=["statistics:read"]),
 }
 STATISTICS_REQUESTS = {"default": (), "0301": ("0301",), "4601": ("4601",), "both": ("0301", "4601")}
-READERS_ONLY, NO_SCOPE, OTHER_MUNICIPALITY = "403 statistics-readers-only", "403 insufficient-scope", \
-    "403 municipality-forbidden"
+READERS_ONLY, NO_SCOPE, OTHER_MUNICIPALITY = (
+    "403 statistics-readers-only",
+    "403 insufficient-scope",
+    "403 municipality-forbidden",
+)
 EVERY = "every municipality"
 STATISTICS_EXPECTED = {
-    "coordinator of 0301": {"default": ("0301",), "0301": ("0301",), "4601": OTHER_MUNICIPALITY,
-                            "both": OTHER_MUNICIPALITY},
-    "coordinator of 0301 and 4601": {"default": ("0301", "4601"), "0301": ("0301",), "4601": ("4601",),
-                                     "both": ("0301", "4601")},
+    "coordinator of 0301": {
+        "default": ("0301",),
+        "0301": ("0301",),
+        "4601": OTHER_MUNICIPALITY,
+        "both": OTHER_MUNICIPALITY,
+    },
+    "coordinator of 0301 and 4601": {
+        "default": ("0301", "4601"),
+        "0301": ("0301",),
+        "4601": ("4601",),
+        "both": ("0301", "4601"),
+    },
     "coordinator without statistics:read": dict.fromkeys(STATISTICS_REQUESTS, NO_SCOPE),
-    "coordinator with statistics:read only": {"default": ("0301",), "0301": ("0301",), "4601": OTHER_MUNICIPALITY,
-                                              "both": OTHER_MUNICIPALITY},
+    "coordinator with statistics:read only": {
+        "default": ("0301",),
+        "0301": ("0301",),
+        "4601": OTHER_MUNICIPALITY,
+        "both": OTHER_MUNICIPALITY,
+    },
     "admin": {"default": EVERY, "0301": ("0301",), "4601": ("4601",), "both": ("0301", "4601")},
-    "admin with statistics:read only": {"default": EVERY, "0301": ("0301",), "4601": ("4601",),
-                                        "both": ("0301", "4601")},
+    "admin with statistics:read only": {
+        "default": EVERY,
+        "0301": ("0301",),
+        "4601": ("4601",),
+        "both": ("0301", "4601"),
+    },
     "admin without statistics:read": dict.fromkeys(STATISTICS_REQUESTS, NO_SCOPE),
     "auditor": dict.fromkeys(STATISTICS_REQUESTS, READERS_ONLY),
-    **{role: dict.fromkeys(STATISTICS_REQUESTS, READERS_ONLY)
-       for role in ("police", "school_health", "nav", "child_welfare", "police holding statistics:read")},
+    **{
+        role: dict.fromkeys(STATISTICS_REQUESTS, READERS_ONLY)
+        for role in ("police", "school_health", "nav", "child_welfare", "police holding statistics:read")
+    },
 }
 
 
@@ -305,14 +461,18 @@ def _statistics_outcome(decision):
 
 @pytest.mark.parametrize("who", sorted(STATISTICS_PRINCIPALS))
 def test_statistics_matrix(who):
-    actual = {name: _statistics_outcome(statistics_access(STATISTICS_PRINCIPALS[who], requested))
-              for name, requested in STATISTICS_REQUESTS.items()}
+    actual = {
+        name: _statistics_outcome(statistics_access(STATISTICS_PRINCIPALS[who], requested))
+        for name, requested in STATISTICS_REQUESTS.items()
+    }
     assert actual == STATISTICS_EXPECTED[who]
 
 
 def test_only_coordinator_and_admin_may_hold_statistics_read():
-    assert sorted(role for role, scopes in ROLE_SCOPES.items() if "statistics:read" in scopes) == ["admin",
-                                                                                                    "coordinator"]
+    assert sorted(role for role, scopes in ROLE_SCOPES.items() if "statistics:read" in scopes) == [
+        "admin",
+        "coordinator",
+    ]
 
 
 # --- The agency directory (policy.agency_directory_reach) ---------------------------------------
@@ -339,9 +499,11 @@ def test_agency_directory_matrix(world):
     for actor, scopes in DIRECTORY_EXPECTED:
         base = world[actor]
         if scopes != "all":
-            base = world.as_user(base.user_id, base.role, base.agency, f"user.{actor}",
-                                 scopes=[] if scopes == "none" else [scopes])
+            base = world.as_user(
+                base.user_id, base.role, base.agency, f"user.{actor}", scopes=[] if scopes == "none" else [scopes]
+            )
         resp = base.get("/api/v1/agencies/directory")
-        actual[actor, scopes] = ({item["code"] for item in resp.json["items"]} if resp.status_code == 200
-                                 else outcome(resp))
+        actual[actor, scopes] = (
+            {item["code"] for item in resp.json["items"]} if resp.status_code == 200 else outcome(resp)
+        )
     assert actual == DIRECTORY_EXPECTED

@@ -1,4 +1,5 @@
 """The pure access policy (casesvc/policy.py), without a database or HTTP."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, timedelta
@@ -31,8 +32,13 @@ TOMORROW = TODAY + timedelta(days=1)
 
 
 def staff(agency: str, role: str = "police", municipalities=("0301",), scopes=None) -> Principal:
-    return Principal(subject=f"user-{agency}", role=role, agency=agency, municipalities=frozenset(municipalities),
-                     scopes=frozenset(ROLE_SCOPES[role] if scopes is None else scopes))
+    return Principal(
+        subject=f"user-{agency}",
+        role=role,
+        agency=agency,
+        municipalities=frozenset(municipalities),
+        scopes=frozenset(ROLE_SCOPES[role] if scopes is None else scopes),
+    )
 
 
 ADMIN = Principal(subject="admin", role="admin", scopes=ROLE_SCOPES["admin"])
@@ -48,6 +54,7 @@ def case(*consents, participants=("police", "health", "nav"), lead="police", mun
 
 
 # --- ConsentFacts.active_on ------------------------------------------------------------------
+
 
 def test_consent_given_today_is_active_today():
     assert consent(["nav"], given_on=TODAY).active_on(TODAY)
@@ -74,6 +81,7 @@ def test_withdrawn_consent_is_inactive_even_within_its_dates():
 
 
 # --- case_access -----------------------------------------------------------------------------
+
 
 def test_lead_agency_is_lead_without_any_consent():
     assert case_access(staff("police"), case(), TODAY) == CaseAccess(Relation.LEAD, False)
@@ -108,11 +116,15 @@ def test_consent_naming_another_agency_does_not_help():
     assert case_access(staff("nav", "nav"), case(consent(["health"])), TODAY).relation is Relation.CONSENT_REQUIRED
 
 
-@pytest.mark.parametrize("facts", [
-    consent(["nav"], withdrawn=True),
-    consent(["nav"], expires_on=YESTERDAY),
-    consent(["nav"], given_on=TOMORROW, expires_on=TOMORROW),
-], ids=["withdrawn", "expired", "not-yet-given"])
+@pytest.mark.parametrize(
+    "facts",
+    [
+        consent(["nav"], withdrawn=True),
+        consent(["nav"], expires_on=YESTERDAY),
+        consent(["nav"], given_on=TOMORROW, expires_on=TOMORROW),
+    ],
+    ids=["withdrawn", "expired", "not-yet-given"],
+)
 def test_inactive_consent_leaves_participant_without_access(facts):
     assert case_access(staff("nav", "nav"), case(facts), TODAY).relation is Relation.CONSENT_REQUIRED
 
@@ -135,13 +147,15 @@ def test_participant_agency_not_serving_the_municipality_is_hidden():
     assert case_access(staff("police", municipalities=("4601",)), facts, TODAY).relation is Relation.HIDDEN
 
 
-@pytest.mark.parametrize("principal", [ADMIN, AUDITOR, Principal("x", "police", agency=None,
-                                                                  municipalities=frozenset({"0301"}))])
+@pytest.mark.parametrize(
+    "principal", [ADMIN, AUDITOR, Principal("x", "police", agency=None, municipalities=frozenset({"0301"}))]
+)
 def test_no_content_roles_and_staff_without_agency_are_hidden(principal):
     assert case_access(principal, case(consent(["police"])), TODAY).relation is Relation.HIDDEN
 
 
 # --- check_role and authorize ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("principal", [ADMIN, AUDITOR])
 @pytest.mark.parametrize("action", list(Action))
@@ -185,8 +199,14 @@ def test_lead_may_do_everything(action):
     assert authorize(staff("police"), action, CaseAccess(Relation.LEAD)).allowed
 
 
-LEAD_ONLY = {Action.UPDATE_CASE, Action.TRANSITION_CASE, Action.TRANSITION_REACTION, Action.WRITE_CONSENT,
-             Action.HANDOVER_CASE, Action.TRANSFER_CASE}
+LEAD_ONLY = {
+    Action.UPDATE_CASE,
+    Action.TRANSITION_CASE,
+    Action.TRANSITION_REACTION,
+    Action.WRITE_CONSENT,
+    Action.HANDOVER_CASE,
+    Action.TRANSFER_CASE,
+}
 
 
 def test_lead_only_actions_are_the_documented_ones():
@@ -223,8 +243,14 @@ def test_coordinator_without_consent_may_not(action):
 def test_scope_decides_per_action():
     reader = staff("police", scopes={"cases:read"})
     assert authorize(reader, Action.READ_CASE, CaseAccess(Relation.LEAD)).allowed
-    for action in (Action.WRITE_EVENT, Action.WRITE_REACTION, Action.UPDATE_CASE, Action.WRITE_NOTE,
-                   Action.READ_NOTES, Action.WRITE_CONSENT):
+    for action in (
+        Action.WRITE_EVENT,
+        Action.WRITE_REACTION,
+        Action.UPDATE_CASE,
+        Action.WRITE_NOTE,
+        Action.READ_NOTES,
+        Action.WRITE_CONSENT,
+    ):
         assert authorize(reader, action, CaseAccess(Relation.LEAD)).reason == "insufficient-scope"
 
 
@@ -255,8 +281,7 @@ def test_agency_entry_is_seen_by_no_other_agency_not_even_the_lead(access):
 def test_author_always_sees_its_own_entries(access):
     for visibility in ("agency", "shared"):
         for category in ("general", "health"):
-            assert can_see_entry(staff("health", "school_health"), access,
-                                 entry("health", category, visibility))
+            assert can_see_entry(staff("health", "school_health"), access, entry("health", category, visibility))
 
 
 def test_health_entry_needs_a_health_consent_even_for_the_lead():
@@ -293,6 +318,7 @@ def test_unknown_visibility_or_category_is_denied():
 
 # --- youth_visible ---------------------------------------------------------------------------
 
+
 def test_youth_visible_to_creating_agency_without_any_case():
     assert youth_visible(staff("police2"), "police2", [])
 
@@ -301,8 +327,10 @@ def test_youth_hidden_from_other_agency_without_a_case():
     assert not youth_visible(staff("police"), "police2", [])
 
 
-@pytest.mark.parametrize("relation,visible", [(Relation.LEAD, True), (Relation.SHARED, True),
-                                              (Relation.CONSENT_REQUIRED, False), (Relation.HIDDEN, False)])
+@pytest.mark.parametrize(
+    "relation,visible",
+    [(Relation.LEAD, True), (Relation.SHARED, True), (Relation.CONSENT_REQUIRED, False), (Relation.HIDDEN, False)],
+)
 def test_youth_visible_through_a_readable_case_only(relation, visible):
     assert youth_visible(staff("nav", "nav"), "police", [CaseAccess(Relation.HIDDEN), CaseAccess(relation)]) is visible
 
@@ -327,16 +355,23 @@ principals = st.builds(
     municipalities=st.frozensets(st.sampled_from(MUNICIPALITIES)),
     scopes=st.frozensets(st.sampled_from(ALL_SCOPES)),
 )
-consents = st.builds(ConsentFacts, agencies=st.frozensets(st.sampled_from(AGENCIES), min_size=1),
-                     covers_health=st.booleans(), given_on=DAYS, expires_on=DAYS, withdrawn=st.booleans())
+consents = st.builds(
+    ConsentFacts,
+    agencies=st.frozensets(st.sampled_from(AGENCIES), min_size=1),
+    covers_health=st.booleans(),
+    given_on=DAYS,
+    expires_on=DAYS,
+    withdrawn=st.booleans(),
+)
 
 
 @st.composite
 def case_facts(draw):
     lead = draw(st.sampled_from(AGENCIES))
     others = draw(st.frozensets(st.sampled_from(AGENCIES)))
-    return CaseFacts(draw(st.sampled_from(MUNICIPALITIES)), lead, others | {lead},
-                     tuple(draw(st.lists(consents, max_size=4))))
+    return CaseFacts(
+        draw(st.sampled_from(MUNICIPALITIES)), lead, others | {lead}, tuple(draw(st.lists(consents, max_size=4)))
+    )
 
 
 @settings(max_examples=500, deadline=None)
@@ -361,20 +396,30 @@ def test_authorize_never_allows_hidden_consent_required_or_no_content_roles(prin
 
 
 @settings(max_examples=300, deadline=None)
-@given(principal=principals, action=st.sampled_from(list(Action)),
-       relation=st.sampled_from([Relation.HIDDEN, Relation.CONSENT_REQUIRED]), health=st.booleans())
+@given(
+    principal=principals,
+    action=st.sampled_from(list(Action)),
+    relation=st.sampled_from([Relation.HIDDEN, Relation.CONSENT_REQUIRED]),
+    health=st.booleans(),
+)
 def test_authorize_never_allows_hidden_or_consent_required_access(principal, action, relation, health):
     assert not authorize(principal, action, CaseAccess(relation, health)).allowed
 
 
 @settings(max_examples=300, deadline=None)
-@given(principal=principals, facts=case_facts(), today=DAYS,
-       author=st.sampled_from(AGENCIES), category=st.sampled_from(["general", "health"]),
-       visibility=st.sampled_from(["agency", "shared"]),
-       kind=st.sampled_from([None, "meeting", "drug_test"]),
-       condition_agency=st.one_of(st.none(), st.sampled_from(AGENCIES)))
-def test_entries_are_never_seen_beyond_the_rules(principal, facts, today, author, category, visibility, kind,
-                                                 condition_agency):
+@given(
+    principal=principals,
+    facts=case_facts(),
+    today=DAYS,
+    author=st.sampled_from(AGENCIES),
+    category=st.sampled_from(["general", "health"]),
+    visibility=st.sampled_from(["agency", "shared"]),
+    kind=st.sampled_from([None, "meeting", "drug_test"]),
+    condition_agency=st.one_of(st.none(), st.sampled_from(AGENCIES)),
+)
+def test_entries_are_never_seen_beyond_the_rules(
+    principal, facts, today, author, category, visibility, kind, condition_agency
+):
     access = case_access(principal, facts, today)
     seen = can_see_entry(principal, access, EntryFacts(author, category, visibility, kind, condition_agency))
     if not seen:
@@ -384,20 +429,25 @@ def test_entries_are_never_seen_beyond_the_rules(principal, facts, today, author
     if not responsible and author != principal.agency:
         assert visibility == "shared"
         if category == "health":
-            assert any(principal.agency in c.agencies and c.covers_health and c.active_on(today)
-                       for c in facts.consents)
+            assert any(
+                principal.agency in c.agencies and c.covers_health and c.active_on(today) for c in facts.consents
+            )
 
 
 # --- changing a youth's details ----------------------------------------------------------------
 
-@pytest.mark.parametrize("who,created_by,accesses,expected", [
-    (staff("police"), "police", [], (True, 200)),                                   # registered it, no case yet
-    (staff("health", "school_health"), "police", [], (False, 404)),                 # never sees it
-    (staff("police"), "police", [CaseAccess(Relation.CONSENT_REQUIRED)], (False, 403)),  # registered, not lead
-    (staff("health", "school_health"), "police", [CaseAccess(Relation.SHARED)], (False, 403)),
-    (staff("slt", "coordinator"), "police", [CaseAccess(Relation.SHARED)], (True, 200)),
-    (staff("nav", "nav"), "police", [CaseAccess(Relation.SHARED), CaseAccess(Relation.LEAD)], (True, 200)),
-])
+
+@pytest.mark.parametrize(
+    "who,created_by,accesses,expected",
+    [
+        (staff("police"), "police", [], (True, 200)),  # registered it, no case yet
+        (staff("health", "school_health"), "police", [], (False, 404)),  # never sees it
+        (staff("police"), "police", [CaseAccess(Relation.CONSENT_REQUIRED)], (False, 403)),  # registered, not lead
+        (staff("health", "school_health"), "police", [CaseAccess(Relation.SHARED)], (False, 403)),
+        (staff("slt", "coordinator"), "police", [CaseAccess(Relation.SHARED)], (True, 200)),
+        (staff("nav", "nav"), "police", [CaseAccess(Relation.SHARED), CaseAccess(Relation.LEAD)], (True, 200)),
+    ],
+)
 def test_youth_changes_follow_the_rule_of_case_changes(who, created_by, accesses, expected):
     decision = youth_change_decision(who, created_by, accesses)
     assert (decision.allowed, decision.status) == expected
@@ -406,6 +456,7 @@ def test_youth_changes_follow_the_rule_of_case_changes(who, created_by, accesses
 
 
 # --- refusals and emergency access (README "Emergency access" and "Consent refusals") ------------------------------
+
 
 def test_a_refusal_is_never_active():
     from casesvc.policy import ConsentFacts as Facts

@@ -4,6 +4,7 @@ the number a write issues does not grow with what the case already holds.
 Each request is counted with an SQLAlchemy `before_cursor_execute` listener on the app's
 engine, so every statement is seen, including the selectin loads of participants, guardians,
 conditions and signatures."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from casesvc.reactions.service import create_reaction
 from casesvc.youths.service import register_youth
 from tests.conftest import youth_number
 
-ROWS = 55          # more than the larger page, so both pages are full
+ROWS = 55  # more than the larger page, so both pages are full
 SMALL, LARGE = 5, 50
 # The token's user and agency with the case and its participants (one statement), no consent
 # query for the lead, and the audit event's insert; no BEGIN or COMMIT (reads run in autocommit).
@@ -54,8 +55,14 @@ def count_queries(app):
 @contextmanager
 def as_police(app, world):
     """The service layer as the police user of `world`, committed at the end."""
-    principal = Principal(subject=world["police"].user_id, role="police", agency="police",
-                          municipalities=frozenset({"0301"}), scopes=ROLE_SCOPES["police"], username="user.police")
+    principal = Principal(
+        subject=world["police"].user_id,
+        role="police",
+        agency="police",
+        municipalities=frozenset({"0301"}),
+        scopes=ROLE_SCOPES["police"],
+        username="user.police",
+    )
     with app.app_context():
         yield principal
         db.session.commit()
@@ -63,9 +70,17 @@ def as_police(app, world):
 
 def _youth(principal: Principal, index: int):
     born = date(oslo_today().year - 15, 1, 1) + timedelta(days=index)
-    return register_youth(principal, {
-        "national_id": youth_number(born), "birth_date": born, "given_name": "Test", "family_name": f"Testesen{index}",
-        "municipality": "0301", "guardians": [{"name": "Test Forelder", "relation": "mother"}]})
+    return register_youth(
+        principal,
+        {
+            "national_id": youth_number(born),
+            "birth_date": born,
+            "given_name": "Test",
+            "family_name": f"Testesen{index}",
+            "municipality": "0301",
+            "guardians": [{"name": "Test Forelder", "relation": "mother"}],
+        },
+    )
 
 
 @pytest.fixture
@@ -73,8 +88,15 @@ def many_cases(app, world):
     with as_police(app, world) as police:
         for index in range(ROWS):
             youth = _youth(police, index)
-            open_case(police, {"youth_id": youth.id, "origin": "police", "summary": f"Case {index}",
-                               "participant_codes": ["health", "slt"]})
+            open_case(
+                police,
+                {
+                    "youth_id": youth.id,
+                    "origin": "police",
+                    "summary": f"Case {index}",
+                    "participant_codes": ["health", "slt"],
+                },
+            )
 
 
 @pytest.fixture
@@ -82,18 +104,38 @@ def busy_case(app, world) -> str:
     """One case with ROWS reactions (each with conditions and signatures), events and notes."""
     today = oslo_today()
     with as_police(app, world) as police:
-        case = open_case(police, {"youth_id": _youth(police, 0).id, "origin": "police",
-                                  "participant_codes": ["health", "slt"]})
+        case = open_case(
+            police, {"youth_id": _youth(police, 0).id, "origin": "police", "participant_codes": ["health", "slt"]}
+        )
         lead = CaseAccess(Relation.LEAD)
         for index in range(ROWS):
-            create_reaction(police, case, {
-                "type": "drug_contract", "legal_basis": "conditional_waiver", "starts_on": today,
-                "ends_on": today + timedelta(days=180),
-                "conditions": [{"kind": "drug_test", "every_days": 14, "responsible_agency": "health"},
-                               {"kind": "meeting", "description": f"Meeting {index}", "responsible_agency": "slt"}],
-                "signatures": [{"party": "youth", "signed_on": today}, {"party": "guardian", "signed_on": today}]})
-            log_event(police, case, lead, {"kind": "meeting", "occurred_at": datetime.now(UTC),
-                                            "summary": f"Event {index}", "category": "general", "visibility": "shared"})
+            create_reaction(
+                police,
+                case,
+                {
+                    "type": "drug_contract",
+                    "legal_basis": "conditional_waiver",
+                    "starts_on": today,
+                    "ends_on": today + timedelta(days=180),
+                    "conditions": [
+                        {"kind": "drug_test", "every_days": 14, "responsible_agency": "health"},
+                        {"kind": "meeting", "description": f"Meeting {index}", "responsible_agency": "slt"},
+                    ],
+                    "signatures": [{"party": "youth", "signed_on": today}, {"party": "guardian", "signed_on": today}],
+                },
+            )
+            log_event(
+                police,
+                case,
+                lead,
+                {
+                    "kind": "meeting",
+                    "occurred_at": datetime.now(UTC),
+                    "summary": f"Event {index}",
+                    "category": "general",
+                    "visibility": "shared",
+                },
+            )
             write_note(police, case, lead, {"body": f"Note {index}", "category": "general", "visibility": "shared"})
         return case.id
 
@@ -171,15 +213,22 @@ def test_a_read_runs_in_autocommit_and_a_write_in_one_transaction(app, world):
 
 # --- writes: the statements of a write do not grow with what the case already holds ------------
 
+
 def _empty_case(app, world) -> str:
     with as_police(app, world) as police:
-        return open_case(police, {"youth_id": _youth(police, 1).id, "origin": "police",
-                                  "participant_codes": ["health", "slt"]}).id
+        return open_case(
+            police, {"youth_id": _youth(police, 1).id, "origin": "police", "participant_codes": ["health", "slt"]}
+        ).id
 
 
 def _event_body(summary: str) -> dict:
-    return {"kind": "meeting", "occurred_at": datetime.now(UTC).isoformat(), "summary": summary,
-            "category": "general", "visibility": "shared"}
+    return {
+        "kind": "meeting",
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "summary": summary,
+        "category": "general",
+        "visibility": "shared",
+    }
 
 
 # The caller with the case and its participants (one statement), the consents for an entry (the
@@ -188,26 +237,34 @@ def _event_body(summary: str) -> dict:
 EVENT_WRITE_MAX_QUERIES = 5
 
 
-def test_logging_an_event_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(app, world, busy_case,
-                                                                                     count_queries):
+def test_logging_an_event_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(
+    app, world, busy_case, count_queries
+):
     empty = _empty_case(app, world)
     counts = []
     for case_id in (empty, busy_case, empty):
-        resp, count = count_queries(world["police"], f"/api/v1/cases/{case_id}/events", "post", 201,
-                                    json=_event_body(f"Meeting on {case_id}"))
+        resp, count = count_queries(
+            world["police"], f"/api/v1/cases/{case_id}/events", "post", 201, json=_event_body(f"Meeting on {case_id}")
+        )
         assert resp.json["case_id"] == case_id
         counts.append(count)
     assert len(set(counts)) == 1
     assert counts[0] <= EVENT_WRITE_MAX_QUERIES
 
 
-def test_writing_a_note_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(app, world, busy_case,
-                                                                                  count_queries):
+def test_writing_a_note_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(
+    app, world, busy_case, count_queries
+):
     empty = _empty_case(app, world)
     counts = []
     for case_id in (empty, busy_case):
-        resp, count = count_queries(world["police"], f"/api/v1/cases/{case_id}/notes", "post", 201,
-                                    json={"body": "A note", "category": "general", "visibility": "shared"})
+        resp, count = count_queries(
+            world["police"],
+            f"/api/v1/cases/{case_id}/notes",
+            "post",
+            201,
+            json={"body": "A note", "category": "general", "visibility": "shared"},
+        )
         assert resp.json["case_id"] == case_id
         counts.append(count)
     assert counts[0] == counts[1]
@@ -215,12 +272,14 @@ def test_writing_a_note_takes_as_many_statements_on_a_busy_case_as_on_an_empty_o
 
 def _patch(count_queries, world, case_id: str, body: dict):
     etag = world["police"].get(f"/api/v1/cases/{case_id}").headers["ETag"]
-    return count_queries(world["police"], f"/api/v1/cases/{case_id}", "patch", 200, json=body,
-                         headers={"If-Match": etag})
+    return count_queries(
+        world["police"], f"/api/v1/cases/{case_id}", "patch", 200, json=body, headers={"If-Match": etag}
+    )
 
 
-def test_changing_a_case_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(app, world, busy_case,
-                                                                                    count_queries):
+def test_changing_a_case_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(
+    app, world, busy_case, count_queries
+):
     empty = _empty_case(app, world)
     counts = []
     for case_id in (empty, busy_case):

@@ -2,6 +2,7 @@
 `admin` scope may; role and scope are checked before the body is read. Disabling a user takes
 effect at once, a change of an agency's municipalities on the very next request, and the audit
 log of these writes holds ids and codes only."""
+
 from __future__ import annotations
 
 import hashlib
@@ -116,10 +117,15 @@ def test_an_admin_token_without_the_admin_scope_gets_403(world, method, url, bod
 def test_refused_callers_change_nothing(world, client):
     nav_user = world["nav"].user_id
     assert world["police"].post(f"/api/v1/users/{nav_user}/disable").status_code == 403
-    assert world["police"].post(f"/api/v1/users/{nav_user}/password",
-                                json={"password": FAKE_PASSWORD}).status_code == 403
-    assert world["nav"].patch(f"/api/v1/users/{nav_user}", json={"role": "admin", "agency": None},
-                              headers={"If-Match": "*"}).status_code == 403
+    assert (
+        world["police"].post(f"/api/v1/users/{nav_user}/password", json={"password": FAKE_PASSWORD}).status_code == 403
+    )
+    assert (
+        world["nav"]
+        .patch(f"/api/v1/users/{nav_user}", json={"role": "admin", "agency": None}, headers={"If-Match": "*"})
+        .status_code
+        == 403
+    )
     assert login(client, "user.nav").status_code == 200
     assert login(client, "user.nav", FAKE_PASSWORD).status_code == 400
     assert world["auditor"].post("/api/v1/agencies", json=new_agency()).status_code == 403
@@ -134,14 +140,20 @@ def test_refused_callers_change_nothing(world, client):
 
 # --- agencies ------------------------------------------------------------------------------------
 
+
 def test_admin_creates_an_agency_with_location_and_etag(world):
     admin = world["admin"]
     resp = admin.post("/api/v1/agencies", json=new_agency(municipalities=["4601", "0301", "0301"]))
     assert resp.status_code == 201, resp.json
     assert resp.headers["Location"] == "/api/v1/agencies/fake-nav"
     assert resp.headers["ETag"]
-    assert resp.json == {"code": "fake-nav", "kind": "nav", "name": "Fake NAV Testby",
-                         "municipalities": ["0301", "4601"], "created_at": resp.json["created_at"]}
+    assert resp.json == {
+        "code": "fake-nav",
+        "kind": "nav",
+        "name": "Fake NAV Testby",
+        "municipalities": ["0301", "4601"],
+        "created_at": resp.json["created_at"],
+    }
     fetched = admin.get(resp.headers["Location"])
     assert fetched.status_code == 200
     assert fetched.json == resp.json
@@ -156,16 +168,27 @@ def test_an_unknown_agency_is_404(world):
     assert resp.mimetype == "application/problem+json"
 
 
-@pytest.mark.parametrize("fields,field", [
-    ({"kind": "army"}, "kind"),
-    ({"code": "Fake NAV!"}, "code"),
-    ({"code": "police"}, "code"),                       # exists
-    ({"name": "   "}, "name"),
-    ({"municipalities": ["301"]}, "municipalities.0"),
-    ({"municipalities": []}, "municipalities"),
-    ({"name": None}, "name"),
-], ids=["unknown-kind", "bad-code", "duplicate-code", "blank-name", "three-digit-municipality",
-        "no-municipality", "null-name"])
+@pytest.mark.parametrize(
+    "fields,field",
+    [
+        ({"kind": "army"}, "kind"),
+        ({"code": "Fake NAV!"}, "code"),
+        ({"code": "police"}, "code"),  # exists
+        ({"name": "   "}, "name"),
+        ({"municipalities": ["301"]}, "municipalities.0"),
+        ({"municipalities": []}, "municipalities"),
+        ({"name": None}, "name"),
+    ],
+    ids=[
+        "unknown-kind",
+        "bad-code",
+        "duplicate-code",
+        "blank-name",
+        "three-digit-municipality",
+        "no-municipality",
+        "null-name",
+    ],
+)
 def test_bad_agency_input_is_422_on_the_field(world, fields, field):
     resp = world["admin"].post("/api/v1/agencies", json=new_agency(**fields))
     message = field_problem(resp, field)
@@ -204,8 +227,11 @@ def test_patch_changes_name_and_municipalities_and_needs_if_match(world):
     etag = read.headers["ETag"]
     missing = admin.patch("/api/v1/agencies/nav", json={"name": "Fake NAV Nyby"})
     assert missing.status_code == 428
-    changed = admin.patch("/api/v1/agencies/nav", json={"name": "Fake NAV Nyby", "municipalities": ["4601", "0301"]},
-                          headers={"If-Match": etag})
+    changed = admin.patch(
+        "/api/v1/agencies/nav",
+        json={"name": "Fake NAV Nyby", "municipalities": ["4601", "0301"]},
+        headers={"If-Match": etag},
+    )
     assert changed.status_code == 200, changed.json
     assert changed.json["name"] == "Fake NAV Nyby"
     assert changed.json["municipalities"] == ["0301", "4601"]
@@ -221,19 +247,26 @@ def test_patch_changes_name_and_municipalities_and_needs_if_match(world):
 def test_patch_ignores_the_code_and_kind_which_never_change(world):
     admin = world["admin"]
     before = admin.get("/api/v1/agencies/nav")
-    resp = admin.patch("/api/v1/agencies/nav", json={"code": "other", "kind": "police", "name": "Fake NAV Nyby"},
-                       headers={"If-Match": before.headers["ETag"]})
+    resp = admin.patch(
+        "/api/v1/agencies/nav",
+        json={"code": "other", "kind": "police", "name": "Fake NAV Nyby"},
+        headers={"If-Match": before.headers["ETag"]},
+    )
     assert resp.status_code == 200, resp.json
     assert resp.json == {**before.json, "name": "Fake NAV Nyby"}
     assert admin.get("/api/v1/agencies/other").status_code == 404
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"municipalities": []}, "municipalities"),
-    ({"municipalities": ["12345"]}, "municipalities.0"),
-    ({"name": ""}, "name"),
-    ({"name": "   "}, "name"),
-], ids=["no-municipality", "five-digits", "empty-name", "blank-name"])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"municipalities": []}, "municipalities"),
+        ({"municipalities": ["12345"]}, "municipalities.0"),
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+    ],
+    ids=["no-municipality", "five-digits", "empty-name", "blank-name"],
+)
 def test_patch_refuses_bad_values(world, body, field):
     admin = world["admin"]
     before = admin.get("/api/v1/agencies/nav")
@@ -260,19 +293,24 @@ def test_removing_a_municipality_hides_its_cases_from_the_agencys_users_on_the_n
     assert police.get(f"/api/v1/cases/{case['id']}").status_code == 404
     assert police.get("/api/v1/cases").json["items"] == []
     assert police.get("/api/v1/auth/me").json["municipalities"] == ["4601"]
-    back = admin.patch("/api/v1/agencies/police", json={"municipalities": ["0301"]},
-                       headers={"If-Match": moved.headers["ETag"]})
+    back = admin.patch(
+        "/api/v1/agencies/police", json={"municipalities": ["0301"]}, headers={"If-Match": moved.headers["ETag"]}
+    )
     assert back.status_code == 200
     assert police.get(f"/api/v1/cases/{case['id']}").status_code == 200
 
 
 def test_agency_routes_leave_the_webhook_routes_alone(world):
     admin = world["admin"]
-    put = admin.put("/api/v1/agencies/nav/webhook", json={"url": "http://127.0.0.1:9/fake-hook",
-                                                          "secret": "fake-secret-0123456789"})
+    put = admin.put(
+        "/api/v1/agencies/nav/webhook", json={"url": "http://127.0.0.1:9/fake-hook", "secret": "fake-secret-0123456789"}
+    )
     assert put.status_code == 201, put.json
-    assert (put.json["agency"], put.json["url"], put.json["secret_set"]) == \
-        ("nav", "http://127.0.0.1:9/fake-hook", True)
+    assert (put.json["agency"], put.json["url"], put.json["secret_set"]) == (
+        "nav",
+        "http://127.0.0.1:9/fake-hook",
+        True,
+    )
     assert "secret" not in put.json
     hook = admin.get("/api/v1/agencies/nav/webhook")
     assert hook.status_code == 200 and hook.json["url"] == "http://127.0.0.1:9/fake-hook"
@@ -282,6 +320,7 @@ def test_agency_routes_leave_the_webhook_routes_alone(world):
 
 
 # --- users ---------------------------------------------------------------------------------------
+
 
 def test_admin_creates_a_user_who_can_log_in_with_the_password(world, client, app):
     admin = world["admin"]
@@ -313,18 +352,31 @@ def test_admin_creates_admin_and_auditor_users_without_agency(world):
         assert resp.json["role"] == role and resp.json["agency"] is None
 
 
-@pytest.mark.parametrize("fields,field", [
-    ({"role": "wizard"}, "role"),
-    ({"agency": None}, "agency"),                       # a staff user needs an agency
-    ({"role": "admin"}, "agency"),                      # admin belongs to no agency
-    ({"agency": "no-such-agency"}, "agency"),
-    ({"agency": "police"}, "agency"),                   # a nav user in a police agency
-    ({"username": "fake person!"}, "username"),
-    ({"username": "user.police"}, "username"),          # exists
-    ({"password": "Xq7-fak"}, "password"),              # too short (7 characters)
-    ({"password": None}, "password"),
-], ids=["unknown-role", "staff-without-agency", "admin-with-agency", "unknown-agency", "kind-mismatch",
-        "bad-username", "duplicate-username", "short-password", "null-password"])
+@pytest.mark.parametrize(
+    "fields,field",
+    [
+        ({"role": "wizard"}, "role"),
+        ({"agency": None}, "agency"),  # a staff user needs an agency
+        ({"role": "admin"}, "agency"),  # admin belongs to no agency
+        ({"agency": "no-such-agency"}, "agency"),
+        ({"agency": "police"}, "agency"),  # a nav user in a police agency
+        ({"username": "fake person!"}, "username"),
+        ({"username": "user.police"}, "username"),  # exists
+        ({"password": "Xq7-fak"}, "password"),  # too short (7 characters)
+        ({"password": None}, "password"),
+    ],
+    ids=[
+        "unknown-role",
+        "staff-without-agency",
+        "admin-with-agency",
+        "unknown-agency",
+        "kind-mismatch",
+        "bad-username",
+        "duplicate-username",
+        "short-password",
+        "null-password",
+    ],
+)
 def test_bad_user_input_is_422_on_the_field(world, fields, field):
     admin = world["admin"]
     resp = admin.post("/api/v1/users", json=new_user(**fields))
@@ -342,16 +394,19 @@ def test_an_unknown_user_is_404(world):
     assert admin.post("/api/v1/users/not-an-id/enable").status_code == 404
     assert admin.post("/api/v1/users/not-an-id/password", json={"password": FAKE_PASSWORD}).status_code == 404
     assert admin.patch("/api/v1/users/not-an-id", json={"role": "nav"}, headers={"If-Match": "*"}).status_code == 404
-    for resp in (admin.get("/api/v1/users/00000000-0000-4000-8000-000000000000"),
-                 admin.post("/api/v1/users/not-an-id/disable"),
-                 admin.post("/api/v1/users/not-an-id/enable"),
-                 admin.post("/api/v1/users/not-an-id/password", json={"password": FAKE_PASSWORD}),
-                 admin.patch("/api/v1/users/not-an-id", json={"role": "nav"}, headers={"If-Match": "*"})):
+    for resp in (
+        admin.get("/api/v1/users/00000000-0000-4000-8000-000000000000"),
+        admin.post("/api/v1/users/not-an-id/disable"),
+        admin.post("/api/v1/users/not-an-id/enable"),
+        admin.post("/api/v1/users/not-an-id/password", json={"password": FAKE_PASSWORD}),
+        admin.patch("/api/v1/users/not-an-id", json={"role": "nav"}, headers={"If-Match": "*"}),
+    ):
         assert "user" in assert_problem(resp, 404, "not-found")["detail"]
     assert all_pages(admin, "/api/v1/users") == users_before
 
 
 # --- a password reset ------------------------------------------------------------------------------
+
 
 def test_a_password_reset_ends_every_login_and_the_new_password_works_at_once(world, client):
     admin = world["admin"]
@@ -372,8 +427,7 @@ def test_a_password_reset_ends_every_login_and_the_new_password_works_at_once(wo
     assert client.get("/api/v1/auth/me", headers=bearer(new.json["access_token"])).status_code == 200
 
 
-@pytest.mark.parametrize("body", [{"password": "Xq7-fak"}, {"password": None}, {}],
-                         ids=["short", "null", "missing"])
+@pytest.mark.parametrize("body", [{"password": "Xq7-fak"}, {"password": None}, {}], ids=["short", "null", "missing"])
 def test_a_bad_new_password_is_422_and_the_old_one_still_works(world, client, body):
     admin = world["admin"]
     resp = admin.post(f"/api/v1/users/{world['nav'].user_id}/password", json=body)
@@ -446,6 +500,7 @@ def test_what_ends_a_users_logins_ends_its_calendar_address_too(world, client, e
 
 # --- a new role or agency ------------------------------------------------------------------------
 
+
 def _user_etag(admin, user_id):
     resp = admin.get(f"/api/v1/users/{user_id}")
     assert resp.status_code == 200
@@ -477,24 +532,36 @@ def test_moving_a_user_to_another_agency_ends_its_logins_and_it_works_there_afte
 def test_a_user_becomes_an_auditor_without_an_agency(world, client):
     admin = world["admin"]
     user_id = world["nav"].user_id
-    resp = admin.patch(f"/api/v1/users/{user_id}", json={"role": "auditor"},
-                       headers={"If-Match": _user_etag(admin, user_id)})
+    resp = admin.patch(
+        f"/api/v1/users/{user_id}", json={"role": "auditor"}, headers={"If-Match": _user_etag(admin, user_id)}
+    )
     assert resp.status_code == 200, resp.json
     assert (resp.json["role"], resp.json["agency"]) == ("auditor", None)
     token = login(client, "user.nav").json["access_token"]
     assert client.get("/api/v1/audit/verify", headers=bearer(token)).status_code == 200
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"role": "wizard"}, "role"),
-    ({"agency": "police"}, "agency"),              # a nav user in a police agency
-    ({"role": "police"}, "agency"),                # a police user in the nav agency
-    ({"agency": None}, "agency"),                  # a staff user needs an agency
-    ({"role": "admin", "agency": "nav"}, "agency"),
-    ({"agency": "no-such-agency"}, "agency"),
-    ({"password": FAKE_PASSWORD}, "password"),     # set with POST …/password, never by PATCH
-], ids=["unknown-role", "kind-mismatch", "role-mismatch", "staff-without-agency", "admin-with-agency",
-        "unknown-agency", "password"])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"role": "wizard"}, "role"),
+        ({"agency": "police"}, "agency"),  # a nav user in a police agency
+        ({"role": "police"}, "agency"),  # a police user in the nav agency
+        ({"agency": None}, "agency"),  # a staff user needs an agency
+        ({"role": "admin", "agency": "nav"}, "agency"),
+        ({"agency": "no-such-agency"}, "agency"),
+        ({"password": FAKE_PASSWORD}, "password"),  # set with POST …/password, never by PATCH
+    ],
+    ids=[
+        "unknown-role",
+        "kind-mismatch",
+        "role-mismatch",
+        "staff-without-agency",
+        "admin-with-agency",
+        "unknown-agency",
+        "password",
+    ],
+)
 def test_a_change_that_does_not_fit_is_422_and_changes_nothing(world, client, body, field):
     admin = world["admin"]
     user_id = world["nav"].user_id
@@ -518,8 +585,11 @@ def test_a_user_patch_needs_a_current_if_match(world):
 def test_a_patch_that_changes_nothing_keeps_the_users_logins(world):
     admin = world["admin"]
     user_id = world["nav"].user_id
-    resp = admin.patch(f"/api/v1/users/{user_id}", json={"role": "nav", "agency": "nav", "username": "ignored"},
-                       headers={"If-Match": _user_etag(admin, user_id)})
+    resp = admin.patch(
+        f"/api/v1/users/{user_id}",
+        json={"role": "nav", "agency": "nav", "username": "ignored"},
+        headers={"If-Match": _user_etag(admin, user_id)},
+    )
     assert resp.status_code == 200, resp.json
     assert resp.json["username"] == "user.nav"
     assert world["nav"].get("/api/v1/auth/me").status_code == 200
@@ -544,8 +614,11 @@ def test_a_user_of_the_identity_provider_keeps_its_password_role_and_agency_ther
 
 def test_an_admin_cannot_change_its_own_role(world):
     admin = world["admin"]
-    resp = admin.patch(f"/api/v1/users/{admin.user_id}", json={"role": "auditor"},
-                       headers={"If-Match": _user_etag(admin, admin.user_id)})
+    resp = admin.patch(
+        f"/api/v1/users/{admin.user_id}",
+        json={"role": "auditor"},
+        headers={"If-Match": _user_etag(admin, admin.user_id)},
+    )
     assert resp.status_code == 409 and resp.json["type"].endswith("/cannot-change-self")
     assert admin.get(f"/api/v1/users/{admin.user_id}").json["role"] == "admin"
 
@@ -638,14 +711,16 @@ def test_an_admin_can_disable_another_admin(world, client):
 
 # --- Idempotency-Key -----------------------------------------------------------------------------
 
+
 def test_creating_posts_honour_idempotency_key(world):
     admin = world["admin"]
     first = admin.post("/api/v1/agencies", json=new_agency(), headers={"Idempotency-Key": "fake-key-1"})
     replay = admin.post("/api/v1/agencies", json=new_agency(), headers={"Idempotency-Key": "fake-key-1"})
     assert first.status_code == replay.status_code == 201
     assert replay.headers["Idempotent-Replayed"] == "true" and replay.json == first.json
-    other = admin.post("/api/v1/agencies", json=new_agency(name="Fake Other"),
-                       headers={"Idempotency-Key": "fake-key-1"})
+    other = admin.post(
+        "/api/v1/agencies", json=new_agency(name="Fake Other"), headers={"Idempotency-Key": "fake-key-1"}
+    )
     assert other.status_code == 422
     user = admin.post("/api/v1/users", json=new_user(), headers={"Idempotency-Key": "fake-key-2"})
     user_replay = admin.post("/api/v1/users", json=new_user(), headers={"Idempotency-Key": "fake-key-2"})
@@ -658,8 +733,9 @@ def test_a_replay_with_another_password_is_refused_and_the_password_is_not_store
     admin = world["admin"]
     body = new_user()
     assert admin.post("/api/v1/users", json=body, headers={"Idempotency-Key": "fake-key-3"}).status_code == 201
-    changed = admin.post("/api/v1/users", json=new_user(password="another fake password"),
-                         headers={"Idempotency-Key": "fake-key-3"})
+    changed = admin.post(
+        "/api/v1/users", json=new_user(password="another fake password"), headers={"Idempotency-Key": "fake-key-3"}
+    )
     assert changed.status_code == 422
     with app.app_context():
         stored = db.session.scalars(select(IdempotencyKey)).all()
@@ -669,12 +745,14 @@ def test_a_replay_with_another_password_is_refused_and_the_password_is_not_store
     fingerprint, stored_body, stored_headers = rows[0]
     assert FAKE_PASSWORD not in stored_body + stored_headers
     # the fingerprint is no plain (fast, unsalted) hash of a body holding the password
-    plain = hashlib.sha256(b"POST /api/v1/users\n"
-                           + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    plain = hashlib.sha256(
+        b"POST /api/v1/users\n" + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
     assert fingerprint != plain
 
 
 # --- audit: ids and codes only -------------------------------------------------------------------
+
 
 def test_admin_writes_are_audited_with_ids_only(world, app, caplog):
     caplog.set_level(logging.DEBUG)
@@ -682,16 +760,20 @@ def test_admin_writes_are_audited_with_ids_only(world, app, caplog):
     since = head_seq(app)
     agency = admin.post("/api/v1/agencies", json=new_agency())
     etag = agency.headers["ETag"]
-    assert admin.patch("/api/v1/agencies/fake-nav", json={"name": "Fake NAV Nyby"},
-                       headers={"If-Match": etag}).status_code == 200
+    assert (
+        admin.patch("/api/v1/agencies/fake-nav", json={"name": "Fake NAV Nyby"}, headers={"If-Match": etag}).status_code
+        == 200
+    )
     user = admin.post("/api/v1/users", json=new_user(agency="fake-nav")).json
     assert admin.post(f"/api/v1/users/{user['id']}/disable").status_code == 200
     assert admin.post(f"/api/v1/users/{user['id']}/enable").status_code == 200
     reset = admin.post(f"/api/v1/users/{user['id']}/password", json={"password": FAKE_PASSWORD + "2"})
     assert reset.status_code == 200
     etag = reset.headers["ETag"]
-    assert admin.patch(f"/api/v1/users/{user['id']}", json={"role": "auditor"},
-                       headers={"If-Match": etag}).status_code == 200
+    assert (
+        admin.patch(f"/api/v1/users/{user['id']}", json={"role": "auditor"}, headers={"If-Match": etag}).status_code
+        == 200
+    )
     assert admin.post("/api/v1/users", json=new_user(username="fake.short", password="Xq7-fak")).status_code == 422
     recorded = events(app, since)
     summary = [(e["action"], e["resource_type"], e["resource_id"], e["outcome"], e["actor"]) for e in recorded]
@@ -732,8 +814,10 @@ def test_a_user_patch_refuses_any_password_and_the_document_offers_none(world, c
     admin = world["admin"]
     user_id = world["nav"].user_id
     etag = _user_etag(admin, user_id)
-    body = assert_field_error(admin.patch(f"/api/v1/users/{user_id}", json={"role": "nav", "password": password},
-                                          headers={"If-Match": etag}), "password")
+    body = assert_field_error(
+        admin.patch(f"/api/v1/users/{user_id}", json={"role": "nav", "password": password}, headers={"If-Match": etag}),
+        "password",
+    )
     assert "POST /api/v1/users/{id}/password" in body["errors"]["password"][0]
     assert _user_etag(admin, user_id) == etag
     spec = client.get("/api/v1/openapi.json").json

@@ -1,6 +1,7 @@
 """The agency directory (README: The agency directory): staff see the code, kind, name and
 municipalities of the agencies serving one of their own agency's municipalities, nothing about
 users or webhooks; admin and auditor see every agency; paginated and audited like every list."""
+
 from __future__ import annotations
 
 import pytest
@@ -35,8 +36,12 @@ def test_staff_see_the_agencies_of_their_municipalities_and_nothing_of_their_use
     for item in resp.json["items"]:
         assert set(item) == {"code", "kind", "name", "municipalities"}
     bridge = next(item for item in resp.json["items"] if item["code"] == "bridge")
-    assert bridge == {"code": "bridge", "kind": "child_welfare", "name": "Test bridge",
-                      "municipalities": ["0301", "4601"]}
+    assert bridge == {
+        "code": "bridge",
+        "kind": "child_welfare",
+        "name": "Test bridge",
+        "municipalities": ["0301", "4601"],
+    }
     assert "user." not in resp.get_data(as_text=True)  # no usernames
     assert codes(bridged["west"].get(URL)) == BERGEN | {"bridge"}
 
@@ -96,7 +101,11 @@ def test_a_read_of_the_directory_is_audited_with_the_codes_it_showed(world, app)
     assert codes(world["west"].get(URL)) == BERGEN
     event = one_event(app, since)
     assert (event["actor"], event["actor_agency"], event["outcome"], event["status"]) == (
-        world["west"].user_id, "west", "allowed", 200)
+        world["west"].user_id,
+        "west",
+        "allowed",
+        200,
+    )
     assert event["resource_type"] == "agency" and sorted(event["ids"]) == sorted(BERGEN)
     since = head_seq(app)
     scopeless = world.as_user(world["west"].user_id, "police", "west", "user.west", scopes=[])
@@ -105,7 +114,8 @@ def test_a_read_of_the_directory_is_audited_with_the_codes_it_showed(world, app)
 
 
 def test_the_code_directory_is_reserved_for_the_directory(world):
-    resp = world["admin"].post("/api/v1/agencies", json={"code": "directory", "kind": "nav", "name": "Test",
-                                                          "municipalities": ["0301"]})
+    resp = world["admin"].post(
+        "/api/v1/agencies", json={"code": "directory", "kind": "nav", "name": "Test", "municipalities": ["0301"]}
+    )
     assert resp.status_code == 422 and "code" in resp.json["errors"]
     assert "directory" not in codes(world["admin"].get(URL))

@@ -1,12 +1,13 @@
 """A user's password is at least 8 characters (NIST SP 800-63B's minimum for a password the user
 chooses), from the admin API and from `casesvc users create` alike."""
+
 from __future__ import annotations
 
 from tests.agencies.test_admin_api import field_problem, login
 from tests.conftest import assert_token_granted, assert_token_works
 
-EIGHT = "Xq7-fake"   # 8 characters: long enough
-SEVEN = "Xq7-fak"    # 7 characters: too short
+EIGHT = "Xq7-fake"  # 8 characters: long enough
+SEVEN = "Xq7-fak"  # 7 characters: too short
 
 
 def new_user(**fields):
@@ -32,16 +33,18 @@ def test_the_admin_api_refuses_a_seven_character_password(world):
 
 
 def test_the_command_accepts_an_eight_character_password_that_then_logs_in(world, client, test_db_cli):
-    code, out, err = test_db_cli("users", "create", "fake.cli.person", "--role", "nav", "--agency", "nav",
-                                 "--password-stdin", stdin=EIGHT + "\n")
+    code, out, err = test_db_cli(
+        "users", "create", "fake.cli.person", "--role", "nav", "--agency", "nav", "--password-stdin", stdin=EIGHT + "\n"
+    )
     assert code == 0, err
     assert EIGHT not in out + err
     assert login(client, "fake.cli.person", EIGHT).status_code == 200
 
 
 def test_the_command_refuses_a_seven_character_password_in_one_line(world, test_db_cli):
-    code, out, err = test_db_cli("users", "create", "fake.cli.person", "--role", "nav", "--agency", "nav",
-                                 "--password-stdin", stdin=SEVEN + "\n")
+    code, out, err = test_db_cli(
+        "users", "create", "fake.cli.person", "--role", "nav", "--agency", "nav", "--password-stdin", stdin=SEVEN + "\n"
+    )
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "at least 8 characters" in lines[0]

@@ -1,6 +1,7 @@
 """README "The audit log", the youth's access log: `GET /api/v1/youths/{id}/access-log` shows which agency,
 role and user read or changed the youth's data, when and with what outcome — paginated, for the
 lead agency, a coordinator taking part, admin and auditor; nobody else."""
+
 from __future__ import annotations
 
 import pytest
@@ -50,11 +51,16 @@ def test_the_lead_agency_sees_who_read_and_changed_the_youths_data(world, story)
     health, slt, west = world["health"], world["slt"], world["west"]
 
     def entries(actor):
-        return [(e["actor_agency"], e["actor_role"], e["action"], e["outcome"]) for e in items
-                if e["actor"] == actor.user_id]
+        return [
+            (e["actor_agency"], e["actor_role"], e["action"], e["outcome"])
+            for e in items
+            if e["actor"] == actor.user_id
+        ]
 
-    assert entries(health) == [("health", "school_health", "followups.create_note", "allowed"),
-                               ("health", "school_health", "cases.get_case", "allowed")]
+    assert entries(health) == [
+        ("health", "school_health", "followups.create_note", "allowed"),
+        ("health", "school_health", "cases.get_case", "allowed"),
+    ]
     assert entries(slt) == [("slt", "coordinator", "followups.list_notes", "allowed")]
     assert entries(west) == [("west", "police", "cases.get_case", "denied")]
     police_actions = [e["action"] for e in items if e["actor"] == world["police"].user_id]
@@ -74,8 +80,18 @@ def test_the_log_is_newest_first_and_holds_only_this_youths_events(world, story)
 
 def test_the_log_holds_ids_and_codes_not_content(world, story):
     entry = whole_log(world["police"], story["youth"])[0]
-    assert set(entry) <= {"at", "actor", "actor_role", "actor_agency", "action", "resource_type", "resource_id",
-                          "case_id", "outcome", "basis"}
+    assert set(entry) <= {
+        "at",
+        "actor",
+        "actor_role",
+        "actor_agency",
+        "action",
+        "resource_type",
+        "resource_id",
+        "case_id",
+        "outcome",
+        "basis",
+    }
 
 
 def test_reading_the_access_log_is_in_the_access_log(world, story):

@@ -1,6 +1,7 @@
 """README "The audit log", the audit API: head, verify, search with every filter and cursor pagination,
 streamed JSONL and CSV exports that verify offline — for admin and auditor with `audit:read`
 only."""
+
 from __future__ import annotations
 
 import csv
@@ -36,6 +37,7 @@ def story(world, app) -> dict:
 
 # --- head and verify ----------------------------------------------------------------------------
 
+
 def test_the_head_of_an_empty_chain_is_genesis(world):
     resp = world["auditor"].get("/api/v1/audit/head")
     assert resp.status_code == 200
@@ -58,7 +60,10 @@ def test_verify_answers_valid_with_the_number_checked(world, story):
     assert resp.status_code == 200
     body = resp.json
     assert {k: body[k] for k in ("valid", "checked", "first_invalid_seq")} == {
-        "valid": True, "checked": len(story["events"]), "first_invalid_seq": None}
+        "valid": True,
+        "checked": len(story["events"]),
+        "first_invalid_seq": None,
+    }
     assert body["head"]["seq"] == len(story["events"])
 
 
@@ -66,12 +71,15 @@ def test_verifying_and_exporting_are_recorded_themselves(world, app, story):
     auditor = world["auditor"]
     auditor.get("/api/v1/audit/verify")
     auditor.get("/api/v1/audit/export").get_data()
-    tail = sealed(app)[len(story["events"]):]
+    tail = sealed(app)[len(story["events"]) :]
     assert [(e["action"], e["actor"], e["outcome"]) for e in tail] == [
-        ("audit.verify", auditor.user_id, "allowed"), ("audit.export", auditor.user_id, "allowed")]
+        ("audit.verify", auditor.user_id, "allowed"),
+        ("audit.export", auditor.user_id, "allowed"),
+    ]
 
 
 # --- search -----------------------------------------------------------------------------------------
+
 
 def test_events_are_listed_newest_first_with_the_chain_fields(world, story):
     items = all_pages(world["auditor"], "/api/v1/audit/events", limit=200)
@@ -85,8 +93,9 @@ def test_cursor_pagination_walks_every_event_once(world, story):
     pages = []
     cursor = None
     while True:
-        resp = world["auditor"].get("/api/v1/audit/events", query_string={"limit": 4, **({"cursor": cursor}
-                                                                                        if cursor else {})})
+        resp = world["auditor"].get(
+            "/api/v1/audit/events", query_string={"limit": 4, **({"cursor": cursor} if cursor else {})}
+        )
         assert len(resp.json["items"]) <= 4
         pages.append([e["seq"] for e in resp.json["items"]])
         cursor = resp.json["next_cursor"]
@@ -107,8 +116,11 @@ def test_a_bad_cursor_is_422(world, story):
 def test_each_filter_returns_exactly_the_matching_events(world, story, name):
     values = {e[name] for e in story["events"] if e[name] is not None}
     assert len(values) >= 2, f"the story needs two values of {name}"
-    value = next(e[name] for e in story["events"] if e[name] is not None and e["action"] == "cases.get_case"
-                 and e["outcome"] == "denied")
+    value = next(
+        e[name]
+        for e in story["events"]
+        if e[name] is not None and e["action"] == "cases.get_case" and e["outcome"] == "denied"
+    )
     items = all_pages(world["auditor"], "/api/v1/audit/events", limit=3, **{name: value})
     expected = [e["seq"] for e in reversed(story["events"]) if e[name] == value]
     assert [e["seq"] for e in items] == expected
@@ -117,8 +129,11 @@ def test_each_filter_returns_exactly_the_matching_events(world, story, name):
 
 def test_filters_combine(world, story):
     items = all_pages(world["auditor"], "/api/v1/audit/events", youth_id=story["youth_a"]["id"], outcome="denied")
-    expected = [e["seq"] for e in reversed(story["events"])
-                if e["youth_id"] == story["youth_a"]["id"] and e["outcome"] == "denied"]
+    expected = [
+        e["seq"]
+        for e in reversed(story["events"])
+        if e["youth_id"] == story["youth_a"]["id"] and e["outcome"] == "denied"
+    ]
     assert [e["seq"] for e in items] == expected and len(expected) == 2
 
 
@@ -144,6 +159,7 @@ def test_bad_filters_are_422(world, query):
 
 
 # --- export -----------------------------------------------------------------------------------------
+
 
 def test_the_jsonl_export_streams_every_event_with_its_chain_fields(world, story):
     resp = world["auditor"].get("/api/v1/audit/export", query_string={"format": "jsonl"})
@@ -171,8 +187,12 @@ def test_the_csv_export_has_a_header_and_one_row_per_event(world, story):
     assert len(rows) == len(story["events"]) + 1  # and the export's own event
     assert set(CHAIN_FIELDS) <= set(rows[0])
     for row, event in zip(rows, story["events"], strict=False):  # the export's own event comes last
-        assert (int(row["seq"]), row["hash"], row["prev_hash"], row["id"]) == (event["seq"], event["hash"],
-                                                                                event["prev_hash"], event["id"])
+        assert (int(row["seq"]), row["hash"], row["prev_hash"], row["id"]) == (
+            event["seq"],
+            event["hash"],
+            event["prev_hash"],
+            event["id"],
+        )
         assert (json.loads(row["ids"]) if row["ids"] else None) == event["ids"]
 
 
@@ -185,12 +205,14 @@ def test_an_export_between_two_instants_is_the_stretch_of_the_chain_between_them
 
 
 def test_an_export_of_an_empty_range_is_empty(world, story):
-    resp = world["auditor"].get("/api/v1/audit/export", query_string={"from": "2001-01-01T00:00:00Z",
-                                                                      "to": "2001-01-02T00:00:00Z"})
+    resp = world["auditor"].get(
+        "/api/v1/audit/export", query_string={"from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z"}
+    )
     assert resp.status_code == 200 and resp.get_data() == b""
-    csv_resp = world["auditor"].get("/api/v1/audit/export", query_string={"from": "2001-01-01T00:00:00Z",
-                                                                          "to": "2001-01-02T00:00:00Z",
-                                                                          "format": "csv"})
+    csv_resp = world["auditor"].get(
+        "/api/v1/audit/export",
+        query_string={"from": "2001-01-01T00:00:00Z", "to": "2001-01-02T00:00:00Z", "format": "csv"},
+    )
     assert csv_resp.get_data(as_text=True).strip().split(",")[0] == CHAIN_FIELDS[0]
 
 
@@ -254,6 +276,7 @@ def test_a_tampered_export_file_is_found_at_the_first_bad_seq(world, story, tmp_
 
 # --- who may read the audit log ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("url", ENDPOINTS)
 @pytest.mark.parametrize("who", ["admin", "auditor"])
 def test_admin_and_auditor_may_read_the_audit_log(world, app, url, who):
@@ -266,8 +289,9 @@ def test_admin_and_auditor_may_read_the_audit_log(world, app, url, who):
         assert all(set(json.loads(line)) == set(EXPORT_FIELDS) for line in lines)  # the chain fields and `basis`
     else:
         body = resp.json
-        assert {"/head": {"seq", "hash"}, "/verify": {"valid", "checked"},
-                "/events": {"items", "next_cursor"}}[url[url.rindex("/"):]] <= set(body), body
+        assert {"/head": {"seq", "hash"}, "/verify": {"valid", "checked"}, "/events": {"items", "next_cursor"}}[
+            url[url.rindex("/") :]
+        ] <= set(body), body
         assert body.get("valid", True) is True
     recorded = [(e["action"].split(".")[0], e["actor"], e["outcome"]) for e in events(app, since)]
     assert recorded == [("audit", world[who].user_id, "allowed")]
@@ -308,4 +332,5 @@ def test_a_refused_audit_read_is_itself_recorded_as_denied(world, app):
     world["police"].get("/api/v1/audit/events")
     events = sealed(app)
     assert [(e["action"], e["outcome"], e["actor"]) for e in events] == [
-        ("audit.events", "denied", world["police"].user_id)]
+        ("audit.events", "denied", world["police"].user_id)
+    ]

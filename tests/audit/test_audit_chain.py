@@ -1,6 +1,7 @@
 """README "The audit log", the hash chain on its own (casesvc.audit.chain, no database): canonical JSON,
 linking, and a verifier that finds any single alteration, deletion, insertion or swap at the
 first seq where the chain no longer holds."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,10 +17,24 @@ CONTENT_FIELDS = [f for f in CHAINED_FIELDS if f not in ("seq", "prev_hash")]
 
 
 def fields(n: int = 0, **extra) -> dict:
-    return {"id": str(uuid.UUID(int=n + 1)), "at": f"2027-01-05T08:00:{n % 60:02d}.000000Z",
-            "actor": "u-1", "actor_role": "police", "actor_agency": "police", "action": "cases.get_case",
-            "resource_type": "case", "resource_id": "c-1", "case_id": "c-1", "youth_id": "y-1", "ids": None,
-            "outcome": "allowed", "status": 200, "request_id": f"r-{n}", "ip": "127.0.0.1", **extra}
+    return {
+        "id": str(uuid.UUID(int=n + 1)),
+        "at": f"2027-01-05T08:00:{n % 60:02d}.000000Z",
+        "actor": "u-1",
+        "actor_role": "police",
+        "actor_agency": "police",
+        "action": "cases.get_case",
+        "resource_type": "case",
+        "resource_id": "c-1",
+        "case_id": "c-1",
+        "youth_id": "y-1",
+        "ids": None,
+        "outcome": "allowed",
+        "status": 200,
+        "request_id": f"r-{n}",
+        "ip": "127.0.0.1",
+        **extra,
+    }
 
 
 def build(n: int) -> list[dict]:
@@ -44,9 +59,16 @@ def relink(events: list[dict], start: int) -> list[dict]:
 
 # --- canonical JSON and linking ---------------------------------------------------------------
 
+
 def test_canonical_json_is_sorted_compact_utf8_and_covers_exactly_the_chained_fields():
-    event = {**fields(), "seq": 1, "prev_hash": GENESIS, "hash": "x" * 64, "extra": "not chained",
-             "actor_agency": "barnevern-østre"}
+    event = {
+        **fields(),
+        "seq": 1,
+        "prev_hash": GENESIS,
+        "hash": "x" * 64,
+        "extra": "not chained",
+        "actor_agency": "barnevern-østre",
+    }
     raw = canonical(event)
     decoded = json.loads(raw.decode("utf-8"))
     assert list(decoded) == sorted(CHAINED_FIELDS)
@@ -78,6 +100,7 @@ def test_link_sets_seq_and_prev_hash_and_keeps_only_chained_fields():
 
 # --- the verifier -------------------------------------------------------------------------------
 
+
 def test_an_empty_chain_is_valid():
     verdict = verify([])
     assert (verdict.valid, verdict.checked, verdict.first_invalid_seq) == (True, 0, None)
@@ -89,8 +112,13 @@ def test_an_intact_chain_is_valid_and_reports_its_head():
     verdict = verify(iter(events))
     assert (verdict.valid, verdict.checked, verdict.first_invalid_seq) == (True, 10, None)
     assert (verdict.head_seq, verdict.head_hash) == (10, events[-1]["hash"])
-    assert verdict.as_dict() == {"valid": True, "checked": 10, "first_invalid_seq": None,
-                                 "head": {"seq": 10, "hash": events[-1]["hash"]}, "reason": None}
+    assert verdict.as_dict() == {
+        "valid": True,
+        "checked": 10,
+        "first_invalid_seq": None,
+        "head": {"seq": 10, "hash": events[-1]["hash"]},
+        "reason": None,
+    }
 
 
 def test_the_first_event_must_follow_genesis():
@@ -139,6 +167,7 @@ def test_removing_the_tail_leaves_a_valid_shorter_chain_with_an_earlier_head():
 
 
 # --- property: every single tampering is found at the right seq -------------------------------
+
 
 def _different(value):
     if value is None:
@@ -260,25 +289,30 @@ def test_empty_values_are_not_confused_with_each_other():
 
 # --- the format is fixed: chains sealed today verify tomorrow --------------------------------------
 
+
 def test_the_hash_of_a_known_event_does_not_change():
     """A golden value: any change to the canonical form or the chained fields breaks every
     chain already sealed."""
     assert link(fields(0), 1, GENESIS)["hash"] == "7b8518fb83910459c8fdd167ae39ffdb5b0185f1328c730070b50e66441acf1d"
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
-                                                                                        max_size=3), max_leaves=8)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=300, deadline=None)
 @given(event=st.fixed_dictionaries(dict.fromkeys(CHAINED_FIELDS, json_values)))
 def test_canonical_is_sorted_compact_json_of_the_chained_fields(event):
-    reference = json.dumps({k: event.get(k) for k in CHAINED_FIELDS}, sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False).encode()
+    reference = json.dumps(
+        {k: event.get(k) for k in CHAINED_FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
     assert canonical({**event, "hash": "x"}) == reference
-    assert chain.canonical_value(event["ids"]) == json.dumps(event["ids"], sort_keys=True, separators=(",", ":"),
-                                                             ensure_ascii=False)
+    assert chain.canonical_value(event["ids"]) == json.dumps(
+        event["ids"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def test_an_event_without_basis_hashes_as_before_the_field_existed():

@@ -1,6 +1,7 @@
 """README "Operations" and "The audit log", the `casesvc audit` commands: export by time range in JSONL or CSV to a
 file, signed checkpoints, verification of the database or of an export file — every expected
 error one line on stderr and a non-zero exit."""
+
 from __future__ import annotations
 
 import csv
@@ -41,11 +42,13 @@ def trail(world, app) -> list[dict]:
 
 # --- export --------------------------------------------------------------------------------------
 
+
 def test_export_from_to_as_csv_to_a_file(cli, trail, tmp_path):
     low, high = trail[2], trail[-2]
     path = tmp_path / "audit.csv"
-    code, out, err = cli("audit", "export", "--from", low["at"], "--to", high["at"], "--format", "csv",
-                         "--output", str(path))
+    code, out, err = cli(
+        "audit", "export", "--from", low["at"], "--to", high["at"], "--format", "csv", "--output", str(path)
+    )
     assert code == 0, err
     assert out == ""
     with path.open(newline="", encoding="utf-8") as handle:
@@ -57,7 +60,12 @@ def test_export_from_to_as_csv_to_a_file(cli, trail, tmp_path):
     for row in rows:
         event = by_seq[int(row["seq"])]
         assert (row["id"], row["hash"], row["prev_hash"], row["outcome"], row["at"]) == (
-            event["id"], event["hash"], event["prev_hash"], event["outcome"], event["at"])
+            event["id"],
+            event["hash"],
+            event["prev_hash"],
+            event["outcome"],
+            event["at"],
+        )
 
 
 def test_export_defaults_to_jsonl_on_stdout_with_every_event(cli, trail):
@@ -89,14 +97,14 @@ def test_an_exported_file_verifies(cli, trail, tmp_path):
         assert json.loads(out)["checked"] >= len(trail)  # and the export events recorded since
 
 
-@pytest.mark.parametrize("args", [("--from", "yesterday"), ("--to", "2027-01-05T08:00:00"),
-                                  ("--format", "xml")])
+@pytest.mark.parametrize("args", [("--from", "yesterday"), ("--to", "2027-01-05T08:00:00"), ("--format", "xml")])
 def test_export_with_bad_options_is_a_one_line_error(cli, trail, args):
     line = one_line_error(*cli("audit", "export", *args))
     assert args[0] in line
 
 
 # --- checkpoint -------------------------------------------------------------------------------------
+
 
 def test_checkpoint_without_a_signing_key_is_a_one_line_error(cli, app, trail):
     line = one_line_error(*cli("audit", "checkpoint"))
@@ -147,21 +155,25 @@ def test_an_export_file_verifies_against_a_checkpoint(cli, trail, tmp_path, monk
     # the same export, cut short before the checkpoint's seq, no longer reaches it
     lines = export.read_text().splitlines(keepends=True)
     short = tmp_path / "short.jsonl"
-    short.write_text("".join(lines[:len(trail) - 2]))
+    short.write_text("".join(lines[: len(trail) - 2]))
     code, _out, err = cli("audit", "verify", "--file", str(short), "--checkpoint", str(checkpoint))
     assert code == 1 and len(err.strip().splitlines()) == 1
 
 
 # --- verify --file on what is not an export ----------------------------------------------------------
 
-@pytest.mark.parametrize("content", [
-    "just some text\n",
-    "just some text\nand another line\n",
-    '{"hello": "world"}\n',
-    '{"seq": 1,\n "hash": "x"}\n',
-    "a,b,c\n1,2,3\n",
-    ",".join(EXPORT_FIELDS) + "\nnot,enough\n",
-])
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "just some text\n",
+        "just some text\nand another line\n",
+        '{"hello": "world"}\n',
+        '{"seq": 1,\n "hash": "x"}\n',
+        "a,b,c\n1,2,3\n",
+        ",".join(EXPORT_FIELDS) + "\nnot,enough\n",
+    ],
+)
 def test_verify_file_on_a_non_export_is_a_one_line_error(cli, tmp_path, content):
     path = tmp_path / "notes.txt"
     path.write_text(content)

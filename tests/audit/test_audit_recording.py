@@ -1,6 +1,7 @@
 """README "The audit log", recording: every request that reads or writes youth or case data — allowed,
 denied or failed — and every login leaves one audit event of ids and codes (never names or free
 text), durable before the response goes out; a write's event commits with the write."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -21,6 +22,7 @@ WHEN = "2027-01-05T08:00:00Z"
 
 
 # --- reading what was recorded -----------------------------------------------------------------
+
 
 def head_seq(app) -> int:
     """Seal, then the seq of the newest event: what a test records after it is `events(app, since)`."""
@@ -63,8 +65,14 @@ def youth_count(app) -> int:
 
 def youth_body(born: date | None = None, start: int = 700, **fields) -> dict:
     born = born or date(oslo_today().year - 15, 3, 9)
-    return {"given_name": "Test", "family_name": "Testesen", "birth_date": born.isoformat(),
-            "national_id": youth_number(born, start), "municipality": "0301", **fields}
+    return {
+        "given_name": "Test",
+        "family_name": "Testesen",
+        "birth_date": born.isoformat(),
+        "national_id": youth_number(born, start),
+        "municipality": "0301",
+        **fields,
+    }
 
 
 def login(client, username: str, password: str):
@@ -72,6 +80,7 @@ def login(client, username: str, password: str):
 
 
 # --- one event per request, with who, what, where --------------------------------------------
+
 
 def test_reading_a_case_records_one_event_naming_actor_case_youth_and_request(world, app):
     case = world.case()
@@ -119,22 +128,33 @@ def test_a_read_is_committed_before_the_response_is_returned(world, app):
 
 # --- lists: one event holding exactly the ids returned ----------------------------------------
 
+
 def _entries(world, case):
     police = world["police"]
     base = f"/api/v1/cases/{case['id']}"
     for i in range(3):
-        assert police.post(f"{base}/events", json={"kind": "meeting", "occurred_at": WHEN,
-                                                   "summary": "Test meeting"}).status_code == 201
+        assert (
+            police.post(
+                f"{base}/events", json={"kind": "meeting", "occurred_at": WHEN, "summary": "Test meeting"}
+            ).status_code
+            == 201
+        )
         assert police.post(f"{base}/notes", json={"body": f"Test note {i}"}).status_code == 201
-        assert police.post(f"{base}/reactions", json={"type": "follow_up_plan", "legal_basis": "consent",
-                                                      "starts_on": "2027-01-01"}).status_code == 201
+        assert (
+            police.post(
+                f"{base}/reactions",
+                json={"type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-01"},
+            ).status_code
+            == 201
+        )
     world.consent(case, ["health"])
     world.consent(case, ["slt"])
     world.consent(case, ["health", "slt"])
 
 
-@pytest.mark.parametrize("path", ["/api/v1/cases", "/api/v1/youths", "{case}/events", "{case}/notes",
-                                  "{case}/reactions", "{case}/consents"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/cases", "/api/v1/youths", "{case}/events", "{case}/notes", "{case}/reactions", "{case}/consents"]
+)
 def test_a_list_call_records_one_event_with_exactly_the_ids_it_returned(world, app, path):
     youth = world.youth()
     case = world.case(youth=youth)
@@ -178,6 +198,7 @@ def test_a_filtered_list_records_only_what_the_filter_returned(world, app):
 
 
 # --- denied and failed requests are recorded too ----------------------------------------------
+
 
 def test_an_outsider_reading_a_case_is_recorded_as_denied_with_the_case_it_tried(world, app):
     case = world.case()
@@ -241,6 +262,7 @@ def test_a_validation_error_is_recorded_as_error_and_creates_nothing(world, app)
 
 # --- a write and its event commit together ------------------------------------------------------
 
+
 def test_a_write_records_one_allowed_event_naming_what_it_created(world, app):
     since = head_seq(app)
     before = len(unsealed(app))
@@ -250,8 +272,11 @@ def test_a_write_records_one_allowed_event_naming_what_it_created(world, app):
     assert len(staged) == before + 1  # committed before the response came back
     event = one_event(app, since)
     assert (event["action"], event["outcome"], event["status"]) == ("youths.create_youth", "allowed", 201)
-    assert (event["resource_type"], event["resource_id"], event["youth_id"]) == ("youth", resp.json["id"],
-                                                                                 resp.json["id"])
+    assert (event["resource_type"], event["resource_id"], event["youth_id"]) == (
+        "youth",
+        resp.json["id"],
+        resp.json["id"],
+    )
     assert event["request_id"] == resp.headers["X-Request-Id"]
 
 
@@ -278,8 +303,9 @@ def test_a_write_whose_commit_fails_after_staging_leaves_neither_row_nor_allowed
         real(response)
         staged = next(o for o in db.session.new if isinstance(o, AuditInbox))
         # a second row with the same event id: the commit fails on the unique constraint
-        db.session.add(AuditInbox(**{c.name: getattr(staged, c.name)
-                                     for c in AuditInbox.__table__.columns if c.name != "n"}))
+        db.session.add(
+            AuditInbox(**{c.name: getattr(staged, c.name) for c in AuditInbox.__table__.columns if c.name != "n"})
+        )
 
     monkeypatch.setattr(commit, "stage_for_commit", stage_then_break)
     before = youth_count(app)
@@ -320,8 +346,9 @@ def test_an_idempotent_replay_of_an_entry_names_its_case_and_youth_as_the_first_
     since = head_seq(app)
     again = police.post(url, json=body, headers={"Idempotency-Key": "k-2"})
     assert again.headers["Idempotent-Replayed"] == "true"
-    assert _touched(one_event(app, since)) == _touched(created) == ("note", first.json["id"], case["id"],
-                                                                     case["youth_id"])
+    assert (
+        _touched(one_event(app, since)) == _touched(created) == ("note", first.json["id"], case["id"], case["youth_id"])
+    )
 
 
 def _touched(event: dict) -> tuple:
@@ -330,14 +357,14 @@ def _touched(event: dict) -> tuple:
 
 # --- logins ---------------------------------------------------------------------------------------
 
+
 def test_a_successful_login_is_recorded_with_the_user(world, app, client):
     since = head_seq(app)
     resp = login(client, "user.police", PASSWORD)
     assert resp.status_code == 200
     event = one_event(app, since)
     assert (event["action"], event["outcome"], event["status"]) == ("auth.token", "allowed", 200)
-    assert (event["actor"], event["actor_role"], event["actor_agency"]) == (world["police"].user_id, "police",
-                                                                            "police")
+    assert (event["actor"], event["actor_role"], event["actor_agency"]) == (world["police"].user_id, "police", "police")
 
 
 def test_a_failed_login_is_recorded_as_denied_naming_the_user_it_tried(world, app, client):
@@ -358,9 +385,22 @@ def test_a_failed_login_for_an_unknown_user_is_recorded_as_denied_without_an_act
 
 # --- ids and codes only ----------------------------------------------------------------------------
 
-MARKERS = ["Zyxtrafine", "Qworblestad", "Vexholmgata", "Plumbrook skole", "Grizelda Hvamstuen", "+4799887766",
-           "grizelda@example.invalid", "Snarkelbury", "Wibblethorpe", "Frobnicator", "Quuxberg", "Blorptown",
-           "Dreamsplice", "Crumbleton"]
+MARKERS = [
+    "Zyxtrafine",
+    "Qworblestad",
+    "Vexholmgata",
+    "Plumbrook skole",
+    "Grizelda Hvamstuen",
+    "+4799887766",
+    "grizelda@example.invalid",
+    "Snarkelbury",
+    "Wibblethorpe",
+    "Frobnicator",
+    "Quuxberg",
+    "Blorptown",
+    "Dreamsplice",
+    "Crumbleton",
+]
 
 
 def _all_audit_values(app) -> list[str]:
@@ -376,17 +416,34 @@ def _all_audit_values(app) -> list[str]:
 
 def test_no_audit_event_contains_names_or_free_text(world, app, client):
     police, health = world["police"], world["health"]
-    youth = world.youth(given_name="Zyxtrafine", family_name="Qworblestad", school="Plumbrook skole",
-                        guardians=[{"name": "Grizelda Hvamstuen", "relation": "mother", "phone": "+4799887766",
-                                    "email": "grizelda@example.invalid"}])
+    youth = world.youth(
+        given_name="Zyxtrafine",
+        family_name="Qworblestad",
+        school="Plumbrook skole",
+        guardians=[
+            {
+                "name": "Grizelda Hvamstuen",
+                "relation": "mother",
+                "phone": "+4799887766",
+                "email": "grizelda@example.invalid",
+            }
+        ],
+    )
     case = world.case(youth=youth, participants=("health", "slt"), summary="Vexholmgata incident")
     base = f"/api/v1/cases/{case['id']}"
-    entry = police.post(f"{base}/events", json={"kind": "meeting", "occurred_at": WHEN,
-                                                "summary": "Met at Snarkelbury"}).json
+    entry = police.post(
+        f"{base}/events", json={"kind": "meeting", "occurred_at": WHEN, "summary": "Met at Snarkelbury"}
+    ).json
     note = police.post(f"{base}/notes", json={"body": "Said Wibblethorpe"}).json
-    reaction = police.post(f"{base}/reactions", json={
-        "type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-01",
-        "conditions": [{"kind": "activity", "description": "Frobnicator club", "responsible_agency": "police"}]}).json
+    reaction = police.post(
+        f"{base}/reactions",
+        json={
+            "type": "follow_up_plan",
+            "legal_basis": "consent",
+            "starts_on": "2027-01-01",
+            "conditions": [{"kind": "activity", "description": "Frobnicator club", "responsible_agency": "police"}],
+        },
+    ).json
     consent = world.consent(case, ["health"], purpose="Quuxberg follow-up")
     assert police.post(f"{base}/transitions", json={"to": "active", "reason": "Blorptown"}).status_code == 200
 
@@ -407,8 +464,9 @@ def test_no_audit_event_contains_names_or_free_text(world, app, client):
     police.get("/api/v1/cases/Crumbleton")
     # a refused write with free text in its body
     assert police.post(f"{base}/notes", json={"body": "Dreamsplice", "category": "nonsense"}).status_code == 422
-    assert police.patch(f"/api/v1/youths/{youth['id']}", json={"given_name": "Crumbleton"},
-                        headers={"If-Match": '"999"'}).status_code in (412, 428)
+    assert police.patch(
+        f"/api/v1/youths/{youth['id']}", json={"given_name": "Crumbleton"}, headers={"If-Match": '"999"'}
+    ).status_code in (412, 428)
     login(client, "user.police", "Dreamsplice wrong password")
 
     values = _all_audit_values(app)
@@ -430,13 +488,23 @@ def test_reads_of_a_youths_cases_and_entries_carry_the_youths_id(world, app):
     police = world["police"]
     entry = police.post(f"{base}/events", json={"kind": "meeting", "occurred_at": WHEN, "summary": "x"}).json
     note = police.post(f"{base}/notes", json={"body": "Test note"}).json
-    reaction = police.post(f"{base}/reactions", json={"type": "follow_up_plan", "legal_basis": "consent",
-                                                      "starts_on": "2027-01-01"}).json
+    reaction = police.post(
+        f"{base}/reactions", json={"type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-01"}
+    ).json
     consent = world.consent(case, ["health"])
     since = head_seq(app)
-    paths = [base, f"{base}/events", f"{base}/events/{entry['id']}", f"{base}/notes", f"{base}/notes/{note['id']}",
-             f"{base}/reactions", f"{base}/reactions/{reaction['id']}", f"{base}/consents",
-             f"{base}/consents/{consent['id']}", f"/api/v1/youths/{youth['id']}"]
+    paths = [
+        base,
+        f"{base}/events",
+        f"{base}/events/{entry['id']}",
+        f"{base}/notes",
+        f"{base}/notes/{note['id']}",
+        f"{base}/reactions",
+        f"{base}/reactions/{reaction['id']}",
+        f"{base}/consents",
+        f"{base}/consents/{consent['id']}",
+        f"/api/v1/youths/{youth['id']}",
+    ]
     for path in paths:
         assert police.get(path).status_code == 200, path
     assert world["health"].get(f"{base}/events/{entry['id']}").status_code == 200
@@ -455,4 +523,3 @@ def test_writes_to_a_case_carry_the_case_and_youth_ids(world, app):
     event = one_event(app, since)
     assert (event["case_id"], event["youth_id"]) == (case["id"], case["youth_id"])
     assert (event["resource_type"], event["resource_id"]) == ("note", resp.json["id"])
-

@@ -2,6 +2,7 @@
 PostgreSQL a try-lock lets one work at a time; on SQLite the one that comes second waits for the
 first to finish and then finds the inbox empty (or only what came since): neither forks the chain,
 neither fails, and nothing is logged as if it were news."""
+
 from __future__ import annotations
 
 import logging
@@ -22,9 +23,13 @@ EVENTS_PER_ROUND = 60
 
 
 def _inbox_rows(count: int) -> None:
-    db.session.execute(AuditInbox.__table__.insert(), [
-        {"id": str(uuid.uuid4()), "at": utcnow(), "action": "cases.get_case", "outcome": "allowed", "status": 200}
-        for _ in range(count)])
+    db.session.execute(
+        AuditInbox.__table__.insert(),
+        [
+            {"id": str(uuid.uuid4()), "at": utcnow(), "action": "cases.get_case", "outcome": "allowed", "status": 200}
+            for _ in range(count)
+        ],
+    )
     db.session.commit()
 
 

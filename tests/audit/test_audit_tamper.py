@@ -2,6 +2,7 @@
 and someone who lifts the triggers (as anyone with database rights can) and alters, deletes,
 inserts or reorders rows is found by `GET /api/v1/audit/verify` and `casesvc audit verify`,
 at the first seq that no longer holds; a full rewrite is found against a signed checkpoint."""
+
 from __future__ import annotations
 
 import csv
@@ -24,6 +25,7 @@ SIGNING_KEY = "test-signing-key-kept-outside-the-database"
 
 # --- helpers -------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def trail(world, app) -> list[dict]:
     """A sealed chain of a few dozen events, among them denied ones."""
@@ -39,8 +41,10 @@ def trail(world, app) -> list[dict]:
 def raw_rows(app, *seqs) -> list[dict]:
     with app.app_context():
         with db.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(select(EVENTS).where(EVENTS.c.seq.in_(seqs))
-                                                  .order_by(EVENTS.c.seq)).mappings()]
+            return [
+                dict(r)
+                for r in conn.execute(select(EVENTS).where(EVENTS.c.seq.in_(seqs)).order_by(EVENTS.c.seq)).mappings()
+            ]
 
 
 def tamper(app, *statements):
@@ -78,6 +82,7 @@ def a_denied(trail) -> dict:
 
 
 # --- append-only in the database ------------------------------------------------------------------
+
 
 def _refused(app, sql: str):
     with app.app_context():
@@ -133,6 +138,7 @@ def test_appending_still_works_and_the_inbox_is_emptied_by_sealing(world, app, t
 
 # --- tampering is found -----------------------------------------------------------------------------
 
+
 def test_an_intact_chain_verifies(world, cli, trail):
     verdict = verify_api(world)
     assert (verdict["valid"], verdict["first_invalid_seq"]) == (True, None)
@@ -142,17 +148,20 @@ def test_an_intact_chain_verifies(world, cli, trail):
     assert json.loads(out)["valid"] is True
 
 
-@pytest.mark.parametrize("column,change", [
-    ("outcome", lambda e: "allowed"),
-    ("actor", lambda e: "someone-else"),
-    ("actor_agency", lambda e: None),
-    ("case_id", lambda e: None),
-    ("status", lambda e: 200),
-    ("ids", lambda e: ["forged-id"]),
-    ("at", lambda e: None),  # replaced below: one microsecond later
-    ("hash", lambda e: "f" * 64),
-    ("prev_hash", lambda e: "0" * 64),
-])
+@pytest.mark.parametrize(
+    "column,change",
+    [
+        ("outcome", lambda e: "allowed"),
+        ("actor", lambda e: "someone-else"),
+        ("actor_agency", lambda e: None),
+        ("case_id", lambda e: None),
+        ("status", lambda e: 200),
+        ("ids", lambda e: ["forged-id"]),
+        ("at", lambda e: None),  # replaced below: one microsecond later
+        ("hash", lambda e: "f" * 64),
+        ("prev_hash", lambda e: "0" * 64),
+    ],
+)
 def test_an_altered_row_is_found_at_its_seq(world, app, cli, trail, column, change):
     target = a_denied(trail)
     seq = target["seq"]
@@ -176,10 +185,13 @@ def test_a_deleted_row_is_found_at_its_seq(world, app, cli, trail):
 
 def test_a_deleted_row_is_found_when_later_seqs_are_closed_up(world, app, cli, trail):
     seq = a_denied(trail)["seq"]
-    tamper(app, delete(EVENTS).where(EVENTS.c.seq == seq),
-           # two steps, so that no two rows share a seq on the way
-           update(EVENTS).where(EVENTS.c.seq > seq).values(seq=-EVENTS.c.seq),
-           update(EVENTS).where(EVENTS.c.seq < 0).values(seq=-EVENTS.c.seq - 1))
+    tamper(
+        app,
+        delete(EVENTS).where(EVENTS.c.seq == seq),
+        # two steps, so that no two rows share a seq on the way
+        update(EVENTS).where(EVENTS.c.seq > seq).values(seq=-EVENTS.c.seq),
+        update(EVENTS).where(EVENTS.c.seq < 0).values(seq=-EVENTS.c.seq - 1),
+    )
     assert_broken_at(world, cli, seq)
 
 
@@ -189,8 +201,7 @@ def _instant(view_at: str) -> datetime:
 
 def _forged(trail, seq: int) -> dict:
     """A plausible row, correctly hashed and linked to the event before `seq`."""
-    fields = {**trail[seq - 1], "id": "00000000-0000-4000-8000-00000000f0f0", "actor": "forger",
-              "outcome": "allowed"}
+    fields = {**trail[seq - 1], "id": "00000000-0000-4000-8000-00000000f0f0", "actor": "forger", "outcome": "allowed"}
     linked = chain.link(fields, seq, trail[seq - 2]["hash"])
     return {**linked, "at": _instant(linked["at"])}
 
@@ -198,10 +209,12 @@ def _forged(trail, seq: int) -> dict:
 def test_a_forged_row_inserted_with_later_seqs_shifted_is_found(world, app, cli, trail):
     """The forged row itself links correctly to its predecessor; the row after it does not."""
     seq = a_denied(trail)["seq"]
-    tamper(app,
-           update(EVENTS).where(EVENTS.c.seq >= seq).values(seq=-EVENTS.c.seq),
-           update(EVENTS).where(EVENTS.c.seq < 0).values(seq=-EVENTS.c.seq + 1),
-           insert(EVENTS).values(_forged(trail, seq)))
+    tamper(
+        app,
+        update(EVENTS).where(EVENTS.c.seq >= seq).values(seq=-EVENTS.c.seq),
+        update(EVENTS).where(EVENTS.c.seq < 0).values(seq=-EVENTS.c.seq + 1),
+        insert(EVENTS).values(_forged(trail, seq)),
+    )
     assert_broken_at(world, cli, seq + 1)
 
 
@@ -224,8 +237,12 @@ def test_two_rows_swapped_are_found_at_the_first_of_them(world, app, cli, trail)
     first = a_denied(trail)["seq"]
     second = first + 2
     a, b = raw_rows(app, first, second)
-    tamper(app, delete(EVENTS).where(EVENTS.c.seq.in_([first, second])),
-           insert(EVENTS).values({**b, "seq": first}), insert(EVENTS).values({**a, "seq": second}))
+    tamper(
+        app,
+        delete(EVENTS).where(EVENTS.c.seq.in_([first, second])),
+        insert(EVENTS).values({**b, "seq": first}),
+        insert(EVENTS).values({**a, "seq": second}),
+    )
     assert raw_rows(app, first)[0]["id"] == b["id"]
     assert_broken_at(world, cli, first)
 
@@ -234,13 +251,17 @@ def test_two_rows_swapped_with_their_seqs_are_found(world, app, cli, trail):
     """Reordering by exchanging seq numbers only (each row keeps its own content and hash)."""
     first = a_denied(trail)["seq"]
     second = first + 1
-    tamper(app, update(EVENTS).where(EVENTS.c.seq == first).values(seq=-1),
-           update(EVENTS).where(EVENTS.c.seq == second).values(seq=first),
-           update(EVENTS).where(EVENTS.c.seq == -1).values(seq=second))
+    tamper(
+        app,
+        update(EVENTS).where(EVENTS.c.seq == first).values(seq=-1),
+        update(EVENTS).where(EVENTS.c.seq == second).values(seq=first),
+        update(EVENTS).where(EVENTS.c.seq == -1).values(seq=second),
+    )
     assert_broken_at(world, cli, first)
 
 
 # --- rewrites and signed checkpoints ----------------------------------------------------------------
+
 
 def rewrite_from(app, seq: int, **changes):
     """What someone with database rights and the source code can do: change a row and recompute
@@ -254,8 +275,11 @@ def rewrite_from(app, seq: int, **changes):
         for i, view in enumerate(views):
             relinked = chain.link({**view, **(changes if i == 0 else {})}, view["seq"], prev)
             prev = relinked["hash"]
-            statements.append(update(EVENTS).where(EVENTS.c.seq == view["seq"]).values(
-                **(changes if i == 0 else {}), prev_hash=relinked["prev_hash"], hash=relinked["hash"]))
+            statements.append(
+                update(EVENTS)
+                .where(EVENTS.c.seq == view["seq"])
+                .values(**(changes if i == 0 else {}), prev_hash=relinked["prev_hash"], hash=relinked["hash"])
+            )
     tamper(app, *statements)
 
 
@@ -281,8 +305,9 @@ def test_a_checkpoint_is_the_signed_head(world, app, cli, trail, tmp_path, monke
     assert json.loads(out)["checkpoint_problem"] is None
 
 
-def test_a_rewritten_chain_passes_plain_verify_but_not_against_a_checkpoint(world, app, cli, trail, tmp_path,
-                                                                            monkeypatch):
+def test_a_rewritten_chain_passes_plain_verify_but_not_against_a_checkpoint(
+    world, app, cli, trail, tmp_path, monkeypatch
+):
     path, _saved = checkpoint(cli, tmp_path, monkeypatch)
     target = a_denied(trail)
     rewrite_from(app, target["seq"], outcome="allowed")
@@ -358,8 +383,17 @@ from tests.audit.test_copy_text import AWKWARD, IDS_LAYOUTS  # noqa: E402
 def _record_awkward(app) -> int:
     with app.app_context():
         for i, text in enumerate(AWKWARD):
-            service.record("test.awkward", "allowed", actor=text, actor_agency=text[:32], request_id=text,
-                           resource_id=text, ip=text[:45], ids=[text, "plain-id"], status=i)
+            service.record(
+                "test.awkward",
+                "allowed",
+                actor=text,
+                actor_agency=text[:32],
+                request_id=text,
+                resource_id=text,
+                ip=text[:45],
+                ids=[text, "plain-id"],
+                status=i,
+            )
         service.record("test.awkward", "denied", ids=[])
         count = service.seal()
         db.session.remove()
@@ -379,8 +413,13 @@ def _insert_ids_layouts(app, trail):
                 prev = linked["hash"]
                 row = {**linked, "at": _instant(linked["at"]), "ids": layout}
                 columns = list(row)
-                conn.execute(text(f"INSERT INTO audit_events ({', '.join(columns)}) VALUES "  # noqa: S608 (test's own)
-                                  f"({', '.join(cast if c == 'ids' else ':' + c for c in columns)})"), row)
+                conn.execute(
+                    text(
+                        f"INSERT INTO audit_events ({', '.join(columns)}) VALUES "  # noqa: S608 (test's own)
+                        f"({', '.join(cast if c == 'ids' else ':' + c for c in columns)})"
+                    ),
+                    row,
+                )
 
 
 def test_awkward_values_verify_and_export_exactly(world, app, cli, trail):
@@ -397,18 +436,20 @@ def test_awkward_values_verify_and_export_exactly(world, app, cli, trail):
     exported = world["auditor"].get("/api/v1/audit/export").get_data(as_text=True)
     lines = exported.split("\n")  # not splitlines(): JSON keeps U+2028 and friends as they are
     # one line per event, whichever path the row took, with exactly its values
-    assert [json.loads(line) for line in lines[:len(events)]] == events
+    assert [json.loads(line) for line in lines[: len(events)]] == events
     csv_export = world["auditor"].get("/api/v1/audit/export", query_string={"format": "csv"}).get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(csv_export, newline="")))
     for row, event in zip(rows, events, strict=False):  # the exports' own events come after
-        assert (row["actor"] or None, row["request_id"] or None) == (event["actor"] or None,
-                                                                     event["request_id"] or None)
+        assert (row["actor"] or None, row["request_id"] or None) == (
+            event["actor"] or None,
+            event["request_id"] or None,
+        )
         assert (json.loads(row["ids"]) if row["ids"] else None) == event["ids"]
 
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             read = list(audit_verify._pg_verification_events())
-            assert [r["canonical"] for r in read[:len(events)]] == [chain.canonical(e) for e in events]
+            assert [r["canonical"] for r in read[: len(events)]] == [chain.canonical(e) for e in events]
         db.session.remove()
 
 

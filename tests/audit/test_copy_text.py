@@ -1,6 +1,7 @@
 """The COPY text parser (`casesvc/audit/copy_text.py`) on its own, no database: PostgreSQL streams
 the audit rows for verification and export in COPY's text format, and the tamper evidence rests
 on reading every value back exactly. Each row is built here the way PostgreSQL writes it."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,38 @@ from hypothesis import given, settings, strategies as st
 
 from casesvc.audit import chain, copy_text, export as audit_export, service, verify as audit_verify
 
-AWKWARD = ['say "hi"', "back\\slash", "tab\there", "new\nline", "cr\rhere", "bell\x07", "\x1f unit", "\\N", "null",
-           "", "pipe|comma,semi;", "æøå ÆØÅ", "emoji 🦉", "\u2028 sep", "del\x7f", '\\"', "trailing\\", "\\t"]
+AWKWARD = [
+    'say "hi"',
+    "back\\slash",
+    "tab\there",
+    "new\nline",
+    "cr\rhere",
+    "bell\x07",
+    "\x1f unit",
+    "\\N",
+    "null",
+    "",
+    "pipe|comma,semi;",
+    "æøå ÆØÅ",
+    "emoji 🦉",
+    "\u2028 sep",
+    "del\x7f",
+    '\\"',
+    "trailing\\",
+    "\\t",
+]
 # `ids` as stored by other writers: compact, pretty, empty, with escapes, nested
-IDS_LAYOUTS = ['["a","b"]', '[\n  "a",\n  "b"\n]', "[ ]", "[]", '["q\\"uote", "x"]', '["a", ["b"]]',
-               '["\\u00e6", "b"]', '[1, "b"]', "null"]
+IDS_LAYOUTS = [
+    '["a","b"]',
+    '[\n  "a",\n  "b"\n]',
+    "[ ]",
+    "[]",
+    '["q\\"uote", "x"]',
+    '["a", ["b"]]',
+    '["\\u00e6", "b"]',
+    '[1, "b"]',
+    "null",
+]
 
 
 def _copy_text(value) -> str:
@@ -32,25 +60,32 @@ def _copy_line(rows, event: dict, ids_text: str | None) -> str:
     return "\t".join([*(_copy_text(event[name]) for name in rows.columns), _copy_text(ids_text)])
 
 
-values = st.one_of(st.none(), st.sampled_from(AWKWARD), st.text(max_size=12),
-                   st.from_regex(r"[0-9a-f-]{36}", fullmatch=True))
+values = st.one_of(
+    st.none(), st.sampled_from(AWKWARD), st.text(max_size=12), st.from_regex(r"[0-9a-f-]{36}", fullmatch=True)
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(data=st.data(), ids=st.one_of(st.none(), st.lists(values.filter(lambda v: v is not None), max_size=4)),
-       status=st.one_of(st.none(), st.integers(-5, 600)), seq=st.integers(-3, 10**12),
-       stored=st.sampled_from(["sqlalchemy", "compact", "sql-null"]))
+@given(
+    data=st.data(),
+    ids=st.one_of(st.none(), st.lists(values.filter(lambda v: v is not None), max_size=4)),
+    status=st.one_of(st.none(), st.integers(-5, 600)),
+    seq=st.integers(-3, 10**12),
+    stored=st.sampled_from(["sqlalchemy", "compact", "sql-null"]),
+)
 def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, status, seq, stored):
     event = {name: data.draw(values, label=name) for name in chain.EVENT_FIELDS}
     # `at` comes from to_char(): digits, dashes, colons, a dot, T and Z (or NULL)
     at = data.draw(st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))), label="at")
-    event.update(seq=seq, status=status, ids=ids, hash=data.draw(values, label="hash"),
-                 at=service.chain_time(at) if at else None)
+    event.update(
+        seq=seq, status=status, ids=ids, hash=data.draw(values, label="hash"), at=service.chain_time(at) if at else None
+    )
     if stored == "sql-null" and ids is None:
         ids_text = None
     else:
-        ids_text = json.dumps(ids) if stored == "sqlalchemy" else json.dumps(ids, separators=(",", ":"),
-                                                                            ensure_ascii=False)
+        ids_text = (
+            json.dumps(ids) if stored == "sqlalchemy" else json.dumps(ids, separators=(",", ":"), ensure_ascii=False)
+        )
     rows = audit_verify._VERIFY_ROWS
     line = _copy_line(rows, event, ids_text)
     assert rows.typed(line) == {n: event[n] for n in (*rows.columns, "ids")}
@@ -71,12 +106,27 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
             if value is None:
                 return "null"
             return _copy_text(f'"{value}"' if name in lines.QUOTED else value)
-        return "\t".join([marker, *(part for lead, name in zip(lines.leads, copy_text.EXPORT_FIELDS, strict=True)
-                                    for part in (lead, sent(name, values[name]))), lines.tail]) + "\n"
+
+        return (
+            "\t".join(
+                [
+                    marker,
+                    *(
+                        part
+                        for lead, name in zip(lines.leads, copy_text.EXPORT_FIELDS, strict=True)
+                        for part in (lead, sent(name, values[name]))
+                    ),
+                    lines.tail,
+                ]
+            )
+            + "\n"
+        )
 
     row = copy_row(marker, {**event, "ids": ids_text})
-    plain_row = copy_row("", {name: 1 if name in ("seq", "status") else None if name == "ids" else "x"
-                              for name in copy_text.EXPORT_FIELDS})
+    plain_row = copy_row(
+        "",
+        {name: 1 if name in ("seq", "status") else None if name == "ids" else "x" for name in copy_text.EXPORT_FIELDS},
+    )
     expected = {n: event[n] for n in copy_text.EXPORT_FIELDS}
     for block in (row, plain_row + row + plain_row):
         out = lines.block(block.encode()).split("\n")

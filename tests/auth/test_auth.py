@@ -1,5 +1,6 @@
 """README "Identity": the token endpoint, scopes per role, bearer token checks, /auth/me, and the
 settings production refuses to start without."""
+
 from __future__ import annotations
 
 import base64
@@ -18,11 +19,22 @@ from casesvc.extensions import db
 from tests.conftest import PASSWORD, assert_token_granted, assert_token_works, assert_unauthorized, youth_number
 
 TOKEN_URL = "/api/v1/auth/token"
-STAFF_SCOPES = {"cases:read", "cases:write", "notes:read", "notes:write", "consents:write",
-                "reminders:read", "reminders:write"}
+STAFF_SCOPES = {
+    "cases:read",
+    "cases:write",
+    "notes:read",
+    "notes:write",
+    "consents:write",
+    "reminders:read",
+    "reminders:write",
+}
 MAX_SCOPES = {
-    "police": STAFF_SCOPES, "health": STAFF_SCOPES, "nav": STAFF_SCOPES, "cw": STAFF_SCOPES,
-    "slt": STAFF_SCOPES | {"statistics:read"}, "admin": {"admin", "audit:read", "statistics:read"},
+    "police": STAFF_SCOPES,
+    "health": STAFF_SCOPES,
+    "nav": STAFF_SCOPES,
+    "cw": STAFF_SCOPES,
+    "slt": STAFF_SCOPES | {"statistics:read"},
+    "admin": {"admin", "audit:read", "statistics:read"},
     "auditor": {"audit:read"},
 }
 
@@ -52,6 +64,7 @@ def assert_401(resp) -> None:
 
 # --- the token endpoint --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("as_json", [False, True], ids=["form", "json"])
 def test_password_grant_answers_an_rfc6749_token(world, client, as_json):
     resp = login(client, "user.police", as_json=as_json)
@@ -67,8 +80,11 @@ def test_password_grant_answers_an_rfc6749_token(world, client, as_json):
     assert me.json["subject"] == world["police"].user_id
 
 
-@pytest.mark.parametrize("username,password", [("user.police", "wrong password entirely"),
-                                               ("user.nobody", PASSWORD)], ids=["wrong-password", "unknown-user"])
+@pytest.mark.parametrize(
+    "username,password",
+    [("user.police", "wrong password entirely"), ("user.nobody", PASSWORD)],
+    ids=["wrong-password", "unknown-user"],
+)
 def test_failed_login_is_400_invalid_grant(world, client, username, password):
     resp = login(client, username, password)
     assert resp.status_code == 400
@@ -91,8 +107,10 @@ def test_unsupported_grant_type(world, client):
 
 def test_missing_grant_type_or_credentials_is_invalid_request(world, client):
     assert client.post(TOKEN_URL, data={"username": "user.police"}).json["error"] == "invalid_request"
-    assert client.post(TOKEN_URL, data={"grant_type": "password", "username": "user.police"}).json["error"] \
+    assert (
+        client.post(TOKEN_URL, data={"grant_type": "password", "username": "user.police"}).json["error"]
         == "invalid_request"
+    )
 
 
 def test_disabled_user_cannot_log_in(world, client, app):
@@ -106,6 +124,7 @@ def test_disabled_user_cannot_log_in(world, client, app):
 
 
 # --- scopes --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("code", sorted(MAX_SCOPES))
 def test_each_role_gets_its_maximum_scope_set(world, client, code):
@@ -126,16 +145,29 @@ def test_narrowed_token_is_held_to_its_scopes(world, client):
     token = login(client, "user.police", scope="cases:read").json["access_token"]
     assert client.get("/api/v1/youths", headers=bearer(token)).status_code == 200
     born = date(oslo_today().year - 15, 4, 2)
-    body = {"given_name": "Test", "family_name": "Testesen", "birth_date": born.isoformat(),
-            "national_id": youth_number(born), "municipality": "0301"}
+    body = {
+        "given_name": "Test",
+        "family_name": "Testesen",
+        "birth_date": born.isoformat(),
+        "national_id": youth_number(born),
+        "municipality": "0301",
+    }
     resp = client.post("/api/v1/youths", headers=bearer(token), json=body)
     assert resp.status_code == 403
     assert resp.json["type"].endswith("insufficient-scope")
 
 
-@pytest.mark.parametrize("code,scope", [("police", "cases:read admin"), ("police", "audit:read"),
-                                        ("admin", "cases:read"), ("auditor", "admin"),
-                                        ("auditor", "notes:read"), ("police", "no-such:scope")])
+@pytest.mark.parametrize(
+    "code,scope",
+    [
+        ("police", "cases:read admin"),
+        ("police", "audit:read"),
+        ("admin", "cases:read"),
+        ("auditor", "admin"),
+        ("auditor", "notes:read"),
+        ("police", "no-such:scope"),
+    ],
+)
 def test_asking_a_scope_the_role_lacks_is_invalid_scope(world, client, code, scope):
     resp = login(client, f"user.{code}", scope=scope)
     assert resp.status_code == 400
@@ -144,6 +176,7 @@ def test_asking_a_scope_the_role_lacks_is_invalid_scope(world, client, code, sco
 
 
 # --- refresh -------------------------------------------------------------------------------------
+
 
 def test_refresh_grant_gives_a_new_access_token(world, client):
     first = login(client, "user.police").json
@@ -157,8 +190,14 @@ def test_refresh_grant_gives_a_new_access_token(world, client):
 
 def test_refresh_cannot_widen_scopes(world, client):
     narrow = login(client, "user.police", scope="cases:read").json
-    wider = client.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": narrow["refresh_token"],
-                                         "scope": "cases:read cases:write"})
+    wider = client.post(
+        TOKEN_URL,
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": narrow["refresh_token"],
+            "scope": "cases:read cases:write",
+        },
+    )
     assert wider.status_code == 400
     assert wider.json["error"] == "invalid_scope"
     same = client.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": narrow["refresh_token"]})
@@ -168,8 +207,9 @@ def test_refresh_cannot_widen_scopes(world, client):
 
 def test_refresh_can_narrow_further(world, client):
     full = login(client, "user.police").json
-    resp = client.post(TOKEN_URL, json={"grant_type": "refresh_token", "refresh_token": full["refresh_token"],
-                                        "scope": "notes:read"})
+    resp = client.post(
+        TOKEN_URL, json={"grant_type": "refresh_token", "refresh_token": full["refresh_token"], "scope": "notes:read"}
+    )
     assert resp.status_code == 200
     assert resp.json["scope"] == "notes:read"
 
@@ -199,6 +239,7 @@ def test_garbage_refresh_token_is_invalid_grant(world, client):
 
 # --- bearer tokens -------------------------------------------------------------------------------
 
+
 def test_me_returns_subject_role_agency_and_scopes(world, client):
     token = login(client, "user.health").json["access_token"]
     me = client.get("/api/v1/auth/me", headers=bearer(token)).json
@@ -221,17 +262,20 @@ def test_missing_token_is_401(world, client):
     assert_401(client.get("/api/v1/cases"))
 
 
-@pytest.mark.parametrize("header", ["Bearer", "Bearer not-a-jwt", "Bearer a.b.c", "Basic dXNlcjpwYXNz",
-                                    "Bearer " + "x" * 40])
+@pytest.mark.parametrize(
+    "header", ["Bearer", "Bearer not-a-jwt", "Bearer a.b.c", "Basic dXNlcjpwYXNz", "Bearer " + "x" * 40]
+)
 def test_malformed_token_is_401(world, client, header):
     assert_401(client.get("/api/v1/auth/me", headers={"Authorization": header}))
 
 
 def test_expired_token_is_401(world, client, app):
     with app.app_context():
-        token = create_access_token(identity=world["police"].user_id, expires_delta=timedelta(seconds=-30),
-                                    additional_claims={"role": "police", "agency": "police",
-                                                       "scope": " ".join(sorted(STAFF_SCOPES))})
+        token = create_access_token(
+            identity=world["police"].user_id,
+            expires_delta=timedelta(seconds=-30),
+            additional_claims={"role": "police", "agency": "police", "scope": " ".join(sorted(STAFF_SCOPES))},
+        )
     resp = client.get("/api/v1/auth/me", headers=bearer(token))
     assert_401(resp)
     assert "expired" in resp.json["detail"]
@@ -276,11 +320,19 @@ def test_refresh_token_used_as_access_token_is_401(world, client):
 
 def test_token_of_another_installation_is_401(world, client, tmp_path):
     """Same claims, signed by a service with another secret key."""
-    other = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}",
-                        "secret_key": "a-completely-different-signing-key-0123456789"}, instance_path=tmp_path)
+    other = create_app(
+        {
+            "env": "test",
+            "database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+            "secret_key": "a-completely-different-signing-key-0123456789",
+        },
+        instance_path=tmp_path,
+    )
     with other.app_context():
-        token = create_access_token(identity=world["police"].user_id, additional_claims={
-            "role": "police", "agency": "police", "scope": " ".join(sorted(STAFF_SCOPES))})
+        token = create_access_token(
+            identity=world["police"].user_id,
+            additional_claims={"role": "police", "agency": "police", "scope": " ".join(sorted(STAFF_SCOPES))},
+        )
     assert_401(client.get("/api/v1/auth/me", headers=bearer(token)))
 
 
@@ -300,9 +352,11 @@ def test_a_remembered_token_is_refused_once_it_expires(world, client, app):
     """The remembered claims are checked for expiry on every use: past `exp`, the token goes
     back through the full check, which refuses it."""
     with app.app_context():
-        token = create_access_token(identity=world["police"].user_id, expires_delta=timedelta(seconds=-1),
-                                    additional_claims={"role": "police", "agency": "police",
-                                                       "scope": " ".join(sorted(STAFF_SCOPES))})
+        token = create_access_token(
+            identity=world["police"].user_id,
+            expires_delta=timedelta(seconds=-1),
+            additional_claims={"role": "police", "agency": "police", "scope": " ".join(sorted(STAFF_SCOPES))},
+        )
     claims = pyjwt.decode(token, options={"verify_signature": False})
     app.extensions.setdefault("casesvc.verified_claims", {})[token] = claims  # keyed by the token itself
     resp = client.get("/api/v1/auth/me", headers=bearer(token))
@@ -311,13 +365,22 @@ def test_a_remembered_token_is_refused_once_it_expires(world, client, app):
 
 
 def test_what_another_installation_verified_is_not_remembered_here(world, client, tmp_path):
-    other = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}",
-                        "secret_key": "a-completely-different-signing-key-0123456789"}, instance_path=tmp_path)
+    other = create_app(
+        {
+            "env": "test",
+            "database_url": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+            "secret_key": "a-completely-different-signing-key-0123456789",
+        },
+        instance_path=tmp_path,
+    )
     with other.app_context():
-        token = create_access_token(identity=world["police"].user_id, additional_claims={
-            "role": "police", "agency": "police", "scope": " ".join(sorted(STAFF_SCOPES))})
+        token = create_access_token(
+            identity=world["police"].user_id,
+            additional_claims={"role": "police", "agency": "police", "scope": " ".join(sorted(STAFF_SCOPES))},
+        )
     with other.test_request_context(headers=bearer(token)):
         from casesvc.auth.principal import bearer_token, verified_claims
+
         assert verified_claims(bearer_token())["sub"] == world["police"].user_id  # remembered by the other one
     assert_401(client.get("/api/v1/auth/me", headers=bearer(token)))
 
@@ -392,11 +455,14 @@ def test_a_token_whose_agency_claim_no_longer_matches_the_user_is_refused(world)
     assert_token_works(police.client, police.token, "user.police", agency="police")  # the user's own token stands
 
 
-@pytest.mark.parametrize("url_tail, body", [
-    ("", {"origin": "nonsense"}),                       # create case
-    ("/{case}/events", {"kind": "nonsense"}),           # create event
-    ("/{case}/notes", {}),                              # create note
-])
+@pytest.mark.parametrize(
+    "url_tail, body",
+    [
+        ("", {"origin": "nonsense"}),  # create case
+        ("/{case}/events", {"kind": "nonsense"}),  # create event
+        ("/{case}/notes", {}),  # create note
+    ],
+)
 def test_missing_scope_is_403_before_the_body_is_validated(world, url_tail, body):
     case = world.case()
     reader = world.actor("police", "police", "reader.police", scopes={"cases:read", "notes:read"})
@@ -418,8 +484,16 @@ def installation(app, tmp_path):
     url = app.config["CASESVC"].database_url
 
     def make(key, previous=()):
-        return create_app({"env": "test", "database_url": url, "secret_key": key,
-                           "secret_keys_previous": tuple(previous), "audit_seal_interval": 1e9}, instance_path=tmp_path)
+        return create_app(
+            {
+                "env": "test",
+                "database_url": url,
+                "secret_key": key,
+                "secret_keys_previous": tuple(previous),
+                "audit_seal_interval": 1e9,
+            },
+            instance_path=tmp_path,
+        )
 
     return make
 
@@ -455,6 +529,7 @@ def test_after_rotation_tokens_of_the_previous_key_keep_working_until_it_is_drop
 def test_a_token_naming_an_unknown_kid_is_401(world, client, app):
     with app.app_context():
         claims = decode_token(world["police"].token)
-    forged = pyjwt.encode(claims, "a-key-nobody-configured-0123456789abcdef", algorithm="HS256",
-                          headers={"kid": "0123456789abcdef"})
+    forged = pyjwt.encode(
+        claims, "a-key-nobody-configured-0123456789abcdef", algorithm="HS256", headers={"kid": "0123456789abcdef"}
+    )
     assert_401(client.get("/api/v1/auth/me", headers=bearer(forged)))

@@ -1,5 +1,6 @@
 """RFC 9110 §11.1 / RFC 6750: the authentication scheme is case-insensitive, so `bearer`,
 `BEARER` and `Bearer` all carry the token; any other scheme is no bearer token (401)."""
+
 from __future__ import annotations
 
 import pytest

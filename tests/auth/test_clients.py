@@ -1,6 +1,7 @@
 """README "Operations" and "Identity": API clients. `casesvc clients create` prints the secret once (only a hash
 is stored); `client_credentials` issues tokens held to the client's scopes; admins list and
 disable clients, and a disabled client's live tokens stop working at once."""
+
 from __future__ import annotations
 
 import base64
@@ -19,8 +20,7 @@ from tests.conftest import PASSWORD, assert_oauth_error, assert_problem, assert_
 TOKEN_URL = "/api/v1/auth/token"
 
 
-def make_client(app, name="police-integration", role="police", agency="police",
-                scopes="cases:read reminders:read"):
+def make_client(app, name="police-integration", role="police", agency="police", scopes="cases:read reminders:read"):
     with app.app_context():
         client, secret = create_client(name, role, agency, scopes)
         db.session.commit()
@@ -28,8 +28,9 @@ def make_client(app, name="police-integration", role="police", agency="police",
 
 
 def client_token(client, client_id, secret, **extra):
-    return client.post(TOKEN_URL, data={"grant_type": "client_credentials", "client_id": client_id,
-                                        "client_secret": secret, **extra})
+    return client.post(
+        TOKEN_URL, data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret, **extra}
+    )
 
 
 def bearer(token):
@@ -37,54 +38,84 @@ def bearer(token):
 
 
 def admin_token(client, **extra):
-    resp = client.post(TOKEN_URL, data={"grant_type": "password", "username": "user.admin", "password": PASSWORD,
-                                        **extra})
+    resp = client.post(
+        TOKEN_URL, data={"grant_type": "password", "username": "user.admin", "password": PASSWORD, **extra}
+    )
     assert resp.status_code == 200, resp.json
     return resp.json["access_token"]
 
 
 # --- the CLI -------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def cli(fresh_cli):
     """`casesvc ...` in-process against a fresh, migrated SQLite file with one police agency."""
     run = fresh_cli
     assert run("db", "upgrade")[0] == 0
-    assert run("agencies", "create", "oslo-police", "--kind", "police", "--name", "Test politi",
-               "--municipality", "0301")[0] == 0
+    assert (
+        run("agencies", "create", "oslo-police", "--kind", "police", "--name", "Test politi", "--municipality", "0301")[
+            0
+        ]
+        == 0
+    )
     return run
 
 
 def test_cli_creates_a_client_and_prints_its_secret_once_as_json(cli, tmp_path):
-    code, out, err = cli("clients", "create", "case-sync", "--role", "police", "--agency", "oslo-police",
-                         "--scopes", "cases:read cases:write")
+    code, out, err = cli(
+        "clients",
+        "create",
+        "case-sync",
+        "--role",
+        "police",
+        "--agency",
+        "oslo-police",
+        "--scopes",
+        "cases:read cases:write",
+    )
     assert code == 0, err
     printed = json.loads(out)
     assert printed["client_id"] and len(printed["client_secret"]) >= 32
     assert printed["scopes"] == ["cases:read", "cases:write"]
     import sqlite3
+
     with sqlite3.connect(tmp_path / "cli.sqlite3") as conn:
         row = conn.execute("SELECT * FROM api_clients WHERE id = ?", (printed["client_id"],)).fetchone()
     assert row is not None
     assert printed["client_secret"] not in [str(v) for v in row]  # only its hash is stored
     assert hashlib.sha256(printed["client_secret"].encode()).hexdigest() in row
     with sqlite3.connect(tmp_path / "cli.sqlite3") as conn:  # an admin action: audited
-        audited = conn.execute("SELECT resource_id FROM audit_inbox WHERE action = 'clients.create' UNION ALL "
-                               "SELECT resource_id FROM audit_events WHERE action = 'clients.create'").fetchall()
+        audited = conn.execute(
+            "SELECT resource_id FROM audit_inbox WHERE action = 'clients.create' UNION ALL "
+            "SELECT resource_id FROM audit_events WHERE action = 'clients.create'"
+        ).fetchall()
     assert audited == [(printed["client_id"],)]
 
 
-@pytest.mark.parametrize("args, says", [
-    (("--role", "wizard", "--scopes", "cases:read"), "--role"),
-    (("--role", "police", "--scopes", "cases:read"), "--agency"),
-    (("--role", "police", "--agency", "nowhere", "--scopes", "cases:read"), "nowhere"),
-    (("--role", "nav", "--agency", "oslo-police", "--scopes", "cases:read"), "does not match"),
-    (("--role", "admin", "--agency", "oslo-police", "--scopes", "admin"), "no agency"),
-    (("--role", "police", "--agency", "oslo-police", "--scopes", "cases:read admin"), "admin"),
-    (("--role", "auditor", "--scopes", "cases:read"), "cases:read"),
-    (("--role", "police", "--agency", "oslo-police", "--scopes", " "), "--scopes"),
-], ids=["unknown-role", "staff-without-agency", "unknown-agency", "kind-mismatch", "admin-with-agency",
-        "scope-beyond-role", "auditor-case-scope", "no-scopes"])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("--role", "wizard", "--scopes", "cases:read"), "--role"),
+        (("--role", "police", "--scopes", "cases:read"), "--agency"),
+        (("--role", "police", "--agency", "nowhere", "--scopes", "cases:read"), "nowhere"),
+        (("--role", "nav", "--agency", "oslo-police", "--scopes", "cases:read"), "does not match"),
+        (("--role", "admin", "--agency", "oslo-police", "--scopes", "admin"), "no agency"),
+        (("--role", "police", "--agency", "oslo-police", "--scopes", "cases:read admin"), "admin"),
+        (("--role", "auditor", "--scopes", "cases:read"), "cases:read"),
+        (("--role", "police", "--agency", "oslo-police", "--scopes", " "), "--scopes"),
+    ],
+    ids=[
+        "unknown-role",
+        "staff-without-agency",
+        "unknown-agency",
+        "kind-mismatch",
+        "admin-with-agency",
+        "scope-beyond-role",
+        "auditor-case-scope",
+        "no-scopes",
+    ],
+)
 def test_cli_refuses_bad_clients_in_one_line(cli, args, says):
     code, out, err = cli("clients", "create", "bad-client", *args)
     assert code != 0 and out == ""
@@ -100,6 +131,7 @@ def test_cli_refuses_a_duplicate_client_name(cli):
 
 
 # --- client_credentials --------------------------------------------------------------------------
+
 
 def test_client_credentials_issues_a_token_with_the_clients_scopes(world, app, client):
     client_id, secret = make_client(app)
@@ -117,8 +149,9 @@ def test_client_credentials_issues_a_token_with_the_clients_scopes(world, app, c
 def test_client_credentials_by_http_basic(world, app, client):
     client_id, secret = make_client(app)
     basic = base64.b64encode(f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()).decode()
-    resp = client.post(TOKEN_URL, data={"grant_type": "client_credentials"},
-                       headers={"Authorization": f"Basic {basic}"})
+    resp = client.post(
+        TOKEN_URL, data={"grant_type": "client_credentials"}, headers={"Authorization": f"Basic {basic}"}
+    )
     assert resp.status_code == 200, resp.json
     body = assert_token_granted(resp, "cases:read reminders:read")
     assert "refresh_token" not in body
@@ -150,8 +183,11 @@ def test_client_token_is_held_to_its_scopes_on_the_api(world, app, client):
 @pytest.mark.parametrize("case", ["wrong-secret", "unknown-client", "missing-secret"])
 def test_bad_client_credentials_are_401_invalid_client(world, app, client, case):
     client_id, secret = make_client(app)
-    params = {"wrong-secret": (client_id, secret + "x"), "unknown-client": ("no-such-client", secret),
-              "missing-secret": (client_id, "")}[case]
+    params = {
+        "wrong-secret": (client_id, secret + "x"),
+        "unknown-client": ("no-such-client", secret),
+        "missing-secret": (client_id, ""),
+    }[case]
     resp = client_token(client, *params)
     assert resp.status_code == 401
     assert resp.json["error"] == "invalid_client"
@@ -167,6 +203,7 @@ def test_a_users_password_is_not_a_client_secret(world, app, client):
 
 
 # --- administration ------------------------------------------------------------------------------
+
 
 def test_admin_lists_clients_without_secrets(world, app, client):
     client_id, secret = make_client(app)
@@ -205,8 +242,10 @@ def test_only_admins_see_clients(world, app, who):
 def test_an_admin_token_without_the_admin_scope_cannot_manage_clients(world, app, client):
     client_id, _ = make_client(app)
     token = admin_token(client, scope="audit:read")
-    for resp in (client.get("/api/v1/clients", headers=bearer(token)),
-                 client.post(f"/api/v1/clients/{client_id}/disable", headers=bearer(token))):
+    for resp in (
+        client.get("/api/v1/clients", headers=bearer(token)),
+        client.post(f"/api/v1/clients/{client_id}/disable", headers=bearer(token)),
+    ):
         assert resp.status_code == 403
         assert resp.json["type"].endswith("insufficient-scope")
     with app.app_context():

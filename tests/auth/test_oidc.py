@@ -2,6 +2,7 @@
 served over HTTP on loopback. RS256 and ES256 are accepted; iss, aud, exp and nbf are checked
 with a small clock skew; keys are cached and fetched again on an unknown kid, at most once per
 interval; claims map to role, agency and scopes; users are provisioned on first sight."""
+
 from __future__ import annotations
 
 import base64
@@ -31,19 +32,24 @@ ME = "/api/v1/auth/me"
 
 # --- keys and a JWKS endpoint --------------------------------------------------------------------
 
+
 class Key:
     def __init__(self, alg: str, kid: str):
         self.alg, self.kid = alg, kid
-        self.private = (rsa.generate_private_key(public_exponent=65537, key_size=2048) if alg == "RS256"
-                        else ec.generate_private_key(ec.SECP256R1()))
+        self.private = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            if alg == "RS256"
+            else ec.generate_private_key(ec.SECP256R1())
+        )
 
     def jwk(self) -> dict:
         algo = pyjwt.algorithms.RSAAlgorithm if self.alg == "RS256" else pyjwt.algorithms.ECAlgorithm
         return {**json.loads(algo.to_jwk(self.private.public_key())), "kid": self.kid, "alg": self.alg, "use": "sig"}
 
     def public_pem(self) -> bytes:
-        return self.private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self.private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def sign(self, claims: dict, headers: dict | None = None) -> str:
         return pyjwt.encode(claims, self.private, algorithm=self.alg, headers={"kid": self.kid, **(headers or {})})
@@ -119,10 +125,17 @@ def make_oidc_app(app, jwks, tmp_path):
     settings = app.config["CASESVC"]
 
     def make(**overrides):
-        values = {"env": "test", "database_url": settings.database_url, "secret_key": settings.secret_key,
-                  "audit_seal_interval": 1e9,
-                  "oidc_issuer": ISSUER, "oidc_audience": AUDIENCE, "oidc_jwks_url": jwks.url,
-                  "oidc_jwks_timeout": 2.0, **overrides}
+        values = {
+            "env": "test",
+            "database_url": settings.database_url,
+            "secret_key": settings.secret_key,
+            "audit_seal_interval": 1e9,
+            "oidc_issuer": ISSUER,
+            "oidc_audience": AUDIENCE,
+            "oidc_jwks_url": jwks.url,
+            "oidc_jwks_timeout": 2.0,
+            **overrides,
+        }
         made = create_app(values, instance_path=tmp_path)
         clock = FakeClock()
         oidc.jwks_cache(made).clock = clock
@@ -145,8 +158,18 @@ def idp(oidc_app, world):
 
 def claims(sub="alice", role="police", agency="police", scope="cases:read cases:write", **extra) -> dict:
     now = int(time.time())
-    body = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "nbf": now - 5, "exp": now + 300,
-            "casesvc_role": role, "casesvc_agency": agency, "scope": scope, **extra}
+    body = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": sub,
+        "iat": now,
+        "nbf": now - 5,
+        "exp": now + 300,
+        "casesvc_role": role,
+        "casesvc_agency": agency,
+        "scope": scope,
+        **extra,
+    }
     return {k: v for k, v in body.items() if v is not None}
 
 
@@ -170,6 +193,7 @@ def users_named(app, name: str) -> int:
 
 
 # --- accepted tokens -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("which", ["rsa_key", "ec_key"], ids=["RS256", "ES256"])
 def test_provider_tokens_signed_with_rs256_or_es256_are_accepted(idp, request, which):
@@ -197,8 +221,9 @@ def test_a_user_is_provisioned_on_first_sight_by_sub_and_reused_after(idp, oidc_
 def test_a_provisioned_user_cannot_log_in_with_a_password(idp, client, rsa_key):
     call(idp, rsa_key.sign(claims(sub="alice")))
     for password in ("!external", "", PASSWORD):
-        resp = client.post("/api/v1/auth/token", data={"grant_type": "password", "username": "oidc:alice",
-                                                       "password": password})
+        resp = client.post(
+            "/api/v1/auth/token", data={"grant_type": "password", "username": "oidc:alice", "password": password}
+        )
         assert resp.status_code == 400
         assert_oauth_error(resp, 400, "invalid_request" if password == "" else "invalid_grant")
 
@@ -224,10 +249,17 @@ def test_admin_and_auditor_come_without_agency(idp, rsa_key):
 
 
 def test_claim_names_are_configurable(make_oidc_app, world, rsa_key):
-    custom = make_oidc_app(oidc_role_claim="https://casesvc.example/role", oidc_agency_claim="org",
-                           oidc_scope_claim="scp").test_client()
-    token = rsa_key.sign(claims(role=None, agency=None, scope=None, **{
-        "https://casesvc.example/role": "school_health", "org": "health", "scp": ["notes:read", "cases:read"]}))
+    custom = make_oidc_app(
+        oidc_role_claim="https://casesvc.example/role", oidc_agency_claim="org", oidc_scope_claim="scp"
+    ).test_client()
+    token = rsa_key.sign(
+        claims(
+            role=None,
+            agency=None,
+            scope=None,
+            **{"https://casesvc.example/role": "school_health", "org": "health", "scp": ["notes:read", "cases:read"]},
+        )
+    )
     resp = call(custom, token)
     assert resp.status_code == 200, resp.json
     assert (resp.json["role"], resp.json["agency"]) == ("school_health", "health")
@@ -254,14 +286,19 @@ def test_the_services_own_tokens_still_work_beside_the_provider(idp, world):
 
 # --- 403: who the token says is unknown ----------------------------------------------------------
 
-@pytest.mark.parametrize("role, agency, slug", [
-    ("wizard", "police", "unknown-role"),
-    (None, "police", "unknown-role"),
-    ("police", "atlantis", "unknown-agency"),
-    ("nav", "police", "unknown-agency"),          # an agency of another kind
-    ("police", None, "unknown-agency"),           # staff need an agency
-    ("auditor", "police", "unknown-agency"),      # auditors have none
-], ids=["unknown-role", "no-role", "unknown-agency", "wrong-kind", "staff-without-agency", "auditor-with-agency"])
+
+@pytest.mark.parametrize(
+    "role, agency, slug",
+    [
+        ("wizard", "police", "unknown-role"),
+        (None, "police", "unknown-role"),
+        ("police", "atlantis", "unknown-agency"),
+        ("nav", "police", "unknown-agency"),  # an agency of another kind
+        ("police", None, "unknown-agency"),  # staff need an agency
+        ("auditor", "police", "unknown-agency"),  # auditors have none
+    ],
+    ids=["unknown-role", "no-role", "unknown-agency", "wrong-kind", "staff-without-agency", "auditor-with-agency"],
+)
 def test_unknown_role_or_agency_is_403_and_provisions_nobody(idp, oidc_app, rsa_key, role, agency, slug):
     resp = call(idp, rsa_key.sign(claims(sub="mallory", role=role, agency=agency)))
     assert resp.status_code == 403, resp.json
@@ -272,10 +309,13 @@ def test_unknown_role_or_agency_is_403_and_provisions_nobody(idp, oidc_app, rsa_
 
 # --- 401: tokens that are not the provider's, or not for us, or not now -----------------------------
 
+
 def test_alg_none_is_401(idp, rsa_key):
     for alg in ("none", "None"):
-        unsigned = f"{b64(json.dumps({'alg': alg, 'typ': 'JWT', 'kid': 'rsa-1'}).encode())}." \
-                   f"{b64(json.dumps(claims()).encode())}."
+        unsigned = (
+            f"{b64(json.dumps({'alg': alg, 'typ': 'JWT', 'kid': 'rsa-1'}).encode())}."
+            f"{b64(json.dumps(claims()).encode())}."
+        )
         assert_401(call(idp, unsigned))
 
 
@@ -283,8 +323,10 @@ def test_hs256_signed_with_the_providers_public_key_is_401(idp, rsa_key, ec_key)
     """The algorithm-confusion attack: the public key used as an HMAC secret."""
     for key in (rsa_key, ec_key):
         for secret in (key.public_pem(), json.dumps(key.jwk()).encode()):
-            signing_input = f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': key.kid}).encode())}." \
-                            f"{b64(json.dumps(claims()).encode())}"
+            signing_input = (
+                f"{b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': key.kid}).encode())}."
+                f"{b64(json.dumps(claims()).encode())}"
+            )
             signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
             assert_401(call(idp, f"{signing_input}.{b64(signature)}"))
 
@@ -296,13 +338,17 @@ def test_hs256_with_the_services_own_key_but_the_providers_issuer_is_401(idp, oi
     assert_401(call(idp, token))
 
 
-@pytest.mark.parametrize("change", [
-    {"iss": "https://evil.example.test/"},
-    {"aud": "some-other-api"},
-    {"aud": None},
-    {"exp": None},
-    {"sub": None},
-], ids=["wrong-issuer", "wrong-audience", "no-audience", "no-exp", "no-sub"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"iss": "https://evil.example.test/"},
+        {"aud": "some-other-api"},
+        {"aud": None},
+        {"exp": None},
+        {"sub": None},
+    ],
+    ids=["wrong-issuer", "wrong-audience", "no-audience", "no-exp", "no-sub"],
+)
 def test_wrong_issuer_audience_or_missing_claims_are_401(idp, rsa_key, change):
     body = {k: v for k, v in {**claims(), **change}.items() if v is not None}
     assert_401(call(idp, rsa_key.sign(body)))
@@ -310,9 +356,9 @@ def test_wrong_issuer_audience_or_missing_claims_are_401(idp, rsa_key, change):
 
 def test_times_are_checked_with_a_small_clock_skew(idp, rsa_key):
     now = int(time.time())
-    assert_401(call(idp, rsa_key.sign(claims(exp=now - 120))))                # expired
-    assert_401(call(idp, rsa_key.sign(claims(nbf=now + 120))))                # not yet valid
-    assert call(idp, rsa_key.sign(claims(exp=now - 10))).status_code == 200   # within the skew
+    assert_401(call(idp, rsa_key.sign(claims(exp=now - 120))))  # expired
+    assert_401(call(idp, rsa_key.sign(claims(nbf=now + 120))))  # not yet valid
+    assert call(idp, rsa_key.sign(claims(exp=now - 10))).status_code == 200  # within the skew
     assert call(idp, rsa_key.sign(claims(nbf=now + 10))).status_code == 200
     for accepted in (call(idp, rsa_key.sign(claims(exp=now - 10))), call(idp, rsa_key.sign(claims(nbf=now + 10)))):
         assert (accepted.json["role"], accepted.json["agency"]) == ("police", "police")
@@ -370,6 +416,7 @@ def test_without_oidc_settings_provider_tokens_are_401(world, client, rsa_key):
 
 # --- the key cache -------------------------------------------------------------------------------
 
+
 def test_keys_are_fetched_once_and_cached(idp, jwks, rsa_key, ec_key):
     for n in range(3):
         assert call(idp, rsa_key.sign(claims(sub=f"u{n}"))).status_code == 200
@@ -422,5 +469,5 @@ def test_the_jwks_fetch_has_a_timeout_and_keeps_the_old_keys_on_failure(idp, oid
     cache.timeout = 0.2
     jwks.hang.set()
     oidc_app.clock.now += oidc_app.config["CASESVC"].oidc_jwks_cache_seconds  # stale: fetch again, which fails
-    assert call(idp, rsa_key.sign(claims())).status_code == 200                 # the cached keys still serve
+    assert call(idp, rsa_key.sign(claims())).status_code == 200  # the cached keys still serve
     assert jwks.hits == 2

@@ -3,6 +3,7 @@ here with the machine's node and npm (pinned by tests/oidc_provider/package-lock
 on 127.0.0.1 with a random port. The service is called with the tokens that provider issues.
 
 Skipped only when node or npm is missing."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,10 @@ AUDIENCE = "casesvc-api"
 ME = "/api/v1/auth/me"
 
 NODE, NPM = shutil.which("node"), shutil.which("npm")
-pytestmark = pytest.mark.skipif(not (NODE and NPM), reason="node and npm are needed to run the OpenID provider "
-                                                           "(oauth2-mock-server); they are not installed")
+pytestmark = pytest.mark.skipif(
+    not (NODE and NPM),
+    reason="node and npm are needed to run the OpenID provider (oauth2-mock-server); they are not installed",
+)
 
 
 def _install() -> Path:
@@ -42,8 +45,13 @@ def _install() -> Path:
     staging = Path(tempfile.mkdtemp(prefix="casesvc-oidc-provider-"))
     for name in PROVIDER_FILES:
         shutil.copy(PROVIDER_DIR / name, staging / name)
-    result = subprocess.run([NPM, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"], cwd=staging,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [NPM, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=staging,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, f"npm ci failed:\n{result.stdout}\n{result.stderr}"
     try:
         staging.rename(target)
@@ -57,8 +65,14 @@ def provider():
     """The running provider: {"issuer", "jwks_uri", "token_endpoint"}."""
     directory = _install()
     errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (the provider's stderr, closed in teardown)
-    process = subprocess.Popen([NODE, "server.mjs"], cwd=directory, stdout=subprocess.PIPE, stderr=errors,
-                               text=True, env={**os.environ, "NODE_ENV": "test"})
+    process = subprocess.Popen(
+        [NODE, "server.mjs"],
+        cwd=directory,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        text=True,
+        env={**os.environ, "NODE_ENV": "test"},
+    )
     try:
         line = process.stdout.readline()
         if not line:
@@ -84,11 +98,26 @@ def post(url: str, data: dict | None = None) -> dict:
         return json.loads(resp.read())
 
 
-def provider_token(provider, alg="RS256", username="oidc.alice", role="police", agency="police",
-                   scope="cases:read cases:write notes:read", audience=AUDIENCE, **extra) -> str:
+def provider_token(
+    provider,
+    alg="RS256",
+    username="oidc.alice",
+    role="police",
+    agency="police",
+    scope="cases:read cases:write notes:read",
+    audience=AUDIENCE,
+    **extra,
+) -> str:
     """A token issued by the provider's token endpoint (password grant: `sub` is the username)."""
-    params = {"grant_type": "password", "username": username, "password": "irrelevant", "scope": scope,
-              "casesvc_role": role, "audience": audience, **extra}
+    params = {
+        "grant_type": "password",
+        "username": username,
+        "password": "irrelevant",
+        "scope": scope,
+        "casesvc_role": role,
+        "audience": audience,
+        **extra,
+    }
     if agency:
         params["casesvc_agency"] = agency
     return post(f"{provider['token_endpoint']}?alg={alg}", params)["access_token"]
@@ -98,10 +127,19 @@ def provider_token(provider, alg="RS256", username="oidc.alice", role="police", 
 def service(app, provider, tmp_path, world):
     """The service (same database as `world`) trusting the provider."""
     settings = app.config["CASESVC"]
-    made = create_app({"env": "test", "database_url": settings.database_url, "secret_key": settings.secret_key,
-                       "audit_seal_interval": 1e9, "oidc_issuer": provider["issuer"], "oidc_audience": AUDIENCE,
-                       "oidc_jwks_url": provider["jwks_uri"], "oidc_jwks_min_refresh_seconds": 0},
-                      instance_path=tmp_path)
+    made = create_app(
+        {
+            "env": "test",
+            "database_url": settings.database_url,
+            "secret_key": settings.secret_key,
+            "audit_seal_interval": 1e9,
+            "oidc_issuer": provider["issuer"],
+            "oidc_audience": AUDIENCE,
+            "oidc_jwks_url": provider["jwks_uri"],
+            "oidc_jwks_min_refresh_seconds": 0,
+        },
+        instance_path=tmp_path,
+    )
     return made
 
 

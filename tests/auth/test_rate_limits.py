@@ -1,6 +1,7 @@
 """README "Identity": failed logins are rate limited per client address and per username (or
 client_id) with 429 and Retry-After, counted across worker processes (the counters live in the
 service's own database by default, or in Redis), and audited. Only refused credentials count."""
+
 from __future__ import annotations
 
 import contextlib
@@ -32,10 +33,19 @@ def make_worker(app, tmp_path):
     settings = app.config["CASESVC"]
 
     def make(per_ip="10/minute", per_username="3/minute", **overrides):
-        return create_app({"env": "test", "database_url": settings.database_url, "secret_key": settings.secret_key,
-                           "audit_seal_interval": 1e9, "ratelimit_enabled": True,
-                           "ratelimit_login_per_ip": per_ip, "ratelimit_login_per_username": per_username,
-                           **overrides}, instance_path=tmp_path).test_client()
+        return create_app(
+            {
+                "env": "test",
+                "database_url": settings.database_url,
+                "secret_key": settings.secret_key,
+                "audit_seal_interval": 1e9,
+                "ratelimit_enabled": True,
+                "ratelimit_login_per_ip": per_ip,
+                "ratelimit_login_per_username": per_username,
+                **overrides,
+            },
+            instance_path=tmp_path,
+        ).test_client()
 
     return make
 
@@ -58,8 +68,11 @@ def redis_prefix():
 
 
 def attempt(client, username="user.police", password="wrong password entirely", addr="192.0.2.10"):
-    return client.post(TOKEN_URL, data={"grant_type": "password", "username": username, "password": password},
-                       environ_base={"REMOTE_ADDR": addr})
+    return client.post(
+        TOKEN_URL,
+        data={"grant_type": "password", "username": username, "password": password},
+        environ_base={"REMOTE_ADDR": addr},
+    )
 
 
 def assert_429(resp):
@@ -78,8 +91,8 @@ def test_failed_logins_for_one_username_are_limited_even_with_the_right_password
         assert resp.status_code == 400
         assert_oauth_error(resp, 400, "invalid_grant")
     assert_429(attempt(worker))
-    assert_429(attempt(worker, password=PASSWORD))          # locked for now, whatever the password
-    assert_429(attempt(worker, username="USER.POLICE"))     # case does not make another username
+    assert_429(attempt(worker, password=PASSWORD))  # locked for now, whatever the password
+    assert_429(attempt(worker, username="USER.POLICE"))  # case does not make another username
     other = attempt(worker, username="user.health", password=PASSWORD)
     assert other.status_code == 200  # others are not
     assert_token_works(worker, assert_token_granted(other)["access_token"], "user.health")
@@ -120,8 +133,11 @@ def test_failed_client_credentials_are_limited_per_client(world, app, make_worke
     worker = make_worker(per_username="2/minute")
 
     def creds(secret_):
-        return worker.post(TOKEN_URL, data={"grant_type": "client_credentials", "client_id": client_id,
-                                            "client_secret": secret_}, environ_base={"REMOTE_ADDR": "192.0.2.50"})
+        return worker.post(
+            TOKEN_URL,
+            data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret_},
+            environ_base={"REMOTE_ADDR": "192.0.2.50"},
+        )
 
     for _ in range(2):
         refused = creds("wrong")
@@ -142,6 +158,7 @@ def test_in_memory_counts_are_per_process(world, app, make_worker):
 
 # --- the default: counters in the service's own database ------------------------------------------
 
+
 def counters(app) -> dict:
     """The rate_limit_counters rows, read afresh from the database: {key: hits}."""
     with app.app_context(), db.engine.connect() as conn:
@@ -158,8 +175,10 @@ def test_by_default_every_worker_counts_in_the_database_and_429_comes_at_exactly
 
 
 def test_the_address_limit_is_shared_by_the_workers_too(world, make_worker):
-    first, second = make_worker(per_ip="4/minute", per_username="100/minute"), make_worker(
-        per_ip="4/minute", per_username="100/minute")
+    first, second = (
+        make_worker(per_ip="4/minute", per_username="100/minute"),
+        make_worker(per_ip="4/minute", per_username="100/minute"),
+    )
     for worker, name in ((first, "user.police"), (second, "user.health"), (first, "user.nav"), (second, "nobody")):
         resp = attempt(worker, username=name, addr="203.0.113.9")
         assert resp.status_code == 400
@@ -207,9 +226,16 @@ def test_retry_after_is_what_is_left_of_the_window_in_the_database(world, app, m
 
 def test_expired_counters_are_deleted_and_do_not_count(world, app, make_worker):
     with app.app_context(), db.engine.begin() as conn:
-        conn.execute(insert(RateLimitCounter), [
-            {"key": "LIMITER/casesvc/expired-test-key/login-name/10/1/minute", "hits": 99,
-             "expires_at": time.time() - 1}])
+        conn.execute(
+            insert(RateLimitCounter),
+            [
+                {
+                    "key": "LIMITER/casesvc/expired-test-key/login-name/10/1/minute",
+                    "hits": 99,
+                    "expires_at": time.time() - 1,
+                }
+            ],
+        )
     worker = make_worker(per_username="2/minute")
     assert attempt(worker).status_code == 400
     rows = counters(app)
@@ -229,8 +255,9 @@ def test_an_ended_window_starts_again_from_one(world, app, make_worker):
     assert sorted(counters(app).values()) == [1, 1]
 
 
-def test_without_its_database_the_limit_falls_back_to_counting_in_the_process(world, make_worker, monkeypatch,
-                                                                             tmp_path):
+def test_without_its_database_the_limit_falls_back_to_counting_in_the_process(
+    world, make_worker, monkeypatch, tmp_path
+):
     unreachable = create_engine(f"sqlite:///{tmp_path / 'no-such-directory' / 'counters.sqlite3'}")
     monkeypatch.setattr(DatabaseStorage, "_engine", staticmethod(lambda: unreachable))
     worker = make_worker(per_username="2/minute")
@@ -262,12 +289,15 @@ def test_a_count_that_cannot_be_written_leaves_the_answer_as_it_was(world, make_
 
 # --- only refused credentials count -------------------------------------------------------------
 
+
 def test_asking_for_a_scope_the_role_lacks_does_not_lock_the_user_out(world, make_worker):
     worker = make_worker(per_ip="3/minute", per_username="3/minute")
     for _ in range(10):
-        resp = worker.post(TOKEN_URL, data={"grant_type": "password", "username": "user.police",
-                                            "password": PASSWORD, "scope": "admin"},
-                           environ_base={"REMOTE_ADDR": "192.0.2.10"})
+        resp = worker.post(
+            TOKEN_URL,
+            data={"grant_type": "password", "username": "user.police", "password": PASSWORD, "scope": "admin"},
+            environ_base={"REMOTE_ADDR": "192.0.2.10"},
+        )
         assert resp.status_code == 400 and resp.json["error"] == "invalid_scope"
     assert attempt(worker, password=PASSWORD).status_code == 200
     for _ in range(3):  # wrong passwords still count
@@ -275,12 +305,15 @@ def test_asking_for_a_scope_the_role_lacks_does_not_lock_the_user_out(world, mak
     assert_429(attempt(worker))
 
 
-@pytest.mark.parametrize("data, error", [
-    ({"grant_type": "password", "username": "user.police"}, "invalid_request"),
-    ({"grant_type": "magic", "username": "user.police"}, "unsupported_grant_type"),
-    ({"username": "user.police", "password": "wrong password entirely"}, "invalid_request"),
-    ({"grant_type": "refresh_token"}, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        ({"grant_type": "password", "username": "user.police"}, "invalid_request"),
+        ({"grant_type": "magic", "username": "user.police"}, "unsupported_grant_type"),
+        ({"username": "user.police", "password": "wrong password entirely"}, "invalid_request"),
+        ({"grant_type": "refresh_token"}, "invalid_request"),
+    ],
+)
 def test_malformed_token_requests_do_not_count(world, make_worker, data, error):
     worker = make_worker(per_ip="2/minute", per_username="2/minute")
     for _ in range(5):
@@ -294,15 +327,20 @@ def test_malformed_token_requests_do_not_count(world, make_worker, data, error):
 def test_bad_refresh_tokens_count_per_address(world, make_worker):
     worker = make_worker(per_ip="2/minute")
     for _ in range(2):
-        resp = worker.post(TOKEN_URL, data={"grant_type": "refresh_token", "refresh_token": "not-a-token"},
-                           environ_base={"REMOTE_ADDR": "192.0.2.10"})
+        resp = worker.post(
+            TOKEN_URL,
+            data={"grant_type": "refresh_token", "refresh_token": "not-a-token"},
+            environ_base={"REMOTE_ADDR": "192.0.2.10"},
+        )
         assert resp.json["error"] == "invalid_grant"
     assert_429(attempt(worker, password=PASSWORD))
 
 
 def test_with_redis_the_counts_are_shared_by_every_worker(world, make_worker, redis_prefix):
-    first, second = (make_worker(per_username="3/minute", ratelimit_storage_uri=REDIS_URL,
-                                 ratelimit_key_prefix=redis_prefix) for _ in range(2))
+    first, second = (
+        make_worker(per_username="3/minute", ratelimit_storage_uri=REDIS_URL, ratelimit_key_prefix=redis_prefix)
+        for _ in range(2)
+    )
     assert attempt(first).status_code == 400
     assert attempt(second).status_code == 400
     assert attempt(first).status_code == 400
@@ -351,6 +389,7 @@ def test_limits_are_on_by_default_outside_tests(monkeypatch, tmp_path: Path):
 
 
 # --- attempts at the same moment ------------------------------------------------------------------
+
 
 def test_attempts_fired_together_get_no_further_than_the_limit(world, app, make_worker, monkeypatch):
     """The per-username count is taken before the password is checked, atomically with the

@@ -1,6 +1,7 @@
 """README "Identity": refresh tokens rotate and a reused one revokes its whole login; RFC 7009
 revocation is refused on the very next request, in every worker process, and costs no extra
 query."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -22,8 +23,7 @@ ME = "/api/v1/auth/me"
 
 
 def login(client, username="user.police", **extra):
-    resp = client.post(TOKEN_URL, data={"grant_type": "password", "username": username, "password": PASSWORD,
-                                        **extra})
+    resp = client.post(TOKEN_URL, data={"grant_type": "password", "username": username, "password": PASSWORD, **extra})
     assert resp.status_code == 200, resp.json
     return resp.json
 
@@ -48,12 +48,20 @@ def assert_refused(resp, detail_word=None):
 def second_worker(app, tmp_path):
     """Another process's app: same database, same signing key, nothing else shared."""
     settings = app.config["CASESVC"]
-    other = create_app({"env": "test", "database_url": settings.database_url, "secret_key": settings.secret_key,
-                        "audit_seal_interval": 1e9}, instance_path=tmp_path)
+    other = create_app(
+        {
+            "env": "test",
+            "database_url": settings.database_url,
+            "secret_key": settings.secret_key,
+            "audit_seal_interval": 1e9,
+        },
+        instance_path=tmp_path,
+    )
     return other.test_client()
 
 
 # --- rotation ------------------------------------------------------------------------------------
+
 
 def test_each_refresh_returns_a_new_refresh_token_that_works(world, client):
     first = login(client)
@@ -123,8 +131,10 @@ def test_a_refresh_token_not_issued_by_a_login_is_refused(world, client, app):
     """A validly signed refresh token that was never stored (e.g. minted before rotation
     existed) cannot be exchanged."""
     with app.app_context():
-        forged = create_refresh_token(identity=world["police"].user_id, additional_claims={
-            "role": "police", "agency": "police", "scope": "cases:read"})
+        forged = create_refresh_token(
+            identity=world["police"].user_id,
+            additional_claims={"role": "police", "agency": "police", "scope": "cases:read"},
+        )
     resp = refresh(client, forged)
     assert resp.status_code == 400
     assert resp.json["error"] == "invalid_grant"
@@ -139,6 +149,7 @@ def test_refresh_tokens_are_stored_by_jti_only(world, client, app):
 
 
 # --- revocation (RFC 7009) -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["form", "json"])
 def test_a_revoked_access_token_is_refused_on_the_next_request(world, client, as_json):
@@ -175,14 +186,18 @@ def test_revocation_is_seen_at_once_by_every_worker_process(world, client, secon
     assert me(second_worker, token).status_code == 200
     assert_token_works(second_worker, token, "user.police")
     assert client.post(REVOKE_URL, data={"token": token}).status_code == 200  # through this worker
-    assert_refused(me(second_worker, token), "revoked")                       # seen by the other
+    assert_refused(me(second_worker, token), "revoked")  # seen by the other
 
 
 def test_revoking_a_refresh_token_ends_the_whole_login(world, client):
     session = login(client)
     rotated = refresh(client, session["refresh_token"]).json
-    assert client.post(REVOKE_URL, data={"token": rotated["refresh_token"],
-                                         "token_type_hint": "refresh_token"}).status_code == 200
+    assert (
+        client.post(
+            REVOKE_URL, data={"token": rotated["refresh_token"], "token_type_hint": "refresh_token"}
+        ).status_code
+        == 200
+    )
     assert refresh(client, rotated["refresh_token"]).json["error"] == "invalid_grant"
     assert_refused(me(client, rotated["access_token"]), "revoked")
     assert_refused(me(client, session["access_token"]), "revoked")

@@ -1,5 +1,6 @@
 """Cases through the API: opening (lead, participants, municipality), the state machine,
 filters, and PATCH of participants and coordinator."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -11,10 +12,14 @@ from casesvc.extensions import db
 from tests.conftest import assert_problem
 
 STATUSES = ("open", "active", "completed", "breached", "withdrawn")
-ALLOWED = {"open": {"active", "withdrawn"}, "active": {"completed", "breached", "withdrawn"},
-           "completed": set(), "breached": set(), "withdrawn": set()}
+ALLOWED = {
+    "open": {"active", "withdrawn"},
+    "active": {"completed", "breached", "withdrawn"},
+    "completed": set(),
+    "breached": set(),
+    "withdrawn": set(),
+}
 CLOSED = {"completed", "breached", "withdrawn"}
-
 
 
 def move(world, case, to, reason="Test reason", by="police"):
@@ -23,8 +28,13 @@ def move(world, case, to, reason="Test reason", by="police"):
 
 def case_in(world, status) -> dict:
     case = world.case()
-    path = {"open": [], "active": ["active"], "withdrawn": ["withdrawn"],
-            "completed": ["active", "completed"], "breached": ["active", "breached"]}[status]
+    path = {
+        "open": [],
+        "active": ["active"],
+        "withdrawn": ["withdrawn"],
+        "completed": ["active", "completed"],
+        "breached": ["active", "breached"],
+    }[status]
     for to in path:
         resp = move(world, case, to)
         assert resp.status_code == 200, resp.json
@@ -41,10 +51,12 @@ def patch(world, case, body, by="police"):
 
 # --- opening ---------------------------------------------------------------------------------
 
+
 def test_open_makes_the_callers_agency_lead_and_a_participant(world):
     youth = world.youth(by="health")
-    resp = world["health"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "school",
-                                                        "participants": ["nav"]})
+    resp = world["health"].post(
+        "/api/v1/cases", json={"youth_id": youth["id"], "origin": "school", "participants": ["nav"]}
+    )
     assert resp.status_code == 201, resp.json
     case = resp.json
     assert resp.headers["Location"].endswith(f"/api/v1/cases/{case['id']}")
@@ -64,8 +76,10 @@ def test_the_lead_is_a_participant_even_when_no_participants_are_given(world):
 
 def test_a_lead_agency_cannot_be_chosen_in_the_request(world):
     youth = world.youth()
-    resp = world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police",
-                                                        "lead_agency": "slt", "participants": ["slt"]})
+    resp = world["police"].post(
+        "/api/v1/cases",
+        json={"youth_id": youth["id"], "origin": "police", "lead_agency": "slt", "participants": ["slt"]},
+    )
     assert "lead_agency" in assert_problem(resp, 422)["errors"]
     assert world["police"].get("/api/v1/cases").json["items"] == []
 
@@ -75,9 +89,16 @@ def test_the_municipality_defaults_to_the_youths(world, app):
         create_agency("regional", "police", "Test regional", ["0301", "4601"])
         db.session.commit()
     regional = world.actor("police", "regional", name="user.regional")
-    resp = regional.post("/api/v1/youths", json={
-        "given_name": "Test", "family_name": "Testesen", "birth_date": "2010-05-17",
-        "national_id": _number("2010-05-17"), "municipality": "4601"})
+    resp = regional.post(
+        "/api/v1/youths",
+        json={
+            "given_name": "Test",
+            "family_name": "Testesen",
+            "birth_date": "2010-05-17",
+            "national_id": _number("2010-05-17"),
+            "municipality": "4601",
+        },
+    )
     assert resp.status_code == 201, resp.json
     case = regional.post("/api/v1/cases", json={"youth_id": resp.json["id"], "origin": "police"})
     assert case.status_code == 201, case.json
@@ -89,12 +110,20 @@ def test_an_explicit_municipality_overrides_the_youths(world, app):
         create_agency("regional", "police", "Test regional", ["0301", "4601"])
         db.session.commit()
     regional = world.actor("police", "regional", name="user.regional")
-    resp = regional.post("/api/v1/youths", json={
-        "given_name": "Test", "family_name": "Testesen", "birth_date": "2010-05-17",
-        "national_id": _number("2010-05-17"), "municipality": "0301"})
+    resp = regional.post(
+        "/api/v1/youths",
+        json={
+            "given_name": "Test",
+            "family_name": "Testesen",
+            "birth_date": "2010-05-17",
+            "national_id": _number("2010-05-17"),
+            "municipality": "0301",
+        },
+    )
     assert resp.status_code == 201, resp.json
-    case = regional.post("/api/v1/cases", json={"youth_id": resp.json["id"], "origin": "police",
-                                                 "municipality": "4601"})
+    case = regional.post(
+        "/api/v1/cases", json={"youth_id": resp.json["id"], "origin": "police", "municipality": "4601"}
+    )
     assert case.status_code == 201, case.json
     assert case.json["municipality"] == "4601"
 
@@ -103,65 +132,98 @@ def _number(born: str) -> str:
     from datetime import date
 
     from tests.conftest import youth_number
+
     return youth_number(date.fromisoformat(born), 900)
 
 
 def test_422_when_the_callers_agency_does_not_serve_the_municipality(world):
     youth = world.youth()
-    problem = assert_problem(world["police"].post("/api/v1/cases", json={
-        "youth_id": youth["id"], "origin": "police", "municipality": "4601"}), 422)
+    problem = assert_problem(
+        world["police"].post(
+            "/api/v1/cases", json={"youth_id": youth["id"], "origin": "police", "municipality": "4601"}
+        ),
+        422,
+    )
     assert "municipality" in problem["errors"]
     assert world["police"].get("/api/v1/cases").json["items"] == []
 
 
 def test_422_when_a_participant_does_not_serve_the_municipality(world):
     youth = world.youth()
-    problem = assert_problem(world["police"].post("/api/v1/cases", json={
-        "youth_id": youth["id"], "origin": "police", "participants": ["health", "westhealth"]}), 422)
+    problem = assert_problem(
+        world["police"].post(
+            "/api/v1/cases",
+            json={"youth_id": youth["id"], "origin": "police", "participants": ["health", "westhealth"]},
+        ),
+        422,
+    )
     assert "participants" in problem["errors"]
 
 
 def test_422_for_an_unknown_participant(world):
     youth = world.youth()
-    problem = assert_problem(world["police"].post("/api/v1/cases", json={
-        "youth_id": youth["id"], "origin": "police", "participants": ["nosuchagency"]}), 422)
+    problem = assert_problem(
+        world["police"].post(
+            "/api/v1/cases", json={"youth_id": youth["id"], "origin": "police", "participants": ["nosuchagency"]}
+        ),
+        422,
+    )
     assert "participants" in problem["errors"]
 
 
 def test_422_for_an_unknown_youth(world):
-    problem = assert_problem(world["police"].post("/api/v1/cases", json={
-        "youth_id": "00000000-0000-0000-0000-000000000000", "origin": "police"}), 422)
+    problem = assert_problem(
+        world["police"].post(
+            "/api/v1/cases", json={"youth_id": "00000000-0000-0000-0000-000000000000", "origin": "police"}
+        ),
+        422,
+    )
     assert "youth_id" in problem["errors"]
 
 
 def test_422_for_a_youth_the_caller_may_not_see(world):
     youth = world.youth(by="nav")
-    problem = assert_problem(world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police"}),
-                       422)
+    problem = assert_problem(
+        world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police"}), 422
+    )
     assert "youth_id" in problem["errors"]
 
 
 def test_422_for_an_unknown_origin(world):
     youth = world.youth()
-    problem = assert_problem(world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "rumour"}),
-                       422)
+    problem = assert_problem(
+        world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "rumour"}), 422
+    )
     assert "origin" in problem["errors"]
 
 
 def test_a_coordinator_given_at_opening_must_belong_to_a_participant(world):
     youth = world.youth()
-    bad = world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police",
-                                                       "participants": ["health"],
-                                                       "coordinator": world["slt"].user_id})
+    bad = world["police"].post(
+        "/api/v1/cases",
+        json={
+            "youth_id": youth["id"],
+            "origin": "police",
+            "participants": ["health"],
+            "coordinator": world["slt"].user_id,
+        },
+    )
     assert "coordinator" in assert_problem(bad, 422)["errors"]
-    good = world["police"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "police",
-                                                        "participants": ["slt"],
-                                                        "coordinator": world["slt"].user_id})
+    good = world["police"].post(
+        "/api/v1/cases",
+        json={
+            "youth_id": youth["id"],
+            "origin": "police",
+            "participants": ["slt"],
+            "coordinator": world["slt"].user_id,
+        },
+    )
     assert good.status_code == 201, good.json
     assert good.json["coordinator"] == world["slt"].user_id
 
 
 # --- the state machine -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("start", STATUSES)
 def test_every_disallowed_move_is_409_listing_the_allowed_ones(world, start):
@@ -203,8 +265,9 @@ def test_the_etag_moves_on_with_a_transition(world):
     assert resp.headers["ETag"] != before
 
 
-@pytest.mark.parametrize("start,to", [("open", "withdrawn"), ("active", "completed"), ("active", "breached"),
-                                      ("active", "withdrawn")])
+@pytest.mark.parametrize(
+    "start,to", [("open", "withdrawn"), ("active", "completed"), ("active", "breached"), ("active", "withdrawn")]
+)
 @pytest.mark.parametrize("reason", [None, "", "   "])
 def test_closing_without_a_reason_is_422(world, start, to, reason):
     case = case_in(world, start)
@@ -248,6 +311,7 @@ def test_only_the_lead_or_a_coordinator_moves_the_case(world):
 
 # --- filters ---------------------------------------------------------------------------------
 
+
 def _ids(resp):
     assert resp.status_code == 200, resp.json
     return {c["id"] for c in resp.json["items"]}
@@ -282,8 +346,10 @@ def test_filter_by_youth(world):
     second = world.case(youth=youth)
     other = world.case()
     assert other["youth_id"] != youth["id"]
-    assert _ids(world["police"].get("/api/v1/cases", query_string={"youth_id": youth["id"]})) == \
-        {first["id"], second["id"]}
+    assert _ids(world["police"].get("/api/v1/cases", query_string={"youth_id": youth["id"]})) == {
+        first["id"],
+        second["id"],
+    }
 
 
 def test_filter_by_municipality(world, app):
@@ -293,9 +359,16 @@ def test_filter_by_municipality(world, app):
     regional = world.actor("police", "regional", name="user.regional")
     ids = {}
     for mun, born in (("0301", "2010-05-17"), ("4601", "2011-06-18")):
-        youth = regional.post("/api/v1/youths", json={
-            "given_name": "Test", "family_name": "Testesen", "birth_date": born,
-            "national_id": _number(born), "municipality": mun})
+        youth = regional.post(
+            "/api/v1/youths",
+            json={
+                "given_name": "Test",
+                "family_name": "Testesen",
+                "birth_date": born,
+                "national_id": _number(born),
+                "municipality": mun,
+            },
+        )
         assert youth.status_code == 201, youth.json
         case = regional.post("/api/v1/cases", json={"youth_id": youth.json["id"], "origin": "police"})
         assert case.status_code == 201, case.json
@@ -311,18 +384,21 @@ def test_filters_combine(world):
     world.case(youth=youth, participants=("health",))
     move(world, a, "active")
     world.case(participants=("nav",))
-    resp = world["police"].get("/api/v1/cases", query_string={"youth_id": youth["id"], "participant": "nav",
-                                                                "status": "active"})
+    resp = world["police"].get(
+        "/api/v1/cases", query_string={"youth_id": youth["id"], "participant": "nav", "status": "active"}
+    )
     assert _ids(resp) == {a["id"]}
 
 
 # --- PATCH participants and coordinator --------------------------------------------------------
 
+
 def test_patch_needs_if_match(world):
     case = world.case()
     assert_problem(world["police"].patch(f"/api/v1/cases/{case['id']}", json={"summary": "x"}), 428)
-    assert_problem(world["police"].patch(f"/api/v1/cases/{case['id']}", json={"summary": "x"},
-                                   headers={"If-Match": '"999"'}), 412)
+    assert_problem(
+        world["police"].patch(f"/api/v1/cases/{case['id']}", json={"summary": "x"}, headers={"If-Match": '"999"'}), 412
+    )
     assert world["police"].get(f"/api/v1/cases/{case['id']}").json["summary"] == "Test case"
 
 
@@ -331,16 +407,14 @@ def test_patch_participants_adds_and_removes(world):
     resp = patch(world, case, {"participants": ["police", "nav", "cw"]})
     assert resp.status_code == 200, resp.json
     assert sorted(resp.json["participants"]) == ["cw", "nav", "police"]
-    assert sorted(world["police"].get(f"/api/v1/cases/{case['id']}").json["participants"]) == \
-        ["cw", "nav", "police"]
+    assert sorted(world["police"].get(f"/api/v1/cases/{case['id']}").json["participants"]) == ["cw", "nav", "police"]
 
 
 def test_changing_only_the_participants_moves_the_etag_on(world):
     case = world.case(participants=("health",))
     url = f"/api/v1/cases/{case['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    resp = world["police"].patch(url, json={"participants": ["police", "health", "nav"]},
-                                 headers={"If-Match": etag})
+    resp = world["police"].patch(url, json={"participants": ["police", "health", "nav"]}, headers={"If-Match": etag})
     assert resp.status_code == 200, resp.json
     assert resp.headers["ETag"] != etag
     stale = world["police"].patch(url, json={"participants": ["police"]}, headers={"If-Match": etag})
@@ -408,8 +482,11 @@ def test_the_coordinator_can_be_cleared(world):
 def test_only_the_lead_or_a_coordinator_changes_participants(world):
     case = world.case(participants=("health", "slt"))
     world.consent(case, ["health", "slt"])
-    assert_problem(patch(world, case, {"participants": ["police", "health", "slt", "nav"]}, by="health"), 403,
-             "lead-agency-required")
+    assert_problem(
+        patch(world, case, {"participants": ["police", "health", "slt", "nav"]}, by="health"),
+        403,
+        "lead-agency-required",
+    )
     resp = patch(world, case, {"participants": ["police", "health", "slt", "nav"]}, by="slt")
     assert resp.status_code == 200, resp.json
     assert "nav" in resp.json["participants"]

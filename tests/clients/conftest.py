@@ -1,6 +1,7 @@
 """A live server for the generated clients: the test app behind a real HTTP socket (werkzeug,
 threaded, a free port), on the test database (SQLite, or PostgreSQL when
 CASESVC_TEST_DATABASE_URL is set)."""
+
 from __future__ import annotations
 
 import threading

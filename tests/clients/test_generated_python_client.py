@@ -2,6 +2,7 @@
 against a live server: it logs in (the form-encoded token request), registers youths, opens a
 case and a reaction, walks a list by its cursors, and reads a problem's extension members
 (`errors` of a 422, `allowed` of a 409) — README, "The API at a glance"."""
+
 from __future__ import annotations
 
 import importlib
@@ -34,9 +35,23 @@ def generated(tmp_path_factory):
         pytest.fail("openapi-python-client is not installed: it is in the `test` extra (make install)")
     where = tmp_path_factory.mktemp("python-client")
     (where / "config.yaml").write_text(CONFIG)
-    done = subprocess.run([str(tool), "generate", "--path", str(DOCUMENT), "--output-path", str(where / PACKAGE),
-                           "--config", str(where / "config.yaml"), "--meta", "none"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            str(tool),
+            "generate",
+            "--path",
+            str(DOCUMENT),
+            "--output-path",
+            str(where / PACKAGE),
+            "--config",
+            str(where / "config.yaml"),
+            "--meta",
+            "none",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     # the generator warns (and leaves the operation out) where it cannot follow the document
     assert "Warning" not in done.stdout + done.stderr, done.stdout + done.stderr
@@ -74,24 +89,40 @@ def test_a_generated_python_client_works_unmodified(generated, world, live_url):
 
     # log in: the token request, form-encoded as the document says
     anonymous = client_module.Client(base_url=live_url, raise_on_unexpected_status=True)
-    token = issue_token.sync(client=anonymous, body=models.TokenRequest(
-        grant_type=models.TokenRequestGrantType.PASSWORD, username="user.police", password=PASSWORD))
+    token = issue_token.sync(
+        client=anonymous,
+        body=models.TokenRequest(
+            grant_type=models.TokenRequestGrantType.PASSWORD, username="user.police", password=PASSWORD
+        ),
+    )
     assert isinstance(token, models.Token), token
     assert token.token_type == "Bearer" and token.expires_in > 0
-    police = client_module.AuthenticatedClient(base_url=live_url, token=token.access_token,
-                                               raise_on_unexpected_status=True)
-    refused = issue_token.sync(client=anonymous, body=models.TokenRequest(
-        grant_type=models.TokenRequestGrantType.PASSWORD, username="user.police", password="not the password"))
+    police = client_module.AuthenticatedClient(
+        base_url=live_url, token=token.access_token, raise_on_unexpected_status=True
+    )
+    refused = issue_token.sync(
+        client=anonymous,
+        body=models.TokenRequest(
+            grant_type=models.TokenRequestGrantType.PASSWORD, username="user.police", password="not the password"
+        ),
+    )
     assert isinstance(refused, models.OAuthError) and refused.error == "invalid_grant"
 
     # youths: created with the generated models, answered as the response model with its headers
     born = date(oslo_today().year - 15, 5, 17)
     youths = []
     for index in range(3):
-        answer = create_youth.sync_detailed(client=police, body=models.YouthInput(
-            given_name="Test", family_name=f"Testesen{index}", birth_date=born,
-            national_id=youth_number(born, 500 + 7 * index), municipality="0301",
-            guardians=[models.GuardianInput(name="Test Forelder", relation="mother")]))
+        answer = create_youth.sync_detailed(
+            client=police,
+            body=models.YouthInput(
+                given_name="Test",
+                family_name=f"Testesen{index}",
+                birth_date=born,
+                national_id=youth_number(born, 500 + 7 * index),
+                municipality="0301",
+                guardians=[models.GuardianInput(name="Test Forelder", relation="mother")],
+            ),
+        )
         assert answer.status_code == HTTPStatus.CREATED, answer.content
         assert isinstance(answer.parsed, models.Youth)
         assert answer.headers["Location"].endswith(answer.parsed.id)
@@ -107,19 +138,34 @@ def test_a_generated_python_client_works_unmodified(generated, world, live_url):
     assert {y.id for y in first.items + second.items} == {y.id for y in youths}
 
     # a case and a reaction on it
-    case = create_case.sync(client=police, body=models.CaseInput(
-        youth_id=youths[0].id, origin=models.CaseInputOrigin.POLICE, summary="Test case",
-        participants=["health", "slt"]))
+    case = create_case.sync(
+        client=police,
+        body=models.CaseInput(
+            youth_id=youths[0].id,
+            origin=models.CaseInputOrigin.POLICE,
+            summary="Test case",
+            participants=["health", "slt"],
+        ),
+    )
     assert isinstance(case, models.Case), case
     assert case.status == models.CaseStatus.OPEN and case.closed_at is None
-    reaction = create_reaction.sync(case_id=case.id, client=police, body=models.ReactionInput(
-        type_=models.ReactionInputType.CONCERN_CONVERSATION, legal_basis=models.ReactionInputLegalBasis.CONSENT))
+    reaction = create_reaction.sync(
+        case_id=case.id,
+        client=police,
+        body=models.ReactionInput(
+            type_=models.ReactionInputType.CONCERN_CONVERSATION, legal_basis=models.ReactionInputLegalBasis.CONSENT
+        ),
+    )
     assert isinstance(reaction, models.Reaction), reaction
     assert reaction.status == models.ReactionStatus.DRAFT
 
     # a problem's extension members: `errors` of a 422 ...
-    invalid = create_youth.sync(client=police, body=models.YouthInput(
-        given_name="Test", family_name="Testesen", birth_date=born, national_id="12345678901", municipality="0301"))
+    invalid = create_youth.sync(
+        client=police,
+        body=models.YouthInput(
+            given_name="Test", family_name="Testesen", birth_date=born, national_id="12345678901", municipality="0301"
+        ),
+    )
     assert isinstance(invalid, models.Problem), invalid
     assert invalid.status == 422 and invalid.type_ == "/problems/validation-error"
     assert invalid.errors.additional_properties["national_id"], invalid.to_dict()
@@ -129,8 +175,9 @@ def test_a_generated_python_client_works_unmodified(generated, world, live_url):
     assert isinstance(refused_move, models.Problem), refused_move
     assert refused_move.status == 409 and refused_move.current == "open" and refused_move.to == "completed"
     assert set(refused_move.allowed) == {"active", "withdrawn"}
-    moved = transition_reaction.sync(case_id=case.id, reaction_id=reaction.id, client=police,
-                                     body=models.TransitionInput(to="completed"))
+    moved = transition_reaction.sync(
+        case_id=case.id, reaction_id=reaction.id, client=police, body=models.TransitionInput(to="completed")
+    )
     assert isinstance(moved, models.Problem) and "active" in moved.allowed
 
     # revoking the token (RFC 7009, form-encoded): it is refused from the next request on
@@ -154,43 +201,62 @@ def test_the_generated_models_read_every_kind_of_answer(generated, world, live_u
         return generated(f"api.{name}")
 
     def login(username):
-        token = api("auth.issue_token").sync(client=client_module.Client(base_url=live_url), body=models.TokenRequest(
-            grant_type=models.TokenRequestGrantType.PASSWORD, username=username, password=PASSWORD))
+        token = api("auth.issue_token").sync(
+            client=client_module.Client(base_url=live_url),
+            body=models.TokenRequest(
+                grant_type=models.TokenRequestGrantType.PASSWORD, username=username, password=PASSWORD
+            ),
+        )
         assert isinstance(token, models.Token), token
-        return client_module.AuthenticatedClient(base_url=live_url, token=token.access_token,
-                                                 raise_on_unexpected_status=True)
+        return client_module.AuthenticatedClient(
+            base_url=live_url, token=token.access_token, raise_on_unexpected_status=True
+        )
 
     police, admin = login("user.police"), login("user.admin")
     case = world.case(by="police", participants=("health", "slt"))
     today = oslo_today()
 
-    consent = api("consents.create_consent").sync(case_id=case["id"], client=police, body=models.ConsentInput(
-        agencies=["health"], given_by=models.ConsentInputGivenBy.BOTH, given_on=today,
-        expires_on=today + timedelta(days=90), purpose="Follow-up",
-        categories=[models.ConsentInputCategoriesItem.GENERAL]))
+    consent = api("consents.create_consent").sync(
+        case_id=case["id"],
+        client=police,
+        body=models.ConsentInput(
+            agencies=["health"],
+            given_by=models.ConsentInputGivenBy.BOTH,
+            given_on=today,
+            expires_on=today + timedelta(days=90),
+            purpose="Follow-up",
+            categories=[models.ConsentInputCategoriesItem.GENERAL],
+        ),
+    )
     assert isinstance(consent, models.Consent), consent
-    event = api("followups.create_event").sync(case_id=case["id"], client=police, body=models.EventInput(
-        kind=models.EventInputKind.MEETING, occurred_at=utcnow(), summary="Met at school"))
+    event = api("followups.create_event").sync(
+        case_id=case["id"],
+        client=police,
+        body=models.EventInput(kind=models.EventInputKind.MEETING, occurred_at=utcnow(), summary="Met at school"),
+    )
     assert isinstance(event, models.Event) and event.result is None, event
     note = api("followups.create_note").sync(case_id=case["id"], client=police, body=models.NoteInput(body="A note"))
     assert isinstance(note, models.Note), note
-    reminder = api("reminders.create_reminder").sync(case_id=case["id"], client=police, body=models.ManualReminderInput(
-        due_at=utcnow() + timedelta(days=2), text="Call the school"))
+    reminder = api("reminders.create_reminder").sync(
+        case_id=case["id"],
+        client=police,
+        body=models.ManualReminderInput(due_at=utcnow() + timedelta(days=2), text="Call the school"),
+    )
     assert isinstance(reminder, models.Reminder), reminder
     acked = api("reminders.ack_reminder").sync(reminder_id=reminder.id, client=police)
     assert isinstance(acked, models.Reminder) and acked.status.value == "acknowledged", acked
-    for page, model in [(api("consents.list_consents").sync(case_id=case["id"], client=police), models.ConsentPage),
-                        (api("followups.list_events").sync(case_id=case["id"], client=police), models.EventPage),
-                        (api("followups.list_notes").sync(case_id=case["id"], client=police), models.NotePage),
-                        (api("reminders.list_reminders").sync(client=police), models.ReminderPage),
-                        (api("audit.get_access_log").sync(youth_id=case["youth_id"], client=police),
-                         models.AccessLogPage),
-                        (api("agency_directory.list_agency_directory").sync(client=police),
-                         models.AgencyDirectoryEntryPage),
-                        (api("cases.list_cases").sync(client=police), models.CasePage),
-                        (api("agencies.list_agencies").sync(client=admin), models.AgencyPage),
-                        (api("users.list_users").sync(client=admin), models.UserPage),
-                        (api("audit.list_audit_events").sync(client=admin), models.AuditPage)]:
+    for page, model in [
+        (api("consents.list_consents").sync(case_id=case["id"], client=police), models.ConsentPage),
+        (api("followups.list_events").sync(case_id=case["id"], client=police), models.EventPage),
+        (api("followups.list_notes").sync(case_id=case["id"], client=police), models.NotePage),
+        (api("reminders.list_reminders").sync(client=police), models.ReminderPage),
+        (api("audit.get_access_log").sync(youth_id=case["youth_id"], client=police), models.AccessLogPage),
+        (api("agency_directory.list_agency_directory").sync(client=police), models.AgencyDirectoryEntryPage),
+        (api("cases.list_cases").sync(client=police), models.CasePage),
+        (api("agencies.list_agencies").sync(client=admin), models.AgencyPage),
+        (api("users.list_users").sync(client=admin), models.UserPage),
+        (api("audit.list_audit_events").sync(client=admin), models.AuditPage),
+    ]:
         assert isinstance(page, model) and page.items, page
     assert isinstance(api("auth.get_me").sync(client=police), models.Me)
     assert isinstance(api("service.get_vocabulary").sync(client=police), models.Vocabulary)
@@ -199,8 +265,11 @@ def test_the_generated_models_read_every_kind_of_answer(generated, world, live_u
     assert isinstance(verified, models.Verify) and verified.valid, verified
     assert isinstance(api("agencies.get_agency").sync(code="police", client=admin), models.Agency)
     assert isinstance(api("cases.get_case").sync(case_id=case["id"], client=police), models.Case)
-    handed = api("continuity.handover_case").sync(case_id=case["id"], client=police, body=models.HandoverInput(
-        to="health", reason="The school health service follows up"))
+    handed = api("continuity.handover_case").sync(
+        case_id=case["id"],
+        client=police,
+        body=models.HandoverInput(to="health", reason="The school health service follows up"),
+    )
     assert isinstance(handed, models.Case) and handed.lead_agency == "health", handed
     history = api("continuity.case_history").sync(case_id=case["id"], client=login("user.health"))
     assert isinstance(history, models.CaseMovePage) and history.items, history

@@ -3,6 +3,7 @@ types from openapi/openapi.yaml that a small program type-checks against under `
 (Problem's extension members included), and `redocly lint` finds no error (redocly.yaml says
 which rules are kept). The tools come from clients/package-lock.json (`make clients`, which
 `make test` runs)."""
+
 from __future__ import annotations
 
 import os
@@ -91,26 +92,55 @@ def types(tools, tmp_path_factory) -> Path:
 def test_typescript_types_from_the_document_type_check_strictly(tools, types):
     tmp_path = types
     (tmp_path / "usage.ts").write_text(USAGE)
-    code, out = _run([tools / "tsc", "--strict", "--noEmit", "--target", "es2022", "--module", "esnext",
-                      "--moduleResolution", "bundler", tmp_path / "usage.ts"], tmp_path)
+    code, out = _run(
+        [
+            tools / "tsc",
+            "--strict",
+            "--noEmit",
+            "--target",
+            "es2022",
+            "--module",
+            "esnext",
+            "--moduleResolution",
+            "bundler",
+            tmp_path / "usage.ts",
+        ],
+        tmp_path,
+    )
     assert code == 0, out
 
 
 def test_strict_typescript_refuses_what_the_document_forbids(tools, types):
     """The check can fail: a program that leaves out what a Case always has does not compile."""
     tmp_path = types
-    (tmp_path / "wrong.ts").write_text('import type { components } from "./casesvc";\n'
-                                       'type Case = components["schemas"]["Case"];\n'
-                                       'const c: Case = { id: "x" };\n'
-                                       'export const status: number = c.status;\n')
-    code, out = _run([tools / "tsc", "--strict", "--noEmit", "--target", "es2022", "--module", "esnext",
-                      "--moduleResolution", "bundler", tmp_path / "wrong.ts"], tmp_path)
+    (tmp_path / "wrong.ts").write_text(
+        'import type { components } from "./casesvc";\n'
+        'type Case = components["schemas"]["Case"];\n'
+        'const c: Case = { id: "x" };\n'
+        "export const status: number = c.status;\n"
+    )
+    code, out = _run(
+        [
+            tools / "tsc",
+            "--strict",
+            "--noEmit",
+            "--target",
+            "es2022",
+            "--module",
+            "esnext",
+            "--moduleResolution",
+            "bundler",
+            tmp_path / "wrong.ts",
+        ],
+        tmp_path,
+    )
     assert code != 0, out
     assert "wrong.ts" in out and ("TS2739" in out or "TS2740" in out), out  # properties missing in the literal
 
 
 def test_redocly_lint_finds_no_error(tools):
-    code, out = _run([tools / "redocly", "lint", DOCUMENT, "--config", ROOT / "redocly.yaml", "--format", "stylish"],
-                     ROOT)
+    code, out = _run(
+        [tools / "redocly", "lint", DOCUMENT, "--config", ROOT / "redocly.yaml", "--format", "stylish"], ROOT
+    )
     assert code == 0, out
     assert " error " not in out, out

@@ -1,5 +1,6 @@
 """Consents through the API: who may give one at what age, dates, agencies, withdrawal, and
 the `active` field."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -12,9 +13,15 @@ from tests.conftest import assert_problem
 
 def consent_body(**fields) -> dict:
     today = oslo_today()
-    return {"given_by": "both", "given_on": today.isoformat(),
-            "expires_on": (today + timedelta(days=90)).isoformat(), "purpose": "Follow-up",
-            "agencies": ["health"], "categories": ["general"], **fields}
+    return {
+        "given_by": "both",
+        "given_on": today.isoformat(),
+        "expires_on": (today + timedelta(days=90)).isoformat(),
+        "purpose": "Follow-up",
+        "agencies": ["health"],
+        "categories": ["general"],
+        **fields,
+    }
 
 
 def give(world, case, by="police", **fields):
@@ -32,6 +39,7 @@ def consents(world, case, by="police", **query):
 
 
 # --- creating --------------------------------------------------------------------------------
+
 
 def test_a_consent_is_created_with_location(world):
     case = world.case()
@@ -87,8 +95,9 @@ def test_age_is_judged_on_given_on_not_today(world):
 def test_an_expiry_already_past_is_422(world):
     case = world.case()
     yesterday = (oslo_today() - timedelta(days=1)).isoformat()
-    problem = assert_problem(give(world, case, given_on=(oslo_today() - timedelta(days=30)).isoformat(),
-                            expires_on=yesterday), 422)
+    problem = assert_problem(
+        give(world, case, given_on=(oslo_today() - timedelta(days=30)).isoformat(), expires_on=yesterday), 422
+    )
     assert "expires_on" in problem["errors"]
 
 
@@ -102,8 +111,15 @@ def test_a_consent_expiring_today_is_accepted_and_active(world):
 def test_an_expiry_before_given_on_is_422(world):
     today = oslo_today()
     case = world.case()
-    problem = assert_problem(give(world, case, given_on=(today + timedelta(days=10)).isoformat(),
-                            expires_on=(today + timedelta(days=5)).isoformat()), 422)
+    problem = assert_problem(
+        give(
+            world,
+            case,
+            given_on=(today + timedelta(days=10)).isoformat(),
+            expires_on=(today + timedelta(days=5)).isoformat(),
+        ),
+        422,
+    )
     assert "expires_on" in problem["errors"]
 
 
@@ -128,9 +144,17 @@ def test_an_unknown_category_is_422(world):
 
 def test_several_errors_are_reported_together(world):
     case = world.case()
-    problem = assert_problem(give(world, case, given_by="youth", agencies=["nav"],
-                            given_on=(oslo_today() - timedelta(days=30)).isoformat(),
-                            expires_on=(oslo_today() - timedelta(days=1)).isoformat()), 422)
+    problem = assert_problem(
+        give(
+            world,
+            case,
+            given_by="youth",
+            agencies=["nav"],
+            given_on=(oslo_today() - timedelta(days=30)).isoformat(),
+            expires_on=(oslo_today() - timedelta(days=1)).isoformat(),
+        ),
+        422,
+    )
     assert {"given_by", "agencies", "expires_on"} <= set(problem["errors"])
 
 
@@ -144,6 +168,7 @@ def test_only_the_lead_or_a_coordinator_records_a_consent(world):
 
 
 # --- withdrawing -----------------------------------------------------------------------------
+
 
 def test_withdraw_sets_withdrawn_at_and_the_consent_is_no_longer_active(world):
     case = world.case()
@@ -195,6 +220,7 @@ def test_a_consent_of_another_case_is_404(world):
 
 
 # --- the active field ------------------------------------------------------------------------
+
 
 def test_active_reflects_given_on_expiry_and_withdrawal(world):
     today = oslo_today()

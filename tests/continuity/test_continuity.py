@@ -1,5 +1,6 @@
 """Continuity (README "Continuity"): handing over the lead, moving a case with the
 youth to another municipality, and the case's history of moves."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -29,8 +30,11 @@ REASON = "The coordinator follows up after the concern conversation"
 def assignees(app, case_id: str) -> dict[tuple[str, str], str]:
     """(kind, source id) -> assignee agency of the case's open reminders."""
     with app.app_context():
-        rows = db.session.execute(select(Reminder.kind, Reminder.source_id, Reminder.assignee_agency)
-                                  .where(Reminder.case_id == case_id, Reminder.status.in_(("pending", "acknowledged"))))
+        rows = db.session.execute(
+            select(Reminder.kind, Reminder.source_id, Reminder.assignee_agency).where(
+                Reminder.case_id == case_id, Reminder.status.in_(("pending", "acknowledged"))
+            )
+        )
         out = {(kind, source): agency for kind, source, agency in rows}
         db.session.remove()
         return out
@@ -44,8 +48,14 @@ def calendar_uids(actor) -> set[str]:
 
 def consent_body(**fields) -> dict:
     today = oslo_today()
-    return {"given_by": "both", "given_on": today.isoformat(), "expires_on": (today + timedelta(days=180)).isoformat(),
-            "purpose": "Follow-up in the new municipality", "categories": ["general", "health"], **fields}
+    return {
+        "given_by": "both",
+        "given_on": today.isoformat(),
+        "expires_on": (today + timedelta(days=180)).isoformat(),
+        "purpose": "Follow-up in the new municipality",
+        "categories": ["general", "health"],
+        **fields,
+    }
 
 
 def transfer_body(**fields) -> dict:
@@ -63,29 +73,50 @@ def followed_case(world, app):
     world.consent(case, ["slt"], expires_on=(oslo_today() + timedelta(days=10)).isoformat())
     base = f"/api/v1/cases/{case['id']}"
     reaction = drug_contract(world, case, responsible="health")
-    resp = world["police"].post(f"{base}/reactions", json={
-        "type": "follow_up_plan", "legal_basis": "consent",
-        "starts_on": (oslo_today() - timedelta(days=20)).isoformat(),
-        "conditions": [{"kind": "meeting", "description": "Talk", "every_days": 7, "responsible_agency": "police"}]})
+    resp = world["police"].post(
+        f"{base}/reactions",
+        json={
+            "type": "follow_up_plan",
+            "legal_basis": "consent",
+            "starts_on": (oslo_today() - timedelta(days=20)).isoformat(),
+            "conditions": [{"kind": "meeting", "description": "Talk", "every_days": 7, "responsible_agency": "police"}],
+        },
+    )
     assert resp.status_code == 201, resp.json
     plan = world["police"].post(f"{base}/reactions/{resp.json['id']}/transitions", json={"to": "active"})
     assert plan.status_code == 200, plan.json
-    manual = world["police"].post(f"{base}/reminders", json={"due_at": rfc3339(utcnow() + timedelta(days=2)),
-                                                             "assignee_agency": "health", "text": "Call the school"})
+    manual = world["police"].post(
+        f"{base}/reminders",
+        json={"due_at": rfc3339(utcnow() + timedelta(days=2)), "assignee_agency": "health", "text": "Call the school"},
+    )
     assert manual.status_code == 201, manual.json
-    event = world["health"].post(f"{base}/events", json={
-        "kind": "meeting", "occurred_at": rfc3339(utcnow()), "category": "health", "visibility": "shared",
-        "summary": "Health talk"})
+    event = world["health"].post(
+        f"{base}/events",
+        json={
+            "kind": "meeting",
+            "occurred_at": rfc3339(utcnow()),
+            "category": "health",
+            "visibility": "shared",
+            "summary": "Health talk",
+        },
+    )
     assert event.status_code == 201, event.json
     note = world["health"].post(f"{base}/notes", json={"body": "Own notes", "visibility": "agency"})
     assert note.status_code == 201, note.json
     run_worker(app)
-    return {"case": case, "base": base, "drug_condition": reaction["conditions"][0]["id"],
-            "own_condition": plan.json["conditions"][0]["id"], "manual": manual.json["id"],
-            "health_event": event.json["id"], "agency_note": note.json["id"]}
+    return {
+        "case": case,
+        "base": base,
+        "drug_condition": reaction["conditions"][0]["id"],
+        "own_condition": plan.json["conditions"][0]["id"],
+        "manual": manual.json["id"],
+        "health_event": event.json["id"],
+        "agency_note": note.json["id"],
+    }
 
 
 # --- handover ---------------------------------------------------------------------------------
+
 
 def test_the_lead_hands_over_and_the_old_lead_stays_a_participant_under_consent(world, followed_case):
     base = followed_case["base"]
@@ -104,8 +135,9 @@ def test_the_lead_hands_over_and_the_old_lead_stays_a_participant_under_consent(
     # the new lead decides now; a consent naming the old lead lets it back in
     world.consent(followed_case["case"], ["police"], by="slt")
     assert world["police"].get(base).status_code == 200
-    assert_problem(world["police"].post(f"{base}/handover", json={"to": "police", "reason": REASON}), 403,
-            "lead-agency-required")
+    assert_problem(
+        world["police"].post(f"{base}/handover", json={"to": "police", "reason": REASON}), 403, "lead-agency-required"
+    )
 
 
 def test_pending_reminders_of_the_lead_as_lead_follow_the_new_lead(world, app, followed_case):
@@ -127,8 +159,9 @@ def test_pending_reminders_of_the_lead_as_lead_follow_the_new_lead(world, app, f
     listed = world["slt"].get(f"/api/v1/reminders?case_id={case_id}").json["items"]
     assert {r["kind"] for r in listed} == {"consent_expiring"}
     with app.app_context():
-        moved = db.session.scalars(select(Reminder.id).where(Reminder.case_id == case_id,
-                                                             Reminder.kind == "consent_expiring")).all()
+        moved = db.session.scalars(
+            select(Reminder.id).where(Reminder.case_id == case_id, Reminder.kind == "consent_expiring")
+        ).all()
     assert {f"{rid}@casesvc" for rid in moved} <= calendar_uids(world["slt"])
     assert not {f"{rid}@casesvc" for rid in moved} & calendar_uids(world["police"])
 
@@ -140,39 +173,48 @@ def test_an_escalation_the_old_lead_held_for_want_of_a_coordinator_follows_the_n
     run_worker(app)
     run_worker(app, now=utcnow() + timedelta(days=4))  # still pending: escalated to the lead (no coordinator)
     with app.app_context():
-        escalations = db.session.scalars(select(Reminder.assignee_agency).where(
-            Reminder.case_id == case["id"], Reminder.kind == "escalation")).all()
+        escalations = db.session.scalars(
+            select(Reminder.assignee_agency).where(Reminder.case_id == case["id"], Reminder.kind == "escalation")
+        ).all()
     assert escalations and set(escalations) == {"police"}
-    assert world["police"].post(f"/api/v1/cases/{case['id']}/handover",
-                                json={"to": "nav", "reason": REASON}).status_code == 200
+    assert (
+        world["police"].post(f"/api/v1/cases/{case['id']}/handover", json={"to": "nav", "reason": REASON}).status_code
+        == 200
+    )
     assert {agency for (kind, _), agency in assignees(app, case["id"]).items() if kind == "escalation"} == {"nav"}
 
 
 def test_a_moved_reminder_is_announced_to_the_new_lead_not_the_old(world, app, followed_case):
     case_id = followed_case["case"]["id"]
     for code in ("police", "slt"):
-        resp = world["admin"].put(f"/api/v1/agencies/{code}/webhook",
-                                  json={"url": f"http://127.0.0.1:9/{code}", "secret": "s" * 32})
+        resp = world["admin"].put(
+            f"/api/v1/agencies/{code}/webhook", json={"url": f"http://127.0.0.1:9/{code}", "secret": "s" * 32}
+        )
         assert resp.status_code in (200, 201), resp.json
     with app.app_context():
-        reminder = db.session.scalars(select(Reminder).where(Reminder.case_id == case_id,
-                                                             Reminder.kind == "consent_expiring")).first()
+        reminder = db.session.scalars(
+            select(Reminder).where(Reminder.case_id == case_id, Reminder.kind == "consent_expiring")
+        ).first()
         enqueue_deliveries([reminder])
         db.session.commit()
         reminder_id = reminder.id
-    assert world["police"].post(f"{followed_case['base']}/handover",
-                                json={"to": "slt", "reason": REASON}).status_code == 200
+    assert (
+        world["police"].post(f"{followed_case['base']}/handover", json={"to": "slt", "reason": REASON}).status_code
+        == 200
+    )
     with app.app_context():
-        rows = db.session.execute(select(WebhookDelivery.agency_code, WebhookDelivery.state)
-                                  .where(WebhookDelivery.reminder_id == reminder_id)).all()
+        rows = db.session.execute(
+            select(WebhookDelivery.agency_code, WebhookDelivery.state).where(WebhookDelivery.reminder_id == reminder_id)
+        ).all()
     assert sorted(rows) == [("police", "cancelled"), ("slt", "pending")]
 
 
 def test_handover_needs_a_participant_serving_the_municipality_on_to(world, followed_case):
     base = followed_case["base"]
     for to, message in (("nav", "take part"), ("police", "already leads"), ("nosuch", "take part")):
-        body = assert_problem(world["police"].post(f"{base}/handover", json={"to": to, "reason": REASON}), 422,
-                       "validation-error")
+        body = assert_problem(
+            world["police"].post(f"{base}/handover", json={"to": to, "reason": REASON}), 422, "validation-error"
+        )
         assert message in body["errors"]["to"][0]
     body = assert_problem(world["police"].post(f"{base}/handover", json={"to": "slt"}), 422, "validation-error")
     assert "reason" in body["errors"]
@@ -183,9 +225,11 @@ def test_handover_to_a_participant_that_no_longer_serves_the_municipality_is_422
     with app.app_context():
         db.session.get(Agency, "slt").municipalities = ["4601"]
         db.session.commit()
-    body = assert_problem(world["police"].post(f"{followed_case['base']}/handover",
-                                               json={"to": "slt", "reason": REASON}),
-                          422, "validation-error")
+    body = assert_problem(
+        world["police"].post(f"{followed_case['base']}/handover", json={"to": "slt", "reason": REASON}),
+        422,
+        "validation-error",
+    )
     assert "does not serve" in body["errors"]["to"][0]
 
 
@@ -202,14 +246,18 @@ def test_a_closed_case_is_not_handed_over_or_transferred(world, followed_case):
 
 # --- transfer ---------------------------------------------------------------------------------
 
+
 def test_a_transfer_moves_the_case_the_youth_and_the_follow_up_to_the_new_municipality(world, app, followed_case):
     base, case = followed_case["base"], followed_case["case"]
     etag = world["police"].get(base).headers["ETag"]
     youth_etag = world["police"].get(f"/api/v1/youths/{case['youth_id']}").headers["ETag"]
     resp = world["police"].post(f"{base}/transfer", json=transfer_body())
     assert resp.status_code == 200, resp.json
-    assert (resp.json["municipality"], resp.json["lead_agency"], resp.json["participants"]) == \
-        ("4601", "west", ["west"])
+    assert (resp.json["municipality"], resp.json["lead_agency"], resp.json["participants"]) == (
+        "4601",
+        "west",
+        ["west"],
+    )
     assert resp.headers["ETag"] != etag
     # the youth's municipality follows
     youth = world["west"].get(f"/api/v1/youths/{case['youth_id']}")
@@ -218,7 +266,8 @@ def test_a_transfer_moves_the_case_the_youth_and_the_follow_up_to_the_new_munici
     # the consent is recorded with the transfer, naming the receiving lead
     consents = world["west"].get(f"{base}/consents?active=true").json["items"]
     assert [(c["categories"], c["recorded_by_agency"]) for c in consents if "west" in c["agencies"]] == [
-        (["general", "health"], "police")]
+        (["general", "health"], "police")
+    ]
     assert len(consents) == 3  # the consents given before move with the case
     # the history moved: reactions, consents, and the health entry through the transfer's consent
     assert len(world["west"].get(f"{base}/reactions").json["items"]) == 2
@@ -264,18 +313,30 @@ def test_reminders_of_a_transferred_case_go_to_the_new_lead_and_none_stays_behin
 
 def test_a_transfer_needs_its_consent_under_the_rules_of_a_consent(world, followed_case):
     base = followed_case["base"]
-    body = assert_problem(world["police"].post(f"{base}/transfer", json={k: v for k, v in transfer_body().items()
-                                                                   if k != "consent"}), 422, "validation-error")
+    body = assert_problem(
+        world["police"].post(f"{base}/transfer", json={k: v for k, v in transfer_body().items() if k != "consent"}),
+        422,
+        "validation-error",
+    )
     assert "consent" in body["errors"]
     # the youth is 15: a guardian must consent
-    body = assert_problem(world["police"].post(f"{base}/transfer",
-                                               json=transfer_body(consent=consent_body(given_by="youth"))),
-                          422, "validation-error")
+    body = assert_problem(
+        world["police"].post(f"{base}/transfer", json=transfer_body(consent=consent_body(given_by="youth"))),
+        422,
+        "validation-error",
+    )
     assert "consent.given_by" in body["errors"]
     past = (oslo_today() - timedelta(days=1)).isoformat()
-    body = assert_problem(world["police"].post(f"{base}/transfer", json=transfer_body(
-        consent=consent_body(given_on=(oslo_today() - timedelta(days=9)).isoformat(), expires_on=past))),
-        422, "validation-error")
+    body = assert_problem(
+        world["police"].post(
+            f"{base}/transfer",
+            json=transfer_body(
+                consent=consent_body(given_on=(oslo_today() - timedelta(days=9)).isoformat(), expires_on=past)
+            ),
+        ),
+        422,
+        "validation-error",
+    )
     assert "consent.expires_on" in body["errors"]
     assert world["police"].get(base).json["municipality"] == "0301"
     assert len(world["police"].get(f"{base}/consents").json["items"]) == 2
@@ -284,29 +345,35 @@ def test_a_transfer_needs_its_consent_under_the_rules_of_a_consent(world, follow
 def test_a_youth_of_16_may_consent_to_the_transfer_alone(world):
     youth = world.youth(born=date(oslo_today().year - 17, 1, 10))
     case = world.case(participants=("health",), youth=youth)
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/transfer",
-                                json=transfer_body(consent=consent_body(given_by="youth")))
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/transfer", json=transfer_body(consent=consent_body(given_by="youth"))
+    )
     assert resp.status_code == 200, resp.json
 
 
 def test_the_receiving_lead_must_serve_the_new_municipality(world, followed_case):
     base = followed_case["base"]
     for lead in ("police2", "nosuch"):
-        body = assert_problem(world["police"].post(f"{base}/transfer", json=transfer_body(lead=lead)), 422,
-                       "validation-error")
+        body = assert_problem(
+            world["police"].post(f"{base}/transfer", json=transfer_body(lead=lead)), 422, "validation-error"
+        )
         assert "lead" in body["errors"]
-    body = assert_problem(world["police"].post(f"{base}/transfer",
-                                               json=transfer_body(municipality="0301", lead="police2")),
-                          422, "validation-error")
+    body = assert_problem(
+        world["police"].post(f"{base}/transfer", json=transfer_body(municipality="0301", lead="police2")),
+        422,
+        "validation-error",
+    )
     assert "municipality" in body["errors"]
-    body = assert_problem(world["police"].post(f"{base}/transfer", json=transfer_body(municipality="46")), 422,
-                   "validation-error")
+    body = assert_problem(
+        world["police"].post(f"{base}/transfer", json=transfer_body(municipality="46")), 422, "validation-error"
+    )
     assert "municipality" in body["errors"]
 
 
 def test_a_transfer_needs_the_consents_write_scope_too(world, followed_case):
-    police = world.as_user(world["police"].user_id, "police", "police", "user.police",
-                           scopes=ROLE_SCOPES["police"] - {"consents:write"})
+    police = world.as_user(
+        world["police"].user_id, "police", "police", "user.police", scopes=ROLE_SCOPES["police"] - {"consents:write"}
+    )
     assert_problem(police.post(f"{followed_case['base']}/transfer", json=transfer_body()), 403, "insufficient-scope")
     # checked before the body is read: a bad body tells it nothing
     assert_problem(police.post(f"{followed_case['base']}/transfer", json={}), 403, "insufficient-scope")
@@ -349,6 +416,7 @@ def test_a_failed_transfer_leaves_nothing_half_moved(world, app, followed_case, 
 
 # --- history and audit ------------------------------------------------------------------------
 
+
 def test_the_history_lists_both_moves_with_ids_and_codes_only(world, followed_case):
     base, case = followed_case["base"], followed_case["case"]
     assert world["police"].post(f"{base}/handover", json={"to": "slt", "reason": REASON}).status_code == 200
@@ -356,11 +424,32 @@ def test_the_history_lists_both_moves_with_ids_and_codes_only(world, followed_ca
     seen = world["health"].get(f"{base}/history")
     assert seen.status_code == 200
     (handover,) = seen.json["items"]
-    assert {k: handover[k] for k in ("kind", "case_id", "actor", "actor_agency", "from_agency", "to_agency",
-                                     "from_municipality", "to_municipality", "consent_id", "departed")} == {
-        "kind": "handover", "case_id": case["id"], "actor": world["police"].user_id, "actor_agency": "police",
-        "from_agency": "police", "to_agency": "slt", "from_municipality": "0301", "to_municipality": "0301",
-        "consent_id": None, "departed": []}
+    assert {
+        k: handover[k]
+        for k in (
+            "kind",
+            "case_id",
+            "actor",
+            "actor_agency",
+            "from_agency",
+            "to_agency",
+            "from_municipality",
+            "to_municipality",
+            "consent_id",
+            "departed",
+        )
+    } == {
+        "kind": "handover",
+        "case_id": case["id"],
+        "actor": world["police"].user_id,
+        "actor_agency": "police",
+        "from_agency": "police",
+        "to_agency": "slt",
+        "from_municipality": "0301",
+        "to_municipality": "0301",
+        "consent_id": None,
+        "departed": [],
+    }
     assert "reason" not in handover and REASON not in seen.get_data(as_text=True)
     assert_problem(world["police"].get(f"{base}/history"), 403, "consent-required")  # the old lead, without consent
     resp = world["slt"].post(f"{base}/transfer", json=transfer_body())
@@ -368,8 +457,13 @@ def test_the_history_lists_both_moves_with_ids_and_codes_only(world, followed_ca
     items = world["west"].get(f"{base}/history").json["items"]
     assert [i["kind"] for i in items] == ["transfer", "handover"]  # newest first
     transfer = items[0]
-    assert (transfer["from_agency"], transfer["to_agency"], transfer["from_municipality"],
-            transfer["to_municipality"], transfer["actor_agency"]) == ("slt", "west", "0301", "4601", "slt")
+    assert (
+        transfer["from_agency"],
+        transfer["to_agency"],
+        transfer["from_municipality"],
+        transfer["to_municipality"],
+        transfer["actor_agency"],
+    ) == ("slt", "west", "0301", "4601", "slt")
     assert sorted(transfer["departed"]) == ["health", "police", "slt"]
     consent_ids = {c["id"] for c in world["west"].get(f"{base}/consents").json["items"] if c["agencies"] == ["west"]}
     assert {transfer["consent_id"]} == consent_ids
@@ -383,28 +477,41 @@ def test_both_moves_are_audited_without_their_reason(world, app, followed_case):
     base, case = followed_case["base"], followed_case["case"]
     assert world["police"].post(f"{base}/handover", json={"to": "slt", "reason": REASON}).status_code == 200
     assert_problem(world["health"].post(f"{base}/transfer", json=transfer_body()), 403, "lead-agency-required")
-    assert world["slt"].post(f"{base}/transfer",
-                             json=transfer_body(reason="Moved to the west coast")).status_code == 200
+    assert (
+        world["slt"].post(f"{base}/transfer", json=transfer_body(reason="Moved to the west coast")).status_code == 200
+    )
     assert world["west"].get(f"{base}/history").status_code == 200
     with app.app_context():
         audit_service.seal()
-        rows = db.session.scalars(select(AuditEvent).where(AuditEvent.case_id == case["id"],
-                                                           AuditEvent.action.like("continuity.%"))
-                                  .order_by(AuditEvent.seq)).all()
+        rows = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.case_id == case["id"], AuditEvent.action.like("continuity.%"))
+            .order_by(AuditEvent.seq)
+        ).all()
         seen = [(r.action, r.actor_agency, r.outcome, r.resource_type, r.youth_id) for r in rows]
         text = " ".join(str(audit_service.event_dict(r)) for r in rows)
-    assert seen == [("continuity.handover_case", "police", "allowed", "case", case["youth_id"]),
-                    ("continuity.transfer_case", "health", "denied", "case", case["youth_id"]),
-                    ("continuity.transfer_case", "slt", "allowed", "case", case["youth_id"]),
-                    ("continuity.case_history", "west", "allowed", "case", case["youth_id"])]
+    assert seen == [
+        ("continuity.handover_case", "police", "allowed", "case", case["youth_id"]),
+        ("continuity.transfer_case", "health", "denied", "case", case["youth_id"]),
+        ("continuity.transfer_case", "slt", "allowed", "case", case["youth_id"]),
+        ("continuity.case_history", "west", "allowed", "case", case["youth_id"]),
+    ]
     assert REASON not in text and "west coast" not in text
 
 
 def test_drug_tests_already_logged_reach_the_conditions_new_responsible_agency(world, followed_case):
     base = followed_case["base"]
-    test = world["health"].post(f"{base}/events", json={
-        "kind": "drug_test", "occurred_at": rfc3339(utcnow()), "result": "negative", "visibility": "agency",
-        "condition_id": followed_case["drug_condition"], "summary": "Sample"})
+    test = world["health"].post(
+        f"{base}/events",
+        json={
+            "kind": "drug_test",
+            "occurred_at": rfc3339(utcnow()),
+            "result": "negative",
+            "visibility": "agency",
+            "condition_id": followed_case["drug_condition"],
+            "summary": "Sample",
+        },
+    )
     assert test.status_code == 201, test.json
     # a consent without health: only the drug-test rule lets the result through
     resp = world["police"].post(f"{base}/transfer", json=transfer_body(consent=consent_body(categories=["general"])))

@@ -1,5 +1,6 @@
 """Events and notes through the API: drug tests are health data, results belong to drug tests,
 links stay inside the case, and entries are never edited — a correction is a new entry."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,7 +8,6 @@ import pytest
 from tests.conftest import assert_problem
 
 WHEN = "2027-01-05T08:00:00Z"
-
 
 
 def events_url(case):
@@ -36,16 +36,25 @@ def note(world, case, by="police", **fields) -> dict:
 
 
 def drug_contract(world, case, agency="health") -> dict:
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/reactions", json={
-        "type": "drug_contract", "legal_basis": "conditional_waiver", "starts_on": "2027-01-01",
-        "ends_on": "2027-07-01",
-        "conditions": [{"kind": "drug_test", "responsible_agency": agency, "every_days": 7},
-                       {"kind": "meeting", "responsible_agency": "police"}]})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/reactions",
+        json={
+            "type": "drug_contract",
+            "legal_basis": "conditional_waiver",
+            "starts_on": "2027-01-01",
+            "ends_on": "2027-07-01",
+            "conditions": [
+                {"kind": "drug_test", "responsible_agency": agency, "every_days": 7},
+                {"kind": "meeting", "responsible_agency": "police"},
+            ],
+        },
+    )
     assert resp.status_code == 201, resp.json
     return resp.json
 
 
 # --- drug tests ------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("category", [None, "general", "health"])
 def test_a_drug_test_is_stored_as_health_whatever_the_request_says(world, category):
@@ -110,6 +119,7 @@ def test_an_unknown_kind_is_422(world):
 
 # --- links to reactions and conditions -------------------------------------------------------
 
+
 def test_an_event_linked_to_a_condition_names_its_reaction(world):
     case = world.case()
     reaction = drug_contract(world, case)
@@ -139,8 +149,17 @@ def test_a_condition_of_another_reaction_of_the_same_case_is_422(world):
     case = world.case()
     first = drug_contract(world, case)
     second = drug_contract(world, case)
-    problem = assert_problem(log(world, case, kind="drug_test", result="negative",
-                           reaction_id=second["id"], condition_id=first["conditions"][0]["id"]), 422)
+    problem = assert_problem(
+        log(
+            world,
+            case,
+            kind="drug_test",
+            result="negative",
+            reaction_id=second["id"],
+            condition_id=first["conditions"][0]["id"],
+        ),
+        422,
+    )
     assert "condition_id" in problem["errors"]
 
 
@@ -159,14 +178,18 @@ def test_filter_events_by_condition(world):
     b = logged(world, case, kind="meeting", condition_id=meeting_condition)
     logged(world, case)
     get = world["police"].get
-    assert [e["id"] for e in get(events_url(case), query_string={"condition_id": test_condition}).json["items"]] \
-        == [a["id"]]
-    assert {e["id"] for e in get(events_url(case), query_string={"reaction_id": reaction["id"]}).json["items"]} \
-        == {a["id"], b["id"]}
+    assert [e["id"] for e in get(events_url(case), query_string={"condition_id": test_condition}).json["items"]] == [
+        a["id"]
+    ]
+    assert {e["id"] for e in get(events_url(case), query_string={"reaction_id": reaction["id"]}).json["items"]} == {
+        a["id"],
+        b["id"],
+    }
     assert [e["id"] for e in get(events_url(case), query_string={"kind": "drug_test"}).json["items"]] == [a["id"]]
 
 
 # --- never edited, never deleted -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("method", ["patch", "put", "delete"])
 def test_an_event_cannot_be_edited_or_deleted(world, method):
@@ -209,6 +232,7 @@ def test_the_collections_cannot_be_replaced_or_deleted(world, collection, method
 
 
 # --- corrections -----------------------------------------------------------------------------
+
 
 def test_an_event_correction_names_the_corrected_event_and_leaves_it_alone(world):
     case = world.case()
@@ -278,8 +302,12 @@ def test_an_entry_the_caller_cannot_see_cannot_be_corrected(world):
     private = note(world, case, by="health", visibility="agency")
     resp = world["police"].post(notes_url(case), json={"body": "Correction", "corrects": private["id"]})
     problem = assert_problem(resp, 422)
-    unknown = assert_problem(world["police"].post(notes_url(case), json={
-        "body": "Correction", "corrects": "00000000-0000-0000-0000-000000000000"}), 422)
+    unknown = assert_problem(
+        world["police"].post(
+            notes_url(case), json={"body": "Correction", "corrects": "00000000-0000-0000-0000-000000000000"}
+        ),
+        422,
+    )
     assert problem["errors"] == unknown["errors"]
 
 

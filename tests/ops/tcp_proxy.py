@@ -1,6 +1,7 @@
 """A TCP proxy the tests own, between the service and PostgreSQL: it forwards, cuts every
 connection, refuses new ones, or freezes (keeps the sockets open and forwards nothing), so an
 outage can be staged without touching the machine's PostgreSQL."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,6 @@
 """README "Operations": the `casesvc` command. Every expected error is one line and a non-zero exit,
 never a traceback."""
+
 from __future__ import annotations
 
 import os
@@ -37,6 +38,7 @@ def one_line_error(code: int, out: str, err: str, expected_code: int | None = No
 
 # --- db ------------------------------------------------------------------------------------------
 
+
 def test_db_upgrade_is_idempotent(cli, tmp_path):
     first = cli("db", "upgrade")
     assert first[0] == 0, first
@@ -47,16 +49,19 @@ def test_db_upgrade_is_idempotent(cli, tmp_path):
 
 
 def test_commands_before_migration_say_so_in_one_line(cli):
-    line = one_line_error(*cli("agencies", "create", "oslo-police", "--kind", "police", "--name", "Test",
-                               "--municipality", "0301"))
+    line = one_line_error(
+        *cli("agencies", "create", "oslo-police", "--kind", "police", "--name", "Test", "--municipality", "0301")
+    )
     assert "db upgrade" in line
 
 
 # --- agencies ------------------------------------------------------------------------------------
 
+
 def test_agencies_create(migrated):
-    code, out, err = migrated("agencies", "create", "oslo-police", "--kind", "police", "--name", "Test politi",
-                              "--municipality", "0301,4601")
+    code, out, err = migrated(
+        "agencies", "create", "oslo-police", "--kind", "police", "--name", "Test politi", "--municipality", "0301,4601"
+    )
     assert code == 0, err
     assert "oslo-police" in out
 
@@ -68,21 +73,26 @@ def test_duplicate_agency_is_a_one_line_error(migrated):
     assert "already exists" in line
 
 
-@pytest.mark.parametrize("args,word", [
-    (("--kind", "army", "--name", "Test", "--municipality", "0301"), "--kind"),
-    (("--kind", "police", "--name", "Test", "--municipality", "Oslo"), "--municipality"),
-    (("--kind", "police", "--name", "Test", "--municipality", "301"), "--municipality"),
-    (("--kind", "police", "--name", "Test", "--municipality", "0301,12345"), "--municipality"),
-    (("--kind", "police", "--name", "   ", "--municipality", "0301"), "--name"),
-], ids=["kind", "name-of-municipality", "three-digits", "five-digits", "blank-name"])
+@pytest.mark.parametrize(
+    "args,word",
+    [
+        (("--kind", "army", "--name", "Test", "--municipality", "0301"), "--kind"),
+        (("--kind", "police", "--name", "Test", "--municipality", "Oslo"), "--municipality"),
+        (("--kind", "police", "--name", "Test", "--municipality", "301"), "--municipality"),
+        (("--kind", "police", "--name", "Test", "--municipality", "0301,12345"), "--municipality"),
+        (("--kind", "police", "--name", "   ", "--municipality", "0301"), "--name"),
+    ],
+    ids=["kind", "name-of-municipality", "three-digits", "five-digits", "blank-name"],
+)
 def test_bad_agency_input_is_a_one_line_error(migrated, args, word):
     line = one_line_error(*migrated("agencies", "create", "oslo-police", *args))
     assert word in line
 
 
 def test_bad_agency_code_is_a_one_line_error(migrated):
-    one_line_error(*migrated("agencies", "create", "Oslo Police!", "--kind", "police", "--name", "Test",
-                             "--municipality", "0301"))
+    one_line_error(
+        *migrated("agencies", "create", "Oslo Police!", "--kind", "police", "--name", "Test", "--municipality", "0301")
+    )
 
 
 def test_missing_required_option_is_usage_error(migrated):
@@ -91,16 +101,38 @@ def test_missing_required_option_is_usage_error(migrated):
 
 # --- users ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def with_agency(migrated):
-    assert migrated("agencies", "create", "oslo-health", "--kind", "school_health", "--name", "Test helse",
-                    "--municipality", "0301")[0] == 0
+    assert (
+        migrated(
+            "agencies",
+            "create",
+            "oslo-health",
+            "--kind",
+            "school_health",
+            "--name",
+            "Test helse",
+            "--municipality",
+            "0301",
+        )[0]
+        == 0
+    )
     return migrated
 
 
 def test_users_create_reads_the_password_from_stdin(with_agency, tmp_path):
-    code, out, err = with_agency("users", "create", "test.nurse", "--role", "school_health",
-                                 "--agency", "oslo-health", "--password-stdin", stdin=GOOD_PASSWORD + "\n")
+    code, out, err = with_agency(
+        "users",
+        "create",
+        "test.nurse",
+        "--role",
+        "school_health",
+        "--agency",
+        "oslo-health",
+        "--password-stdin",
+        stdin=GOOD_PASSWORD + "\n",
+    )
     assert code == 0, err
     assert "test.nurse" in out
     assert GOOD_PASSWORD not in out + err
@@ -112,28 +144,68 @@ def test_users_create_reads_the_password_from_stdin(with_agency, tmp_path):
 
 
 def test_users_create_refuses_without_password_stdin(with_agency):
-    line = one_line_error(*with_agency("users", "create", "test.nurse", "--role", "school_health",
-                                       "--agency", "oslo-health", stdin=GOOD_PASSWORD + "\n"), expected_code=2)
+    line = one_line_error(
+        *with_agency(
+            "users",
+            "create",
+            "test.nurse",
+            "--role",
+            "school_health",
+            "--agency",
+            "oslo-health",
+            stdin=GOOD_PASSWORD + "\n",
+        ),
+        expected_code=2,
+    )
     assert "--password-stdin" in line
 
 
 def test_users_create_takes_no_password_on_the_command_line(with_agency):
-    one_line_error(*with_agency("users", "create", "test.nurse", "--role", "school_health",
-                                "--agency", "oslo-health", "--password", GOOD_PASSWORD), expected_code=2)
+    one_line_error(
+        *with_agency(
+            "users",
+            "create",
+            "test.nurse",
+            "--role",
+            "school_health",
+            "--agency",
+            "oslo-health",
+            "--password",
+            GOOD_PASSWORD,
+        ),
+        expected_code=2,
+    )
 
 
 def test_users_create_refuses_a_short_password(with_agency):
-    line = one_line_error(*with_agency("users", "create", "test.nurse", "--role", "school_health",
-                                       "--agency", "oslo-health", "--password-stdin", stdin="Xq7zkW\n"))
+    line = one_line_error(
+        *with_agency(
+            "users",
+            "create",
+            "test.nurse",
+            "--role",
+            "school_health",
+            "--agency",
+            "oslo-health",
+            "--password-stdin",
+            stdin="Xq7zkW\n",
+        )
+    )
     assert "password" in line
     assert "Xq7zkW" not in line  # the password is not echoed
 
 
-@pytest.mark.parametrize("role,agency", [("police", "oslo-health"), ("school_health", None),
-                                         ("admin", "oslo-health"), ("school_health", "no-such-agency"),
-                                         ("superuser", None)],
-                         ids=["kind-mismatch", "staff-without-agency", "admin-with-agency", "unknown-agency",
-                              "unknown-role"])
+@pytest.mark.parametrize(
+    "role,agency",
+    [
+        ("police", "oslo-health"),
+        ("school_health", None),
+        ("admin", "oslo-health"),
+        ("school_health", "no-such-agency"),
+        ("superuser", None),
+    ],
+    ids=["kind-mismatch", "staff-without-agency", "admin-with-agency", "unknown-agency", "unknown-role"],
+)
 def test_users_create_refuses_a_role_agency_mismatch(with_agency, role, agency):
     args = ["users", "create", "test.user", "--role", role, "--password-stdin"]
     if agency:
@@ -153,8 +225,9 @@ def _login(tmp_path, username: str, password: str):
     from casesvc import create_app
 
     app = create_app({"env": "test", "database_url": os.environ["CASESVC_DATABASE_URL"]}, instance_path=tmp_path)
-    return app.test_client().post("/api/v1/auth/token", data={"grant_type": "password", "username": username,
-                                                               "password": password})
+    return app.test_client().post(
+        "/api/v1/auth/token", data={"grant_type": "password", "username": username, "password": password}
+    )
 
 
 def _token_status(tmp_path, username: str, password: str) -> int:
@@ -162,8 +235,10 @@ def _token_status(tmp_path, username: str, password: str) -> int:
 
 
 def test_users_set_password_replaces_the_password_read_from_stdin(migrated, tmp_path):
-    assert migrated("users", "create", "test.admin", "--role", "admin", "--password-stdin",
-                    stdin=GOOD_PASSWORD + "\n")[0] == 0
+    assert (
+        migrated("users", "create", "test.admin", "--role", "admin", "--password-stdin", stdin=GOOD_PASSWORD + "\n")[0]
+        == 0
+    )
     new_password = "another long test password"
     code, out, err = migrated("users", "set-password", "test.admin", "--password-stdin", stdin=new_password + "\n")
     assert code == 0, err
@@ -172,20 +247,27 @@ def test_users_set_password_replaces_the_password_read_from_stdin(migrated, tmp_
     assert _token_status(tmp_path, "test.admin", GOOD_PASSWORD) == 400
 
 
-@pytest.mark.parametrize("args,stdin,expected", [
-    (("users", "set-password", "no.such.user", "--password-stdin"), GOOD_PASSWORD, "no user"),
-    (("users", "set-password", "test.admin", "--password-stdin"), "Xq7zkW", "password"),
-    (("users", "set-password", "test.admin"), GOOD_PASSWORD, "--password-stdin"),
-], ids=["unknown-user", "short-password", "without-password-stdin"])
+@pytest.mark.parametrize(
+    "args,stdin,expected",
+    [
+        (("users", "set-password", "no.such.user", "--password-stdin"), GOOD_PASSWORD, "no user"),
+        (("users", "set-password", "test.admin", "--password-stdin"), "Xq7zkW", "password"),
+        (("users", "set-password", "test.admin"), GOOD_PASSWORD, "--password-stdin"),
+    ],
+    ids=["unknown-user", "short-password", "without-password-stdin"],
+)
 def test_users_set_password_refuses_in_one_line_and_changes_nothing(migrated, tmp_path, args, stdin, expected):
-    assert migrated("users", "create", "test.admin", "--role", "admin", "--password-stdin",
-                    stdin=GOOD_PASSWORD + "\n")[0] == 0
+    assert (
+        migrated("users", "create", "test.admin", "--role", "admin", "--password-stdin", stdin=GOOD_PASSWORD + "\n")[0]
+        == 0
+    )
     line = one_line_error(*migrated(*args, stdin=stdin + "\n"))
     assert expected in line and "Xq7zkW" not in line
     assert _token_status(tmp_path, "test.admin", GOOD_PASSWORD) == 200
 
 
 # --- demo ----------------------------------------------------------------------------------------
+
 
 def test_demo_seed_is_idempotent_and_prints_the_users(migrated):
     code, first, err = migrated("demo", "seed")
@@ -197,8 +279,9 @@ def test_demo_seed_is_idempotent_and_prints_the_users(migrated):
     assert "already" in second
     assert "demo.police" in second
     # the second run created nothing: the demo agency is still there once, so creating it again fails
-    line = one_line_error(*migrated("agencies", "create", "demo-police", "--kind", "police", "--name", "X",
-                                    "--municipality", "0301"))
+    line = one_line_error(
+        *migrated("agencies", "create", "demo-police", "--kind", "police", "--name", "X", "--municipality", "0301")
+    )
     assert "already exists" in line
 
 
@@ -207,12 +290,15 @@ def test_demo_seed_users_can_log_in(migrated, tmp_path):
     from casesvc import create_app
 
     app = create_app({"env": "test", "database_url": os.environ["CASESVC_DATABASE_URL"]}, instance_path=tmp_path)
-    resp = app.test_client().post("/api/v1/auth/token", data={
-        "grant_type": "password", "username": "demo.nurse", "password": "demo-nurse-password"})
+    resp = app.test_client().post(
+        "/api/v1/auth/token",
+        data={"grant_type": "password", "username": "demo.nurse", "password": "demo-nurse-password"},
+    )
     assert resp.status_code == 200, resp.json
 
 
 # --- openapi -------------------------------------------------------------------------------------
+
 
 def test_openapi_export_writes_yaml(cli, tmp_path):
     target = tmp_path / "openapi.yaml"
@@ -231,8 +317,12 @@ def test_openapi_export_to_stdout(cli):
 
 # --- usage errors --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args", [("frobnicate",), ("db", "downgrade"), ("agencies", "create", "x", "--bogus"),
-                                  ("--no-such-option",)], ids=["command", "subcommand", "option", "global-option"])
+
+@pytest.mark.parametrize(
+    "args",
+    [("frobnicate",), ("db", "downgrade"), ("agencies", "create", "x", "--bogus"), ("--no-such-option",)],
+    ids=["command", "subcommand", "option", "global-option"],
+)
 def test_unknown_command_or_option_is_a_one_line_error_exit_2(cli, args):
     one_line_error(*cli(*args), expected_code=2)
 
@@ -251,12 +341,15 @@ def test_bad_config_is_a_one_line_error(cli, monkeypatch):
 
 # --- the installed command -----------------------------------------------------------------------
 
+
 def _installed(tmp_path, *args, stdin: str = ""):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASESVC_")}
-    env.update(CASESVC_INSTANCE_PATH=str(tmp_path / "instance"),
-               CASESVC_DATABASE_URL=f"sqlite:///{tmp_path / 'sub.sqlite3'}")
-    return subprocess.run([str(VENV_CASESVC), *args], input=stdin, capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=120)
+    env.update(
+        CASESVC_INSTANCE_PATH=str(tmp_path / "instance"), CASESVC_DATABASE_URL=f"sqlite:///{tmp_path / 'sub.sqlite3'}"
+    )
+    return subprocess.run(
+        [str(VENV_CASESVC), *args], input=stdin, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
 
 
 @pytest.mark.skipif(not VENV_CASESVC.exists(), reason="the console script is not installed in .venv")
@@ -270,14 +363,16 @@ def test_installed_command_reports_errors_without_traceback(tmp_path):
     assert upgrade.returncode == 0, upgrade.stderr
     assert "Traceback" not in upgrade.stderr
 
-    bad = _installed(tmp_path, "agencies", "create", "x-police", "--kind", "army", "--name", "Test",
-                     "--municipality", "0301")
+    bad = _installed(
+        tmp_path, "agencies", "create", "x-police", "--kind", "army", "--name", "Test", "--municipality", "0301"
+    )
     assert bad.returncode == 1
     assert "Traceback" not in bad.stderr + bad.stdout
     errors = [line for line in bad.stderr.splitlines() if line.startswith("casesvc: ")]
     assert len(errors) == 1 and "--kind" in errors[0]
 
-    short = _installed(tmp_path, "users", "create", "test.admin", "--role", "admin", "--password-stdin",
-                       stdin="short\n")
+    short = _installed(
+        tmp_path, "users", "create", "test.admin", "--role", "admin", "--password-stdin", stdin="short\n"
+    )
     assert short.returncode == 1
     assert "Traceback" not in short.stderr + short.stdout

@@ -2,6 +2,7 @@
 systemd units in deploy/systemd/ run `casesvc` commands that exist, with options the commands
 take, and with the settings production refuses to start without. No Docker engine or systemd
 runs here, so the files are read and their commands and settings checked against the code."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 UNITS = ROOT / "deploy" / "systemd"
 ENV_EXAMPLE = UNITS / "casesvc.env.example"
-TEST_SECRETS = {"POSTGRES_PASSWORD": "fakepassword123", "CASESVC_SECRET_KEY": "k" * 48,
-                "CASESVC_PUBLIC_URL": "https://casesvc.example"}
+TEST_SECRETS = {
+    "POSTGRES_PASSWORD": "fakepassword123",
+    "CASESVC_SECRET_KEY": "k" * 48,
+    "CASESVC_PUBLIC_URL": "https://casesvc.example",
+}
 
 
 def casesvc_command(argv: list[str]) -> click.Command:
@@ -84,8 +88,11 @@ def compose(variables: dict[str, str]) -> dict:
 
 
 def casesvc_services(spec: dict) -> dict[str, dict]:
-    return {name: service for name, service in spec["services"].items()
-            if str(service.get("image", "")).startswith("casesvc")}
+    return {
+        name: service
+        for name, service in spec["services"].items()
+        if str(service.get("image", "")).startswith("casesvc")
+    }
 
 
 def test_compose_runs_postgres_migrations_the_api_and_the_worker():
@@ -120,8 +127,9 @@ def test_compose_gives_every_casesvc_service_the_settings_production_requires(mo
         settings = production_settings(service["environment"], monkeypatch, tmp_path)
         assert settings.env == "production", name
         assert settings.secret_key == TEST_SECRETS["CASESVC_SECRET_KEY"]
-        assert settings.database_url == (f"postgresql+psycopg://{db['POSTGRES_USER']}:{db['POSTGRES_PASSWORD']}"
-                                         f"@db:5432/{db['POSTGRES_DB']}")
+        assert settings.database_url == (
+            f"postgresql+psycopg://{db['POSTGRES_USER']}:{db['POSTGRES_PASSWORD']}@db:5432/{db['POSTGRES_DB']}"
+        )
 
 
 @pytest.mark.parametrize("missing", sorted(TEST_SECRETS))
@@ -131,6 +139,7 @@ def test_compose_refuses_to_start_without_a_secret(missing):
 
 
 # --- systemd units --------------------------------------------------------------------------------
+
 
 def unit(path: Path) -> dict[str, dict[str, list[str]]]:
     """A unit file's sections, each key with every value it is given (systemd allows repeats)."""
@@ -160,8 +169,12 @@ def exec_start(path: Path) -> list[str]:
 
 def test_the_units_run_existing_casesvc_commands():
     commands = {path.name: " ".join(exec_start(path)[1:3]) for path in SERVICES}
-    assert commands == {"casesvc.service": "serve --host", "casesvc-migrate.service": "db upgrade",
-                        "casesvc-reminders.service": "reminders run", "casesvc-retention.service": "retention run"}
+    assert commands == {
+        "casesvc.service": "serve --host",
+        "casesvc-migrate.service": "db upgrade",
+        "casesvc-reminders.service": "reminders run",
+        "casesvc-retention.service": "retention run",
+    }
     for path in SERVICES:
         argv = exec_start(path)
         assert Path(argv[0]).is_absolute(), path.name  # systemd wants an absolute path
@@ -201,9 +214,12 @@ def _env_file(path: Path) -> dict[str, str]:
 
 def test_every_unit_runs_as_production_with_the_example_settings_filled_in(monkeypatch, tmp_path):
     example = _env_file(ENV_EXAMPLE)
-    filled = {**example, "CASESVC_SECRET_KEY": TEST_SECRETS["CASESVC_SECRET_KEY"],
-              "CASESVC_PUBLIC_URL": TEST_SECRETS["CASESVC_PUBLIC_URL"],
-              "CASESVC_DATABASE_URL": "postgresql+psycopg://casesvc:fakepassword123@db.example.internal/casesvc"}
+    filled = {
+        **example,
+        "CASESVC_SECRET_KEY": TEST_SECRETS["CASESVC_SECRET_KEY"],
+        "CASESVC_PUBLIC_URL": TEST_SECRETS["CASESVC_PUBLIC_URL"],
+        "CASESVC_DATABASE_URL": "postgresql+psycopg://casesvc:fakepassword123@db.example.internal/casesvc",
+    }
     for path in SERVICES:
         env, files = _unit_environment(path)
         assert files == ["/etc/casesvc/casesvc.env"], path.name  # no leading "-": a missing file stops the unit
@@ -231,7 +247,8 @@ def test_systemd_accepts_the_units(tmp_path):
     here = Path(sys.executable).parent / "casesvc"
     for path in SERVICES + TIMERS:
         (tmp_path / path.name).write_text(path.read_text().replace("/opt/casesvc/bin/casesvc", str(here)))
-    result = subprocess.run(["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.iterdir())],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", *sorted(str(p) for p in tmp_path.iterdir())], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "Unknown" not in result.stderr and "ignoring" not in result.stderr, result.stderr

@@ -1,6 +1,7 @@
 """Reproducible installs (README: Development): the lock files in requirements/ pin every
 package with hashes, cover what pyproject.toml asks for, and are what `make install`, the
 image and CI install."""
+
 from __future__ import annotations
 
 import re
@@ -63,8 +64,9 @@ def test_the_lock_satisfies_pyproject(lock, extras):
         requirement = Requirement(spec)
         name = canonicalize_name(requirement.name)
         assert name in locked, f"{spec} is not in {lock.name}: run `make lock`"
-        assert requirement.specifier.contains(locked[name][0], prereleases=True), \
+        assert requirement.specifier.contains(locked[name][0], prereleases=True), (
             f"{lock.name} pins {name}=={locked[name][0]}, outside {spec}: run `make lock`"
+        )
     build_requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
     for spec in build_requires:  # `pip install --no-build-isolation -e .` builds with the locked ones
         assert canonicalize_name(Requirement(spec).name) in locked

@@ -1,5 +1,6 @@
 """README "Operations" and "The API at a glance": health, readiness, metrics, the vocabulary, the OpenAPI
 document and /docs."""
+
 from __future__ import annotations
 
 import re
@@ -30,6 +31,7 @@ def fresh_app(tmp_path, monkeypatch):
 
 # --- health and readiness ------------------------------------------------------------------------
 
+
 def test_healthz_needs_no_token(client):
     resp = client.get("/healthz")
     assert resp.status_code == 200
@@ -56,6 +58,7 @@ def test_readyz_is_503_problem_when_the_database_is_unreachable(fresh_app):
 
 
 # --- metrics -------------------------------------------------------------------------------------
+
 
 def test_metrics_serve_prometheus_text(client):
     client.get("/healthz")
@@ -109,8 +112,17 @@ CONTRACT_CODES = {
     "category": {"general", "health"},
     "visibility": {"agency", "shared"},
     "consent_given_by": {"youth", "guardian", "both"},
-    "scope": {"cases:read", "cases:write", "notes:read", "notes:write", "consents:write", "reminders:read",
-              "reminders:write", "audit:read", "admin"},
+    "scope": {
+        "cases:read",
+        "cases:write",
+        "notes:read",
+        "notes:write",
+        "consents:write",
+        "reminders:read",
+        "reminders:write",
+        "audit:read",
+        "admin",
+    },
     "role": {"police", "school_health", "nav", "child_welfare", "coordinator", "admin", "auditor"},
 }
 
@@ -142,6 +154,7 @@ def test_vocabulary_lists_exactly_the_reaction_types(client):
 
 
 # --- OpenAPI and /docs ---------------------------------------------------------------------------
+
 
 def test_openapi_json_is_openapi_3_1_and_public(client):
     resp = client.get("/api/v1/openapi.json")
@@ -199,16 +212,18 @@ def test_docs_without_trailing_slash_is_the_page_itself_and_its_assets_resolve(c
 def test_behind_a_trusted_proxy_the_client_address_comes_from_x_forwarded_for(tmp_path):
     from casesvc import create_app
 
-    proxied = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'p.sqlite3'}",
-                          "trusted_proxies": 1}, instance_path=tmp_path)
+    proxied = create_app(
+        {"env": "test", "database_url": f"sqlite:///{tmp_path / 'p.sqlite3'}", "trusted_proxies": 1},
+        instance_path=tmp_path,
+    )
 
     @proxied.route("/_whoami")
     def _whoami():
         from flask import request
+
         return request.remote_addr or ""
 
-    direct = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'd.sqlite3'}"},
-                        instance_path=tmp_path)
+    direct = create_app({"env": "test", "database_url": f"sqlite:///{tmp_path / 'd.sqlite3'}"}, instance_path=tmp_path)
     direct.add_url_rule("/_whoami", view_func=_whoami)
     headers = {"X-Forwarded-For": "203.0.113.7"}
     assert proxied.test_client().get("/_whoami", headers=headers).get_data(as_text=True) == "203.0.113.7"

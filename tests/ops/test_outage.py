@@ -2,6 +2,7 @@
 PostgreSQL is never touched): a database that cannot be reached is 503 problem+json with
 Retry-After everywhere, the token endpoint included, never a 500 and never a hang past a stated
 bound; the service recovers without a restart; what was answered 2xx is there afterwards."""
+
 from __future__ import annotations
 
 import os
@@ -39,11 +40,20 @@ def behind(app, proxy, tmp_path):
     """A second casesvc, with the test database's schema and key, whose connections go through
     the proxy."""
     url = make_url(app.config["CASESVC"].database_url).set(host="127.0.0.1", port=proxy.port)
-    other = create_app({"env": "test", "database_url": url.render_as_string(hide_password=False),
-                        "secret_key": app.config["CASESVC"].secret_key, "audit_seal_interval": 1e9,
-                        "db_connect_timeout": 2, "db_statement_timeout": STATEMENT_TIMEOUT,
-                        "db_pool_timeout": 2.0, "readyz_timeout": READYZ_TIMEOUT, "retry_after": 7},
-                       instance_path=tmp_path)
+    other = create_app(
+        {
+            "env": "test",
+            "database_url": url.render_as_string(hide_password=False),
+            "secret_key": app.config["CASESVC"].secret_key,
+            "audit_seal_interval": 1e9,
+            "db_connect_timeout": 2,
+            "db_statement_timeout": STATEMENT_TIMEOUT,
+            "db_pool_timeout": 2.0,
+            "readyz_timeout": READYZ_TIMEOUT,
+            "retry_after": 7,
+        },
+        instance_path=tmp_path,
+    )
     yield other
     proxy.refuse(False)
     proxy.freeze(False)
@@ -69,8 +79,11 @@ def test_a_database_that_is_down_is_503_with_retry_after_on_every_endpoint(world
     proxy.refuse()
     _unavailable(client.get("/api/v1/cases", headers=_bearer(police)))
     _unavailable(client.post("/api/v1/youths", headers=_bearer(police), json={"given_name": "Test"}))
-    _unavailable(client.post("/api/v1/auth/token", data={"grant_type": "password", "username": "user.police",
-                                                         "password": PASSWORD}))
+    _unavailable(
+        client.post(
+            "/api/v1/auth/token", data={"grant_type": "password", "username": "user.police", "password": PASSWORD}
+        )
+    )
     ready = client.get("/readyz")
     assert_problem(ready, 503, "unavailable")
     assert ready.headers["Retry-After"] == "7"
@@ -84,16 +97,22 @@ def test_after_a_restart_the_service_recovers_without_one_and_loses_no_answered_
     case = world.case()
     answered, statuses = [], []
     for round_ in range(3):
-        resp = client.post(f"/api/v1/cases/{case['id']}/notes", headers=_bearer(police),
-                           json={"body": f"Test note {round_}", "category": "general", "visibility": "shared"})
+        resp = client.post(
+            f"/api/v1/cases/{case['id']}/notes",
+            headers=_bearer(police),
+            json={"body": f"Test note {round_}", "category": "general", "visibility": "shared"},
+        )
         statuses.append(resp.status_code)
         if resp.status_code == 201:
             answered.append(resp.json["id"])
         proxy.cut()  # every pooled connection dies, as in a restart while the service is idle:
         time.sleep(1.2)  # idle past CASESVC_DB_PING_AFTER_IDLE, each is pinged, found dead and replaced
     proxy.refuse()
-    down = client.post(f"/api/v1/cases/{case['id']}/notes", headers=_bearer(police),
-                       json={"body": "Test note while down", "category": "general", "visibility": "shared"})
+    down = client.post(
+        f"/api/v1/cases/{case['id']}/notes",
+        headers=_bearer(police),
+        json={"body": "Test note while down", "category": "general", "visibility": "shared"},
+    )
     _unavailable(down)
     proxy.refuse(False)
     assert client.get("/readyz").json == {"status": "ready"}
@@ -163,13 +182,18 @@ def test_when_the_caller_lookup_fails_the_event_still_names_the_verified_caller(
         event = db.session.query(AuditInbox).order_by(AuditInbox.n.desc()).first()
         assert db.session.query(AuditInbox).count() == before + 1
         assert (event.actor, event.actor_role, event.actor_agency, event.status) == (
-            world["police"].user_id, "police", "police", 503)
+            world["police"].user_id,
+            "police",
+            "police",
+            503,
+        )
         db.session.remove()
 
 
 @pg_only
-def test_a_connection_lost_in_the_middle_of_a_write_is_503_and_the_write_is_not_there(world, behind, proxy,
-                                                                                      monkeypatch):
+def test_a_connection_lost_in_the_middle_of_a_write_is_503_and_the_write_is_not_there(
+    world, behind, proxy, monkeypatch
+):
     """The connection drops after the write's transaction began, before its insert: the rollback
     that follows finds the connection gone, and the answer is still 503, never a 500."""
     from casesvc.followups import service as followups
@@ -184,12 +208,18 @@ def test_a_connection_lost_in_the_middle_of_a_write_is_503_and_the_write_is_not_
         return write_note(*args, **kwargs)
 
     monkeypatch.setattr(followups, "write_note", cut_first)
-    lost = client.post(f"/api/v1/cases/{case['id']}/notes", headers=_bearer(police),
-                       json={"body": "Test note lost", "category": "general", "visibility": "shared"})
+    lost = client.post(
+        f"/api/v1/cases/{case['id']}/notes",
+        headers=_bearer(police),
+        json={"body": "Test note lost", "category": "general", "visibility": "shared"},
+    )
     _unavailable(lost)
     monkeypatch.setattr(followups, "write_note", write_note)
-    again = client.post(f"/api/v1/cases/{case['id']}/notes", headers=_bearer(police),
-                        json={"body": "Test note kept", "category": "general", "visibility": "shared"})
+    again = client.post(
+        f"/api/v1/cases/{case['id']}/notes",
+        headers=_bearer(police),
+        json={"body": "Test note kept", "category": "general", "visibility": "shared"},
+    )
     assert again.status_code == 201, again.get_data(as_text=True)  # the pool replaced the connection
     assert [n["id"] for n in police.get(f"/api/v1/cases/{case['id']}/notes").json["items"]] == [again.json["id"]]
     assert world["auditor"].get("/api/v1/audit/verify").json["valid"] is True

@@ -1,6 +1,7 @@
 """README "Identity": with CASESVC_ENV=production the service refuses to start on unsafe
 settings, and the refusal names the setting. (The signing key and SQLite refusals of
 load_settings are in test_auth.py; here: debug mode, the identity settings, and the command.)"""
+
 from __future__ import annotations
 
 import pytest
@@ -11,10 +12,21 @@ from casesvc.config import ConfigError, load_settings
 
 GOOD_KEY = "k" * 48
 PG_URL = "postgresql+psycopg://casesvc@db.invalid/casesvc"
-IDENTITY_VARS = ("CASESVC_SECRET_KEY", "CASESVC_SECRET_KEY_PREVIOUS", "CASESVC_DATABASE_URL", "FLASK_DEBUG",
-                 "CASESVC_DEBUG", "CASESVC_OIDC_ISSUER", "CASESVC_OIDC_AUDIENCE", "CASESVC_OIDC_JWKS_URL",
-                 "CASESVC_RATELIMIT_ENABLED", "CASESVC_RATELIMIT_STORAGE_URI", "CASESVC_RATELIMIT_LOGIN_PER_IP",
-                 "CASESVC_RATELIMIT_LOGIN_PER_USERNAME", "CASESVC_TOKEN_TTL")
+IDENTITY_VARS = (
+    "CASESVC_SECRET_KEY",
+    "CASESVC_SECRET_KEY_PREVIOUS",
+    "CASESVC_DATABASE_URL",
+    "FLASK_DEBUG",
+    "CASESVC_DEBUG",
+    "CASESVC_OIDC_ISSUER",
+    "CASESVC_OIDC_AUDIENCE",
+    "CASESVC_OIDC_JWKS_URL",
+    "CASESVC_RATELIMIT_ENABLED",
+    "CASESVC_RATELIMIT_STORAGE_URI",
+    "CASESVC_RATELIMIT_LOGIN_PER_IP",
+    "CASESVC_RATELIMIT_LOGIN_PER_USERNAME",
+    "CASESVC_TOKEN_TTL",
+)
 
 
 @pytest.fixture
@@ -61,14 +73,22 @@ def test_production_refuses_a_short_previous_signing_key(env, tmp_path):
     assert load_settings(tmp_path).secret_keys_previous == ("o" * 48,)
 
 
-@pytest.mark.parametrize("given, missing", [
-    ({"CASESVC_OIDC_ISSUER": "https://idp.example.test"}, "CASESVC_OIDC_AUDIENCE"),
-    ({"CASESVC_OIDC_ISSUER": "https://idp.example.test", "CASESVC_OIDC_AUDIENCE": "casesvc"}, "CASESVC_OIDC_JWKS_URL"),
-    ({"CASESVC_OIDC_JWKS_URL": "https://idp.example.test/jwks"}, "CASESVC_OIDC_ISSUER"),
-], ids=["issuer-only", "no-jwks-url", "jwks-url-only"])
+@pytest.mark.parametrize(
+    "given, missing",
+    [
+        ({"CASESVC_OIDC_ISSUER": "https://idp.example.test"}, "CASESVC_OIDC_AUDIENCE"),
+        (
+            {"CASESVC_OIDC_ISSUER": "https://idp.example.test", "CASESVC_OIDC_AUDIENCE": "casesvc"},
+            "CASESVC_OIDC_JWKS_URL",
+        ),
+        ({"CASESVC_OIDC_JWKS_URL": "https://idp.example.test/jwks"}, "CASESVC_OIDC_ISSUER"),
+    ],
+    ids=["issuer-only", "no-jwks-url", "jwks-url-only"],
+)
 @pytest.mark.parametrize("environment", ["production", "development"])
-def test_a_half_configured_identity_provider_is_refused_naming_what_is_missing(env, tmp_path, given, missing,
-                                                                                 environment):
+def test_a_half_configured_identity_provider_is_refused_naming_what_is_missing(
+    env, tmp_path, given, missing, environment
+):
     env.setenv("CASESVC_ENV", environment)
     for name, value in given.items():
         env.setenv(name, value)
@@ -86,11 +106,14 @@ def test_production_refuses_a_jwks_url_without_https(env, tmp_path):
     assert load_settings(tmp_path).oidc_enabled
 
 
-@pytest.mark.parametrize("name, value", [
-    ("CASESVC_RATELIMIT_LOGIN_PER_IP", "lots"),
-    ("CASESVC_RATELIMIT_LOGIN_PER_USERNAME", "10 per fortnight"),
-    ("CASESVC_RATELIMIT_STORAGE_URI", "postgres://somewhere"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("CASESVC_RATELIMIT_LOGIN_PER_IP", "lots"),
+        ("CASESVC_RATELIMIT_LOGIN_PER_USERNAME", "10 per fortnight"),
+        ("CASESVC_RATELIMIT_STORAGE_URI", "postgres://somewhere"),
+    ],
+)
 def test_bad_rate_limit_settings_are_refused_by_name(env, tmp_path, name, value):
     env.setenv(name, value)
     with pytest.raises(ConfigError, match=name):

@@ -2,6 +2,7 @@
 database, HTTP from outside. The request log line names the route but never the query string
 (which may hold a national id); with CASESVC_LOG_FORMAT=json every line the server writes,
 gunicorn's own included, is one JSON object."""
+
 from __future__ import annotations
 
 import contextlib
@@ -36,16 +37,26 @@ def get(url: str) -> int:
 
 @contextlib.contextmanager
 def serving(tmp_path, log_format: str = "text", workers: int = 1, **env_extra):
-    env = {**os.environ, "CASESVC_ENV": "development", "CASESVC_INSTANCE_PATH": str(tmp_path),
-           "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}", "CASESVC_LOG_FORMAT": log_format,
-           **env_extra}
+    env = {
+        **os.environ,
+        "CASESVC_ENV": "development",
+        "CASESVC_INSTANCE_PATH": str(tmp_path),
+        "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.sqlite3'}",
+        "CASESVC_LOG_FORMAT": log_format,
+        **env_extra,
+    }
     cli = [sys.executable, "-m", "casesvc.cli"]
     subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -112,7 +123,7 @@ def test_two_workers_requests_add_up_in_one_scrape(tmp_path):
 def _healthz_count(base: str) -> int:
     with urllib.request.urlopen(base + "/metrics", timeout=5) as resp:
         text = resp.read().decode()
-    found = re.findall(r'^casesvc_http_requests_total\{[^}]*route="/healthz"[^}]*status="200"[^}]*\} (\S+)$',
-                       text, flags=re.M)
+    found = re.findall(
+        r'^casesvc_http_requests_total\{[^}]*route="/healthz"[^}]*status="200"[^}]*\} (\S+)$', text, flags=re.M
+    )
     return int(sum(float(v) for v in found))
-

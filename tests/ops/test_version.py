@@ -1,5 +1,6 @@
 """One version, from the package metadata (pyproject.toml): `casesvc --version`, `GET /healthz`
 and the OpenAPI `info.version` say the same; CHANGELOG.md is kept in its format."""
+
 from __future__ import annotations
 
 import itertools
@@ -24,7 +25,8 @@ def test_healthz_and_openapi_carry_the_package_version(client):
     spec = client.get("/api/v1/openapi.json").json
     assert spec["info"]["version"] == PYPROJECT_VERSION
     assert spec["paths"]["/healthz"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Alive"}
+        "$ref": "#/components/schemas/Alive"
+    }
 
 
 SECTIONS = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}

@@ -1,5 +1,6 @@
 """Every wait on the database is bounded by a setting, the connection budget is a setting, and
 gunicorn's shutdown grace and keep-alive are settings of `casesvc serve` (README "Operations")."""
+
 from __future__ import annotations
 
 import os
@@ -25,27 +26,43 @@ def _settings(monkeypatch, **env):
 
 
 def test_the_waits_and_the_pool_follow_their_settings(monkeypatch):
-    settings = _settings(monkeypatch, CASESVC_DB_POOL_SIZE="8", CASESVC_DB_MAX_OVERFLOW="2",
-                         CASESVC_DB_POOL_TIMEOUT="3", CASESVC_DB_CONNECT_TIMEOUT="4",
-                         CASESVC_DB_STATEMENT_TIMEOUT="12.5", CASESVC_DB_IDLE_IN_TRANSACTION_TIMEOUT="40")
+    settings = _settings(
+        monkeypatch,
+        CASESVC_DB_POOL_SIZE="8",
+        CASESVC_DB_MAX_OVERFLOW="2",
+        CASESVC_DB_POOL_TIMEOUT="3",
+        CASESVC_DB_CONNECT_TIMEOUT="4",
+        CASESVC_DB_STATEMENT_TIMEOUT="12.5",
+        CASESVC_DB_IDLE_IN_TRANSACTION_TIMEOUT="40",
+    )
     options = engine_options(settings)
     assert (options["pool_size"], options["max_overflow"], options["pool_timeout"]) == (8, 2, 3.0)
     assert "pool_pre_ping" not in options  # a ping per checkout would cost a round trip per request
     assert settings.db_ping_after_idle == 1.0  # an idle connection is pinged instead (tests/ops/test_outage.py)
     assert options["connect_args"]["connect_timeout"] == 4
-    assert options["connect_args"]["options"] == ("-c statement_timeout=12500 "
-                                                  "-c idle_in_transaction_session_timeout=40000")
+    assert options["connect_args"]["options"] == (
+        "-c statement_timeout=12500 -c idle_in_transaction_session_timeout=40000"
+    )
 
 
 def test_the_defaults_bound_every_wait(monkeypatch):
     options = engine_options(_settings(monkeypatch))
     assert (options["pool_size"], options["max_overflow"], options["pool_timeout"]) == (5, 5, 5.0)
-    assert options["connect_args"] == {"connect_timeout": 5, "options": (
-        "-c statement_timeout=30000 -c idle_in_transaction_session_timeout=60000")}
+    assert options["connect_args"] == {
+        "connect_timeout": 5,
+        "options": ("-c statement_timeout=30000 -c idle_in_transaction_session_timeout=60000"),
+    }
 
 
-@pytest.mark.parametrize("name, value", [("CASESVC_DB_POOL_SIZE", "0"), ("CASESVC_DB_STATEMENT_TIMEOUT", "-1"),
-                                         ("CASESVC_READYZ_TIMEOUT", "0"), ("CASESVC_KEEPALIVE", "soon")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("CASESVC_DB_POOL_SIZE", "0"),
+        ("CASESVC_DB_STATEMENT_TIMEOUT", "-1"),
+        ("CASESVC_READYZ_TIMEOUT", "0"),
+        ("CASESVC_KEEPALIVE", "soon"),
+    ],
+)
 def test_a_wait_that_makes_no_sense_is_refused_at_start(monkeypatch, name, value):
     with pytest.raises(ConfigError, match=name):
         _settings(monkeypatch, **{name: value})
@@ -63,15 +80,27 @@ def test_serve_passes_the_shutdown_grace_and_keep_alive_to_gunicorn(monkeypatch)
     options = gunicorn_options(settings, "0.0.0.0", 8000, 4, 4)
     assert (options["graceful_timeout"], options["keepalive"]) == (45, 75)
     assert (options["bind"], options["workers"], options["worker_class"], options["threads"]) == (
-        "0.0.0.0:8000", 4, "gthread", 4)
+        "0.0.0.0:8000",
+        4,
+        "gthread",
+        4,
+    )
 
 
-@pytest.mark.skipif(not os.environ.get("CASESVC_TEST_DATABASE_URL", "").startswith("postgresql"),
-                    reason="the timeouts are PostgreSQL's")
+@pytest.mark.skipif(
+    not os.environ.get("CASESVC_TEST_DATABASE_URL", "").startswith("postgresql"), reason="the timeouts are PostgreSQL's"
+)
 def test_the_server_enforces_the_timeouts_the_service_asked_for(app, tmp_path):
-    other = create_app({"env": "test", "database_url": app.config["CASESVC"].database_url,
-                        "audit_seal_interval": 1e9, "db_statement_timeout": 7, "db_idle_in_transaction_timeout": 9},
-                       instance_path=tmp_path)
+    other = create_app(
+        {
+            "env": "test",
+            "database_url": app.config["CASESVC"].database_url,
+            "audit_seal_interval": 1e9,
+            "db_statement_timeout": 7,
+            "db_idle_in_transaction_timeout": 9,
+        },
+        instance_path=tmp_path,
+    )
     with other.app_context():
         with db.engine.connect() as conn:
             assert conn.execute(text("SHOW statement_timeout")).scalar() == "7s"

@@ -1,5 +1,6 @@
 """README "Access-log review", the access-log review: `GET /audit/review` and `casesvc audit review` list the
 findings of a window — emergency_access, bulk_read, off_hours, probing — with ids, never names."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ def findings(world, kind=None, **query) -> list[dict]:
 @pytest.fixture
 def settings(app, monkeypatch):
     """Change the review's settings for one test."""
+
     def change(**values):
         monkeypatch.setitem(app.config, "CASESVC", replace(app.config["CASESVC"], **values))
+
     return change
 
 
@@ -45,12 +48,26 @@ def test_the_review_itself_is_audited(world):
 
 def test_every_emergency_access_is_listed_with_whether_it_was_reviewed(world):
     case = world.case(participants=("health", "nav"))
-    first = world["health"].post(f"/api/v1/cases/{case['id']}/emergency-access",
-                                 json={"reason": "Found unconscious at school, no consent yet."}).json
-    second = world["nav"].post(f"/api/v1/cases/{case['id']}/emergency-access",
-                               json={"reason": "The youth is missing tonight; police asked us."}).json
-    world["auditor"].post(f"/api/v1/audit/emergency-accesses/{first['id']}/review",
-                          json={"finding": "justified", "comment": "Ambulance report seen."})
+    first = (
+        world["health"]
+        .post(
+            f"/api/v1/cases/{case['id']}/emergency-access",
+            json={"reason": "Found unconscious at school, no consent yet."},
+        )
+        .json
+    )
+    second = (
+        world["nav"]
+        .post(
+            f"/api/v1/cases/{case['id']}/emergency-access",
+            json={"reason": "The youth is missing tonight; police asked us."},
+        )
+        .json
+    )
+    world["auditor"].post(
+        f"/api/v1/audit/emergency-accesses/{first['id']}/review",
+        json={"finding": "justified", "comment": "Ambulance report seen."},
+    )
     found = {f["emergency_access_id"]: f for f in findings(world, "emergency_access")}
     assert set(found) == {first["id"], second["id"]}
     assert (found[first["id"]]["reviewed"], found[first["id"]]["finding"]) == (True, "justified")
@@ -155,8 +172,9 @@ def test_a_409_youth_exists_to_a_user_who_cannot_see_the_youth_is_recorded_as_de
 
 def test_the_window_bounds_the_findings(world):
     case = world.case(participants=("health",))
-    world["health"].post(f"/api/v1/cases/{case['id']}/emergency-access",
-                         json={"reason": "Found unconscious at school, no consent yet."})
+    world["health"].post(
+        f"/api/v1/cases/{case['id']}/emergency-access", json={"reason": "Found unconscious at school, no consent yet."}
+    )
     earlier = rfc3339(utcnow() - timedelta(minutes=5))
     assert findings(world, "emergency_access", to=earlier) == []
     later = rfc3339(utcnow() + timedelta(hours=1))
@@ -165,8 +183,9 @@ def test_the_window_bounds_the_findings(world):
 
 
 def test_a_window_ending_before_it_starts_is_422(world):
-    resp = world["auditor"].get("/api/v1/audit/review", query_string={"from": "2027-02-01T00:00:00Z",
-                                                                      "to": "2027-01-01T00:00:00Z"})
+    resp = world["auditor"].get(
+        "/api/v1/audit/review", query_string={"from": "2027-02-01T00:00:00Z", "to": "2027-01-01T00:00:00Z"}
+    )
     assert resp.status_code == 422 and "from" in resp.json["errors"]
     resp = world["auditor"].get("/api/v1/audit/review", query_string={"from": "yesterday"})
     assert resp.status_code == 422 and "from" in resp.json["errors"]
@@ -174,8 +193,9 @@ def test_a_window_ending_before_it_starts_is_422(world):
 
 def test_the_command_prints_json_lines_and_is_audited(world, test_db_cli):
     case = world.case(participants=("health",))
-    world["health"].post(f"/api/v1/cases/{case['id']}/emergency-access",
-                         json={"reason": "Found unconscious at school, no consent yet."})
+    world["health"].post(
+        f"/api/v1/cases/{case['id']}/emergency-access", json={"reason": "Found unconscious at school, no consent yet."}
+    )
     start = rfc3339(utcnow() - timedelta(days=1))
     code, out, err = test_db_cli("audit", "review", "--from", start, "--to", rfc3339(utcnow() + timedelta(minutes=1)))
     assert code == 0, err

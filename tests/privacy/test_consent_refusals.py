@@ -1,5 +1,6 @@
 """README "Consent refusals": a refusal (`decision: "refused"`) is recorded and listed with the consents,
 grants nothing, cannot be withdrawn, and a later consent may still be given."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -8,15 +9,28 @@ from casesvc.common.timeutil import oslo_today
 
 
 def refusal(**fields) -> dict:
-    return {"decision": "refused", "given_by": "both", "given_on": oslo_today().isoformat(),
-            "purpose": "Sharing with the school nurse", "agencies": ["health"],
-            "categories": ["general", "health"], **fields}
+    return {
+        "decision": "refused",
+        "given_by": "both",
+        "given_on": oslo_today().isoformat(),
+        "purpose": "Sharing with the school nurse",
+        "agencies": ["health"],
+        "categories": ["general", "health"],
+        **fields,
+    }
 
 
 def consent(**fields) -> dict:
     today = oslo_today()
-    return {"given_by": "both", "given_on": today.isoformat(), "expires_on": (today + timedelta(days=90)).isoformat(),
-            "purpose": "Follow-up", "agencies": ["health"], "categories": ["general"], **fields}
+    return {
+        "given_by": "both",
+        "given_on": today.isoformat(),
+        "expires_on": (today + timedelta(days=90)).isoformat(),
+        "purpose": "Follow-up",
+        "agencies": ["health"],
+        "categories": ["general"],
+        **fields,
+    }
 
 
 def post(world, case, body, by="police"):

@@ -2,6 +2,7 @@
 that user alone, for CASESVC_EMERGENCY_ACCESS_HOURS, read-only, as a consent covering general and
 health would let, never another agency's agency-only entries. Audited with `basis: "emergency"`,
 reminded to the lead, reviewed once by an auditor or admin."""
+
 from __future__ import annotations
 
 import csv
@@ -14,8 +15,13 @@ import pytest
 from casesvc.common.timeutil import utcnow
 
 REASON = "Found unconscious at school; the nurse needs the follow-up history now."
-EVENT = {"kind": "meeting", "occurred_at": "2027-01-05T08:00:00Z", "category": "general",
-         "visibility": "shared", "summary": "Met"}
+EVENT = {
+    "kind": "meeting",
+    "occurred_at": "2027-01-05T08:00:00Z",
+    "category": "general",
+    "visibility": "shared",
+    "summary": "Met",
+}
 
 
 def open_access(actor, case, reason=REASON):
@@ -36,13 +42,22 @@ def story(world):
     case = world.case(participants=("health", "nav"))
     base = f"/api/v1/cases/{case['id']}"
     world.consent(case, ["nav"])
-    shared_health = world["police"].post(f"{base}/notes", json={"body": "Health note", "category": "health",
-                                                                "visibility": "shared"}).json
+    shared_health = (
+        world["police"]
+        .post(f"{base}/notes", json={"body": "Health note", "category": "health", "visibility": "shared"})
+        .json
+    )
     police_own = world["police"].post(f"{base}/notes", json={"body": "Police only", "visibility": "agency"}).json
     nav_shared = world["nav"].post(f"{base}/events", json=EVENT).json
     nav_own = world["nav"].post(f"{base}/events", json={**EVENT, "visibility": "agency"}).json
-    return {"case": case, "base": base, "shared_health": shared_health["id"], "police_own": police_own["id"],
-            "nav_shared": nav_shared["id"], "nav_own": nav_own["id"]}
+    return {
+        "case": case,
+        "base": base,
+        "shared_health": shared_health["id"],
+        "police_own": police_own["id"],
+        "nav_shared": nav_shared["id"],
+        "nav_own": nav_own["id"],
+    }
 
 
 def test_a_participant_without_consent_opens_the_case_for_the_user_alone(world, story):
@@ -57,6 +72,7 @@ def test_a_participant_without_consent_opens_the_case_for_the_user_alone(world, 
     assert "reason" not in body
     assert resp.headers["Location"].endswith(f"/audit/emergency-accesses/{body['id']}")
     from datetime import datetime
+
     started = datetime.fromisoformat(body["started_at"].replace("Z", "+00:00"))
     expires = datetime.fromisoformat(body["expires_at"].replace("Z", "+00:00"))
     assert before - timedelta(seconds=5) <= started <= utcnow()
@@ -77,14 +93,19 @@ def test_a_participant_without_consent_opens_the_case_for_the_user_alone(world, 
 def test_an_emergency_access_writes_nothing(world, story):
     health, base = world["health"], story["base"]
     open_access(health, story["case"])
-    for resp in (health.post(f"{base}/notes", json={"body": "A note"}),
-                 health.post(f"{base}/events", json=EVENT),
-                 health.post(f"{base}/reactions", json={"type": "follow_up_plan", "legal_basis": "consent"})):
+    for resp in (
+        health.post(f"{base}/notes", json={"body": "A note"}),
+        health.post(f"{base}/events", json=EVENT),
+        health.post(f"{base}/reactions", json={"type": "follow_up_plan", "legal_basis": "consent"}),
+    ):
         assert resp.status_code == 403
         assert resp.json["type"].endswith("consent-required")
     youth = world["police"].get(f"/api/v1/youths/{story['case']['youth_id']}")
-    patched = health.patch(f"/api/v1/youths/{story['case']['youth_id']}", json={"school": "Elsewhere"},
-                           headers={"If-Match": youth.headers["ETag"]})
+    patched = health.patch(
+        f"/api/v1/youths/{story['case']['youth_id']}",
+        json={"school": "Elsewhere"},
+        headers={"If-Match": youth.headers["ETag"]},
+    )
     assert patched.status_code == 404
     opened = health.post("/api/v1/cases", json={"youth_id": story["case"]["youth_id"], "origin": "health"})
     assert opened.status_code == 422 and "youth_id" in opened.json["errors"]
@@ -119,18 +140,22 @@ def test_the_hours_are_a_setting(world, story, app, monkeypatch):
     body = open_access(world["health"], story["case"]).json
     assert body["expires_at"] > body["started_at"]
     from datetime import datetime
-    span = (datetime.fromisoformat(body["expires_at"][:-1]) - datetime.fromisoformat(body["started_at"][:-1]))
+
+    span = datetime.fromisoformat(body["expires_at"][:-1]) - datetime.fromisoformat(body["started_at"][:-1])
     assert span == timedelta(hours=1)
 
 
-@pytest.mark.parametrize("who,status,kind", [
-    ("police", 409, "nothing-to-break"),      # the lead
-    ("nav", 409, "nothing-to-break"),         # a participant under consent
-    ("cw", 404, "not-found"),                 # not a participant
-    ("west", 404, "not-found"),               # another municipality
-    ("admin", 403, "case-content-forbidden"),
-    ("auditor", 403, "case-content-forbidden"),
-])
+@pytest.mark.parametrize(
+    "who,status,kind",
+    [
+        ("police", 409, "nothing-to-break"),  # the lead
+        ("nav", 409, "nothing-to-break"),  # a participant under consent
+        ("cw", 404, "not-found"),  # not a participant
+        ("west", 404, "not-found"),  # another municipality
+        ("admin", 403, "case-content-forbidden"),
+        ("auditor", 403, "case-content-forbidden"),
+    ],
+)
 def test_only_a_participant_without_consent_may_break_the_glass(world, story, who, status, kind):
     resp = open_access(world[who], story["case"])
     assert resp.status_code == status
@@ -170,8 +195,11 @@ def test_the_grant_and_every_read_under_it_are_marked_in_the_audit_log(world, st
     assert opened[0]["resource_type"] == "emergency_access" and opened[0]["resource_id"] == grant["id"]
     assert opened[0]["basis"] == "emergency" and opened[0]["case_id"] == story["case"]["id"]
     reads = {e["action"]: e["basis"] for e in mine if e["action"] != "emergency.open_access"}
-    assert reads == {"cases.get_case": "emergency", "followups.list_notes": "emergency",
-                     "youths.get_youth": "emergency"}
+    assert reads == {
+        "cases.get_case": "emergency",
+        "followups.list_notes": "emergency",
+        "youths.get_youth": "emergency",
+    }
     police = [e for e in events_of(world, actor=world["police"].user_id) if e["action"] == "cases.get_case"]
     assert police and all(e["basis"] is None for e in police)
     texts = json.dumps(events_of(world))
@@ -189,8 +217,11 @@ def test_the_youths_access_log_marks_the_reads(world, story):
     open_access(world["health"], story["case"])
     world["health"].get(story["base"])
     world["nav"].get(story["base"])
-    items = world["police"].get(f"/api/v1/youths/{story['case']['youth_id']}/access-log",
-                                query_string={"limit": 200}).json["items"]
+    items = (
+        world["police"]
+        .get(f"/api/v1/youths/{story['case']['youth_id']}/access-log", query_string={"limit": 200})
+        .json["items"]
+    )
     by = {(e["actor_agency"], e["action"]): e["basis"] for e in items}
     assert by[("health", "cases.get_case")] == "emergency"
     assert by[("health", "emergency.open_access")] == "emergency"
@@ -208,7 +239,7 @@ def test_the_export_carries_basis_and_verifies_offline(world, story, tmp_path, t
     csv_text = world["auditor"].get("/api/v1/audit/export", query_string={"format": "csv"}).get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     # (the CSV export holds one event more: the JSONL export's own)
-    assert [r["basis"] for r in rows][:len(lines)] == ["" if e["basis"] is None else e["basis"] for e in lines]
+    assert [r["basis"] for r in rows][: len(lines)] == ["" if e["basis"] is None else e["basis"] for e in lines]
     for name, text in (("export.jsonl", jsonl.get_data(as_text=True)), ("export.csv", csv_text)):
         path = tmp_path / name
         path.write_text(text)
@@ -250,8 +281,11 @@ def test_auditors_list_the_accesses_with_the_reason_and_review_them_once(world, 
     done = auditor.get("/api/v1/audit/emergency-accesses", query_string={"reviewed": "true"}).json["items"]
     assert [a["id"] for a in done] == [grant["id"]]
     assert auditor.get("/api/v1/audit/emergency-accesses", query_string={"reviewed": "false"}).json["items"] == []
-    reviews = [e for e in events_of(world, actor=auditor.user_id) if e["resource_id"] == grant["id"]
-               and e["action"].startswith("emergency.review_access")]
+    reviews = [
+        e
+        for e in events_of(world, actor=auditor.user_id)
+        if e["resource_id"] == grant["id"] and e["action"].startswith("emergency.review_access")
+    ]
     assert [e["action"] for e in reviews if e["outcome"] == "allowed"] == ["emergency.review_access.unjustified"]
     assert "No emergency on record" not in json.dumps(events_of(world))
 
@@ -261,8 +295,10 @@ def test_the_list_filters_by_when_the_access_was_opened(world, story):
     past = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     future = (utcnow() + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     auditor = world["auditor"]
-    assert len(auditor.get("/api/v1/audit/emergency-accesses", query_string={"from": past, "to": future})
-               .json["items"]) == 1
+    assert (
+        len(auditor.get("/api/v1/audit/emergency-accesses", query_string={"from": past, "to": future}).json["items"])
+        == 1
+    )
     assert auditor.get("/api/v1/audit/emergency-accesses", query_string={"from": future}).json["items"] == []
 
 
@@ -290,11 +326,14 @@ def test_retention_deletes_the_reason_and_the_review_with_the_case(world, story,
     from casesvc.extensions import db
 
     grant = open_access(world["health"], story["case"]).json
-    world["auditor"].post(f"/api/v1/audit/emergency-accesses/{grant['id']}/review",
-                          json={"finding": "justified", "comment": "The school called the ambulance."})
+    world["auditor"].post(
+        f"/api/v1/audit/emergency-accesses/{grant['id']}/review",
+        json={"finding": "justified", "comment": "The school called the ambulance."},
+    )
     for to, reason in (("active", None), ("completed", "Contract fulfilled")):
-        assert world["police"].post(f"{story['base']}/transitions",
-                                    json={"to": to, "reason": reason}).status_code == 200
+        assert (
+            world["police"].post(f"{story['base']}/transitions", json={"to": to, "reason": reason}).status_code == 200
+        )
     monkeypatch.setenv("CASESVC_ENV", "test")
     monkeypatch.setenv("CASESVC_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
     assert main(["retention", "run", "--now", rfc3339(utcnow() + timedelta(days=1826))]) == 0

@@ -1,6 +1,7 @@
 """README "The youth's record", the youth's record: everything the caller's agency may read about the youth, and
 the access log for it; for the lead agency of one of the youth's cases or a coordinator taking
 part in one; JSON, or a printable page in bokmål with `Accept: text/html`."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,13 @@ import re
 
 import pytest
 
-EVENT = {"kind": "meeting", "occurred_at": "2027-01-05T08:00:00Z", "category": "general",
-         "visibility": "shared", "summary": "Met at school"}
+EVENT = {
+    "kind": "meeting",
+    "occurred_at": "2027-01-05T08:00:00Z",
+    "category": "general",
+    "visibility": "shared",
+    "summary": "Met at school",
+}
 
 
 def record_url(youth_id: str) -> str:
@@ -35,23 +41,38 @@ def story(world):
     world.consent(case, ["slt"], categories=("general", "health"))
     world.consent(case, ["health"], categories=("general",))
     world.consent(case, ["health"], decision="refused", categories=("health",))
-    reaction = world["police"].post(f"{base}/reactions", json={
-        "type": "follow_up_plan", "legal_basis": "consent", "starts_on": "2027-01-04",
-        "conditions": [{"kind": "meeting", "description": "Weekly talk", "every_days": 7,
-                        "responsible_agency": "slt"}]}).json
+    reaction = (
+        world["police"]
+        .post(
+            f"{base}/reactions",
+            json={
+                "type": "follow_up_plan",
+                "legal_basis": "consent",
+                "starts_on": "2027-01-04",
+                "conditions": [
+                    {"kind": "meeting", "description": "Weekly talk", "every_days": 7, "responsible_agency": "slt"}
+                ],
+            },
+        )
+        .json
+    )
     ids = {
         "police_shared": world["police"].post(f"{base}/events", json=EVENT).json["id"],
-        "police_own": world["police"].post(f"{base}/notes",
-                                           json={"body": "Police only", "visibility": "agency"}).json["id"],
-        "health_own": world["health"].post(f"{base}/notes",
-                                           json={"body": "Nurse only", "visibility": "agency"}).json["id"],
-        "health_shared_health": world["health"].post(f"{base}/events", json={
-            **EVENT, "category": "health", "summary": "Health talk"}).json["id"],
+        "police_own": world["police"]
+        .post(f"{base}/notes", json={"body": "Police only", "visibility": "agency"})
+        .json["id"],
+        "health_own": world["health"]
+        .post(f"{base}/notes", json={"body": "Nurse only", "visibility": "agency"})
+        .json["id"],
+        "health_shared_health": world["health"]
+        .post(f"{base}/events", json={**EVENT, "category": "health", "summary": "Health talk"})
+        .json["id"],
         "slt_shared": world["slt"].post(f"{base}/notes", json={"body": "Coordinator note"}).json["id"],
         "slt_own": world["slt"].post(f"{base}/notes", json={"body": "Slt only", "visibility": "agency"}).json["id"],
     }
-    case_b = world["nav"].post("/api/v1/cases", json={"youth_id": youth["id"], "origin": "nav",
-                                                       "participants": ["slt"]})
+    case_b = world["nav"].post(
+        "/api/v1/cases", json={"youth_id": youth["id"], "origin": "nav", "participants": ["slt"]}
+    )
     assert case_b.status_code == 201, case_b.json
     return {"youth": youth, "case": case, "base": base, "reaction": reaction, "ids": ids, "case_b": case_b.json}
 
@@ -99,10 +120,15 @@ def test_a_coordinator_taking_part_gets_the_cases_it_reads(world, story):
     assert story["case_b"]["id"] not in by_id
 
 
-@pytest.mark.parametrize("who,status,kind", [
-    ("cw", 404, "not-found"), ("west", 404, "not-found"),
-    ("admin", 403, "case-content-forbidden"), ("auditor", 403, "case-content-forbidden"),
-])
+@pytest.mark.parametrize(
+    "who,status,kind",
+    [
+        ("cw", 404, "not-found"),
+        ("west", 404, "not-found"),
+        ("admin", 403, "case-content-forbidden"),
+        ("auditor", 403, "case-content-forbidden"),
+    ],
+)
 def test_others_get_nothing(world, story, who, status, kind):
     resp = world[who].get(record_url(story["youth"]["id"]))
     assert resp.status_code == status
@@ -127,8 +153,19 @@ def test_the_record_holds_the_access_log_of_what_the_agency_may_see(world, story
     assert ("health", "cases.get_case", "allowed") in who
     assert ("west", "cases.get_case", "denied") in who
     assert ("police", "youths.create_youth", "allowed") in who
-    assert set(log[0]) == {"seq", "at", "actor", "actor_role", "actor_agency", "action", "resource_type",
-                           "resource_id", "case_id", "outcome", "basis"}
+    assert set(log[0]) == {
+        "seq",
+        "at",
+        "actor",
+        "actor_role",
+        "actor_agency",
+        "action",
+        "resource_type",
+        "resource_id",
+        "case_id",
+        "outcome",
+        "basis",
+    }
 
 
 def test_the_request_is_audited(world, story):
@@ -144,8 +181,9 @@ def test_a_token_without_notes_read_gets_no_notes(world, story):
     from casesvc.policy import ROLE_SCOPES
 
     police = world["police"]
-    narrow = world.as_user(police.user_id, "police", "police", "user.police",
-                           scopes=ROLE_SCOPES["police"] - {"notes:read"})
+    narrow = world.as_user(
+        police.user_id, "police", "police", "user.police", scopes=ROLE_SCOPES["police"] - {"notes:read"}
+    )
     record = get_record(narrow, story["youth"]["id"])
     assert "notes" not in record["cases"][0]
     assert {e["id"] for e in record["cases"][0]["events"]} == {story["ids"]["police_shared"]}
@@ -158,8 +196,16 @@ def test_the_html_page_is_in_bokmal_printable_and_without_script(world, story):
     page = resp.get_data(as_text=True)
     assert page.startswith("<!DOCTYPE html>") and '<html lang="nb">' in page
     assert "Innsyn: opplysninger om Testa Innsynsen" in page
-    for heading in ("Personopplysninger", "Foresatte", "Reaksjoner", "Samtykker", "Hendelser", "Notater",
-                    "Tilgangslogg", "Hva utskriften ikke inneholder"):
+    for heading in (
+        "Personopplysninger",
+        "Foresatte",
+        "Reaksjoner",
+        "Samtykker",
+        "Hendelser",
+        "Notater",
+        "Tilgangslogg",
+        "Hva utskriften ikke inneholder",
+    ):
         assert heading in page
     assert "Samtykke nektet" in page
     assert "@media print" in page
@@ -178,8 +224,10 @@ def test_the_html_escapes_what_users_wrote(world, story):
 
 def test_emergency_reads_are_marked_in_the_records_access_log(world, story):
     case = world.case(youth=story["youth"], participants=("nav",))
-    resp = world["nav"].post(f"/api/v1/cases/{case['id']}/emergency-access",
-                             json={"reason": "Found unconscious, family cannot be reached tonight."})
+    resp = world["nav"].post(
+        f"/api/v1/cases/{case['id']}/emergency-access",
+        json={"reason": "Found unconscious, family cannot be reached tonight."},
+    )
     assert resp.status_code == 201
     world["nav"].get(f"/api/v1/cases/{case['id']}")
     record = get_record(world["police"], story["youth"]["id"])

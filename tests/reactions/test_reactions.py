@@ -1,5 +1,6 @@
 """Reactions through the API: contract dates, controlling conditions and legal basis,
 signatures before activation, PATCH rules, and the reaction state machine."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -10,10 +11,14 @@ from casesvc.common.timeutil import add_years, oslo_today
 from tests.conftest import assert_problem
 
 STATUSES = ("draft", "active", "completed", "breached", "cancelled")
-ALLOWED = {"draft": {"active", "cancelled"}, "active": {"completed", "breached", "cancelled"},
-           "completed": set(), "breached": set(), "cancelled": set()}
+ALLOWED = {
+    "draft": {"active", "cancelled"},
+    "active": {"completed", "breached", "cancelled"},
+    "completed": set(),
+    "breached": set(),
+    "cancelled": set(),
+}
 START = date(2027, 3, 1)
-
 
 
 def reaction_body(type="follow_up_plan", legal_basis="consent", **fields) -> dict:
@@ -43,8 +48,9 @@ def move(world, case, reaction, to, reason="Test reason", by="police"):
 
 
 def sign(world, case, reaction, party, on=None, by="police"):
-    return world[by].post(url(case, reaction, "/signatures"),
-                          json={"party": party, "signed_on": (on or oslo_today()).isoformat()})
+    return world[by].post(
+        url(case, reaction, "/signatures"), json={"party": party, "signed_on": (on or oslo_today()).isoformat()}
+    )
 
 
 def patch(world, case, reaction, body, by="police"):
@@ -54,8 +60,13 @@ def patch(world, case, reaction, body, by="police"):
 
 def reaction_in(world, case, status, **fields) -> dict:
     reaction = created(world, case, **fields)
-    path = {"draft": [], "active": ["active"], "cancelled": ["cancelled"],
-            "completed": ["active", "completed"], "breached": ["active", "breached"]}[status]
+    path = {
+        "draft": [],
+        "active": ["active"],
+        "cancelled": ["cancelled"],
+        "completed": ["active", "completed"],
+        "breached": ["active", "breached"],
+    }[status]
     for to in path:
         resp = move(world, case, reaction, to)
         assert resp.status_code == 200, resp.json
@@ -69,6 +80,7 @@ def cond(kind="meeting", agency="police", **fields) -> dict:
 
 
 # --- creation --------------------------------------------------------------------------------
+
 
 def test_a_reaction_is_created_as_a_draft_with_location_and_etag(world):
     case = world.case()
@@ -94,8 +106,7 @@ def test_a_status_sent_at_creation_is_ignored_and_the_reaction_starts_as_draft(w
 @pytest.mark.parametrize("type", ["youth_contract", "drug_contract"])
 def test_a_contract_may_last_exactly_two_years(world, type):
     case = world.case()
-    resp = create(world, case, type=type, legal_basis="conditional_waiver",
-                  ends_on=date(2029, 3, 1).isoformat())
+    resp = create(world, case, type=type, legal_basis="conditional_waiver", ends_on=date(2029, 3, 1).isoformat())
     assert resp.status_code == 201, resp.json
     assert resp.json["ends_on"] == "2029-03-01"
 
@@ -103,8 +114,9 @@ def test_a_contract_may_last_exactly_two_years(world, type):
 @pytest.mark.parametrize("type", ["youth_contract", "drug_contract"])
 def test_a_contract_one_day_longer_than_two_years_is_422(world, type):
     case = world.case()
-    problem = assert_problem(create(world, case, type=type, legal_basis="conditional_waiver",
-                              ends_on=date(2029, 3, 2).isoformat()), 422)
+    problem = assert_problem(
+        create(world, case, type=type, legal_basis="conditional_waiver", ends_on=date(2029, 3, 2).isoformat()), 422
+    )
     assert "ends_on" in problem["errors"]
 
 
@@ -150,11 +162,11 @@ def test_an_end_before_the_start_is_422(world):
 
 def test_probation_is_at_most_two_years_from_the_start(world):
     case = world.case()
-    ok = create(world, case, type="drug_contract", legal_basis="conditional_waiver",
-                probation_ends_on="2029-03-01")
+    ok = create(world, case, type="drug_contract", legal_basis="conditional_waiver", probation_ends_on="2029-03-01")
     assert ok.status_code == 201, ok.json
-    problem = assert_problem(create(world, case, type="drug_contract", legal_basis="conditional_waiver",
-                              probation_ends_on="2029-03-02"), 422)
+    problem = assert_problem(
+        create(world, case, type="drug_contract", legal_basis="conditional_waiver", probation_ends_on="2029-03-02"), 422
+    )
     assert "probation_ends_on" in problem["errors"]
 
 
@@ -170,8 +182,9 @@ def test_only_a_concern_conversation_is_scheduled(world):
 @pytest.mark.parametrize("kind", ["drug_test", "curfew"])
 def test_a_controlling_condition_on_a_consent_basis_is_422(world, kind):
     case = world.case()
-    problem = assert_problem(create(world, case, type="follow_up_plan", legal_basis="consent",
-                              conditions=[cond("meeting"), cond(kind)]), 422)
+    problem = assert_problem(
+        create(world, case, type="follow_up_plan", legal_basis="consent", conditions=[cond("meeting"), cond(kind)]), 422
+    )
     assert "conditions.1.kind" in problem["errors"]
     assert "conditions.0.kind" not in problem["errors"]
     assert world["police"].get(f"/api/v1/cases/{case['id']}/reactions").json["items"] == []
@@ -207,8 +220,7 @@ def test_the_responsible_agency_must_take_part_in_the_case(world):
 
 def test_a_reaction_cannot_be_added_to_a_closed_case(world):
     case = world.case()
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/transitions",
-                                json={"to": "withdrawn", "reason": "Test"})
+    resp = world["police"].post(f"/api/v1/cases/{case['id']}/transitions", json={"to": "withdrawn", "reason": "Test"})
     assert resp.status_code == 200
     assert_problem(create(world, case), 409, "case-closed")
     assert world["police"].get(f"/api/v1/cases/{case['id']}/reactions").json["items"] == []
@@ -223,6 +235,7 @@ def test_a_participant_with_consent_may_add_a_reaction(world):
 
 
 # --- signatures and activation ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("type", ["youth_contract", "drug_contract"])
 def test_a_contract_of_a_minor_needs_youth_and_guardian_to_sign(world, type):
@@ -244,17 +257,29 @@ def test_a_contract_of_a_minor_needs_youth_and_guardian_to_sign(world, type):
 
 def test_a_guardian_alone_is_not_enough(world):
     case = world.case()
-    reaction = created(world, case, type="youth_contract", legal_basis="conditional_waiver",
-                       signatures=[{"party": "guardian", "signed_on": oslo_today().isoformat()},
-                                   {"party": "police", "signed_on": oslo_today().isoformat()}])
+    reaction = created(
+        world,
+        case,
+        type="youth_contract",
+        legal_basis="conditional_waiver",
+        signatures=[
+            {"party": "guardian", "signed_on": oslo_today().isoformat()},
+            {"party": "police", "signed_on": oslo_today().isoformat()},
+        ],
+    )
     assert assert_problem(move(world, case, reaction, "active"), 409, "signatures-required")["missing"] == ["youth"]
 
 
 def test_signatures_given_at_creation_count(world):
     case = world.case()
     today = oslo_today().isoformat()
-    reaction = created(world, case, type="drug_contract", legal_basis="conditional_waiver",
-                       signatures=[{"party": "youth", "signed_on": today}, {"party": "guardian", "signed_on": today}])
+    reaction = created(
+        world,
+        case,
+        type="drug_contract",
+        legal_basis="conditional_waiver",
+        signatures=[{"party": "youth", "signed_on": today}, {"party": "guardian", "signed_on": today}],
+    )
     assert sorted(s["party"] for s in reaction["signatures"]) == ["guardian", "youth"]
     assert move(world, case, reaction, "active").status_code == 200
 
@@ -272,8 +297,13 @@ def test_a_youth_of_18_needs_only_their_own_signature(world):
 def test_a_youth_one_day_short_of_18_still_needs_a_guardian(world):
     youth = world.youth(born=add_years(oslo_today(), -18) + timedelta(days=1))
     case = world.case(youth=youth)
-    reaction = created(world, case, type="youth_contract", legal_basis="conditional_waiver",
-                       signatures=[{"party": "youth", "signed_on": oslo_today().isoformat()}])
+    reaction = created(
+        world,
+        case,
+        type="youth_contract",
+        legal_basis="conditional_waiver",
+        signatures=[{"party": "youth", "signed_on": oslo_today().isoformat()}],
+    )
     assert assert_problem(move(world, case, reaction, "active"), 409, "signatures-required")["missing"] == ["guardian"]
 
 
@@ -305,9 +335,19 @@ def test_a_signature_dated_in_the_future_is_422(world):
     problem = assert_problem(sign(world, case, reaction, "youth", on=oslo_today() + timedelta(days=1)), 422)
     assert list(problem["errors"]) == ["signed_on"]  # the field of the body sent, a single signature
     assert world["police"].get(url(case, reaction)).json["signatures"] == []
-    listed = assert_problem(create(world, case, type="youth_contract", legal_basis="conditional_waiver", signatures=[
-        {"party": "youth", "signed_on": oslo_today().isoformat()},
-        {"party": "guardian", "signed_on": (oslo_today() + timedelta(days=1)).isoformat()}]), 422)
+    listed = assert_problem(
+        create(
+            world,
+            case,
+            type="youth_contract",
+            legal_basis="conditional_waiver",
+            signatures=[
+                {"party": "youth", "signed_on": oslo_today().isoformat()},
+                {"party": "guardian", "signed_on": (oslo_today() + timedelta(days=1)).isoformat()},
+            ],
+        ),
+        422,
+    )
     assert list(listed["errors"]) == ["signatures.1.signed_on"]  # an item of the reaction's list
 
 
@@ -326,8 +366,12 @@ def test_a_closed_reaction_takes_no_more_signatures(world):
 def test_a_reaction_cannot_become_active_on_a_closed_case(world):
     case = world.case()
     reaction = created(world, case)
-    assert world["police"].post(f"/api/v1/cases/{case['id']}/transitions",
-                                json={"to": "withdrawn", "reason": "Test"}).status_code == 200
+    assert (
+        world["police"]
+        .post(f"/api/v1/cases/{case['id']}/transitions", json={"to": "withdrawn", "reason": "Test"})
+        .status_code
+        == 200
+    )
     # the draft was cancelled with the case, and a cancelled reaction goes nowhere
     problem = assert_problem(move(world, case, reaction, "active"), 409, "transition-not-allowed")
     assert problem["allowed"] == []
@@ -337,13 +381,18 @@ def test_a_reaction_cannot_become_active_on_a_closed_case(world):
 
 # --- PATCH -----------------------------------------------------------------------------------
 
+
 def test_patch_needs_if_match(world):
     case = world.case()
     reaction = created(world, case)
-    assert_problem(world["police"].patch(url(case, reaction), json={"police_reference": "X-1"}), 428,
-             "precondition-required")
-    assert_problem(world["police"].patch(url(case, reaction), json={"police_reference": "X-1"},
-                                   headers={"If-Match": '"999"'}), 412, "precondition-failed")
+    assert_problem(
+        world["police"].patch(url(case, reaction), json={"police_reference": "X-1"}), 428, "precondition-required"
+    )
+    assert_problem(
+        world["police"].patch(url(case, reaction), json={"police_reference": "X-1"}, headers={"If-Match": '"999"'}),
+        412,
+        "precondition-failed",
+    )
     assert world["police"].get(url(case, reaction)).json["police_reference"] is None
 
 
@@ -351,8 +400,9 @@ def test_patch_changes_fields_and_the_etag(world):
     case = world.case()
     reaction = created(world, case)
     etag = world["police"].get(url(case, reaction)).headers["ETag"]
-    resp = world["police"].patch(url(case, reaction), json={"police_reference": "X-1", "ends_on": "2027-09-01"},
-                                 headers={"If-Match": etag})
+    resp = world["police"].patch(
+        url(case, reaction), json={"police_reference": "X-1", "ends_on": "2027-09-01"}, headers={"If-Match": etag}
+    )
     assert resp.status_code == 200, resp.json
     assert resp.json["police_reference"] == "X-1" and resp.json["ends_on"] == "2027-09-01"
     assert resp.headers["ETag"] != etag
@@ -376,8 +426,12 @@ def test_patch_keeps_contracts_within_two_years(world):
     assert "ends_on" in assert_problem(patch(world, case, reaction, {"ends_on": "2029-03-02"}), 422)["errors"]
     assert "ends_on" in assert_problem(patch(world, case, reaction, {"ends_on": None}), 422)["errors"]
     # moving the start moves the limit
-    assert "ends_on" in assert_problem(patch(world, case, reaction, {"starts_on": "2026-09-01",
-                                                               "ends_on": "2028-09-02"}), 422)["errors"]
+    assert (
+        "ends_on"
+        in assert_problem(patch(world, case, reaction, {"starts_on": "2026-09-01", "ends_on": "2028-09-02"}), 422)[
+            "errors"
+        ]
+    )
     assert patch(world, case, reaction, {"ends_on": "2029-03-01"}).status_code == 200
     assert "ends_on" in assert_problem(patch(world, case, reaction, {"starts_on": "2027-02-28"}), 422)["errors"]
 
@@ -386,12 +440,16 @@ def test_conditions_are_replaced_while_draft(world):
     case = world.case(participants=("health", "nav"))
     reaction = created(world, case, conditions=[cond("meeting", "health")])
     etag = world["police"].get(url(case, reaction)).headers["ETag"]
-    resp = world["police"].patch(url(case, reaction),
-                                 json={"conditions": [cond("activity", "nav"), cond("school_attendance", "police")]},
-                                 headers={"If-Match": etag})
+    resp = world["police"].patch(
+        url(case, reaction),
+        json={"conditions": [cond("activity", "nav"), cond("school_attendance", "police")]},
+        headers={"If-Match": etag},
+    )
     assert resp.status_code == 200, resp.json
-    assert [(c["kind"], c["responsible_agency"]) for c in resp.json["conditions"]] == \
-        [("activity", "nav"), ("school_attendance", "police")]
+    assert [(c["kind"], c["responsible_agency"]) for c in resp.json["conditions"]] == [
+        ("activity", "nav"),
+        ("school_attendance", "police"),
+    ]
     assert resp.headers["ETag"] != etag
     stored = world["police"].get(url(case, reaction)).json
     assert [c["kind"] for c in stored["conditions"]] == ["activity", "school_attendance"]
@@ -400,10 +458,14 @@ def test_conditions_are_replaced_while_draft(world):
 def test_patched_conditions_follow_the_same_rules(world):
     case = world.case(participants=("health",))
     reaction = created(world, case, legal_basis="consent")
-    assert "conditions.0.kind" in assert_problem(patch(world, case, reaction, {"conditions": [cond("drug_test")]}),
-                                           422)["errors"]
-    assert "conditions.0.responsible_agency" in assert_problem(
-        patch(world, case, reaction, {"conditions": [cond("meeting", "nav")]}), 422)["errors"]
+    assert (
+        "conditions.0.kind"
+        in assert_problem(patch(world, case, reaction, {"conditions": [cond("drug_test")]}), 422)["errors"]
+    )
+    assert (
+        "conditions.0.responsible_agency"
+        in assert_problem(patch(world, case, reaction, {"conditions": [cond("meeting", "nav")]}), 422)["errors"]
+    )
 
 
 @pytest.mark.parametrize("status", ["active", "completed", "cancelled"])
@@ -418,14 +480,26 @@ def test_an_active_reaction_read_and_sent_back_whole_keeps_its_conditions(world)
     """A client that PATCHes back what it read, conditions included, changes what it changed:
     the same conditions are no replacement, so their ids and the events logged against them stay."""
     case = world.case(participants=("health",))
-    reaction = reaction_in(world, case, "active", legal_basis="conditional_waiver",
-                           conditions=[cond("drug_test", "health", every_days=14), cond("meeting")])
-    world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
-        "kind": "drug_test", "occurred_at": "2026-01-05T08:00:00Z", "result": "negative",
-        "condition_id": reaction["conditions"][0]["id"]})
+    reaction = reaction_in(
+        world,
+        case,
+        "active",
+        legal_basis="conditional_waiver",
+        conditions=[cond("drug_test", "health", every_days=14), cond("meeting")],
+    )
+    world["police"].post(
+        f"/api/v1/cases/{case['id']}/events",
+        json={
+            "kind": "drug_test",
+            "occurred_at": "2026-01-05T08:00:00Z",
+            "result": "negative",
+            "condition_id": reaction["conditions"][0]["id"],
+        },
+    )
     read = world["police"].get(url(case, reaction))
-    resp = world["police"].patch(url(case, reaction), json={**read.json, "police_reference": "X-3"},
-                                 headers={"If-Match": read.headers["ETag"]})
+    resp = world["police"].patch(
+        url(case, reaction), json={**read.json, "police_reference": "X-3"}, headers={"If-Match": read.headers["ETag"]}
+    )
     assert resp.status_code == 200, resp.json
     assert resp.json["police_reference"] == "X-3"
     assert resp.json["conditions"] == read.json["conditions"]
@@ -451,6 +525,7 @@ def test_a_closed_reaction_cannot_be_patched(world, status):
 
 # --- the state machine -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("start", STATUSES)
 def test_every_disallowed_move_is_409_listing_the_allowed_ones(world, start):
     case = world.case()
@@ -474,8 +549,9 @@ def test_every_allowed_move_succeeds(world, start, to):
     assert stored["status_reason"] == "Because"
 
 
-@pytest.mark.parametrize("start,to", [("draft", "cancelled"), ("active", "completed"), ("active", "breached"),
-                                      ("active", "cancelled")])
+@pytest.mark.parametrize(
+    "start,to", [("draft", "cancelled"), ("active", "completed"), ("active", "breached"), ("active", "cancelled")]
+)
 def test_closing_a_reaction_needs_a_reason(world, start, to):
     case = world.case()
     reaction = reaction_in(world, case, start)
@@ -517,27 +593,47 @@ def test_filter_reactions_by_status_and_type(world):
     talk = created(world, case, type="concern_conversation")
     base = f"/api/v1/cases/{case['id']}/reactions"
     assert [r["id"] for r in world["police"].get(base, query_string={"status": "active"}).json["items"]] == [plan["id"]]
-    assert [r["id"] for r in world["police"].get(base, query_string={"type": "concern_conversation"}).json["items"]] \
-        == [talk["id"]]
+    assert [
+        r["id"] for r in world["police"].get(base, query_string={"type": "concern_conversation"}).json["items"]
+    ] == [talk["id"]]
 
 
 def test_conditions_with_logged_events_cannot_be_replaced_so_no_event_is_lost(world):
     case = world.case()
-    reaction = create(world, case, type="follow_up_plan", legal_basis="conditional_waiver",
-                      conditions=[{"kind": "drug_test", "every_days": 14, "responsible_agency": "health"}]).json
+    reaction = create(
+        world,
+        case,
+        type="follow_up_plan",
+        legal_basis="conditional_waiver",
+        conditions=[{"kind": "drug_test", "every_days": 14, "responsible_agency": "health"}],
+    ).json
     condition_id = reaction["conditions"][0]["id"]
-    event = world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
-        "kind": "drug_test", "occurred_at": "2026-01-05T08:00:00Z", "result": "negative",
-        "condition_id": condition_id}).json
+    event = (
+        world["police"]
+        .post(
+            f"/api/v1/cases/{case['id']}/events",
+            json={
+                "kind": "drug_test",
+                "occurred_at": "2026-01-05T08:00:00Z",
+                "result": "negative",
+                "condition_id": condition_id,
+            },
+        )
+        .json
+    )
     url = f"/api/v1/cases/{case['id']}/reactions/{reaction['id']}"
-    resp = world["police"].patch(url, json={"conditions": [{"kind": "meeting", "responsible_agency": "police"}]},
-                                 headers={"If-Match": f'"{reaction["version"]}"'})
+    resp = world["police"].patch(
+        url,
+        json={"conditions": [{"kind": "meeting", "responsible_agency": "police"}]},
+        headers={"If-Match": f'"{reaction["version"]}"'},
+    )
     assert resp.status_code == 409
     assert resp.json["type"].endswith("conditions-in-use")
     assert world["police"].get(f"/api/v1/cases/{case['id']}/events/{event['id']}").status_code == 200
 
 
 # --- a condition's responsible agency stays in the case -------------------------------------------
+
 
 def _patch_participants(world, case, participants):
     case_url = f"/api/v1/cases/{case['id']}"
@@ -551,8 +647,11 @@ def test_an_agency_responsible_for_an_open_reactions_condition_cannot_leave_the_
     resp = _patch_participants(world, case, ["police", "slt"])
     assert resp.status_code == 422, resp.json
     assert "health" in " ".join(resp.json["errors"]["participants"])
-    assert sorted(world["police"].get(f"/api/v1/cases/{case['id']}").json["participants"]) == \
-        ["health", "police", "slt"]
+    assert sorted(world["police"].get(f"/api/v1/cases/{case['id']}").json["participants"]) == [
+        "health",
+        "police",
+        "slt",
+    ]
     assert _patch_participants(world, case, ["police", "health"]).status_code == 200  # slt holds no condition
 
 
@@ -568,6 +667,7 @@ def test_once_the_reaction_is_closed_its_conditions_agency_may_leave(world):
 
 # --- a closed case leaves no reaction open ---------------------------------------------------------
 
+
 def _close_case(world, case, to):
     base = f"/api/v1/cases/{case['id']}/transitions"
     if to != "withdrawn":
@@ -576,11 +676,14 @@ def _close_case(world, case, to):
     assert resp.status_code == 200, resp.json
 
 
-@pytest.mark.parametrize("outcome,plan_to,conversation_to", [
-    ("completed", "completed", "completed"),
-    ("breached", "breached", "completed"),   # a concern conversation cannot be breached
-    ("withdrawn", "cancelled", "cancelled"),
-])
+@pytest.mark.parametrize(
+    "outcome,plan_to,conversation_to",
+    [
+        ("completed", "completed", "completed"),
+        ("breached", "breached", "completed"),  # a concern conversation cannot be breached
+        ("withdrawn", "cancelled", "cancelled"),
+    ],
+)
 def test_closing_a_case_ends_its_open_reactions_as_the_case_ended(world, outcome, plan_to, conversation_to):
     case = world.case(participants=("health",))
     plan = created(world, case)

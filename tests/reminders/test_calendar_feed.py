@@ -1,6 +1,7 @@
 """The reminders calendar at a secret address (`POST /api/v1/reminders/feed`): for calendar
 programs, which send no bearer token. The address reads that user's feed and nothing else, is
 replaced or ended at will, and stops with the user."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -24,8 +25,10 @@ def reminder(world) -> dict:
     """A reminder for health, due tomorrow, on a case health takes part in under consent."""
     case = world.case(participants=("health",))
     world.consent(case, ["health"])
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={
-        "due_at": rfc3339(utcnow() + timedelta(days=1)), "assignee_agency": "health"})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/reminders",
+        json={"due_at": rfc3339(utcnow() + timedelta(days=1)), "assignee_agency": "health"},
+    )
     assert resp.status_code == 201, resp.json
     return {**resp.json, "case_id": case["id"]}
 
@@ -138,6 +141,9 @@ def test_reading_at_the_address_is_audited_as_the_user(world, client, app, remin
     assert calendar_at(client, url).status_code == 200
     with app.app_context():
         last = db.session.scalars(select(AuditInbox).order_by(AuditInbox.n.desc()).limit(1)).one()
-        assert (last.action, last.actor, last.outcome) == ("reminders.reminders_calendar",
-                                                           world["health"].user_id, "allowed")
+        assert (last.action, last.actor, last.outcome) == (
+            "reminders.reminders_calendar",
+            world["health"].user_id,
+            "allowed",
+        )
         assert token_of(url) not in str([getattr(last, c.name) for c in AuditInbox.__table__.columns])

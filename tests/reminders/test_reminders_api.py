@@ -2,6 +2,7 @@
 manual reminders, the calendar feed, the cases `due_before` filter, and settling — an event
 answers its reminder and schedules the next, closing a case or a reaction dismisses, withdrawing
 a consent settles consent_expiring."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -28,12 +29,25 @@ def move_case(world, case, to, by="police"):
 def drug_contract(world, case, every_days=14, starts_ago=20, responsible="health", by="police", **fields):
     today = oslo_today()
     starts = today - timedelta(days=starts_ago)
-    body = {"type": "drug_contract", "legal_basis": "conditional_waiver", "starts_on": starts.isoformat(),
-            "ends_on": (starts + timedelta(days=180)).isoformat(),
-            "conditions": [{"kind": "drug_test", "description": "Urine sample", "every_days": every_days,
-                            "responsible_agency": responsible}],
-            "signatures": [{"party": "youth", "signed_on": today.isoformat()},
-                           {"party": "guardian", "signed_on": today.isoformat()}], **fields}
+    body = {
+        "type": "drug_contract",
+        "legal_basis": "conditional_waiver",
+        "starts_on": starts.isoformat(),
+        "ends_on": (starts + timedelta(days=180)).isoformat(),
+        "conditions": [
+            {
+                "kind": "drug_test",
+                "description": "Urine sample",
+                "every_days": every_days,
+                "responsible_agency": responsible,
+            }
+        ],
+        "signatures": [
+            {"party": "youth", "signed_on": today.isoformat()},
+            {"party": "guardian", "signed_on": today.isoformat()},
+        ],
+        **fields,
+    }
     resp = world[by].post(f"/api/v1/cases/{case['id']}/reactions", json=body)
     assert resp.status_code == 201, resp.json
     reaction = resp.json
@@ -42,13 +56,21 @@ def drug_contract(world, case, every_days=14, starts_ago=20, responsible="health
     return resp.json
 
 
-
 def stored(app, **filters) -> list[dict]:
     with app.app_context():
         stmt = select(Reminder).filter_by(**filters).order_by(Reminder.due_at, Reminder.id)
-        return [{"id": r.id, "kind": r.kind, "status": r.status, "due_at": r.due_at, "case_id": r.case_id,
-                 "assignee_agency": r.assignee_agency, "source_id": r.source_id}
-                for r in db.session.scalars(stmt)]
+        return [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "status": r.status,
+                "due_at": r.due_at,
+                "case_id": r.case_id,
+                "assignee_agency": r.assignee_agency,
+                "source_id": r.source_id,
+            }
+            for r in db.session.scalars(stmt)
+        ]
 
 
 def log_event(world, case, by="health", **fields):
@@ -77,6 +99,7 @@ def listed(actor, **query):
 
 
 # --- who sees what ---------------------------------------------------------------------------------
+
 
 def test_the_assignee_agency_sees_its_reminder_with_the_contract_fields(world, contract_case):
     case, reaction, reminder = contract_case
@@ -148,12 +171,19 @@ def test_an_unknown_reminder_is_404(world, contract_case):
 
 # --- filters and pages ------------------------------------------------------------------------------
 
+
 def test_filters_by_status_case_and_due_before(world, app, contract_case):
     _case, _, reminder = contract_case
     other = world.case(participants=("health",))
     world.consent(other, ["health"])
-    manual = world["police"].post(f"/api/v1/cases/{other['id']}/reminders", json={
-        "due_at": rfc3339(utcnow() + timedelta(days=5)), "assignee_agency": "health"}).json
+    manual = (
+        world["police"]
+        .post(
+            f"/api/v1/cases/{other['id']}/reminders",
+            json={"due_at": rfc3339(utcnow() + timedelta(days=5)), "assignee_agency": "health"},
+        )
+        .json
+    )
     health = world["health"]
     assert {i["id"] for i in listed(health)} == {reminder["id"], manual["id"]}
     assert [i["id"] for i in listed(health, case_id=other["id"])] == [manual["id"]]
@@ -174,8 +204,9 @@ def test_reminders_are_listed_soonest_first_in_pages(world, app):
     now = utcnow()
     ids = []
     for days in (3, 1, 2):
-        resp = world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
-                                    json={"due_at": rfc3339(now + timedelta(days=days))})
+        resp = world["police"].post(
+            f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(now + timedelta(days=days))}
+        )
         assert resp.status_code == 201
         ids.append((days, resp.json["id"]))
     expected = [i for _, i in sorted(ids)]
@@ -187,6 +218,7 @@ def test_reminders_are_listed_soonest_first_in_pages(world, app):
 
 
 # --- ack, done, dismiss, snooze ----------------------------------------------------------------------
+
 
 def test_ack_marks_acknowledged_and_takes_the_reminder_for_the_user(world, contract_case):
     _, _, reminder = contract_case
@@ -209,11 +241,16 @@ def test_done_and_dismiss_settle_the_reminder(world, contract_case, action, stat
 def test_a_settled_reminder_cannot_move_again(world, contract_case):
     _, _, reminder = contract_case
     world["health"].post(f"/api/v1/reminders/{reminder['id']}/done")
-    body = assert_problem(world["health"].post(f"/api/v1/reminders/{reminder['id']}/dismiss"), 409,
-                    "transition-not-allowed")
+    body = assert_problem(
+        world["health"].post(f"/api/v1/reminders/{reminder['id']}/dismiss"), 409, "transition-not-allowed"
+    )
     assert body["allowed"] == []
-    assert_problem(world["health"].post(f"/api/v1/reminders/{reminder['id']}/snooze",
-                                  json={"until": rfc3339(utcnow() + timedelta(days=1))}), 409)
+    assert_problem(
+        world["health"].post(
+            f"/api/v1/reminders/{reminder['id']}/snooze", json={"until": rfc3339(utcnow() + timedelta(days=1))}
+        ),
+        409,
+    )
 
 
 def test_an_acknowledged_reminder_can_be_done_but_not_acknowledged_again(world, contract_case):
@@ -243,12 +280,15 @@ def test_snooze_into_the_past_or_without_until_is_422(world, contract_case):
 
 # --- manual reminders -------------------------------------------------------------------------------
 
+
 def test_a_manual_reminder_is_created_for_a_named_participating_agency(world, app):
     case = world.case(participants=("health", "slt"))
     world.consent(case, ["health"])
     due = rfc3339(utcnow() + timedelta(days=3))
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
-                                json={"due_at": due, "assignee_agency": "health", "text": "Ring the school"})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/reminders",
+        json={"due_at": due, "assignee_agency": "health", "text": "Ring the school"},
+    )
     assert resp.status_code == 201, resp.json
     assert resp.headers["Location"].endswith(f"/api/v1/reminders/{resp.json['id']}")
     assert (resp.json["kind"], resp.json["assignee_agency"], resp.json["due_at"]) == ("manual", "health", due)
@@ -267,15 +307,24 @@ def test_a_manual_reminder_defaults_to_the_callers_agency(world):
 
 def test_a_manual_reminder_for_an_agency_outside_the_case_is_422(world):
     case = world.case(participants=("health",))
-    body = assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
-                                         json={"due_at": rfc3339(utcnow()), "assignee_agency": "nav"}), 422)
+    body = assert_problem(
+        world["police"].post(
+            f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(utcnow()), "assignee_agency": "nav"}
+        ),
+        422,
+    )
     assert "assignee_agency" in body["errors"]
 
 
 def test_a_manual_reminder_for_a_user_of_another_agency_is_422(world):
     case = world.case(participants=("health",))
-    body = assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={
-        "due_at": rfc3339(utcnow()), "assignee_agency": "health", "assignee_user": world["police"].user_id}), 422)
+    body = assert_problem(
+        world["police"].post(
+            f"/api/v1/cases/{case['id']}/reminders",
+            json={"due_at": rfc3339(utcnow()), "assignee_agency": "health", "assignee_user": world["police"].user_id},
+        ),
+        422,
+    )
     assert "assignee_user" in body["errors"]
 
 
@@ -290,15 +339,17 @@ def test_only_participants_with_access_create_manual_reminders(world):
     body = {"due_at": rfc3339(utcnow())}
     assert_problem(world["nav"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 404)
     assert_problem(world["health"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 403, "consent-required")
-    assert_problem(world["admin"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 403,
-             "case-content-forbidden")
+    assert_problem(
+        world["admin"].post(f"/api/v1/cases/{case['id']}/reminders", json=body), 403, "case-content-forbidden"
+    )
 
 
 def test_no_manual_reminder_on_a_closed_case(world):
     case = world.case(participants=("health",))
     move_case(world, case, "withdrawn")
-    assert_problem(world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
-                                        json={"due_at": rfc3339(utcnow())}), 409)
+    assert_problem(
+        world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(utcnow())}), 409
+    )
 
 
 def test_the_same_idempotency_key_creates_one_manual_reminder(world, app):
@@ -314,13 +365,29 @@ def test_the_same_idempotency_key_creates_one_manual_reminder(world, app):
 
 # --- the calendar feed --------------------------------------------------------------------------------
 
+
 def test_the_calendar_is_valid_icalendar_with_one_event_per_pending_reminder(world, app, contract_case):
     case, _, reminder = contract_case
-    extra = world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={
-        "due_at": rfc3339(utcnow() + timedelta(days=1)), "assignee_agency": "health",
-        "text": "Secret words about the youth"}).json
-    settled = world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={
-        "due_at": rfc3339(utcnow() + timedelta(days=1)), "assignee_agency": "health"}).json
+    extra = (
+        world["police"]
+        .post(
+            f"/api/v1/cases/{case['id']}/reminders",
+            json={
+                "due_at": rfc3339(utcnow() + timedelta(days=1)),
+                "assignee_agency": "health",
+                "text": "Secret words about the youth",
+            },
+        )
+        .json
+    )
+    settled = (
+        world["police"]
+        .post(
+            f"/api/v1/cases/{case['id']}/reminders",
+            json={"due_at": rfc3339(utcnow() + timedelta(days=1)), "assignee_agency": "health"},
+        )
+        .json
+    )
     world["health"].post(f"/api/v1/reminders/{settled['id']}/dismiss")
     resp = world["health"].get("/api/v1/reminders.ics")
     assert resp.status_code == 200
@@ -337,8 +404,10 @@ def test_the_calendar_is_valid_icalendar_with_one_event_per_pending_reminder(wor
 
 def test_the_calendar_holds_no_names_summaries_or_text(world, app, contract_case):
     case, _, _ = contract_case
-    world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={
-        "due_at": rfc3339(utcnow()), "assignee_agency": "health", "text": "Secret words about the youth"})
+    world["police"].post(
+        f"/api/v1/cases/{case['id']}/reminders",
+        json={"due_at": rfc3339(utcnow()), "assignee_agency": "health", "text": "Secret words about the youth"},
+    )
     body = world["health"].get("/api/v1/reminders.ics").get_data(as_text=True)
     for forbidden in ("Secret words", "Testesen", "Test case", "Urine sample", "Test Forelder"):
         assert forbidden not in body
@@ -351,14 +420,16 @@ def test_the_calendar_shows_only_the_callers_agency(world, contract_case):
 
 # --- the cases due_before filter ----------------------------------------------------------------------
 
+
 def test_cases_filter_by_a_pending_reminder_due_before(world, app):
     late = world.case(participants=("health",))
     early = world.case(participants=("health",))
     quiet = world.case(participants=("health",))
     now = utcnow()
     for case, days in ((late, 10), (early, 1)):
-        world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
-                             json={"due_at": rfc3339(now + timedelta(days=days))})
+        world["police"].post(
+            f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(now + timedelta(days=days))}
+        )
     found = world["police"].get("/api/v1/cases", query_string={"due_before": rfc3339(now + timedelta(days=5))}).json
     assert [c["id"] for c in found["items"]] == [early["id"]]
     found = world["police"].get("/api/v1/cases", query_string={"due_before": rfc3339(now + timedelta(days=20))}).json
@@ -376,11 +447,13 @@ def test_a_settled_reminder_does_not_count_for_due_before(world):
 
 # --- settling ----------------------------------------------------------------------------------------
 
+
 def test_a_matching_event_settles_the_reminder_and_schedules_the_next(world, app, contract_case):
     case, reaction, reminder = contract_case
     condition = reaction["conditions"][0]["id"]
-    event = log_event(world, case, kind="drug_test", result="negative", condition_id=condition,
-                      occurred_at=rfc3339(utcnow()))
+    event = log_event(
+        world, case, kind="drug_test", result="negative", condition_id=condition, occurred_at=rfc3339(utcnow())
+    )
     kept = stored(app, kind="condition_due")
     assert [(r["id"], r["status"]) for r in kept if r["id"] == reminder["id"]] == [(reminder["id"], "done")]
     following = [r for r in kept if r["status"] == "pending"]
@@ -435,8 +508,10 @@ def test_closing_the_case_dismisses_its_open_reminders(world, app, contract_case
 def test_closing_a_reaction_dismisses_its_reminders_only(world, app, contract_case):
     case, reaction, reminder = contract_case
     manual = world["police"].post(f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(utcnow())}).json
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/reactions/{reaction['id']}/transitions",
-                                json={"to": "completed", "reason": "Done well"})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/reactions/{reaction['id']}/transitions",
+        json={"to": "completed", "reason": "Done well"},
+    )
     assert resp.status_code == 200, resp.json
     assert {r["id"]: r["status"] for r in stored(app)} == {reminder["id"]: "dismissed", manual["id"]: "pending"}
 
@@ -451,15 +526,23 @@ def test_withdrawing_a_consent_settles_its_consent_expiring_reminder(world, app)
     resp = world["police"].post(f"/api/v1/cases/{case['id']}/consents/{consent['id']}/withdraw")
     assert resp.status_code == 200
     assert {r["source_id"]: r["status"] for r in stored(app, kind="consent_expiring")} == {
-        consent["id"]: "dismissed", other["id"]: "pending"}
+        consent["id"]: "dismissed",
+        other["id"]: "pending",
+    }
 
 
 def test_a_conversation_event_settles_conversation_scheduled(world, app):
     case = world.case(participants=("health",))
     scheduled = utcnow() + timedelta(hours=20)
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/reactions", json={
-        "type": "concern_conversation", "legal_basis": "consent", "starts_on": oslo_today().isoformat(),
-        "scheduled_at": rfc3339(scheduled)})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/reactions",
+        json={
+            "type": "concern_conversation",
+            "legal_basis": "consent",
+            "starts_on": oslo_today().isoformat(),
+            "scheduled_at": rfc3339(scheduled),
+        },
+    )
     assert resp.status_code == 201, resp.json
     run_worker(app)
     assert [r["status"] for r in stored(app, kind="conversation_scheduled")] == ["pending"]
@@ -478,14 +561,19 @@ def test_settling_a_reminder_settles_its_escalation(world, app, contract_case):
 
 # --- metrics -----------------------------------------------------------------------------------------
 
+
 def test_metrics_show_pending_overdue_and_escalated_reminders(world, app, client, contract_case):
     case, _, _ = contract_case
-    world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
-                         json={"due_at": rfc3339(utcnow() + timedelta(days=3))})
+    world["police"].post(
+        f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(utcnow() + timedelta(days=3))}
+    )
     run_worker(app, utcnow() + timedelta(days=3))  # the condition is escalated (due in two days)
     text = client.get("/metrics").get_data(as_text=True)
-    lines = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-             if line.startswith(("casesvc_reminders_", "casesvc_webhook_deliveries"))}
+    lines = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith(("casesvc_reminders_", "casesvc_webhook_deliveries"))
+    }
     assert lines["casesvc_reminders_pending"] == 3
     assert lines["casesvc_reminders_overdue"] == 1
     assert lines["casesvc_reminders_escalated"] == 1

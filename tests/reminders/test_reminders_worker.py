@@ -2,6 +2,7 @@
 when) it is due, to the right agency; escalation; idempotence (the same --now twice creates
 nothing new, and a source that has its reminder is not looked at again); exactly once under four
 concurrent workers; the command line."""
+
 from __future__ import annotations
 
 import json
@@ -25,18 +26,28 @@ SECRET = "worker-test-webhook-secret"
 
 # --- helpers -------------------------------------------------------------------------------------
 
+
 def settings_of(app, **overrides):
     return replace(app.config["CASESVC"], **overrides)
-
 
 
 def stored(app, **filters) -> list[dict]:
     with app.app_context():
         stmt = select(Reminder).filter_by(**filters).order_by(Reminder.due_at, Reminder.id)
-        return [{"id": r.id, "kind": r.kind, "status": r.status, "due_at": r.due_at, "case_id": r.case_id,
-                 "assignee_agency": r.assignee_agency, "source_type": r.source_type, "source_id": r.source_id,
-                 "created_at": r.created_at}
-                for r in db.session.scalars(stmt)]
+        return [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "status": r.status,
+                "due_at": r.due_at,
+                "case_id": r.case_id,
+                "assignee_agency": r.assignee_agency,
+                "source_type": r.source_type,
+                "source_id": r.source_id,
+                "created_at": r.created_at,
+            }
+            for r in db.session.scalars(stmt)
+        ]
 
 
 def count(app, model=Reminder) -> int:
@@ -58,17 +69,24 @@ def backdate_case(app, case, days):
 def reaction(world, case, type="drug_contract", starts_on=None, activate=True, by="police", **fields):
     today = oslo_today()
     starts = starts_on or today - timedelta(days=2)
-    body = {"type": type, "legal_basis": "conditional_waiver" if type != "follow_up_plan" else "consent",
-            "starts_on": starts.isoformat(), **fields}
+    body = {
+        "type": type,
+        "legal_basis": "conditional_waiver" if type != "follow_up_plan" else "consent",
+        "starts_on": starts.isoformat(),
+        **fields,
+    }
     if type in ("drug_contract", "youth_contract"):
         body.setdefault("ends_on", (starts + timedelta(days=180)).isoformat())
-        body.setdefault("signatures", [{"party": "youth", "signed_on": today.isoformat()},
-                                       {"party": "guardian", "signed_on": today.isoformat()}])
+        body.setdefault(
+            "signatures",
+            [{"party": "youth", "signed_on": today.isoformat()}, {"party": "guardian", "signed_on": today.isoformat()}],
+        )
     resp = world[by].post(f"/api/v1/cases/{case['id']}/reactions", json=body)
     assert resp.status_code == 201, resp.json
     if activate:
-        moved = world[by].post(f"/api/v1/cases/{case['id']}/reactions/{resp.json['id']}/transitions",
-                               json={"to": "active"})
+        moved = world[by].post(
+            f"/api/v1/cases/{case['id']}/reactions/{resp.json['id']}/transitions", json={"to": "active"}
+        )
         assert moved.status_code == 200, moved.json
         return moved.json
     return resp.json
@@ -85,6 +103,7 @@ def at_day(days: int):
 
 # --- condition_due ---------------------------------------------------------------------------------
 
+
 def test_condition_due_is_created_as_soon_as_the_next_date_is_known(world, app):
     case = world.case(participants=("health",))
     made = reaction(world, case, conditions=[condition(14)])
@@ -100,9 +119,15 @@ def test_condition_due_counts_from_the_last_matching_event(world, app):
     case = world.case(participants=("health",))
     made = reaction(world, case, starts_on=oslo_today() - timedelta(days=30), conditions=[condition(7)])
     tested = utcnow() - timedelta(days=3)
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
-        "kind": "drug_test", "result": "negative", "occurred_at": rfc3339(tested),
-        "condition_id": made["conditions"][0]["id"]})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/events",
+        json={
+            "kind": "drug_test",
+            "result": "negative",
+            "occurred_at": rfc3339(tested),
+            "condition_id": made["conditions"][0]["id"],
+        },
+    )
     assert resp.status_code == 201, resp.json
     run_worker(app)
     pending = [r for r in stored(app, kind="condition_due") if r["status"] == "pending"]
@@ -125,6 +150,7 @@ def test_no_condition_due_without_a_recurring_condition_on_an_active_reaction_of
 
 # --- reaction_ending ----------------------------------------------------------------------------
 
+
 def test_reaction_ending_is_created_14_days_before_the_end_and_not_earlier(world, app):
     case = world.case(participants=("health",))
     ends = oslo_today() + timedelta(days=20)
@@ -144,7 +170,9 @@ def test_the_end_of_probation_is_reminded_too(world, app):
     run_worker(app)
     run_worker(app, at_day(46))
     assert [r["due_at"] for r in stored(app, kind="reaction_ending")] == [
-        rules.day_start(ends - timedelta(days=14)), rules.day_start(probation - timedelta(days=14))]
+        rules.day_start(ends - timedelta(days=14)),
+        rules.day_start(probation - timedelta(days=14)),
+    ]
 
 
 def test_the_day_count_is_a_setting(world, app):
@@ -162,8 +190,12 @@ def patch_reaction(world, case, made, body, by="police"):
 
 def settled(app, kind) -> list[tuple[str, str | None]]:
     with app.app_context():
-        return [(r.status, r.settled_by) for r in db.session.scalars(
-            select(Reminder).where(Reminder.kind == kind).order_by(Reminder.created_at, Reminder.id))]
+        return [
+            (r.status, r.settled_by)
+            for r in db.session.scalars(
+                select(Reminder).where(Reminder.kind == kind).order_by(Reminder.created_at, Reminder.id)
+            )
+        ]
 
 
 def test_moving_the_end_dismisses_the_old_reminder_and_the_new_end_is_reminded(world, app):
@@ -177,7 +209,8 @@ def test_moving_the_end_dismisses_the_old_reminder_and_the_new_end_is_reminded(w
     assert run_worker(app)["created"]["reaction_ending"] == 0  # the new end is not due yet
     assert run_worker(app, at_day(26))["created"]["reaction_ending"] == 1
     assert [r["due_at"] for r in stored(app, kind="reaction_ending", status="pending")] == [
-        rules.day_start(later - timedelta(days=14))]
+        rules.day_start(later - timedelta(days=14))
+    ]
 
 
 def test_a_patch_that_keeps_the_dates_leaves_the_reminders_alone(world, app):
@@ -191,15 +224,22 @@ def test_a_patch_that_keeps_the_dates_leaves_the_reminders_alone(world, app):
 def test_the_end_of_probation_keeps_its_reminder_when_only_the_end_moves(world, app):
     case = world.case(participants=("health",))
     today = oslo_today()
-    made = reaction(world, case, ends_on=(today + timedelta(days=5)).isoformat(),
-                    probation_ends_on=(today + timedelta(days=10)).isoformat())
+    made = reaction(
+        world,
+        case,
+        ends_on=(today + timedelta(days=5)).isoformat(),
+        probation_ends_on=(today + timedelta(days=10)).isoformat(),
+    )
     assert run_worker(app)["created"]["reaction_ending"] == 2
     patch_reaction(world, case, made, {"ends_on": (today + timedelta(days=6)).isoformat()})
-    assert sorted(settled(app, "reaction_ending"), key=str) == [("dismissed", "reaction-rescheduled"),
-                                                                 ("pending", None)]
+    assert sorted(settled(app, "reaction_ending"), key=str) == [
+        ("dismissed", "reaction-rescheduled"),
+        ("pending", None),
+    ]
 
 
 # --- consent_expiring -----------------------------------------------------------------------------
+
 
 def test_consent_expiring_is_created_30_days_before_expiry_and_not_earlier(world, app):
     case = world.case(participants=("health",))
@@ -221,6 +261,7 @@ def test_a_withdrawn_consent_is_not_reminded(world, app):
 
 # --- no_recent_contact ---------------------------------------------------------------------------
 
+
 def test_no_recent_contact_after_30_days_without_an_event_on_an_active_case(world, app):
     case = world.case(participants=("health",))
     move_case(world, case, "active")
@@ -234,8 +275,10 @@ def test_an_event_within_30_days_means_no_reminder(world, app):
     case = world.case(participants=("health",))
     move_case(world, case, "active")
     backdate_case(app, case, 60)
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/events", json={
-        "kind": "home_visit", "occurred_at": rfc3339(utcnow() - timedelta(days=10))})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/events",
+        json={"kind": "home_visit", "occurred_at": rfc3339(utcnow() - timedelta(days=10))},
+    )
     assert resp.status_code == 201
     assert run_worker(app)["created"]["no_recent_contact"] == 0
     assert run_worker(app, at_day(21))["created"]["no_recent_contact"] == 1
@@ -249,11 +292,13 @@ def test_a_case_not_yet_active_gets_no_no_recent_contact(world, app):
 
 # --- conversation_scheduled ----------------------------------------------------------------------
 
+
 def test_conversation_scheduled_is_created_a_day_before(world, app):
     case = world.case(participants=("health",))
     scheduled = utcnow().replace(microsecond=0) + timedelta(days=3)
-    made = reaction(world, case, type="concern_conversation", activate=False, legal_basis="consent",
-                    scheduled_at=rfc3339(scheduled))
+    made = reaction(
+        world, case, type="concern_conversation", activate=False, legal_basis="consent", scheduled_at=rfc3339(scheduled)
+    )
     assert run_worker(app, at_day(1))["created"]["conversation_scheduled"] == 0
     assert run_worker(app, scheduled - timedelta(hours=23))["created"]["conversation_scheduled"] == 1
     [reminder] = stored(app, kind="conversation_scheduled")
@@ -264,32 +309,43 @@ def test_conversation_scheduled_is_created_a_day_before(world, app):
 def test_a_conversation_already_held_is_not_reminded(world, app):
     case = world.case(participants=("health",))
     soon = utcnow().replace(microsecond=0) + timedelta(hours=5)
-    reaction(world, case, type="concern_conversation", activate=False, legal_basis="consent",
-             scheduled_at=rfc3339(soon), held_at=rfc3339(utcnow()))
+    reaction(
+        world,
+        case,
+        type="concern_conversation",
+        activate=False,
+        legal_basis="consent",
+        scheduled_at=rfc3339(soon),
+        held_at=rfc3339(utcnow()),
+    )
     assert run_worker(app)["created"]["conversation_scheduled"] == 0
 
 
 def test_a_conversation_moved_to_another_day_is_reminded_anew_and_a_held_one_is_settled(world, app):
     case = world.case(participants=("health",))
     soon = utcnow().replace(microsecond=0) + timedelta(hours=5)
-    made = reaction(world, case, type="concern_conversation", activate=False, legal_basis="consent",
-                    scheduled_at=rfc3339(soon))
+    made = reaction(
+        world, case, type="concern_conversation", activate=False, legal_basis="consent", scheduled_at=rfc3339(soon)
+    )
     assert run_worker(app)["created"]["conversation_scheduled"] == 1
     moved = soon + timedelta(days=2)
     patch_reaction(world, case, made, {"scheduled_at": rfc3339(moved)})
     assert settled(app, "conversation_scheduled") == [("dismissed", "reaction-rescheduled")]
     assert run_worker(app, moved - timedelta(hours=23))["created"]["conversation_scheduled"] == 1
     patch_reaction(world, case, made, {"held_at": rfc3339(utcnow())})
-    assert settled(app, "conversation_scheduled") == [("dismissed", "reaction-rescheduled"),
-                                                      ("done", "conversation-held")]
+    assert settled(app, "conversation_scheduled") == [
+        ("dismissed", "reaction-rescheduled"),
+        ("done", "conversation-held"),
+    ]
 
 
 def test_a_conversation_moved_within_the_reminders_day_takes_its_reminder_along(world, app):
     case = world.case(participants=("health",))
     # noon in Oslo two days ahead, moved one hour: the reminder's day stays the same
     noon = rules.day_start(oslo_today() + timedelta(days=2)) + timedelta(hours=12)
-    made = reaction(world, case, type="concern_conversation", activate=False, legal_basis="consent",
-                    scheduled_at=rfc3339(noon))
+    made = reaction(
+        world, case, type="concern_conversation", activate=False, legal_basis="consent", scheduled_at=rfc3339(noon)
+    )
     assert run_worker(app, noon - timedelta(hours=23))["created"]["conversation_scheduled"] == 1
     patch_reaction(world, case, made, {"scheduled_at": rfc3339(noon + timedelta(hours=1))})
     [reminder] = stored(app, kind="conversation_scheduled")
@@ -298,6 +354,7 @@ def test_a_conversation_moved_within_the_reminders_day_takes_its_reminder_along(
 
 
 # --- age_threshold --------------------------------------------------------------------------------
+
 
 def test_turning_16_while_the_case_is_open_is_reminded_on_the_birthday(world, app):
     birthday = oslo_today() + timedelta(days=5)
@@ -308,7 +365,10 @@ def test_turning_16_while_the_case_is_open_is_reminded_on_the_birthday(world, ap
     [reminder] = stored(app, kind="age_threshold")
     assert reminder["due_at"] == rules.day_start(birthday)
     assert (reminder["case_id"], reminder["assignee_agency"], reminder["source_id"]) == (
-        case["id"], "police", youth["id"])
+        case["id"],
+        "police",
+        youth["id"],
+    )
 
 
 def test_turning_18_is_reminded_too(world, app):
@@ -327,6 +387,7 @@ def test_a_birthday_before_the_case_was_opened_is_not_reminded(world, app):
 
 # --- plan_review ----------------------------------------------------------------------------------
 
+
 def test_a_follow_up_plan_is_reviewed_every_three_months(world, app):
     case = world.case(participants=("health",))
     today = oslo_today()
@@ -344,6 +405,7 @@ def test_a_plan_younger_than_three_months_is_not_reviewed_yet(world, app):
 
 
 # --- escalation ----------------------------------------------------------------------------------
+
 
 def overdue_condition(world, app, participants=("health", "slt"), overdue_days=1):
     """A condition whose reminder fell due `overdue_days` ago."""
@@ -400,13 +462,19 @@ def test_the_escalation_days_are_a_setting(world, app):
 
 # --- idempotence and incremental work -------------------------------------------------------------
 
+
 def busy_world(world, app):
     """A bit of everything due at once."""
     today = oslo_today()
     case = world.case(participants=("health", "slt"))
     move_case(world, case, "active")
-    reaction(world, case, starts_on=today - timedelta(days=40), ends_on=(today + timedelta(days=5)).isoformat(),
-             conditions=[condition(7), condition(30, "slt", "meeting")])
+    reaction(
+        world,
+        case,
+        starts_on=today - timedelta(days=40),
+        ends_on=(today + timedelta(days=5)).isoformat(),
+        conditions=[condition(7), condition(30, "slt", "meeting")],
+    )
     reaction(world, case, type="follow_up_plan", starts_on=rules.add_months(today, -4))
     world.consent(case, ["health"], expires_on=(today + timedelta(days=10)).isoformat())
     backdate_case(app, case, 45)
@@ -419,7 +487,12 @@ def test_the_same_now_twice_creates_nothing_new(world, app):
     first = run_worker(app, now)
     made = count(app)
     assert {k: v for k, v in first["created"].items() if v} == {
-        "condition_due": 2, "reaction_ending": 1, "consent_expiring": 1, "no_recent_contact": 1, "plan_review": 1}
+        "condition_due": 2,
+        "reaction_ending": 1,
+        "consent_expiring": 1,
+        "no_recent_contact": 1,
+        "plan_review": 1,
+    }
     second = run_worker(app, now)
     assert set(second["created"].values()) == {0}
     assert count(app) == made
@@ -440,6 +513,7 @@ def test_a_source_that_has_its_reminder_is_not_a_candidate_again(world, app):
 
 
 # --- exactly once under concurrent workers --------------------------------------------------------
+
 
 class Receiver:
     def __init__(self):
@@ -520,6 +594,7 @@ def test_four_concurrent_workers_create_and_deliver_each_reminder_exactly_once(w
 
 
 # --- the command ------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def cli(fresh_cli):

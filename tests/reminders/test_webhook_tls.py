@@ -9,6 +9,7 @@ arrive through the pinned address. The certificates are made here, under a test 
 trusts that CA (and nothing else) through `ssl._create_default_https_context`, the hook by which
 http.client makes its default context (PEP 476), so the context in use is otherwise the
 standard verifying one (CERT_REQUIRED, check_hostname)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -40,6 +41,7 @@ SELF_SIGNED = "certificate refused: self-signed certificate"
 
 # --- a small PKI, made for the test ------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Pki:
     ca: Path  # the CA the client is made to trust
@@ -55,22 +57,37 @@ def _name(common_name: str) -> x509.Name:
 
 def _certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool, dns: str | None = None) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder()
-               .subject_name(_name(subject)).issuer_name(_name(issuer))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
-               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
-                              critical=False))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+    )
     if ca:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False, data_encipherment=False,
-            key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
-            critical=True)
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     else:
-        builder = (builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
-                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False).add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -80,8 +97,9 @@ def _write(directory: Path, stem: str, certificate: x509.Certificate, key=None) 
     if key is None:
         return cert_file, None
     key_file = directory / f"{stem}.key"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file
 
 
@@ -97,20 +115,24 @@ def pki(tmp_path) -> Pki:
             issuer, issuer_key = dns, key
         return _write(tmp_path, stem, _certificate(dns, key, issuer, issuer_key, ca=False, dns=dns), key)
 
-    return Pki(ca=ca_file, good=leaf("good", HOST), other_name=leaf("other", "other.example.test"),
-               self_signed=leaf("self", HOST, issuer_key=None),
-               rogue_ca=leaf("rogue", HOST, issuer="rogue CA", issuer_key=rogue_key))
+    return Pki(
+        ca=ca_file,
+        good=leaf("good", HOST),
+        other_name=leaf("other", "other.example.test"),
+        self_signed=leaf("self", HOST, issuer_key=None),
+        rogue_ca=leaf("rogue", HOST, issuer="rogue CA", issuer_key=rogue_key),
+    )
 
 
 @pytest.fixture
 def trust_test_ca(monkeypatch, pki):
     """http.client's default context, with the test CA as its only trust anchor."""
     create_default_context = ssl.create_default_context
-    monkeypatch.setattr(ssl, "_create_default_https_context",
-                        lambda: create_default_context(cafile=str(pki.ca)))
+    monkeypatch.setattr(ssl, "_create_default_https_context", lambda: create_default_context(cafile=str(pki.ca)))
 
 
 # --- a TLS receiver on 127.0.0.1 -----------------------------------------------------------------
+
 
 class TLSReceiver:
     """As test_webhooks.Receiver, over TLS with the given certificate; it also records the SNI
@@ -198,6 +220,7 @@ def loopback_allowed(monkeypatch):
 
 def pinned_vetting(lookups: list):
     """`vet` as the worker calls it in production, with HOST resolving to 127.0.0.1 (recorded)."""
+
     def resolve(host, port):
         lookups.append((host, port))
         return [PINNED] if host == HOST else []
@@ -211,8 +234,10 @@ HEADERS = {"Content-Type": "application/json", "User-Agent": webhooks.USER_AGENT
 
 # --- 1. the right certificate, pinned address, host name kept ----------------------------------------
 
+
 def test_https_to_the_pinned_address_keeps_the_host_name_for_host_sni_and_certificate(
-        tls_receiver, trust_test_ca, loopback_allowed):
+    tls_receiver, trust_test_ca, loopback_allowed
+):
     receiver = tls_receiver()
     lookups = []
     [result] = webhooks.send_all([(receiver.url + "?x=1", BODY, HEADERS)], 5.0, 1, vetting=pinned_vetting(lookups))
@@ -238,10 +263,13 @@ def test_without_the_pinned_address_the_name_is_not_reached(tls_receiver, trust_
 
 # --- 2. any other certificate is refused, and nothing is sent ------------------------------------------
 
-@pytest.mark.parametrize("cert, reason", [("other_name", WRONG_NAME), ("self_signed", SELF_SIGNED),
-                                             ("rogue_ca", UNTRUSTED)])
+
+@pytest.mark.parametrize(
+    "cert, reason", [("other_name", WRONG_NAME), ("self_signed", SELF_SIGNED), ("rogue_ca", UNTRUSTED)]
+)
 def test_a_certificate_not_valid_for_the_host_name_is_refused_and_nothing_is_sent(
-        pki, tls_receiver, trust_test_ca, loopback_allowed, cert, reason):
+    pki, tls_receiver, trust_test_ca, loopback_allowed, cert, reason
+):
     """other_name: signed by the trusted CA, for other.example.test; self_signed: for the right
     name, signed by itself; rogue_ca: for the right name, from a CA the client does not trust."""
     receiver = tls_receiver(getattr(pki, cert))
@@ -265,8 +293,8 @@ def test_the_test_ca_is_trusted_only_where_the_test_says_so(tls_receiver, loopba
 
 # --- 3. a redirect is an answer ------------------------------------------------------------------------
 
-def test_a_redirect_over_https_is_a_failed_attempt_and_is_not_followed(tls_receiver, trust_test_ca,
-                                                                         loopback_allowed):
+
+def test_a_redirect_over_https_is_a_failed_attempt_and_is_not_followed(tls_receiver, trust_test_ca, loopback_allowed):
     receiver = tls_receiver()
     # to the same receiver: were it followed, a second request would be seen there
     receiver.status, receiver.location = 302, f"https://{HOST}:{receiver.port}/elsewhere"
@@ -277,6 +305,7 @@ def test_a_redirect_over_https_is_a_failed_attempt_and_is_not_followed(tls_recei
 
 
 # --- the worker, in production, end to end --------------------------------------------------------------
+
 
 @pytest.fixture
 def host_resolves_to_loopback(monkeypatch):
@@ -301,7 +330,8 @@ def _due_reminder_for(world, receiver):
 
 
 def test_the_worker_in_production_delivers_over_tls_to_the_vetted_address(
-        world, app, tls_receiver, trust_test_ca, loopback_allowed, host_resolves_to_loopback):
+    world, app, tls_receiver, trust_test_ca, loopback_allowed, host_resolves_to_loopback
+):
     receiver = tls_receiver()
     reminder = _due_reminder_for(world, receiver)
     assert run_worker(app, utcnow(), env="production")["deliveries"]["delivered"] == 1
@@ -311,14 +341,16 @@ def test_the_worker_in_production_delivers_over_tls_to_the_vetted_address(
     headers = {k.lower(): v for k, v in request["headers"].items()}
     assert headers["host"] == f"{HOST}:{receiver.port}"
     assert json.loads(request["body"])["reminder_id"] == reminder["id"]
-    assert webhooks.verify(SECRET, headers["x-casesvc-timestamp"], headers["x-casesvc-signature"],
-                           request["body"], now=time.time())
+    assert webhooks.verify(
+        SECRET, headers["x-casesvc-timestamp"], headers["x-casesvc-signature"], request["body"], now=time.time()
+    )
     [item] = attempts(world)
     assert (item["outcome"], item["status_code"], item["error"]) == ("delivered", 200, None)
 
 
 def test_the_worker_records_a_refused_certificate_and_retries(
-        world, app, pki, tls_receiver, trust_test_ca, loopback_allowed, host_resolves_to_loopback):
+    world, app, pki, tls_receiver, trust_test_ca, loopback_allowed, host_resolves_to_loopback
+):
     receiver = tls_receiver(pki.other_name)
     _due_reminder_for(world, receiver)
     assert run_worker(app, utcnow(), env="production")["deliveries"]["retrying"] == 1

@@ -2,6 +2,7 @@
 127.0.0.1 — signed, ids only, retried with backoff from the run's now and then failed, every
 attempt recorded, a slow receiver cut off at the timeout, a crashed worker's claim taken over
 after its lease, nothing sent for a reminder settled before it was due."""
+
 from __future__ import annotations
 
 import hashlib
@@ -88,10 +89,13 @@ def receiver():
     r.close()
 
 
-
 # this file's webhook settings: a short backoff and four attempts
-WEBHOOK_SETTINGS = {"webhook_timeout": 5.0, "webhook_backoff_seconds": 60, "webhook_backoff_max_seconds": 600,
-                    "webhook_max_attempts": 4}
+WEBHOOK_SETTINGS = {
+    "webhook_timeout": 5.0,
+    "webhook_backoff_seconds": 60,
+    "webhook_backoff_max_seconds": 600,
+    "webhook_max_attempts": 4,
+}
 
 
 def settings_of(app, **overrides):
@@ -100,7 +104,6 @@ def settings_of(app, **overrides):
 
 def run_worker(app, now, **overrides):
     return run_worker_with(app, now, **{**WEBHOOK_SETTINGS, **overrides})
-
 
 
 def hook(world, receiver, agency="health", secret=SECRET):
@@ -140,6 +143,7 @@ def due_reminder(world, receiver):
 
 # --- the secret at rest --------------------------------------------------------------------------
 
+
 def stored_secret(app, agency="health") -> str:
     with app.app_context():
         return db.session.get(Webhook, agency).secret
@@ -151,8 +155,9 @@ def test_the_secret_is_stored_encrypted_and_deliveries_are_signed_with_it(world,
     assert run_worker(app, utcnow())["deliveries"]["delivered"] == 1
     [request] = receiver.requests
     headers = {k.lower(): v for k, v in request["headers"].items()}
-    assert webhooks.verify(SECRET, headers["x-casesvc-timestamp"], headers["x-casesvc-signature"],
-                           request["body"], now=time.time())
+    assert webhooks.verify(
+        SECRET, headers["x-casesvc-timestamp"], headers["x-casesvc-signature"], request["body"], now=time.time()
+    )
 
 
 def test_a_secret_that_cannot_be_read_sends_nothing_and_fails_the_attempt(world, app, receiver, due_reminder):
@@ -171,6 +176,7 @@ def test_a_secret_that_cannot_be_read_sends_nothing_and_fails_the_attempt(world,
 
 
 # --- the admin endpoints ----------------------------------------------------------------------------
+
 
 def test_an_admin_sets_reads_replaces_and_removes_a_webhook(world, receiver):
     url = "/api/v1/agencies/health/webhook"
@@ -207,27 +213,33 @@ def test_only_an_admin_manages_webhooks(world, receiver, who):
 
 def test_an_admin_token_without_the_admin_scope_is_refused(world, receiver):
     admin = world.as_user(world["admin"].user_id, "admin", None, "user.admin", scopes={"audit:read"})
-    assert_problem(admin.put("/api/v1/agencies/health/webhook", json={"url": receiver.url, "secret": SECRET}), 403,
-             "insufficient-scope")
+    assert_problem(
+        admin.put("/api/v1/agencies/health/webhook", json={"url": receiver.url, "secret": SECRET}),
+        403,
+        "insufficient-scope",
+    )
 
 
 def test_an_unknown_agency_is_404(world, receiver):
-    assert_problem(world["admin"].put("/api/v1/agencies/nosuch/webhook",
-                                      json={"url": receiver.url, "secret": SECRET}), 404)
+    assert_problem(
+        world["admin"].put("/api/v1/agencies/nosuch/webhook", json={"url": receiver.url, "secret": SECRET}), 404
+    )
     assert_problem(world["admin"].get("/api/v1/agencies/nosuch/webhook/deliveries"), 404)
 
 
 @pytest.mark.parametrize("url", ["ftp://example.org/hook", "not a url", "https://u:p@example.org/hook"])
 def test_a_non_http_url_is_422(world, url):
-    body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook",
-                                             json={"url": url, "secret": SECRET}), 422)
+    body = assert_problem(
+        world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}), 422
+    )
     assert "url" in body["errors"]
 
 
 def test_an_empty_or_overlong_secret_is_422(world, receiver):
     for secret in ("", "x" * 256):
-        body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook",
-                                           json={"url": receiver.url, "secret": secret}), 422)
+        body = assert_problem(
+            world["admin"].put("/api/v1/agencies/health/webhook", json={"url": receiver.url, "secret": secret}), 422
+        )
         assert "secret" in body["errors"]
 
 
@@ -240,16 +252,22 @@ def test_a_short_secret_is_accepted_and_signs_the_deliveries(world, app, receive
     assert run_worker(app, utcnow())["deliveries"]["delivered"] == 1
     [request] = receiver.requests
     headers = {k.lower(): v for k, v in request["headers"].items()}
-    assert webhooks.verify("s3cret", headers["x-casesvc-timestamp"], headers["x-casesvc-signature"],
-                           request["body"], now=time.time())
+    assert webhooks.verify(
+        "s3cret", headers["x-casesvc-timestamp"], headers["x-casesvc-signature"], request["body"], now=time.time()
+    )
 
 
 def test_loopback_and_private_targets_are_refused_in_production(world, app, monkeypatch):
     monkeypatch.setitem(app.config, "CASESVC", replace(app.config["CASESVC"], env="production"))
-    for url in ("http://127.0.0.1:9000/hook", "http://localhost/hook", "http://10.0.0.5/hook",
-                "http://169.254.169.254/latest/meta-data"):
-        body = assert_problem(world["admin"].put("/api/v1/agencies/health/webhook",
-                                                 json={"url": url, "secret": SECRET}), 422)
+    for url in (
+        "http://127.0.0.1:9000/hook",
+        "http://localhost/hook",
+        "http://10.0.0.5/hook",
+        "http://169.254.169.254/latest/meta-data",
+    ):
+        body = assert_problem(
+            world["admin"].put("/api/v1/agencies/health/webhook", json={"url": url, "secret": SECRET}), 422
+        )
         assert "url" in body["errors"]
 
 
@@ -263,6 +281,7 @@ def test_loopback_targets_are_allowed_outside_production(world, receiver):
 
 # --- DNS rebinding: the address checked is the address used -------------------------------------------
 
+
 def test_in_production_the_name_is_resolved_once_and_that_address_is_used(monkeypatch):
     answers = iter([["93.184.216.34"], ["10.0.0.5"]])  # public at the check, then inward
     asked = []
@@ -272,10 +291,14 @@ def test_in_production_the_name_is_resolved_once_and_that_address_is_used(monkey
         return next(answers)
 
     sent = []
-    monkeypatch.setattr(webhooks, "_post", lambda url, body, headers, timeout, address=None:
-                        sent.append(address) or webhooks.Attempt(True, 200, None))
-    [result] = webhooks.send_all([("https://hooks.example.test/in", b"{}", {})], 1.0, 1,
-                                 vetting=lambda url: webhooks.vet(url, True, resolve))
+    monkeypatch.setattr(
+        webhooks,
+        "_post",
+        lambda url, body, headers, timeout, address=None: sent.append(address) or webhooks.Attempt(True, 200, None),
+    )
+    [result] = webhooks.send_all(
+        [("https://hooks.example.test/in", b"{}", {})], 1.0, 1, vetting=lambda url: webhooks.vet(url, True, resolve)
+    )
     assert result.ok
     assert asked == [("hooks.example.test", 443)]  # one lookup, not a second one at connect time
     assert sent == ["93.184.216.34"]
@@ -283,16 +306,25 @@ def test_in_production_the_name_is_resolved_once_and_that_address_is_used(monkey
 
 def test_a_name_that_resolves_inward_is_refused_before_anything_is_sent(monkeypatch):
     monkeypatch.setattr(webhooks, "_post", lambda *args, **kwargs: pytest.fail("nothing may be sent"))
-    [result] = webhooks.send_all([("https://hooks.example.test/in", b"{}", {})], 1.0, 1,
-                                 vetting=lambda url: webhooks.vet(url, True, lambda host, port: ["10.0.0.5"]))
+    [result] = webhooks.send_all(
+        [("https://hooks.example.test/in", b"{}", {})],
+        1.0,
+        1,
+        vetting=lambda url: webhooks.vet(url, True, lambda host, port: ["10.0.0.5"]),
+    )
     assert not result.ok and result.error.startswith("refused:")
 
 
 def test_the_attempt_connects_to_the_vetted_address_and_keeps_the_host_name(receiver):
     """`receiver.invalid` resolves nowhere: the request can only arrive through the address given."""
     port = receiver.server.server_address[1]
-    result = webhooks._post(f"http://receiver.invalid:{port}/casesvc/hook?x=1", b'{"a":1}',
-                            {"Content-Type": "application/json"}, 5.0, address="127.0.0.1")
+    result = webhooks._post(
+        f"http://receiver.invalid:{port}/casesvc/hook?x=1",
+        b'{"a":1}',
+        {"Content-Type": "application/json"},
+        5.0,
+        address="127.0.0.1",
+    )
     assert (result.ok, result.status_code) == (True, 200)
     [request] = receiver.requests
     assert request["path"] == "/casesvc/hook?x=1"
@@ -302,6 +334,7 @@ def test_the_attempt_connects_to_the_vetted_address_and_keeps_the_host_name(rece
 
 # --- delivery ----------------------------------------------------------------------------------------
 
+
 def test_a_due_reminder_is_posted_once_signed_with_ids_only(world, app, receiver, due_reminder):
     case, reminder = due_reminder
     now = utcnow()
@@ -310,17 +343,24 @@ def test_a_due_reminder_is_posted_once_signed_with_ids_only(world, app, receiver
     assert request["path"] == "/casesvc/hook"
     body = request["body"]
     headers = {k.lower(): v for k, v in request["headers"].items()}
-    assert json.loads(body) == {"event": "reminder.due", "reminder_id": reminder["id"], "case_id": case["id"],
-                                "kind": "manual", "due_at": reminder["due_at"],
-                                "timestamp": int(headers["x-casesvc-timestamp"])}
+    assert json.loads(body) == {
+        "event": "reminder.due",
+        "reminder_id": reminder["id"],
+        "case_id": case["id"],
+        "kind": "manual",
+        "due_at": reminder["due_at"],
+        "timestamp": int(headers["x-casesvc-timestamp"]),
+    }
     assert headers["content-type"] == "application/json"
     # README "Reminders and webhooks": the hex HMAC-SHA256 of the body with the secret
     assert headers["x-casesvc-signature"] == "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     # what a receiver does: recompute over the raw body; its timestamp is the header's, and fresh
-    assert webhooks.verify(SECRET, headers["x-casesvc-timestamp"], headers["x-casesvc-signature"], body,
-                           now=time.time())
-    assert not webhooks.verify("some-other-secret-value", headers["x-casesvc-timestamp"],
-                               headers["x-casesvc-signature"], body, now=time.time())
+    assert webhooks.verify(
+        SECRET, headers["x-casesvc-timestamp"], headers["x-casesvc-signature"], body, now=time.time()
+    )
+    assert not webhooks.verify(
+        "some-other-secret-value", headers["x-casesvc-timestamp"], headers["x-casesvc-signature"], body, now=time.time()
+    )
     assert b"guardian" not in body and b"Call" not in body
     run_worker(app, now + timedelta(hours=1))
     assert len(receiver.requests) == 1
@@ -351,8 +391,9 @@ def test_a_reminder_not_yet_due_is_posted_only_when_it_falls_due(world, app, rec
 def test_the_outbox_row_is_written_with_the_reminder(world, app, receiver):
     hook(world, receiver)
     case = world.case(participants=("health",))
-    resp = world["police"].post(f"/api/v1/cases/{case['id']}/reminders",
-                                json={"due_at": rfc3339(utcnow()), "assignee_agency": "nav"})
+    resp = world["police"].post(
+        f"/api/v1/cases/{case['id']}/reminders", json={"due_at": rfc3339(utcnow()), "assignee_agency": "nav"}
+    )
     assert resp.status_code == 422  # refused: neither a reminder nor an outbox row is left behind
     assert (count(app, Reminder), count(app, WebhookDelivery)) == (0, 0)
     manual(world, case, utcnow())
@@ -405,8 +446,10 @@ def test_a_snoozed_reminder_is_posted_at_the_new_time(world, app, receiver):
     world.consent(case, ["health"])
     reminder = manual(world, case, utcnow() + timedelta(hours=1))
     until = utcnow().replace(microsecond=0) + timedelta(days=1)
-    assert world["health"].post(f"/api/v1/reminders/{reminder['id']}/snooze",
-                                json={"until": rfc3339(until)}).status_code == 200
+    assert (
+        world["health"].post(f"/api/v1/reminders/{reminder['id']}/snooze", json={"until": rfc3339(until)}).status_code
+        == 200
+    )
     run_worker(app, utcnow() + timedelta(hours=2))
     assert receiver.requests == []
     run_worker(app, until)
@@ -424,6 +467,7 @@ def test_removing_the_webhook_cancels_what_was_not_sent(world, app, receiver):
 
 # --- failures, retries, backoff ----------------------------------------------------------------------
 
+
 def test_a_failing_receiver_is_retried_with_backoff_from_the_runs_now_then_failed(world, app, receiver, due_reminder):
     receiver.status = 500
     now = utcnow().replace(microsecond=0)
@@ -431,10 +475,10 @@ def test_a_failing_receiver_is_retried_with_backoff_from_the_runs_now_then_faile
     # the same now again: nothing is due yet (idempotent)
     assert run_worker(app, now)["deliveries"] == {"delivered": 0, "retrying": 0, "failed": 0}
     assert run_worker(app, now + timedelta(seconds=59))["deliveries"]["retrying"] == 0
-    assert run_worker(app, now + timedelta(seconds=60))["deliveries"]["retrying"] == 1    # after 60 s
+    assert run_worker(app, now + timedelta(seconds=60))["deliveries"]["retrying"] == 1  # after 60 s
     assert run_worker(app, now + timedelta(seconds=179))["deliveries"]["retrying"] == 0
-    assert run_worker(app, now + timedelta(seconds=180))["deliveries"]["retrying"] == 1   # after 120 s more
-    assert run_worker(app, now + timedelta(seconds=420))["deliveries"]["failed"] == 1     # the 4th and last
+    assert run_worker(app, now + timedelta(seconds=180))["deliveries"]["retrying"] == 1  # after 120 s more
+    assert run_worker(app, now + timedelta(seconds=420))["deliveries"]["failed"] == 1  # the 4th and last
     assert run_worker(app, now + timedelta(days=30))["deliveries"] == {"delivered": 0, "retrying": 0, "failed": 0}
     assert len(receiver.requests) == 4
     listed = attempts(world)
@@ -442,7 +486,8 @@ def test_a_failing_receiver_is_retried_with_backoff_from_the_runs_now_then_faile
     assert {a["status_code"] for a in listed} == {500}
     assert {a["error"] for a in listed} == {"HTTP 500"}
     assert [a["attempted_at"] for a in reversed(listed)] == [
-        rfc3339(now + timedelta(seconds=s)) for s in (0, 60, 180, 420)]
+        rfc3339(now + timedelta(seconds=s)) for s in (0, 60, 180, 420)
+    ]
     assert [a["outcome"] for a in attempts(world, outcome="failed")] == ["failed"]
 
 
@@ -494,6 +539,7 @@ def test_a_target_refused_in_production_is_not_called(world, app, receiver, due_
 
 # --- claims and leases ---------------------------------------------------------------------------------
 
+
 def test_a_worker_that_dies_after_claiming_loses_nothing(world, app, receiver, due_reminder):
     now = utcnow()
     with app.app_context():
@@ -531,6 +577,7 @@ def test_claimed_rows_are_not_claimed_twice(world, app, receiver, due_reminder):
 
 # --- the deliveries list ----------------------------------------------------------------------------
 
+
 def test_the_deliveries_list_is_paginated_newest_first(world, app, receiver):
     hook(world, receiver)
     case = world.case(participants=("health",))
@@ -540,7 +587,9 @@ def test_the_deliveries_list_is_paginated_newest_first(world, app, receiver):
         run_worker(app, base - timedelta(minutes=minutes) + timedelta(seconds=1))
     first = world["admin"].get("/api/v1/agencies/health/webhook/deliveries?limit=2").json
     assert [a["attempted_at"] for a in first["items"]] == [
-        rfc3339(base - timedelta(seconds=59)), rfc3339(base - timedelta(seconds=119))]
+        rfc3339(base - timedelta(seconds=59)),
+        rfc3339(base - timedelta(seconds=119)),
+    ]
     second = world["admin"].get(f"/api/v1/agencies/health/webhook/deliveries?limit=2&cursor={first['next_cursor']}")
     assert [a["attempted_at"] for a in second.json["items"]] == [rfc3339(base - timedelta(seconds=179))]
     assert second.json["next_cursor"] is None

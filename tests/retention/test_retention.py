@@ -1,5 +1,6 @@
 """Retention (README "Operations"): closed cases past CASESVC_RETENTION_DAYS go, with their entries and
 orphaned youths; legal holds, open cases and the audit log stay."""
+
 import json
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ def cli(app, monkeypatch):
 
     def run(*args):
         return main(["retention", "run", *args])
+
     return run
 
 
@@ -95,8 +97,9 @@ def test_the_audit_log_keeps_the_deleted_cases_events_and_records_the_run(world,
     assert cli("--now", _later()) == 0
     with app.app_context():
         seal()
-        assert db.session.scalar(select(func.count()).select_from(AuditEvent)
-                                 .where(AuditEvent.case_id == case["id"])) >= 3
+        assert (
+            db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.case_id == case["id"])) >= 3
+        )
         run = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "retention.run")).one()
         assert run.ids == [case["id"]]
         assert db.session.scalar(select(func.count()).select_from(AuditInbox)) == 0

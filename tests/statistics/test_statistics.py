@@ -1,5 +1,6 @@
 """GET /api/v1/statistics (README "Statistics"): a hand-built municipality whose every figure is checked,
 who may ask for which municipalities, CSV, bad input and the audit event."""
+
 from __future__ import annotations
 
 import csv
@@ -43,10 +44,10 @@ CASES = {
     "c13": ("2027-06-15T10:00", "police", "2009-09-01", None, "0301"),
     "c14": ("2027-10-05T10:00", "health", "2009-01-01", None, "0301"),
     "c15": ("2027-11-05T10:00", "health", "2008-01-01", None, "0301"),
-    "c16": ("2027-12-31T22:30", "health", "2009-06-01", None, "0301"),   # Oslo 23:30, still 2027
-    "x1": ("2027-12-31T23:30", "police", "2011-01-01", None, "0301"),    # Oslo 1 January 2028: outside
-    "x2": ("2026-12-31T22:30", "police", "2011-01-01", None, "0301"),    # Oslo 31 December 2026: outside
-    "x3": ("2027-05-05T10:00", "police", "2011-01-01", None, "4601"),    # another municipality
+    "c16": ("2027-12-31T22:30", "health", "2009-06-01", None, "0301"),  # Oslo 23:30, still 2027
+    "x1": ("2027-12-31T23:30", "police", "2011-01-01", None, "0301"),  # Oslo 1 January 2028: outside
+    "x2": ("2026-12-31T22:30", "police", "2011-01-01", None, "0301"),  # Oslo 31 December 2026: outside
+    "x3": ("2027-05-05T10:00", "police", "2011-01-01", None, "4601"),  # another municipality
 }
 # label: (case, type, legal basis, starts_on, made active?, ended on, ended as)
 REACTIONS = [
@@ -62,7 +63,7 @@ REACTIONS = [
     ("r10", "c12", "follow_up_plan", "consent", "2027-06-05", True, None, None),
     ("r11", "c13", "follow_up_plan", "consent", "2027-06-20", True, None, None),
     ("r12", "c6", "drug_contract", "conditional_waiver", "2027-03-15", False, None, None),  # a draft: not counted
-    ("r13", "c7", "drug_contract", "conditional_waiver", "2028-01-10", True, None, None),   # starts after the window
+    ("r13", "c7", "drug_contract", "conditional_waiver", "2028-01-10", True, None, None),  # starts after the window
     ("r14", "c14", "follow_up_plan", "consent", "2027-10-20", True, None, None),
     ("r15", "x3", "follow_up_plan", "consent", "2027-05-20", True, None, None),
 ]
@@ -74,12 +75,12 @@ EVENTS = [
     ("e4", "c1", "drug_test", "2027-03-08T09:00", "negative", None),
     ("e5", "c1", "drug_test", "2027-03-15T09:00", "negative", None),
     ("e6", "c1", "drug_test", "2027-03-20T09:00", "negative", None),
-    ("e7", "c1", "drug_test", "2027-03-02T09:00", "positive", "e3"),   # corrects e3: e3 is not counted
+    ("e7", "c1", "drug_test", "2027-03-02T09:00", "positive", "e3"),  # corrects e3: e3 is not counted
     ("e8", "c8", "drug_test", "2027-04-15T09:00", "missed", None),
     ("e9", "c8", "drug_test", "2027-05-15T09:00", "missed", None),
     ("e10", "c16", "drug_test", "2027-12-31T23:30", "invalid", None),  # Oslo 2028: outside, but a first event
-    ("e11", "c2", "meeting", "2027-01-14T23:30", None, None),           # Oslo 15 January: 0 days
-    ("e12", "c3", "meeting", "2027-01-25T10:00", None, None),           # before the opening: 0 days
+    ("e11", "c2", "meeting", "2027-01-14T23:30", None, None),  # Oslo 15 January: 0 days
+    ("e12", "c3", "meeting", "2027-01-25T10:00", None, None),  # before the opening: 0 days
     ("e13", "c9", "meeting", "2027-04-17T10:00", None, None),
 ]
 
@@ -90,30 +91,60 @@ def build_municipality(app, world) -> None:
         ids = {}
         for i, (label, (opened, origin, born, closed, municipality)) in enumerate(CASES.items()):
             birth = date.fromisoformat(born)
-            youth = Youth(national_id=youth_number(birth, 500 + 7 * i), given_name="Test", family_name="Testesen",
-                          birth_date=birth, municipality=municipality, created_by_agency=police)
+            youth = Youth(
+                national_id=youth_number(birth, 500 + 7 * i),
+                given_name="Test",
+                family_name="Testesen",
+                birth_date=birth,
+                municipality=municipality,
+                created_by_agency=police,
+            )
             db.session.add(youth)
             db.session.flush()
-            case = Case(youth_id=youth.id, municipality=municipality, origin=origin,
-                        lead_agency=police if municipality == "0301" else "west",
-                        status="completed" if closed else "active", opened_at=utc(opened),
-                        closed_at=utc(closed) if closed else None)
+            case = Case(
+                youth_id=youth.id,
+                municipality=municipality,
+                origin=origin,
+                lead_agency=police if municipality == "0301" else "west",
+                status="completed" if closed else "active",
+                opened_at=utc(opened),
+                closed_at=utc(closed) if closed else None,
+            )
             db.session.add(case)
             db.session.flush()
             ids[label] = case.id
         for _label, case, kind, basis, starts, active, ended_on, ended_as in REACTIONS:
-            reaction = Reaction(case_id=ids[case], type=kind, legal_basis=basis, starts_on=date.fromisoformat(starts),
-                                status=ended_as or ("active" if active else "draft"), created_by_agency=police)
+            reaction = Reaction(
+                case_id=ids[case],
+                type=kind,
+                legal_basis=basis,
+                starts_on=date.fromisoformat(starts),
+                status=ended_as or ("active" if active else "draft"),
+                created_by_agency=police,
+            )
             db.session.add(reaction)
             db.session.flush()
             if active:
-                db.session.add(ReactionSpan(reaction_id=reaction.id, activated_on=date.fromisoformat(starts),
-                                            ended_on=date.fromisoformat(ended_on) if ended_on else None,
-                                            ended_status=ended_as))
+                db.session.add(
+                    ReactionSpan(
+                        reaction_id=reaction.id,
+                        activated_on=date.fromisoformat(starts),
+                        ended_on=date.fromisoformat(ended_on) if ended_on else None,
+                        ended_status=ended_as,
+                    )
+                )
         for label, case, kind, at, result, corrects in EVENTS:
-            event = Event(case_id=ids[case], kind=kind, occurred_at=utc(at), result=result, author_agency=police,
-                          author_user=user, category="health" if kind == "drug_test" else "general",
-                          visibility="shared", corrects=ids.get(corrects))
+            event = Event(
+                case_id=ids[case],
+                kind=kind,
+                occurred_at=utc(at),
+                result=result,
+                author_agency=police,
+                author_user=user,
+                category="health" if kind == "drug_test" else "general",
+                visibility="shared",
+                corrects=ids.get(corrects),
+            )
             db.session.add(event)
             db.session.flush()
             ids[label] = event.id
@@ -134,20 +165,28 @@ EXPECTED = {
         "cases_open_at_end": {"total": 6},
         # c1 9, c2 5, c3 14, c4 54, c5 36, c7 296 days: nearest rank 3 and 6
         "days_to_first_reaction": {"n": H, "median": 14, "p90": 296},
-        "days_to_first_event": {"n": H, "median": H, "p90": H},   # c1 31, c2 0, c3 0
+        "days_to_first_event": {"n": H, "median": H, "p90": H},  # c1 31, c2 0, c3 0
     },
     "2027-Q2": {
         "cases_opened": {"total": H, "origin=police": 6, "age=17": 6},
-        "reactions_started": {"total": H, "type=youth_contract": H, "type=follow_up_plan": H,
-                              "type=concern_conversation": H, "legal_basis=youth_follow_up": H,
-                              "legal_basis=consent": H},
-        "reactions_ended": {"total": H, "type=follow_up_plan;status=cancelled": H,
-                            "type=concern_conversation;status=completed": H},
+        "reactions_started": {
+            "total": H,
+            "type=youth_contract": H,
+            "type=follow_up_plan": H,
+            "type=concern_conversation": H,
+            "legal_basis=youth_follow_up": H,
+            "legal_basis=consent": H,
+        },
+        "reactions_ended": {
+            "total": H,
+            "type=follow_up_plan;status=cancelled": H,
+            "type=concern_conversation;status=completed": H,
+        },
         "drug_tests": {"total": H, "result=missed": H},
         "cases_open_at_end": {"total": 12},
         # c8 1, c9 10, c10 1, c11 5, c12 4, c13 5
         "days_to_first_reaction": {"n": 6, "median": 4, "p90": 10},
-        "days_to_first_event": {"n": H, "median": H, "p90": H},   # c8 14, c9 7
+        "days_to_first_event": {"n": H, "median": H, "p90": H},  # c8 14, c9 7
     },
     "2027-Q3": {
         "cases_open_at_end": {"total": 11},
@@ -157,22 +196,44 @@ EXPECTED = {
     "2027-Q4": {
         "cases_opened": {"total": H, "origin=health": H, "age=18_plus": H},
         "reactions_started": {"total": H, "type=follow_up_plan": H, "legal_basis=consent": H},
-        "reactions_ended": {"total": H, "type=drug_contract;status=completed": H,
-                            "type=youth_contract;status=completed": H},
+        "reactions_ended": {
+            "total": H,
+            "type=drug_contract;status=completed": H,
+            "type=youth_contract;status=completed": H,
+        },
         "cases_open_at_end": {"total": 14},
-        "days_to_first_reaction": {"n": H, "median": H, "p90": H},   # c14 15
-        "days_to_first_event": {"n": H, "median": H, "p90": H},      # c16 1
+        "days_to_first_reaction": {"n": H, "median": H, "p90": H},  # c14 15
+        "days_to_first_event": {"n": H, "median": H, "p90": H},  # c16 1
     },
     "all": {
-        "cases_opened": {"total": 16, "origin=police": 11, "origin=school": H, "origin=health": H,
-                         "age=15": H, "age=16": H, "age=17": 6, "age=18_plus": H},
-        "reactions_started": {"total": 12, "type=drug_contract": H, "type=youth_contract": H,
-                              "type=follow_up_plan": 5, "type=concern_conversation": H,
-                              "legal_basis=conditional_waiver": H, "legal_basis=youth_follow_up": H,
-                              "legal_basis=consent": 7},
-        "reactions_ended": {"total": 5, "type=drug_contract;status=breached": H,
-                            "type=drug_contract;status=completed": H, "type=youth_contract;status=completed": H,
-                            "type=follow_up_plan;status=cancelled": H, "type=concern_conversation;status=completed": H},
+        "cases_opened": {
+            "total": 16,
+            "origin=police": 11,
+            "origin=school": H,
+            "origin=health": H,
+            "age=15": H,
+            "age=16": H,
+            "age=17": 6,
+            "age=18_plus": H,
+        },
+        "reactions_started": {
+            "total": 12,
+            "type=drug_contract": H,
+            "type=youth_contract": H,
+            "type=follow_up_plan": 5,
+            "type=concern_conversation": H,
+            "legal_basis=conditional_waiver": H,
+            "legal_basis=youth_follow_up": H,
+            "legal_basis=consent": 7,
+        },
+        "reactions_ended": {
+            "total": 5,
+            "type=drug_contract;status=breached": H,
+            "type=drug_contract;status=completed": H,
+            "type=youth_contract;status=completed": H,
+            "type=follow_up_plan;status=cancelled": H,
+            "type=concern_conversation;status=completed": H,
+        },
         "drug_tests": {"total": 8, "result=negative": H, "result=positive": H, "result=missed": H},
         "cases_open_at_end": {"total": 14},
         # 1 1 4 5 5 5 9 10 14 15 36 54 296: ranks 7 and 12
@@ -199,21 +260,34 @@ def test_every_figure_of_a_hand_built_municipality(municipality):
     assert resp.status_code == 200, resp.json
     body = resp.json
     assert (body["municipalities"], body["from"], body["to"], body["period"], body["min_cell"]) == (
-        ["0301"], "2027-01-01", "2027-12-31", "quarter", 5)
+        ["0301"],
+        "2027-01-01",
+        "2027-12-31",
+        "quarter",
+        5,
+    )
     assert [(p["period"], p["from"], p["to"]) for p in body["periods"]] == [
-        ("2027-Q1", "2027-01-01", "2027-03-31"), ("2027-Q2", "2027-04-01", "2027-06-30"),
-        ("2027-Q3", "2027-07-01", "2027-09-30"), ("2027-Q4", "2027-10-01", "2027-12-31"),
-        ("all", "2027-01-01", "2027-12-31")]
+        ("2027-Q1", "2027-01-01", "2027-03-31"),
+        ("2027-Q2", "2027-04-01", "2027-06-30"),
+        ("2027-Q3", "2027-07-01", "2027-09-30"),
+        ("2027-Q4", "2027-10-01", "2027-12-31"),
+        ("all", "2027-01-01", "2027-12-31"),
+    ]
     for period in body["periods"]:
         assert period["measures"] == expected_measures(period["period"]), period["period"]
     # the answer names every hidden figure, and only those
-    hidden = {(p["period"], m, d) for p in body["periods"] for m, dims in p["measures"].items()
-              for d, v in dims.items() if v is None and not (d in ("median", "p90") and dims["n"] == 0)}
+    hidden = {
+        (p["period"], m, d)
+        for p in body["periods"]
+        for m, dims in p["measures"].items()
+        for d, v in dims.items()
+        if v is None and not (d in ("median", "p90") and dims["n"] == 0)
+    }
     assert {(s["period"], s["measure"], s["dimension"]) for s in body["suppressed"]} == hidden
     reasons = {(s["period"], s["measure"], s["dimension"]): s["reason"] for s in body["suppressed"]}
     assert reasons[("2027-Q1", "cases_opened", "origin=school")] == "small"
     assert reasons[("2027-Q1", "cases_opened", "origin=police")] == "complementary"
-    assert reasons[("2027-Q2", "cases_opened", "total")] == "complementary"   # else all − Q1 − Q2 tells Q4
+    assert reasons[("2027-Q2", "cases_opened", "total")] == "complementary"  # else all − Q1 − Q2 tells Q4
     assert reasons[("2027-Q4", "days_to_first_reaction", "median")] == "small_n"
 
 
@@ -231,15 +305,21 @@ def test_a_smaller_min_cell_shows_more(app, municipality):
 
 def test_the_csv_holds_the_same_figures_in_long_form(municipality):
     json_body = municipality["slt"].get(URL, query_string=YEAR).json
-    for resp in (municipality["slt"].get(URL, query_string={**YEAR, "format": "csv"}),
-                 municipality["slt"].get(URL, query_string=YEAR, headers={"Accept": "text/csv"})):
+    for resp in (
+        municipality["slt"].get(URL, query_string={**YEAR, "format": "csv"}),
+        municipality["slt"].get(URL, query_string=YEAR, headers={"Accept": "text/csv"}),
+    ):
         assert resp.status_code == 200
         assert resp.mimetype == "text/csv"
         text = resp.get_data(as_text=True)
         assert text.startswith("period,measure,dimension,value\r\n")
         rows = list(csv.reader(io.StringIO(text)))[1:]
-        from_json = [[p["period"], m, d, "" if v is None else str(v)]
-                     for p in json_body["periods"] for m, dims in p["measures"].items() for d, v in dims.items()]
+        from_json = [
+            [p["period"], m, d, "" if v is None else str(v)]
+            for p in json_body["periods"]
+            for m, dims in p["measures"].items()
+            for d, v in dims.items()
+        ]
         assert rows == from_json
         assert ["all", "cases_opened", "origin=police", "11"] in rows
         assert ["2027-Q1", "cases_opened", "origin=school", ""] in rows
@@ -274,7 +354,7 @@ def test_admin_sees_every_municipality_and_a_coordinator_only_its_own(municipali
     admin = municipality["admin"].get(URL, query_string={k: v for k, v in YEAR.items() if k != "municipality"})
     assert admin.status_code == 200
     assert admin.json["municipalities"] is None
-    assert admin.json["periods"][-1]["measures"]["cases_opened"]["total"] == 17   # with 4601's case
+    assert admin.json["periods"][-1]["measures"]["cases_opened"]["total"] == 17  # with 4601's case
     both = municipality["admin"].get(URL, query_string={**YEAR, "municipality": ["0301", "4601"]})
     assert both.json["municipalities"] == ["0301", "4601"]
     assert both.json["periods"][-1]["measures"]["cases_opened"]["total"] == 17
@@ -307,15 +387,18 @@ def test_a_token_with_only_statistics_read_works_and_opens_no_case_content(munic
     assert resp.status_code == 403 and resp.json["type"].endswith("insufficient-scope")
 
 
-@pytest.mark.parametrize("query,field", [
-    ({"from": "2027-12-31", "to": "2027-01-01"}, "to"),
-    ({"from": "2010-01-01", "to": "2027-01-01"}, "from"),
-    ({"from": "2027-02-30"}, "from"),
-    ({"to": "9999-12-31"}, "to"),
-    ({"period": "week"}, "period"),
-    ({"municipality": "30"}, "municipality"),   # named municipality.0: the first one given
-    ({"format": "xlsx"}, "format"),
-])
+@pytest.mark.parametrize(
+    "query,field",
+    [
+        ({"from": "2027-12-31", "to": "2027-01-01"}, "to"),
+        ({"from": "2010-01-01", "to": "2027-01-01"}, "from"),
+        ({"from": "2027-02-30"}, "from"),
+        ({"to": "9999-12-31"}, "to"),
+        ({"period": "week"}, "period"),
+        ({"municipality": "30"}, "municipality"),  # named municipality.0: the first one given
+        ({"format": "xlsx"}, "format"),
+    ],
+)
 def test_bad_parameters_are_422_on_the_field(world, query, field):
     resp = world["slt"].get(URL, query_string=query)
     assert resp.status_code == 422
@@ -333,9 +416,10 @@ def test_the_audit_event_names_the_parameters_and_no_figure(municipality, app):
     events = municipality["admin"].get("/api/v1/audit/events", query_string={"action": "statistics.get_statistics"})
     items = events.json["items"]
     assert [(e["actor"], e["outcome"]) for e in items] == [
-        (municipality["police"].user_id, "denied"), (municipality["slt"].user_id, "allowed")]
-    assert items[1]["ids"] == ["municipality=0301", "from=2027-01-01", "to=2027-12-31", "period=quarter",
-                               "format=csv"]
+        (municipality["police"].user_id, "denied"),
+        (municipality["slt"].user_id, "allowed"),
+    ]
+    assert items[1]["ids"] == ["municipality=0301", "from=2027-01-01", "to=2027-12-31", "period=quarter", "format=csv"]
     assert items[1]["resource_type"] == "statistics" and items[1]["case_id"] is None
 
 
@@ -348,15 +432,19 @@ def test_reactions_made_active_and_ended_through_the_api_are_counted(world):
     today = oslo_today()
     ids = []
     for _ in range(6):
-        resp = world["police"].post(f"{base}/reactions", json={"type": "follow_up_plan", "legal_basis": "consent",
-                                                               "starts_on": today.isoformat()})
+        resp = world["police"].post(
+            f"{base}/reactions",
+            json={"type": "follow_up_plan", "legal_basis": "consent", "starts_on": today.isoformat()},
+        )
         assert resp.status_code == 201, resp.json
         ids.append(resp.json["id"])
     for rid in ids[:5]:
         assert world["police"].post(f"{base}/reactions/{rid}/transitions", json={"to": "active"}).status_code == 200
     reason = {"reason": "Done"}
-    assert world["police"].post(f"{base}/reactions/{ids[5]}/transitions",
-                                json={"to": "cancelled", **reason}).status_code == 200   # a draft: never active
+    assert (
+        world["police"].post(f"{base}/reactions/{ids[5]}/transitions", json={"to": "cancelled", **reason}).status_code
+        == 200
+    )  # a draft: never active
     for rid in ids[:4]:
         world["police"].post(f"{base}/reactions/{rid}/transitions", json={"to": "completed", **reason})
     # closing the case ends the last active one as the case ended

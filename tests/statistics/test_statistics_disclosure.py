@@ -1,5 +1,6 @@
 """The suppression rule (casesvc/statistics/disclosure.py), pure: property tests over any table
 of counts, and the rule's cases one by one."""
+
 from __future__ import annotations
 
 import itertools
@@ -68,13 +69,14 @@ def test_no_small_count_is_shown_nor_worked_out_from_a_total(table, min_cell):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.dictionaries(st.integers(0, 30), st.integers(0, 12), min_size=1, max_size=12),
-       st.lists(st.tuples(st.integers(0, 30), st.lists(st.integers(0, 30), max_size=8)), max_size=6),
-       st.integers(1, 8))
+@given(
+    st.dictionaries(st.integers(0, 30), st.integers(0, 12), min_size=1, max_size=12),
+    st.lists(st.tuples(st.integers(0, 30), st.lists(st.integers(0, 30), max_size=8)), max_size=6),
+    st.integers(1, 8),
+)
 def test_the_invariants_hold_for_any_counts_and_any_groups(counts, raw_groups, min_cell):
     """Even where cells do not add up to their total: nothing small shows, no group leaks."""
-    groups = [Group(t, tuple(dict.fromkeys(c for c in cells if c in counts)))
-              for t, cells in raw_groups if t in counts]
+    groups = [Group(t, tuple(dict.fromkeys(c for c in cells if c in counts))) for t, cells in raw_groups if t in counts]
     hidden = suppress(counts, groups, min_cell)
     check_invariants(counts, groups, hidden, min_cell)
     total_keys = {g.total for g in groups}
@@ -123,8 +125,8 @@ def test_the_periods_of_a_figure_protect_one_another():
 
 def test_nearest_rank_percentiles():
     values = {1: 1, 4: 1, 5: 2, 10: 1, 20: 1}  # 1 4 5 5 10 20
-    assert nearest_rank(values, 50) == 5     # rank 3
-    assert nearest_rank(values, 90) == 20    # rank ⌈5.4⌉ = 6
+    assert nearest_rank(values, 50) == 5  # rank 3
+    assert nearest_rank(values, 90) == 20  # rank ⌈5.4⌉ = 6
     assert nearest_rank({7: 4}, 50) == 7
-    assert nearest_rank({1: 1, 2: 1, 3: 1, 4: 1}, 50) == 2   # the lower middle, never an average
+    assert nearest_rank({1: 1, 2: 1, 3: 1, 4: 1}, 50) == 2  # the lower middle, never an average
     assert nearest_rank({}, 50) is None

@@ -1,6 +1,7 @@
 """The printable report (README "Statistics"): bokmål HTML with inline SVG, no script, no external
 asset; rendered by a real browser (headless Chromium, Debian's `chromium` package) and printed
 to PDF, whose pages and text are checked."""
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,10 @@ def _install_chromium() -> str | None:
 def chromium():
     path = _install_chromium()
     if path is None:
-        pytest.skip("headless Chromium (Debian's chromium package) is not installed and cannot be installed "
-                    "here (needs root and apt-get)")
+        pytest.skip(
+            "headless Chromium (Debian's chromium package) is not installed and cannot be installed "
+            "here (needs root and apt-get)"
+        )
     return path
 
 
@@ -52,8 +55,9 @@ class _Scan(HTMLParser):
     def handle_starttag(self, tag, attrs):
         self.tags.append(tag)
         for name, value in attrs:
-            if name != "xmlns" and (name in ("src", "href", "xlink:href", "action")
-                                    or (value or "").startswith(("http:", "https:", "//"))):
+            if name != "xmlns" and (
+                name in ("src", "href", "xlink:href", "action") or (value or "").startswith(("http:", "https:", "//"))
+            ):
                 self.urls.append((tag, name, value))
 
 
@@ -96,11 +100,25 @@ def test_the_report_prints_in_a_real_browser(report, chromium, tmp_path):
     page = tmp_path / "report.html"
     page.write_bytes(report.get_data())
     pdf = tmp_path / "report.pdf"
-    result = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                             "--disable-component-update", "--disable-sync", "--no-first-run",
-                             "--no-pdf-header-footer", f"--user-data-dir={tmp_path / 'profile'}",
-                             f"--print-to-pdf={pdf}", page.as_uri()],
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--no-pdf-header-footer",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--print-to-pdf={pdf}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert pdf.exists() and pdf.stat().st_size > 0, result.stderr[-2000:]
     from pypdf import PdfReader
 
@@ -110,12 +128,23 @@ def test_the_report_prints_in_a_real_browser(report, chromium, tmp_path):
     assert round(width / 72 * 25.4) == 210 and round(height / 72 * 25.4) == 297  # A4, from the print style sheet
     text = "\n".join(p.extract_text() for p in reader.pages)
     flat = " ".join(text.split())
-    for words in ("Statistikk for rusmiddelpolitisk handlingsplan", "Kommune 0301", "Saker opprettet",
-                  "Reaksjoner startet", "Rusprøver", "Dager fra opprettelse til første reaksjon",
-                  "Et antall fra 1 til 4 vises aldri", "skjult", "Hele året"):
+    for words in (
+        "Statistikk for rusmiddelpolitisk handlingsplan",
+        "Kommune 0301",
+        "Saker opprettet",
+        "Reaksjoner startet",
+        "Rusprøver",
+        "Dager fra opprettelse til første reaksjon",
+        "Et antall fra 1 til 4 vises aldri",
+        "skjult",
+        "Hele året",
+    ):
         assert words in flat, words
     assert "296" in flat  # Q1's p90 wait, shown in its table
     if shutil.which("pdftoppm"):
-        subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
-                       check=True, timeout=120)
+        subprocess.run(
+            ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
+            check=True,
+            timeout=120,
+        )
         assert list(tmp_path.glob("page*.png"))

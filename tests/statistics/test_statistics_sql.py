@@ -1,6 +1,7 @@
 """The SQL the statistics group by (casesvc/statistics/sql.py) agrees with Python on the
 database under test: Oslo dates of UTC instants (summer time included), period keys, ages and
 day counts."""
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
@@ -29,9 +30,12 @@ def _edges():
             last_sunday = max(date(year, month, d) for d in range(25, 32) if date(year, month, d).weekday() == 6)
             change = datetime(last_sunday.year, month, last_sunday.day, 1, 0, tzinfo=UTC)
             out += [change - timedelta(minutes=1), change, change + timedelta(minutes=1)]
-        out += [datetime(year, 12, 31, 22, 59, tzinfo=UTC), datetime(year, 12, 31, 23, 0, tzinfo=UTC),
-                datetime(year, 6, 30, 21, 59, 59, 999999, tzinfo=UTC),
-                datetime(year, 6, 30, 22, 0, tzinfo=UTC)]
+        out += [
+            datetime(year, 12, 31, 22, 59, tzinfo=UTC),
+            datetime(year, 12, 31, 23, 0, tzinfo=UTC),
+            datetime(year, 6, 30, 21, 59, 59, 999999, tzinfo=UTC),
+            datetime(year, 6, 30, 22, 0, tzinfo=UTC),
+        ]
     return out
 
 
@@ -61,9 +65,13 @@ def test_period_keys_in_sql_are_the_python_ones(app, unit):
 
 
 def test_ages_and_day_counts(app):
-    pairs = [(date(2011, 1, 15), date(2027, 1, 15)), (date(2011, 1, 15), date(2027, 1, 14)),
-             (date(2008, 2, 29), date(2027, 2, 28)), (date(2008, 2, 29), date(2027, 3, 1)),
-             (date(2012, 12, 31), date(2027, 1, 1))]
+    pairs = [
+        (date(2011, 1, 15), date(2027, 1, 15)),
+        (date(2011, 1, 15), date(2027, 1, 14)),
+        (date(2008, 2, 29), date(2027, 2, 28)),
+        (date(2008, 2, 29), date(2027, 3, 1)),
+        (date(2012, 12, 31), date(2027, 1, 1)),
+    ]
     with app.app_context():
         for born, on in pairs:
             assert db.session.scalar(select(years_between(literal(born, Date), literal(on, Date)))) == age_on(born, on)
@@ -72,8 +80,9 @@ def test_ages_and_day_counts(app):
 
 def test_periods_are_clipped_to_the_window():
     assert [(p.key, p.first, p.last) for p in periods(date(2027, 2, 15), date(2027, 7, 3), "quarter")] == [
-        ("2027-Q1", date(2027, 2, 15), date(2027, 3, 31)), ("2027-Q2", date(2027, 4, 1), date(2027, 6, 30)),
-        ("2027-Q3", date(2027, 7, 1), date(2027, 7, 3))]
-    assert [p.key for p in periods(date(2027, 11, 30), date(2028, 1, 1), "month")] == ["2027-11", "2027-12",
-                                                                                        "2028-01"]
+        ("2027-Q1", date(2027, 2, 15), date(2027, 3, 31)),
+        ("2027-Q2", date(2027, 4, 1), date(2027, 6, 30)),
+        ("2027-Q3", date(2027, 7, 1), date(2027, 7, 3)),
+    ]
+    assert [p.key for p in periods(date(2027, 11, 30), date(2028, 1, 1), "month")] == ["2027-11", "2027-12", "2028-01"]
     assert len(periods(date(2027, 1, 1), date(2036, 12, 31), "month")) == 120

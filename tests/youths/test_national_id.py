@@ -1,6 +1,7 @@
 """The pure fødselsnummer / D-number module: both mod-11 check digits, D-numbers, dates,
 synthetic numbers. The century is not read from the individual number: a number matches a
 birth date by day, month and two-digit year."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -17,6 +18,7 @@ K2_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
 def reference_check_digits(first_nine: str) -> str | None:
     """An independent statement of the published algorithm, so make() and parse() cannot agree
     on a wrong one."""
+
     def digit(digits, weights):
         k = 11 - sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
         return 0 if k == 11 else k  # 10 means: no valid number with these nine digits
@@ -44,6 +46,7 @@ def date_of(parsed: nid.NationalId) -> tuple[int, int, int]:
 
 # --- known valid numbers ---------------------------------------------------------------------
 
+
 def test_a_published_style_number_computed_independently_is_valid():
     # 01.01.1970, individual 123: check digits by hand from the official weights
     number = complete("010170123")
@@ -52,10 +55,17 @@ def test_a_published_style_number_computed_independently_is_valid():
     assert not parsed.is_d_number and not parsed.is_synthetic
 
 
-@pytest.mark.parametrize("born,individual", [
-    (date(1970, 1, 1), 123), (date(1999, 12, 31), 42), (date(2008, 5, 17), 512),
-    (date(2010, 2, 28), 987), (date(1955, 7, 1), 950), (date(1880, 3, 3), 600),
-])
+@pytest.mark.parametrize(
+    "born,individual",
+    [
+        (date(1970, 1, 1), 123),
+        (date(1999, 12, 31), 42),
+        (date(2008, 5, 17), 512),
+        (date(2010, 2, 28), 987),
+        (date(1955, 7, 1), 950),
+        (date(1880, 3, 3), 600),
+    ],
+)
 def test_numbers_built_by_make_are_valid_and_agree_with_the_reference(born, individual):
     number = next(n for i in range(individual, individual + 20) if (n := nid.make(born, i)))
     assert number[9:] == reference_check_digits(number[:9])
@@ -74,6 +84,7 @@ def test_make_returns_none_when_no_check_digit_exists_and_no_completion_parses()
 
 
 # --- check digits ----------------------------------------------------------------------------
+
 
 def test_a_wrong_first_check_digit_is_rejected():
     number = first_valid(date(1970, 1, 1))
@@ -108,6 +119,7 @@ def test_swapped_check_digits_are_rejected():
 
 # --- D-numbers -------------------------------------------------------------------------------
 
+
 def test_a_d_number_adds_four_to_the_first_digit_and_is_accepted():
     born = date(1990, 8, 15)
     number = first_valid(born, d_number=True)
@@ -132,15 +144,19 @@ def test_a_d_number_whose_day_is_not_a_date_is_rejected(day):
 
 # --- dates, and no centuries -----------------------------------------------------------------
 
-@pytest.mark.parametrize("ddmmyy", [
-    "310290",  # 31 February
-    "290201",  # 29 February in a year without one (1901, 2001, … none has it)
-    "001090",  # day 0
-    "321090",  # day 32
-    "400190",  # day 40: neither a date nor a D-number
-    "011390",  # month 13
-    "010090",  # month 0
-])
+
+@pytest.mark.parametrize(
+    "ddmmyy",
+    [
+        "310290",  # 31 February
+        "290201",  # 29 February in a year without one (1901, 2001, … none has it)
+        "001090",  # day 0
+        "321090",  # day 32
+        "400190",  # day 40: neither a date nor a D-number
+        "011390",  # month 13
+        "010090",  # month 0
+    ],
+)
 def test_a_date_part_that_is_not_a_date_is_rejected(ddmmyy):
     start = 512 if ddmmyy.endswith("01") else 123
     first_nine = next(ddmmyy + str(i) for i in range(start, start + 50) if reference_check_digits(ddmmyy + str(i)))
@@ -160,15 +176,25 @@ def test_29_february_of_a_year_ending_00_is_accepted():
 
 
 def _first_in_band(year2: int, lo: int, hi: int) -> str:
-    return next(f"0101{year2:02d}{i:03d}" for i in range(lo, hi + 1)
-                if reference_check_digits(f"0101{year2:02d}{i:03d}"))
+    return next(
+        f"0101{year2:02d}{i:03d}" for i in range(lo, hi + 1) if reference_check_digits(f"0101{year2:02d}{i:03d}")
+    )
 
 
-@pytest.mark.parametrize("year2,lo,hi", [
-    (11, 0, 499),      # the official rule reads 1911: refused before although both check digits hold
-    (99, 0, 499), (60, 500, 749), (39, 500, 999), (40, 900, 999),
-    (45, 750, 899), (99, 750, 899), (50, 500, 749), (40, 500, 899),  # bands the official rule has no century for
-])
+@pytest.mark.parametrize(
+    "year2,lo,hi",
+    [
+        (11, 0, 499),  # the official rule reads 1911: refused before although both check digits hold
+        (99, 0, 499),
+        (60, 500, 749),
+        (39, 500, 999),
+        (40, 900, 999),
+        (45, 750, 899),
+        (99, 750, 899),
+        (50, 500, 749),
+        (40, 500, 899),  # bands the official rule has no century for
+    ],
+)
 def test_any_individual_number_is_accepted_and_the_century_is_left_open(year2, lo, hi):
     parsed = nid.parse(complete(_first_in_band(year2, lo, hi)))
     assert date_of(parsed) == (1, 1, year2)
@@ -185,11 +211,19 @@ def test_a_birth_date_with_another_day_month_or_two_digit_year_does_not_match():
 
 # --- form ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("number", [
-    "0101701234a", "01017O12345", "0101-701234", " 0101701234", "01017012 34",
-    "٠١٠١٧٠١٢٣٤٥",            # Arabic-Indic digits: isdigit() but not ASCII
-    "０１０１７０１２３４５",     # noqa: RUF001 (full-width digits, on purpose)
-])
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "0101701234a",
+        "01017O12345",
+        "0101-701234",
+        " 0101701234",
+        "01017012 34",
+        "٠١٠١٧٠١٢٣٤٥",  # Arabic-Indic digits: isdigit() but not ASCII
+        "０１０１７０１２３４５",  # noqa: RUF001 (full-width digits, on purpose)
+    ],
+)
 def test_non_digits_are_rejected(number):
     with pytest.raises(nid.InvalidNationalId, match="11 digits"):
         nid.parse(number)
@@ -222,6 +256,7 @@ def test_a_value_that_is_not_a_string_is_rejected(value):
 
 
 # --- synthetic numbers -----------------------------------------------------------------------
+
 
 def test_synthetic_numbers_are_refused_unless_allowed():
     born = date(2009, 3, 14)
@@ -284,8 +319,10 @@ def test_every_number_make_returns_parses_back_and_matches_its_birth_date(drawn)
 
 
 def number_prefix(born, individual, d_number, synthetic) -> str:
-    return (f"{born.day + (40 if d_number else 0):02d}{born.month + (80 if synthetic else 0):02d}"
-            f"{born.year % 100:02d}{individual:03d}")
+    return (
+        f"{born.day + (40 if d_number else 0):02d}{born.month + (80 if synthetic else 0):02d}"
+        f"{born.year % 100:02d}{individual:03d}"
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -297,7 +334,7 @@ def test_changing_any_single_digit_of_a_valid_number_makes_it_invalid(drawn, pos
     number = drawn[-1]
     if number is None:
         return
-    changed = number[:position] + str((int(number[position]) + delta) % 10) + number[position + 1:]
+    changed = number[:position] + str((int(number[position]) + delta) % 10) + number[position + 1 :]
     assert changed != number
     assert nid.check_digits(changed[:9]) != changed[9:]
     with pytest.raises(nid.InvalidNationalId, match="check digits"):

@@ -1,5 +1,6 @@
 """Youth records through the API: registration with a validated national id, duplicates,
 lookup by exact number, and PATCH under If-Match."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,13 +15,19 @@ BORN = date(2010, 5, 17)
 
 
 def body(**fields) -> dict:
-    return {"given_name": "Test", "family_name": "Testesen", "birth_date": BORN.isoformat(),
-            "national_id": youth_number(BORN), "municipality": "0301",
-            "guardians": [{"name": "Test Forelder", "relation": "mother", "phone": "+47 99999999"}], **fields}
-
+    return {
+        "given_name": "Test",
+        "family_name": "Testesen",
+        "birth_date": BORN.isoformat(),
+        "national_id": youth_number(BORN),
+        "municipality": "0301",
+        "guardians": [{"name": "Test Forelder", "relation": "mother", "phone": "+47 99999999"}],
+        **fields,
+    }
 
 
 # --- create ----------------------------------------------------------------------------------
+
 
 def test_create_returns_201_with_location_and_etag(world):
     resp = world["police"].post("/api/v1/youths", json=body())
@@ -31,8 +38,9 @@ def test_create_returns_201_with_location_and_etag(world):
     assert youth["national_id"] == youth_number(BORN)
     assert youth["birth_date"] == BORN.isoformat()
     assert youth["created_by_agency"] == "police"
-    assert [(g["name"], g["relation"], g["phone"]) for g in youth["guardians"]] == \
-        [("Test Forelder", "mother", "+47 99999999")]
+    assert [(g["name"], g["relation"], g["phone"]) for g in youth["guardians"]] == [
+        ("Test Forelder", "mother", "+47 99999999")
+    ]
     follow = world["police"].get(resp.headers["Location"])
     assert follow.status_code == 200
     assert follow.json["id"] == youth["id"]
@@ -46,12 +54,15 @@ def test_a_d_number_is_accepted(world):
     assert resp.json["national_id"] == number
 
 
-@pytest.mark.parametrize("bad", [
-    "1234567890",      # too short
-    "123456789012",    # too long
-    "1705108050a",     # not digits
-    "",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "1234567890",  # too short
+        "123456789012",  # too long
+        "1705108050a",  # not digits
+        "",
+    ],
+)
 def test_a_malformed_national_id_is_422_naming_the_field(world, bad):
     problem = assert_problem(world["police"].post("/api/v1/youths", json=body(national_id=bad)), 422)
     assert "national_id" in problem["errors"]
@@ -59,25 +70,28 @@ def test_a_malformed_national_id_is_422_naming_the_field(world, bad):
 
 def test_a_wrong_check_digit_is_422_naming_national_id(world):
     number = youth_number(BORN)
-    for bad in (number[:9] + str((int(number[9]) + 1) % 10) + number[10],
-                number[:10] + str((int(number[10]) + 1) % 10)):
-        problem = assert_problem(world["police"].post("/api/v1/youths", json=body(national_id=bad)), 422,
-                           "validation-error")
+    for bad in (
+        number[:9] + str((int(number[9]) + 1) % 10) + number[10],
+        number[:10] + str((int(number[10]) + 1) % 10),
+    ):
+        problem = assert_problem(
+            world["police"].post("/api/v1/youths", json=body(national_id=bad)), 422, "validation-error"
+        )
         assert list(problem["errors"]) == ["national_id"]
     assert world["police"].get("/api/v1/youths").json["items"] == []
 
 
 def test_synthetic_numbers_are_refused_when_the_setting_forbids_them(world, app, monkeypatch):
-    monkeypatch.setitem(app.config, "CASESVC",
-                        dataclasses.replace(app.config["CASESVC"], allow_synthetic_ids=False))
+    monkeypatch.setitem(app.config, "CASESVC", dataclasses.replace(app.config["CASESVC"], allow_synthetic_ids=False))
     problem = assert_problem(world["police"].post("/api/v1/youths", json=body()), 422)
     assert "national_id" in problem["errors"]
     assert "synthetic" in problem["errors"]["national_id"][0]
 
 
 def test_a_birth_date_that_does_not_match_the_national_id_is_422(world):
-    problem = assert_problem(world["police"].post(
-        "/api/v1/youths", json=body(birth_date=date(2010, 5, 18).isoformat())), 422)
+    problem = assert_problem(
+        world["police"].post("/api/v1/youths", json=body(birth_date=date(2010, 5, 18).isoformat())), 422
+    )
     assert "birth_date" in problem["errors"]
     assert "national_id" not in problem["errors"]
 
@@ -110,16 +124,19 @@ def test_a_municipality_that_is_not_four_digits_is_422(world):
 
 @pytest.mark.parametrize("relation", ["", "   ", "x" * 21], ids=["empty", "blank", "longer-than-20"])
 def test_a_guardian_with_a_blank_or_overlong_relation_is_422_with_a_nested_field_name(world, relation):
-    problem = assert_problem(world["police"].post(
-        "/api/v1/youths", json=body(guardians=[{"name": "Test Forelder", "relation": relation}])), 422)
+    problem = assert_problem(
+        world["police"].post("/api/v1/youths", json=body(guardians=[{"name": "Test Forelder", "relation": relation}])),
+        422,
+    )
     assert list(problem["errors"]) == ["guardians.0.relation"]
 
 
 @pytest.mark.parametrize("relation", ["parent", "Bestemor", "x" * 20])
 def test_a_guardian_relation_outside_the_suggested_codes_is_kept_as_given(world, relation):
     """The contract names the field, not its values: the vocabulary's codes are suggestions."""
-    resp = world["police"].post("/api/v1/youths", json=body(guardians=[{"name": "Test Forelder",
-                                                                        "relation": relation}]))
+    resp = world["police"].post(
+        "/api/v1/youths", json=body(guardians=[{"name": "Test Forelder", "relation": relation}])
+    )
     assert resp.status_code == 201, resp.json
     assert resp.json["guardians"][0]["relation"] == relation
     assert world["police"].get(f"/api/v1/youths/{resp.json['id']}").json["guardians"][0]["relation"] == relation
@@ -127,11 +144,15 @@ def test_a_guardian_relation_outside_the_suggested_codes_is_kept_as_given(world,
 
 # --- lookup ----------------------------------------------------------------------------------
 
+
 def test_get_by_national_id_finds_the_exact_number_only(world):
     a = world["police"].post("/api/v1/youths", json=body()).json
     other_born = date(2011, 1, 2)
-    b = world["police"].post("/api/v1/youths", json=body(birth_date=other_born.isoformat(),
-                                                         national_id=youth_number(other_born))).json
+    b = (
+        world["police"]
+        .post("/api/v1/youths", json=body(birth_date=other_born.isoformat(), national_id=youth_number(other_born)))
+        .json
+    )
     found = world["police"].get("/api/v1/youths", query_string={"national_id": a["national_id"]})
     assert found.status_code == 200
     assert [y["id"] for y in found.json["items"]] == [a["id"]]
@@ -151,10 +172,14 @@ def test_get_by_national_id_finds_nothing_the_caller_may_not_see(world):
 
 # --- PATCH -----------------------------------------------------------------------------------
 
+
 def test_patch_without_if_match_is_428(world):
     youth = world.youth()
-    problem = assert_problem(world["police"].patch(f"/api/v1/youths/{youth['id']}", json={"school": "Testskolen"}),
-                       428, "precondition-required")
+    problem = assert_problem(
+        world["police"].patch(f"/api/v1/youths/{youth['id']}", json={"school": "Testskolen"}),
+        428,
+        "precondition-required",
+    )
     assert problem["status"] == 428
     assert world["police"].get(f"/api/v1/youths/{youth['id']}").json["school"] is None
 
@@ -164,8 +189,11 @@ def test_patch_with_a_stale_etag_is_412_and_changes_nothing(world):
     url = f"/api/v1/youths/{youth['id']}"
     first = world["police"].patch(url, json={"school": "Testskolen"}, headers={"If-Match": '"1"'})
     assert first.status_code == 200
-    assert_problem(world["police"].patch(url, json={"school": "Annen skole"}, headers={"If-Match": '"1"'}),
-             412, "precondition-failed")
+    assert_problem(
+        world["police"].patch(url, json={"school": "Annen skole"}, headers={"If-Match": '"1"'}),
+        412,
+        "precondition-failed",
+    )
     assert world["police"].get(url).json["school"] == "Testskolen"
 
 
@@ -173,8 +201,7 @@ def test_patch_with_the_current_etag_is_200_with_a_new_etag(world):
     youth = world.youth()
     url = f"/api/v1/youths/{youth['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    resp = world["police"].patch(url, json={"given_name": "Ny", "school": "Testskolen"},
-                                 headers={"If-Match": etag})
+    resp = world["police"].patch(url, json={"given_name": "Ny", "school": "Testskolen"}, headers={"If-Match": etag})
     assert resp.status_code == 200, resp.json
     assert resp.json["given_name"] == "Ny"
     assert resp.json["school"] == "Testskolen"
@@ -187,16 +214,20 @@ def test_patch_with_the_current_etag_is_200_with_a_new_etag(world):
 
 
 def test_patch_replaces_the_guardians(world):
-    youth = world.youth(guardians=[{"name": "Test Mor", "relation": "mother"},
-                                   {"name": "Test Far", "relation": "father"}])
+    youth = world.youth(
+        guardians=[{"name": "Test Mor", "relation": "mother"}, {"name": "Test Far", "relation": "father"}]
+    )
     url = f"/api/v1/youths/{youth['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    resp = world["police"].patch(url, json={"guardians": [{"name": "Test Verge", "relation": "guardian",
-                                                           "email": "verge@example.org"}]},
-                                 headers={"If-Match": etag})
+    resp = world["police"].patch(
+        url,
+        json={"guardians": [{"name": "Test Verge", "relation": "guardian", "email": "verge@example.org"}]},
+        headers={"If-Match": etag},
+    )
     assert resp.status_code == 200, resp.json
-    assert [(g["name"], g["relation"], g["email"]) for g in resp.json["guardians"]] == \
-        [("Test Verge", "guardian", "verge@example.org")]
+    assert [(g["name"], g["relation"], g["email"]) for g in resp.json["guardians"]] == [
+        ("Test Verge", "guardian", "verge@example.org")
+    ]
     stored = world["police"].get(url)
     assert [g["name"] for g in stored.json["guardians"]] == ["Test Verge"]
 
@@ -209,8 +240,9 @@ def test_changing_only_the_guardians_moves_the_etag_on(world):
     assert resp.status_code == 200, resp.json
     assert resp.json["guardians"] == []
     assert resp.headers["ETag"] != etag
-    stale = world["police"].patch(url, json={"guardians": [{"name": "Test Mor", "relation": "mother"}]},
-                                  headers={"If-Match": etag})
+    stale = world["police"].patch(
+        url, json={"guardians": [{"name": "Test Mor", "relation": "mother"}]}, headers={"If-Match": etag}
+    )
     assert stale.status_code == 412
 
 
@@ -220,13 +252,19 @@ def test_patch_corrects_the_national_id_and_birth_date_together(world):
     url = f"/api/v1/youths/{youth['id']}"
     etag = world["police"].get(url).headers["ETag"]
     born = date(2011, 1, 2)
-    resp = world["police"].patch(url, json={"national_id": youth_number(born), "birth_date": born.isoformat(),
-                                            "school": "Test skole"}, headers={"If-Match": etag})
+    resp = world["police"].patch(
+        url,
+        json={"national_id": youth_number(born), "birth_date": born.isoformat(), "school": "Test skole"},
+        headers={"If-Match": etag},
+    )
     assert resp.status_code == 200, resp.json
     assert resp.headers["ETag"] != etag
     after = world["police"].get(url).json
-    assert (after["national_id"], after["birth_date"], after["school"]) == \
-        (youth_number(born), born.isoformat(), "Test skole")
+    assert (after["national_id"], after["birth_date"], after["school"]) == (
+        youth_number(born),
+        born.isoformat(),
+        "Test skole",
+    )
     found = world["police"].get("/api/v1/youths", query_string={"national_id": youth_number(born)}).json["items"]
     assert [y["id"] for y in found] == [youth["id"]]
     assert world["police"].get("/api/v1/youths", query_string={"national_id": youth["national_id"]}).json["items"] == []
@@ -237,11 +275,12 @@ def test_a_changed_national_id_or_birth_date_must_still_agree(world):
     url = f"/api/v1/youths/{youth['id']}"
     etag = world["police"].get(url).headers["ETag"]
     other = date(2011, 1, 2)
-    for change, field in (({"birth_date": other.isoformat()}, "birth_date"),
-                          ({"national_id": youth_number(other)}, "national_id"),  # the field the client changed
-                          ({"national_id": youth_number(other), "birth_date": youth["birth_date"]}, "birth_date"),
-                          ({"national_id": youth["national_id"][:-1] + str((int(youth["national_id"][-1]) + 1) % 10)},
-                           "national_id")):
+    for change, field in (
+        ({"birth_date": other.isoformat()}, "birth_date"),
+        ({"national_id": youth_number(other)}, "national_id"),  # the field the client changed
+        ({"national_id": youth_number(other), "birth_date": youth["birth_date"]}, "birth_date"),
+        ({"national_id": youth["national_id"][:-1] + str((int(youth["national_id"][-1]) + 1) % 10)}, "national_id"),
+    ):
         problem = assert_problem(world["police"].patch(url, json=change, headers={"If-Match": etag}), 422)
         assert list(problem["errors"]) == [field], change
     after = world["police"].get(url)
@@ -251,14 +290,21 @@ def test_a_changed_national_id_or_birth_date_must_still_agree(world):
 
 def test_a_national_id_another_youth_holds_is_409_with_its_id(world):
     born = date(2011, 1, 2)
-    first = world["police"].post("/api/v1/youths", json=body(birth_date=born.isoformat(),
-                                                             national_id=youth_number(born))).json
+    first = (
+        world["police"]
+        .post("/api/v1/youths", json=body(birth_date=born.isoformat(), national_id=youth_number(born)))
+        .json
+    )
     second = world.youth()
     url = f"/api/v1/youths/{second['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    problem = assert_problem(world["police"].patch(url, json={"national_id": first["national_id"],
-                                                        "birth_date": born.isoformat()},
-                                             headers={"If-Match": etag}), 409, "youth-exists")
+    problem = assert_problem(
+        world["police"].patch(
+            url, json={"national_id": first["national_id"], "birth_date": born.isoformat()}, headers={"If-Match": etag}
+        ),
+        409,
+        "youth-exists",
+    )
     assert problem["existing_id"] == first["id"]
     assert world["police"].get(url).json["national_id"] == second["national_id"]
 
@@ -267,6 +313,7 @@ def test_patch_validates_fields(world):
     youth = world.youth()
     url = f"/api/v1/youths/{youth['id']}"
     etag = world["police"].get(url).headers["ETag"]
-    problem = assert_problem(world["police"].patch(url, json={"given_name": "", "municipality": "abcd"},
-                                             headers={"If-Match": etag}), 422)
+    problem = assert_problem(
+        world["police"].patch(url, json={"given_name": "", "municipality": "abcd"}, headers={"If-Match": etag}), 422
+    )
     assert {"given_name", "municipality"} <= set(problem["errors"])

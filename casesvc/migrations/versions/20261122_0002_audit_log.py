@@ -8,6 +8,7 @@ Revision ID: 20261122_0002
 Revises: 20261122_0001
 Create Date: 2026-11-22
 """
+
 import sqlalchemy as sa
 from alembic import op
 

@@ -9,6 +9,7 @@ Revision ID: 20261202_0009
 Revises: 20261202_0011
 Create Date: 2026-12-02
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -35,8 +36,9 @@ def upgrade():
     op.create_index("ix_emergency_accesses_started", "emergency_accesses", ["started_at", "id"])
     op.create_table(
         "emergency_access_reviews",
-        sa.Column("access_id", sa.String(36), sa.ForeignKey("emergency_accesses.id", ondelete="CASCADE"),
-                  primary_key=True),
+        sa.Column(
+            "access_id", sa.String(36), sa.ForeignKey("emergency_accesses.id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("finding", sa.String(12), nullable=False),
         sa.Column("comment", sa.Text()),
         sa.Column("reviewed_by", sa.String(64), nullable=False),

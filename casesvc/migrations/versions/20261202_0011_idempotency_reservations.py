@@ -8,6 +8,7 @@ Revision ID: 20261202_0011
 Revises: 20261202_0012
 Create Date: 2026-12-02
 """
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -27,8 +28,9 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.drop_index("ux_idempotency_owner_key_endpoint")
-    op.execute("DELETE FROM idempotency_keys"
-               " WHERE id NOT IN (SELECT min(id) FROM idempotency_keys GROUP BY owner, key)")
+    op.execute(
+        "DELETE FROM idempotency_keys WHERE id NOT IN (SELECT min(id) FROM idempotency_keys GROUP BY owner, key)"
+    )
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.create_index("ux_idempotency_owner_key", ["owner", "key"], unique=True)
         batch_op.drop_column("endpoint")

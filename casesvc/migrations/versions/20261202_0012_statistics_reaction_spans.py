@@ -11,6 +11,7 @@ Revision ID: 20261202_0012
 Revises: 20261202_0010
 Create Date: 2026-12-02
 """
+
 import sqlalchemy as sa
 from alembic import op
 

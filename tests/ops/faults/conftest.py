@@ -1,5 +1,6 @@
 """The fault and load tests (`pytest -m faults`, or this folder): every test here carries the
 `faults` mark, and the figures they measured are printed at the end of the run."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -2,6 +2,7 @@
 gunicorn, on a free loopback port, against the test's PostgreSQL database), HTTP clients with a
 keep-alive connection each, a record of every request (status, latency, request id) and the
 figures printed at the end of the run."""
+
 from __future__ import annotations
 
 import contextlib
@@ -27,9 +28,10 @@ import pytest
 from casesvc.youths import national_id
 
 POSTGRES_URL = os.environ.get("CASESVC_TEST_DATABASE_URL", "")
-pg_only = pytest.mark.skipif(not POSTGRES_URL.startswith("postgresql"),
-                             reason="real servers on the production database: needs PostgreSQL "
-                                    "(set CASESVC_TEST_DATABASE_URL)")
+pg_only = pytest.mark.skipif(
+    not POSTGRES_URL.startswith("postgresql"),
+    reason="real servers on the production database: needs PostgreSQL (set CASESVC_TEST_DATABASE_URL)",
+)
 CLI = [sys.executable, "-m", "casesvc.cli"]
 # printed at the end of the run by this folder's conftest (pytest_terminal_summary)
 FIGURES: list[str] = []
@@ -52,9 +54,17 @@ def host_env(database_url: str, home: Path, secret_key: str, **extra: str) -> di
     directory and metrics, loopback webhooks allowed (not production)."""
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASESVC_")}
-    env.update({"CASESVC_ENV": "development", "CASESVC_DATABASE_URL": database_url,
-                "CASESVC_SECRET_KEY": secret_key, "CASESVC_INSTANCE_PATH": str(home),
-                "CASESVC_METRICS_DIR": str(home / "metrics"), "CASESVC_LOG_FORMAT": "text", **extra})
+    env.update(
+        {
+            "CASESVC_ENV": "development",
+            "CASESVC_DATABASE_URL": database_url,
+            "CASESVC_SECRET_KEY": secret_key,
+            "CASESVC_INSTANCE_PATH": str(home),
+            "CASESVC_METRICS_DIR": str(home / "metrics"),
+            "CASESVC_LOG_FORMAT": "text",
+            **extra,
+        }
+    )
     return env
 
 
@@ -100,8 +110,13 @@ def start_host(name: str, env: dict, home: Path, workers: int = 2) -> Host:
     port = free_port()
     log = home / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Host(name, port, proc, log, env)
 
 
@@ -158,6 +173,7 @@ def run_cli(env: dict, *args: str, timeout: float = 120) -> subprocess.Completed
 
 # --- HTTP clients and what they saw ------------------------------------------------------------
 
+
 @dataclass
 class Answer:
     status: int  # 0: no answer (the connection failed or timed out)
@@ -210,15 +226,20 @@ class Ledger:
 
     def figures(self, seconds: float) -> list[str]:
         answered = [r for r in self.records if r.status]
-        lines = [f"requests: {len(self.records)} in {seconds:.1f} s ({len(self.records) / seconds:.0f}/s), "
-                 f"answered {len(answered)}",
-                 "status counts: " + ", ".join(f"{s or 'no answer'}: {n}" for s, n in sorted(self.statuses().items())),
-                 "latency: " + latency(r.elapsed for r in answered)]
+        lines = [
+            f"requests: {len(self.records)} in {seconds:.1f} s ({len(self.records) / seconds:.0f}/s), "
+            f"answered {len(answered)}",
+            "status counts: " + ", ".join(f"{s or 'no answer'}: {n}" for s, n in sorted(self.statuses().items())),
+            "latency: " + latency(r.elapsed for r in answered),
+        ]
         for label in sorted({r.label for r in self.records}):
             mine = [r for r in self.records if r.label == label]
-            lines.append(f"  {label}: {len(mine)}, "
-                         + ", ".join(f"{s or 'none'}: {n}" for s, n in sorted(Counter(r.status for r in mine).items()))
-                         + "; " + latency(r.elapsed for r in mine if r.status))
+            lines.append(
+                f"  {label}: {len(mine)}, "
+                + ", ".join(f"{s or 'none'}: {n}" for s, n in sorted(Counter(r.status for r in mine).items()))
+                + "; "
+                + latency(r.elapsed for r in mine if r.status)
+            )
         return lines
 
 
@@ -231,8 +252,10 @@ def percentile(values: list[float], q: float) -> float:
 
 def latency(values) -> str:
     values = list(values)
-    return (f"p50 {percentile(values, 0.50) * 1000:.0f} ms, p99 {percentile(values, 0.99) * 1000:.0f} ms, "
-            f"max {max(values, default=0) * 1000:.0f} ms")
+    return (
+        f"p50 {percentile(values, 0.50) * 1000:.0f} ms, p99 {percentile(values, 0.99) * 1000:.0f} ms, "
+        f"max {max(values, default=0) * 1000:.0f} ms"
+    )
 
 
 class Client:
@@ -252,8 +275,17 @@ class Client:
             conn = self._conns[host] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
         return conn
 
-    def call(self, host: str, method: str, path: str, label: str, json_body=None, form: dict | None = None,
-             headers: dict | None = None, token: bool = True) -> Answer:
+    def call(
+        self,
+        host: str,
+        method: str,
+        path: str,
+        label: str,
+        json_body=None,
+        form: dict | None = None,
+        headers: dict | None = None,
+        token: bool = True,
+    ) -> Answer:
         request_id = self.ledger.request_id()
         sent = {"X-Request-Id": request_id, **(headers or {})}
         if token and self.token:
@@ -271,21 +303,25 @@ class Client:
             conn.request(method, path, body=body, headers=sent)
             resp = conn.getresponse()
             data = resp.read()
-            answer = Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data,
-                            time.monotonic() - started)
+            answer = Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, time.monotonic() - started)
             if resp.getheader("Connection", "").lower() == "close":
                 self.close(host)
         except (OSError, http.client.HTTPException) as exc:
             self.close(host)
             answer = Answer(0, {}, b"", time.monotonic() - started, error=exc.__class__.__name__)
         answer.request_id = request_id
-        self.ledger.add(Record(label, host, answer.status, answer.elapsed, request_id, time.monotonic(),
-                               answer.error))
+        self.ledger.add(Record(label, host, answer.status, answer.elapsed, request_id, time.monotonic(), answer.error))
         return answer
 
     def login(self, host: str, username: str, password: str, label: str = "login") -> Answer:
-        answer = self.call(host, "POST", "/api/v1/auth/token", label, token=False,
-                           form={"grant_type": "password", "username": username, "password": password})
+        answer = self.call(
+            host,
+            "POST",
+            "/api/v1/auth/token",
+            label,
+            token=False,
+            form={"grant_type": "password", "username": username, "password": password},
+        )
         if answer.status == 200:
             self.token = answer.json["access_token"]
         return answer
@@ -298,6 +334,7 @@ class Client:
 
 
 # --- test data ---------------------------------------------------------------------------------
+
 
 class NationalIds:
     """Valid synthetic national ids (never a real person's), each handed out once, from any thread."""
@@ -322,9 +359,14 @@ class NationalIds:
 
 def youth_body(ids: NationalIds) -> dict:
     born, number = ids.next()
-    return {"given_name": "Test", "family_name": "Testesen", "birth_date": born.isoformat(),
-            "national_id": number, "municipality": "0301",
-            "guardians": [{"name": "Test Forelder", "relation": "mother"}]}
+    return {
+        "given_name": "Test",
+        "family_name": "Testesen",
+        "birth_date": born.isoformat(),
+        "national_id": number,
+        "municipality": "0301",
+        "guardians": [{"name": "Test Forelder", "relation": "mother"}],
+    }
 
 
 @dataclass

@@ -6,6 +6,7 @@ server). Every answer is 2xx or 503 problem+json with Retry-After — never anot
 comes within a stated bound; /readyz is 503 during the outage and 200 after it; the same workers
 recover by themselves; every write answered 201 is there afterwards, every request answered 2xx
 has its one audit event, and the chain verifies."""
+
 from __future__ import annotations
 
 import random
@@ -60,9 +61,17 @@ def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answere
     cases = [world.case()["id"] for _ in range(4)]
     behind = make_url(POSTGRES_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     home = tmp_path / "host"
-    env = host_env(behind, home, new_secret(), CASESVC_DB_STATEMENT_TIMEOUT=str(STATEMENT_TIMEOUT),
-                   CASESVC_DB_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT), CASESVC_DB_POOL_TIMEOUT=str(POOL_TIMEOUT),
-                   CASESVC_READYZ_TIMEOUT="1", CASESVC_RETRY_AFTER=RETRY_AFTER, CASESVC_KEEPALIVE="120")
+    env = host_env(
+        behind,
+        home,
+        new_secret(),
+        CASESVC_DB_STATEMENT_TIMEOUT=str(STATEMENT_TIMEOUT),
+        CASESVC_DB_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT),
+        CASESVC_DB_POOL_TIMEOUT=str(POOL_TIMEOUT),
+        CASESVC_READYZ_TIMEOUT="1",
+        CASESVC_RETRY_AFTER=RETRY_AFTER,
+        CASESVC_KEEPALIVE="120",
+    )
     ledger = Ledger("outage")
     stop = threading.Event()
     notes: list[str] = []
@@ -81,8 +90,13 @@ def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answere
             while not stop.is_set():
                 case_id = rng.choice(cases)
                 if rng.random() < 0.5:
-                    answer = client.call("host", "POST", f"/api/v1/cases/{case_id}/notes", "create note", json_body={
-                        "body": "Test note", "category": "general", "visibility": "shared"})
+                    answer = client.call(
+                        "host",
+                        "POST",
+                        f"/api/v1/cases/{case_id}/notes",
+                        "create note",
+                        json_body={"body": "Test note", "category": "general", "visibility": "shared"},
+                    )
                     if answer.status == 201:
                         notes.append(answer.json["id"])
                 else:
@@ -90,9 +104,12 @@ def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answere
                 if answer.status in (200, 201):
                     continue
                 problem = answer.json or {}
-                if (answer.status != 503 or answer.header("Content-Type") != "application/problem+json"
-                        or answer.header("Retry-After") != RETRY_AFTER
-                        or problem.get("type") != "/problems/database-unavailable"):
+                if (
+                    answer.status != 503
+                    or answer.header("Content-Type") != "application/problem+json"
+                    or answer.header("Retry-After") != RETRY_AFTER
+                    or problem.get("type") != "/problems/database-unavailable"
+                ):
                     odd.append(f"{answer.status} {answer.header('Content-Type')} {answer.body[:200]!r}")
                 time.sleep(0.05)  # a client that was told to come back does not hammer
             client.close()
@@ -148,17 +165,25 @@ def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answere
         not_ready = sum(1 for t, status in readiness if began <= t < ended and status in (503, 0))
         outages[outage] = (began, ended, refused, first_ok, ready_again, not_ready)
         seen = f"from {refused[0].at - began:.1f} s to {refused[-1].at - began:.1f} s" if refused else "never"
-        lines.append(f"{outage} for {ended - began:.0f} s: clients were answered 503 {len(refused)} times, {seen} "
-                     f"after it began ({latency(r.elapsed for r in refused)}); /readyz not ready {not_ready} times "
-                     f"(503, or no answer within the probe's {PROBE_TIMEOUT} s)")
+        lines.append(
+            f"{outage} for {ended - began:.0f} s: clients were answered 503 {len(refused)} times, {seen} "
+            f"after it began ({latency(r.elapsed for r in refused)}); /readyz not ready {not_ready} times "
+            f"(503, or no answer within the probe's {PROBE_TIMEOUT} s)"
+        )
         if first_ok and ready_again:
-            lines.append(f"  back: first 2xx {first_ok - ended:.2f} s and /readyz 200 {ready_again - ended:.2f} s "
-                         f"after the database was")
+            lines.append(
+                f"  back: first 2xx {first_ok - ended:.2f} s and /readyz 200 {ready_again - ended:.2f} s "
+                f"after the database was"
+            )
     taken = [seconds for rid, (status, seconds) in on_the_server.items() if rid.startswith("outage-")]
-    lines.append(f"time taken on the server, once a worker thread had the request: {latency(taken)}; "
-                 f"the rest of what the clients saw is the wait for a free thread")
-    lines.append(f"writes answered 201: {len(notes)}, all stored: {set(notes) <= stored}; "
-                 f"audit events of the answered requests: {sum(events.values())}")
+    lines.append(
+        f"time taken on the server, once a worker thread had the request: {latency(taken)}; "
+        f"the rest of what the clients saw is the wait for a free thread"
+    )
+    lines.append(
+        f"writes answered 201: {len(notes)}, all stored: {set(notes) <= stored}; "
+        f"audit events of the answered requests: {sum(events.values())}"
+    )
     report(f"a database outage under load (one host of 2 workers, {CLIENTS} clients, through a TCP proxy)", lines)
 
     assert odd == []

@@ -5,6 +5,7 @@ once; every request leaves exactly one audit event and the chain stays gapless a
 per-username login limit counts the attempts made on both hosts together (the counters live in
 the database, README "Identity"); and four `casesvc reminders run` started at once create and
 deliver each due reminder exactly once."""
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,10 @@ def hosts(app, tmp_path_factory):
     per-address one (every client here comes from 127.0.0.1)."""
     secret = new_secret()
     homes = [tmp_path_factory.mktemp(f"host-{name}") for name in "ab"]
-    envs = [host_env(POSTGRES_URL, home, secret, CASESVC_RATELIMIT_LOGIN_PER_IP="100000/minute",
-                     CASESVC_KEEPALIVE="120") for home in homes]
+    envs = [
+        host_env(POSTGRES_URL, home, secret, CASESVC_RATELIMIT_LOGIN_PER_IP="100000/minute", CASESVC_KEEPALIVE="120")
+        for home in homes
+    ]
     with serving([("a", envs[0], homes[0]), ("b", envs[1], homes[1])]) as started:
         yield {host.name: host for host in started}
 
@@ -70,8 +73,14 @@ def _today(days: int = 0) -> str:
 
 
 def _consent_body() -> dict:
-    return {"given_by": "both", "given_on": _today(-1), "expires_on": _today(90), "purpose": "Follow-up",
-            "agencies": ["health", "slt"], "categories": ["general"]}
+    return {
+        "given_by": "both",
+        "given_on": _today(-1),
+        "expires_on": _today(90),
+        "purpose": "Follow-up",
+        "agencies": ["health", "slt"],
+        "categories": ["general"],
+    }
 
 
 NOTE = {"body": "Test note", "category": "general", "visibility": "shared"}
@@ -119,9 +128,18 @@ class Load:
                 youth_id = self.created_on(client, home, youth, "create youth")
                 if youth_id is None:
                     continue
-                case = client.call(home, "POST", "/api/v1/cases", "create case", json_body={
-                    "youth_id": youth_id, "origin": "police", "summary": "Test case",
-                    "participants": ["health", "slt"]})
+                case = client.call(
+                    home,
+                    "POST",
+                    "/api/v1/cases",
+                    "create case",
+                    json_body={
+                        "youth_id": youth_id,
+                        "origin": "police",
+                        "summary": "Test case",
+                        "participants": ["health", "slt"],
+                    },
+                )
                 case_id = self.created_on(client, home, case, "create case")
                 if case_id:
                     self.shared.add_case(case_id)
@@ -134,12 +152,14 @@ class Load:
                 self.expect(client.call(host, "GET", f"/api/v1/cases/{case_id}", "read case"), "read case", {200})
             elif roll < 0.8 and consents and rng.random() < 0.5:
                 case_of, consent_id = consents.pop(0)
-                withdrawn = client.call(host, "POST", f"/api/v1/cases/{case_of}/consents/{consent_id}/withdraw",
-                                        "withdraw consent")
+                withdrawn = client.call(
+                    host, "POST", f"/api/v1/cases/{case_of}/consents/{consent_id}/withdraw", "withdraw consent"
+                )
                 self.expect(withdrawn, "withdraw consent", {200})
             elif roll < 0.9:
-                given = client.call(home, "POST", f"/api/v1/cases/{case_id}/consents", "give consent",
-                                    json_body=_consent_body())
+                given = client.call(
+                    home, "POST", f"/api/v1/cases/{case_id}/consents", "give consent", json_body=_consent_body()
+                )
                 consent_id = self.created_on(client, home, given, "give consent")
                 if consent_id:
                     consents.append((case_id, consent_id))
@@ -166,8 +186,14 @@ class Load:
         """Wrong passwords for one user, on both hosts in turn."""
         host = rng.choice("ab")
         while self.running():
-            guess = client.call(host, "POST", "/api/v1/auth/token", "wrong password", token=False, form={
-                "grant_type": "password", "username": "user.cw", "password": f"guess {rng.random()}"})
+            guess = client.call(
+                host,
+                "POST",
+                "/api/v1/auth/token",
+                "wrong password",
+                token=False,
+                form={"grant_type": "password", "username": "user.cw", "password": f"guess {rng.random()}"},
+            )
             self.expect(guess, "wrong password", {400, 401, 429})
             host = _other(host)
             time.sleep(0.2)
@@ -200,8 +226,15 @@ def test_two_hosts_under_200_clients_answer_no_5xx_and_audit_every_request_once(
                 ready.wait(timeout=120)
                 load.guesser(client, rng)
                 return
-            username = (police[index % 20] if kind < 10 else health[index % 8] if kind < 14
-                        else slt[index % 6] if kind < 17 else nav[index % 4])
+            username = (
+                police[index % 20]
+                if kind < 10
+                else health[index % 8]
+                if kind < 14
+                else slt[index % 6]
+                if kind < 17
+                else nav[index % 4]
+            )
             load.expect(client.login(home, username, PASSWORD), "first login", {200})
             ready.wait(timeout=120)
             if kind < 10:
@@ -234,8 +267,15 @@ def test_two_hosts_under_200_clients_answer_no_5xx_and_audit_every_request_once(
     for event in events:
         once[event["request_id"]] = once.get(event["request_id"], 0) + 1
     guesses = ledger.statuses("wrong password")
-    report(f"two hosts (2 workers each) on one PostgreSQL, {CLIENTS} clients for {SECONDS:.0f} s",
-           [*ledger.figures(seconds), f"created and read back from the other host: {len(load.created)}", f"wrong passwords for one user, both hosts: {dict(guesses)} (limit {LOGIN_LIMIT}/minute)", f"audit events of these requests: {len(events)}; chain: {verified.stdout.strip()}"])
+    report(
+        f"two hosts (2 workers each) on one PostgreSQL, {CLIENTS} clients for {SECONDS:.0f} s",
+        [
+            *ledger.figures(seconds),
+            f"created and read back from the other host: {len(load.created)}",
+            f"wrong passwords for one user, both hosts: {dict(guesses)} (limit {LOGIN_LIMIT}/minute)",
+            f"audit events of these requests: {len(events)}; chain: {verified.stdout.strip()}",
+        ],
+    )
 
     assert load.unexpected == []
     answered = [r for r in ledger.records if r.status]
@@ -255,6 +295,7 @@ def test_two_hosts_under_200_clients_answer_no_5xx_and_audit_every_request_once(
 
 
 # --- reminders: four runs at once --------------------------------------------------------------
+
 
 class Receiver:
     """The webhook receiver the test owns: every body it was sent, and whether each was signed."""
@@ -299,21 +340,29 @@ def receiver():
 def _recurring_contract(world, case: dict) -> None:
     """An active drug contract with two conditions due yesterday and the day before (not yet escalated)."""
     starts = oslo_today() - timedelta(days=15)
-    body = {"type": "drug_contract", "legal_basis": "conditional_waiver", "starts_on": starts.isoformat(),
-            "ends_on": (starts + timedelta(days=180)).isoformat(),
-            "signatures": [{"party": "youth", "signed_on": _today()}, {"party": "guardian", "signed_on": _today()}],
-            "conditions": [{"kind": "drug_test", "every_days": days, "responsible_agency": "health"}
-                           for days in (14, 13)]}
+    body = {
+        "type": "drug_contract",
+        "legal_basis": "conditional_waiver",
+        "starts_on": starts.isoformat(),
+        "ends_on": (starts + timedelta(days=180)).isoformat(),
+        "signatures": [{"party": "youth", "signed_on": _today()}, {"party": "guardian", "signed_on": _today()}],
+        "conditions": [{"kind": "drug_test", "every_days": days, "responsible_agency": "health"} for days in (14, 13)],
+    }
     made = world["police"].post(f"/api/v1/cases/{case['id']}/reactions", json=body)
     assert made.status_code == 201, made.json
-    active = world["police"].post(f"/api/v1/cases/{case['id']}/reactions/{made.json['id']}/transitions",
-                                  json={"to": "active"})
+    active = world["police"].post(
+        f"/api/v1/cases/{case['id']}/reactions/{made.json['id']}/transitions", json={"to": "active"}
+    )
     assert active.status_code == 200, active.json
 
 
 def _run_four_at_once(env: dict, now: str) -> list[dict]:
-    runs = [subprocess.Popen([*CLI, "reminders", "run", "--now", now], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    runs = [
+        subprocess.Popen(
+            [*CLI, "reminders", "run", "--now", now], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
     results = []
     for run in runs:
         out, err = run.communicate(timeout=120)
@@ -329,8 +378,13 @@ def test_four_reminder_runs_at_once_create_and_deliver_each_reminder_once(world,
         _recurring_contract(world, case)
     admin = Client({n: h.base for n, h in hosts.items()}, Ledger("rem"))
     assert admin.login("a", "user.admin", PASSWORD).status == 200
-    hook = admin.call("a", "PUT", "/api/v1/agencies/health/webhook", "webhook",
-                      json_body={"url": receiver.url, "secret": WEBHOOK_SECRET})
+    hook = admin.call(
+        "a",
+        "PUT",
+        "/api/v1/agencies/health/webhook",
+        "webhook",
+        json_body={"url": receiver.url, "secret": WEBHOOK_SECRET},
+    )
     assert hook.status == 201, hook.body
     now = rfc3339(utcnow())
     began = time.monotonic()
@@ -342,9 +396,13 @@ def test_four_reminder_runs_at_once_create_and_deliver_each_reminder_once(world,
         attempts = db.session.scalar(select(func.count()).select_from(WebhookAttempt))
         db.session.remove()
     delivered = [json.loads(body)["reminder_id"] for body in receiver.bodies]
-    report("four `casesvc reminders run` at once, beside the two hosts",
-           [f"created per run: {[sum(r['created'].values()) for r in results]}, "
-            f"delivered per run: {[r['deliveries']['delivered'] for r in results]}, all four done in {took:.1f} s"])
+    report(
+        "four `casesvc reminders run` at once, beside the two hosts",
+        [
+            f"created per run: {[sum(r['created'].values()) for r in results]}, "
+            f"delivered per run: {[r['deliveries']['delivered'] for r in results]}, all four done in {took:.1f} s"
+        ],
+    )
 
     assert sum(r["created"]["condition_due"] for r in results) == 12
     assert sum(sum(r["created"].values()) for r in results) == len(reminders) == 12  # created once each
@@ -357,8 +415,8 @@ def test_four_reminder_runs_at_once_create_and_deliver_each_reminder_once(world,
     for name in "ab":  # both hosts list the same twelve, and the deliveries once each
         listed = health.call(name, "GET", "/api/v1/reminders?limit=200", "reminders").json["items"]
         assert sorted(r["id"] for r in listed) == sorted(reminders)
-        deliveries = admin.call(name, "GET", "/api/v1/agencies/health/webhook/deliveries?limit=200",
-                                "deliveries").json["items"]
+        deliveries = admin.call(name, "GET", "/api/v1/agencies/health/webhook/deliveries?limit=200", "deliveries").json[
+            "items"
+        ]
         assert sorted(d["reminder_id"] for d in deliveries) == sorted(reminders)
         assert {d["outcome"] for d in deliveries} == {"delivered"}
-

@@ -3,6 +3,7 @@ replacement, the service goes on answering, and the database holds no youth with
 event of its creation and no creation event without its youth (the two commit together or not
 at all, README "The audit log"). The only answers the clients miss are those of the requests the
 killed worker held; none is a 5xx."""
+
 from __future__ import annotations
 
 import os
@@ -66,12 +67,14 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
             ready.wait(timeout=60)
             while logged_in and not stop.is_set():
                 body, key = youth_body(ids), str(uuid.uuid4())
-                answer = client.call("host", "POST", "/api/v1/youths", "create youth", json_body=body,
-                                     headers={"Idempotency-Key": key})
+                answer = client.call(
+                    "host", "POST", "/api/v1/youths", "create youth", json_body=body, headers={"Idempotency-Key": key}
+                )
                 if answer.status == 0:  # no answer: the same request again, at once, as a careful client does
                     first = answer.request_id
-                    answer = client.call("host", "POST", "/api/v1/youths", "retry", json_body=body,
-                                         headers={"Idempotency-Key": key})
+                    answer = client.call(
+                        "host", "POST", "/api/v1/youths", "retry", json_body=body, headers={"Idempotency-Key": key}
+                    )
                     retries.append((first, answer))
                 if answer.status == 201:
                     created.append(answer.json["id"])
@@ -101,8 +104,9 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
         seconds = time.monotonic() - started
         assert not any(thread.is_alive() for thread in threads)
 
-        after_last_kill = [r for r in ledger.records
-                           if r.label == "create youth" and r.at > kills[-1] + max(replaced_in) + 0.5]
+        after_last_kill = [
+            r for r in ledger.records if r.label == "create youth" and r.at > kills[-1] + max(replaced_in) + 0.5
+        ]
         unanswered = {r.request_id for r in ledger.records if r.status == 0}
         events = [e for e in sealed(app) if (e["request_id"] or "").startswith("kill-")]
         with app.app_context():
@@ -111,8 +115,20 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
         by_request: dict[str, list[dict]] = {}
         for event in events:
             by_request.setdefault(event["request_id"], []).append(event)
-        report("a worker killed mid-write (SIGKILL, 3 times, 16 clients creating youths, one host of 2 workers)",
-               [*ledger.figures(seconds), f"replacement forked in: {', '.join(f'{t * 1000:.0f} ms' for t in replaced_in)}", f"requests the clients got no answer to: {len(unanswered)}, of which committed before the " f"worker died: {len(unanswered & set(by_request))}, not there (rolled back, or never read by a " f"worker): {len(unanswered - set(by_request))}", "retried at once with the same Idempotency-Key: " f"{sum(1 for _, a in retries if a.header('Idempotent-Replayed') == 'true')} replayed, " f"{sum(1 for _, a in retries if a.status == 201 and not a.header('Idempotent-Replayed'))} " f"created, {sum(1 for _, a in retries if a.status == 409)} answered 409 (the key held)"])
+        report(
+            "a worker killed mid-write (SIGKILL, 3 times, 16 clients creating youths, one host of 2 workers)",
+            [
+                *ledger.figures(seconds),
+                f"replacement forked in: {', '.join(f'{t * 1000:.0f} ms' for t in replaced_in)}",
+                f"requests the clients got no answer to: {len(unanswered)}, of which committed before the "
+                f"worker died: {len(unanswered & set(by_request))}, not there (rolled back, or never read by a "
+                f"worker): {len(unanswered - set(by_request))}",
+                "retried at once with the same Idempotency-Key: "
+                f"{sum(1 for _, a in retries if a.header('Idempotent-Replayed') == 'true')} replayed, "
+                f"{sum(1 for _, a in retries if a.status == 201 and not a.header('Idempotent-Replayed'))} "
+                f"created, {sum(1 for _, a in retries if a.status == 409)} answered 409 (the key held)",
+            ],
+        )
 
         # nothing but 201, and no answer for what the killed worker held: no 5xx, no error answer
         assert ledger.statuses("login") == {200: CLIENTS}
