@@ -116,6 +116,11 @@ ACCEPTED_422 = [
     ),
     ("code", r"agency '[\w-]+' already exists", _STATE),
     ("username", r".*already exists.*|.*is taken.*", _STATE),
+    (
+        "url",
+        r"Not a valid URL\.|The URL needs a host\.|Credentials do not belong.*|A webhook URL has no fragment\.",
+        "the scheme is the document's pattern; a URL's host, port, credentials and fragment are the service's to judge",
+    ),
     ("agency", r"role '\w+' does not match agency '[\w-]+' of kind '\w+'", _BETWEEN),
     (r"scheduled_at|held_at", r"Only a concern conversation is scheduled or held\.", _BETWEEN),
     ("signed_on", r"A signature cannot be dated in the future\.", _WINDOW),
