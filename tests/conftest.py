@@ -7,9 +7,15 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -19,7 +25,7 @@ from sqlalchemy import select, text
 from casesvc import create_app
 from casesvc.agencies.service import create_agency, create_user
 from casesvc.audit import service as audit_service
-from casesvc.audit.models import AuditEvent
+from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.extensions import db
 from casesvc.policy import ROLE_SCOPES
@@ -384,10 +390,19 @@ def test_db_cli(app, tmp_path, monkeypatch, capsys):
     return _cli_runner(monkeypatch, capsys)
 
 
-def sealed(app) -> list[dict]:
-    """Every event of the chain, sealed first, in seq order, as the API gives them."""
+def sealed(app, within: float = 30) -> list[dict]:
+    """Every event of the chain, sealed first, in seq order, as the API gives them. On PostgreSQL
+    one sealer works at a time and the others return at once, so while a served process's sealer
+    holds the turn this waits for the inbox to empty rather than read a chain without its tail."""
+    deadline = time.monotonic() + within
     with app.app_context():
-        audit_service.seal()
+        while True:
+            audit_service.seal()
+            if db.session.scalar(select(AuditInbox.n).limit(1)) is None:
+                break
+            db.session.rollback()
+            assert time.monotonic() < deadline, f"the audit inbox was not emptied within {within:.0f} s"
+            time.sleep(0.05)
         rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
         out = [audit_service.event_dict(row) for row in rows]
         db.session.remove()
@@ -403,3 +418,58 @@ def _every_message_translated(app):
     yield
     del app.extensions["casesvc.i18n.unknown"]
     assert not unknown, f"client-visible text without a translation in the catalogue: {sorted(set(unknown))}"
+
+
+# -- a real `casesvc serve` (gunicorn) in a child process, for the tests that need real HTTP and
+# several worker processes: tests/ops/test_serve.py, tests/test_schemathesis.py, tests/ops/faults/
+
+SERVE_CLI = [sys.executable, "-m", "casesvc.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def spawn_serve(env: dict, log: Path, workers: int = 2) -> tuple[subprocess.Popen, int]:
+    """`casesvc serve` on a free loopback port, its output in `log`, in a session of its own
+    (so that a test can signal the whole process group): (the process, its port)."""
+    port = free_port()
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*SERVE_CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return proc, port
+
+
+def http_status(url: str, timeout: float = 5) -> int | None:
+    """The status of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+@contextlib.contextmanager
+def serve_process(env: dict, log: Path, workers: int = 2, ready_within: float = 30, stop_within: float = 30):
+    """A served casesvc, once its /readyz answers 200: yields (base URL, process); terminated after."""
+    proc, port = spawn_serve(env, log, workers)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_within
+        while http_status(base + "/readyz") != 200:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"casesvc serve was not ready within {ready_within:.0f} s"
+            time.sleep(0.2)
+        yield base, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=stop_within)

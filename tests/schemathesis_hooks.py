@@ -136,7 +136,10 @@ ACCEPTED_422 = [
 
 def _accepted(field: str, messages: list) -> bool:
     return all(
-        any(re.fullmatch(name, field) and re.fullmatch(pattern, str(message)) for name, pattern, _ in ACCEPTED_422)
+        any(
+            re.fullmatch(name, field) and re.fullmatch(pattern, str(message), re.DOTALL)
+            for name, pattern, _ in ACCEPTED_422
+        )
         for message in messages
     )
 

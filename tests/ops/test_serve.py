@@ -9,22 +9,15 @@ import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
+from tests.conftest import SERVE_CLI, serve_process
+
 NATIONAL_ID = "01010112345"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url: str) -> int:
@@ -45,34 +38,10 @@ def serving(tmp_path, log_format: str = "text", workers: int = 1, **env_extra):
         "CASESVC_LOG_FORMAT": log_format,
         **env_extra,
     }
-    cli = [sys.executable, "-m", "casesvc.cli"]
-    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True)
-    port = free_port()
+    subprocess.run([*SERVE_CLI, "db", "upgrade"], env=env, check=True, capture_output=True)
     log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if get(base + "/readyz") == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "casesvc serve was not ready within 30 s"
-            time.sleep(0.2)
+    with serve_process(env, log, workers, stop_within=20) as (base, proc):
         yield base, proc, log
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from casesvc.youths import national_id
+from tests.conftest import spawn_serve
 
 POSTGRES_URL = os.environ.get("CASESVC_TEST_DATABASE_URL", "")
 pg_only = pytest.mark.skipif(
@@ -41,12 +41,6 @@ def report(title: str, lines: list[str]) -> None:
     text = "\n".join([f"-- {title}", *("   " + line for line in lines)])
     FIGURES.append(text)
     print(text)  # noqa: T201 (the figures belong in the test output)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def host_env(database_url: str, home: Path, secret_key: str, **extra: str) -> dict:
@@ -107,16 +101,8 @@ class Host:
 
 
 def start_host(name: str, env: dict, home: Path, workers: int = 2) -> Host:
-    port = free_port()
     log = home / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc, port = spawn_serve(env, log, workers)
     return Host(name, port, proc, log, env)
 
 
