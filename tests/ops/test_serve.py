@@ -15,17 +15,9 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import SERVE_CLI, serve_process
+from tests.conftest import SERVE_CLI, http_status, serve_process
 
 NATIONAL_ID = "01010112345"
-
-
-def get(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 @contextlib.contextmanager
@@ -58,8 +50,8 @@ def served_logging(tmp_path, request):
 
 def test_serve_answers_over_http_and_logs_no_query_string(served_logging):
     base, proc, log, log_format = served_logging
-    assert get(base + "/healthz") == 200
-    assert get(f"{base}/api/v1/youths?national_id={NATIONAL_ID}") == 401  # no token
+    assert http_status(base + "/healthz") == 200
+    assert http_status(f"{base}/api/v1/youths?national_id={NATIONAL_ID}") == 401  # no token
     proc.terminate()
     proc.wait(timeout=20)
     lines = log.read_text().splitlines()
@@ -82,7 +74,7 @@ def test_two_workers_requests_add_up_in_one_scrape(tmp_path):
     with serving(tmp_path, workers=2, CASESVC_METRICS_DIR=str(metrics_dir)) as (base, _, _):
         before = _healthz_count(base)
         for _ in range(40):  # a new connection each: the kernel hands them to both workers
-            assert get(base + "/healthz") == 200
+            assert http_status(base + "/healthz") == 200
         workers = {path.name.rsplit("_", 1)[-1] for path in metrics_dir.glob("counter_*.db")}
         assert len(workers) == 2, workers  # both workers served, each in its own file
         for _ in range(3):  # whichever worker answers the scrape, it adds all of them up

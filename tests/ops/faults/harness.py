@@ -13,7 +13,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -25,14 +24,14 @@ from pathlib import Path
 import pytest
 
 from casesvc.youths import national_id
-from tests.conftest import spawn_serve
+from tests.conftest import SERVE_CLI, spawn_serve
 
 POSTGRES_URL = os.environ.get("CASESVC_TEST_DATABASE_URL", "")
 pg_only = pytest.mark.skipif(
     not POSTGRES_URL.startswith("postgresql"),
     reason="real servers on the production database: needs PostgreSQL (set CASESVC_TEST_DATABASE_URL)",
 )
-CLI = [sys.executable, "-m", "casesvc.cli"]
+CLI = SERVE_CLI  # `casesvc` as the tests run it
 # printed at the end of the run by this folder's conftest (pytest_terminal_summary)
 FIGURES: list[str] = []
 
