@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, text
 
 from casesvc.audit import chain
 from casesvc.audit.models import AuditEvent, AuditInbox
+from casesvc.common.direct import DirectStatement
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
 
@@ -128,13 +129,19 @@ def record_response(status: int) -> None:
     event = _event_from_request(status)
     if status >= 400 or db.session.new or db.session.dirty or db.session.deleted:
         db.session.rollback()  # whatever a failed request left is not ours to commit
-    # a successful read changed nothing: its event rides the read's own transaction (autocommit)
-    db.session.execute(_INBOX_INSERT, event)
-    db.session.commit()
+    # a successful read changed nothing: its event rides the read's own connection, in autocommit
+    # (requests.py), where the insert is durable once it returns and no COMMIT is needed
+    conn = db.session.connection()
+    _INBOX_INSERT.run(conn, event)
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        db.session.commit()
     ctx["recorded"] = True
 
 
-_INBOX_INSERT = AuditInbox.__table__.insert()  # Core: one row, none of the ORM's bulk machinery
+# the keys of `_event_from_request`'s event, the inbox's columns but its sequence number
+EVENT_KEYS = [c.name for c in AuditInbox.__table__.columns if c.name != "n"]
+# on the driver's cursor (common/direct.py): one row, none of the ORM's or the engine's machinery
+_INBOX_INSERT = DirectStatement(AuditInbox.__table__.insert(), column_keys=EVENT_KEYS)
 
 _FIELDS = (
     "actor",

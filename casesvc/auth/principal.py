@@ -18,6 +18,7 @@ from casesvc.auth import feeds, oidc
 from casesvc.auth.denylist import denylist_key, revoked_clause
 from casesvc.auth.models import ApiClient, User
 from casesvc.auth.tokens import CLIENT_KIND
+from casesvc.common.direct import DirectStatement
 from casesvc.common.messages import _
 from casesvc.errors import Problem
 from casesvc.extensions import db
@@ -85,11 +86,16 @@ def _caller_query(client: bool, with_family: bool, with_read_case: bool = False)
         .select_from(caller.outerjoin(agencies, agencies.c.code == caller.c.agency_code))
         .where(caller.c.id == bindparam("sub"))
     )
-    return with_case(stmt) if with_read_case else stmt
+    return DirectStatement(with_case(stmt) if with_read_case else stmt)
+
+
+# the caller's columns in a row of `_caller_query`: active, role, agency_code, (scopes),
+# municipalities, revoked; a read's case follows them
+_ACTIVE, _ROLE, _AGENCY, _SCOPES = 0, 1, 2, 3
 
 
 def _caller_columns(client: bool) -> int:
-    return 6 if client else 5  # active, role, agency_code, (scopes), municipalities, revoked
+    return 6 if client else 5
 
 
 def load_principal() -> Principal:
@@ -113,32 +119,33 @@ def load_principal() -> Principal:
     family = claims.get("fam")
     case_id = case_of_read()  # a read of a case: loaded in the same statement
     try:
-        rows = db.session.execute(
-            _caller_query(client, bool(family), case_id is not None),
+        rows = _caller_query(client, bool(family), case_id is not None).rows(
+            db.session.connection(),
             {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family, "case_id": case_id},
-        ).all()
+        )
     except SQLAlchemyError:
         # the database failed us, not the caller: the audit event still names who the verified
         # token says is calling
         note(actor=claims["sub"], actor_role=claims.get("role"), actor_agency=claims.get("agency"))
         raise
     row = rows[0] if rows else None
+    width = _caller_columns(client)
     token_scopes = frozenset((claims.get("scope") or "").split())
     if client:
-        scopes = token_scopes & frozenset(row.scopes.split()) if row is not None else frozenset()
+        scopes = token_scopes & frozenset(row[_SCOPES].split()) if row is not None else frozenset()
     else:
         scopes = token_scopes
-    if row is None or not row.active or row.role != claims.get("role") or row.agency_code != claims.get("agency"):
+    if row is None or not row[_ACTIVE] or row[_ROLE] != claims.get("role") or row[_AGENCY] != claims.get("agency"):
         raise _refused(_("The token's user is disabled, unknown or changed."))
-    if row.revoked:
+    if row[width - 1]:  # revoked
         raise _refused(_("The bearer token has been revoked."))
     if case_id is not None:
-        keep_case_rows(case_id, rows, _caller_columns(client))
+        keep_case_rows(case_id, rows, width)
     return Principal(
         subject=claims["sub"],
-        role=row.role,
-        agency=row.agency_code,
-        municipalities=frozenset(row.municipalities or ()),
+        role=row[_ROLE],
+        agency=row[_AGENCY],
+        municipalities=frozenset(row[width - 2] or ()),
         scopes=scopes,
         username=claims.get("username"),
         kind=CLIENT_KIND if client else "user",

@@ -1,0 +1,128 @@
+"""Statements of the request's hot path, sent on the driver's own cursor.
+
+Reads are most of the traffic, and each one costs the caller's statement and the audit event's
+insert. Through `Session.execute` each such statement spends more CPU in SQLAlchemy's execution
+path (the execution context, the result object, the column descriptions) than PostgreSQL spends
+answering it. A `DirectStatement` is a Core statement compiled once per dialect and sent on the
+session's own connection, in the session's transaction, through the DBAPI cursor:
+
+- the values go through the column types' own bind and result processors (`TypeEngine.
+  bind_processor`, `result_processor`), so a row holds what `Session.execute` would give;
+- the engine's `before_cursor_execute` and `after_cursor_execute` listeners are called as for
+  any statement: the statement's deadline (`casesvc.ops.database.Watchdog`) is armed and
+  disarmed, and the statement counts in `tests/access/test_query_counts.py` see it;
+- a driver error becomes SQLAlchemy's (`DBAPIError.instance`, hiding parameters), and a lost
+  connection is invalidated, so it answers 503 like any other statement's failure.
+
+A statement with parameters expanded at execution (`IN` over a list) is not supported: it is
+refused when compiled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Processor = Callable[[Any], Any]
+
+
+class _Compiled:
+    """One statement for one dialect: its SQL, how its parameters are given, the processors."""
+
+    __slots__ = ("binds", "defaults", "names", "results", "sql")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: list[str] | None):
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=column_keys))
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("a statement with parameters expanded at execution cannot be sent directly")
+        self.sql = compiled.string
+        self.names: tuple[str, ...] | None = tuple(compiled.positiontup or ()) if compiled.positional else None
+        self.defaults = {name: bp.value for name, bp in compiled.binds.items() if not bp.required}
+        self.binds: dict[str, Processor] = {}
+        for name, bp in compiled.binds.items():
+            processor = bp.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                self.binds[name] = processor
+        columns = getattr(statement, "selected_columns", ())
+        self.results: tuple[tuple[int, Processor], ...] = tuple(
+            (i, processor)
+            for i, column in enumerate(columns)
+            if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
+        )
+
+    def arguments(self, params: Mapping[str, Any]):
+        values = {**self.defaults, **params} if self.defaults else dict(params)
+        for name, processor in self.binds.items():
+            if name in values:
+                values[name] = processor(values[name])
+        return values if self.names is None else [values[name] for name in self.names]
+
+    def processed(self, rows: list) -> list:
+        if not self.results:
+            return rows
+        out = []
+        for row in rows:
+            values = list(row)
+            for i, processor in self.results:
+                values[i] = processor(values[i])
+            out.append(tuple(values))
+        return out
+
+
+class DirectStatement:
+    """A Core statement (a SELECT, or an INSERT compiled for `column_keys`) sent on a
+    connection's driver cursor. Build one at import time; it compiles on first use per dialect."""
+
+    def __init__(self, statement: ClauseElement, column_keys: list[str] | None = None):
+        self.statement = statement
+        self.column_keys = column_keys
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _Compiled(self.statement, dialect, self.column_keys)
+        return compiled
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple]:
+        """The statement's rows, as plain tuples in the order of its columns."""
+        compiled = self._for(conn.dialect)
+        return compiled.processed(_send(conn, compiled, params, fetch=True))
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
+        _send(conn, self._for(conn.dialect), params, fetch=False)
+
+
+def _send(conn: Connection, compiled: _Compiled, params: Mapping[str, Any], fetch: bool) -> list:
+    dialect = conn.dialect
+    dbapi_connection = conn.connection.dbapi_connection
+    arguments = compiled.arguments(params)
+    cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+    dispatch = conn.dispatch
+    try:
+        for listener in dispatch.before_cursor_execute:
+            listener(conn, cursor, compiled.sql, arguments, None, False)
+        cursor.execute(compiled.sql, arguments)
+        return cast(list, cursor.fetchall()) if fetch else []
+    except dialect.loaded_dbapi.Error as exc:
+        lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            compiled.sql,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            dialect=dialect,
+            connection_invalidated=lost,
+        ) from exc
+    finally:
+        # sent on failure too: the watchdog's deadline for this statement is over either way
+        for listener in dispatch.after_cursor_execute:
+            listener(conn, cursor, compiled.sql, arguments, None, False)
+        cursor.close()

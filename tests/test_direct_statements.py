@@ -1,0 +1,102 @@
+"""Statements sent on the driver's cursor (`casesvc.common.direct`) give what `Session.execute`
+gives, on SQLite and PostgreSQL alike, are seen by the engine's listeners, and fail as
+SQLAlchemy's errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import bindparam, event, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+from casesvc.agencies.models import Agency
+from casesvc.audit.models import AuditInbox
+from casesvc.audit.service import EVENT_KEYS
+from casesvc.common.direct import DirectStatement
+from casesvc.extensions import db
+
+INBOX = AuditInbox.__table__
+INSERT = DirectStatement(INBOX.insert(), column_keys=EVENT_KEYS)
+SELECT = DirectStatement(select(*(INBOX.c[name] for name in EVENT_KEYS)).where(INBOX.c.id == bindparam("id")))
+
+
+def _event(**changes) -> dict:
+    event = dict.fromkeys(EVENT_KEYS)
+    event.update(
+        id="00000000-0000-4000-8000-000000000001",
+        at=datetime(2026, 12, 3, 9, 30, 15, 123456, tzinfo=UTC),
+        action="tests.direct",
+        outcome="allowed",
+        ids=["a", "b"],
+        status=200,
+    )
+    event.update(changes)
+    return event
+
+
+def test_an_inserted_row_reads_back_as_the_orm_and_the_engine_give_it(app):
+    with app.app_context():
+        INSERT.run(db.session.connection(), _event())
+        db.session.commit()
+        [direct] = SELECT.rows(db.session.connection(), {"id": _event()["id"]})
+        engine_row = db.session.execute(SELECT.statement, {"id": _event()["id"]}).one()
+        stored = db.session.scalars(select(AuditInbox)).one()
+        assert direct == tuple(engine_row)
+        assert direct[EVENT_KEYS.index("at")] == datetime(2026, 12, 3, 9, 30, 15, 123456, tzinfo=UTC)  # aware, UTC
+        assert stored.ids == ["a", "b"] and stored.status == 200 and stored.actor is None
+        db.session.remove()
+
+
+def test_a_json_column_and_a_list_of_text_come_back_as_python_values(app):
+    with app.app_context():
+        db.session.add(Agency(code="direct-test", name="Test agency", kind="police", municipalities=["3001", "3002"]))
+        db.session.commit()
+        statement = DirectStatement(
+            select(Agency.__table__.c.municipalities, Agency.__table__.c.code).where(
+                Agency.__table__.c.code == bindparam("code")
+            )
+        )
+        assert statement.rows(db.session.connection(), {"code": "direct-test"}) == [(["3001", "3002"], "direct-test")]
+        assert statement.rows(db.session.connection(), {"code": "no-such-agency"}) == []
+        db.session.remove()
+
+
+def test_the_engine_listeners_see_each_statement(app):
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            SELECT.rows(db.session.connection(), {"id": "none"})
+            INSERT.run(db.session.connection(), _event())
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+            db.session.rollback()
+            db.session.remove()
+    assert len(seen) == 2
+    assert seen[0].lstrip().upper().startswith("SELECT") and seen[1].lstrip().upper().startswith("INSERT")
+
+
+def test_a_driver_error_is_sqlalchemys_and_names_no_value(app):
+    with app.app_context():
+        INSERT.run(db.session.connection(), _event())
+        with pytest.raises(DBAPIError) as raised:  # the same id twice: the unique key refuses it
+            INSERT.run(db.session.connection(), _event(action="secret-value"))
+        assert "secret-value" not in str(raised.value)
+        db.session.rollback()
+        missing = DirectStatement(text("SELECT id FROM no_such_table WHERE id = :id"))
+        with pytest.raises((ProgrammingError, OperationalError)):  # PostgreSQL's and SQLite's names for it
+            missing.rows(db.session.connection(), {"id": "x"})
+        db.session.rollback()
+        db.session.remove()
+
+
+def test_a_list_expanded_at_execution_is_refused_when_compiled(app):
+    statement = DirectStatement(select(INBOX.c.id).where(INBOX.c.id.in_(bindparam("ids", expanding=True))))
+    with app.app_context(), pytest.raises(ValueError, match="expanded at execution"):
+        statement.rows(db.session.connection(), {"ids": ["a"]})
