@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from pathlib import Path
 
+import psycopg
+
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/casesvc_bench"
 HOST = "127.0.0.1"
 WORKERS = 2
@@ -523,9 +525,21 @@ def wait_until_quiet(least_idle: float = QUIET_IDLE, limit: float = QUIET_WAIT_S
         print(f"  (waited {waited:.0f} s for the machine to be idle)", flush=True)
 
 
-def measure(wrk: str, base: str, loads: dict[str, Load], token: str | None, args) -> dict[str, Result]:
+def vacuum(url: str) -> None:
+    """Before each load, `VACUUM ANALYZE`: the dead rows the last load left (the inbox rows
+    casesvc's sealer moved into the chain, the rows a PATCH rewrote) are cleared, as PostgreSQL's
+    autovacuum would clear them a minute or so later on a server in service. The bench runs its
+    loads back to back, and on a server with autovacuum off (as on the development machine) they
+    are never cleared: one evening's runs left 208,270 dead rows in `audit_inbox`, and casesvc got
+    slower round by round while the floor, whose audit table is new each round, did not."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def measure(wrk: str, base: str, loads: dict[str, Load], token: str | None, args, url: str) -> dict[str, Result]:
     results = {}
     for name, load in loads.items():
+        vacuum(url)
         wait_until_quiet(limit=args.quiet_wait)
         run_wrk(wrk, base, load, token, WARMUP_SECONDS, args.connections)
         results[name] = run_wrk(wrk, base, load, token, args.duration, args.connections)
@@ -740,13 +754,13 @@ def main() -> int:
                 Path(env["BENCH_BARE_BODIES"]).write_text(
                     json.dumps({name: json.loads(body) for name, body in bodies.items()})
                 )
-            rounds_ours.append(measure(wrk, base, {**read_loads, **write_loads}, token, args))
+            rounds_ours.append(measure(wrk, base, {**read_loads, **write_loads}, token, args, url))
         print(f"bare Flask app (same gunicorn settings, same JSON bodies){label}")
         with served("bare", env, workdir / "bare.log") as base:
             bare_sizes = {name: len(get(base + path)) for name, path in paths.items()}
             if bare_sizes != {name: sizes[name] for name in paths}:
                 raise BenchError(f"the bare app's bodies differ in size: {bare_sizes} != {sizes}")
-            rounds_bare.append(measure(wrk, base, {**read_loads, **write_loads}, None, args))
+            rounds_bare.append(measure(wrk, base, {**read_loads, **write_loads}, None, args, url))
         print(f"floor: the bare app + one statement per request (caller, rows or the write, audit insert){label}")
         with floor_audit_table(url), served("floor", env, workdir / "floor.log") as base:
             floor_sizes = {name: len(get(base + path)) for name, path in paths.items()}
@@ -754,7 +768,7 @@ def main() -> int:
                 raise BenchError(f"the floor app's bodies differ in size: {floor_sizes} != {sizes}")
             without_audit = {f"{name} without audit": Load(READ_ONLY_PREFIX + path) for name, path in paths.items()}
             rounds_floor.append(
-                measure(wrk, base, {**read_loads, **without_audit, "event": write_loads["event"]}, None, args)
+                measure(wrk, base, {**read_loads, **without_audit, "event": write_loads["event"]}, None, args, url)
             )
     ours, bare, floor = median_results(rounds_ours), median_results(rounds_bare), median_results(rounds_floor)
     report(ours, bare, floor, sizes, queries)

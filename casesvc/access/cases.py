@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from casesvc import audit
 from casesvc.access.case_view import CaseView, load_case_view
 from casesvc.access.decisions import enforce
 from casesvc.cases.models import Case
+from casesvc.common.direct import DirectStatement
 from casesvc.common.messages import _
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.consents.models import Consent, ConsentAgency
@@ -37,17 +38,21 @@ def consent_facts_for(case_id: str, agency: str | None) -> tuple[ConsentFacts, .
     """The consents of a case that name `agency`: all the policy needs to judge that agency."""
     if agency is None:
         return ()
-    rows = db.session.execute(
-        select(Consent.given_on, Consent.expires_on, Consent.withdrawn_at, Consent.covers_health, Consent.decision)
-        .join(ConsentAgency, ConsentAgency.consent_id == Consent.id)
-        .where(Consent.case_id == case_id, ConsentAgency.agency_code == agency)
-    )
+    rows = _CONSENTS_NAMING.rows(db.session.connection(), {"case_id": case_id, "agency": agency})
     return tuple(
         ConsentFacts(
             frozenset({agency}), bool(health), given, expires, withdrawn is not None, refused=decision == "refused"
         )
         for given, expires, withdrawn, health, decision in rows
     )
+
+
+# on every read or entry of a case by a participant that is not its lead: on the driver's cursor
+_CONSENTS_NAMING = DirectStatement(
+    select(Consent.given_on, Consent.expires_on, Consent.withdrawn_at, Consent.covers_health, Consent.decision)
+    .join(ConsentAgency, ConsentAgency.consent_id == Consent.id)
+    .where(Consent.case_id == bindparam("case_id"), ConsentAgency.agency_code == bindparam("agency"))
+)
 
 
 def facts_of(case: Case | CaseView, agency: str | None, with_consents: bool = True) -> CaseFacts:

@@ -112,7 +112,7 @@ def stage_for_commit(response) -> dict:
         if isinstance(created, dict) and isinstance(created.get("id"), str):
             ctx["resource_id"] = created["id"]
     event = _event_from_request(response.status_code)
-    db.session.add(AuditInbox(**event))
+    _INBOX_INSERT.run(db.session.connection(), event)  # in the write's own transaction
     # recorded only once that commit succeeds: if it fails, the error response is recorded instead
     ctx["staged"] = response.status_code
     return {name: event[name] for name in TOUCHED if event[name] is not None}

@@ -27,6 +27,7 @@ from casesvc.reminders.store import (
     participant_kinds,
     reminder_row,
     settle,
+    stale_contact_reminders,
 )
 
 
@@ -35,12 +36,9 @@ def on_event_logged(event: Event, case: Case) -> None:
     settings = current_app.config["CASESVC"]
     by = f"event:{event.id}"
     # contact: the case has been seen since the reminder's basis
-    stale = [
-        r
-        for r in open_reminders(Reminder.case_id == case.id, Reminder.kind == "no_recent_contact")
-        if event.occurred_at > (r.basis_at or case.opened_at)
-    ]
-    settle(stale, "done", by)
+    stale = stale_contact_reminders(case.id, event.occurred_at, case.opened_at)
+    if stale:
+        settle(stale, "done", by)
     if event.condition_id is not None and rules.answers_condition(event.kind, event.result):
         _condition_answered(event, case, settings, by)
     if event.reaction_id is not None and event.kind in ("conversation", "meeting"):

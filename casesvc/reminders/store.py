@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from casesvc.agencies.models import Agency
 from casesvc.cases.models import Participant
 from casesvc.common.db import new_id
+from casesvc.common.direct import DirectStatement
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
 from casesvc.followups.models import Event
@@ -182,6 +183,28 @@ def open_reminders(*conditions) -> list[Reminder]:
     return list(
         db.session.scalars(select(Reminder).where(Reminder.status.in_(OPEN), *conditions).order_by(Reminder.id))
     )
+
+
+# every event logged asks this: on the driver's cursor (common/direct.py), the open statuses as
+# constants (a list expanded at execution cannot be sent directly)
+_OPEN_CONTACT_REMINDERS = DirectStatement(
+    select(Reminder.__table__.c.id, Reminder.__table__.c.basis_at)
+    .where(
+        Reminder.__table__.c.case_id == bindparam("case_id"),
+        Reminder.__table__.c.kind == "no_recent_contact",
+        or_(*(Reminder.__table__.c.status == status for status in OPEN)),
+    )
+    .order_by(Reminder.__table__.c.id)
+)
+
+
+def stale_contact_reminders(case_id: str, seen_at: datetime, opened_at: datetime) -> list[Reminder]:
+    """The case's open `no_recent_contact` reminders that contact at `seen_at` answers (their
+    basis, or the case's opening, is older). Most events answer none: only the ones found are
+    loaded to be settled."""
+    rows = _OPEN_CONTACT_REMINDERS.rows(db.session.connection(), {"case_id": case_id})
+    ids = [reminder_id for reminder_id, basis_at in rows if seen_at > (basis_at or opened_at)]
+    return open_reminders(Reminder.id.in_(ids)) if ids else []
 
 
 def last_answer(condition_id: str, case_id: str) -> datetime | None:
