@@ -191,7 +191,10 @@ def main() -> int:
             once(args.profile, state)
         profiler.disable()
         order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")  # or tottime
-        pstats.Stats(profiler, stream=real_stderr).sort_stats(order).print_stats(45)
+        stats = pstats.Stats(profiler, stream=real_stderr).sort_stats(order)
+        stats.print_stats(45)
+        if os.environ.get("BENCH_PROFILE_CALLERS"):
+            stats.print_callers(os.environ["BENCH_PROFILE_CALLERS"])
         return 0
 
     database = make_url(url).database or ""
