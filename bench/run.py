@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -22,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from pathlib import Path
 
@@ -77,6 +78,8 @@ class Result:
     rps: float
     p50_ms: float
     p99_ms: float
+    # CPU per request during the load, in ms, by who spent it (`cpu_seconds`); empty off Linux
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -398,6 +401,12 @@ def get(
         return resp.read()
 
 
+@dataclass
+class Served:
+    base: str  # http://host:port
+    session: int  # the session of the gunicorn master and its workers
+
+
 @contextmanager
 def served(kind: str, env: dict, log: Path):
     """Start `kind` (casesvc, bare or floor) under gunicorn on a free port; always stop it."""
@@ -423,7 +432,7 @@ def served(kind: str, env: dict, log: Path):
                 if time.monotonic() > deadline:
                     raise BenchError(f"the {kind} server was not ready within 60 s") from None
                 time.sleep(0.2)
-        yield base
+        yield Served(base, proc.pid)  # start_new_session: the master leads its own session
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -490,6 +499,36 @@ def serve(kind: str, port: int) -> None:
 # --- the run -----------------------------------------------------------------------------------
 
 
+CPU_GROUPS = ("app", "postgres", "wrk", "other")
+
+
+def cpu_seconds(app_session: int) -> dict[str, float] | None:
+    """CPU seconds spent so far by the served app (its gunicorn master and workers: one session),
+    PostgreSQL's processes, the bench's finished children (wrk: its runs are reaped by the time
+    they are counted) and every other process (Linux /proc; None elsewhere). Taken before and
+    after a load, it says where the machine's CPU went per request: casesvc's gap to the floor is
+    its own Python only as far as PostgreSQL's share per request is alike."""
+    hz = os.sysconf("SC_CLK_TCK")
+    spent = dict.fromkeys(CPU_GROUPS, 0.0)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent["wrk"] = children.ru_utime + children.ru_stime
+    try:
+        pids = [name for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                text = stat.read()
+        except OSError:  # ended meanwhile
+            continue
+        comm, fields = text[text.index("(") + 1 : text.rindex(")")], text[text.rindex(")") + 2 :].split()
+        session, ticks = int(fields[3]), int(fields[11]) + int(fields[12])  # session, utime + stime
+        group = "app" if session == app_session else "postgres" if comm == "postgres" else "other"
+        spent[group] += ticks / hz
+    return spent
+
+
 def idle_share(seconds: float = 1.0) -> float | None:
     """The share of the machine's CPU time that was idle over the next `seconds` (Linux /proc/stat;
     None elsewhere)."""
@@ -536,14 +575,20 @@ def vacuum(url: str) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-def measure(wrk: str, base: str, loads: dict[str, Load], token: str | None, args, url: str) -> dict[str, Result]:
+def measure(wrk: str, app: Served, loads: dict[str, Load], token: str | None, args, url: str) -> dict[str, Result]:
     results = {}
     for name, load in loads.items():
         vacuum(url)
         wait_until_quiet(limit=args.quiet_wait)
-        run_wrk(wrk, base, load, token, WARMUP_SECONDS, args.connections)
-        results[name] = run_wrk(wrk, base, load, token, args.duration, args.connections)
-        print(f"  {name:<21} {results[name].rps:>8.0f} req/s", flush=True)
+        run_wrk(wrk, app.base, load, token, WARMUP_SECONDS, args.connections)
+        before = cpu_seconds(app.session)
+        result = results[name] = run_wrk(wrk, app.base, load, token, args.duration, args.connections)
+        after = cpu_seconds(app.session)
+        requests = result.rps * args.duration
+        if before and after and requests:
+            result.cpu_ms = {group: (after[group] - before[group]) * 1000 / requests for group in CPU_GROUPS}
+        cpu = "  ".join(f"{group} {ms:.2f}" for group, ms in result.cpu_ms.items())
+        print(f"  {name:<21} {result.rps:>8.0f} req/s" + (f"   CPU ms/request: {cpu}" if cpu else ""), flush=True)
     return results
 
 
@@ -583,6 +628,14 @@ def report(
         lines += [(who, floor[key]) for who, key in floors]
         for who, r in lines:
             print(f"{who:<40}{sizes.get(name, 0):>8}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}")
+    if ours["single"].cpu_ms:
+        print()
+        print(f"{'CPU ms per request, in that round':<40}" + "".join(f"{group:>10}" for group in CPU_GROUPS))
+        for name, (label, floors) in rows.items():
+            lines = [(label, ours[name]), ("  bare Flask, same body", bare[name])]
+            lines += [(who, floor[key]) for who, key in floors]
+            for who, r in lines:
+                print(f"{who:<40}" + "".join(f"{r.cpu_ms.get(group, 0):>10.2f}" for group in CPU_GROUPS))
     print()
     for name in ("single", "list", "event"):
         share = ours[name].rps / floor[name].rps
@@ -739,7 +792,8 @@ def main() -> int:
     for round_no in range(1, args.rounds + 1):
         label = f" (round {round_no}/{args.rounds})" if args.rounds > 1 else ""
         print(f"casesvc (CASESVC_ENV=production, PostgreSQL){label}")
-        with served("casesvc", env, workdir / "casesvc.log") as base:
+        with served("casesvc", env, workdir / "casesvc.log") as app:
+            base = app.base
             if not sizes:
                 bodies = {name: get(base + path, token) for name, path in paths.items()}
                 bodies["event"] = get(base + f"/api/v1/cases/{writes[0]}/events", token, "POST", event_body("0"))
@@ -754,21 +808,21 @@ def main() -> int:
                 Path(env["BENCH_BARE_BODIES"]).write_text(
                     json.dumps({name: json.loads(body) for name, body in bodies.items()})
                 )
-            rounds_ours.append(measure(wrk, base, {**read_loads, **write_loads}, token, args, url))
+            rounds_ours.append(measure(wrk, app, {**read_loads, **write_loads}, token, args, url))
         print(f"bare Flask app (same gunicorn settings, same JSON bodies){label}")
-        with served("bare", env, workdir / "bare.log") as base:
-            bare_sizes = {name: len(get(base + path)) for name, path in paths.items()}
+        with served("bare", env, workdir / "bare.log") as app:
+            bare_sizes = {name: len(get(app.base + path)) for name, path in paths.items()}
             if bare_sizes != {name: sizes[name] for name in paths}:
                 raise BenchError(f"the bare app's bodies differ in size: {bare_sizes} != {sizes}")
-            rounds_bare.append(measure(wrk, base, {**read_loads, **write_loads}, None, args, url))
+            rounds_bare.append(measure(wrk, app, {**read_loads, **write_loads}, None, args, url))
         print(f"floor: the bare app + one statement per request (caller, rows or the write, audit insert){label}")
-        with floor_audit_table(url), served("floor", env, workdir / "floor.log") as base:
-            floor_sizes = {name: len(get(base + path)) for name, path in paths.items()}
+        with floor_audit_table(url), served("floor", env, workdir / "floor.log") as app:
+            floor_sizes = {name: len(get(app.base + path)) for name, path in paths.items()}
             if floor_sizes != {name: sizes[name] for name in paths}:
                 raise BenchError(f"the floor app's bodies differ in size: {floor_sizes} != {sizes}")
             without_audit = {f"{name} without audit": Load(READ_ONLY_PREFIX + path) for name, path in paths.items()}
             rounds_floor.append(
-                measure(wrk, base, {**read_loads, **without_audit, "event": write_loads["event"]}, None, args, url)
+                measure(wrk, app, {**read_loads, **without_audit, "event": write_loads["event"]}, None, args, url)
             )
     ours, bare, floor = median_results(rounds_ours), median_results(rounds_bare), median_results(rounds_floor)
     report(ours, bare, floor, sizes, queries)

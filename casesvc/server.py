@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 from gunicorn.app.base import BaseApplication
 
@@ -35,7 +36,12 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
     On SIGTERM a worker finishes the requests it has for up to `CASESVC_GRACEFUL_TIMEOUT` seconds;
     an idle keep-alive connection is held `CASESVC_KEEPALIVE` seconds (keep it below the load
     balancer's idle timeout, so that the balancer never sends on a connection gunicorn closes).
-    No gunicorn access log: casesvc writes one line per request itself (README: Logs)."""
+    No gunicorn access log: casesvc writes one line per request itself (README: Logs).
+
+    Each worker listens on a socket of its own (`SO_REUSEPORT`), and the kernel spreads the
+    connections over them. On one shared socket the worker that woke first took them: a client
+    that keeps its connections open (a load balancer's pool, a reverse proxy) had every request
+    served by one worker, on one core, however many the host had."""
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -46,10 +52,30 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
         "keepalive": settings.serve_keepalive,
         "limit_request_line": 8190,
         "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
+        "reuse_port": hasattr(socket, "SO_REUSEPORT"),
     }
     if threads > 1:
         options.update(worker_class="gthread", threads=threads)
     return options
+
+
+def address_taken(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on, or None. With a socket per worker (`SO_REUSEPORT`)
+    a second server on the same port would share it with the first, silently; so the address is
+    tried first without that flag, where anything listening on it already (another casesvc, or
+    any other program) is a conflict."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"{host}: {exc.strerror or exc}"
+    family, kind, proto, _name, address = found[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return f"{host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 def run_gunicorn(app, host: str, port: int, workers: int, threads: int = 1, access_log: bool = True) -> None:

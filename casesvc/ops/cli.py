@@ -7,11 +7,11 @@ import os
 import click
 from flask_migrate import upgrade
 
-from casesvc.commands import OUTPUT_OPTION, DomainGroup, create_cli_app, write_output
+from casesvc.commands import OUTPUT_OPTION, CommandError, DomainGroup, create_cli_app, write_output
 from casesvc.migrations_runner import migrations_directory
 from casesvc.openapi_doc import spec_yaml
 from casesvc.ops.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
-from casesvc.server import run_gunicorn
+from casesvc.server import address_taken, run_gunicorn
 
 database = DomainGroup("db", help="Database schema.")
 openapi = DomainGroup("openapi", help="The OpenAPI document.")
@@ -37,6 +37,9 @@ def db_upgrade():
 )
 def serve(host, port, workers, threads):
     """Serve the API with gunicorn."""
+    taken = address_taken(host, port)
+    if taken:
+        raise CommandError(f"cannot listen on {taken}")
     # before the app exists: its metrics then keep a file per worker, and a scrape adds them up
     os.environ[MULTIPROC_ENV] = prepare_multiprocess_dir(os.environ.get("CASESVC_METRICS_DIR"))
     run_gunicorn(create_cli_app(serving=True), host, port, workers, threads)

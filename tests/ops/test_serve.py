@@ -88,3 +88,21 @@ def _healthz_count(base: str) -> int:
         r'^casesvc_http_requests_total\{[^}]*route="/healthz"[^}]*status="200"[^}]*\} (\S+)$', text, flags=re.M
     )
     return int(sum(float(v) for v in found))
+
+
+def test_a_second_server_on_a_port_in_use_refuses_to_start(served, tmp_path):
+    """Each worker listens on a socket of its own (SO_REUSEPORT, so the kernel spreads kept-alive
+    connections over the workers); a second casesvc on the same port must not quietly share it."""
+    base, _, _ = served
+    port = base.rsplit(":", 1)[1]
+    env = {**os.environ, "CASESVC_ENV": "development", "CASESVC_INSTANCE_PATH": str(tmp_path / "second")}
+    second = subprocess.run(
+        [*SERVE_CLI, "serve", "--host", "127.0.0.1", "--port", port],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert second.stderr.strip().splitlines() == [f"casesvc: cannot listen on 127.0.0.1:{port}: Address already in use"]
+    assert http_status(base + "/healthz") == 200  # the first one still serves
