@@ -100,3 +100,36 @@ def test_a_list_expanded_at_execution_is_refused_when_compiled(app):
     statement = DirectStatement(select(INBOX.c.id).where(INBOX.c.id.in_(bindparam("ids", expanding=True))))
     with app.app_context(), pytest.raises(ValueError, match="expanded at execution"):
         statement.rows(db.session.connection(), {"ids": ["a"]})
+
+
+def test_insert_now_writes_the_row_with_its_defaults_and_keeps_the_instance_in_the_session(app):
+    from sqlalchemy import inspect
+
+    from casesvc.auth.models import User
+    from casesvc.common.direct import insert_now
+
+    with app.app_context():
+        # pending, and the user refers to it: flushed before the user's row goes out
+        db.session.add(Agency(code="direct-now", name="Test agency", kind="police", municipalities=["3001"]))
+        user = User(username="direct.now", password_hash="x", role="police", agency_code="direct-now")
+        insert_now(db.session, user)
+        assert inspect(user).persistent and db.session.get(User, user.id) is user
+        assert user.active is True and user.created_at is not None and len(user.id) == 36
+        assert not db.session.new  # nothing left for a flush to insert again
+        db.session.commit()
+        user_id, created_at = user.id, user.created_at
+        db.session.remove()
+        stored = db.session.get(User, user_id)
+        assert (stored.username, stored.agency_code, stored.active) == ("direct.now", "direct-now", True)
+        assert stored.created_at == created_at
+        db.session.remove()
+
+
+def test_insert_now_refuses_a_value_only_the_database_can_make(app):
+    from casesvc.common.direct import insert_now
+
+    with app.app_context():
+        event = AuditInbox(**_event())  # `n` is the database's sequence
+        with pytest.raises(ValueError, match="audit_inbox.n"):
+            insert_now(db.session, event)
+        db.session.remove()

@@ -19,11 +19,14 @@ refused when compiled."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from sqlalchemy import ColumnDefault, Table, inspect
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -126,3 +129,41 @@ def _send(conn: Connection, compiled: _Compiled, params: Mapping[str, Any], fetc
         for listener in dispatch.after_cursor_execute:
             listener(conn, cursor, compiled.sql, arguments, None, False)
         cursor.close()
+
+
+@functools.cache
+def _table_insert(table: Table) -> DirectStatement:
+    return DirectStatement(table.insert(), column_keys=[column.key for column in table.columns])
+
+
+def insert_now(session: Session, instance: Any) -> None:
+    """INSERT a new mapped instance at once, in the session's transaction, as `session.add` and
+    `session.flush()` would, without the unit of work (which costs a write more CPU than the
+    statement: a fifth of a `POST …/events`). For a table of its own (no inheritance) whose
+    defaults are Python values or functions (`default=`), not SQL: they are filled in here, the
+    row goes on the driver's cursor (`DirectStatement`), and the instance joins the session as
+    persistent, as if it had been loaded. Anything already pending is flushed first, so a row
+    this one refers to is in the database before it."""
+    mapper = inspect(instance).mapper
+    table = mapper.local_table
+    if mapper.inherits is not None or not isinstance(table, Table):
+        raise ValueError(f"{mapper.class_.__name__}: only a mapper of one table is inserted directly")
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    state = instance.__dict__
+    values = {}
+    for column in table.columns:
+        key = mapper.get_property_by_column(column).key
+        value = state.get(key)
+        default = column.default
+        if value is None and default is not None:
+            if not isinstance(default, ColumnDefault) or default.is_clause_element or default.is_sequence:
+                raise ValueError(f"{table.name}.{column.key}: a default computed in SQL cannot be filled in here")
+            value = default.arg(None) if default.is_callable else default.arg
+            setattr(instance, key, value)
+        elif value is None and (column.server_default is not None or column is table.autoincrement_column):
+            raise ValueError(f"{table.name}.{column.key}: a value the database makes cannot be filled in here")
+        values[column.key] = value
+    _table_insert(table).run(session.connection(), values)
+    make_transient_to_detached(instance)
+    session.add(instance)
