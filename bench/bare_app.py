@@ -1,5 +1,6 @@
 """The baseline of bench/run.py: a bare Flask app that answers the benchmarked URLs with the very
-JSON bodies casesvc gave (so the same size), serialised per request with Flask's own `jsonify`.
+JSON bodies casesvc gave (so the same size), serialised per request with Flask's own `jsonify`
+(through casesvc's JSON provider, as casesvc's are).
 No authentication, no database, no schemas: what is left is Flask, JSON and gunicorn."""
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from flask import Flask, jsonify, request
 
+from casesvc.common.jsonio import JSONProvider
+
 
 def create_bare_app(bodies_path: str | Path) -> Flask:
     """`bodies_path` holds {"single": <GET /api/v1/cases/{id} body>, "list": <GET /api/v1/cases body>,
@@ -16,6 +19,9 @@ def create_bare_app(bodies_path: str | Path) -> Flask:
     writes parse the request's JSON body, as any app must."""
     bodies = json.loads(Path(bodies_path).read_text())
     app = Flask(__name__)
+    # casesvc's JSON (orjson, keys in the given order): the same bytes, at the same cost per byte
+    app.json = JSONProvider(app)
+    app.json.sort_keys = False
 
     @app.get("/readyz")
     def readyz():

@@ -358,3 +358,10 @@ def test_an_instant_with_an_offset_is_taken_as_the_same_moment_in_utc(world):
         json={"kind": "meeting", "occurred_at": moment.astimezone(OSLO).isoformat()},
     )
     assert resp.json["occurred_at"] == "2027-01-05T08:00:00Z"
+
+
+def test_an_instant_is_written_in_utc_to_the_second_whatever_its_zone():
+    assert rfc3339(datetime(2027, 1, 5, 8, 30, 15, 999999, tzinfo=UTC)) == "2027-01-05T08:30:15Z"
+    assert rfc3339(datetime(2027, 7, 5, 10, 30, tzinfo=OSLO)) == "2027-07-05T08:30:00Z"  # summer time, +02:00
+    assert rfc3339(datetime(1, 1, 1, 23, tzinfo=UTC)) == "0001-01-01T23:00:00Z"
+    assert rfc3339(None) is None

@@ -440,3 +440,22 @@ def test_a_webhook_carries_an_etag_that_changes_when_it_is_replaced(world):
     assert replaced.status_code == 200
     assert _etag_of(replaced) != _etag_of(created)
     assert _etag_of(world["admin"].get(url)) == _etag_of(replaced)
+
+
+def test_a_json_body_is_utf8_in_the_schemas_order(world):
+    """Responses are written by orjson (casesvc.common.jsonio.JSONProvider): text as UTF-8, not
+    `\\u` escapes, and the fields in the order the schema gives them, `id` first."""
+    youth = world.youth(given_name="Bjørn-Test", family_name="Æsøy-Test")
+    resp = world["police"].get(f"/api/v1/youths/{youth['id']}")
+    assert resp.status_code == 200
+    raw = resp.get_data()
+    assert "Bjørn-Test".encode() in raw and b"\\u00f8" not in raw
+    assert raw.startswith(b'{"id":') and raw.endswith(b"}\n")
+
+
+def test_what_orjson_refuses_is_written_by_the_standard_library(app):
+    """An integer beyond 64 bits and half a surrogate pair are valid JSON, written as before."""
+    with app.app_context():
+        assert app.json.loads(app.json.dumps({"n": 2**70})) == {"n": 2**70}
+        assert app.json.response({"s": "\ud800", "n": 1}).get_data() == b'{"s":"\\ud800","n":1}\n'
+        assert app.json.response({"æ": 1}).get_data() == '{"æ":1}\n'.encode()

