@@ -77,7 +77,8 @@ class JSONProvider(DefaultJSONProvider):
 
     def _orjson(self, obj, kwargs: dict) -> bytes | None:
         """`obj` as orjson writes it, or None where the standard library must."""
-        if (kwargs and kwargs != _COMPACT) or self.sort_keys or self.compact is False or (self.compact is None and self._app.debug):
+        pretty = self.compact is False or (self.compact is None and self._app.debug)
+        if (kwargs and kwargs != _COMPACT) or self.sort_keys or pretty:
             return None
         try:
             return orjson.dumps(obj, default=self.default, option=_OPTIONS)
