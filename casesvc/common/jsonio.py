@@ -7,8 +7,10 @@ database can store it)."""
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import orjson
+from flask import Response
 from flask.json.provider import DefaultJSONProvider
 
 from casesvc.common.messages import _
@@ -94,7 +96,8 @@ class JSONProvider(DefaultJSONProvider):
         encoded = self._orjson(obj, {})
         if encoded is None:
             return super().response(*args, **kwargs)
-        return self._app.response_class(encoded + b"\n", mimetype=self.mimetype)
+        response_class = cast(type[Response], self._app.response_class)  # typed as werkzeug's sans-IO one
+        return response_class(encoded + b"\n", mimetype=self.mimetype)
 
     def loads(self, s, **kwargs):
         try:
