@@ -38,10 +38,10 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
     balancer's idle timeout, so that the balancer never sends on a connection gunicorn closes).
     No gunicorn access log: casesvc writes one line per request itself (README: Logs).
 
-    Each worker listens on a socket of its own (`SO_REUSEPORT`), and the kernel spreads the
-    connections over them. On one shared socket the worker that woke first took them: a client
-    that keeps its connections open (a load balancer's pool, a reverse proxy) had every request
-    served by one worker, on one core, however many the host had."""
+    The workers share one listening socket, the master's. A socket per worker (`SO_REUSEPORT`)
+    spreads kept-alive connections more evenly, but a worker that dies then resets the
+    connections queued on its own socket: a client's retry sent at once went unanswered
+    (tests/ops/faults/test_worker_killed.py), so it is not used."""
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -52,7 +52,6 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
         "keepalive": settings.serve_keepalive,
         "limit_request_line": 8190,
         "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
-        "reuse_port": hasattr(socket, "SO_REUSEPORT"),
     }
     if threads > 1:
         options.update(worker_class="gthread", threads=threads)
@@ -60,10 +59,9 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
 
 
 def address_taken(host: str, port: int) -> str | None:
-    """Why `host:port` cannot be listened on, or None. With a socket per worker (`SO_REUSEPORT`)
-    a second server on the same port would share it with the first, silently; so the address is
-    tried first without that flag, where anything listening on it already (another casesvc, or
-    any other program) is a conflict."""
+    """Why `host:port` cannot be listened on, or None: tried before gunicorn starts, so that a port
+    in use stops `casesvc serve` at once with one line (gunicorn alone tries five times, a second
+    apart, and logs each)."""
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:

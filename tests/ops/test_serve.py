@@ -91,8 +91,7 @@ def _healthz_count(base: str) -> int:
 
 
 def test_a_second_server_on_a_port_in_use_refuses_to_start(served, tmp_path):
-    """Each worker listens on a socket of its own (SO_REUSEPORT, so the kernel spreads kept-alive
-    connections over the workers); a second casesvc on the same port must not quietly share it."""
+    """A port in use (here by another casesvc) stops the command at once with one line."""
     base, _, _ = served
     port = base.rsplit(":", 1)[1]
     env = {**os.environ, "CASESVC_ENV": "development", "CASESVC_INSTANCE_PATH": str(tmp_path / "second")}

@@ -79,8 +79,9 @@ def test_serve_passes_the_shutdown_grace_and_keep_alive_to_gunicorn(monkeypatch)
     settings = _settings(monkeypatch, CASESVC_GRACEFUL_TIMEOUT="45", CASESVC_KEEPALIVE="75")
     options = gunicorn_options(settings, "0.0.0.0", 8000, 4, 4)
     assert (options["graceful_timeout"], options["keepalive"]) == (45, 75)
-    # a socket per worker: the kernel spreads kept-alive connections over the workers
-    assert options["reuse_port"] is True
+    # one listening socket for all workers: what a killed worker had queued, another accepts
+    # (a socket per worker, SO_REUSEPORT, reset it: tests/ops/faults/test_worker_killed.py)
+    assert not options.get("reuse_port")
     assert (options["bind"], options["workers"], options["worker_class"], options["threads"]) == (
         "0.0.0.0:8000",
         4,
