@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 
 from casesvc.config import Settings
@@ -61,18 +63,19 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
 def address_taken(host: str, port: int) -> str | None:
     """Why `host:port` cannot be listened on, or None: tried before gunicorn starts, so that a port
     in use stops `casesvc serve` at once with one line (gunicorn alone tries five times, a second
-    apart, and logs each)."""
+    apart, and logs each). The socket is the one gunicorn would open: IPv6 for an IPv6 literal,
+    IPv4 for anything else, bound to `(host, port)`. Not tried when gunicorn is handed sockets it
+    already holds (`GUNICORN_FD` on a USR2 upgrade, `LISTEN_FDS` under systemd): those are in use
+    by design."""
+    if os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS"):
+        return None
+    family = socket.AF_INET6 if gunicorn_util.is_ipv6(host) else socket.AF_INET
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT left behind is no conflict
+            probe.bind((host, port))
     except OSError as exc:
-        return f"{host}: {exc.strerror or exc}"
-    family, kind, proto, _name, address = found[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no conflict
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            return f"{host}:{port}: {exc.strerror or exc}"
+        return f"{host}:{port}: {exc.strerror or exc}"
     return None
 
 

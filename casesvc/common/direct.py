@@ -143,7 +143,12 @@ def insert_now(session: Session | scoped_session[Any], instance: Any) -> None:
     defaults are Python values or functions (`default=`), not SQL: they are filled in here, the
     row goes on the driver's cursor (`DirectStatement`), and the instance joins the session as
     persistent, as if it had been loaded. Anything already pending is flushed first, so a row
-    this one refers to is in the database before it."""
+    this one refers to is in the database before it.
+
+    One difference from a flush remains: a rollback does not take the instance out of the session
+    (a flushed new object is expunged and keeps its values); it stays, expired, and reading it
+    after the rollback fails. The callers (`followups.service`) do not touch it after a failure:
+    the request answers with the error."""
     mapper = inspect(instance).mapper
     table = mapper.local_table
     if mapper.inherits is not None or not isinstance(table, Table):
@@ -163,6 +168,8 @@ def insert_now(session: Session | scoped_session[Any], instance: Any) -> None:
             setattr(instance, key, value)
         elif value is None and (column.server_default is not None or column is table.autoincrement_column):
             raise ValueError(f"{table.name}.{column.key}: a value the database makes cannot be filled in here")
+        elif key not in state:
+            setattr(instance, key, value)  # sent as NULL: known, not expired (no SELECT to read it)
         values[column.key] = value
     _table_insert(table).run(session.connection(), values)
     make_transient_to_detached(instance)

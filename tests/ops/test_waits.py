@@ -143,3 +143,21 @@ def test_the_watchdog_goes_on_cutting_after_a_connection_already_lost():
     finally:
         stuck.ours.close()
         stuck.theirs.close()
+
+
+def test_the_port_check_names_a_port_in_use_but_not_the_sockets_gunicorn_is_handed(monkeypatch):
+    import socket
+
+    from casesvc.server import address_taken
+
+    monkeypatch.delenv("GUNICORN_FD", raising=False)
+    monkeypatch.delenv("LISTEN_FDS", raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert address_taken("127.0.0.1", port) == f"127.0.0.1:{port}: Address already in use"
+        monkeypatch.setenv("GUNICORN_FD", "3")  # a USR2 upgrade: the old master holds the port
+        assert address_taken("127.0.0.1", port) is None
+    monkeypatch.delenv("GUNICORN_FD")
+    assert address_taken("127.0.0.1", port) is None  # free again
