@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import threading
+import time
 
 import click
 from sqlalchemy.exc import OperationalError
@@ -28,26 +28,47 @@ def reminders_run(now):
     click.echo(json.dumps(run(instant(now, "--now"))))
 
 
+class _Stop(Exception):
+    """Raised by the SIGTERM handler between passes: ends the wait at once."""
+
+
 @reminders.command("work")
 @click.option("--interval", default=60, show_default=True, type=click.IntRange(1, 86400), help="Seconds between passes")
 def reminders_work(interval):
-    """Run a pass every --interval seconds until interrupted (SIGINT or SIGTERM)."""
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.is_set():
-        try:
-            result = run()
-            click.echo(json.dumps(result))
-            log.info(
-                "reminders pass done",
-                extra={"reminders_created": result["created"], "deliveries": result["deliveries"]},
-            )
-        except OperationalError as exc:  # the database is away for a moment: try again next pass
-            db.session.rollback()
-            log.warning("reminders pass failed: %s", exc.orig.__class__.__name__)
-        finally:
-            db.session.remove()
-        try:
-            stop.wait(interval)
-        except KeyboardInterrupt:
-            break
+    """Run a pass every --interval seconds until interrupted (SIGINT or SIGTERM). SIGTERM during a
+    pass lets the pass finish; between passes it stops the wait at once. The handler takes no
+    lock: setting a `threading.Event` from it could deadlock on the lock the interrupted wait
+    held, and the worker then never stopped."""
+    state = {"in_pass": False, "stop": False}
+
+    def on_term(*_):
+        if state["in_pass"]:
+            state["stop"] = True  # the pass finishes, then the loop ends
+        else:
+            raise _Stop
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        while not state["stop"]:
+            state["in_pass"] = True
+            try:
+                result = run()
+                click.echo(json.dumps(result))
+                log.info(
+                    "reminders pass done",
+                    extra={"reminders_created": result["created"], "deliveries": result["deliveries"]},
+                )
+            except OperationalError as exc:  # the database is away for a moment: try again next pass
+                db.session.rollback()
+                log.warning("reminders pass failed: %s", exc.orig.__class__.__name__)
+            finally:
+                db.session.remove()
+                state["in_pass"] = False
+            if state["stop"]:
+                break
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                break
+    except _Stop:
+        pass
