@@ -19,9 +19,7 @@ def create_bare_app(bodies_path: str | Path) -> Flask:
     writes parse the request's JSON body, as any app must."""
     bodies = json.loads(Path(bodies_path).read_text())
     app = Flask(__name__)
-    # casesvc's JSON (orjson, keys in the given order): the same bytes, at the same cost per byte
-    app.json = JSONProvider(app)
-    app.json.sort_keys = False
+    app.json = JSONProvider(app)  # casesvc's JSON: the same bytes, at the same cost per byte
 
     @app.get("/readyz")
     def readyz():

@@ -110,9 +110,7 @@ def create_floor_app(
     """`database_url` is a libpq URL (postgresql://…); `caller_id` the user the bench's token names."""
     bodies = json.loads(Path(bodies_path).read_text())
     app = Flask(__name__)
-    # casesvc's JSON (orjson, keys in the given order): the same bytes, at the same cost per byte
-    app.json = JSONProvider(app)
-    app.json.sort_keys = False
+    app.json = JSONProvider(app)  # casesvc's JSON: the same bytes, at the same cost per byte
     local = threading.local()
 
     def run(sql: str, **params) -> list[tuple]:

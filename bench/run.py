@@ -623,19 +623,22 @@ def report(
         "event": ("POST /api/v1/cases/{id}/events", [("  floor: bare + 1 statement (1 transaction)", "event")]),
         "patch": ("PATCH /api/v1/cases/{id} (If-Match: *)", []),
     }
-    for name, (label, floors) in rows.items():
-        lines = [(label, ours[name]), ("  bare Flask, same body", bare[name])]
-        lines += [(who, floor[key]) for who, key in floors]
-        for who, r in lines:
-            print(f"{who:<40}{sizes.get(name, 0):>8}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}")
+    lines = [  # (endpoint, who, result): casesvc's, then the bare app's and the floors' beside
+        (name, who, result)
+        for name, (label, floors) in rows.items()
+        for who, result in [
+            (label, ours[name]),
+            ("  bare Flask, same body", bare[name]),
+            *((who, floor[key]) for who, key in floors),
+        ]
+    ]
+    for name, who, r in lines:
+        print(f"{who:<40}{sizes.get(name, 0):>8}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}")
     if ours["single"].cpu_ms:
         print()
         print(f"{'CPU ms per request, in that round':<40}" + "".join(f"{group:>10}" for group in CPU_GROUPS))
-        for name, (label, floors) in rows.items():
-            lines = [(label, ours[name]), ("  bare Flask, same body", bare[name])]
-            lines += [(who, floor[key]) for who, key in floors]
-            for who, r in lines:
-                print(f"{who:<40}" + "".join(f"{r.cpu_ms.get(group, 0):>10.2f}" for group in CPU_GROUPS))
+        for _name, who, r in lines:
+            print(f"{who:<40}" + "".join(f"{r.cpu_ms.get(group, 0):>10.2f}" for group in CPU_GROUPS))
     print()
     for name in ("single", "list", "event"):
         share = ours[name].rps / floor[name].rps

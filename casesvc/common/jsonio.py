@@ -59,8 +59,8 @@ def json_has_lone_surrogate(body: bytes) -> bool:
     return high_ends_at is not None
 
 
-# what orjson leaves to Flask's `default` (an instant as Flask writes it, a dataclass as a dict)
 _COMPACT = {"separators": (",", ":")}  # orjson's own way
+# what orjson leaves to Flask's `default` (an instant as Flask writes it, a dataclass as a dict)
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
 
 
@@ -68,14 +68,16 @@ class JSONProvider(DefaultJSONProvider):
     """Flask's JSON, with two changes.
 
     Responses are written by orjson, a tenth of the standard library's CPU on a list of cases,
-    as UTF-8 (RFC 8259 §8.1) rather than `\\u` escapes; the keys keep their order (the schema's),
-    and what orjson does not write itself goes to Flask's `default`. What orjson refuses (an
-    integer beyond 64 bits, text holding half a surrogate pair) is written by the standard
-    library as before. Pretty-printing (`sort_keys`, `compact`, or Flask's debug mode) is the
-    standard library's too.
+    as UTF-8 (RFC 8259 §8.1) rather than `\\u` escapes; the keys keep their order (`sort_keys` is
+    off: the schema's order, `id` first, as documented), and what orjson does not write itself
+    goes to Flask's `default`. What orjson refuses (an integer beyond 64 bits, text holding half
+    a surrogate pair) is written by the standard library as before. Pretty-printing (`sort_keys`,
+    `compact`, or Flask's debug mode) is the standard library's too.
 
     Nesting too deep for the parser is malformed JSON (a ValueError, which `request.get_json`
     answers as bad JSON) rather than a RecursionError."""
+
+    sort_keys = False
 
     def _orjson(self, obj, kwargs: dict) -> bytes | None:
         """`obj` as orjson writes it, or None where the standard library must."""
