@@ -447,6 +447,38 @@ def spawn_serve(env: dict, log: Path, workers: int = 2) -> tuple[subprocess.Pope
     return proc, port
 
 
+def start_reminders_worker(tmp_path: Path, interval: int, **env_extra: str) -> tuple[subprocess.Popen, str]:
+    """`casesvc reminders work --interval N` on a migrated SQLite database in `tmp_path`, as a
+    service manager runs it (text pipes, unbuffered): (the process, its first pass's line on
+    stdout). Stopping it is the caller's."""
+    import select
+
+    env = {
+        **os.environ,
+        "CASESVC_ENV": "development",
+        "CASESVC_INSTANCE_PATH": str(tmp_path),
+        "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
+        **env_extra,
+    }
+    upgrade = subprocess.run([*SERVE_CLI, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
+    assert upgrade.returncode == 0 and upgrade.stderr == "", upgrade.stderr  # a command says nothing unasked
+    worker = subprocess.Popen(
+        [*SERVE_CLI, "reminders", "work", "--interval", str(interval)],
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([worker.stdout], [], [], 120)  # the first pass's result
+        assert ready, "no pass within 120 s"
+        return worker, worker.stdout.readline()
+    except BaseException:
+        worker.kill()
+        worker.communicate()
+        raise
+
+
 def http_status(url: str, timeout: float = 5) -> int | None:
     """The status of a GET, or None when nothing answers."""
     try:

@@ -4,11 +4,15 @@ never a traceback."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.conftest import start_reminders_worker
 
 VENV_CASESVC = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "casesvc"
 GOOD_PASSWORD = "a long enough test password"
@@ -382,36 +386,16 @@ def test_installed_command_reports_errors_without_traceback(tmp_path):
 def test_the_reminders_worker_stops_at_once_on_sigterm_between_passes(tmp_path, pause):
     """A service manager's SIGTERM right after a pass, or during the wait for the next one (here
     30 s away), ends `casesvc reminders work` at once with status 0."""
-    import select
-    import signal
-    import sys
-    import time
-
-    env = {
-        **os.environ,
-        "CASESVC_ENV": "development",
-        "CASESVC_INSTANCE_PATH": str(tmp_path),
-        "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    cli = [sys.executable, "-m", "casesvc.cli"]
-    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, capture_output=True, timeout=120)
-    worker = subprocess.Popen(
-        [*cli, "reminders", "work", "--interval", "30"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    worker, first = start_reminders_worker(tmp_path, 30)
     try:
-        ready, _, _ = select.select([worker.stdout], [], [], 120)
-        assert ready, "no pass within 120 s"
-        assert worker.stdout.readline().startswith(b"{")  # the first pass's result
+        assert first.startswith("{")  # the first pass's result
         time.sleep(pause)
         sent = time.monotonic()
         worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=20)
-        assert worker.returncode == 0, worker.stderr.read()
+        _out, err = worker.communicate(timeout=20)
+        assert worker.returncode == 0, err
         assert time.monotonic() - sent < 10
     finally:
         if worker.poll() is None:
             worker.kill()
-            worker.wait()
-        worker.stdout.close()
-        worker.stderr.close()
+            worker.communicate()

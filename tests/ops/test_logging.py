@@ -6,12 +6,8 @@ numbers and texts runs through the API, and every line written is searched for t
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
 import signal
-import subprocess
-import sys
 from datetime import date, timedelta
 
 import pytest
@@ -20,7 +16,7 @@ from casesvc import create_app
 from casesvc.common.timeutil import oslo_today
 from casesvc.config import ConfigError, load_settings
 from casesvc.logging_setup import configure_logging
-from tests.conftest import World, youth_number
+from tests.conftest import World, start_reminders_worker, youth_number
 
 REQUEST_FIELDS = {
     "time",
@@ -224,30 +220,9 @@ def test_a_bad_log_format_is_refused_by_name(monkeypatch, tmp_path):
 
 def test_the_worker_logs_json_lines_of_the_same_shape(tmp_path):
     """`casesvc reminders work` as a service runs it: a line per pass, JSON like the server's."""
-    env = {
-        **os.environ,
-        "CASESVC_ENV": "development",
-        "CASESVC_INSTANCE_PATH": str(tmp_path),
-        "CASESVC_DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
-        "CASESVC_LOG_FORMAT": "json",
-    }
-    cli = [sys.executable, "-m", "casesvc.cli"]
-    upgrade = subprocess.run([*cli, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
-    assert upgrade.returncode == 0 and upgrade.stderr == "", upgrade.stderr  # a command says nothing unasked
-    worker = subprocess.Popen(
-        [*cli, "reminders", "work", "--interval", "1"],
-        env={**env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ready, _, _ = select.select([worker.stdout], [], [], 120)  # the first pass's result
-        assert ready, "no pass within 120 s"
-        first = worker.stdout.readline()
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        _out, err = worker.communicate(timeout=60)
+    worker, first = start_reminders_worker(tmp_path, 1, CASESVC_LOG_FORMAT="json")
+    worker.send_signal(signal.SIGTERM)
+    _out, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
     records = [json.loads(line) for line in err.splitlines()]
     passes = [r for r in records if r["message"] == "reminders pass done"]
