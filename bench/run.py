@@ -80,6 +80,8 @@ class Result:
     p99_ms: float
     # CPU per request during the load, in ms, by who spent it (`cpu_seconds`); empty off Linux
     cpu_ms: dict[str, float] = field(default_factory=dict)
+    # the app's CPU during the load by process, largest first, as shares (the master's is ~0)
+    app_split: list[float] = field(default_factory=list)
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -502,14 +504,16 @@ def serve(kind: str, port: int) -> None:
 CPU_GROUPS = ("app", "postgres", "wrk", "other")
 
 
-def cpu_seconds(app_session: int) -> dict[str, float] | None:
+def cpu_seconds(app_session: int) -> tuple[dict[str, float], dict[int, float]] | None:
     """CPU seconds spent so far by the served app (its gunicorn master and workers: one session),
     PostgreSQL's processes, the bench's finished children (wrk: its runs are reaped by the time
     they are counted) and every other process (Linux /proc; None elsewhere). Taken before and
     after a load, it says where the machine's CPU went per request: casesvc's gap to the floor is
-    its own Python only as far as PostgreSQL's share per request is alike."""
+    its own Python only as far as PostgreSQL's share per request is alike. Also returns the app's
+    CPU seconds by process: how evenly the workers shared the load."""
     hz = os.sysconf("SC_CLK_TCK")
     spent = dict.fromkeys(CPU_GROUPS, 0.0)
+    by_process: dict[int, float] = {}
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     spent["wrk"] = children.ru_utime + children.ru_stime
     try:
@@ -526,7 +530,9 @@ def cpu_seconds(app_session: int) -> dict[str, float] | None:
         session, ticks = int(fields[3]), int(fields[11]) + int(fields[12])  # session, utime + stime
         group = "app" if session == app_session else "postgres" if comm == "postgres" else "other"
         spent[group] += ticks / hz
-    return spent
+        if group == "app":
+            by_process[int(pid)] = ticks / hz
+    return spent, by_process
 
 
 def idle_share(seconds: float = 1.0) -> float | None:
@@ -586,9 +592,21 @@ def measure(wrk: str, app: Served, loads: dict[str, Load], token: str | None, ar
         after = cpu_seconds(app.session)
         requests = result.rps * args.duration
         if before and after and requests:
-            result.cpu_ms = {group: (after[group] - before[group]) * 1000 / requests for group in CPU_GROUPS}
+            (groups_before, processes_before), (groups_after, processes_after) = before, after
+            result.cpu_ms = {
+                group: (groups_after[group] - groups_before[group]) * 1000 / requests for group in CPU_GROUPS
+            }
+            worked = [processes_after[pid] - processes_before.get(pid, 0.0) for pid in processes_after]
+            total = sum(worked)
+            result.app_split = sorted((w / total for w in worked if w / total >= 0.01), reverse=True) if total else []
         cpu = "  ".join(f"{group} {ms:.2f}" for group, ms in result.cpu_ms.items())
-        print(f"  {name:<21} {result.rps:>8.0f} req/s" + (f"   CPU ms/request: {cpu}" if cpu else ""), flush=True)
+        split = " / ".join(f"{share:.0%}" for share in result.app_split)
+        print(
+            f"  {name:<21} {result.rps:>8.0f} req/s"
+            + (f"   CPU ms/request: {cpu}" if cpu else "")
+            + (f"   app by process: {split}" if split else ""),
+            flush=True,
+        )
     return results
 
 
