@@ -598,7 +598,8 @@ def measure(wrk: str, app: Served, loads: dict[str, Load], token: str | None, ar
             }
             worked = [processes_after[pid] - processes_before.get(pid, 0.0) for pid in processes_after]
             total = sum(worked)
-            result.app_split = sorted((w / total for w in worked if w / total >= 0.01), reverse=True) if total else []
+            shares = [w / total for w in worked] if total else []
+            result.app_split = sorted((share for share in shares if share >= 0.01), reverse=True)
         cpu = "  ".join(f"{group} {ms:.2f}" for group, ms in result.cpu_ms.items())
         split = " / ".join(f"{share:.0%}" for share in result.app_split)
         print(

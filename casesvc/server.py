@@ -51,7 +51,10 @@ class FreeThreadWorker(ThreadWorker):
     def set_accept_enabled(self, enabled):
         # gunicorn's loop asks for accepting while it holds fewer than `worker_connections`; a
         # stopping worker (not `alive`) never takes up accepting again
-        super().set_accept_enabled(enabled and self.alive and self.in_threads < self.cfg.threads)
+        super().set_accept_enabled(enabled and self.alive and self._thread_free())
+
+    def _thread_free(self) -> bool:
+        return self.in_threads < self.cfg.threads
 
     def _update_accepting(self):
         self.set_accept_enabled(self.nr_conns < self.worker_connections)
@@ -59,7 +62,7 @@ class FreeThreadWorker(ThreadWorker):
     def accept(self, listener):
         # one poll's events may still hold the listener after a callback in the same batch
         # took the last free thread
-        if self.in_threads < self.cfg.threads:
+        if self._thread_free():
             super().accept(listener)
 
     def enqueue_req(self, conn):

@@ -14,6 +14,7 @@ import pytest
 from gunicorn.config import Config
 from gunicorn.util import load_class
 
+from casesvc.config import Settings
 from casesvc.server import FreeThreadWorker, gunicorn_options
 
 
@@ -69,11 +70,9 @@ def _connection(worker):
 
 
 def test_serve_runs_this_worker_when_it_runs_threads():
-    options = gunicorn_options(type("S", (), {"serve_graceful_timeout": 30, "serve_keepalive": 5}), "h", 1, 2, 4)
-    assert load_class(options["worker_class"]) is FreeThreadWorker
-    assert "worker_class" not in gunicorn_options(
-        type("S", (), {"serve_graceful_timeout": 30, "serve_keepalive": 5}), "h", 1, 2, 1
-    )
+    # the defaults, as `run_gunicorn` takes them for an app without casesvc's settings
+    assert load_class(gunicorn_options(Settings, "h", 1, 2, 4)["worker_class"]) is FreeThreadWorker
+    assert "worker_class" not in gunicorn_options(Settings, "h", 1, 2, 1)  # sync workers
 
 
 def test_a_worker_with_every_thread_busy_stops_accepting_and_takes_it_up_when_one_is_free(worker):
