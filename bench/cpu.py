@@ -193,6 +193,8 @@ def main() -> int:
         order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")  # or tottime
         stats = pstats.Stats(profiler, stream=real_stderr).sort_stats(order)
         stats.print_stats(45)
+        if os.environ.get("BENCH_PROFILE_DUMP"):  # for pstats or snakeviz
+            stats.dump_stats(os.environ["BENCH_PROFILE_DUMP"])
         if os.environ.get("BENCH_PROFILE_CALLERS"):
             stats.print_callers(os.environ["BENCH_PROFILE_CALLERS"])
         return 0

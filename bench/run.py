@@ -495,7 +495,8 @@ def serve(kind: str, port: int) -> None:
         from bare_app import create_bare_app
 
         app = create_bare_app(os.environ["BENCH_BARE_BODIES"])
-    run_gunicorn(app, HOST, port, WORKERS, int(os.environ.get("BENCH_THREADS", "1")), access_log=False)
+    workers = int(os.environ.get("BENCH_WORKERS", str(WORKERS)))
+    run_gunicorn(app, HOST, port, workers, int(os.environ.get("BENCH_THREADS", "1")), access_log=False)
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -706,6 +707,12 @@ def main() -> int:
         help="gunicorn threads per worker, for both apps (default 4, as `casesvc serve`)",
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=WORKERS,
+        help=f"gunicorn workers, for all three apps (default {WORKERS}, as `casesvc serve`)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=1,
@@ -740,6 +747,7 @@ def main() -> int:
         "CASESVC_INSTANCE_PATH": str(workdir),
         "BENCH_BARE_BODIES": str(workdir / "bodies.json"),
         "BENCH_THREADS": str(args.threads),
+        "BENCH_WORKERS": str(args.workers),
     }
 
     from casesvc import create_app
@@ -805,7 +813,7 @@ def main() -> int:
     read_loads = {name: Load(path) for name, path in paths.items()}
 
     print(
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {WORKERS} workers × "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; gunicorn {args.workers} workers × "
         f"{args.threads} threads, no access "
         f"log; wrk -t{WRK_THREADS} -c{args.connections} -d{args.duration}s after a {WARMUP_SECONDS} s warm-up"
     )

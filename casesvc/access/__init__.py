@@ -5,7 +5,7 @@ Services call it with the caller's principal; it gathers the facts the pure poli
 policy's SQL twins in `casesvc.access.clauses`. It sits below the services and above the models
 (docs/architecture.md)."""
 
-from casesvc.access.case_view import CaseView, load_case_view, writes_under_case_view
+from casesvc.access.case_view import CaseView, event_in_read, load_case_view, writes_under_case_view
 from casesvc.access.cases import access_to, case_for, consent_facts_for, facts_of, readable_case
 from casesvc.access.decisions import enforce
 from casesvc.access.youths import accesses_to_cases_of, load_youth, youth_for
@@ -17,6 +17,7 @@ __all__ = [
     "case_for",
     "consent_facts_for",
     "enforce",
+    "event_in_read",
     "facts_of",
     "load_case_view",
     "load_youth",

@@ -84,6 +84,29 @@ def writes_under_case_view(view):
     return view
 
 
+_READ_EVENT_ACTION = "casesvc_read_event_action"
+
+
+def event_in_read(action):
+    """Mark a read view of one case (put it under `@blp.route`) whose audit event the caller's
+    statement may insert itself on PostgreSQL, when the policy's SQL form says the caller may
+    take `action` on the case (`casesvc.auth.principal`): a view that answers 200 whenever that
+    is so and notes nothing more in its event than the case and its youth (no `ids`)."""
+
+    def mark(view):
+        setattr(view, _READ_EVENT_ACTION, action)
+        return view
+
+    return mark
+
+
+def read_event_action():
+    """The action of the current request's view marked `event_in_read`, for a GET or HEAD."""
+    if request.method not in _READ_METHODS or not request.endpoint:
+        return None
+    return getattr(current_app.view_functions.get(request.endpoint), _READ_EVENT_ACTION, None)
+
+
 def case_of_read() -> str | None:
     """The case the current request loads as a CaseView, when there is one (a GET or HEAD under
     `/cases/<case_id>`, or a view marked `writes_under_case_view`): the caller's statement

@@ -7,7 +7,8 @@ from __future__ import annotations
 import functools
 from datetime import date
 
-from sqlalchemy import Date, String, and_, bindparam, exists, false, or_, select, true
+from sqlalchemy import Date, String, and_, bindparam, cast, exists, false, or_, select, true
+from sqlalchemy.dialects.postgresql import JSONB
 
 from casesvc.cases.models import Case, Participant
 from casesvc.consents.models import Consent, ConsentAgency
@@ -48,9 +49,22 @@ def visible_cases_params(principal: Principal, today: date) -> dict | None:
 def _visible_cases(agency, municipalities, today):
     """Cases the caller may read: case_access(...) in (LEAD, SHARED), as a WHERE clause over the
     `cases` table. The caller's agency, municipalities and day are values or bind parameters."""
+    return _visible_in(Case.__table__.c.municipality.in_(municipalities), agency, today)
+
+
+def case_visible_to_caller_row(agency, municipalities_json):
+    """`_visible_cases` for a caller read in the same statement, on PostgreSQL: `agency` and
+    `municipalities_json` (the agency's JSON array of municipality codes) are the caller's
+    columns, the day is the bind parameter `visible_today`. The read's audit event rides the
+    caller's statement under it (`casesvc.auth.principal`)."""
+    in_municipality = cast(municipalities_json, JSONB).has_key(Case.__table__.c.municipality)
+    return _visible_in(in_municipality, agency, bindparam("visible_today", type_=Date))
+
+
+def _visible_in(in_municipality, agency, today):
     cases, participants = Case.__table__.c, Participant.__table__.c
     return and_(
-        cases.municipality.in_(municipalities),
+        in_municipality,
         exists(
             select(participants.case_id).where(participants.case_id == cases.id, participants.agency_code == agency)
         ),

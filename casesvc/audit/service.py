@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC
 
 from flask import Flask, has_request_context, request
-from sqlalchemy import delete, select, text
+from sqlalchemy import bindparam, delete, insert, select, text
 
 from casesvc.audit import chain
 from casesvc.audit.models import AuditEvent, AuditInbox
@@ -142,6 +142,48 @@ def record_response(status: int) -> None:
 EVENT_KEYS = [c.name for c in AuditInbox.__table__.columns if c.name != "n"]
 # on the driver's cursor (common/direct.py): one row, none of the ORM's or the engine's machinery
 _INBOX_INSERT = DirectStatement(AuditInbox.__table__.insert(), column_keys=EVENT_KEYS)
+
+# --- a read's event in the statement that reads -----------------------------------------------
+#
+# On PostgreSQL a read of one case is one statement: the caller, the case and, when the access
+# policy's SQL form says the caller may read it, the read's event (a data-modifying CTE). The
+# event is then durable before the policy has run in Python, which decides alike (the policy
+# matrix tests hold the two equal); the request's own event is that one, and `record_response`
+# adds a second only if the answer ends up other than 200 (a failure after the read).
+
+_READ_EVENT_PREFIX = "read_event_"
+# what the statement itself knows: the youth is the case's
+_FROM_STATEMENT = frozenset({"youth_id"})
+
+
+def read_event_cte(source, condition, youth_id):
+    """INSERT of the current request's read event, as a CTE named `read_event` returning the
+    row's number, from `source` where `condition` holds; `youth_id` is the statement's column
+    for the case's youth. The other values are bind parameters, `read_event_params()`."""
+    inbox = AuditInbox.__table__
+    values = [
+        youth_id if name in _FROM_STATEMENT else bindparam(_READ_EVENT_PREFIX + name, type_=inbox.c[name].type)
+        for name in EVENT_KEYS
+    ]
+    chosen = select(*values).select_from(source).where(condition)
+    return insert(inbox).from_select(EVENT_KEYS, chosen).returning(inbox.c.n).cte("read_event")
+
+
+def read_event_params(actor: str, actor_role: str | None, actor_agency: str | None) -> dict:
+    """The bind parameters of `read_event_cte`: the event this request records if it answers
+    200, for the caller the verified token names (the statement checks that row)."""
+    event = {
+        **_event_from_request(200),
+        "actor": actor,
+        "actor_role": actor_role,
+        "actor_agency": actor_agency,
+    }
+    return {_READ_EVENT_PREFIX + name: value for name, value in event.items() if name not in _FROM_STATEMENT}
+
+
+def recorded_by_read(status: int = 200) -> None:
+    """The read's statement inserted the request's event (`read_event_cte`), for `status`."""
+    _context()["staged"] = status
 
 _FIELDS = (
     "actor",

@@ -7,19 +7,22 @@ import time
 
 from flask import current_app, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, func, not_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from casesvc.access.case_view import case_of_read, keep_case_rows, with_case
+from casesvc.access.case_view import case_of_read, keep_case_rows, read_event_action, with_case
+from casesvc.access.clauses import case_visible_to_caller_row
 from casesvc.access.decisions import enforce
 from casesvc.agencies.models import Agency
-from casesvc.audit.service import note
+from casesvc.audit.service import note, read_event_cte, read_event_params, recorded_by_read
 from casesvc.auth import feeds, oidc
 from casesvc.auth.denylist import denylist_key, revoked_clause
 from casesvc.auth.models import ApiClient, User
 from casesvc.auth.tokens import CLIENT_KIND
+from casesvc.cases.models import Case
 from casesvc.common.direct import DirectStatement
 from casesvc.common.messages import _
+from casesvc.common.timeutil import oslo_today
 from casesvc.errors import Problem
 from casesvc.extensions import db
 from casesvc.policy import Action, Principal, check_admin, check_role
@@ -68,34 +71,63 @@ def verified_claims(token: str | None) -> dict:
 
 
 @functools.cache
-def _caller_query(client: bool, with_family: bool, with_read_case: bool = False):
+def _caller_query(client: bool, with_family: bool, with_read_case: bool = False, with_read_event: bool = False):
     """The one query that loads the caller, built once: user or API client, the agency's
     municipalities, and whether the token or its login is on the denylist. With
     `with_read_case`, the same statement loads the case the request reads (the access layer's
-    `with_case`; bind parameter `case_id`)."""
+    `with_case`; bind parameter `case_id`). With `with_read_event` (a user's read of one case, on
+    PostgreSQL) it also inserts the read's audit event when the caller is the token's, active
+    and not revoked, and the policy's SQL form lets the caller read the case
+    (`case_visible_to_caller_row`): its last own column says whether it did."""
     # the tables' own columns, not the mapped attributes: a plain Core statement skips the ORM's
     # execution path on every request
-    revoked = revoked_clause(bindparam("jti"), bindparam("fam") if with_family else None).label("revoked")
     caller = (ApiClient if client else User).__table__
     agencies = Agency.__table__
     columns = [caller.c.active, caller.c.role, caller.c.agency_code]
     if client:
         columns.append(caller.c.scopes)
-    stmt = (
-        select(*columns, agencies.c.municipalities, revoked)
-        .select_from(caller.outerjoin(agencies, agencies.c.code == caller.c.agency_code))
-        .where(caller.c.id == bindparam("sub"))
-    )
+    revoked = revoked_clause(bindparam("jti"), bindparam("fam") if with_family else None)
+    columns += [agencies.c.municipalities, revoked.label("revoked")]
+    with_agency = caller.outerjoin(agencies, agencies.c.code == caller.c.agency_code)
+    if with_read_event:
+        cases = Case.__table__
+        event = read_event_cte(
+            with_agency.join(cases, cases.c.id == bindparam("case_id")),
+            and_(
+                caller.c.id == bindparam("sub"),
+                caller.c.active,
+                caller.c.role == bindparam("role"),
+                caller.c.agency_code == bindparam("agency"),
+                not_(revoked),
+                case_visible_to_caller_row(caller.c.agency_code, agencies.c.municipalities),
+            ),
+            cases.c.youth_id,
+        )
+        columns.append(select(func.count()).select_from(event).scalar_subquery().label("read_event"))
+    stmt = select(*columns).select_from(with_agency).where(caller.c.id == bindparam("sub"))
     return DirectStatement(with_case(stmt) if with_read_case else stmt)
 
 
 # the caller's columns in a row of `_caller_query`: active, role, agency_code, (scopes),
-# municipalities, revoked; a read's case follows them
+# municipalities, revoked; then whether the read's event was inserted, and a read's case
 _ACTIVE, _ROLE, _AGENCY, _SCOPES = 0, 1, 2, 3
 
 
 def _caller_columns(client: bool) -> int:
+    """How many of the caller's columns come first; the read's event flag, then the case, follow."""
     return 6 if client else 5
+
+
+def _read_event_in_statement(claims: dict, token_scopes: frozenset[str]) -> bool:
+    """Whether this request's caller statement inserts its audit event: a user's read of one case
+    marked `event_in_read`, on PostgreSQL (SQLite has no INSERT inside a SELECT), whose token
+    the role check (decided on the token's claims, which the statement holds to the row) lets
+    through; the case's own access is decided in the statement."""
+    action = read_event_action()
+    if action is None or db.session.get_bind().dialect.name != "postgresql":
+        return False
+    claimed = Principal(claims["sub"], claims.get("role") or "", claims.get("agency"), scopes=token_scopes)
+    return bool(check_role(claimed, action))
 
 
 def load_principal() -> Principal:
@@ -118,10 +150,15 @@ def load_principal() -> Principal:
     client = claims.get("kind") == CLIENT_KIND
     family = claims.get("fam")
     case_id = case_of_read()  # a read of a case: loaded in the same statement
+    token_scopes = frozenset((claims.get("scope") or "").split())
+    with_event = case_id is not None and not client and _read_event_in_statement(claims, token_scopes)
+    params = {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family, "case_id": case_id}
+    if with_event:
+        params |= read_event_params(claims["sub"], claims.get("role"), claims.get("agency"))
+        params |= {"role": claims.get("role"), "agency": claims.get("agency"), "visible_today": oslo_today()}
     try:
-        rows = _caller_query(client, bool(family), case_id is not None).rows(
-            db.session.connection(),
-            {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family, "case_id": case_id},
+        rows = _caller_query(client, bool(family), case_id is not None, with_event).rows(
+            db.session.connection(), params
         )
     except SQLAlchemyError:
         # the database failed us, not the caller: the audit event still names who the verified
@@ -130,7 +167,8 @@ def load_principal() -> Principal:
         raise
     row = rows[0] if rows else None
     width = _caller_columns(client)
-    token_scopes = frozenset((claims.get("scope") or "").split())
+    if with_event and row is not None and row[width]:
+        recorded_by_read(200)  # the statement inserted this read's event
     if client:
         scopes = token_scopes & frozenset(row[_SCOPES].split()) if row is not None else frozenset()
     else:
@@ -140,7 +178,7 @@ def load_principal() -> Principal:
     if row[width - 1]:  # revoked
         raise _refused(_("The bearer token has been revoked."))
     if case_id is not None:
-        keep_case_rows(case_id, rows, width)
+        keep_case_rows(case_id, rows, width + with_event)
     return Principal(
         subject=claims["sub"],
         role=row[_ROLE],

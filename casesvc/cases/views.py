@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask import url_for
 from flask_smorest import Blueprint
 
-from casesvc.access import case_for
+from casesvc.access import case_for, event_in_read
 from casesvc.auth.principal import current_principal, requires
 from casesvc.cases import service
 from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema, case_body
@@ -44,6 +44,7 @@ def list_cases(args):
 
 
 @blp.route("/<case_id>", methods=["GET"])
+@event_in_read(Action.READ_CASE)
 @requires(Action.READ_CASE)
 @blp.response(200, CaseSchema)
 def get_case(case_id):

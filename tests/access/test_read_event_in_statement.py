@@ -1,0 +1,139 @@
+"""On PostgreSQL a read of one case inserts its own audit event in the caller's statement, when
+the access policy's SQL form (`access.clauses.case_visible_to_caller_row`) lets the caller read
+the case; elsewhere, and for every other caller, the event is recorded after the answer is
+decided (`audit.service.record_response`). Either way each read leaves exactly one event, with
+the status the caller got and the basis it was read under: these tests hold that for every
+cell of the access matrix, so a statement that inserted an event the policy then refused (or
+left one out) fails here, and compare the event of the statement with the one recorded after."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event as sa_event
+
+from casesvc.auth import principal
+from casesvc.cases import views as case_views
+from casesvc.extensions import db
+from tests.access.test_policy_matrix import CELLS, build, expected_for, outcome
+from tests.audit.test_audit_recording import events, head_seq
+
+_SAME_FOR_EITHER = (
+    "actor",
+    "actor_role",
+    "actor_agency",
+    "action",
+    "resource_type",
+    "resource_id",
+    "case_id",
+    "youth_id",
+    "ids",
+    "outcome",
+    "status",
+    "ip",
+    "basis",
+)
+
+
+def _on_postgres(app) -> bool:
+    with app.app_context():
+        return db.engine.dialect.name == "postgresql"
+
+
+def _recorded_for(app, since: int, resp) -> list[dict]:
+    return [e for e in events(app, since) if e["request_id"] == resp.headers["X-Request-Id"]]
+
+
+@pytest.mark.parametrize("relationship, code", CELLS, ids=[f"{rel}-{code}" for rel, code in CELLS])
+def test_each_read_of_a_case_leaves_one_event_with_the_status_it_got(world, app, relationship, code):
+    w = build(world, app, relationship, code)
+    since = head_seq(app)
+    resp = world[code].get(w["base"])
+    assert outcome(resp) == expected_for(relationship, code)["get_case"]
+    recorded = _recorded_for(app, since, resp)
+    assert [(e["action"], e["status"], e["case_id"]) for e in recorded] == [
+        ("cases.get_case", resp.status_code, w["case"]["id"])
+    ]
+    expected_basis = "emergency" if relationship == "participant under emergency access" else None
+    assert recorded[0]["basis"] == expected_basis
+    if resp.status_code == 200:
+        assert recorded[0]["youth_id"] == w["case"]["youth_id"]
+        assert recorded[0]["actor"] == world[code].user_id
+
+
+def _statements_of(app, actor, url) -> tuple[object, list[str]]:
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement.split()[0].upper())
+
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        resp = actor.get(url)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    return resp, seen
+
+
+@pytest.mark.parametrize("reader", ["police", "health"], ids=["lead", "participant with consent"])
+def test_a_read_the_policy_allows_is_one_statement_on_postgresql(world, app, reader):
+    case = world.case()
+    world.consent(case, ["health"])
+    resp, seen = _statements_of(app, world[reader], f"/api/v1/cases/{case['id']}")
+    assert resp.status_code == 200
+    # a participant that is not the lead also asks for the consents naming its agency (the
+    # policy's decision in Python needs them); SQLite has no INSERT inside a SELECT: there the
+    # event is a statement of its own
+    consents = ["SELECT"] if reader != "police" else []
+    assert seen == (["WITH", *consents] if _on_postgres(app) else ["SELECT", *consents, "INSERT"])
+
+
+def test_a_read_the_policy_refuses_records_its_event_after_the_decision(world, app):
+    case = world.case()  # health takes part, without a consent
+    since = head_seq(app)
+    resp, seen = _statements_of(app, world["health"], f"/api/v1/cases/{case['id']}")
+    assert resp.status_code == 403
+    assert seen[-1] == "INSERT"  # the refusal's event, after the policy decided
+    assert [e["status"] for e in _recorded_for(app, since, resp)] == [403]
+
+
+def test_the_statements_event_is_the_one_recorded_after_the_answer(world, app, monkeypatch):
+    """The same read, once with the event in the statement and once recorded after the answer:
+    the two events agree on everything but their own id, time and request id."""
+    case = world.case()
+    url = f"/api/v1/cases/{case['id']}"
+    since = head_seq(app)
+    in_statement = world["police"].get(url)
+    monkeypatch.setattr(principal, "_read_event_in_statement", lambda claims, scopes: False)
+    after = world["police"].get(url)
+    assert in_statement.status_code == after.status_code == 200
+    first, second = _recorded_for(app, since, in_statement), _recorded_for(app, since, after)
+    assert len(first) == len(second) == 1
+    assert {k: first[0][k] for k in _SAME_FOR_EITHER} == {k: second[0][k] for k in _SAME_FOR_EITHER}
+
+
+def test_a_failure_after_the_read_adds_its_own_event(world, app, monkeypatch):
+    """The statement recorded the read (the case was read for the caller); a failure while
+    answering is recorded too, as a second event of the same request on PostgreSQL."""
+    case = world.case()
+
+    def broken(case, status=200):
+        raise RuntimeError("the answer could not be written")
+
+    monkeypatch.setattr(case_views, "case_response", broken)
+    since = head_seq(app)
+    resp = world["police"].get(f"/api/v1/cases/{case['id']}")
+    assert resp.status_code == 500
+    statuses = [e["status"] for e in _recorded_for(app, since, resp)]
+    assert statuses == ([200, 500] if _on_postgres(app) else [500])
+
+
+def test_a_revoked_token_leaves_no_read_event_in_the_statement(world, app, client):
+    case = world.case()
+    police = world["police"]
+    assert client.post("/api/v1/auth/revoke", data={"token": police.token}).status_code == 200
+    since = head_seq(app)
+    resp = police.get(f"/api/v1/cases/{case['id']}")
+    assert resp.status_code == 401
+    assert [e["status"] for e in _recorded_for(app, since, resp)] == [401]
