@@ -185,6 +185,7 @@ def recorded_by_read(status: int = 200) -> None:
     """The read's statement inserted the request's event (`read_event_cte`), for `status`."""
     _context()["staged"] = status
 
+
 _FIELDS = (
     "actor",
     "actor_role",
