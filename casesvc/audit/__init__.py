@@ -1,6 +1,6 @@
 """The audit trail (README "The audit log"). Services call `audit.note(...)` and `audit.noted_page(...)`."""
 
-from casesvc.audit.service import note
+from casesvc.audit.service import events_ride_reads, note, read_event_cte, read_event_params, recorded_by_read
 
 
 def noted_page(page: dict) -> dict:
@@ -9,4 +9,4 @@ def noted_page(page: dict) -> dict:
     return page
 
 
-__all__ = ["note", "noted_page"]
+__all__ = ["events_ride_reads", "note", "noted_page", "read_event_cte", "read_event_params", "recorded_by_read"]

@@ -145,40 +145,52 @@ _INBOX_INSERT = DirectStatement(AuditInbox.__table__.insert(), column_keys=EVENT
 
 # --- a read's event in the statement that reads -----------------------------------------------
 #
-# On PostgreSQL a read of one case is one statement: the caller, the case and, when the access
-# policy's SQL form says the caller may read it, the read's event (a data-modifying CTE). The
-# event is then durable before the policy has run in Python, which decides alike (the policy
-# matrix tests hold the two equal); the request's own event is that one, and `record_response`
-# adds a second only if the answer ends up other than 200 (a failure after the read).
+# On PostgreSQL a read can insert its own event in the statement that reads (a data-modifying
+# CTE): a read of one case, when the access policy's SQL form lets the caller read it (the
+# policy in Python then decides alike; the policy matrix tests hold the two equal), and a page of
+# cases, whose rows the policy's SQL form has already chosen. The event is durable before the
+# rows leave the database; `record_response` adds a second only if the answer ends up other than
+# 200 (a failure while answering).
 
 _READ_EVENT_PREFIX = "read_event_"
-# what the statement itself knows: the youth is the case's
-_FROM_STATEMENT = frozenset({"youth_id"})
 
 
-def read_event_cte(source, condition, youth_id):
-    """INSERT of the current request's read event, as a CTE named `read_event` returning the
-    row's number, from `source` where `condition` holds; `youth_id` is the statement's column
-    for the case's youth. The other values are bind parameters, `read_event_params()`."""
+def events_ride_reads() -> bool:
+    """Whether this database can insert a read's event in the statement that reads (SQLite has
+    no INSERT inside a SELECT)."""
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def read_event_cte(from_statement: dict, source=None, condition=None):
+    """INSERT of the current request's read event as a CTE named `read_event` returning the row's
+    number: the values of `from_statement` (field -> the statement's expression, e.g. the case's
+    youth, the ids of a page) and bind parameters for the rest (`read_event_params`), from
+    `source` where `condition` holds (one row at most), or unconditionally."""
     inbox = AuditInbox.__table__
     values = [
-        youth_id if name in _FROM_STATEMENT else bindparam(_READ_EVENT_PREFIX + name, type_=inbox.c[name].type)
+        from_statement[name]
+        if name in from_statement
+        else bindparam(_READ_EVENT_PREFIX + name, type_=inbox.c[name].type)
         for name in EVENT_KEYS
     ]
-    chosen = select(*values).select_from(source).where(condition)
+    chosen = select(*values)
+    if source is not None:
+        chosen = chosen.select_from(source)
+    if condition is not None:
+        chosen = chosen.where(condition)
     return insert(inbox).from_select(EVENT_KEYS, chosen).returning(inbox.c.n).cte("read_event")
 
 
 def read_event_params(actor: str, actor_role: str | None, actor_agency: str | None) -> dict:
     """The bind parameters of `read_event_cte`: the event this request records if it answers
-    200, for the caller the verified token names (the statement checks that row)."""
+    200, for the caller named (a statement that has yet to check that caller checks its row)."""
     event = {
         **_event_from_request(200),
         "actor": actor,
         "actor_role": actor_role,
         "actor_agency": actor_agency,
     }
-    return {_READ_EVENT_PREFIX + name: value for name, value in event.items() if name not in _FROM_STATEMENT}
+    return {_READ_EVENT_PREFIX + name: value for name, value in event.items()}
 
 
 def recorded_by_read(status: int = 200) -> None:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import Any
 
 from flask import current_app, request
 from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from sqlalchemy import and_, bindparam, func, not_, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
 from casesvc.access.case_view import case_of_read, keep_case_rows, read_event_action, with_case
 from casesvc.access.clauses import case_visible_to_caller_row
 from casesvc.access.decisions import enforce
 from casesvc.agencies.models import Agency
-from casesvc.audit.service import note, read_event_cte, read_event_params, recorded_by_read
+from casesvc.audit.service import events_ride_reads, note, read_event_cte, read_event_params, recorded_by_read
 from casesvc.auth import feeds, oidc
 from casesvc.auth.denylist import denylist_key, revoked_clause
 from casesvc.auth.models import ApiClient, User
@@ -83,7 +85,7 @@ def _caller_query(client: bool, with_family: bool, with_read_case: bool = False,
     # execution path on every request
     caller = (ApiClient if client else User).__table__
     agencies = Agency.__table__
-    columns = [caller.c.active, caller.c.role, caller.c.agency_code]
+    columns: list[ColumnElement[Any]] = [caller.c.active, caller.c.role, caller.c.agency_code]
     if client:
         columns.append(caller.c.scopes)
     revoked = revoked_clause(bindparam("jti"), bindparam("fam") if with_family else None)
@@ -92,6 +94,7 @@ def _caller_query(client: bool, with_family: bool, with_read_case: bool = False,
     if with_read_event:
         cases = Case.__table__
         event = read_event_cte(
+            {"youth_id": cases.c.youth_id},
             with_agency.join(cases, cases.c.id == bindparam("case_id")),
             and_(
                 caller.c.id == bindparam("sub"),
@@ -101,7 +104,6 @@ def _caller_query(client: bool, with_family: bool, with_read_case: bool = False,
                 not_(revoked),
                 case_visible_to_caller_row(caller.c.agency_code, agencies.c.municipalities),
             ),
-            cases.c.youth_id,
         )
         columns.append(select(func.count()).select_from(event).scalar_subquery().label("read_event"))
     stmt = select(*columns).select_from(with_agency).where(caller.c.id == bindparam("sub"))
@@ -124,7 +126,7 @@ def _read_event_in_statement(claims: dict, token_scopes: frozenset[str]) -> bool
     the role check (decided on the token's claims, which the statement holds to the row) lets
     through; the case's own access is decided in the statement."""
     action = read_event_action()
-    if action is None or db.session.get_bind().dialect.name != "postgresql":
+    if action is None or not events_ride_reads():
         return False
     claimed = Principal(claims["sub"], claims.get("role") or "", claims.get("agency"), scopes=token_scopes)
     return bool(check_role(claimed, action))

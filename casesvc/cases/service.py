@@ -6,7 +6,8 @@ from __future__ import annotations
 import functools
 from typing import cast
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, exists, func, literal_column, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm.attributes import flag_modified
 
 from casesvc import audit, signals
@@ -96,10 +97,13 @@ LIST_FILTERS = ("status", "municipality", "youth_id", "participant", "due_before
 
 
 @functools.cache
-def _case_page_query(filters: tuple[str, ...], after_cursor: bool):
+def _case_page_query(filters: tuple[str, ...], after_cursor: bool, with_event: bool = False):
     """The statement of one page of GET /cases, for one combination of filters, built once:
     the visible cases (policy), filtered, one keyset page of them, joined to their participants.
-    `list_cases` runs it with the caller's visibility, the page and the filters' values."""
+    `list_cases` runs it with the caller's visibility, the page and the filters' values. With
+    `with_event` (PostgreSQL) it also inserts the list's audit event, holding the ids of the
+    page's first `shown` cases (the ones answered; the page reads one more to know if another
+    page follows)."""
     cases = Case.__table__.c
     stmt = select(*CASE_VIEW_COLUMNS).where(visible_cases_template())
     for name in filters:
@@ -114,12 +118,25 @@ def _case_page_query(filters: tuple[str, ...], after_cursor: bool):
             stmt = stmt.where(cases_due_before_template())
         else:
             stmt = stmt.where(cases[name] == bindparam(name))
-    page = _NEWEST_FIRST.template(stmt, after_cursor).subquery("page")
-    return (
+    page_stmt = _NEWEST_FIRST.template(stmt, after_cursor)
+    page = page_stmt.cte("page") if with_event else page_stmt.subquery("page")
+    newest_first = (page.c.created_at.desc(), page.c.id.desc())
+    stmt = (
         select(*case_row_columns(page.c), Participant.__table__.c.agency_code)
         .select_from(page.outerjoin(Participant.__table__, Participant.__table__.c.case_id == page.c.id))
-        .order_by(page.c.created_at.desc(), page.c.id.desc(), *JOINING_ORDER)
+        .order_by(*newest_first, *JOINING_ORDER)
     )
+    if with_event:
+        shown = select(page.c.id, page.c.created_at).order_by(*newest_first).limit(bindparam("shown")).subquery()
+        ids = select(
+            func.coalesce(
+                func.json_agg(aggregate_order_by(shown.c.id, shown.c.created_at.desc(), shown.c.id.desc())),
+                literal_column("'[]'::json"),
+            )
+        ).scalar_subquery()
+        # the statement reads no column of the event: PostgreSQL runs a data-modifying CTE anyway
+        stmt = stmt.add_cte(audit.read_event_cte({"ids": ids}))
+    return stmt
 
 
 def list_cases(principal: Principal, args: dict) -> dict:
@@ -134,7 +151,15 @@ def list_cases(principal: Principal, args: dict) -> dict:
         **_NEWEST_FIRST.params(args["limit"], args.get("cursor")),
         **{name: args[name] for name in filters},
     }
-    rows = db.session.execute(_case_page_query(filters, bool(args.get("cursor"))), params).all()
+    with_event = audit.events_ride_reads()
+    if with_event:
+        params |= {
+            "shown": args["limit"],
+            **audit.read_event_params(principal.subject, principal.role, principal.agency),
+        }
+    rows = db.session.execute(_case_page_query(filters, bool(args.get("cursor")), with_event), params).all()
+    if with_event:
+        audit.recorded_by_read(200)
     return audit.noted_page(_NEWEST_FIRST.page_of(grouped(rows), args["limit"]))
 
 

@@ -137,3 +137,40 @@ def test_a_revoked_token_leaves_no_read_event_in_the_statement(world, app, clien
     resp = police.get(f"/api/v1/cases/{case['id']}")
     assert resp.status_code == 401
     assert [e["status"] for e in _recorded_for(app, since, resp)] == [401]
+
+
+# --- a page of cases: its event in the page's statement --------------------------------------
+
+
+def test_a_page_of_cases_records_the_ids_it_answered_in_its_own_statement(world, app):
+    cases = [world.case() for _ in range(3)]
+    url = "/api/v1/cases?limit=2"
+    since = head_seq(app)
+    first, seen = _statements_of(app, world["police"], url)
+    assert first.status_code == 200 and len(first.json["items"]) == 2 and first.json["next_cursor"]
+    # the caller, then the page (with its event, on PostgreSQL)
+    assert seen == (["SELECT", "WITH"] if _on_postgres(app) else ["SELECT", "SELECT", "INSERT"])
+    second = world["police"].get(f"{url}&cursor={first.json['next_cursor']}")
+    empty = world["police"].get("/api/v1/cases?limit=2&status=completed")
+    assert second.status_code == empty.status_code == 200
+    answered = [[item["id"] for item in resp.json["items"]] for resp in (first, second, empty)]
+    assert answered[0] + answered[1] == [case["id"] for case in reversed(cases)]
+    assert answered[2] == []
+    recorded = [_recorded_for(app, since, resp) for resp in (first, second, empty)]
+    assert [[(e["action"], e["status"], e["ids"]) for e in r] for r in recorded] == [
+        [("cases.list_cases", 200, ids)] for ids in answered
+    ]
+
+
+def test_a_page_that_fails_while_answering_adds_its_own_event(world, app, monkeypatch):
+    world.case()
+
+    def broken(case):
+        raise RuntimeError("the answer could not be written")
+
+    monkeypatch.setattr(case_views, "case_body", broken)
+    since = head_seq(app)
+    resp = world["police"].get("/api/v1/cases?limit=5")
+    assert resp.status_code == 500
+    statuses = [e["status"] for e in _recorded_for(app, since, resp)]
+    assert statuses == ([200, 500] if _on_postgres(app) else [500])
