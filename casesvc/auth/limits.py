@@ -27,12 +27,13 @@ counts the proxy.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
 import time
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_limiter.util import get_remote_address
 from limits.storage import Storage
@@ -230,6 +231,28 @@ def _give_back_name_count(limiter: Limiter) -> None:
             log.warning("a login count was not given back: %s", exc.__class__.__name__)
 
 
+def _hooks_for_the_token_endpoint_only(app, limiter: Limiter) -> None:
+    """Flask-Limiter's after-request hook (the deductions of `deduct_when`; headers are off) and
+    its teardown (the per-request state of its checks) do something only where a limit is
+    checked, the token endpoint: on every other request they would cost time for nothing, so they
+    run there alone."""
+
+    def token_endpoint_only(hook):
+        @functools.wraps(hook)
+        def hook_of_the_token_endpoint(arg):
+            return hook(arg) if request.endpoint == TOKEN_ENDPOINT else arg
+
+        return hook_of_the_token_endpoint
+
+    def is_limiters(hook) -> bool:
+        bound = getattr(hook, "args", None) or (getattr(hook, "__self__", None),)
+        return bound[0] is limiter
+
+    for registry in (app.after_request_funcs, app.teardown_request_funcs):
+        funcs = registry.get(None, [])
+        registry[None] = [token_endpoint_only(hook) if is_limiters(hook) else hook for hook in funcs]
+
+
 def _too_many(limiter: Limiter):
     _note_who()
     limit = limiter.current_limit
@@ -269,6 +292,7 @@ def init_limits(app: Flask) -> Limiter:
     hooks = app.before_request_funcs.get(None, [])
     if limiter._check_request_limit in hooks:
         hooks.remove(limiter._check_request_limit)
+    _hooks_for_the_token_endpoint_only(app, limiter)
     app.extensions["casesvc.limiter"] = limiter
     view = app.view_functions[TOKEN_ENDPOINT]
     # per username: counted before the password check (no deduct_when), given back below
