@@ -74,22 +74,24 @@ def access_to(principal: Principal, case: Case | CaseView, with_consents: bool =
     return access
 
 
-# Actions that read or write entries, where `health` (a consent covering health) matters.
-ENTRY_ACTIONS = frozenset({Action.READ_EVENTS, Action.WRITE_EVENT, Action.READ_NOTES, Action.WRITE_NOTE})
+# Actions that read entries, where `health` (a consent covering health) decides what is seen.
+ENTRY_READS = frozenset({Action.READ_EVENTS, Action.READ_NOTES})
 
 
-def _consents_matter(principal: Principal, case: Case | CaseView, action: Action) -> bool:
+def _consents_matter(principal: Principal, case: Case | CaseView, action: Action, sees_entries: bool) -> bool:
     """Skip the consent query where its answer cannot change the decision: an outsider is hidden
     whatever the consents say, and the lead needs them only to know whether health entries reach
-    it. (The policy matrix tests hold this equal to always asking.)"""
+    it — when it reads entries, or writes one that refers to an entry (`sees_entries`: a
+    correction names the entry it corrects, which the writer must be able to see). (The policy
+    matrix tests hold this equal to always asking; tests/followups hold the correction.)"""
     if principal.agency not in case.participant_codes or case.municipality not in principal.municipalities:
         return False
-    return principal.agency != case.lead_agency or action in ENTRY_ACTIONS
+    return principal.agency != case.lead_agency or action in ENTRY_READS or sees_entries
 
 
-def _authorized(principal: Principal, case: Case | CaseView, action: Action) -> CaseAccess:
+def _authorized(principal: Principal, case: Case | CaseView, action: Action, sees_entries: bool = False) -> CaseAccess:
     audit.note(case_id=case.id, youth_id=case.youth_id)  # recorded whether allowed or refused
-    access = access_to(principal, case, _consents_matter(principal, case, action))
+    access = access_to(principal, case, _consents_matter(principal, case, action, sees_entries))
     decision = authorize(principal, action, access)
     if decision and access.relation is Relation.EMERGENCY:
         audit.note(basis="emergency")  # a read under an emergency access is marked as such
@@ -107,10 +109,14 @@ def case_for(principal: Principal, case_id: str, action: Action) -> tuple[Case, 
     return case, _authorized(principal, case, action)
 
 
-def readable_case(principal: Principal, case_id: str, action: Action) -> tuple[CaseView, CaseAccess]:
-    """`case_for` for reads: the case as a CaseView, or what the caller may learn (404, 403)."""
+def readable_case(
+    principal: Principal, case_id: str, action: Action, sees_entries: bool = False
+) -> tuple[CaseView, CaseAccess]:
+    """`case_for` for reads: the case as a CaseView, or what the caller may learn (404, 403).
+    `sees_entries`: a write of an entry that refers to another entry (a correction), whose
+    access must tell whether health entries reach the writer."""
     enforce(check_role(principal, action))
     case = load_case_view(case_id)
     if case is None:
         raise not_found(_("No such case."))
-    return case, _authorized(principal, case, action)
+    return case, _authorized(principal, case, action, sees_entries)

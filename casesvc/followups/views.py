@@ -29,7 +29,8 @@ blp = Blueprint(
 def create_event(data, case_id):
     """Log a follow-up that happened (a drug test is always stored as health data)"""
     principal = current_principal()
-    case, access = readable_case(principal, case_id, Action.WRITE_EVENT)  # the case itself does not change
+    # the case itself does not change; a correction must see the event it corrects
+    case, access = readable_case(principal, case_id, Action.WRITE_EVENT, sees_entries=data.get("corrects") is not None)
     event = service.log_event(principal, case, access, data)
     return (
         event,
@@ -69,7 +70,8 @@ def get_event(case_id, event_id):
 def create_note(data, case_id):
     """Write a note"""
     principal = current_principal()
-    case, access = readable_case(principal, case_id, Action.WRITE_NOTE)  # the case itself does not change
+    # the case itself does not change; a correction must see the note it corrects
+    case, access = readable_case(principal, case_id, Action.WRITE_NOTE, sees_entries=data.get("corrects") is not None)
     note = service.write_note(principal, case, access, data)
     return note, 201, {"Location": url_for("followups.get_note", case_id=case.id, note_id=note.id), **etag_header(note)}
 

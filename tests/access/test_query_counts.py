@@ -233,10 +233,10 @@ def _event_body(summary: str) -> dict:
     }
 
 
-# The caller with the case and its participants (one statement), the consents for an entry (the
-# lead asks: health entries depend on them), the pending contact reminders the event settles, the
-# event's and the audit event's inserts.
-EVENT_WRITE_MAX_QUERIES = 5
+# The lead's event: the caller with the case and its participants (one statement), the pending
+# contact reminders the event settles, the event's and the audit event's inserts. (A participant
+# that is not the lead, or a correction, also asks for the consents naming its agency.)
+EVENT_WRITE_MAX_QUERIES = 4
 
 
 def test_logging_an_event_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(

@@ -311,6 +311,25 @@ def test_an_entry_the_caller_cannot_see_cannot_be_corrected(world):
     assert problem["errors"] == unknown["errors"]
 
 
+@pytest.mark.parametrize("entry", ["event", "note"])
+def test_the_lead_corrects_a_health_entry_of_another_agency_only_under_a_consent_covering_health(world, entry):
+    """The lead's writes need no consent, but a correction must see the entry it corrects: a
+    health entry of another agency reaches the lead only under a consent naming it that covers
+    health. (The lead's plain writes skip the consent query; a correction asks it.)"""
+    case = world.case(participants=("health",))
+    world.consent(case, ["health"], categories=("general", "health"))
+    url = events_url(case) if entry == "event" else notes_url(case)
+    body = {"kind": "meeting", "occurred_at": WHEN, "summary": "Test meeting"} if entry == "event" else {"body": "B"}
+    written = world["health"].post(url, json={**body, "category": "health"})
+    assert written.status_code == 201, written.json
+    correction = {**body, "category": "health", "corrects": written.json["id"]}
+    assert "corrects" in assert_problem(world["police"].post(url, json=correction), 422)["errors"]
+    world.consent(case, ["police"], categories=("general", "health"))
+    corrected = world["police"].post(url, json=correction)
+    assert corrected.status_code == 201, corrected.json
+    assert corrected.json["corrects"] == written.json["id"]
+
+
 def test_the_author_is_recorded_from_the_token(world):
     case = world.case(participants=("health",))
     world.consent(case, ["health"])
