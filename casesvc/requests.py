@@ -14,7 +14,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal
 from casesvc.auth.views import oauth_response
-from casesvc.common.jsonio import NUL_DETAIL, SURROGATE_DETAIL, json_has_lone_surrogate, json_has_nul
+from casesvc.common.jsonio import (
+    NUL_DETAIL,
+    SURROGATE_DETAIL,
+    json_has_lone_surrogate,
+    json_has_nul,
+    query_has_nul,
+)
 from casesvc.common.messages import _
 from casesvc.errors import DATABASE_UNAVAILABLE, Problem, database_unavailable
 from casesvc.extensions import db
@@ -111,7 +117,7 @@ def _check_input():
     is sent. A read costs three substring checks; a body is read here once
     and served to the view from the cache."""
     query = request.query_string
-    if "\x00" in request.path or b"%00" in query or b"\x00" in query:
+    if "\x00" in request.path or query_has_nul(query):
         return _nul_refused()
     if request.method in ("POST", "PUT", "PATCH") and _has_body():
         body = _read_body()

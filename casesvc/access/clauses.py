@@ -52,22 +52,29 @@ def _visible_cases(agency, municipalities, today):
     return _visible_in(Case.__table__.c.municipality.in_(municipalities), agency, today)
 
 
-def case_visible_to_caller_row(agency, municipalities_json):
-    """`_visible_cases` for a caller read in the same statement, on PostgreSQL: `agency` and
-    `municipalities_json` (the agency's JSON array of municipality codes) are the caller's
-    columns, the day is the bind parameter `visible_today`. The read's audit event rides the
-    caller's statement under it (`casesvc.auth.principal`)."""
+def case_led_by_caller_row(agency, municipalities_json):
+    """case_access(...) is LEAD, on PostgreSQL, for a caller read in the same statement: `agency`
+    and `municipalities_json` (the agency's JSON array of municipality codes) are the caller's
+    columns. The lead's read of a case inserts its audit event in the caller's statement under
+    it (`casesvc.auth.principal`): the lead's access rests on nothing but the rows of that one
+    statement (no consent, no day, no emergency access), so the policy in Python, deciding on
+    the same rows, decides alike."""
     in_municipality = cast(municipalities_json, JSONB).has_key(Case.__table__.c.municipality)
-    return _visible_in(in_municipality, agency, bindparam("visible_today", type_=Date))
+    return and_(_participates(agency), in_municipality, Case.__table__.c.lead_agency == agency)
+
+
+def _participates(agency):
+    cases, participants = Case.__table__.c, Participant.__table__.c
+    return exists(
+        select(participants.case_id).where(participants.case_id == cases.id, participants.agency_code == agency)
+    )
 
 
 def _visible_in(in_municipality, agency, today):
-    cases, participants = Case.__table__.c, Participant.__table__.c
+    cases = Case.__table__.c
     return and_(
         in_municipality,
-        exists(
-            select(participants.case_id).where(participants.case_id == cases.id, participants.agency_code == agency)
-        ),
+        _participates(agency),
         or_(cases.lead_agency == agency, active_consent_clause(agency, cases.id, today)),
     )
 

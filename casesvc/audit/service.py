@@ -146,9 +146,9 @@ _INBOX_INSERT = DirectStatement(AuditInbox.__table__.insert(), column_keys=EVENT
 # --- a read's event in the statement that reads -----------------------------------------------
 #
 # On PostgreSQL a read can insert its own event in the statement that reads (a data-modifying
-# CTE): a read of one case, when the access policy's SQL form lets the caller read it (the
-# policy in Python then decides alike; the policy matrix tests hold the two equal), and a page of
-# cases, whose rows the policy's SQL form has already chosen. The event is durable before the
+# CTE): the lead's read of one case, whose access rests on the rows of that statement alone (the
+# policy in Python, deciding on the same rows, decides alike; tests/access hold it for every cell
+# of the access matrix), and a page of cases, whose rows the policy's SQL form has chosen. The event is durable before the
 # rows leave the database; `record_response` adds a second only if the answer ends up other than
 # 200 (a failure while answering).
 
@@ -156,9 +156,12 @@ _READ_EVENT_PREFIX = "read_event_"
 
 
 def events_ride_reads() -> bool:
-    """Whether this database can insert a read's event in the statement that reads (SQLite has
-    no INSERT inside a SELECT)."""
-    return db.session.get_bind().dialect.name == "postgresql"
+    """Whether the request's read can insert its event in the statement that reads: on
+    PostgreSQL (SQLite has no INSERT inside a SELECT), in autocommit (a read's own, README "The
+    audit log"; a read inside a transaction already begun records its event as any request does,
+    and commits it)."""
+    conn = db.session.connection()
+    return conn.dialect.name == "postgresql" and conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
 
 def read_event_cte(from_statement: dict, source=None, condition=None):

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
 
 from casesvc.access.case_view import case_of_read, keep_case_rows, read_event_action, with_case
-from casesvc.access.clauses import case_visible_to_caller_row
+from casesvc.access.clauses import case_led_by_caller_row
 from casesvc.access.decisions import enforce
 from casesvc.agencies.models import Agency
 from casesvc.audit.service import events_ride_reads, note, read_event_cte, read_event_params, recorded_by_read
@@ -23,8 +23,8 @@ from casesvc.auth.models import ApiClient, User
 from casesvc.auth.tokens import CLIENT_KIND
 from casesvc.cases.models import Case
 from casesvc.common.direct import DirectStatement
+from casesvc.common.jsonio import query_has_nul
 from casesvc.common.messages import _
-from casesvc.common.timeutil import oslo_today
 from casesvc.errors import Problem
 from casesvc.extensions import db
 from casesvc.policy import Action, Principal, check_admin, check_role
@@ -79,8 +79,8 @@ def _caller_query(client: bool, with_family: bool, with_read_case: bool = False,
     `with_read_case`, the same statement loads the case the request reads (the access layer's
     `with_case`; bind parameter `case_id`). With `with_read_event` (a user's read of one case, on
     PostgreSQL) it also inserts the read's audit event when the caller is the token's, active
-    and not revoked, and the policy's SQL form lets the caller read the case
-    (`case_visible_to_caller_row`): its last own column says whether it did."""
+    and not revoked, and the case's lead (`case_led_by_caller_row`): the column after the
+    caller's own says whether it did."""
     # the tables' own columns, not the mapped attributes: a plain Core statement skips the ORM's
     # execution path on every request
     caller = (ApiClient if client else User).__table__
@@ -102,7 +102,7 @@ def _caller_query(client: bool, with_family: bool, with_read_case: bool = False,
                 caller.c.role == bindparam("role"),
                 caller.c.agency_code == bindparam("agency"),
                 not_(revoked),
-                case_visible_to_caller_row(caller.c.agency_code, agencies.c.municipalities),
+                case_led_by_caller_row(caller.c.agency_code, agencies.c.municipalities),
             ),
         )
         columns.append(select(func.count()).select_from(event).scalar_subquery().label("read_event"))
@@ -126,8 +126,8 @@ def _read_event_in_statement(claims: dict, token_scopes: frozenset[str]) -> bool
     the role check (decided on the token's claims, which the statement holds to the row) lets
     through; the case's own access is decided in the statement."""
     action = read_event_action()
-    if action is None or not events_ride_reads():
-        return False
+    if action is None or query_has_nul(request.query_string) or not events_ride_reads():
+        return False  # a NUL in the query is refused (400) after the caller is loaded: no read
     claimed = Principal(claims["sub"], claims.get("role") or "", claims.get("agency"), scopes=token_scopes)
     return bool(check_role(claimed, action))
 
@@ -157,7 +157,7 @@ def load_principal() -> Principal:
     params = {"sub": claims["sub"], "jti": denylist_key(claims, token or ""), "fam": family, "case_id": case_id}
     if with_event:
         params |= read_event_params(claims["sub"], claims.get("role"), claims.get("agency"))
-        params |= {"role": claims.get("role"), "agency": claims.get("agency"), "visible_today": oslo_today()}
+        params |= {"role": claims.get("role"), "agency": claims.get("agency")}
     try:
         rows = _caller_query(client, bool(family), case_id is not None, with_event).rows(
             db.session.connection(), params

@@ -23,6 +23,11 @@ NUL_DETAIL = _("Text may not contain the NUL character (\\u0000).")
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
+def query_has_nul(query: bytes) -> bool:
+    """Whether a raw query string holds NUL, sent as is or percent-encoded."""
+    return b"%00" in query or b"\x00" in query
+
+
 def json_has_nul(body: bytes) -> bool:
     """Whether a JSON body holds NUL anywhere, in a key or a value, without parsing it."""
     if b"\x00" in body:

@@ -1,6 +1,6 @@
-"""On PostgreSQL a read of one case inserts its own audit event in the caller's statement, when
-the access policy's SQL form (`access.clauses.case_visible_to_caller_row`) lets the caller read
-the case; elsewhere, and for every other caller, the event is recorded after the answer is
+"""On PostgreSQL the lead's read of one case inserts its own audit event in the caller's
+statement (`access.clauses.case_led_by_caller_row`), and a page of cases in the page's
+statement; elsewhere, and for every other caller, the event is recorded after the answer is
 decided (`audit.service.record_response`). Either way each read leaves exactly one event, with
 the status the caller got and the basis it was read under: these tests hold that for every
 cell of the access matrix, so a statement that inserted an event the policy then refused (or
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import event as sa_event
+from sqlalchemy import select
 
 from casesvc.auth import principal
 from casesvc.cases import views as case_views
@@ -77,16 +78,20 @@ def _statements_of(app, actor, url) -> tuple[object, list[str]]:
 
 
 @pytest.mark.parametrize("reader", ["police", "health"], ids=["lead", "participant with consent"])
-def test_a_read_the_policy_allows_is_one_statement_on_postgresql(world, app, reader):
+def test_the_leads_read_is_one_statement_on_postgresql(world, app, reader):
+    """The lead's access rests on the rows of the caller's statement alone: its event rides that
+    statement. A participant's rests on consents, read by a statement of their own (and on the
+    day, and on an emergency access): its event follows the decision."""
     case = world.case()
     world.consent(case, ["health"])
     resp, seen = _statements_of(app, world[reader], f"/api/v1/cases/{case['id']}")
     assert resp.status_code == 200
-    # a participant that is not the lead also asks for the consents naming its agency (the
-    # policy's decision in Python needs them); SQLite has no INSERT inside a SELECT: there the
-    # event is a statement of its own
-    consents = ["SELECT"] if reader != "police" else []
-    assert seen == (["WITH", *consents] if _on_postgres(app) else ["SELECT", *consents, "INSERT"])
+    # SQLite has no INSERT inside a SELECT: there the event is a statement of its own
+    caller = "WITH" if _on_postgres(app) else "SELECT"
+    expected = [caller] if reader == "police" and _on_postgres(app) else [caller, "INSERT"]
+    if reader != "police":
+        expected.insert(1, "SELECT")  # the consents naming the participant's agency
+    assert seen == expected
 
 
 def test_a_read_the_policy_refuses_records_its_event_after_the_decision(world, app):
@@ -127,6 +132,32 @@ def test_a_failure_after_the_read_adds_its_own_event(world, app, monkeypatch):
     assert resp.status_code == 500
     statuses = [e["status"] for e in _recorded_for(app, since, resp)]
     assert statuses == ([200, 500] if _on_postgres(app) else [500])
+
+
+def test_a_nul_in_the_query_is_refused_with_one_event(world, app):
+    """The query's NUL is refused (400) after the caller is loaded: the caller's statement
+    records no read for it."""
+    case = world.case()
+    since = head_seq(app)
+    resp = world["police"].get(f"/api/v1/cases/{case['id']}?q=%00")
+    assert resp.status_code == 400
+    assert [e["status"] for e in _recorded_for(app, since, resp)] == [400]
+
+
+def test_a_read_inside_a_transaction_already_begun_records_its_event_after(app):
+    """A read whose session is already in a transaction goes on in it (requests.py): its event
+    is not put in the statement, where nothing would commit it, but recorded and committed as any
+    request's. Only a read in autocommit takes the statement's way, and only on PostgreSQL."""
+    from casesvc.audit.service import events_ride_reads
+
+    with app.test_request_context("/api/v1/cases"):
+        db.session.execute(select(1))  # a transaction has begun
+        assert events_ride_reads() is False
+        db.session.remove()
+    with app.test_request_context("/api/v1/cases"):
+        db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        assert events_ride_reads() is _on_postgres(app)
+        db.session.remove()
 
 
 def test_a_revoked_token_leaves_no_read_event_in_the_statement(world, app, client):
