@@ -148,9 +148,9 @@ _INBOX_INSERT = DirectStatement(AuditInbox.__table__.insert(), column_keys=EVENT
 # On PostgreSQL a read can insert its own event in the statement that reads (a data-modifying
 # CTE): the lead's read of one case, whose access rests on the rows of that statement alone (the
 # policy in Python, deciding on the same rows, decides alike; tests/access hold it for every cell
-# of the access matrix), and a page of cases, whose rows the policy's SQL form has chosen. The event is durable before the
-# rows leave the database; `record_response` adds a second only if the answer ends up other than
-# 200 (a failure while answering).
+# of the access matrix), and a page of cases, whose rows the policy's SQL form has chosen. The
+# event is durable before the rows leave the database; `record_response` adds a second only if
+# the answer ends up other than 200 (a failure while answering).
 
 _READ_EVENT_PREFIX = "read_event_"
 

@@ -9,8 +9,7 @@ left one out) fails here, and compare the event of the statement with the one re
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event as sa_event
-from sqlalchemy import select
+from sqlalchemy import event as sa_event, select
 
 from casesvc.auth import principal
 from casesvc.cases import views as case_views
