@@ -8,7 +8,6 @@ import socket
 
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
 
 from casesvc.config import Settings
 from casesvc.logging_setup import REQUEST_LOGGER
@@ -31,51 +30,6 @@ class _Server(BaseApplication):
 
     def load(self):
         return self.application
-
-
-class FreeThreadWorker(ThreadWorker):
-    """gunicorn's gthread worker that takes a new connection off the shared listening socket only
-    while one of its threads is free. gunicorn's own accepts whenever it can, even with every
-    thread busy (gunicorn issues 908 and 3433): a client that connects then waits in that
-    worker's queue while another worker idles, and a kept-alive connection stays with the worker
-    that took it. Measured with 16 kept-alive connections on 2 workers, gunicorn's split the
-    work 97 % / 3 % in one run, so one process (one GIL) served everything. Here a worker with
-    every thread busy leaves the connection in the kernel's queue for a worker with a thread
-    free. Kept-alive connections, idle in the poller, take no thread and do not count; requests
-    on the connections a worker holds are served as before."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.in_threads = 0  # connections handed to the pool and not finished (main thread only)
-
-    def set_accept_enabled(self, enabled):
-        # gunicorn's loop asks for accepting while it holds fewer than `worker_connections`; a
-        # stopping worker (not `alive`) never takes up accepting again
-        super().set_accept_enabled(enabled and self.alive and self._thread_free())
-
-    def _thread_free(self) -> bool:
-        return self.in_threads < self.cfg.threads
-
-    def _update_accepting(self):
-        self.set_accept_enabled(self.nr_conns < self.worker_connections)
-
-    def accept(self, listener):
-        # one poll's events may still hold the listener after a callback in the same batch
-        # took the last free thread
-        if self._thread_free():
-            super().accept(listener)
-
-    def enqueue_req(self, conn):
-        self.in_threads += 1
-        self._update_accepting()
-        super().enqueue_req(conn)
-
-    def finish_request(self, conn, fs):
-        # called on the main thread (gunicorn's method queue) when a thread is done with `conn`;
-        # it may hand `conn` straight back to the pool (a request read ahead), counted again
-        self.in_threads -= 1
-        super().finish_request(conn, fs)
-        self._update_accepting()
 
 
 def gunicorn_options(settings, host: str, port: int, workers: int, threads: int = 1) -> dict:
@@ -102,7 +56,7 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
         "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
     }
     if threads > 1:
-        options.update(worker_class="casesvc.server.FreeThreadWorker", threads=threads)
+        options.update(worker_class="gthread", threads=threads)
     return options
 
 
