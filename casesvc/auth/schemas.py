@@ -6,6 +6,8 @@ class TokenRequestSchema(ma.Schema):
     parameters as a JSON object too). What each grant needs is said in the schema's description."""
 
     class Meta:
+        # RFC 6749 §3.2: the server ignores request parameters it does not know
+        unknown = ma.INCLUDE
         description = (
             "Form-encoded (RFC 6749). Each grant needs its own parameters: `password` needs `username` "
             "and `password`; `refresh_token` needs `refresh_token`; `client_credentials` needs "
@@ -26,6 +28,10 @@ class TokenRequestSchema(ma.Schema):
 
 class RevokeRequestSchema(ma.Schema):
     """The revocation request, form-encoded as RFC 7009 defines it (JSON is taken too)."""
+
+    class Meta:
+        # RFC 7009 §2.1, as RFC 6749 §3.2: the server ignores request parameters it does not know
+        unknown = ma.INCLUDE
 
     token = ma.fields.String(required=True)
     token_type_hint = ma.fields.String(
