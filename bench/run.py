@@ -354,6 +354,9 @@ def query_counts(app, token: str, requests: dict[str, tuple]) -> dict[str, int]:
 
     counts = {}
     client = app.test_client()
+    # the requests share the caller's app context: none may find its session inside a transaction
+    # begun here (a read then goes on in it instead of in autocommit, with a statement more)
+    db.session.commit()
     for name, (method, url, body, headers, expected) in requests.items():
         seen: list[int] = []
 
