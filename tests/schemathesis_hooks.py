@@ -84,7 +84,7 @@ ACCEPTED_422 = [
     ("agency", r"no agency '.*'", _REFERENCE),
     (
         r"[\w.]+",
-        r"Must not be blank\.",
+        r"Must not be blank\.|name must not be empty",
         "a name needs a visible character (README: Hardening); spaces and invisible characters are told apart by "
         "Unicode categories, which no portable JSON Schema pattern states",
     ),
