@@ -89,9 +89,9 @@ _READ_EVENT_ACTION = "casesvc_read_event_action"
 
 def event_in_read(action):
     """Mark a read view of one case (put it under `@blp.route`) whose audit event the caller's
-    statement may insert itself on PostgreSQL, when the policy's SQL form says the caller may
-    take `action` on the case (`casesvc.auth.principal`): a view that answers 200 whenever that
-    is so and notes nothing more in its event than the case and its youth (no `ids`)."""
+    statement may insert itself on PostgreSQL, when the token's role may take `action` and the
+    caller leads the case (`casesvc.auth.principal`): a view that answers 200 whenever that is
+    so and notes nothing more in its event than the case and its youth (no `ids`)."""
 
     def mark(view):
         setattr(view, _READ_EVENT_ACTION, action)
@@ -102,9 +102,14 @@ def event_in_read(action):
 
 def read_event_action():
     """The action of the current request's view marked `event_in_read`, for a GET or HEAD."""
-    if request.method not in _READ_METHODS or not request.endpoint:
+    if request.method not in _READ_METHODS:
         return None
-    return getattr(current_app.view_functions.get(request.endpoint), _READ_EVENT_ACTION, None)
+    return getattr(_current_view(), _READ_EVENT_ACTION, None)
+
+
+def _current_view():
+    """The view function the current request is routed to (None when it matched no route)."""
+    return current_app.view_functions.get(request.endpoint) if request.endpoint else None
 
 
 def case_of_read() -> str | None:
@@ -118,8 +123,7 @@ def case_of_read() -> str | None:
         return None
     if request.method in _READ_METHODS:
         return case_id
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
-    return case_id if getattr(view, _LOADS_CASE_VIEW, False) else None
+    return case_id if getattr(_current_view(), _LOADS_CASE_VIEW, False) else None
 
 
 def with_case(stmt: Select) -> Select:

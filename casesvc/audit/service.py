@@ -153,6 +153,8 @@ _INBOX_INSERT = DirectStatement(AuditInbox.__table__.insert(), column_keys=EVENT
 # the answer ends up other than 200 (a failure while answering).
 
 _READ_EVENT_PREFIX = "read_event_"
+# the status a read's event in its statement records: the read's answer when it succeeds
+_READ_STATUS = 200
 
 
 def events_ride_reads() -> bool:
@@ -188,7 +190,7 @@ def read_event_params(actor: str, actor_role: str | None, actor_agency: str | No
     """The bind parameters of `read_event_cte`: the event this request records if it answers
     200, for the caller named (a statement that has yet to check that caller checks its row)."""
     event = {
-        **_event_from_request(200),
+        **_event_from_request(_READ_STATUS),
         "actor": actor,
         "actor_role": actor_role,
         "actor_agency": actor_agency,
@@ -196,9 +198,10 @@ def read_event_params(actor: str, actor_role: str | None, actor_agency: str | No
     return {_READ_EVENT_PREFIX + name: value for name, value in event.items()}
 
 
-def recorded_by_read(status: int = 200) -> None:
-    """The read's statement inserted the request's event (`read_event_cte`), for `status`."""
-    _context()["staged"] = status
+def recorded_by_read() -> None:
+    """The read's statement inserted the request's event (`read_event_cte`): `record_response`
+    adds none unless the answer is other than the 200 that event records."""
+    _context()["staged"] = _READ_STATUS
 
 
 _FIELDS = (

@@ -170,7 +170,7 @@ def load_principal() -> Principal:
     row = rows[0] if rows else None
     width = _caller_columns(client)
     if with_event and row is not None and row[width]:
-        recorded_by_read(200)  # the statement inserted this read's event
+        recorded_by_read()  # the statement inserted this read's event
     if client:
         scopes = token_scopes & frozenset(row[_SCOPES].split()) if row is not None else frozenset()
     else:

@@ -159,7 +159,7 @@ def list_cases(principal: Principal, args: dict) -> dict:
         }
     rows = db.session.execute(_case_page_query(filters, bool(args.get("cursor")), with_event), params).all()
     if with_event:
-        audit.recorded_by_read(200)
+        audit.recorded_by_read()
     return audit.noted_page(_NEWEST_FIRST.page_of(grouped(rows), args["limit"]))
 
 
