@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
+import time
+from multiprocessing.sharedctypes import RawArray
 
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from casesvc.config import Settings
 from casesvc.logging_setup import REQUEST_LOGGER
@@ -32,6 +36,127 @@ class _Server(BaseApplication):
         return self.application
 
 
+class _ConnectionTable:
+    """How many connections each worker of this server holds, in memory the master shares with
+    the workers it forks: a slot per live worker, written by that worker's main thread alone and
+    read by its siblings without a lock (a stale figure misplaces one connection at worst). A
+    slot that no worker accepting connections owns reads `IDLE_SLOT`. The master hands out the
+    slots (a worker object is made in the master before the fork) and takes them back when a
+    worker exits (gunicorn's `child_exit`)."""
+
+    SLOTS = 256  # more live workers than this: the rest accept as gunicorn's gthread worker does
+    IDLE_SLOT = sys.maxsize
+
+    def __init__(self):
+        self.counts = RawArray("q", [self.IDLE_SLOT] * self.SLOTS)
+        self.taken: set[int] = set()
+
+    def take(self) -> int | None:
+        free = next((slot for slot in range(self.SLOTS) if slot not in self.taken), None)
+        if free is not None:
+            self.taken.add(free)
+            self.counts[free] = self.IDLE_SLOT  # counted from when the worker starts accepting
+        return free
+
+    def give_back(self, slot: int | None) -> None:
+        if slot is not None:
+            self.counts[slot] = self.IDLE_SLOT
+            self.taken.discard(slot)
+
+    def fewest_elsewhere(self, slot: int) -> int:
+        counts = self.counts[:]
+        counts[slot] = self.IDLE_SLOT
+        return min(counts)
+
+
+_connections = _ConnectionTable()
+
+
+class BalancedThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker that leaves a new connection, for up to `HOLD` seconds, to a
+    sibling holding fewer connections than it does. gunicorn's own accepts whenever it can (its
+    issues 908 and 3433): whichever worker wakes first takes the connection, and a kept-alive one
+    stays there, so under 16 kept-alive connections one of two workers (one GIL) served 96-98 %
+    of the requests in most bench loads while the other idled. Here, when the shared listening
+    socket is readable, a worker that holds more connections than its least-loaded sibling stops
+    watching it and looks again every `RECHECK` seconds: it takes the connection once it holds no
+    more than any sibling, or once `HOLD` has passed (the sibling may be busy or stuck), so a new
+    connection waits `HOLD` at most — a health probe is answered under any load (a worker that
+    accepted only while a thread was free left new connections waiting behind kept-alive ones:
+    tests/ops/faults/test_outage_under_load.py). Workers holding equal numbers accept at once, as
+    gunicorn's do; a single worker never holds back. The workers still share the master's one
+    socket, so what a killed worker would have taken stays queued for the others
+    (tests/ops/faults/test_worker_killed.py)."""
+
+    HOLD = 0.02
+    RECHECK = 0.002
+
+    def __init__(self, *args, **kwargs):
+        self.slot = _connections.take()  # in the master, before the fork
+        self._held_since: float | None = None  # when this worker stopped watching the listener
+        super().__init__(*args, **kwargs)
+
+    @property
+    def nr_conns(self) -> int:
+        return self._nr_conns
+
+    @nr_conns.setter
+    def nr_conns(self, value: int) -> None:
+        # gunicorn's worker counts every connection it takes and closes here, on its main thread
+        self._nr_conns = value
+        self._publish()
+
+    def _publish(self) -> None:
+        # from the worker's first turn of its loop on (not in the master, not while it boots)
+        if self.slot is not None and self.poller is not None:
+            taking = self.alive and self._nr_conns < self.worker_connections
+            _connections.counts[self.slot] = self._nr_conns if taking else _connections.IDLE_SLOT
+
+    def _busier_than_a_sibling(self) -> bool:
+        return self.slot is not None and self._nr_conns > _connections.fewest_elsewhere(self.slot)
+
+    def accept(self, listener):
+        if self._held_since is None and self._busier_than_a_sibling():
+            self._held_since = time.monotonic()
+            super().set_accept_enabled(False)
+            return
+        super().accept(listener)
+
+    def set_accept_enabled(self, enabled):
+        # gunicorn's loop asks for accepting while the worker holds fewer than
+        # `worker_connections`: not while a connection is left to a sibling
+        super().set_accept_enabled(enabled and self._held_since is None)
+
+    def _end_hold(self) -> None:
+        """Take what the sibling left (nothing: the accept finds the queue empty) and watch the
+        listener again."""
+        self._held_since = None
+        if self.alive:
+            for listener in self.sockets:
+                super().accept(listener)
+        self.set_accept_enabled(self.alive and self._nr_conns < self.worker_connections)
+
+    def wait_for_and_dispatch_events(self, timeout):
+        self._publish()  # `alive` may have changed (SIGTERM)
+        if self._held_since is not None:
+            held = time.monotonic() - self._held_since
+            if held >= self.HOLD or not self._busier_than_a_sibling():
+                self._end_hold()
+            else:
+                timeout = min(timeout, self.RECHECK, self.HOLD - held)
+        super().wait_for_and_dispatch_events(timeout)
+
+
+def release_worker_slot(worker) -> None:
+    """gunicorn's `child_exit`, in the master: the exited worker's slot is free for the next."""
+    _connections.give_back(getattr(worker, "slot", None))
+
+
+def _child_exit(server, worker) -> None:
+    mark_worker_dead(worker.pid)
+    release_worker_slot(worker)
+
+
 def gunicorn_options(settings, host: str, port: int, workers: int, threads: int = 1) -> dict:
     """`threads` > 1 runs gthread workers: a request waiting on the database (every request
     commits its audit event) does not hold up the others, and concurrent commits share a flush.
@@ -40,9 +165,10 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
     balancer's idle timeout, so that the balancer never sends on a connection gunicorn closes).
     No gunicorn access log: casesvc writes one line per request itself (README: Logs).
 
-    The workers share one listening socket, the master's. A socket per worker (`SO_REUSEPORT`)
-    spreads kept-alive connections more evenly, but a worker that dies then resets the
-    connections queued on its own socket: a client's retry sent at once went unanswered
+    The workers share one listening socket, the master's, and a busier worker leaves a new
+    connection to a less busy one (`BalancedThreadWorker`). A socket per worker (`SO_REUSEPORT`)
+    spreads kept-alive connections too, but a worker that dies then resets the connections queued
+    on its own socket: a client's retry sent at once went unanswered
     (tests/ops/faults/test_worker_killed.py), so it is not used."""
     options = {
         "bind": f"{host}:{port}",
@@ -53,10 +179,10 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
         "graceful_timeout": settings.serve_graceful_timeout,
         "keepalive": settings.serve_keepalive,
         "limit_request_line": 8190,
-        "child_exit": lambda server, worker: mark_worker_dead(worker.pid),
+        "child_exit": _child_exit,
     }
     if threads > 1:
-        options.update(worker_class="gthread", threads=threads)
+        options.update(worker_class="casesvc.server.BalancedThreadWorker", threads=threads)
     return options
 
 

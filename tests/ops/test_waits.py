@@ -85,7 +85,7 @@ def test_serve_passes_the_shutdown_grace_and_keep_alive_to_gunicorn(monkeypatch)
     assert (options["bind"], options["workers"], options["worker_class"], options["threads"]) == (
         "0.0.0.0:8000",
         4,
-        "gthread",
+        "casesvc.server.BalancedThreadWorker",
         4,
     )
 
