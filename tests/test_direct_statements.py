@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from casesvc.agencies.models import Agency
 from casesvc.audit.models import AuditInbox
 from casesvc.audit.service import EVENT_KEYS
+from casesvc.common.db import in_list
 from casesvc.common.direct import DirectStatement
 from casesvc.extensions import db
 
@@ -132,4 +133,21 @@ def test_insert_now_refuses_a_value_only_the_database_can_make(app):
         event = AuditInbox(**_event())  # `n` is the database's sequence
         with pytest.raises(ValueError, match=r"audit_inbox\.n: a value the database makes"):
             insert_now(db.session, event)
+        db.session.remove()
+
+
+@pytest.mark.parametrize("codes", [[], ["in-list-b"], ["in-list-a", "in-list-c", "in-list-x"]])
+def test_in_list_matches_the_strings_of_one_parameter_in_sql_compiled_once(app, codes):
+    """`in_list` (casesvc/common/db.py): membership in a list given as one bind parameter, the
+    same on both databases as `IN` over the list, whatever its length, sent directly."""
+    agencies = Agency.__table__.c
+    statement = DirectStatement(select(agencies.code).where(in_list(agencies.code, "codes")).order_by(agencies.code))
+    with app.app_context():
+        for code in ("in-list-a", "in-list-b", "in-list-c"):
+            db.session.add(Agency(code=code, name="Test agency", kind="police", municipalities=["3001"]))
+        db.session.commit()
+        conn = db.session.connection()
+        assert [code for (code,) in statement.rows(conn, {"codes": codes})] == sorted(set(codes) - {"in-list-x"})
+        expected = db.session.scalars(select(agencies.code).where(agencies.code.in_(codes)).order_by(agencies.code))
+        assert [code for (code,) in statement.rows(conn, {"codes": codes})] == list(expected)
         db.session.remove()

@@ -11,6 +11,7 @@ from sqlalchemy import Date, String, and_, bindparam, cast, exists, false, or_, 
 from sqlalchemy.dialects.postgresql import JSONB
 
 from casesvc.cases.models import Case, Participant
+from casesvc.common.db import in_list
 from casesvc.consents.models import Consent, ConsentAgency
 from casesvc.policy import READ_RELATIONS, CaseAccess, Principal
 from casesvc.reminders.models import Reminder
@@ -46,10 +47,11 @@ def visible_cases_params(principal: Principal, today: date) -> dict | None:
     }
 
 
-def _visible_cases(agency, municipalities, today):
+def _visible_cases(agency, in_municipality, today):
     """Cases the caller may read: case_access(...) in (LEAD, SHARED), as a WHERE clause over the
-    `cases` table. The caller's agency, municipalities and day are values or bind parameters."""
-    return _visible_in(Case.__table__.c.municipality.in_(municipalities), agency, today)
+    `cases` table. The caller's agency and day are values or bind parameters, `in_municipality`
+    the condition that the case is in one of the caller's municipalities."""
+    return _visible_in(in_municipality, agency, today)
 
 
 def case_led_by_caller_row(agency, municipalities_json):
@@ -84,16 +86,18 @@ def visible_cases_clause(principal: Principal, today: date):
     params = visible_cases_params(principal, today)
     if params is None:
         return false()
-    return _visible_cases(params["visible_agency"], params["visible_municipalities"], today)
+    in_municipality = Case.__table__.c.municipality.in_(params["visible_municipalities"])
+    return _visible_cases(params["visible_agency"], in_municipality, today)
 
 
 @functools.cache
 def visible_cases_template():
     """`visible_cases_clause` with bind parameters for the caller, built once: a list statement
-    made from it is built once too, and run with `visible_cases_params(principal, today)`."""
+    made from it is built once too, compiled once (the municipalities are one parameter,
+    whatever their number: `in_list`), and run with `visible_cases_params(principal, today)`."""
     return _visible_cases(
         bindparam("visible_agency", type_=String),
-        bindparam("visible_municipalities", expanding=True),
+        in_list(Case.__table__.c.municipality, "visible_municipalities"),
         bindparam("visible_today", type_=Date),
     )
 

@@ -8,9 +8,12 @@ import sqlite3
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, String, event
+from sqlalchemy import Boolean, DateTime, String, bindparam, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 
 from casesvc.common.timeutil import utcnow
@@ -31,6 +34,55 @@ class UTCDateTime(TypeDecorator):
 
     def process_result_value(self, value: datetime | None, dialect):
         return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class _TextList(TypeDecorator):
+    """A list of strings as one bind parameter: an array on PostgreSQL, a JSON array on SQLite."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: list[str] | None, dialect):
+        if value is None or dialect.name == "postgresql":
+            return value
+        return json.dumps(value)
+
+
+class _InList(ColumnElement[bool]):
+    """`column IN (the strings of one bind parameter)`. `Column.in_` over a list expands the
+    parameter when the statement is executed (a placeholder per value), so its SQL changes with
+    the list's length and cannot be compiled once; here the SQL is fixed: `column = ANY(CAST(:p AS TEXT[]))` on
+    PostgreSQL (an index on `column` still serves it), `column IN (SELECT value FROM
+    json_each(:p))` on SQLite."""
+
+    type = Boolean()
+    inherit_cache = True
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("values", InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, column, name: str):
+        self.column = column
+        self.values = bindparam(name, type_=_TextList())
+
+
+def in_list(column, name: str) -> ColumnElement[bool]:
+    """`column` is one of the strings given as the list parameter `name`, in SQL compiled once
+    whatever the list's length (common/direct.py sends such statements)."""
+    return _InList(column, name)
+
+
+@compiles(_InList)
+def _in_list_sqlite(element, compiler, **kw):
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(_InList, "postgresql")
+def _in_list_pg(element, compiler, **kw):
+    column, values = compiler.process(element.column, **kw), compiler.process(element.values, **kw)
+    return f"{column} = ANY(CAST({values} AS TEXT[]))"
 
 
 def state_digest(*values) -> str:
