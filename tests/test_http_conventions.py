@@ -3,6 +3,7 @@ cursor pagination."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, timedelta
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from casesvc import create_app
+from casesvc.common.jsonio import JSONText
 from casesvc.common.timeutil import oslo_today
 from casesvc.extensions import db
 from casesvc.youths import service as youth_service
@@ -459,3 +461,14 @@ def test_what_orjson_refuses_is_written_by_the_standard_library(app):
         assert app.json.loads(app.json.dumps({"n": 2**70})) == {"n": 2**70}
         assert app.json.response({"s": "\ud800", "n": 1}).get_data() == b'{"s":"\\ud800","n":1}\n'
         assert app.json.response({"æ": 1}).get_data() == '{"æ":1}\n'.encode()
+
+
+def test_json_already_written_is_embedded_as_it_is(app):
+    """JSON the database wrote (`JSONText`: a page of cases on PostgreSQL) goes into a response
+    as it is, and is read back where the standard library writes (pretty-printing)."""
+    written = JSONText('{"b":[1,"x"],"a":null}')
+    with app.app_context():
+        embedded = app.json.response({"items": [written], "n": 1}).get_data()
+        assert embedded == b'{"items":[{"b":[1,"x"],"a":null}],"n":1}\n'
+        pretty = app.json.dumps({"items": [written]}, indent=2)
+        assert json.loads(pretty) == {"items": [{"b": [1, "x"], "a": None}]} and "\n  " in pretty

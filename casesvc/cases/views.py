@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 from casesvc.access import case_for, event_in_read
 from casesvc.auth.principal import current_principal, requires
 from casesvc.cases import service
-from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema, case_body
+from casesvc.cases.schemas import CasePatchSchema, CaseQuery, CaseSchema, case_body, case_item
 from casesvc.common.pagination import page_schema
 from casesvc.common.schemas import TransitionSchema
 from casesvc.errors import problem_documented
@@ -40,7 +40,7 @@ def create_case(data):
 def list_cases(args):
     """Cases the caller may see, newest first"""
     page = service.list_cases(current_principal(), args)
-    return json_response({"items": [case_body(case) for case in page["items"]], "next_cursor": page["next_cursor"]})
+    return json_response({"items": [case_item(case) for case in page["items"]], "next_cursor": page["next_cursor"]})
 
 
 @blp.route("/<case_id>", methods=["GET"])

@@ -6,6 +6,7 @@ database can store it)."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import cast
 
@@ -64,6 +65,15 @@ def json_has_lone_surrogate(body: bytes) -> bool:
     return high_ends_at is not None
 
 
+class JSONText:
+    """JSON already written (by the database, for one): a response holding it embeds it as is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
 _COMPACT = {"separators": (",", ":")}  # orjson's own way
 # what orjson leaves to Flask's `default` (an instant as Flask writes it, a dataclass as a dict)
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
@@ -90,9 +100,17 @@ class JSONProvider(DefaultJSONProvider):
         if (kwargs and kwargs != _COMPACT) or self.sort_keys or pretty:
             return None
         try:
-            return orjson.dumps(obj, default=self.default, option=_OPTIONS)
+            return orjson.dumps(obj, default=self._orjson_default, option=_OPTIONS)
         except orjson.JSONEncodeError:
             return None
+
+    def _orjson_default(self, obj):
+        return orjson.Fragment(obj.text) if isinstance(obj, JSONText) else self.default(obj)
+
+    @staticmethod
+    def default(o):
+        """Flask's, and JSON already written (`JSONText`) read back for the standard library."""
+        return json.loads(o.text) if isinstance(o, JSONText) else DefaultJSONProvider.default(o)
 
     def dumps(self, obj, **kwargs) -> str:
         encoded = self._orjson(obj, kwargs)

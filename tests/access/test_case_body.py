@@ -99,3 +99,25 @@ def test_the_read_record_and_the_orm_object_render_alike(world, which):
 
 def test_an_unknown_case_has_no_read_record(world):
     assert load_case_view("00000000-0000-4000-8000-000000000000") is None
+
+
+AWKWARD_SUMMARY = 'Sitat "i anførsel", bakstrek \\ og /, linjeskift\nfane\tklokke\x07 DEL\x7f «æøå» 🙂 \u2028 slutt'
+
+
+def test_a_page_is_the_bytes_the_app_writes_for_what_the_schema_documents(world, app):
+    """On PostgreSQL the page's statement writes each case's body (`case_body_sql`): the page is
+    byte for byte what the app's JSON writer makes of the documented cases, whatever the text
+    holds; on SQLite `case_body` writes it, and the same holds."""
+    awkward = world.case(summary=AWKWARD_SUMMARY, participants=("slt", "health"))
+    closed = varied_cases(world)[1]
+    resp = world["police"].get("/api/v1/cases?limit=50")
+    assert resp.status_code == 200
+    items = {item["id"]: item for item in resp.json["items"]}
+    assert items[awkward["id"]]["summary"] == AWKWARD_SUMMARY
+    assert items[awkward["id"]]["participants"] == ["police", "slt", "health"]
+    assert items[closed["id"]]["closed_at"].endswith("Z") and items[closed["id"]]["legal_hold"] is False
+    for item in resp.json["items"]:
+        assert item == documented(item["id"])
+        assert list(item) == list(CaseSchema().fields)
+    expected = {"items": [documented(item["id"]) for item in resp.json["items"]], "next_cursor": None}
+    assert resp.get_data() == app.json.dumps(expected).encode() + b"\n"

@@ -186,7 +186,7 @@ def test_a_page_that_fails_while_answering_adds_its_own_event(world, app, monkey
     def broken(case):
         raise RuntimeError("the answer could not be written")
 
-    monkeypatch.setattr(case_views, "case_body", broken)
+    monkeypatch.setattr(case_views, "case_item", broken)
     since = head_seq(app)
     resp = world["police"].get("/api/v1/cases?limit=5")
     assert resp.status_code == 500
