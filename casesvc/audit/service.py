@@ -290,10 +290,7 @@ def _seal_batch(batch: int) -> int:
                 event = chain.link(_chain_view(fields), seq, prev)
                 prev = event["hash"]
                 sealed.append({**fields, "seq": seq, "prev_hash": event["prev_hash"], "hash": event["hash"]})
-            conn.execute(_EVENTS_INSERT, sealed)
-            numbers = [row.n for row in rows]
-            for start in range(0, len(numbers), 1000):
-                conn.execute(delete(AuditInbox).where(AuditInbox.n.in_(numbers[start : start + 1000])))
+            _move(conn, rows, sealed)
             return len(rows)
     except (IntegrityError, OperationalError) as exc:
         # PostgreSQL's lock and SQLite's write lock keep sealers from racing; what is left is a
@@ -301,6 +298,41 @@ def _seal_batch(batch: int) -> int:
         # first): the events wait in the inbox and the next round seals them
         log.debug("audit seal skipped: %s", exc.__class__.__name__)
         return 0
+
+
+# PostgreSQL moves a batch in one statement: the inbox rows are deleted and inserted into the
+# chain as they are stored, with the links worked out here (arrays of one value per row), instead
+# of every field going back to the database as a parameter of its own.
+_NAMES = ", ".join(_INBOX_NAMES)
+_MOVE = text(
+    f"WITH moved AS (DELETE FROM audit_inbox WHERE n = ANY(CAST(:n AS BIGINT[])) RETURNING n, {_NAMES}) "  # noqa: S608 (column names)
+    f"INSERT INTO audit_events ({_NAMES}, seq, prev_hash, hash) "
+    f"SELECT {', '.join('moved.' + name for name in _INBOX_NAMES)}, link.seq, link.prev_hash, link.hash "
+    "FROM moved JOIN unnest(CAST(:n AS BIGINT[]), CAST(:seq AS BIGINT[]), CAST(:prev_hash AS TEXT[]), "
+    "CAST(:hash AS TEXT[])) AS link (n, seq, prev_hash, hash) ON link.n = moved.n"
+)
+
+
+def _move(conn, rows, sealed: list[dict]) -> None:
+    """The inbox's `rows` out of the inbox and, as `sealed`, into the chain, in the caller's
+    transaction."""
+    numbers = [row.n for row in rows]
+    if conn.dialect.name == "postgresql":
+        moved = conn.execute(
+            _MOVE,
+            {
+                "n": numbers,
+                "seq": [event["seq"] for event in sealed],
+                "prev_hash": [event["prev_hash"] for event in sealed],
+                "hash": [event["hash"] for event in sealed],
+            },
+        )
+        if moved.rowcount != len(numbers):  # every row read is moved, or the batch is not sealed
+            raise RuntimeError(f"audit seal moved {moved.rowcount} of {len(numbers)} events")
+        return
+    conn.execute(_EVENTS_INSERT, sealed)
+    for start in range(0, len(numbers), 1000):
+        conn.execute(delete(AuditInbox).where(AuditInbox.n.in_(numbers[start : start + 1000])))
 
 
 def _chain_view(fields: dict) -> dict:
