@@ -8,7 +8,7 @@ production settings, without the background sealer (its cost per event is timed 
 reads the CPU time of this process and of the database's backends from the operating system.
 
     .venv/bin/python bench/cpu.py [--requests 2000] [--rounds 3] [--only single,list,event,patch]
-                                  [--profile NAME]
+                                  [--profile NAME] [--plans]
 
 `--profile NAME` prints a cProfile of that request instead, timed in CPU (sorted by cumulative time,
 or by `BENCH_PROFILE_SORT=tottime`).
@@ -133,6 +133,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", default="single,list,event,patch")
     parser.add_argument("--profile", metavar="NAME")
+    parser.add_argument(
+        "--plans", action="store_true", help="after each request, the prepared statements PostgreSQL plans each time"
+    )
     args = parser.parse_args()
 
     url = os.environ.get("CASESVC_BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL
@@ -225,6 +228,8 @@ def main() -> int:
         if best is None:
             raise SystemExit("--rounds must be at least 1")
         print(f"{name:<8}{count:>11}{best[0]:>11.3f}{best[1]:>13.3f}{best[2]:>10.3f}{best[3]:>9.3f}", flush=True)
+        if args.plans:
+            replanned(engine)
     with app.app_context():  # what the background sealer does for these events, per event
         sealed_cpu = time.process_time()
         sealed = seal()
@@ -234,6 +239,34 @@ def main() -> int:
                 "of Python per event"
             )
     return 0
+
+
+def replanned(engine) -> None:
+    """The statements the pooled connections hold prepared whose plan PostgreSQL makes anew on
+    each execution (a custom plan: its generic plan looked dearer for the values given), with how
+    often: each such execution pays the planning again."""
+    held = [engine.raw_connection() for _ in range(engine.pool.checkedin())]
+    try:
+        counts: dict[str, list[int]] = {}
+        for conn in held:
+            cursor = conn.cursor()
+            cursor.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+            for statement, generic, custom in cursor.fetchall():
+                seen = counts.setdefault(" ".join(statement.split())[:150], [0, 0])
+                seen[0] += generic
+                seen[1] += custom
+            cursor.close()
+    finally:
+        for conn in held:
+            conn.close()
+    replanned_now = sorted(
+        ((statement, generic, custom) for statement, (generic, custom) in counts.items() if custom > generic),
+        key=lambda item: -item[2],
+    )
+    print("  prepared statements planned anew on each execution (generic plans, custom plans):", end="")
+    print("" if replanned_now else " none")
+    for statement, generic, custom in replanned_now:
+        print(f"    {generic:>7} {custom:>7}  {statement}")
 
 
 if __name__ == "__main__":

@@ -98,18 +98,21 @@ _NEWEST_FIRST = Keyset.newest_first(Case.__table__.c)
 LIST_FILTERS = ("status", "municipality", "youth_id", "participant", "due_before")
 
 
-@functools.cache
-def _case_page_query(filters: tuple[str, ...], after_cursor: bool, with_event: bool = False, rendered: bool = False):
-    """The statement of one page of GET /cases, for one combination of filters, built and
-    compiled once and sent on the driver's cursor (common/direct.py: a page of 50 cases spent more
-    of its CPU in SQLAlchemy's execution path and result rows than in its own rows):
-    the visible cases (policy), filtered, one keyset page of them, joined to their participants.
-    `list_cases` runs it with the caller's visibility, the page and the filters' values. With
-    `with_event` (PostgreSQL) it also inserts the list's audit event, holding the ids of the
-    page's first `shown` cases (the ones answered; the page reads one more to know if another
-    page follows). With `rendered` (PostgreSQL) a row is a case's id, its creation instant and
-    its body's JSON, written by the statement (`case_body_sql`); otherwise a row is a case's
-    columns and one participant (`grouped`)."""
+@functools.lru_cache(maxsize=256)  # a combination of filters, a page size (clients keep to a few)
+def _case_page_query(
+    filters: tuple[str, ...], after_cursor: bool, limit: int, with_event: bool = False, rendered: bool = False
+):
+    """The statement of one page of GET /cases, for one combination of filters and one page
+    size (`limit` cases, written into the statement: `Keyset.template`), built and compiled once
+    and sent on the driver's cursor (common/direct.py: a page of 50 cases spent more of its CPU in
+    SQLAlchemy's execution path and result rows than in its own rows): the visible cases
+    (policy), filtered, one keyset page of them, with their participants. `list_cases` runs it
+    with the caller's visibility, the cursor and the filters' values. With `with_event`
+    (PostgreSQL) it also inserts the list's audit event, holding the ids of the page's first
+    `limit` cases (the ones answered; the page reads one more to know if another page follows).
+    With `rendered` (PostgreSQL) a row is a case's id, its creation instant and its body's JSON,
+    written by the statement (`case_body_sql`); otherwise a row is a case's columns and one
+    participant (`grouped`)."""
     cases = Case.__table__.c
     stmt = select(*CASE_VIEW_COLUMNS).where(visible_cases_template())
     for name in filters:
@@ -124,7 +127,7 @@ def _case_page_query(filters: tuple[str, ...], after_cursor: bool, with_event: b
             stmt = stmt.where(cases_due_before_template())
         else:
             stmt = stmt.where(cases[name] == bindparam(name))
-    page_stmt = _NEWEST_FIRST.template(stmt, after_cursor)
+    page_stmt = _NEWEST_FIRST.template(stmt, after_cursor, limit)
     page = page_stmt.cte("page") if with_event else page_stmt.subquery("page")
     newest_first = (page.c.created_at.desc(), page.c.id.desc())
     if rendered:
@@ -137,7 +140,12 @@ def _case_page_query(filters: tuple[str, ...], after_cursor: bool, with_event: b
             .order_by(*newest_first, *JOINING_ORDER)
         )
     if with_event:
-        shown = select(page.c.id, page.c.created_at).order_by(*newest_first).limit(bindparam("shown")).subquery()
+        shown = (
+            select(page.c.id, page.c.created_at)
+            .order_by(*newest_first)
+            .limit(literal_column(str(int(limit))))
+            .subquery()
+        )
         ids = select(
             func.coalesce(
                 func.json_agg(aggregate_order_by(shown.c.id, shown.c.created_at.desc(), shown.c.id.desc())),
@@ -158,18 +166,15 @@ def list_cases(principal: Principal, args: dict) -> dict:
     filters = tuple(name for name in LIST_FILTERS if args.get(name))
     params = {
         **visible,
-        **_NEWEST_FIRST.params(args["limit"], args.get("cursor")),
+        **_NEWEST_FIRST.params(args.get("cursor")),
         **{name: args[name] for name in filters},
     }
     with_event = audit.events_ride_reads()
     if with_event:
-        params |= {
-            "shown": args["limit"],
-            **audit.read_event_params(principal.subject, principal.role, principal.agency),
-        }
+        params |= audit.read_event_params(principal.subject, principal.role, principal.agency)
     conn = db.session.connection()
     rendered = conn.dialect.name == "postgresql"
-    rows = _case_page_query(filters, bool(args.get("cursor")), with_event, rendered).rows(conn, params)
+    rows = _case_page_query(filters, bool(args.get("cursor")), args["limit"], with_event, rendered).rows(conn, params)
     if with_event:
         audit.recorded_by_read()
     cases = [RenderedCase(*row) for row in rows] if rendered else grouped(rows)
