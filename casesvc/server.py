@@ -13,6 +13,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
+from casesvc.audit.service import stop_process
 from casesvc.config import Settings
 from casesvc.logging_setup import REQUEST_LOGGER
 from casesvc.ops.metrics import mark_worker_dead
@@ -210,4 +211,20 @@ def run_gunicorn(app, host: str, port: int, workers: int, threads: int = 1, acce
     logging.getLogger(REQUEST_LOGGER).disabled = not access_log
     # an app of casesvc carries its settings; another one (the bench's bare app) gets the defaults
     settings = app.config.get("CASESVC", Settings)
-    _Server(app, gunicorn_options(settings, host, port, workers, threads)).run()
+    options = gunicorn_options(settings, host, port, workers, threads)
+    sealer = app.extensions.get("casesvc.audit_sealer")
+    if sealer is not None:
+        # the audit chain is sealed by a process of its own, forked by the master before the
+        # workers (casesvc.audit.service._Sealer); it ends with the master
+        started: list[int] = []
+
+        def when_ready(server) -> None:
+            started.append(sealer.start_process())
+            server.log.info("audit sealer started (pid %s)", started[-1])
+
+        def on_exit(server) -> None:
+            for pid in started:
+                stop_process(pid)
+
+        options.update(when_ready=when_ready, on_exit=on_exit)
+    _Server(app, options).run()

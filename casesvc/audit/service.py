@@ -357,7 +357,16 @@ def event_dict(row) -> dict:
 
 class _Sealer:
     """One background thread per process seals the inbox every `interval` seconds: the unsealed
-    tail stays short without a separate process, and no request waits for the chain."""
+    tail stays short without a separate process, and no request waits for the chain.
+
+    Under `casesvc serve` a process of its own seals instead (`start_process`, from gunicorn's
+    master): a batch of a few hundred events is some milliseconds of Python, which in a worker
+    holds up every request thread waiting for the same GIL (a read's p99 was four times its
+    median, bench/README.md). The workers' threads then seal every `FALLBACK_FACTOR` intervals
+    only, so events are still sealed if that process is gone; sealers never fork the chain,
+    however many run (`seal`)."""
+
+    FALLBACK_FACTOR = 20
 
     def __init__(self, app: Flask, interval: float):
         self.app = app
@@ -374,8 +383,8 @@ class _Sealer:
                 self.pid = pid
                 threading.Thread(target=self._run, name="casesvc-audit-sealer", daemon=True).start()
 
-    def _run(self) -> None:
-        while True:
+    def _run(self, alive=lambda: True) -> None:
+        while alive():
             time.sleep(self.interval)
             with self.app.app_context():
                 try:
@@ -384,6 +393,49 @@ class _Sealer:
                     log.exception("audit seal failed")
                 finally:
                     db.session.remove()
+
+    def start_process(self) -> int:
+        """Fork the sealing process (from gunicorn's master, before the workers, as gunicorn
+        forks them); the workers then seal as a fallback only. Returns its pid: the master ends
+        it on exit (`stop_process`), and it ends itself when the master is gone."""
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the sealing process: it never returns into the master's code
+            code = 0
+            try:
+                self._run_process(parent)
+            except BaseException:  # whatever ends it, it ends here, not in gunicorn
+                log.exception("audit sealer process failed")
+                code = 1
+            finally:
+                os._exit(code)
+        self.interval *= self.FALLBACK_FACTOR  # the workers, forked after this, inherit it
+        return pid
+
+    def _run_process(self, parent: int) -> None:
+        import signal
+
+        # the master's signal handlers are not this process's: SIGTERM and SIGINT end it
+        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
+            signal.signal(number, signal.SIG_DFL)
+        for number in (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH):
+            signal.signal(number, signal.SIG_IGN)
+        with self.app.app_context():
+            db.engine.dispose(close=False)  # the master's pooled connections stay the master's
+        self.pid = os.getpid()
+        self._run(alive=lambda: os.getppid() == parent)  # a master gone (killed) ends it too
+
+
+def stop_process(pid: int) -> None:
+    """End the sealing process (`_Sealer.start_process`) and wait for it; an event it was sealing
+    stays in the inbox (its transaction rolls back) for the next sealer."""
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):  # already gone, or reaped by gunicorn
+        pass
 
 
 def register_audit_hooks(app: Flask) -> None:

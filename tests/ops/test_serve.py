@@ -105,3 +105,34 @@ def test_a_second_server_on_a_port_in_use_refuses_to_start(served, tmp_path):
     assert second.returncode == 1
     assert second.stderr.strip().splitlines() == [f"casesvc: cannot listen on 127.0.0.1:{port}: Address already in use"]
     assert http_status(base + "/healthz") == 200  # the first one still serves
+
+
+def _audit_counts(database) -> tuple[int, int]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        inbox = conn.execute("SELECT count(*) FROM audit_inbox").fetchone()[0]
+        sealed = conn.execute("SELECT count(*) FROM audit_events").fetchone()[0]
+    return inbox, sealed
+
+
+def test_a_process_of_its_own_seals_the_audit_chain_and_ends_with_the_server(tmp_path):
+    """README "The audit log": under `casesvc serve` the chain is sealed by one process beside the
+    workers (a batch's Python holds up no request thread); it seals what requests record, and
+    stops with the server."""
+    import time
+
+    with serving(tmp_path, workers=2, CASESVC_AUDIT_SEAL_INTERVAL="0.2") as (base, proc, log):
+        (pid,) = [int(m) for m in re.findall(r"audit sealer started \(pid (\d+)\)", log.read_text())]
+        os.kill(pid, 0)  # alive
+        for _ in range(5):
+            assert http_status(f"{base}/api/v1/youths") == 401  # each recorded
+        deadline = time.monotonic() + 10
+        while _audit_counts(tmp_path / "serve.sqlite3") != (0, 5) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _audit_counts(tmp_path / "serve.sqlite3") == (0, 5)
+        proc.terminate()
+        proc.wait(timeout=20)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert "Traceback" not in log.read_text()

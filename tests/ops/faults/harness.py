@@ -80,7 +80,9 @@ class Host:
         return f"http://127.0.0.1:{self.port}"
 
     def workers(self) -> set[int]:
-        """The pids of the master's children (gunicorn's workers), from /proc."""
+        """The pids of the master's children that are gunicorn's workers, from /proc: not the
+        audit sealer's process, which the master forks too (its pid is in the log)."""
+        sealers = {int(pid) for pid in re.findall(r"audit sealer started \(pid (\d+)\)", self.log_text())}
         found = set()
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
@@ -93,7 +95,7 @@ class Host:
             fields = stat.rpartition(")")[2].split()
             if fields and fields[0] != "Z" and int(fields[1]) == self.proc.pid:
                 found.add(int(entry))
-        return found
+        return found - sealers
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
