@@ -51,14 +51,16 @@ def register_request_hooks(app: Flask) -> None:
     @app.before_request
     def _before():
         g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if SAFE_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
-        request.environ["casesvc.request_id"] = g.request_id
-        if not request.path.startswith(API_PREFIX) or not_for_a_view():
+        req = request._get_current_object()  # type: ignore[attr-defined]  # once, not per attribute
+        incoming = req.environ.get("HTTP_X_REQUEST_ID", "")
+        g.request_id = request_id = incoming if SAFE_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
+        req.environ["casesvc.request_id"] = request_id
+        path = req.path
+        if not path.startswith(API_PREFIX) or not_for_a_view():
             return None
-        if request.path in PUBLIC_API_PATHS:
+        if path in PUBLIC_API_PATHS:
             return _check_input()
-        if request.method in READ_METHODS and not db.session().in_transaction():
+        if req.method in READ_METHODS and not db.session().in_transaction():
             # A read runs in autocommit: no BEGIN and COMMIT round trips around its statements
             # (each still sees committed data only), and its audit event is durable the moment
             # it is inserted. Writes keep one transaction for the work and its event. (A session
@@ -68,7 +70,7 @@ def register_request_hooks(app: Flask) -> None:
         # not even which fields a request would need. Role and scope follow per view
         # (`auth.principal.requires`), also before the body is parsed.
         current_principal()
-        if request.method in ("POST", "PUT", "PATCH") and _has_body() and request.mimetype not in JSON_TYPES:
+        if req.method in ("POST", "PUT", "PATCH") and _has_body() and req.mimetype not in JSON_TYPES:
             raise Problem(
                 415, "unsupported-media-type", "Unsupported Media Type", _("Send the request body as application/json.")
             )
@@ -78,7 +80,8 @@ def register_request_hooks(app: Flask) -> None:
     def _audit(response):
         # Registered first, so it runs last: the event is durable before the response leaves.
         # If it cannot be written, the request fails rather than go unrecorded.
-        if request.path.startswith(API_PREFIX) and request.path not in UNAUDITED_PATHS and request.method != "OPTIONS":
+        path = request.path
+        if path.startswith(API_PREFIX) and path not in UNAUDITED_PATHS and request.method != "OPTIONS":
             try:
                 record_response(response.status_code)
             except DATABASE_UNAVAILABLE as exc:
@@ -88,15 +91,30 @@ def register_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def _after(response):
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if request.path.startswith(API_PREFIX):
-            response.headers.setdefault("Cache-Control", "no-store")
+        req = request._get_current_object()  # type: ignore[attr-defined]  # once, not per attribute
+        headers = response.headers
+        headers["X-Request-Id"] = g.get("request_id", "")
+        _add_missing(headers, API_HEADERS if req.path.startswith(API_PREFIX) else EVERY_RESPONSE_HEADERS)
         started = g.get("started")
         if started is not None:
-            rule = request.url_rule.rule if request.url_rule else "unmatched"
-            observe_request(request.method, rule, response.status_code, time.perf_counter() - started)
+            rule = req.url_rule.rule if req.url_rule else "unmatched"
+            observe_request(req.method, rule, response.status_code, time.perf_counter() - started)
         return response
+
+
+# what every response says unless its view said otherwise: no sniffing of its type, never in a
+# frame (clickjacking); and an API answer is never stored by a cache
+EVERY_RESPONSE_HEADERS = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"))
+API_HEADERS = (*EVERY_RESPONSE_HEADERS, ("Cache-Control", "no-store"))
+
+
+def _add_missing(headers, defaults) -> None:
+    """`headers.setdefault` for each of `defaults`, in one pass over the headers (werkzeug's
+    raises and catches an exception for every header not yet there)."""
+    present = {name.lower() for name, _value in headers}
+    for name, value in defaults:
+        if name.lower() not in present:
+            headers.add(name, value)
 
 
 def not_for_a_view() -> bool:
