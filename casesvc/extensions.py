@@ -1,10 +1,12 @@
 """The Flask extensions, created unbound and initialised in create_app()."""
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from flask import has_request_context, request
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as _FlaskSession
 from sqlalchemy import Table
 from sqlalchemy.orm import DeclarativeBase
 
@@ -30,8 +32,24 @@ class _Api(ProblemApi):
         self.spec.components.schemas.pop("PaginationMetadata", None)
 
 
+# where a read's own connection waits for its statements (casesvc/common/connection.py)
+READ_CONNECTION = "casesvc.read_connection"
+
+
+class _Session(_FlaskSession):
+    """Flask-SQLAlchemy's session, on the read's own connection when the request has one: what
+    a read asks through the ORM goes where its other statements go, in autocommit."""
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, bind: Any = None, **kwargs: Any) -> Any:
+        if bind is None and has_request_context():
+            read = request.environ.get(READ_CONNECTION)
+            if read is not None:
+                return read
+        return super().get_bind(mapper, clause, bind, **kwargs)
+
+
 _conventions = ConventionsPlugin()
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"class_": _Session})
 # What the models derive from: db.Model, which Flask-SQLAlchemy makes from Base at run time; the
 # type checker cannot follow that, and sees Base (with its typed Mapped[] columns) instead.
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal
 from casesvc.auth.views import oauth_response
+from casesvc.common.connection import close_for_read, open_for_read
 from casesvc.common.jsonio import (
     NUL_DETAIL,
     SURROGATE_DETAIL,
@@ -61,11 +62,10 @@ def register_request_hooks(app: Flask) -> None:
         if path in PUBLIC_API_PATHS:
             return _check_input()
         if req.method in READ_METHODS and not db.session().in_transaction():
-            # A read runs in autocommit: no BEGIN and COMMIT round trips around its statements
-            # (each still sees committed data only), and its audit event is durable the moment
-            # it is inserted. Writes keep one transaction for the work and its event. (A session
-            # already in a transaction, as when the app context is shared, just goes on in it.)
-            db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            # A read runs in autocommit, on a connection of its own (casesvc/common/connection.py).
+            # Writes keep one transaction for the work and its event. (A session already in a
+            # transaction, as when the app context is shared, just goes on in it.)
+            open_for_read()
         # Authenticate before the body is parsed: a caller without a token learns nothing,
         # not even which fields a request would need. Role and scope follow per view
         # (`auth.principal.requires`), also before the body is parsed.
@@ -75,6 +75,10 @@ def register_request_hooks(app: Flask) -> None:
                 415, "unsupported-media-type", "Unsupported Media Type", _("Send the request body as application/json.")
             )
         return _check_input()
+
+    @app.teardown_request
+    def _end_read(exc):
+        close_for_read()
 
     @app.after_request
     def _audit(response):

@@ -14,6 +14,7 @@ from casesvc import audit
 from casesvc.access.case_view import CaseView, load_case_view
 from casesvc.access.decisions import enforce
 from casesvc.cases.models import Case
+from casesvc.common.connection import request_connection
 from casesvc.common.direct import DirectStatement
 from casesvc.common.messages import _
 from casesvc.common.timeutil import oslo_today, utcnow
@@ -38,7 +39,7 @@ def consent_facts_for(case_id: str, agency: str | None) -> tuple[ConsentFacts, .
     """The consents of a case that name `agency`: all the policy needs to judge that agency."""
     if agency is None:
         return ()
-    rows = _CONSENTS_NAMING.rows(db.session.connection(), {"case_id": case_id, "agency": agency})
+    rows = _CONSENTS_NAMING.rows(request_connection(), {"case_id": case_id, "agency": agency})
     return tuple(
         ConsentFacts(
             frozenset({agency}), bool(health), given, expires, withdrawn is not None, refused=decision == "refused"

@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, delete, insert, select, text
 
 from casesvc.audit import chain
 from casesvc.audit.models import AuditEvent, AuditInbox
+from casesvc.common.connection import request_connection
 from casesvc.common.direct import DirectStatement
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
@@ -112,7 +113,7 @@ def stage_for_commit(response) -> dict:
         if isinstance(created, dict) and isinstance(created.get("id"), str):
             ctx["resource_id"] = created["id"]
     event = _event_from_request(response.status_code)
-    _INBOX_INSERT.run(db.session.connection(), event)  # in the write's own transaction
+    _INBOX_INSERT.run(request_connection(), event)  # in the write's own transaction
     # recorded only once that commit succeeds: if it fails, the error response is recorded instead
     ctx["staged"] = response.status_code
     return {name: event[name] for name in TOUCHED if event[name] is not None}
@@ -131,7 +132,7 @@ def record_response(status: int) -> None:
         db.session.rollback()  # whatever a failed request left is not ours to commit
     # a successful read changed nothing: its event rides the read's own connection, in autocommit
     # (requests.py), where the insert is durable once it returns and no COMMIT is needed
-    conn = db.session.connection()
+    conn = request_connection()
     _INBOX_INSERT.run(conn, event)
     if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
         db.session.commit()
@@ -162,7 +163,7 @@ def events_ride_reads() -> bool:
     PostgreSQL (SQLite has no INSERT inside a SELECT), in autocommit (a read's own, README "The
     audit log"; a read inside a transaction already begun records its event as any request does,
     and commits it)."""
-    conn = db.session.connection()
+    conn = request_connection()
     return conn.dialect.name == "postgresql" and conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
 

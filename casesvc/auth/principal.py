@@ -22,11 +22,11 @@ from casesvc.auth.denylist import denylist_key, revoked_clause
 from casesvc.auth.models import ApiClient, User
 from casesvc.auth.tokens import CLIENT_KIND
 from casesvc.cases.models import Case
+from casesvc.common.connection import request_connection
 from casesvc.common.direct import DirectStatement
 from casesvc.common.jsonio import query_has_nul
 from casesvc.common.messages import _
 from casesvc.errors import Problem
-from casesvc.extensions import db
 from casesvc.policy import Action, Principal, check_admin, check_role
 
 
@@ -159,9 +159,7 @@ def load_principal() -> Principal:
         params |= read_event_params(claims["sub"], claims.get("role"), claims.get("agency"))
         params |= {"role": claims.get("role"), "agency": claims.get("agency")}
     try:
-        rows = _caller_query(client, bool(family), case_id is not None, with_event).rows(
-            db.session.connection(), params
-        )
+        rows = _caller_query(client, bool(family), case_id is not None, with_event).rows(request_connection(), params)
     except SQLAlchemyError:
         # the database failed us, not the caller: the audit event still names who the verified
         # token says is calling

@@ -19,6 +19,7 @@ from casesvc.auth.models import User
 from casesvc.cases.models import Case, Participant
 from casesvc.cases.schemas import RenderedCase, case_body_sql
 from casesvc.cases.states import CASE_STATES, CLOSED
+from casesvc.common.connection import request_connection
 from casesvc.common.direct import DirectStatement
 from casesvc.common.messages import _
 from casesvc.common.pagination import Keyset
@@ -172,7 +173,7 @@ def list_cases(principal: Principal, args: dict) -> dict:
     with_event = audit.events_ride_reads()
     if with_event:
         params |= audit.read_event_params(principal.subject, principal.role, principal.agency)
-    conn = db.session.connection()
+    conn = request_connection()
     rendered = conn.dialect.name == "postgresql"
     rows = _case_page_query(filters, bool(args.get("cursor")), args["limit"], with_event, rendered).rows(conn, params)
     if with_event:

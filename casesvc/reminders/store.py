@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from casesvc.agencies.models import Agency
 from casesvc.cases.models import Participant
+from casesvc.common.connection import request_connection
 from casesvc.common.db import new_id
 from casesvc.common.direct import DirectStatement
 from casesvc.common.timeutil import utcnow
@@ -202,7 +203,7 @@ def stale_contact_reminders(case_id: str, seen_at: datetime, opened_at: datetime
     """The case's open `no_recent_contact` reminders that contact at `seen_at` answers (their
     basis, or the case's opening, is older). Most events answer none: only the ones found are
     loaded to be settled."""
-    rows = _OPEN_CONTACT_REMINDERS.rows(db.session.connection(), {"case_id": case_id})
+    rows = _OPEN_CONTACT_REMINDERS.rows(request_connection(), {"case_id": case_id})
     ids = [reminder_id for reminder_id, basis_at in rows if seen_at > (basis_at or opened_at)]
     return open_reminders(Reminder.id.in_(ids)) if ids else []
 

@@ -299,3 +299,29 @@ def test_changing_the_participants_does_not_take_a_statement_per_participant(app
     resp, add_two = _patch(count_queries, world, case_id, {"participants": ["police", "health", "slt"]})
     assert sorted(resp.json["participants"]) == ["health", "police", "slt"]
     assert remove_one == remove_two and add_one == add_two
+
+
+def test_a_read_through_the_orm_goes_on_the_reads_one_connection(app, world):
+    """A read takes one connection, in autocommit, for all its statements: those on the driver's
+    cursor and those of the ORM session (casesvc/common/connection.py), so a read that uses the
+    ORM opens no second connection and sends no BEGIN."""
+    case = world.case()
+    world["police"].post(
+        f"/api/v1/cases/{case['id']}/events", json={"kind": "meeting", "occurred_at": "2026-01-05T10:00:00Z"}
+    )
+    with app.app_context():
+        engine = db.engine
+    seen: list[tuple[int, str | None]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((id(conn.connection.dbapi_connection), conn.get_execution_options().get("isolation_level")))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        resp = world["police"].get(f"/api/v1/cases/{case['id']}/events")
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert resp.status_code == 200 and len(resp.json["items"]) == 1
+    assert len(seen) >= 2  # the caller's statement, the ORM's page of events (and the audit insert)
+    assert len({connection for connection, _ in seen}) == 1
+    assert {level for _, level in seen} == {"AUTOCOMMIT"}
