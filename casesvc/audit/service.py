@@ -131,7 +131,7 @@ def record_response(status: int) -> None:
     if status >= 400 or db.session.new or db.session.dirty or db.session.deleted:
         db.session.rollback()  # whatever a failed request left is not ours to commit
     # a successful read changed nothing: its event rides the read's own connection, in autocommit
-    # (requests.py), where the insert is durable once it returns and no COMMIT is needed
+    # (casesvc/common/connection.py), where the insert is durable once it returns and no COMMIT is needed
     conn = request_connection()
     _INBOX_INSERT.run(conn, event)
     if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
