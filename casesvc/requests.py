@@ -61,10 +61,11 @@ def register_request_hooks(app: Flask) -> None:
             return None
         if path in PUBLIC_API_PATHS:
             return _check_input()
-        if req.method in READ_METHODS and not db.session().in_transaction():
+        if req.method in READ_METHODS and not (db.session.registry.has() and db.session().in_transaction()):
             # A read runs in autocommit, on a connection of its own (casesvc/common/connection.py).
             # Writes keep one transaction for the work and its event. (A session already in a
-            # transaction, as when the app context is shared, just goes on in it.)
+            # transaction, as when the app context is shared, just goes on in it; none is made
+            # just to ask.)
             open_for_read()
         # Authenticate before the body is parsed: a caller without a token learns nothing,
         # not even which fields a request would need. Role and scope follow per view

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from casesvc.extensions import READ_CONNECTION, db
 
 _AUTOCOMMIT_ENGINE = "casesvc.autocommit_engine"
+_SESSION_CONNECTION = "casesvc.session_connection"
 
 
 def _autocommit_engine() -> Engine:
@@ -46,8 +47,16 @@ def close_for_read() -> None:
 
 def request_connection() -> Connection:
     """The connection the current request's statements go on: a read's own, or the session's."""
-    if has_request_context():
-        conn = request.environ.get(READ_CONNECTION)
-        if conn is not None:
-            return conn
-    return db.session.connection()
+    if not has_request_context():
+        return db.session.connection()
+    environ = request.environ
+    conn = environ.get(READ_CONNECTION)
+    if conn is not None:
+        return conn
+    # the session's, asked once per transaction (the session's own path to it costs a statement
+    # more Python than the driver spends sending it); once the session commits or rolls back, that
+    # connection is closed and the next statement asks the session again
+    conn = environ.get(_SESSION_CONNECTION)
+    if conn is None or conn.closed or not conn.in_transaction():
+        conn = environ[_SESSION_CONNECTION] = db.session.connection()
+    return conn

@@ -20,7 +20,9 @@ import os
 import socket
 import threading
 import time
+import weakref
 
+import orjson
 from flask import Flask
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
@@ -44,9 +46,12 @@ def engine_options(settings) -> dict:
     connect_args: dict = {"connect_timeout": settings.db_connect_timeout}
     if options:
         connect_args["options"] = " ".join(options)
-    # `hide_parameters`: a statement's values (names, notes) never enter an error message or a log line
+    # `hide_parameters`: a statement's values (names, notes) never enter an error message or a log line;
+    # `json_deserializer`: a JSON column is read by orjson (a tenth of the standard library's time on the
+    # caller's statement of every request), the same values: JSON has nothing orjson reads otherwise
     return {
         "hide_parameters": True,
+        "json_deserializer": orjson.loads,
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout,
@@ -62,24 +67,27 @@ class Watchdog:
         self.seconds = seconds
         self.interval = interval
         self._deadlines: dict[int, tuple[float, object]] = {}
-        self._pid: int | None = None
+        self._running = False
         self._lock = threading.Lock()
+        _WATCHDOGS.add(self)
 
     def arm(self, dbapi_connection) -> None:
-        self._ensure_running()
+        if not self._running:
+            self._start()
         self._deadlines[id(dbapi_connection)] = (time.monotonic() + self.seconds, dbapi_connection)
 
     def disarm(self, dbapi_connection) -> None:
         self._deadlines.pop(id(dbapi_connection), None)
 
-    def _ensure_running(self) -> None:
-        pid = os.getpid()
-        if self._pid == pid:  # a forked worker starts its own
-            return
+    def _forked(self) -> None:
+        self._running = False
+        self._lock = threading.Lock()  # the parent's may have been held by another of its threads
+        self._deadlines = {}
+
+    def _start(self) -> None:
         with self._lock:
-            if self._pid != pid:
-                self._pid = pid
-                self._deadlines.clear()
+            if not self._running:
+                self._running = True
                 threading.Thread(target=self._run, name="casesvc-db-watchdog", daemon=True).start()
 
     def _run(self) -> None:
@@ -90,6 +98,12 @@ class Watchdog:
                 if deadline <= now and self._deadlines.get(key, (None,))[0] == deadline:
                     self._deadlines.pop(key, None)
                     _cut(connection)
+
+
+# A forked worker starts its own watchdog thread (the parent's is not in the child): told by the
+# fork itself rather than by asking the process id before every statement.
+_WATCHDOGS: weakref.WeakSet[Watchdog] = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [watchdog._forked() for watchdog in list(_WATCHDOGS)])
 
 
 def _cut(dbapi_connection) -> None:

@@ -145,6 +145,39 @@ def test_the_watchdog_goes_on_cutting_after_a_connection_already_lost():
         stuck.theirs.close()
 
 
+def test_a_forked_worker_has_a_watchdog_thread_of_its_own():
+    """gunicorn forks the workers after the app is made: the parent's watchdog thread is not in
+    a worker, so the worker's first statement starts one there (or no deadline would be kept)."""
+    import threading
+
+    from casesvc.ops.database import Watchdog
+
+    def threads() -> int:
+        return sum(thread.name == "casesvc-db-watchdog" and thread.is_alive() for thread in threading.enumerate())
+
+    watchdog = Watchdog(30)
+    watchdog.arm(object())
+    before = threads()
+    assert before >= 1
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        try:
+            os.close(read)
+            none_yet = threads() == 0 and not watchdog._deadlines  # the parent's are not the worker's to cut
+            watchdog.arm(object())
+            os.write(write, b"1" if none_yet and threads() == 1 else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert threads() == before  # the parent's own goes on
+
+
 def test_the_port_check_names_a_port_in_use_but_not_the_sockets_gunicorn_is_handed(monkeypatch):
     import socket
 
