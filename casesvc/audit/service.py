@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, delete, insert, select, text
 
 from casesvc.audit import chain
 from casesvc.audit.models import AuditEvent, AuditInbox
-from casesvc.common.connection import request_connection
+from casesvc.common.connection import in_autocommit, request_connection
 from casesvc.common.direct import DirectStatement
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
@@ -134,7 +134,7 @@ def record_response(status: int) -> None:
     # (casesvc/common/connection.py), where the insert is durable once it returns and no COMMIT is needed
     conn = request_connection()
     _INBOX_INSERT.run(conn, event)
-    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+    if not in_autocommit(conn):
         db.session.commit()
     ctx["recorded"] = True
 
@@ -164,7 +164,7 @@ def events_ride_reads() -> bool:
     audit log"; a read inside a transaction already begun records its event as any request does,
     and commits it)."""
     conn = request_connection()
-    return conn.dialect.name == "postgresql" and conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    return conn.dialect.name == "postgresql" and in_autocommit(conn)
 
 
 def read_event_cte(from_statement: dict, source=None, condition=None):

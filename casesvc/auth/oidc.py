@@ -35,6 +35,7 @@ import jwt
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from casesvc.agencies.models import Agency
 from casesvc.auth.denylist import denylist_key, revoked_clause
@@ -255,32 +256,37 @@ def _role_and_agency(claims: dict) -> tuple[str, str | None]:
     return role, agency
 
 
-def _username(issuer: str, subject: str) -> str:
+def _username(session: Session, issuer: str, subject: str) -> str:
     if re.fullmatch(r"[A-Za-z0-9._@-]{1,120}", subject):
         base = f"oidc:{subject}"
     else:
         base = "oidc:" + hashlib.sha256(subject.encode()).hexdigest()[:32]
-    if db.session.scalar(select(User.id).where(User.username == base)) is None:
+    if session.scalar(select(User.id).where(User.username == base)) is None:
         return base
     return f"{base}~{hashlib.sha256(issuer.encode()).hexdigest()[:8]}"
 
 
 def _provision(issuer: str, subject: str, role: str, agency: str | None) -> None:
-    user = User(
-        username=_username(issuer, subject),
-        password_hash=EXTERNAL_PASSWORD_HASH,
-        role=role,
-        agency_code=agency,
-        active=True,
-    )
-    db.session.add(user)
-    try:
-        db.session.flush()
-        db.session.add(ExternalIdentity(issuer=issuer, subject=subject, user_id=user.id))
-        db.session.commit()
-        log.info("provisioned user %s from the identity provider", user.id)
-    except IntegrityError:  # the same user's first two requests at once: the other one won
-        db.session.rollback()
+    """The user and its identity, made together or not at all: in a transaction of their own, on
+    a connection of their own (the request may be a read, whose connection is in autocommit, where
+    the user would stay without its identity if the identity's insert failed)."""
+    with Session(db.engine) as session:
+        try:
+            with session.begin():
+                user = User(
+                    username=_username(session, issuer, subject),
+                    password_hash=EXTERNAL_PASSWORD_HASH,
+                    role=role,
+                    agency_code=agency,
+                    active=True,
+                )
+                session.add(user)
+                session.flush()
+                user_id = user.id
+                session.add(ExternalIdentity(issuer=issuer, subject=subject, user_id=user_id))
+        except IntegrityError:  # the same user's first two requests at once: the other one won
+            return
+    log.info("provisioned user %s from the identity provider", user_id)
 
 
 def provider_principal(token: str) -> Principal:

@@ -3,12 +3,19 @@
 A read (GET or HEAD) whose session has not begun a transaction runs in autocommit: no BEGIN and
 COMMIT round trips around its statements (each still sees committed data only), and its audit
 event is durable the moment it is inserted. It takes one connection of the pool for that when it
-starts (`open_for_read`, from the engine with autocommit as its isolation: no other connection,
-no other pool) and gives it back when it ends (`close_for_read`). Its statements on the driver's
-cursor (`casesvc.common.direct`) go on that connection directly (`request_connection`): the ORM
-session's own bookkeeping, which costs a read more than the pool does, is spent only by a read
-that uses the ORM, and its session goes on the same connection (`casesvc.extensions._Session`).
-Any other request's statements go on its session's connection, in its transaction.
+starts (`open_for_read`: one of the engine's own, no other pool) and gives it back when it ends
+(`close_for_read`). On PostgreSQL the driver's connection is switched to autocommit and back
+(psycopg's `autocommit`), which costs a read a twentieth of what SQLAlchemy's isolation-level
+machinery does for the same (it resets every characteristic on the way back to the pool); a
+connection whose switch back fails is discarded, never pooled in autocommit. SQLite takes
+SQLAlchemy's AUTOCOMMIT isolation level. `in_autocommit` tells the two apart from a write's.
+
+Its statements on the driver's cursor (`casesvc.common.direct`) go on that connection directly
+(`request_connection`): the ORM session's own bookkeeping, which costs a read more than the pool
+does, is spent only by a read that uses the ORM, and its session goes on the same connection
+(`casesvc.extensions._Session`). Any other request's statements go on its session's connection,
+in its transaction. A read's connection lost under one of its statements is replaced for the
+rest of the read (its audit event among them).
 """
 
 from __future__ import annotations
@@ -31,18 +38,51 @@ def _autocommit_engine() -> Engine:
 
 def open_for_read() -> None:
     """The current read's own connection, in autocommit, until `close_for_read`."""
-    if READ_CONNECTION not in request.environ:
+    if READ_CONNECTION in request.environ:
+        return
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
         request.environ[READ_CONNECTION] = _autocommit_engine().connect()
+        return
+    conn = engine.connect()
+    try:
+        conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+    except BaseException:
+        _discard(conn)
+        raise
+    request.environ[READ_CONNECTION] = conn
 
 
 def close_for_read() -> None:
     """The read's connection back to the pool, once its session (which may have used it) is done."""
     conn = request.environ.pop(READ_CONNECTION, None)
-    if conn is not None:
-        try:
-            db.session.remove()
-        finally:
+    if conn is None:
+        return
+    try:
+        db.session.remove()
+    finally:
+        if conn.dialect.name != "postgresql" or conn.invalidated or conn.closed:
             conn.close()
+        else:
+            try:
+                conn.connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+            except BaseException:
+                _discard(conn)  # never back to the pool in autocommit: a write there would not be one transaction
+                raise
+            conn.close()
+
+
+def _discard(conn: Connection) -> None:
+    conn.invalidate()
+    conn.close()
+
+
+def in_autocommit(conn: Connection) -> bool:
+    """Whether `conn`'s statements each commit on their own (a read's connection), rather than in
+    a transaction of the request's."""
+    if conn.dialect.name == "postgresql" and not (conn.invalidated or conn.closed):
+        return bool(conn.connection.dbapi_connection.autocommit)  # type: ignore[union-attr]
+    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
 
 def request_connection() -> Connection:
@@ -52,6 +92,13 @@ def request_connection() -> Connection:
     environ = request.environ
     conn = environ.get(READ_CONNECTION)
     if conn is not None:
+        if conn.invalidated:
+            # lost under one of the read's statements: the rest (its audit event among them) goes on
+            # a new connection in autocommit, not on one SQLAlchemy would make anew in a transaction
+            # no one commits
+            environ.pop(READ_CONNECTION).close()
+            open_for_read()
+            conn = environ[READ_CONNECTION]
         return conn
     # the session's, asked once per transaction (the session's own path to it costs a statement
     # more Python than the driver spends sending it); once the session commits or rolls back, that

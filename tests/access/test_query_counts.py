@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event
 
 from casesvc.cases.service import open_case
+from casesvc.common.connection import close_for_read, in_autocommit, open_for_read, request_connection
 from casesvc.common.timeutil import oslo_today
 from casesvc.extensions import db
 from casesvc.followups.service import log_event, write_note
@@ -195,7 +196,7 @@ def test_a_read_runs_in_autocommit_and_a_write_in_one_transaction(app, world):
     seen: list[tuple[str, str | None]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append((statement.split()[0].upper(), conn.get_execution_options().get("isolation_level")))
+        seen.append((statement.split()[0].upper(), in_autocommit(conn)))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -208,9 +209,26 @@ def test_a_read_runs_in_autocommit_and_a_write_in_one_transaction(app, world):
     # on PostgreSQL the lead's read inserts its event in the caller's statement
     # (tests/access/test_read_event_in_statement.py)
     assert [kind for kind, _ in seen] == (["WITH"] if engine.dialect.name == "postgresql" else ["SELECT", "INSERT"])
-    assert {level for _, level in seen} == {"AUTOCOMMIT"}
+    assert {autocommit for _, autocommit in seen} == {True}
     assert "INSERT" in {kind for kind, _ in written}
-    assert "AUTOCOMMIT" not in {level for _, level in written}
+    assert {autocommit for _, autocommit in written} == {False}
+
+
+def test_a_reads_connection_goes_back_to_the_pool_out_of_autocommit(app):
+    """The next request to take that connection from the pool may be a write: it must get one
+    transaction, not statements that each commit on their own."""
+    with app.test_request_context("/api/v1/cases"):
+        open_for_read()
+        conn = request_connection()
+        assert in_autocommit(conn)
+        driver = conn.connection.dbapi_connection
+        postgresql = conn.dialect.name == "postgresql"
+        close_for_read()
+    if postgresql:
+        assert driver.autocommit is False
+    with app.app_context():
+        with db.engine.connect() as again:
+            assert not in_autocommit(again)
 
 
 # --- writes: the statements of a write do not grow with what the case already holds ------------
@@ -311,10 +329,10 @@ def test_a_read_through_the_orm_goes_on_the_reads_one_connection(app, world):
     )
     with app.app_context():
         engine = db.engine
-    seen: list[tuple[int, str | None]] = []
+    seen: list[tuple[int, bool]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append((id(conn.connection.dbapi_connection), conn.get_execution_options().get("isolation_level")))
+        seen.append((id(conn.connection.dbapi_connection), in_autocommit(conn)))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
@@ -324,4 +342,4 @@ def test_a_read_through_the_orm_goes_on_the_reads_one_connection(app, world):
     assert resp.status_code == 200 and len(resp.json["items"]) == 1
     assert len(seen) >= 2  # the caller's statement, the ORM's page of events (and the audit insert)
     assert len({connection for connection, _ in seen}) == 1
-    assert {level for _, level in seen} == {"AUTOCOMMIT"}
+    assert {autocommit for _, autocommit in seen} == {True}

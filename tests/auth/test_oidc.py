@@ -218,6 +218,26 @@ def test_a_user_is_provisioned_on_first_sight_by_sub_and_reused_after(idp, oidc_
     assert users_named(oidc_app, "oidc:alice") == 1
 
 
+def test_two_first_requests_at_once_leave_one_user_and_no_orphan(idp, oidc_app):
+    """The second of two first requests finds the identity made by the first when it inserts its
+    own: its user goes with it, on a read's connection in autocommit too (no active user without
+    an identity, which no one could sign in as or disable through the provider)."""
+    from casesvc.common.connection import close_for_read, open_for_read
+
+    with oidc_app.test_request_context("/api/v1/cases"):
+        open_for_read()  # as a GET does before it asks who the caller is
+        try:
+            oidc._provision(ISSUER, "bob", "police", "police")
+            oidc._provision(ISSUER, "bob", "police", "police")  # the loser of the race
+        finally:
+            close_for_read()
+    with oidc_app.app_context():
+        names = db.session.scalars(select(User.username).where(User.username.like("oidc:bob%"))).all()
+        identity = db.session.get(ExternalIdentity, (ISSUER, "bob"))
+        assert names == ["oidc:bob"]
+        assert identity is not None and db.session.get(User, identity.user_id).username == "oidc:bob"
+
+
 def test_a_provisioned_user_cannot_log_in_with_a_password(idp, client, rsa_key):
     call(idp, rsa_key.sign(claims(sub="alice")))
     for password in ("!external", "", PASSWORD):

@@ -223,3 +223,35 @@ def test_a_connection_lost_in_the_middle_of_a_write_is_503_and_the_write_is_not_
     assert again.status_code == 201, again.get_data(as_text=True)  # the pool replaced the connection
     assert [n["id"] for n in police.get(f"/api/v1/cases/{case['id']}/notes").json["items"]] == [again.json["id"]]
     assert world["auditor"].get("/api/v1/audit/verify").json["valid"] is True
+
+
+@pg_only
+def test_a_connection_lost_in_the_middle_of_a_read_is_503_and_its_event_is_still_recorded(
+    world, app, behind, proxy, monkeypatch
+):
+    """A read's connection drops after the caller's statement, under the next: the answer is 503,
+    and its audit event goes on a new connection, in autocommit, so it is there afterwards (on
+    one SQLAlchemy made anew in a transaction, nothing would have committed it)."""
+    from casesvc.followups import service as followups
+
+    client = behind.test_client()
+    police = world["police"]
+    case = world.case()
+    list_entries = followups.list_entries
+
+    def cut_first(*args, **kwargs):
+        proxy.cut()  # the caller was read on this connection; it dies here
+        return list_entries(*args, **kwargs)
+
+    monkeypatch.setattr(followups, "list_entries", cut_first)
+    with app.app_context():
+        before = db.session.query(AuditInbox).filter_by(status=503).count()
+        db.session.remove()
+    _unavailable(client.get(f"/api/v1/cases/{case['id']}/events", headers=_bearer(police)))
+    with app.app_context():
+        recorded = db.session.query(AuditInbox).filter_by(status=503).all()
+        assert len(recorded) == before + 1
+        assert (recorded[-1].actor, recorded[-1].case_id) == (police.user_id, case["id"])
+        db.session.remove()
+    monkeypatch.setattr(followups, "list_entries", list_entries)
+    assert client.get(f"/api/v1/cases/{case['id']}/events", headers=_bearer(police)).status_code == 200
