@@ -16,7 +16,7 @@ from casesvc.extensions import db
 
 
 def head() -> dict:
-    seal()
+    seal(wait=True)
     row = db.session.execute(
         select(AuditEvent.seq, AuditEvent.hash, AuditEvent.at).order_by(AuditEvent.seq.desc()).limit(1)
     ).first()

@@ -88,7 +88,7 @@ def audit_export(start, end, fmt, output):
 @audit.command("seal")
 def audit_seal():
     """Seal every recorded event into the chain now (requests also do it as they go)."""
-    click.echo(f"sealed {seal()} events")
+    click.echo(f"sealed {seal(wait=True)} events")
 
 
 @audit.command("review")

@@ -116,7 +116,7 @@ def stream_events(from_seq: int | None = None, to_seq: int | None = None) -> Ite
 def seq_range(start: datetime | None, end: datetime | None) -> tuple[int, int] | None:
     """The contiguous stretch of the chain from the first event at or after `start` to the last
     before `end` (an export is verifiable only as an unbroken stretch)."""
-    seal()
+    seal(wait=True)
     low = select(func.min(AuditEvent.seq))
     high = select(func.max(AuditEvent.seq))
     if start is not None:

@@ -16,7 +16,7 @@ FILTERS = ("actor", "case_id", "youth_id", "action", "outcome")
 
 
 def _page(stmt, args: dict) -> dict:
-    service.seal()  # what is still in the inbox belongs in the answer
+    service.seal(wait=True)  # what is still in the inbox belongs in the answer
     page = BY_SEQ.fetch(stmt, args["limit"], args.get("cursor"))
     return {**page, "items": [service.event_dict(row) for row in page["items"]]}
 

@@ -308,7 +308,7 @@ def window(start: datetime | None, end: datetime | None) -> tuple[datetime, date
 def review(start: datetime, end: datetime, settings: ReviewSettings | None = None) -> dict:
     """The findings of every kind in [start, end), in the order of the kinds, each by time."""
     settings = settings or ReviewSettings.from_app()
-    seal()
+    seal(wait=True)
     sql = _dialect()
     params = {"start": start, "end": end}
     findings = [

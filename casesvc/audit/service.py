@@ -250,26 +250,32 @@ _EVENTS_INSERT = AuditEvent.__table__.insert()  # Core executemany: batched VALU
 _INBOX_PROBE = select(AuditInbox.n).limit(1)
 
 
-def seal(batch: int = SEAL_BATCH, until_empty: bool = True) -> int:
+def seal(batch: int = SEAL_BATCH, until_empty: bool = True, wait: bool = False) -> int:
     """Move inbox rows into the chain. Returns how many were sealed. Safe to run anywhere and
-    concurrently: on PostgreSQL one sealer works at a time (a try-lock, others return at once);
-    on any database the primary key on `seq` refuses a second sealer's fork of the chain."""
+    concurrently: on PostgreSQL one sealer works at a time (a try-lock, others return at once;
+    with `wait`, as a reader of the chain asks, it waits for the one at work to commit, within
+    the statement timeout, so that what that one was sealing is in the chain it reads); on any
+    database the primary key on `seq` refuses a second sealer's fork of the chain."""
     total = 0
     while True:
-        sealed = _seal_batch(batch)
+        sealed = _seal_batch(batch, wait)
         total += sealed
         if sealed < batch or not until_empty:
             return total
 
 
-def _seal_batch(batch: int) -> int:
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
+_LOCK = text("SELECT true FROM pg_advisory_xact_lock(:k)")  # true once it is held
+
+
+def _seal_batch(batch: int, wait: bool = False) -> int:
     from sqlalchemy.exc import IntegrityError, OperationalError
 
     engine = db.engine
     try:
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
-                if not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SEAL_LOCK_KEY}):
+                if not conn.scalar(_LOCK if wait else _TRY_LOCK, {"k": SEAL_LOCK_KEY}):
                     return 0
             elif conn.dialect.name == "sqlite":
                 # One writer at a time: the sealer takes the write lock before it reads the chain's
@@ -433,9 +439,13 @@ def stop_process(pid: int) -> None:
     import signal
 
     try:
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return  # it ended on its own (and is reaped now)
         os.kill(pid, signal.SIGTERM)
         os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):  # already gone, or reaped by gunicorn
+    except (ProcessLookupError, ChildProcessError):
+        # already reaped, by gunicorn's master (which reaps every child): its pid may be another
+        # process's by now, so it is not signalled
         pass
 
 

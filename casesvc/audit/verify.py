@@ -51,7 +51,7 @@ def _canonical_hash(event: Mapping) -> str:
 
 
 def verify_database() -> dict:
-    seal()
+    seal(wait=True)
     unsealed = db.session.scalar(select(func.count()).select_from(AuditInbox))
     db.session.rollback()  # hold no snapshot while streaming
     if on_postgresql():

@@ -111,7 +111,7 @@ class RecordPlan:
     def access_log(self) -> Iterator:
         """Who read or changed the youth's data, oldest first: events outside any case, and those
         on the cases in this record."""
-        seal()
+        seal(wait=True)
         case_ids = [case_id for case_id, _ in self.cases_seen]
         stmt = (
             select(*(getattr(AuditEvent, name) for name in ACCESS_LOG_COLUMNS))

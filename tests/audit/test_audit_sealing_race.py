@@ -74,3 +74,47 @@ def test_sealers_running_at_once_never_fork_the_chain_or_skip_a_round(app, caplo
     assert sealed_by_round == [EVENTS_PER_ROUND] * ROUNDS  # each round sealed everything, once
     assert left == 0 and after - before == ROUNDS * EVENTS_PER_ROUND
     assert report["valid"] and report["unsealed"] == 0
+
+
+def test_a_reader_of_the_chain_waits_for_the_sealer_at_work_and_sees_what_it_sealed(app, world):
+    """The sealing process is in the middle of a batch (it holds the sealers' lock) when an
+    auditor asks for the log: the reader's seal waits for that batch to commit rather than return
+    at once, so the events being sealed are in the answer. PostgreSQL (SQLite's sealers take the
+    database's write lock, which a reader waits for anyway)."""
+    import time
+
+    import pytest
+    from sqlalchemy import text
+
+    from casesvc.audit.service import SEAL_LOCK_KEY
+
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("the sealers' lock is PostgreSQL's")
+        seal()
+        engine = db.engine
+    auditor = world["auditor"]
+    held, done = threading.Event(), threading.Event()
+    marker = str(uuid.uuid4())
+
+    def sealer_at_work():
+        with app.app_context(), engine.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEAL_LOCK_KEY})
+            conn.execute(
+                AuditInbox.__table__.insert(),
+                {"id": marker, "at": utcnow(), "action": "cases.get_case", "outcome": "allowed", "status": 200},
+            )
+            held.set()
+            time.sleep(0.5)  # the batch it works on, committed with the lock's release
+        done.set()
+
+    worker = threading.Thread(target=sealer_at_work)
+    worker.start()
+    try:
+        assert held.wait(10)
+        resp = auditor.get("/api/v1/audit/events?action=cases.get_case&limit=200")
+        assert resp.status_code == 200
+        assert done.is_set()  # it waited for the batch at work
+        assert marker in {event["id"] for event in resp.json["items"]}
+    finally:
+        worker.join(10)

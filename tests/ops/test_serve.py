@@ -136,3 +136,33 @@ def test_a_process_of_its_own_seals_the_audit_chain_and_ends_with_the_server(tmp
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert "Traceback" not in log.read_text()
+
+
+def test_the_master_ends_a_running_sealing_process_and_leaves_a_reaped_ones_pid_alone(monkeypatch):
+    """On exit the master ends the sealing process and waits for it; if that process ended
+    already and gunicorn's master reaped it, its pid may belong to another process by now, and
+    is not signalled."""
+    import time
+
+    from casesvc.audit.service import stop_process
+
+    def child(seconds: float) -> int:
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(seconds)
+            os._exit(0)
+        return pid
+
+    running = child(30)
+    started = time.monotonic()
+    stop_process(running)
+    assert time.monotonic() - started < 10
+    with pytest.raises(ChildProcessError):
+        os.waitpid(running, os.WNOHANG)  # ended and reaped by stop_process
+
+    reaped = child(0)
+    os.waitpid(reaped, 0)  # as gunicorn's master reaps every child that ends
+    signalled: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "kill", lambda pid, number: signalled.append((pid, number)))
+    stop_process(reaped)
+    assert signalled == []
