@@ -106,14 +106,17 @@ def set_command_level(command_path: str) -> None:
 def log_request(response: Response) -> Response:
     """The request's line: an `after_request` hook that runs after every other one, so the
     status is the one sent (an audit event that cannot be written turns it into a 500)."""
+    status = response.status_code
+    level = logging.ERROR if status >= 500 else logging.INFO
+    if not request_log.isEnabledFor(level):  # turned off (`casesvc serve` without its access log)
+        return response
     started = g.get("started")
     principal = request.environ.get("casesvc.principal")
     route = request.url_rule.rule if request.url_rule else None  # the template, never the path's values
-    status = response.status_code
     duration_ms = round((time.perf_counter() - started) * 1000, 1) if started is not None else None
     actor = principal.subject if principal is not None else None
     request_log.log(
-        logging.ERROR if status >= 500 else logging.INFO,
+        level,
         "%s %s %s %sms actor=%s",
         request.method,
         route or "-",

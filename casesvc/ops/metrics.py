@@ -45,6 +45,7 @@ class _Metrics:
             registry=self.registry,
             buckets=BUCKETS,
         )
+        self.children: dict[tuple[str, str, int], tuple] = {}  # observe_request's
         self.source_failures = Counter(
             "casesvc_reminder_source_failures",
             "Reminder sources the worker could not compute, by rule",
@@ -65,8 +66,18 @@ def _get() -> _Metrics:
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     metrics = _get()
-    metrics.requests.labels(method, route, str(status)).inc()
-    metrics.latency.labels(method, route).observe(seconds)
+    # the labelled children, found once per method, route and status: `labels()` checks and
+    # converts its values and takes the metric's lock on every call
+    key = (method, route, status)
+    children = metrics.children.get(key)
+    if children is None:
+        children = metrics.children[key] = (
+            metrics.requests.labels(method, route, str(status)),
+            metrics.latency.labels(method, route),
+        )
+    count, latency = children
+    count.inc()
+    latency.observe(seconds)
 
 
 def process_registry() -> CollectorRegistry:
