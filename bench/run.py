@@ -22,7 +22,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from pathlib import Path
@@ -448,6 +448,17 @@ def served(kind: str, env: dict, log: Path):
                 proc.wait()
 
 
+@contextmanager
+def paused(app: Served):
+    """The app's processes stopped (SIGSTOP to its session's process group) while the other app
+    is measured: nothing of its own (its sealing process, its timers) runs on the other's CPU."""
+    os.killpg(app.session, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(app.session, signal.SIGCONT)
+
+
 def libpq_url(url: str) -> str:
     """The SQLAlchemy URL of the bench database as libpq (and so psycopg) takes it."""
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -585,7 +596,9 @@ def vacuum(url: str) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-def measure(wrk: str, app: Served, loads: dict[str, Load], token: str | None, args, url: str) -> dict[str, Result]:
+def measure(
+    wrk: str, app: Served, loads: dict[str, Load], token: str | None, args, url: str, who: str = ""
+) -> dict[str, Result]:
     results = {}
     for name, load in loads.items():
         vacuum(url)
@@ -607,7 +620,7 @@ def measure(wrk: str, app: Served, loads: dict[str, Load], token: str | None, ar
         cpu = "  ".join(f"{group} {ms:.2f}" for group, ms in result.cpu_ms.items())
         split = " / ".join(f"{share:.0%}" for share in result.app_split)
         print(
-            f"  {name:<21} {result.rps:>8.0f} req/s"
+            f"  {(who + ' ' if who else '') + name:<29} {result.rps:>8.0f} req/s"
             + (f"   CPU ms/request: {cpu}" if cpu else "")
             + (f"   app by process: {split}" if split else ""),
             flush=True,
@@ -616,8 +629,8 @@ def measure(wrk: str, app: Served, loads: dict[str, Load], token: str | None, ar
 
 
 def median_results(rounds: list[dict[str, Result]]) -> dict[str, Result]:
-    """Per endpoint, the round with the median req/s (rounds alternate casesvc and the bare app,
-    so a noisy neighbour on a shared machine weighs on both and one bad round decides nothing)."""
+    """Per endpoint, the round with the median req/s (each round has its loads of casesvc and of
+    the floor side by side, and the bare app's after them, so one bad round decides nothing)."""
     return {name: sorted((r[name] for r in rounds), key=lambda r: r.rps)[len(rounds) // 2] for name in rounds[0]}
 
 
@@ -824,8 +837,15 @@ def main() -> int:
     sizes: dict[str, int] = {}
     for round_no in range(1, args.rounds + 1):
         label = f" (round {round_no}/{args.rounds})" if args.rounds > 1 else ""
-        print(f"casesvc (CASESVC_ENV=production, PostgreSQL){label}")
-        with served("casesvc", env, workdir / "casesvc.log") as app:
+        # casesvc and the floor are up together, and each load of one runs right beside the same
+        # load of the other: a machine whose speed drifts (a shared host's neighbours) weighs on
+        # both sides of a ratio alike, rather than on one app's loads minutes before the other's
+        print(
+            "casesvc (CASESVC_ENV=production, PostgreSQL) and the floor: the bare app + one statement per "
+            f"request (caller, rows or the write, audit insert), each load beside the other's{label}"
+        )
+        with ExitStack() as up:
+            app = up.enter_context(served("casesvc", env, workdir / "casesvc.log"))
             base = app.base
             if not sizes:
                 bodies = {name: get(base + path, token) for name, path in paths.items()}
@@ -841,24 +861,36 @@ def main() -> int:
                 Path(env["BENCH_BARE_BODIES"]).write_text(
                     json.dumps({name: json.loads(body) for name, body in bodies.items()})
                 )
-            rounds_ours.append(measure(wrk, app, {**read_loads, **write_loads}, token, args, url))
+            up.enter_context(floor_audit_table(url))
+            floor_app = up.enter_context(served("floor", env, workdir / "floor.log"))  # it answers casesvc's bodies
+            floor_sizes = {name: len(get(floor_app.base + path)) for name, path in paths.items()}
+            if floor_sizes != {name: sizes[name] for name in paths}:
+                raise BenchError(f"the floor app's bodies differ in size: {floor_sizes} != {sizes}")
+            ours_round: dict[str, Result] = {}
+            floor_round: dict[str, Result] = {}
+            for name, load in {**read_loads, "event": write_loads["event"]}.items():
+                with paused(floor_app):
+                    ours_round |= measure(wrk, app, {name: load}, token, args, url, who="casesvc")
+                floor_loads = {name: load}
+                if name in paths:
+                    floor_loads[f"{name} without audit"] = Load(READ_ONLY_PREFIX + paths[name])
+                with paused(app):
+                    floor_round |= measure(wrk, floor_app, floor_loads, None, args, url, who="floor")
+            with paused(floor_app):
+                ours_round |= measure(wrk, app, {"patch": write_loads["patch"]}, token, args, url, who="casesvc")
+            rounds_ours.append(ours_round)
+            rounds_floor.append(floor_round)
         print(f"bare Flask app (same gunicorn settings, same JSON bodies){label}")
         with served("bare", env, workdir / "bare.log") as app:
             bare_sizes = {name: len(get(app.base + path)) for name, path in paths.items()}
             if bare_sizes != {name: sizes[name] for name in paths}:
                 raise BenchError(f"the bare app's bodies differ in size: {bare_sizes} != {sizes}")
             rounds_bare.append(measure(wrk, app, {**read_loads, **write_loads}, None, args, url))
-        print(f"floor: the bare app + one statement per request (caller, rows or the write, audit insert){label}")
-        with floor_audit_table(url), served("floor", env, workdir / "floor.log") as app:
-            floor_sizes = {name: len(get(app.base + path)) for name, path in paths.items()}
-            if floor_sizes != {name: sizes[name] for name in paths}:
-                raise BenchError(f"the floor app's bodies differ in size: {floor_sizes} != {sizes}")
-            without_audit = {f"{name} without audit": Load(READ_ONLY_PREFIX + path) for name, path in paths.items()}
-            rounds_floor.append(
-                measure(wrk, app, {**read_loads, **without_audit, "event": write_loads["event"]}, None, args, url)
-            )
     ours, bare, floor = median_results(rounds_ours), median_results(rounds_bare), median_results(rounds_floor)
     report(ours, bare, floor, sizes, queries)
+    for name in ("single", "list", "event"):
+        shares = ", ".join(f"{o[name].rps / f[name].rps:.2f}" for o, f in zip(rounds_ours, rounds_floor, strict=True))
+        print(f"{name:<7} casesvc's share of the floor in each round (its loads side by side): {shares}")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
