@@ -8,6 +8,7 @@ from casesvc import audit, signals
 from casesvc.access.case_view import CaseView
 from casesvc.access.clauses import visible_entries_clause
 from casesvc.cases.models import Case
+from casesvc.common.connection import request_connection
 from casesvc.common.direct import insert_now
 from casesvc.common.messages import _
 from casesvc.common.pagination import filter_equal, paginate
@@ -105,7 +106,7 @@ def log_event(principal: Principal, case: Case | CaseView, access: CaseAccess, d
         author_user=principal.subject,
         corrects=_corrected(Event, case, data.get("corrects"), principal, access),
     )
-    insert_now(db.session, event)
+    insert_now(db.session, event, request_connection())
     signals.event_logged.send(event, case=case)
     return event
 
@@ -120,5 +121,5 @@ def write_note(principal: Principal, case: Case | CaseView, access: CaseAccess, 
         author_user=principal.subject,
         corrects=_corrected(Note, case, data.get("corrects"), principal, access),
     )
-    insert_now(db.session, note)
+    insert_now(db.session, note, request_connection())
     return note
