@@ -65,7 +65,7 @@ def close_for_read() -> None:
             conn.close()
         else:
             try:
-                conn.connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+                conn.connection.dbapi_connection.autocommit = False
             except BaseException:
                 _discard(conn)  # never back to the pool in autocommit: a write there would not be one transaction
                 raise

@@ -103,7 +103,14 @@ class Watchdog:
 # A forked worker starts its own watchdog thread (the parent's is not in the child): told by the
 # fork itself rather than by asking the process id before every statement.
 _WATCHDOGS: weakref.WeakSet[Watchdog] = weakref.WeakSet()
-os.register_at_fork(after_in_child=lambda: [watchdog._forked() for watchdog in list(_WATCHDOGS)])
+
+
+def _after_fork() -> None:
+    for watchdog in list(_WATCHDOGS):
+        watchdog._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _cut(dbapi_connection) -> None:
