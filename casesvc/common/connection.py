@@ -61,15 +61,19 @@ def close_for_read() -> None:
     try:
         db.session.remove()
     finally:
-        if conn.dialect.name != "postgresql" or conn.invalidated or conn.closed:
-            conn.close()
-        else:
+        if _switched_by_driver(conn):
             try:
                 conn.connection.dbapi_connection.autocommit = False
             except BaseException:
                 _discard(conn)  # never back to the pool in autocommit: a write there would not be one transaction
                 raise
-            conn.close()
+        conn.close()
+
+
+def _switched_by_driver(conn: Connection) -> bool:
+    """Whether `conn`'s autocommit is psycopg's switch (PostgreSQL, a live connection) rather than
+    SQLAlchemy's isolation level."""
+    return conn.dialect.name == "postgresql" and not (conn.invalidated or conn.closed)
 
 
 def _discard(conn: Connection) -> None:
@@ -80,7 +84,7 @@ def _discard(conn: Connection) -> None:
 def in_autocommit(conn: Connection) -> bool:
     """Whether `conn`'s statements each commit on their own (a read's connection), rather than in
     a transaction of the request's."""
-    if conn.dialect.name == "postgresql" and not (conn.invalidated or conn.closed):
+    if _switched_by_driver(conn):
         return bool(conn.connection.dbapi_connection.autocommit)  # type: ignore[union-attr]
     return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 

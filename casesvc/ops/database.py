@@ -48,7 +48,9 @@ def engine_options(settings) -> dict:
         connect_args["options"] = " ".join(options)
     # `hide_parameters`: a statement's values (names, notes) never enter an error message or a log line;
     # `json_deserializer`: a JSON column is read by orjson (a tenth of the standard library's time on the
-    # caller's statement of every request), the same values: JSON has nothing orjson reads otherwise
+    # caller's statement of every request); casesvc's JSON columns hold lists of strings (an agency's
+    # municipalities, an event's ids), which both read alike (orjson would read an integer beyond 64 bits
+    # as a float)
     return {
         "hide_parameters": True,
         "json_deserializer": orjson.loads,
