@@ -153,7 +153,7 @@ def main() -> int:
     from sqlalchemy.engine import make_url
 
     from casesvc import create_app
-    from casesvc.audit.service import seal
+    from casesvc.audit.sealing import seal
     from casesvc.extensions import db
     from casesvc.logging_setup import REQUEST_LOGGER
 

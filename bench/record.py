@@ -66,7 +66,7 @@ def build(app, n_events: int, n_log: int) -> tuple[str, str]:
 
     from casesvc.agencies.service import create_agency, create_user
     from casesvc.audit.models import AuditInbox
-    from casesvc.audit.service import seal
+    from casesvc.audit.sealing import seal
     from casesvc.cases.service import open_case
     from casesvc.common.timeutil import utcnow
     from casesvc.extensions import db

@@ -98,7 +98,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     i18n.init_app(app)  # problems in the caller's language (README "The API at a glance")
 
     from casesvc import models  # noqa: F401  (every table registered before migrations run)
-    from casesvc.audit.service import register_audit_hooks
+    from casesvc.audit.sealing import register_audit_hooks
     from casesvc.auth.jwt_errors import register_jwt_errors
     from casesvc.errors import register_database_error_handlers, register_error_handlers
     from casesvc.extensions import api, db, jwt, migrate

@@ -13,7 +13,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from casesvc.audit.service import stop_process
+from casesvc.audit.sealing import stop_process
 from casesvc.config import Settings
 from casesvc.logging_setup import REQUEST_LOGGER
 from casesvc.ops.metrics import mark_worker_dead
@@ -215,7 +215,7 @@ def run_gunicorn(app, host: str, port: int, workers: int, threads: int = 1, acce
     sealer = app.extensions.get("casesvc.audit_sealer")
     if sealer is not None:
         # the audit chain is sealed by a process of its own, forked by the master before the
-        # workers (casesvc.audit.service._Sealer); it ends with the master
+        # workers (casesvc.audit.sealing._Sealer); it ends with the master
         started: list[int] = []
 
         def when_ready(server) -> None:

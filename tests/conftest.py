@@ -24,7 +24,7 @@ from sqlalchemy import select, text
 
 from casesvc import create_app
 from casesvc.agencies.service import create_agency, create_user
-from casesvc.audit import service as audit_service
+from casesvc.audit import sealing as audit_sealing
 from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.extensions import db
@@ -397,14 +397,14 @@ def sealed(app, within: float = 30) -> list[dict]:
     deadline = time.monotonic() + within
     with app.app_context():
         while True:
-            audit_service.seal()
+            audit_sealing.seal()
             if db.session.scalar(select(AuditInbox.n).limit(1)) is None:
                 break
             db.session.rollback()
             assert time.monotonic() < deadline, f"the audit inbox was not emptied within {within:.0f} s"
             time.sleep(0.05)
         rows = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
-        out = [audit_service.event_dict(row) for row in rows]
+        out = [audit_sealing.event_dict(row) for row in rows]
         db.session.remove()
         return out
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from casesvc.audit.models import AuditEvent
-from casesvc.audit.service import seal
+from casesvc.audit.sealing import seal
 from casesvc.cases.models import Case
 from casesvc.common.timeutil import oslo_today, utcnow
 from casesvc.extensions import db

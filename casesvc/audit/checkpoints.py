@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from casesvc.audit import chain
 from casesvc.audit.models import AuditEvent, AuditInbox
-from casesvc.audit.service import chain_time, seal
+from casesvc.audit.sealing import chain_time, seal
 from casesvc.extensions import db
 
 

@@ -11,7 +11,8 @@ import click
 from flask import current_app
 
 from casesvc.audit import checkpoints, export, review, verify
-from casesvc.audit.service import record, seal
+from casesvc.audit.sealing import seal
+from casesvc.audit.service import record
 from casesvc.commands import OUTPUT_OPTION, CommandError, DomainGroup, instant, read_json_file, write_output
 
 audit = DomainGroup("audit", help="The tamper-evident audit log.")

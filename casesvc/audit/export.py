@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from casesvc.audit import csvsafe
 from casesvc.audit.copy_text import EXPORT_FIELDS, PG_CSV_FIELDS, JsonLines, TextRows
 from casesvc.audit.models import AuditEvent
-from casesvc.audit.service import chain_time, seal
+from casesvc.audit.sealing import chain_time, seal
 from casesvc.extensions import db
 
 if TYPE_CHECKING:

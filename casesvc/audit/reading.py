@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from casesvc.access import accesses_to_cases_of, enforce, load_youth
-from casesvc.audit import service
+from casesvc.audit import sealing
 from casesvc.audit.models import AuditEvent
 from casesvc.common.pagination import Keyset
 from casesvc.policy import Principal, access_log_decision, youth_visible
@@ -16,9 +16,9 @@ FILTERS = ("actor", "case_id", "youth_id", "action", "outcome")
 
 
 def _page(stmt, args: dict) -> dict:
-    service.seal(wait=True)  # what is still in the inbox belongs in the answer
+    sealing.seal(wait=True)  # what is still in the inbox belongs in the answer
     page = BY_SEQ.fetch(stmt, args["limit"], args.get("cursor"))
-    return {**page, "items": [service.event_dict(row) for row in page["items"]]}
+    return {**page, "items": [sealing.event_dict(row) for row in page["items"]]}
 
 
 def search(args: dict) -> dict:

@@ -29,7 +29,7 @@ from typing import cast
 from flask import current_app
 from sqlalchemy import bindparam, text
 
-from casesvc.audit.service import chain_time, seal
+from casesvc.audit.sealing import chain_time, seal
 from casesvc.common.db import UTCDateTime
 from casesvc.common.timeutil import OSLO, utcnow
 from casesvc.config import off_hours

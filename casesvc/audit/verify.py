@@ -14,7 +14,7 @@ from casesvc.audit import chain, csvsafe
 from casesvc.audit.copy_text import EXPORT_FIELDS, REQUIRED_EXPORT_FIELDS, TextRows
 from casesvc.audit.export import on_postgresql, pg_lines, stream_events
 from casesvc.audit.models import AuditInbox
-from casesvc.audit.service import seal
+from casesvc.audit.sealing import seal
 from casesvc.extensions import db
 
 # the optional fields come as extra columns: a row with one set takes the general path

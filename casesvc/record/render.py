@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from casesvc.audit.service import chain_time
+from casesvc.audit.sealing import chain_time
 from casesvc.cases.schemas import case_body
 from casesvc.common.timeutil import rfc3339
 from casesvc.consents.schemas import ConsentSchema

@@ -20,7 +20,7 @@ from casesvc import audit
 from casesvc.access import access_to, enforce, load_youth
 from casesvc.access.clauses import visible_entries_clause
 from casesvc.audit.models import AuditEvent
-from casesvc.audit.service import seal
+from casesvc.audit.sealing import seal
 from casesvc.cases.models import Case
 from casesvc.common.timeutil import utcnow
 from casesvc.consents.models import Consent

@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from casesvc.audit import service
+from casesvc.audit import sealing, service
 from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.common.timeutil import oslo_today
 from casesvc.extensions import db
@@ -27,7 +27,7 @@ WHEN = "2027-01-05T08:00:00Z"
 def head_seq(app) -> int:
     """Seal, then the seq of the newest event: what a test records after it is `events(app, since)`."""
     with app.app_context():
-        service.seal()
+        sealing.seal()
         seq = db.session.scalar(select(func.max(AuditEvent.seq))) or 0
         db.session.remove()
         return seq
@@ -36,9 +36,9 @@ def head_seq(app) -> int:
 def events(app, since: int = 0) -> list[dict]:
     """Seal, then every event after seq `since`, oldest first, as the API shows them."""
     with app.app_context():
-        service.seal()
+        sealing.seal()
         rows = db.session.scalars(select(AuditEvent).where(AuditEvent.seq > since).order_by(AuditEvent.seq)).all()
-        out = [service.event_dict(row) for row in rows]
+        out = [sealing.event_dict(row) for row in rows]
         db.session.remove()
         return out
 

@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy import func, select
 
 from casesvc.audit.models import AuditEvent, AuditInbox
-from casesvc.audit.service import seal
+from casesvc.audit.sealing import seal
 from casesvc.audit.verify import verify_database
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
@@ -34,7 +34,7 @@ def _inbox_rows(count: int) -> None:
 
 
 def test_sealers_running_at_once_never_fork_the_chain_or_skip_a_round(app, caplog):
-    caplog.set_level(logging.DEBUG, logger="casesvc.audit.service")
+    caplog.set_level(logging.DEBUG, logger="casesvc.audit.sealing")
     sealed_by_round: list[int] = []
     failures: list[BaseException] = []
     with app.app_context():
@@ -86,7 +86,7 @@ def test_a_reader_of_the_chain_waits_for_the_sealer_at_work_and_sees_what_it_sea
     import pytest
     from sqlalchemy import text
 
-    from casesvc.audit.service import SEAL_LOCK_KEY
+    from casesvc.audit.sealing import SEAL_LOCK_KEY
 
     with app.app_context():
         if db.engine.dialect.name != "postgresql":

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from casesvc.audit import chain, service
+from casesvc.audit import chain, sealing, service
 from casesvc.audit.models import AuditEvent, AuditInbox
 from casesvc.extensions import db
 from tests.conftest import audit_triggers_off, sealed
@@ -268,7 +268,7 @@ def rewrite_from(app, seq: int, **changes):
     every later hash, so that the chain is consistent again."""
     with app.app_context():
         rows = db.session.scalars(select(AuditEvent).where(AuditEvent.seq >= seq).order_by(AuditEvent.seq)).all()
-        views = [service.event_dict(row) for row in rows]
+        views = [sealing.event_dict(row) for row in rows]
         db.session.remove()
         prev = views[0]["prev_hash"]
         statements = []
@@ -395,7 +395,7 @@ def _record_awkward(app) -> int:
                 status=i,
             )
         service.record("test.awkward", "denied", ids=[])
-        count = service.seal()
+        count = sealing.seal()
         db.session.remove()
     return count
 

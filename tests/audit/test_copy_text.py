@@ -10,7 +10,7 @@ from datetime import UTC
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from casesvc.audit import chain, copy_text, export as audit_export, service, verify as audit_verify
+from casesvc.audit import chain, copy_text, export as audit_export, sealing, verify as audit_verify
 
 AWKWARD = [
     'say "hi"',
@@ -78,7 +78,7 @@ def test_a_copy_line_reads_back_as_the_event_and_its_canonical_json(data, ids, s
     # `at` comes from to_char(): digits, dashes, colons, a dot, T and Z (or NULL)
     at = data.draw(st.one_of(st.none(), st.datetimes(timezones=st.just(UTC))), label="at")
     event.update(
-        seq=seq, status=status, ids=ids, hash=data.draw(values, label="hash"), at=service.chain_time(at) if at else None
+        seq=seq, status=status, ids=ids, hash=data.draw(values, label="hash"), at=sealing.chain_time(at) if at else None
     )
     if stored == "sql-null" and ids is None:
         ids_text = None

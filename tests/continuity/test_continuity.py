@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from casesvc.agencies.models import Agency
-from casesvc.audit import service as audit_service
+from casesvc.audit import sealing as audit_sealing
 from casesvc.audit.models import AuditEvent
 from casesvc.common.timeutil import oslo_today, rfc3339, utcnow
 from casesvc.consents.models import Consent
@@ -482,14 +482,14 @@ def test_both_moves_are_audited_without_their_reason(world, app, followed_case):
     )
     assert world["west"].get(f"{base}/history").status_code == 200
     with app.app_context():
-        audit_service.seal()
+        audit_sealing.seal()
         rows = db.session.scalars(
             select(AuditEvent)
             .where(AuditEvent.case_id == case["id"], AuditEvent.action.like("continuity.%"))
             .order_by(AuditEvent.seq)
         ).all()
         seen = [(r.action, r.actor_agency, r.outcome, r.resource_type, r.youth_id) for r in rows]
-        text = " ".join(str(audit_service.event_dict(r)) for r in rows)
+        text = " ".join(str(audit_sealing.event_dict(r)) for r in rows)
     assert seen == [
         ("continuity.handover_case", "police", "allowed", "case", case["youth_id"]),
         ("continuity.transfer_case", "health", "denied", "case", case["youth_id"]),

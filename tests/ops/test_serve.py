@@ -144,7 +144,7 @@ def test_the_master_ends_a_running_sealing_process_and_leaves_a_reaped_ones_pid_
     is not signalled."""
     import time
 
-    from casesvc.audit.service import stop_process
+    from casesvc.audit.sealing import stop_process
 
     def child(seconds: float) -> int:
         pid = os.fork()

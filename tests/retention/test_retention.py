@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from casesvc.audit.models import AuditEvent, AuditInbox
-from casesvc.audit.service import seal
+from casesvc.audit.sealing import seal
 from casesvc.cli import main
 from casesvc.common.timeutil import rfc3339, utcnow
 from casesvc.extensions import db

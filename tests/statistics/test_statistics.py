@@ -407,7 +407,7 @@ def test_bad_parameters_are_422_on_the_field(world, query, field):
 
 
 def test_the_audit_event_names_the_parameters_and_no_figure(municipality, app):
-    from casesvc.audit.service import seal
+    from casesvc.audit.sealing import seal
 
     municipality["slt"].get(URL, query_string={**YEAR, "format": "csv"})
     municipality["police"].get(URL, query_string=YEAR)
