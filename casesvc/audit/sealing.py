@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 SEAL_LOCK_KEY = 0x6361736573766331  # pg advisory lock id ("casesvc1")
 SEAL_BATCH = 5000
+# how much lower the sealing process runs than the workers (os.nice: 0 to 19)
+SEALER_NICENESS = 10
 
 
 def _head(conn) -> tuple[int, str]:
@@ -213,6 +215,10 @@ class _Sealer:
             signal.signal(number, signal.SIG_IGN)
         with self.app.app_context():
             db.engine.dispose(close=False)  # the master's pooled connections stay the master's
+        # background work: a batch is a burst of Python that, at the workers' priority, takes a core
+        # from the requests in flight (their tail latency); niced, it runs when they leave a core
+        # free, and under a load that leaves none it still gets a share, so the inbox is sealed
+        os.nice(SEALER_NICENESS)
         self.pid = os.getpid()
         self._run(alive=lambda: os.getppid() == parent)  # a master gone (killed) ends it too
 

@@ -50,7 +50,9 @@ def engine_options(settings) -> dict:
     # `json_deserializer`: a JSON column is read by orjson (a tenth of the standard library's time on the
     # caller's statement of every request); casesvc's JSON columns hold lists of strings (an agency's
     # municipalities, an event's ids), which both read alike (orjson would read an integer beyond 64 bits
-    # as a float)
+    # as a float); `pool_use_lifo`: a request takes the connection given back last, whose backend is
+    # warm (in the CPU's caches), rather than each in turn (a read's PostgreSQL time fell by a tenth,
+    # bench/README.md); the others idle, and one idle longer than CASESVC_DB_PING_AFTER_IDLE is pinged
     return {
         "hide_parameters": True,
         "json_deserializer": orjson.loads,
@@ -58,6 +60,7 @@ def engine_options(settings) -> dict:
         "max_overflow": settings.db_max_overflow,
         "pool_timeout": settings.db_pool_timeout,
         "pool_recycle": settings.db_pool_recycle,
+        "pool_use_lifo": True,
         "connect_args": connect_args,
     }
 

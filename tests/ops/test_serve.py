@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from casesvc.audit.sealing import SEALER_NICENESS
 from tests.conftest import SERVE_CLI, http_status, serve_process
 
 NATIONAL_ID = "01010112345"
@@ -125,6 +126,9 @@ def test_a_process_of_its_own_seals_the_audit_chain_and_ends_with_the_server(tmp
     with serving(tmp_path, workers=2, CASESVC_AUDIT_SEAL_INTERVAL="0.2") as (base, proc, log):
         (pid,) = [int(m) for m in re.findall(r"audit sealer started \(pid (\d+)\)", log.read_text())]
         os.kill(pid, 0)  # alive
+        # below the workers: its batches do not take a core from the requests in flight
+        master = os.getpriority(os.PRIO_PROCESS, proc.pid)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, master + SEALER_NICENESS)
         for _ in range(5):
             assert http_status(f"{base}/api/v1/youths") == 401  # each recorded
         deadline = time.monotonic() + 10
