@@ -237,7 +237,7 @@ def main() -> int:
         if sealed:
             python_ms = 1000 * (time.process_time() - sealed_cpu) / sealed
             postgres_ms = 1000 * (backend_cpu_seconds(pids) - sealed_pg) / sealed
-            print(f"sealing {sealed} events: {python_ms:.3f} ms of Python and {postgres_ms:.3f} of PostgreSQL per event")
+            print(f"sealing {sealed} events: {python_ms:.3f} ms of Python, {postgres_ms:.3f} of PostgreSQL per event")
     return 0
 
 

@@ -46,7 +46,7 @@ def test_the_waits_and_the_pool_follow_their_settings(monkeypatch):
 
 
 @pytest.mark.skipif(
-    not os.environ.get("CASESVC_TEST_DATABASE_URL", "").startswith("postgresql"), reason="the pool's order is PostgreSQL's"
+    not os.environ.get("CASESVC_TEST_DATABASE_URL", "").startswith("postgresql"), reason="PostgreSQL's pool"
 )
 def test_the_pool_hands_out_the_connection_given_back_last(app):
     """The pool is a stack (`pool_use_lifo`): a request takes the connection the one before it gave
