@@ -100,6 +100,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     from casesvc import models  # noqa: F401  (every table registered before migrations run)
     from casesvc.audit.sealing import register_audit_hooks
     from casesvc.auth.jwt_errors import register_jwt_errors
+    from casesvc.common.connection import register_late_transactions
     from casesvc.errors import register_database_error_handlers, register_error_handlers
     from casesvc.extensions import api, db, jwt, migrate
     from casesvc.migrations_runner import migrations_directory
@@ -108,6 +109,7 @@ def create_app(overrides: dict | None = None, instance_path: str | Path | None =
     db.init_app(app)
     with app.app_context():
         database.install(app, db.engine)  # bounded waits (the engine is made, no connection yet)
+        register_late_transactions(db.engine)  # a write's transaction begun late (common/connection.py)
     app.extensions["casesvc.readiness"] = database.Readiness(app)
     migrate.init_app(app, db, directory=migrations_directory())
     jwt.init_app(app)

@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from casesvc.audit.service import record_response
 from casesvc.auth.principal import current_principal
 from casesvc.auth.views import oauth_response
-from casesvc.common.connection import close_for_read, open_for_read
+from casesvc.common.connection import close_for_read, open_for_read, open_for_write
 from casesvc.common.jsonio import (
     NUL_DETAIL,
     SURROGATE_DETAIL,
@@ -61,12 +61,16 @@ def register_request_hooks(app: Flask) -> None:
             return None
         if path in PUBLIC_API_PATHS:
             return _check_input()
-        if req.method in READ_METHODS and not (db.session.registry.has() and db.session().in_transaction()):
+        if not (db.session.registry.has() and db.session().in_transaction()):
             # A read runs in autocommit, on a connection of its own (casesvc/common/connection.py).
-            # Writes keep one transaction for the work and its event. (A session already in a
-            # transaction, as when the app context is shared, just goes on in it; none is made
+            # A write keeps one transaction for the work and its event, begun late on PostgreSQL
+            # (its reads before it; a row and its event in one statement). (A session already in
+            # a transaction, as when the app context is shared, just goes on in it; none is made
             # just to ask.)
-            open_for_read()
+            if req.method in READ_METHODS:
+                open_for_read()
+            else:
+                open_for_write()
         # Authenticate before the body is parsed: a caller without a token learns nothing,
         # not even which fields a request would need. Role and scope follow per view
         # (`auth.principal.requires`), also before the body is parsed.

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, insert, select
 
 from casesvc.audit.models import AuditInbox
 from casesvc.common.connection import in_autocommit, request_connection
-from casesvc.common.direct import DirectStatement
+from casesvc.common.direct import DirectStatement, send_last
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
 
@@ -101,16 +101,25 @@ def _uuid_or_none(value) -> str | None:
 TOUCHED = ("resource_type", "resource_id", "case_id", "youth_id")
 
 
-def stage_for_commit(response) -> dict:
+def stage_for_commit(response, last: bool = True) -> dict:
     """Called by `transactional` just before it commits a successful write: the event commits
-    with the work it records, or neither does. Returns the ids the event names (`TOUCHED`)."""
+    with the work it records, or neither does. `last`: nothing but the commit follows (no
+    Idempotency-Key's stored response), so a write whose transaction has not begun sends its held
+    rows with the event, in one statement (casesvc/common/connection.py). Returns the ids the
+    event names (`TOUCHED`)."""
     ctx = _context()
     if "resource_id" not in ctx and response.is_json:
         created = _written_json(response)
         if isinstance(created, dict) and isinstance(created.get("id"), str):
             ctx["resource_id"] = created["id"]
     event = _event_from_request(response.status_code)
-    _INBOX_INSERT.run(request_connection(), event)  # in the write's own transaction
+    conn = request_connection()
+    if last:
+        if db.session.new or db.session.dirty or db.session.deleted:
+            db.session.flush()  # the ORM's changes, in the transaction they begin, before the event
+        send_last(conn, _INBOX_INSERT, event)
+    else:
+        _INBOX_INSERT.run(conn, event)  # in the write's own transaction
     # recorded only once that commit succeeds: if it fails, the error response is recorded instead
     ctx["staged"] = response.status_code
     return {name: event[name] for name in TOUCHED if event[name] is not None}
@@ -139,7 +148,7 @@ def record_response(status: int) -> None:
     # a successful read changed nothing: its event rides the read's own connection, in autocommit
     # (casesvc/common/connection.py), where the insert is durable once it returns and no COMMIT is needed
     conn = request_connection()
-    _INBOX_INSERT.run(conn, event)
+    send_last(conn, _INBOX_INSERT, event)
     if not in_autocommit(conn):
         db.session.commit()
     ctx["recorded"] = True

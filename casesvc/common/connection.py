@@ -16,17 +16,35 @@ does, is spent only by a read that uses the ORM, and its session goes on the sam
 (`casesvc.extensions._Session`). Any other request's statements go on its session's connection,
 in its transaction. A read's connection lost under one of its statements is replaced for the
 rest of the read (its audit event among them).
+
+A write on PostgreSQL takes a connection of its own the same way (`open_for_write`), and its
+transaction begins late (`LateTransaction`): the statements that only read (the caller, the case,
+its consents, the reminders an event settles) run in autocommit, as they would see the same
+committed rows at the start of a transaction (READ COMMITTED: each statement its own snapshot,
+and a plain SELECT holds no lock); the transaction begins before the first statement that
+changes anything or comes from the ORM (which may lock), and commits with the request. A row
+`casesvc.common.direct.insert_now` writes waits for the next statement that may read it, or
+goes with the audit event's insert in one statement (`send_last`): a write that is one row and
+its event (an event, a note) is then one statement, atomic on its own, with no BEGIN and no
+COMMIT round trip (each cost about as much client CPU as the statement: bench/README.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import current_app, has_request_context, request
+from psycopg.pq import TransactionStatus
+from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session, SessionTransaction
 
 from casesvc.extensions import READ_CONNECTION, db
 
 _AUTOCOMMIT_ENGINE = "casesvc.autocommit_engine"
 _SESSION_CONNECTION = "casesvc.session_connection"
+_LATE = "casesvc.late_transaction"
 
 
 def _autocommit_engine() -> Engine:
@@ -44,18 +62,132 @@ def open_for_read() -> None:
     if engine.dialect.name != "postgresql":
         request.environ[READ_CONNECTION] = _autocommit_engine().connect()
         return
+    request.environ[READ_CONNECTION] = _driver_autocommit(engine)
+
+
+def _driver_autocommit(engine: Engine) -> Connection:
     conn = engine.connect()
     try:
         conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
     except BaseException:
         _discard(conn)
         raise
-    request.environ[READ_CONNECTION] = conn
+    return conn
+
+
+def open_for_write() -> None:
+    """The current write's own connection, its transaction begun late (`LateTransaction`), until
+    `close_for_read`. On PostgreSQL; elsewhere the write goes on its session's connection, in a
+    transaction from its first statement."""
+    environ = request.environ
+    if READ_CONNECTION in environ or db.engine.dialect.name != "postgresql":
+        return
+    conn = environ[READ_CONNECTION] = _driver_autocommit(db.engine)
+    environ[_LATE] = LateTransaction(conn)
+
+
+class LateTransaction:
+    """A write's transaction, begun before the first statement that needs it (module docstring).
+    `pending` holds the rows `insert_now` has yet to send, as (statement, values, table name)."""
+
+    __slots__ = ("began", "conn", "pending")
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.began = False
+        self.pending: list[tuple[Any, dict, str]] = []
+
+    def before(self, reads_only: bool, tables: frozenset[str]) -> None:
+        """Called before each statement on the connection: a statement that only reads, and none
+        of the tables a pending row goes to, runs as it is; any other begins the transaction,
+        and the pending rows go first."""
+        if self.began or (reads_only and not any(table in tables for _s, _v, table in self.pending)):
+            return
+        self.begin()
+
+    def begin(self) -> None:
+        """BEGIN with the next statement, in the request's session's transaction (which commits or
+        rolls it back), the held rows first."""
+        self.began = True
+        self.conn.connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+        if db.session.registry.has():
+            db.session().connection()  # the session owns the transaction that begins here
+        pending, self.pending = self.pending, []
+        for statement, values, _table in pending:
+            statement.run(self.conn, values)
+
+    def ended(self) -> None:
+        """The request's transaction ended (committed, or rolled back with the rows it had yet to
+        send): what follows runs in autocommit again, as before it began (an error's audit event
+        after a rollback is then durable on its own)."""
+        self.pending.clear()
+        if self.began and _idle(self.conn):
+            self.conn.connection.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+            self.began = False
+
+
+def _idle(conn: Connection) -> bool:
+    """Whether `conn`'s driver connection is in no transaction (and alive)."""
+    if conn.invalidated or conn.closed:
+        return False
+    return conn.connection.dbapi_connection.info.transaction_status == TransactionStatus.IDLE  # type: ignore[union-attr]
+
+
+def late_transaction(conn: Connection) -> LateTransaction | None:
+    """The late transaction of the current request's connection, if `conn` is that connection."""
+    if not has_request_context():
+        return None
+    late = request.environ.get(_LATE)
+    return late if late is not None and late.conn is conn else None
+
+
+def _request_late(session: Session) -> LateTransaction | None:
+    """The request's late transaction, when `session` is the request's own (not one a service
+    opened beside it on a connection of its own, as an Idempotency-Key's reservation)."""
+    if not has_request_context() or not db.session.registry.has() or session is not db.session():
+        return None
+    return request.environ.get(_LATE)
+
+
+def register_late_transactions(engine: Engine) -> None:
+    """A statement that is not the driver's cursor's (`casesvc.common.direct`, which asks
+    `LateTransaction.before` itself) begins the late transaction: the ORM's and any other; the
+    session's commit sends the rows still pending (in that transaction), and its end without a
+    commit drops them."""
+
+    def _statement(conn, cursor, statement, parameters, context, executemany):
+        if context is not None:  # the driver's cursor statements have none
+            late = late_transaction(conn)
+            if late is not None and not late.began:
+                late.begin()
+
+    event.listen(engine, "before_cursor_execute", _statement, insert=True)
+    _on_session("before_commit", _before_commit)
+    _on_session("after_transaction_end", _transaction_ended)
+
+
+def _on_session(name: str, listener: Callable) -> None:
+    if not event.contains(Session, name, listener):
+        event.listen(Session, name, listener)
+
+
+def _before_commit(session: Session) -> None:
+    late = _request_late(session)
+    if late is not None and late.pending:
+        late.begin()
+
+
+def _transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        late = _request_late(session)
+        if late is not None:
+            late.ended()
 
 
 def close_for_read() -> None:
     """The read's connection back to the pool, once its session (which may have used it) is done."""
     conn = request.environ.pop(READ_CONNECTION, None)
+    request.environ.pop(_LATE, None)
     if conn is None:
         return
     try:
@@ -63,6 +195,10 @@ def close_for_read() -> None:
     finally:
         if _switched_by_driver(conn):
             try:
+                if not _idle(conn):
+                    # a write whose session did not end the transaction begun on it: nothing of it
+                    # was answered as done (the session commits before the answer), so it is undone
+                    conn.connection.dbapi_connection.rollback()
                 conn.connection.dbapi_connection.autocommit = False
             except BaseException:
                 _discard(conn)  # never back to the pool in autocommit: a write there would not be one transaction

@@ -15,7 +15,11 @@ session's own connection, in the session's transaction, through the DBAPI cursor
   connection is invalidated, so it answers 503 like any other statement's failure.
 
 A statement with parameters expanded at execution (`IN` over a list) is not supported: it is
-refused when compiled."""
+refused when compiled.
+
+On a write's own connection (`casesvc.common.connection.LateTransaction`) a statement that only
+reads runs before the transaction begins; `insert_now` holds its row until a statement may read
+its table, and `send_last` sends the request's last statement with the rows still held, as one."""
 
 from __future__ import annotations
 
@@ -23,12 +27,15 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import ColumnDefault, Table, inspect
+from sqlalchemy import ColumnDefault, Select, Table, bindparam, insert, inspect
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.util import find_tables
+
+from casesvc.common.connection import late_transaction
 
 Processor = Callable[[Any], Any]
 
@@ -36,13 +43,21 @@ Processor = Callable[[Any], Any]
 class _Compiled:
     """One statement for one dialect: its SQL, how its parameters are given, the processors."""
 
-    __slots__ = ("binds", "defaults", "names", "results", "sql")
+    __slots__ = ("binds", "defaults", "names", "reads_only", "results", "sql", "tables")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: list[str] | None):
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=column_keys))
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("a statement with parameters expanded at execution cannot be sent directly")
         self.sql = compiled.string
+        # a SELECT that changes nothing (no INSERT in a CTE) and locks nothing may run before a
+        # write's transaction begins; what it reads decides whether rows held back go first
+        self.reads_only = (
+            isinstance(statement, Select)
+            and statement._for_update_arg is None
+            and not any(getattr(cte.element, "is_dml", False) for cte in compiled.ctes or ())
+        )
+        self.tables = frozenset(table.name for table in find_tables(statement, include_crud=True))
         self.names: tuple[str, ...] | None = tuple(compiled.positiontup or ()) if compiled.positional else None
         self.defaults = {name: bp.value for name, bp in compiled.binds.items() if not bp.required}
         self.binds: dict[str, Processor] = {}
@@ -96,11 +111,16 @@ class DirectStatement:
         compiled = self._for(conn.dialect)
         return compiled.processed(_send(conn, compiled, params, fetch=True))
 
-    def run(self, conn: Connection, params: Mapping[str, Any]) -> None:
-        _send(conn, self._for(conn.dialect), params, fetch=False)
+    def run(self, conn: Connection, params: Mapping[str, Any], last: bool = False) -> None:
+        """`last`: the request's last statement (`send_last`), which begins no late transaction."""
+        _send(conn, self._for(conn.dialect), params, fetch=False, last=last)
 
 
-def _send(conn: Connection, compiled: _Compiled, params: Mapping[str, Any], fetch: bool) -> list:
+def _send(conn: Connection, compiled: _Compiled, params: Mapping[str, Any], fetch: bool, last: bool = False) -> list:
+    if not last:
+        late = late_transaction(conn)
+        if late is not None:
+            late.before(compiled.reads_only, compiled.tables)
     dialect = conn.dialect
     dbapi_connection = conn.connection.dbapi_connection
     arguments = compiled.arguments(params)
@@ -174,6 +194,56 @@ def insert_now(session: Session | scoped_session[Any], instance: Any, connection
         elif key not in state:
             setattr(instance, key, value)  # sent as NULL: known, not expired (no SELECT to read it)
         values[column.key] = value
-    _table_insert(table).run(connection if connection is not None else session.connection(), values)
+    conn = connection if connection is not None else session.connection()
+    late = late_transaction(conn)
+    if late is not None and not late.began:
+        # held until a statement may read the table, the commit, or the request's last statement
+        # (`send_last`); the session's transaction, begun here if need be (no statement), drops it
+        # if it ends without a commit
+        own = session() if isinstance(session, scoped_session) else session
+        if not own.in_transaction():
+            own.begin()
+        late.pending.append((_table_insert(table), values, table.name))
+    else:
+        _table_insert(table).run(conn, values)
     make_transient_to_detached(instance)
     session.add(instance)
+
+
+def send_last(conn: Connection, statement: DirectStatement, params: Mapping[str, Any]) -> None:
+    """Send the request's last statement (its audit event's insert). On a write's own connection
+    whose transaction has not begun, the rows `insert_now` holds go in the same statement (one
+    statement: atomic, no BEGIN or COMMIT); in a transaction, it is sent as any other."""
+    late = late_transaction(conn)
+    if late is None or late.began or not late.pending:
+        # alone, in autocommit when nothing began: nothing else is left to commit with it
+        statement.run(conn, params, last=late is not None and not late.began)
+        return
+    held, late.pending = late.pending, []
+    arguments = dict(params)
+    for i, (_held_statement, values, _table) in enumerate(held):
+        arguments.update({f"held{i}_{key}": value for key, value in values.items()})
+    _with_rows(statement, held).run(conn, arguments, last=True)
+
+
+_COMBINED: dict[tuple, DirectStatement] = {}
+
+
+def _with_rows(statement: DirectStatement, held: list) -> DirectStatement:
+    """`statement` (an INSERT of all its `column_keys`) with an INSERT of each held row in a CTE
+    before it; one per combination of tables, compiled once."""
+    cache_key = (id(statement), *(table for _s, _v, table in held))
+    combined = _COMBINED.get(cache_key)
+    if combined is None:
+        main = cast(Any, statement.statement)
+        keys = statement.column_keys or []
+        target = main.table
+        outer = insert(target).values({key: bindparam(key, type_=target.c[key].type) for key in keys})
+        for i, (held_statement, _values, _table) in enumerate(held):
+            table = held_statement.statement.table
+            row = {
+                key: bindparam(f"held{i}_{key}", type_=table.c[key].type) for key in (held_statement.column_keys or [])
+            }
+            outer = outer.add_cte(insert(table).values(row).cte(f"held{i}"))
+        combined = _COMBINED[cache_key] = DirectStatement(outer)
+    return combined

@@ -43,7 +43,7 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
                     if reservation is not None:
                         idempotency.release(reservation)
                     return response
-                touched = stage_for_commit(response)
+                touched = stage_for_commit(response, last=reservation is None)
                 if reservation is not None:
                     idempotency.complete(reservation, response, touched)
                 db.session.commit()

@@ -11,10 +11,18 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 
 from casesvc.cases.service import open_case
-from casesvc.common.connection import close_for_read, in_autocommit, open_for_read, request_connection
+from casesvc.common.connection import (
+    close_for_read,
+    in_autocommit,
+    late_transaction,
+    open_for_read,
+    open_for_write,
+    request_connection,
+)
 from casesvc.common.timeutil import oslo_today
 from casesvc.extensions import db
 from casesvc.followups.service import log_event, write_note
@@ -188,30 +196,75 @@ def test_reading_one_case_takes_a_small_fixed_number_of_queries(world, many_case
     assert count <= SINGLE_CASE_MAX_QUERIES
 
 
-def test_a_read_runs_in_autocommit_and_a_write_in_one_transaction(app, world):
-    """A GET's statements (the audit insert among them) each commit on their own, with no
-    BEGIN/COMMIT round trips; a write keeps its work and its audit event in one transaction."""
+@contextmanager
+def _statements_seen(app):
+    """The kind (first word) of each statement the app's engine sends, and whether it ran in
+    autocommit, as a list filled while the block runs."""
     with app.app_context():
         engine = db.engine
-    seen: list[tuple[str, str | None]] = []
+    seen: list[tuple[str, bool]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
         seen.append((statement.split()[0].upper(), in_autocommit(conn)))
 
     event.listen(engine, "before_cursor_execute", record)
     try:
-        case = world.case()
-        written = list(seen)
-        seen.clear()
-        assert world["police"].get(f"/api/v1/cases/{case['id']}").status_code == 200
+        yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_read_runs_in_autocommit(app, world):
+    """A GET's statements (the audit insert among them) each commit on their own, with no
+    BEGIN/COMMIT round trips."""
+    case = world.case()
+    with _statements_seen(app) as seen:
+        assert world["police"].get(f"/api/v1/cases/{case['id']}").status_code == 200
     # on PostgreSQL the lead's read inserts its event in the caller's statement
     # (tests/access/test_read_event_in_statement.py)
-    assert [kind for kind, _ in seen] == (["WITH"] if engine.dialect.name == "postgresql" else ["SELECT", "INSERT"])
+    assert [kind for kind, _ in seen] == (["WITH"] if _on_postgresql(app) else ["SELECT", "INSERT"])
     assert {autocommit for _, autocommit in seen} == {True}
-    assert "INSERT" in {kind for kind, _ in written}
-    assert {autocommit for _, autocommit in written} == {False}
+
+
+def _on_postgresql(app) -> bool:
+    with app.app_context():
+        return db.engine.dialect.name == "postgresql"
+
+
+def _reads_then_one_transaction(statements: list[tuple[str, bool]], postgresql: bool) -> None:
+    """On PostgreSQL a write's statements in autocommit are plain SELECTs before its transaction
+    begins (casesvc/common/connection.py: LateTransaction); once one runs in the transaction, all
+    that follow do, or else the last one writes alone. On SQLite all run in one transaction."""
+    flags = [autocommit for _, autocommit in statements]
+    if not postgresql:
+        assert set(flags) == {False}
+        return
+    # the last statement alone may write in autocommit: a write that never began a transaction
+    # ends with one statement holding its rows and its audit event
+    began = flags.index(False) if False in flags else len(flags) - 1
+    assert not any(flags[began + 1 :]), statements
+    assert {kind for kind, _ in statements[:began]} <= {"SELECT"}, statements
+
+
+def test_a_write_reads_in_autocommit_and_changes_in_one_transaction(app, world):
+    """Registering a youth (the ORM's inserts): reads first, then one transaction. Logging an
+    event (one row and its audit event) on PostgreSQL: the caller's and the reminders' SELECTs,
+    then one statement that inserts both, atomic on its own, with no BEGIN or COMMIT."""
+    postgresql = _on_postgresql(app)
+    with _statements_seen(app) as opening:
+        youth = world.youth()
+    case = world.case(youth=youth)
+    with _statements_seen(app) as logging:
+        resp = world["police"].post(
+            f"/api/v1/cases/{case['id']}/events", json={"kind": "meeting", "occurred_at": "2026-01-05T08:00:00Z"}
+        )
+    assert resp.status_code == 201
+    for statements in (opening, logging):
+        _reads_then_one_transaction(statements, postgresql)
+    assert False in {autocommit for _, autocommit in opening}  # the youth and its audit event, in one transaction
+    if postgresql:
+        assert {autocommit for _, autocommit in logging} == {True}
+        assert logging[-1][0] == "WITH" and [kind for kind, _ in logging].count("WITH") == 1
 
 
 def test_a_reads_connection_goes_back_to_the_pool_out_of_autocommit(app):
@@ -229,6 +282,31 @@ def test_a_reads_connection_goes_back_to_the_pool_out_of_autocommit(app):
     with app.app_context():
         with db.engine.connect() as again:
             assert not in_autocommit(again)
+
+
+def test_a_writes_connection_left_in_its_transaction_goes_back_rolled_back(app):
+    """A write whose late transaction began and was never ended by its session (PostgreSQL): its
+    connection goes back to the pool out of any transaction, what it sent undone, and out of
+    autocommit like a read's."""
+    with app.test_request_context("/api/v1/cases", method="POST"):
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("a write on SQLite runs on its session's connection, in its transaction")
+        open_for_write()
+        conn = request_connection()
+        assert in_autocommit(conn)
+        driver = conn.connection.dbapi_connection
+        late = late_transaction(conn)
+        assert late is not None
+        late.begin()
+        backend = conn.exec_driver_sql("SELECT txid_current()").scalar()  # in the transaction
+        assert driver.info.transaction_status == TransactionStatus.INTRANS
+        close_for_read()
+    assert driver.info.transaction_status == TransactionStatus.IDLE
+    assert driver.autocommit is False
+    with app.app_context():
+        with db.engine.connect() as again:
+            status = again.exec_driver_sql(f"SELECT txid_status({int(backend)})").scalar()
+    assert status == "aborted"
 
 
 # --- writes: the statements of a write do not grow with what the case already holds ------------

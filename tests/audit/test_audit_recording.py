@@ -281,7 +281,7 @@ def test_a_write_records_one_allowed_event_naming_what_it_created(world, app):
 
 
 def test_when_the_event_cannot_be_staged_the_write_does_not_happen(world, app, monkeypatch):
-    def broken(response):
+    def broken(response, last=True):
         raise RuntimeError("audit store unavailable")
 
     monkeypatch.setattr(commit, "stage_for_commit", broken)
@@ -294,18 +294,32 @@ def test_when_the_event_cannot_be_staged_the_write_does_not_happen(world, app, m
     assert [(e["action"], e["outcome"]) for e in recorded] == [("youths.create_youth", "error")]
 
 
+def _staged_events(monkeypatch) -> list[dict]:
+    """The events `_event_from_request` makes from here on, as a list filled as they are made."""
+    made: list[dict] = []
+    real = service._event_from_request
+
+    def keep(status):
+        event = real(status)
+        made.append(event)
+        return event
+
+    monkeypatch.setattr(service, "_event_from_request", keep)
+    return made
+
+
 def test_a_write_whose_commit_fails_after_staging_leaves_neither_row_nor_allowed_event(world, app, monkeypatch):
     """The staged event is in the write's transaction: when that commit fails, both are gone,
     and the failure itself is recorded."""
     real = service.stage_for_commit
+    made = _staged_events(monkeypatch)
 
-    def stage_then_break(response):
-        real(response)
-        staged = next(o for o in db.session.new if isinstance(o, AuditInbox))
-        # a second row with the same event id: the commit fails on the unique constraint
-        db.session.add(
-            AuditInbox(**{c.name: getattr(staged, c.name) for c in AuditInbox.__table__.columns if c.name != "n"})
-        )
+    def stage_then_break(response, last=True):
+        touched = real(response, last)
+        staged = made[-1]
+        # a second row with the staged event's id: the commit fails on the unique constraint
+        db.session.add(AuditInbox(**{key: staged[key] for key in service.EVENT_KEYS}))
+        return touched
 
     monkeypatch.setattr(commit, "stage_for_commit", stage_then_break)
     before = youth_count(app)
@@ -317,6 +331,39 @@ def test_a_write_whose_commit_fails_after_staging_leaves_neither_row_nor_allowed
     assert [e["outcome"] for e in recorded] == ["error"]
     assert recorded[0]["status"] == resp.status_code
     assert recorded[0]["request_id"] == resp.headers["X-Request-Id"]
+    assert made[0]["id"] not in {e["id"] for e in recorded}
+
+
+def test_an_event_and_its_audit_event_are_written_both_or_neither(world, app, monkeypatch):
+    """Logging an event is one row and its audit event (on PostgreSQL one statement, with no
+    transaction around it: casesvc/common/connection.py): when the audit event cannot be
+    inserted, the logged event is not there either, and the failure is recorded."""
+    case = world.case()
+    base = f"/api/v1/cases/{case['id']}/events"
+    police = world["police"]
+    made: list[dict] = []
+    real = service._event_from_request
+
+    def failing_first(status):  # the first event made lacks its id: its insert fails
+        event = real(status)
+        if not made:
+            event["id"] = None
+        made.append(event)
+        return event
+
+    monkeypatch.setattr(service, "_event_from_request", failing_first)
+    since = head_seq(app)
+    resp = police.post(base, json={"kind": "meeting", "occurred_at": WHEN, "summary": "Test meeting"})
+    assert resp.status_code >= 400
+    assert made[0]["action"] == "followups.create_event"
+    monkeypatch.undo()
+    assert police.get(base).json["items"] == []
+    recorded = events(app, since)
+    assert (recorded[0]["action"], recorded[0]["outcome"], recorded[0]["status"]) == (
+        "followups.create_event",
+        "error",
+        resp.status_code,
+    )
 
 
 def test_an_idempotent_replay_is_recorded_and_creates_nothing(world, app):
