@@ -97,6 +97,66 @@ def test_a_driver_error_is_sqlalchemys_and_names_no_value(app):
         db.session.remove()
 
 
+@pytest.fixture
+def cursors_seen(app):
+    """The DBAPI cursor each statement of the app's engine runs on, in order."""
+    seen: list = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(cursor)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_statement_run_again_on_its_connection_takes_the_same_cursor(app, cursors_seen):
+    """The cursor (and the driver's adapters it holds) is kept per connection and statement; each
+    run still answers its own parameters."""
+    with app.app_context():
+        conn = db.session.connection()
+        INSERT.run(conn, _event())
+        assert SELECT.rows(conn, {"id": _event()["id"]})[0][EVENT_KEYS.index("action")] == "tests.direct"
+        assert SELECT.rows(conn, {"id": "00000000-0000-4000-8000-00000000ffff"}) == []
+        INSERT.run(conn, _event(id="00000000-0000-4000-8000-000000000002", action="tests.again"))
+        assert SELECT.rows(conn, {"id": "00000000-0000-4000-8000-000000000002"})[0][EVENT_KEYS.index("action")] == (
+            "tests.again"
+        )
+        db.session.rollback()
+        db.session.remove()
+    inserts, selects = cursors_seen[0::3], [c for i, c in enumerate(cursors_seen) if i % 3]
+    assert inserts[0] is inserts[1] and len({id(c) for c in selects}) == 1
+    assert inserts[0] is not selects[0]
+
+
+def test_a_statement_that_failed_leaves_its_cursor_closed_and_the_next_run_takes_a_new_one(app, cursors_seen):
+    with app.app_context():
+        conn = db.session.connection()
+        INSERT.run(conn, _event())
+        with pytest.raises(DBAPIError):  # the same id twice
+            INSERT.run(conn, _event())
+        db.session.rollback()
+        INSERT.run(db.session.connection(), _event())
+        db.session.rollback()
+        db.session.remove()
+    first, failed, after = cursors_seen
+    assert first is failed and _closed(failed)
+    assert after is not failed
+
+
+def _closed(cursor) -> bool:
+    """psycopg tells; sqlite3's cursor refuses a statement once closed."""
+    if hasattr(cursor, "closed"):
+        return bool(cursor.closed)
+    try:
+        cursor.execute("SELECT 1")
+    except Exception:  # noqa: BLE001  (sqlite3.ProgrammingError: cannot operate on a closed cursor)
+        return True
+    return False
+
+
 def test_a_list_expanded_at_execution_is_refused_when_compiled(app):
     statement = DirectStatement(select(INBOX.c.id).where(INBOX.c.id.in_(bindparam("ids", expanding=True))))
     with app.app_context(), pytest.raises(ValueError, match="expanded at execution"):

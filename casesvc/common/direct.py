@@ -38,6 +38,12 @@ from sqlalchemy.sql.util import find_tables
 from casesvc.common.connection import late_transaction
 
 Processor = Callable[[Any], Any]
+# a DBAPI connection's cursors, one per statement, kept in its pool record's `info` (which the pool
+# clears when it replaces the connection): run again, a statement reuses the cursor's adapters for
+# its parameters and columns instead of looking each up anew (psycopg keeps them per cursor while
+# the statement is the same; a tenth of a single read's Python, bench/README.md). Each holds its
+# last result until it runs again: at most the statements a process sends, per pooled connection.
+_CURSORS = "casesvc.direct_cursors"
 
 
 class _Compiled:
@@ -122,15 +128,22 @@ def _send(conn: Connection, compiled: _Compiled, params: Mapping[str, Any], fetc
         if late is not None:
             late.before(compiled.reads_only, compiled.tables)
     dialect = conn.dialect
-    dbapi_connection = conn.connection.dbapi_connection
+    fairy = conn.connection
+    dbapi_connection = fairy.dbapi_connection
     arguments = compiled.arguments(params)
-    cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursors = fairy.info.get(_CURSORS)
+    if cursors is None:
+        cursors = fairy.info[_CURSORS] = {}
+    sql = compiled.sql
+    cursor = cursors.pop(sql, None) or dbapi_connection.cursor()  # type: ignore[union-attr]
     dispatch = conn.dispatch
     try:
         for listener in dispatch.before_cursor_execute:
-            listener(conn, cursor, compiled.sql, arguments, None, False)
-        cursor.execute(compiled.sql, arguments)
-        return cast(list, cursor.fetchall()) if fetch else []
+            listener(conn, cursor, sql, arguments, None, False)
+        cursor.execute(sql, arguments)
+        rows = cast(list, cursor.fetchall()) if fetch else []
+        cursors[sql] = cursor  # kept only after a statement that succeeded
+        return rows
     except dialect.loaded_dbapi.Error as exc:
         lost = dialect.is_disconnect(exc, dbapi_connection, cursor)
         if lost:
@@ -147,8 +160,9 @@ def _send(conn: Connection, compiled: _Compiled, params: Mapping[str, Any], fetc
     finally:
         # sent on failure too: the watchdog's deadline for this statement is over either way
         for listener in dispatch.after_cursor_execute:
-            listener(conn, cursor, compiled.sql, arguments, None, False)
-        cursor.close()
+            listener(conn, cursor, sql, arguments, None, False)
+        if cursors.get(sql) is not cursor:
+            cursor.close()
 
 
 @functools.cache
