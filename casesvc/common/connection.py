@@ -130,7 +130,8 @@ def _idle(conn: Connection) -> bool:
     """Whether `conn`'s driver connection is in no transaction (and alive)."""
     if conn.invalidated or conn.closed:
         return False
-    return conn.connection.dbapi_connection.info.transaction_status == TransactionStatus.IDLE  # type: ignore[union-attr]
+    # the driver's own figure (an int): its `info.transaction_status` makes an enum of it each time
+    return conn.connection.dbapi_connection.pgconn.transaction_status == TransactionStatus.IDLE  # type: ignore[union-attr]
 
 
 def late_transaction(conn: Connection) -> LateTransaction | None:
@@ -186,20 +187,23 @@ def _transaction_ended(session: Session, transaction: SessionTransaction) -> Non
 
 def close_for_read() -> None:
     """The read's connection back to the pool, once its session (which may have used it) is done."""
-    conn = request.environ.pop(READ_CONNECTION, None)
-    request.environ.pop(_LATE, None)
+    environ = request.environ
+    conn = environ.pop(READ_CONNECTION, None)
+    late = environ.pop(_LATE, None)
     if conn is None:
         return
     try:
-        db.session.remove()
+        if db.session.registry.has():  # a read that made no session has none to remove
+            db.session.remove()
     finally:
         if _switched_by_driver(conn):
             try:
-                if not _idle(conn):
+                dbapi_connection = conn.connection.dbapi_connection
+                if late is not None and late.began and not _idle(conn):
                     # a write whose session did not end the transaction begun on it: nothing of it
                     # was answered as done (the session commits before the answer), so it is undone
-                    conn.connection.dbapi_connection.rollback()
-                conn.connection.dbapi_connection.autocommit = False
+                    dbapi_connection.rollback()
+                dbapi_connection.autocommit = False
             except BaseException:
                 _discard(conn)  # never back to the pool in autocommit: a write there would not be one transaction
                 raise
