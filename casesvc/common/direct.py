@@ -135,7 +135,9 @@ def _send(conn: Connection, compiled: _Compiled, params: Mapping[str, Any], fetc
     if cursors is None:
         cursors = fairy.info[_CURSORS] = {}
     sql = compiled.sql
-    cursor = cursors.pop(sql, None) or dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = cursors.pop(sql, None)
+    if cursor is None:
+        cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
     dispatch = conn.dispatch
     try:
         for listener in dispatch.before_cursor_execute:
@@ -244,20 +246,17 @@ _COMBINED: dict[tuple, DirectStatement] = {}
 
 
 def _with_rows(statement: DirectStatement, held: list) -> DirectStatement:
-    """`statement` (an INSERT of all its `column_keys`) with an INSERT of each held row in a CTE
+    """`statement` (an INSERT of its `column_keys`) with an INSERT of each held row in a CTE
     before it; one per combination of tables, compiled once."""
     cache_key = (id(statement), *(table for _s, _v, table in held))
     combined = _COMBINED.get(cache_key)
     if combined is None:
-        main = cast(Any, statement.statement)
-        keys = statement.column_keys or []
-        target = main.table
-        outer = insert(target).values({key: bindparam(key, type_=target.c[key].type) for key in keys})
+        outer = cast(Any, statement.statement)
         for i, (held_statement, _values, _table) in enumerate(held):
             table = held_statement.statement.table
             row = {
                 key: bindparam(f"held{i}_{key}", type_=table.c[key].type) for key in (held_statement.column_keys or [])
             }
             outer = outer.add_cte(insert(table).values(row).cte(f"held{i}"))
-        combined = _COMBINED[cache_key] = DirectStatement(outer)
+        combined = _COMBINED[cache_key] = DirectStatement(outer, column_keys=statement.column_keys)
     return combined
