@@ -4,17 +4,20 @@ SQLAlchemy's errors."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, event, select, text
+from sqlalchemy import bindparam, event, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from casesvc.agencies.models import Agency
 from casesvc.audit.models import AuditInbox
 from casesvc.audit.service import EVENT_KEYS
+from casesvc.auth.models import User
+from casesvc.common.connection import close_for_read, open_for_write, request_connection
 from casesvc.common.db import in_list
-from casesvc.common.direct import DirectStatement
+from casesvc.common.direct import DirectStatement, change_now, insert_now, send_last
 from casesvc.extensions import db
 
 INBOX = AuditInbox.__table__
@@ -166,9 +169,6 @@ def test_a_list_expanded_at_execution_is_refused_when_compiled(app):
 def test_insert_now_writes_the_row_with_its_defaults_and_keeps_the_instance_in_the_session(app):
     from sqlalchemy import inspect
 
-    from casesvc.auth.models import User
-    from casesvc.common.direct import insert_now
-
     with app.app_context():
         # pending, and the user refers to it: flushed before the user's row goes out
         db.session.add(Agency(code="direct-now", name="Test agency", kind="police", municipalities=["3001"]))
@@ -187,12 +187,106 @@ def test_insert_now_writes_the_row_with_its_defaults_and_keeps_the_instance_in_t
 
 
 def test_insert_now_refuses_a_value_only_the_database_can_make(app):
-    from casesvc.common.direct import insert_now
-
     with app.app_context():
         event = AuditInbox(**_event())  # `n` is the database's sequence
         with pytest.raises(ValueError, match=r"audit_inbox\.n: a value the database makes"):
             insert_now(db.session, event)
+        db.session.remove()
+
+
+def _user(username: str) -> User:  # of the police agency `world` makes
+    return User(username=username, password_hash="x", role="police", agency_code="police")
+
+
+# a held change on a table that shares column names (`id`) with the audit insert it joins
+DEACTIVATE = DirectStatement(
+    update(User.__table__).where(User.__table__.c.username == bindparam("change_username")).values(active=False)
+)
+
+
+@contextmanager
+def _a_write(app):
+    """A POST's request context with its own connection (`open_for_write`): the connection."""
+    with app.test_request_context("/api/v1/users", method="POST"):
+        open_for_write()
+        try:
+            yield request_connection()
+        finally:
+            close_for_read()
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_a_change_held_with_a_row_goes_with_the_audit_insert_and_changes_only_its_own_columns(app, world, twice):
+    """`change_now` in a write: on PostgreSQL held, with the row `insert_now` holds, for the
+    audit event's statement (`send_last`), one statement in all; the same change asked twice
+    begins the transaction instead. On SQLite each goes at once, in the session's transaction."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement.split()[0].upper())
+
+    with app.app_context():
+        db.session.add_all([_user("change.target"), _user("change.other")])
+        db.session.commit()
+        before = {u.username: u.id for u in db.session.scalars(select(User).where(User.username.like("change.%")))}
+        db.session.remove()
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with _a_write(app) as conn:
+            change_now(db.session, DEACTIVATE, {"change_username": "change.target"}, conn)
+            if twice:
+                change_now(db.session, DEACTIVATE, {"change_username": "change.target"}, conn)
+            insert_now(db.session, _user("change.new"), conn)
+            send_last(conn, INSERT, _event())
+            db.session.commit()
+            postgresql = conn.dialect.name == "postgresql"
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    if postgresql and not twice:
+        assert seen == ["WITH"]
+    else:
+        assert seen.count("UPDATE") == (2 if twice else 1) and "WITH" not in seen
+    with app.app_context():
+        users = {u.username: u for u in db.session.scalars(select(User).where(User.username.like("change.%")))}
+        assert {name: u.id for name, u in users.items() if name in before} == before  # ids untouched
+        assert {name: u.active for name, u in users.items()} == {
+            "change.target": False,
+            "change.other": True,
+            "change.new": True,
+        }
+        assert db.session.scalars(select(AuditInbox.id)).all() == [_event()["id"]]
+        db.session.remove()
+
+
+@pytest.mark.parametrize("sent", [True, False])
+def test_a_write_commits_what_it_holds_and_skips_the_commit_when_one_statement_took_it_all(app, world, sent):
+    """`commit_request`: a row `insert_now` still holds goes out, in a transaction, with the
+    commit (the session's before_commit); on PostgreSQL a write whose row went with its audit
+    event in one statement (`send_last`) has nothing left, and the session commits nothing."""
+    from sqlalchemy.orm import Session
+
+    from casesvc.common.connection import commit_request
+
+    commits: list[Session] = []
+
+    def record(session):
+        commits.append(session)
+
+    event.listen(Session, "after_commit", record)
+    try:
+        with _a_write(app) as conn:
+            postgresql = conn.dialect.name == "postgresql"
+            insert_now(db.session, _user("commit.held"), conn)
+            if sent:
+                send_last(conn, INSERT, _event())
+            commit_request()
+    finally:
+        event.remove(Session, "after_commit", record)
+    assert len(commits) == (0 if postgresql and sent else 1)
+    with app.app_context():
+        assert db.session.scalars(select(User.username).where(User.username == "commit.held")).all() == ["commit.held"]
+        assert db.session.scalars(select(AuditInbox.id)).all() == ([_event()["id"]] if sent else [])
         db.session.remove()
 
 

@@ -19,19 +19,21 @@ rest of the read (its audit event among them).
 
 A write on PostgreSQL takes a connection of its own the same way (`open_for_write`), and its
 transaction begins late (`LateTransaction`): the statements that only read (the caller, the case,
-its consents, the reminders an event settles) run in autocommit, as they would see the same
-committed rows at the start of a transaction (READ COMMITTED: each statement its own snapshot,
+its consents) run in autocommit, as they would see the same committed rows at the start of a
+transaction (READ COMMITTED: each statement its own snapshot,
 and a plain SELECT holds no lock); the transaction begins before the first statement that
 changes anything or comes from the ORM (which may lock), and commits with the request. A row
 `casesvc.common.direct.insert_now` writes waits for the next statement that may read it, or
 goes with the audit event's insert in one statement (`send_last`): a write that is one row and
 its event (an event, a note) is then one statement, atomic on its own, with no BEGIN and no
-COMMIT round trip (each cost about as much client CPU as the statement: bench/README.md).
+COMMIT round trip (each cost about as much client CPU as the statement: bench/README.md). A
+change `casesvc.common.direct.change_now` sends (the reminders an event settles) is held the same
+way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import current_app, has_request_context, request
@@ -88,14 +90,15 @@ def open_for_write() -> None:
 
 class LateTransaction:
     """A write's transaction, begun before the first statement that needs it (module docstring).
-    `pending` holds the rows `insert_now` has yet to send, as (statement, values, table name)."""
+    `pending` holds the rows `insert_now`, and the changes `change_now`, have yet to send, as
+    (statement, parameters, the table it writes)."""
 
     __slots__ = ("began", "conn", "pending")
 
     def __init__(self, conn: Connection):
         self.conn = conn
         self.began = False
-        self.pending: list[tuple[Any, dict, str]] = []
+        self.pending: list[tuple[Any, Mapping[str, Any], str]] = []
 
     def before(self, reads_only: bool, tables: frozenset[str]) -> None:
         """Called before each statement on the connection: a statement that only reads, and none
@@ -183,6 +186,20 @@ def _transaction_ended(session: Session, transaction: SessionTransaction) -> Non
         late = _request_late(session)
         if late is not None:
             late.ended()
+
+
+def commit_request() -> None:
+    """Commit the request's session, as `db.session.commit()` — unless its write went in one
+    statement on its own and nothing is left: a late transaction that never began, nothing held,
+    nothing changed in the session. That statement committed when it ran; the session's
+    transaction holds no connection and ends with the session (`close_for_read`), and the commit's
+    bookkeeping (a tenth of a `POST …/events`) would find nothing to do."""
+    session = db.session()
+    late = _request_late(session)
+    nothing_left = late is not None and not late.began and not late.pending
+    if nothing_left and not (session.new or session.dirty or session.deleted):
+        return
+    session.commit()
 
 
 def close_for_read() -> None:

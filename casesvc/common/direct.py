@@ -11,6 +11,8 @@ session's own connection, in the session's transaction, through the DBAPI cursor
 - the engine's `before_cursor_execute` and `after_cursor_execute` listeners are called as for
   any statement: the statement's deadline (`casesvc.ops.database.Watchdog`) is armed and
   disarmed, and the statement counts in `tests/access/test_query_counts.py` see it;
+- on PostgreSQL it is compiled with PostgreSQL's own numbered placeholders and sent on a raw
+  cursor, which psycopg does not rewrite (`_numbered`);
 - a driver error becomes SQLAlchemy's (`DBAPIError.instance`, hiding parameters), and a lost
   connection is invalidated, so it answers 503 like any other statement's failure.
 
@@ -18,16 +20,19 @@ A statement with parameters expanded at execution (`IN` over a list) is not supp
 refused when compiled.
 
 On a write's own connection (`casesvc.common.connection.LateTransaction`) a statement that only
-reads runs before the transaction begins; `insert_now` holds its row until a statement may read
-its table, and `send_last` sends the request's last statement with the rows still held, as one."""
+reads runs before the transaction begins; `insert_now` holds its row (and `change_now` its UPDATE)
+until a statement may read its table, and `send_last` sends the request's last statement with
+what is still held, as one."""
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from sqlalchemy import ColumnDefault, Select, Table, bindparam, insert, inspect
+from psycopg import RawCursor
+from sqlalchemy import ColumnDefault, Insert, Select, Table, bindparam, insert, inspect
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, make_transient_to_detached, scoped_session
@@ -49,13 +54,18 @@ _CURSORS = "casesvc.direct_cursors"
 class _Compiled:
     """One statement for one dialect: its SQL, how its parameters are given, the processors."""
 
-    __slots__ = ("binds", "defaults", "names", "reads_only", "results", "sql", "tables")
+    __slots__ = ("binds", "defaults", "names", "query", "raw", "reads_only", "results", "sql", "tables")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, column_keys: list[str] | None):
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=column_keys))
+        # psycopg: PostgreSQL's own `$1` placeholders, sent as they are on a raw cursor
+        self.raw = dialect.name == "postgresql" and dialect.driver == "psycopg"
+        compiled = cast(
+            SQLCompiler, statement.compile(dialect=_numbered(dialect) if self.raw else dialect, column_keys=column_keys)
+        )
         if compiled.literal_execute_params or compiled.post_compile_params:
             raise ValueError("a statement with parameters expanded at execution cannot be sent directly")
         self.sql = compiled.string
+        self.query: str | bytes = self.sql.encode() if self.raw else self.sql
         # a SELECT that changes nothing (no INSERT in a CTE) and locks nothing may run before a
         # write's transaction begins; what it reads decides whether rows held back go first
         self.reads_only = (
@@ -97,8 +107,20 @@ class _Compiled:
         return out
 
 
+def _numbered(dialect: Dialect) -> Dialect:
+    """The psycopg dialect, compiling `$1, $2 …` (each parameter numbered once, however often it is
+    used) instead of `%(name)s`. Given `%(name)s`, psycopg rewrites a statement into that form at
+    every execution, and keeps the rewriting only for one of up to 4 KB: a write's statement with
+    its held rows and its audit event is longer (a tenth of a `POST …/events`, bench/README.md).
+    A `psycopg.RawCursor` takes the numbered form and the values in order as they are."""
+    numbered = copy.copy(dialect)
+    numbered.paramstyle = "numeric_dollar"
+    numbered.positional = True
+    return numbered
+
+
 class DirectStatement:
-    """A Core statement (a SELECT, or an INSERT compiled for `column_keys`) sent on a
+    """A Core statement (a SELECT, an UPDATE, or an INSERT compiled for `column_keys`) sent on a
     connection's driver cursor. Build one at import time; it compiles on first use per dialect."""
 
     def __init__(self, statement: ClauseElement, column_keys: list[str] | None = None):
@@ -137,12 +159,12 @@ def _send(conn: Connection, compiled: _Compiled, params: Mapping[str, Any], fetc
     sql = compiled.sql
     cursor = cursors.pop(sql, None)
     if cursor is None:
-        cursor = dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = RawCursor(dbapi_connection) if compiled.raw else dbapi_connection.cursor()  # type: ignore[call-overload,union-attr]
     dispatch = conn.dispatch
     try:
         for listener in dispatch.before_cursor_execute:
             listener(conn, cursor, sql, arguments, None, False)
-        cursor.execute(sql, arguments)
+        cursor.execute(compiled.query, arguments)
         rows = cast(list, cursor.fetchall()) if fetch else []
         cursors[sql] = cursor  # kept only after a statement that succeeded
         return rows
@@ -211,6 +233,31 @@ def insert_now(session: Session | scoped_session[Any], instance: Any, connection
             setattr(instance, key, value)  # sent as NULL: known, not expired (no SELECT to read it)
         values[column.key] = value
     conn = connection if connection is not None else session.connection()
+    _send_or_hold(session, conn, _table_insert(table), values)
+    make_transient_to_detached(instance)
+    session.add(instance)
+
+
+def change_now(
+    session: Session | scoped_session[Any],
+    statement: DirectStatement,
+    params: Mapping[str, Any],
+    connection: Connection,
+) -> None:
+    """Send a change that returns nothing (an UPDATE of one table, its parameters named by the
+    caller) in the session's transaction, as `insert_now` sends a row: held as that row is on a
+    write whose transaction has not begun, so it may go in the request's last statement (a CTE of
+    it) instead of a round trip of its own. Rows of its table the session holds are not refreshed:
+    for rows the request has not loaded."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    late = late_transaction(connection)
+    if late is not None and any(held is statement for held, _v, _t in late.pending):
+        late.begin()  # held once only: its parameters keep their names in the combined statement
+    _send_or_hold(session, connection, statement, params)
+
+
+def _send_or_hold(session, conn: Connection, statement: DirectStatement, params: Mapping[str, Any]) -> None:
     late = late_transaction(conn)
     if late is not None and not late.began:
         # held until a statement may read the table, the commit, or the request's last statement
@@ -219,16 +266,14 @@ def insert_now(session: Session | scoped_session[Any], instance: Any, connection
         own = session() if isinstance(session, scoped_session) else session
         if not own.in_transaction():
             own.begin()
-        late.pending.append((_table_insert(table), values, table.name))
+        late.pending.append((statement, params, cast(Any, statement.statement).table.name))
     else:
-        _table_insert(table).run(conn, values)
-    make_transient_to_detached(instance)
-    session.add(instance)
+        statement.run(conn, params)
 
 
 def send_last(conn: Connection, statement: DirectStatement, params: Mapping[str, Any]) -> None:
     """Send the request's last statement (its audit event's insert). On a write's own connection
-    whose transaction has not begun, the rows `insert_now` holds go in the same statement (one
+    whose transaction has not begun, the rows and changes held go in the same statement (one
     statement: atomic, no BEGIN or COMMIT); in a transaction, it is sent as any other."""
     late = late_transaction(conn)
     if late is None or late.began or not late.pending:
@@ -236,27 +281,46 @@ def send_last(conn: Connection, statement: DirectStatement, params: Mapping[str,
         statement.run(conn, params, last=late is not None and not late.began)
         return
     held, late.pending = late.pending, []
+    combined, prefixes = _with_held(statement, held)
     arguments = dict(params)
-    for i, (_held_statement, values, _table) in enumerate(held):
-        arguments.update({f"held{i}_{key}": value for key, value in values.items()})
-    _with_rows(statement, held).run(conn, arguments, last=True)
+    for prefix, (_held_statement, values, _table) in zip(prefixes, held, strict=True):
+        arguments.update({f"{prefix}{key}": value for key, value in values.items()} if prefix else values)
+    combined.run(conn, arguments, last=True)
 
 
-_COMBINED: dict[tuple, DirectStatement] = {}
+_COMBINED: dict[tuple, tuple[DirectStatement, tuple[str, ...]]] = {}
 
 
-def _with_rows(statement: DirectStatement, held: list) -> DirectStatement:
-    """`statement` (an INSERT of its `column_keys`) with an INSERT of each held row in a CTE
-    before it; one per combination of tables, compiled once."""
-    cache_key = (id(statement), *(table for _s, _v, table in held))
+def _with_held(statement: DirectStatement, held: list) -> tuple[DirectStatement, tuple[str, ...]]:
+    """`statement` (an INSERT of its `column_keys`) with each held row's INSERT, or held change,
+    in a CTE before it, and the prefix each one's parameters take there; one per combination of
+    held statements, compiled once. (PostgreSQL runs every data-modifying CTE once, on the
+    statement's one snapshot, whether or not anything reads it.) Each INSERT names its own values:
+    compiled for column keys, a statement would give them to every INSERT and UPDATE in it whose
+    table has such a column."""
+    cache_key = (id(statement), *(id(held_statement) for held_statement, _v, _t in held))
     combined = _COMBINED.get(cache_key)
     if combined is None:
-        outer = cast(Any, statement.statement)
+        outer = _with_values(statement, "")
+        prefixes = []
         for i, (held_statement, _values, _table) in enumerate(held):
-            table = held_statement.statement.table
-            row = {
-                key: bindparam(f"held{i}_{key}", type_=table.c[key].type) for key in (held_statement.column_keys or [])
-            }
-            outer = outer.add_cte(insert(table).values(row).cte(f"held{i}"))
-        combined = _COMBINED[cache_key] = DirectStatement(outer, column_keys=statement.column_keys)
+            # a change's parameters are named by its caller, and it is held once (`change_now`)
+            prefix = f"held{i}_" if _is_row_insert(held_statement) else ""
+            prefixes.append(prefix)
+            outer = outer.add_cte(_with_values(held_statement, prefix).cte(f"held{i}"))
+        combined = _COMBINED[cache_key] = (DirectStatement(outer), tuple(prefixes))
     return combined
+
+
+def _is_row_insert(statement: DirectStatement) -> bool:
+    return isinstance(statement.statement, Insert) and statement.column_keys is not None
+
+
+def _with_values(statement: DirectStatement, prefix: str) -> Any:
+    """An INSERT of `column_keys` as one with its values named (`prefix` + key); any other as it is."""
+    if not _is_row_insert(statement):
+        return statement.statement
+    table = cast(Any, statement.statement).table
+    return insert(table).values(
+        {key: bindparam(f"{prefix}{key}", type_=table.c[key].type) for key in statement.column_keys or ()}
+    )

@@ -27,7 +27,7 @@ from casesvc.reminders.store import (
     participant_kinds,
     reminder_row,
     settle,
-    stale_contact_reminders,
+    settle_contact,
 )
 
 
@@ -36,9 +36,7 @@ def on_event_logged(event: Event, case: Case) -> None:
     settings = current_app.config["CASESVC"]
     by = f"event:{event.id}"
     # contact: the case has been seen since the reminder's basis
-    stale = stale_contact_reminders(case.id, event.occurred_at, case.opened_at)
-    if stale:
-        settle(stale, "done", by)
+    settle_contact(case.id, event.occurred_at, case.opened_at, by)
     if event.condition_id is not None and rules.answers_condition(event.kind, event.result):
         _condition_answered(event, case, settings, by)
     if event.reaction_id is not None and event.kind in ("conversation", "meeting"):

@@ -13,7 +13,7 @@ from casesvc.agencies.models import Agency
 from casesvc.cases.models import Participant
 from casesvc.common.connection import request_connection
 from casesvc.common.db import new_id
-from casesvc.common.direct import DirectStatement
+from casesvc.common.direct import DirectStatement, change_now
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
 from casesvc.followups.models import Event
@@ -186,26 +186,60 @@ def open_reminders(*conditions) -> list[Reminder]:
     )
 
 
-# every event logged asks this: on the driver's cursor (common/direct.py), the open statuses as
-# constants (a list expanded at execution cannot be sent directly)
-_OPEN_CONTACT_REMINDERS = DirectStatement(
-    select(Reminder.__table__.c.id, Reminder.__table__.c.basis_at)
-    .where(
-        Reminder.__table__.c.case_id == bindparam("case_id"),
-        Reminder.__table__.c.kind == "no_recent_contact",
-        or_(*(Reminder.__table__.c.status == status for status in OPEN)),
+def _contact_answered():
+    """The open `no_recent_contact` reminders of case `contact_case_id` whose basis (or the case's
+    opening, `contact_opened_at`) is older than the contact at `contact_seen_at`: rules.py's
+    `seen_at > (basis_at or opened_at)` as SQL. The open statuses are constants (a list expanded
+    at execution cannot be sent directly)."""
+    table = Reminder.__table__
+    return (
+        table.c.case_id == bindparam("contact_case_id"),
+        table.c.kind == "no_recent_contact",
+        or_(*(table.c.status == status for status in OPEN)),
+        func.coalesce(table.c.basis_at, bindparam("contact_opened_at", type_=table.c.basis_at.type))
+        < bindparam("contact_seen_at", type_=table.c.basis_at.type),
     )
-    .order_by(Reminder.__table__.c.id)
+
+
+def _settled_by_contact(*where) -> DirectStatement:
+    table = Reminder.__table__
+    return DirectStatement(
+        update(table)
+        .where(*where)
+        .values(
+            status="done",
+            settled_at=bindparam("contact_now", type_=table.c.settled_at.type),
+            settled_by=bindparam("contact_by", type_=table.c.settled_by.type),
+            version=table.c.version + 1,  # as the ORM's version counter would
+        )
+    )
+
+
+# every event logged sends these two, as `settle` would (the escalations, then what they escalate),
+# on the driver's cursor: held for the event's own statement on PostgreSQL (common/direct.py), which
+# runs both on one snapshot, so the first finds what the second settles
+_CONTACT_ESCALATIONS_SETTLED = _settled_by_contact(
+    Reminder.__table__.c.kind == "escalation",
+    or_(*(Reminder.__table__.c.status == status for status in OPEN)),
+    Reminder.__table__.c.source_id.in_(select(Reminder.__table__.c.id).where(*_contact_answered())),
 )
+_CONTACT_SETTLED = _settled_by_contact(*_contact_answered())
 
 
-def stale_contact_reminders(case_id: str, seen_at: datetime, opened_at: datetime) -> list[Reminder]:
-    """The case's open `no_recent_contact` reminders that contact at `seen_at` answers (their
-    basis, or the case's opening, is older). Most events answer none: only the ones found are
-    loaded to be settled."""
-    rows = _OPEN_CONTACT_REMINDERS.rows(request_connection(), {"case_id": case_id})
-    ids = [reminder_id for reminder_id, basis_at in rows if seen_at > (basis_at or opened_at)]
-    return open_reminders(Reminder.id.in_(ids)) if ids else []
+def settle_contact(case_id: str, seen_at: datetime, opened_at: datetime, by: str) -> None:
+    """Contact with the case at `seen_at` settles its open `no_recent_contact` reminders that it
+    answers, and their escalations (`settle`, "done"), in SQL: most events answer none, and none
+    is loaded to find that out."""
+    params = {
+        "contact_case_id": case_id,
+        "contact_seen_at": seen_at,
+        "contact_opened_at": opened_at,
+        "contact_now": utcnow(),
+        "contact_by": by,
+    }
+    conn = request_connection()
+    change_now(db.session, _CONTACT_ESCALATIONS_SETTLED, params, conn)
+    change_now(db.session, _CONTACT_SETTLED, params, conn)
 
 
 def last_answer(condition_id: str, case_id: str) -> datetime | None:

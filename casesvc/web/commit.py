@@ -10,6 +10,7 @@ from flask import Response, request
 
 from casesvc.audit.service import stage_for_commit
 from casesvc.auth.principal import current_principal
+from casesvc.common.connection import commit_request
 from casesvc.common.messages import _
 from casesvc.errors import field_error
 from casesvc.extensions import db
@@ -46,7 +47,7 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
                 touched = stage_for_commit(response, last=reservation is None)
                 if reservation is not None:
                     idempotency.complete(reservation, response, touched)
-                db.session.commit()
+                commit_request()
                 return response
             except BaseException:
                 db.session.rollback()

@@ -248,8 +248,8 @@ def _reads_then_one_transaction(statements: list[tuple[str, bool]], postgresql: 
 
 def test_a_write_reads_in_autocommit_and_changes_in_one_transaction(app, world):
     """Registering a youth (the ORM's inserts): reads first, then one transaction. Logging an
-    event (one row and its audit event) on PostgreSQL: the caller's and the reminders' SELECTs,
-    then one statement that inserts both, atomic on its own, with no BEGIN or COMMIT."""
+    event (one row, the reminders it settles, its audit event) on PostgreSQL: the caller's
+    SELECT, then one statement that writes them all, atomic on its own, with no BEGIN or COMMIT."""
     postgresql = _on_postgresql(app)
     with _statements_seen(app) as opening:
         youth = world.youth()
@@ -264,7 +264,7 @@ def test_a_write_reads_in_autocommit_and_changes_in_one_transaction(app, world):
     assert False in {autocommit for _, autocommit in opening}  # the youth and its audit event, in one transaction
     if postgresql:
         assert {autocommit for _, autocommit in logging} == {True}
-        assert logging[-1][0] == "WITH" and [kind for kind, _ in logging].count("WITH") == 1
+        assert [kind for kind, _ in logging] == ["SELECT", "WITH"]
 
 
 def test_a_reads_connection_goes_back_to_the_pool_out_of_autocommit(app):
@@ -329,10 +329,11 @@ def _event_body(summary: str) -> dict:
     }
 
 
-# The lead's event: the caller with the case and its participants (one statement), the pending
-# contact reminders the event settles, the event's and the audit event's inserts. (A participant
-# that is not the lead, or a correction, also asks for the consents naming its agency.)
-EVENT_WRITE_MAX_QUERIES = 4
+# The lead's event: the caller with the case and its participants (one statement), then on
+# PostgreSQL one statement for the rest (the contact reminders it settles, their escalations, the
+# event's and the audit event's inserts); on SQLite each of those four is a statement. (A
+# participant that is not the lead, or a correction, also asks for the consents naming its agency.)
+EVENT_WRITE_MAX_QUERIES = {"postgresql": 2, "sqlite": 5}
 
 
 def test_logging_an_event_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(
@@ -347,7 +348,8 @@ def test_logging_an_event_takes_as_many_statements_on_a_busy_case_as_on_an_empty
         assert resp.json["case_id"] == case_id
         counts.append(count)
     assert len(set(counts)) == 1
-    assert counts[0] <= EVENT_WRITE_MAX_QUERIES
+    with app.app_context():
+        assert counts[0] <= EVENT_WRITE_MAX_QUERIES[db.engine.dialect.name]
 
 
 def test_writing_a_note_takes_as_many_statements_on_a_busy_case_as_on_an_empty_one(

@@ -483,17 +483,54 @@ def test_an_event_without_the_condition_does_not_settle_it(world, app, contract_
     assert stored(app, id=reminder["id"])[0]["status"] == "pending"
 
 
-def test_an_event_settles_no_recent_contact(world, app):
+@pytest.fixture
+def uncontacted_case(world, app):
+    """An active case opened 40 days ago with nothing logged since: one no_recent_contact
+    reminder, pending."""
     case = world.case(participants=("health",))
     move_case(world, case, "active")
-    with app.app_context():  # opened 40 days ago, nothing logged since
+    with app.app_context():
         db.session.execute(update(Case).where(Case.id == case["id"]).values(opened_at=utcnow() - timedelta(days=40)))
         db.session.commit()
     run_worker(app)
-    reminder = stored(app, kind="no_recent_contact")
-    assert [r["status"] for r in reminder] == ["pending"]
-    log_event(world, case, by="police", kind="phone_call")
+    assert [r["status"] for r in stored(app, kind="no_recent_contact")] == ["pending"]
+    return case
+
+
+def test_an_event_settles_no_recent_contact(world, app, uncontacted_case):
+    log_event(world, uncontacted_case, by="police", kind="phone_call")
     assert stored(app, kind="no_recent_contact")[0]["status"] == "done"
+
+
+def _settlement(app, kind: str) -> list[tuple[str, str | None, int]]:
+    with app.app_context():
+        return [
+            (r.status, r.settled_by, r.version)
+            for r in db.session.scalars(select(Reminder).filter_by(kind=kind).order_by(Reminder.id))
+        ]
+
+
+def test_an_event_settles_no_recent_contact_with_its_escalation(world, app, uncontacted_case):
+    run_worker(app, utcnow() + timedelta(days=4))  # still pending four days on: escalated
+    assert [e["status"] for e in stored(app, kind="escalation")] == ["pending"]
+    (_, _, contact_version), (_, _, escalation_version) = (
+        _settlement(app, "no_recent_contact")[0],
+        _settlement(app, "escalation")[0],
+    )
+    event = log_event(world, uncontacted_case, by="police", kind="phone_call")
+    by = f"event:{event['id']}"
+    assert _settlement(app, "no_recent_contact") == [("done", by, contact_version + 1)]
+    assert _settlement(app, "escalation") == [("done", by, escalation_version + 1)]
+
+
+def test_an_event_from_before_the_reminders_basis_leaves_it_open(world, app, uncontacted_case):
+    """Logged late, a contact older than the case's opening (the reminder's basis) answers nothing."""
+    log_event(
+        world, uncontacted_case, by="police", kind="phone_call", occurred_at=rfc3339(utcnow() - timedelta(days=45))
+    )
+    assert [status for status, _, _ in _settlement(app, "no_recent_contact")] == ["pending"]
+    log_event(world, uncontacted_case, by="police", kind="phone_call")
+    assert [status for status, _, _ in _settlement(app, "no_recent_contact")] == ["done"]
 
 
 def test_closing_the_case_dismisses_its_open_reminders(world, app, contract_case):
