@@ -109,6 +109,8 @@ class Settings:
     retry_after: int = 5
     serve_graceful_timeout: int = 30
     serve_keepalive: int = 5
+    # how long a worker's thread runs before another waiting one may take the interpreter
+    serve_switch_interval_ms: float = 1.0
     # statistics (casesvc/statistics): counts below this are never shown (README: Statistics)
     statistics_min_cell: int = 5
     cors_origins: tuple[str, ...] = ()
@@ -329,6 +331,7 @@ def _database_settings() -> dict:
         "retry_after": _positive("CASESVC_RETRY_AFTER", _int("CASESVC_RETRY_AFTER", 5)),
         "serve_graceful_timeout": seconds("CASESVC_GRACEFUL_TIMEOUT", 30, _int),
         "serve_keepalive": seconds("CASESVC_KEEPALIVE", 5, _int),
+        "serve_switch_interval_ms": _positive("CASESVC_SWITCH_INTERVAL_MS", _float("CASESVC_SWITCH_INTERVAL_MS", 1.0)),
     }
 
 

@@ -170,7 +170,12 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
     connection to a less busy one (`BalancedThreadWorker`). A socket per worker (`SO_REUSEPORT`)
     spreads kept-alive connections too, but a worker that dies then resets the connections queued
     on its own socket: a client's retry sent at once went unanswered
-    (tests/ops/faults/test_worker_killed.py), so it is not used."""
+    (tests/ops/faults/test_worker_killed.py), so it is not used.
+
+    Each worker switches threads every `CASESVC_SWITCH_INTERVAL_MS` (1 ms; Python's own is 5): a
+    thread whose statement has returned waits for the interpreter until the running one gives it
+    up, at most that long each time, several times a request. At 5 ms those waits were most of the
+    difference between a read's p99 and its median under load (bench/README.md)."""
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -181,10 +186,20 @@ def gunicorn_options(settings, host: str, port: int, workers: int, threads: int 
         "keepalive": settings.serve_keepalive,
         "limit_request_line": 8190,
         "child_exit": _child_exit,
+        "post_fork": _switching_threads_every(settings.serve_switch_interval_ms / 1000),
     }
     if threads > 1:
         options.update(worker_class="casesvc.server.BalancedThreadWorker", threads=threads)
     return options
+
+
+def _switching_threads_every(seconds: float):
+    """gunicorn's `post_fork` hook: the worker's thread switch interval."""
+
+    def post_fork(server, worker) -> None:
+        sys.setswitchinterval(seconds)
+
+    return post_fork
 
 
 def address_taken(host: str, port: int) -> str | None:

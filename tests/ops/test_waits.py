@@ -4,6 +4,7 @@ gunicorn's shutdown grace and keep-alive are settings of `casesvc serve` (README
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,7 @@ def test_the_defaults_bound_every_wait(monkeypatch):
         ("CASESVC_DB_STATEMENT_TIMEOUT", "-1"),
         ("CASESVC_READYZ_TIMEOUT", "0"),
         ("CASESVC_KEEPALIVE", "soon"),
+        ("CASESVC_SWITCH_INTERVAL_MS", "0"),
     ],
 )
 def test_a_wait_that_makes_no_sense_is_refused_at_start(monkeypatch, name, value):
@@ -94,6 +96,17 @@ def test_commands_run_without_the_servers_statement_timeouts():
     assert LONG_JOBS == {"db_statement_timeout": 0, "db_idle_in_transaction_timeout": 0}
     settings = load_settings(Path("/tmp"), {"env": "test", "database_url": PG, **LONG_JOBS})
     assert "options" not in engine_options(settings)["connect_args"]
+
+
+@pytest.mark.parametrize("setting, seconds", [({}, 0.001), ({"CASESVC_SWITCH_INTERVAL_MS": "2.5"}, 0.0025)])
+def test_each_worker_switches_threads_at_the_interval_set(monkeypatch, setting, seconds):
+    options = gunicorn_options(_settings(monkeypatch, **setting), "127.0.0.1", 8000, 2, 4)
+    before = sys.getswitchinterval()
+    try:
+        options["post_fork"](None, None)  # gunicorn calls it in each worker it forks
+        assert sys.getswitchinterval() == pytest.approx(seconds)
+    finally:
+        sys.setswitchinterval(before)
 
 
 def test_serve_passes_the_shutdown_grace_and_keep_alive_to_gunicorn(monkeypatch):
