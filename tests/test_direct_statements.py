@@ -8,14 +8,14 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import bindparam, event, select, text, update
+from sqlalchemy import bindparam, event, literal_column, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from casesvc.agencies.models import Agency
 from casesvc.audit.models import AuditInbox
 from casesvc.audit.service import EVENT_KEYS
 from casesvc.auth.models import User
-from casesvc.common.connection import close_for_read, open_for_write, request_connection
+from casesvc.common.connection import close_for_read, commit_request, open_for_write, request_connection
 from casesvc.common.db import in_list
 from casesvc.common.direct import DirectStatement, change_now, insert_now, send_last
 from casesvc.extensions import db
@@ -259,14 +259,45 @@ def test_a_change_held_with_a_row_goes_with_the_audit_insert_and_changes_only_it
         db.session.remove()
 
 
+def test_a_change_after_a_held_row_of_its_table_sees_that_row(app, world):
+    """On one snapshot an UPDATE would not see a row inserted beside it: a change of a table a
+    held row goes to begins the transaction, the row first."""
+    with _a_write(app) as conn:
+        insert_now(db.session, _user("change.fresh"), conn)
+        change_now(db.session, DEACTIVATE, {"change_username": "change.fresh"}, conn)
+        send_last(conn, INSERT, _event())
+        commit_request()
+    with app.app_context():
+        assert db.session.scalars(select(User.active).where(User.username == "change.fresh")).all() == [False]
+        db.session.remove()
+
+
+def test_a_held_change_may_not_take_a_name_of_the_audit_inserts_parameters(app, world):
+    clashing = DirectStatement(
+        update(User.__table__).where(User.__table__.c.id == bindparam("id")).values(active=False)
+    )
+    with _a_write(app) as conn:
+        change_now(db.session, clashing, {"id": "no-such-user"}, conn)
+        if conn.dialect.name != "postgresql":
+            pytest.skip("on SQLite a change goes at once, never in a combined statement")
+        with pytest.raises(ValueError, match=r"\['id'\] are the last statement's own"):
+            send_last(conn, INSERT, _event())
+        db.session.rollback()
+
+
+def test_a_literal_percent_sign_is_sent_as_it_is(app):
+    statement = DirectStatement(select(literal_column("'5%'"), text("'a%%b'")))
+    with app.app_context():
+        assert statement.rows(db.session.connection(), {}) == [("5%", "a%%b")]
+        db.session.remove()
+
+
 @pytest.mark.parametrize("sent", [True, False])
 def test_a_write_commits_what_it_holds_and_skips_the_commit_when_one_statement_took_it_all(app, world, sent):
     """`commit_request`: a row `insert_now` still holds goes out, in a transaction, with the
     commit (the session's before_commit); on PostgreSQL a write whose row went with its audit
     event in one statement (`send_last`) has nothing left, and the session commits nothing."""
     from sqlalchemy.orm import Session
-
-    from casesvc.common.connection import commit_request
 
     commits: list[Session] = []
 

@@ -116,6 +116,8 @@ def _numbered(dialect: Dialect) -> Dialect:
     numbered = copy.copy(dialect)
     numbered.paramstyle = "numeric_dollar"
     numbered.positional = True
+    # the preparer escapes a literal `%` for the paramstyle it was made for: made anew for this one
+    numbered.identifier_preparer = numbered.preparer(numbered)
     return numbered
 
 
@@ -248,12 +250,23 @@ def change_now(
     caller) in the session's transaction, as `insert_now` sends a row: held as that row is on a
     write whose transaction has not begun, so it may go in the request's last statement (a CTE of
     it) instead of a round trip of its own. Rows of its table the session holds are not refreshed:
-    for rows the request has not loaded."""
+    for rows the request has not loaded. Changes held together run on one snapshot: each must
+    change rows the others do not (PostgreSQL refuses two changes to one row in a statement).
+    Their parameters may share a name only for the same value, and none may take a name of the
+    audit insert's columns (refused when the combined statement is built)."""
     if session.new or session.dirty or session.deleted:
         session.flush()
     late = late_transaction(connection)
-    if late is not None and any(held is statement for held, _v, _t in late.pending):
-        late.begin()  # held once only: its parameters keep their names in the combined statement
+    if late is not None and not late.began:
+        tables = statement._for(connection.dialect).tables
+        if any(
+            # held once only: its parameters keep their names in the combined statement
+            held is statement
+            # a held row it could read would be invisible to it on the combined statement's snapshot
+            or (_is_row_insert(held) and table in tables)
+            for held, _v, table in late.pending
+        ):
+            late.begin()
     _send_or_hold(session, connection, statement, params)
 
 
@@ -303,13 +316,21 @@ def _with_held(statement: DirectStatement, held: list) -> tuple[DirectStatement,
     if combined is None:
         outer = _with_values(statement, "")
         prefixes = []
+        taken = set(statement.column_keys or ())
         for i, (held_statement, _values, _table) in enumerate(held):
             # a change's parameters are named by its caller, and it is held once (`change_now`)
             prefix = f"held{i}_" if _is_row_insert(held_statement) else ""
+            if not prefix and (clash := taken & _parameter_names(held_statement)):
+                raise ValueError(f"a held change's parameters {sorted(clash)} are the last statement's own")
             prefixes.append(prefix)
             outer = outer.add_cte(_with_values(held_statement, prefix).cte(f"held{i}"))
         combined = _COMBINED[cache_key] = (DirectStatement(outer), tuple(prefixes))
     return combined
+
+
+def _parameter_names(statement: DirectStatement) -> set[str]:
+    compiled = cast(SQLCompiler, statement.statement.compile())
+    return {bind.key for bind in compiled.binds.values() if bind.required}
 
 
 def _is_row_insert(statement: DirectStatement) -> bool:
