@@ -20,9 +20,9 @@ rest of the read (its audit event among them).
 A write on PostgreSQL takes a connection of its own the same way (`open_for_write`), and its
 transaction begins late (`LateTransaction`): the statements that only read (the caller, the case,
 its consents) run in autocommit, as they would see the same committed rows at the start of a
-transaction (READ COMMITTED: each statement its own snapshot,
-and a plain SELECT holds no lock); the transaction begins before the first statement that
-changes anything or comes from the ORM (which may lock), and commits with the request. A row
+transaction (READ COMMITTED: each statement its own snapshot, and a plain SELECT holds no lock);
+the transaction begins before the first statement that changes anything or comes from the ORM
+(which may lock), and commits with the request. A row
 `casesvc.common.direct.insert_now` writes waits for the next statement that may read it, or
 goes with the audit event's insert in one statement (`send_last`): a write that is one row and
 its event (an event, a note) is then one statement, atomic on its own, with no BEGIN and no

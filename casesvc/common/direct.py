@@ -216,8 +216,6 @@ def insert_now(session: Session | scoped_session[Any], instance: Any, connection
     table = mapper.local_table
     if mapper.inherits is not None or not isinstance(table, Table):
         raise ValueError(f"{mapper.class_.__name__}: only a mapper of one table is inserted directly")
-    if session.new or session.dirty or session.deleted:
-        session.flush()
     state = instance.__dict__
     values = {}
     for column in table.columns:
@@ -254,8 +252,6 @@ def change_now(
     change rows the others do not (PostgreSQL refuses two changes to one row in a statement).
     Their parameters may share a name only for the same value, and none may take a name of the
     audit insert's columns (refused when the combined statement is built)."""
-    if session.new or session.dirty or session.deleted:
-        session.flush()
     late = late_transaction(connection)
     if late is not None and not late.began:
         tables = statement._for(connection.dialect).tables
@@ -271,6 +267,10 @@ def change_now(
 
 
 def _send_or_hold(session, conn: Connection, statement: DirectStatement, params: Mapping[str, Any]) -> None:
+    """Anything the session has pending is flushed first, so a row this one refers to, or this
+    change touches, is in the database before it."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
     late = late_transaction(conn)
     if late is not None and not late.began:
         # held until a statement may read the table, the commit, or the request's last statement
