@@ -15,7 +15,13 @@ from casesvc.agencies.models import Agency
 from casesvc.audit.models import AuditInbox
 from casesvc.audit.service import EVENT_KEYS
 from casesvc.auth.models import User
-from casesvc.common.connection import close_for_read, commit_request, open_for_write, request_connection
+from casesvc.common.connection import (
+    close_for_read,
+    commit_request,
+    open_for_write,
+    request_connection,
+    rollback_request,
+)
 from casesvc.common.db import in_list
 from casesvc.common.direct import DirectStatement, change_now, insert_now, send_last
 from casesvc.extensions import db
@@ -335,4 +341,36 @@ def test_in_list_matches_the_strings_of_one_parameter_in_sql_compiled_once(app, 
         assert [code for (code,) in statement.rows(conn, {"codes": codes})] == sorted(set(codes) - {"in-list-x"})
         expected = db.session.scalars(select(agencies.code).where(agencies.code.in_(codes)).order_by(agencies.code))
         assert [code for (code,) in statement.rows(conn, {"codes": codes})] == list(expected)
+        db.session.remove()
+
+
+def test_a_write_that_holds_its_row_makes_no_session_and_a_rollback_drops_the_row(app, world):
+    """A row held on a write's connection needs no ORM session (none is made); `rollback_request`
+    drops it, so the error's audit event that follows goes alone."""
+    with _a_write(app) as conn:
+        insert_now(db.session, _user("held.dropped"), conn)
+        if conn.dialect.name == "postgresql":
+            assert not db.session.registry.has()
+        rollback_request()
+        send_last(request_connection(), INSERT, _event())  # on SQLite the rollback ended the session's connection
+        commit_request()
+    with app.app_context():
+        assert db.session.scalars(select(User.id).where(User.username == "held.dropped")).all() == []
+        assert db.session.scalars(select(AuditInbox.id)).all() == [_event()["id"]]
+        db.session.remove()
+
+
+def test_a_row_held_without_a_session_commits_with_the_transaction_a_later_statement_begins(app, world):
+    """A statement that may read a held row's table begins the transaction with the row first:
+    the session made for it then owns that transaction, and the request's commit commits both."""
+    users = User.__table__
+    count = DirectStatement(select(users.c.username).where(users.c.username == bindparam("name")))
+    with _a_write(app) as conn:
+        insert_now(db.session, _user("held.read"), conn)
+        assert count.rows(conn, {"name": "held.read"}) == [("held.read",)]
+        send_last(conn, INSERT, _event())
+        commit_request()
+    with app.app_context():
+        assert db.session.scalars(select(User.id).where(User.username == "held.read")).all() != []
+        assert db.session.scalars(select(AuditInbox.id)).all() == [_event()["id"]]
         db.session.remove()

@@ -20,7 +20,13 @@ from flask import has_request_context, request
 from sqlalchemy import bindparam, insert, select
 
 from casesvc.audit.models import AuditInbox
-from casesvc.common.connection import in_autocommit, request_connection
+from casesvc.common.connection import (
+    existing_session,
+    has_changes,
+    in_autocommit,
+    request_connection,
+    rollback_request,
+)
 from casesvc.common.direct import DirectStatement, send_last
 from casesvc.common.timeutil import utcnow
 from casesvc.extensions import db
@@ -115,8 +121,9 @@ def stage_for_commit(response, last: bool = True) -> dict:
     event = _event_from_request(response.status_code)
     conn = request_connection()
     if last:
-        if db.session.new or db.session.dirty or db.session.deleted:
-            db.session.flush()  # the ORM's changes, in the transaction they begin, before the event
+        session = existing_session(db.session)
+        if has_changes(session):
+            session.flush()  # type: ignore[union-attr]  # the ORM's changes, in the transaction they begin, before the event
         send_last(conn, _INBOX_INSERT, event)
     else:
         _INBOX_INSERT.run(conn, event)  # in the write's own transaction
@@ -143,8 +150,8 @@ def record_response(status: int) -> None:
     if ctx.get("recorded"):
         return
     event = _event_from_request(status)
-    if status >= 400 or db.session.new or db.session.dirty or db.session.deleted:
-        db.session.rollback()  # whatever a failed request left is not ours to commit
+    if status >= 400 or has_changes(existing_session(db.session)):
+        rollback_request()  # whatever a failed request left (held rows among it) is not ours to commit
     # a successful read changed nothing: its event rides the read's own connection, in autocommit
     # (casesvc/common/connection.py), where the insert is durable once it returns and no COMMIT is needed
     conn = request_connection()

@@ -40,7 +40,7 @@ from flask import current_app, has_request_context, request
 from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 from casesvc.extensions import READ_CONNECTION, db
 
@@ -113,8 +113,9 @@ class LateTransaction:
         rolls it back), the held rows first."""
         self.began = True
         self.conn.connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
-        if db.session.registry.has():
-            db.session().connection()  # the session owns the transaction that begins here
+        # the session owns the transaction that begins here (made now if the request had none:
+        # rows held without one commit or roll back with it)
+        db.session().connection()
         pending, self.pending = self.pending, []
         for statement, values, _table in pending:
             statement.run(self.conn, values)
@@ -188,18 +189,46 @@ def _transaction_ended(session: Session, transaction: SessionTransaction) -> Non
             late.ended()
 
 
+def existing_session(session: Session | scoped_session[Any]) -> Session | None:
+    """`session` itself, or for the app's scoped session the current one if it has been made: a
+    write that goes on the driver's cursor alone (an event, a note) never makes one, and making
+    it, beginning it and removing it cost that write a tenth of its Python (bench/README.md)."""
+    if isinstance(session, scoped_session):
+        return session() if session.registry.has() else None
+    return session
+
+
+def has_changes(session: Session | None) -> bool:
+    """Whether `session` (None: none made) holds ORM changes a flush would send."""
+    return session is not None and bool(session.new or session.dirty or session.deleted)
+
+
+def _current_late() -> LateTransaction | None:
+    return request.environ.get(_LATE) if has_request_context() else None
+
+
 def commit_request() -> None:
     """Commit the request's session, as `db.session.commit()` — unless its write went in one
     statement on its own and nothing is left: a late transaction that never began, nothing held,
-    nothing changed in the session. That statement committed when it ran; the session's
-    transaction holds no connection and ends with the session (`close_for_read`), and the commit's
-    bookkeeping (a tenth of a `POST …/events`) would find nothing to do."""
-    session = db.session()
-    late = _request_late(session)
+    nothing changed in the session (or no session made at all). That statement committed when it
+    ran; the commit's bookkeeping (a tenth of a `POST …/events`) would find nothing to do."""
+    late = _current_late()
     nothing_left = late is not None and not late.began and not late.pending
-    if nothing_left and not (session.new or session.dirty or session.deleted):
+    if nothing_left and not has_changes(existing_session(db.session)):
         return
-    session.commit()
+    db.session.commit()
+
+
+def rollback_request() -> None:
+    """Undo the request's work, as `db.session.rollback()`: the session's, and the rows and changes
+    a write's late transaction still holds. Rows held while the request had no session (or a
+    session in no transaction) have no session transaction whose end drops them; they are dropped
+    here, so no later statement of the request (an error's audit event) takes them along."""
+    if db.session.registry.has():
+        db.session.rollback()
+    late = _current_late()
+    if late is not None:
+        late.ended()
 
 
 def close_for_read() -> None:

@@ -40,7 +40,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.util import find_tables
 
-from casesvc.common.connection import late_transaction
+from casesvc.common.connection import existing_session, has_changes, late_transaction
 
 Processor = Callable[[Any], Any]
 # a DBAPI connection's cursors, one per statement, kept in its pool record's `info` (which the pool
@@ -202,8 +202,9 @@ def insert_now(session: Session | scoped_session[Any], instance: Any, connection
     statement: a fifth of a `POST …/events`). For a table of its own (no inheritance) whose
     defaults are Python values or functions (`default=`), not SQL: they are filled in here, the
     row goes on the driver's cursor (`DirectStatement`), and the instance joins the session as
-    persistent, as if it had been loaded. Anything already pending is flushed first, so a row
-    this one refers to is in the database before it.
+    persistent, as if it had been loaded — if the request has made a session; otherwise it stays
+    detached, every column loaded (a write on the driver's cursor alone makes none). Anything
+    already pending is flushed first, so a row this one refers to is in the database before it.
 
     One difference from a flush remains: a rollback does not take the instance out of the session
     (a flushed new object is expunged and keeps its values); it stays, expired, and reading it
@@ -235,7 +236,9 @@ def insert_now(session: Session | scoped_session[Any], instance: Any, connection
     conn = connection if connection is not None else session.connection()
     _send_or_hold(session, conn, _table_insert(table), values)
     make_transient_to_detached(instance)
-    session.add(instance)
+    own = existing_session(session)
+    if own is not None:  # a request that made no session has no other use of the instance to share it with
+        own.add(instance)
 
 
 def change_now(
@@ -269,15 +272,15 @@ def change_now(
 def _send_or_hold(session, conn: Connection, statement: DirectStatement, params: Mapping[str, Any]) -> None:
     """Anything the session has pending is flushed first, so a row this one refers to, or this
     change touches, is in the database before it."""
-    if session.new or session.dirty or session.deleted:
-        session.flush()
+    own = existing_session(session)
+    if has_changes(own):
+        own.flush()  # type: ignore[union-attr]
     late = late_transaction(conn)
     if late is not None and not late.began:
         # held until a statement may read the table, the commit, or the request's last statement
-        # (`send_last`); the session's transaction, begun here if need be (no statement), drops it
-        # if it ends without a commit
-        own = session() if isinstance(session, scoped_session) else session
-        if not own.in_transaction():
+        # (`send_last`); dropped if the request rolls back (`rollback_request`), and by the end of a
+        # session's transaction that did not commit, begun here for a session already made
+        if own is not None and not own.in_transaction():
             own.begin()
         late.pending.append((statement, params, cast(Any, statement.statement).table.name))
     else:

@@ -10,10 +10,9 @@ from flask import Response, request
 
 from casesvc.audit.service import stage_for_commit
 from casesvc.auth.principal import current_principal
-from casesvc.common.connection import commit_request
+from casesvc.common.connection import commit_request, rollback_request
 from casesvc.common.messages import _
 from casesvc.errors import field_error
-from casesvc.extensions import db
 from casesvc.web import idempotency
 
 
@@ -40,7 +39,7 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
             try:
                 response = view(*args, **kwargs)
                 if not isinstance(response, Response) or response.status_code >= 400:
-                    db.session.rollback()
+                    rollback_request()
                     if reservation is not None:
                         idempotency.release(reservation)
                     return response
@@ -50,7 +49,7 @@ def transactional(idempotent: bool = False, secret_fields: tuple[str, ...] = ())
                 commit_request()
                 return response
             except BaseException:
-                db.session.rollback()
+                rollback_request()
                 if reservation is not None:
                     idempotency.release(reservation)
                 raise
