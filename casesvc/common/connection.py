@@ -111,11 +111,12 @@ class LateTransaction:
     def begin(self) -> None:
         """BEGIN with the next statement, in the request's session's transaction (which commits or
         rolls it back), the held rows first."""
+        # the session owns the transaction that begins here (made now if the request had none:
+        # rows held without one commit or roll back with it); bound first, so that if it fails
+        # nothing is left begun without an owner
+        db.session().connection()
         self.began = True
         self.conn.connection.dbapi_connection.autocommit = False  # type: ignore[union-attr]
-        # the session owns the transaction that begins here (made now if the request had none:
-        # rows held without one commit or roll back with it)
-        db.session().connection()
         pending, self.pending = self.pending, []
         for statement, values, _table in pending:
             statement.run(self.conn, values)
@@ -224,11 +225,13 @@ def rollback_request() -> None:
     a write's late transaction still holds. Rows held while the request had no session (or a
     session in no transaction) have no session transaction whose end drops them; they are dropped
     here, so no later statement of the request (an error's audit event) takes them along."""
-    if db.session.registry.has():
-        db.session.rollback()
-    late = _current_late()
-    if late is not None:
-        late.ended()
+    try:
+        if db.session.registry.has():
+            db.session.rollback()
+    finally:
+        late = _current_late()
+        if late is not None:
+            late.ended()
 
 
 def close_for_read() -> None:
