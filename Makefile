@@ -49,8 +49,12 @@ run: $(STAMP) $(MO_FILES)
 	@echo "casesvc on http://127.0.0.1:8000  (API docs: http://127.0.0.1:8000/docs)"
 	$(BIN)/casesvc serve --host 127.0.0.1 --port 8000
 
+# One pytest-xdist worker per core (TEST_WORKERS=0: one process), whole files to a worker so that a
+# module's served processes start once; on PostgreSQL each worker has a database of its own
+# (tests/conftest.py). PYTEST_ARGS picks tests: `make test PYTEST_ARGS="tests/cases -x"`.
+TEST_WORKERS ?= auto
 test: $(STAMP) $(MO_FILES) $(CLIENTS_STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 $(CLIENTS_STAMP): clients/package.json clients/package-lock.json
 	cd clients && npm ci --ignore-scripts --no-audit --no-fund

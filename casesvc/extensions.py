@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from flask import has_request_context, request
+from flask import current_app, has_request_context, json, request
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -11,7 +11,7 @@ from sqlalchemy import Table
 from sqlalchemy.orm import DeclarativeBase
 
 from casesvc.errors import ProblemApi
-from casesvc.openapi_doc import ConventionsPlugin, SchemaPlugin
+from casesvc.openapi_doc import ConventionsPlugin, SchemaPlugin, servers
 
 
 class Base(DeclarativeBase):
@@ -30,6 +30,12 @@ class _Api(ProblemApi):
         super().init_app(app, spec_kwargs=spec_kwargs)
         # flask-smorest's page-number pagination, which this API does not use (its pages are keysets)
         self.spec.components.schemas.pop("PaginationMetadata", None)
+
+    def _openapi_json(self):
+        """GET /api/v1/openapi.json, its `servers` the answering app's: this one Api serves every
+        app a process makes (the tests make many), and its spec was built for the last of them."""
+        document = dict(self.spec.to_dict(), servers=servers(current_app.config["CASESVC"].public_url))
+        return current_app.response_class(json.dumps(document, indent=2, sort_keys=False), mimetype="application/json")
 
 
 # where a read's own connection waits for its statements (casesvc/common/connection.py)

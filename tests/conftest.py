@@ -117,11 +117,68 @@ def run_worker(app, now=None, **overrides):
         return worker.run(now or utcnow(), replace(app.config["CASESVC"], **overrides))
 
 
+def pytest_configure(config):
+    """Run in several processes (`make test`: pytest-xdist, one per core), each worker has a
+    PostgreSQL database of its own beside the one CASESVC_TEST_DATABASE_URL names (`test_gw0`,
+    `test_gw1`, ..., made when missing, so the role needs CREATEDB), and the variable names it
+    for everything in that worker: the app below, and the served processes the fault tests
+    start. On SQLite each worker's file is in its own temporary directory already."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    url = os.environ.get("CASESVC_TEST_DATABASE_URL", "")
+    if worker and url.startswith("postgresql"):
+        os.environ["CASESVC_TEST_DATABASE_URL"] = _worker_database(url, worker)
+
+
+def _worker_database(url: str, worker: str) -> str:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    given = make_url(url)
+    own = given.set(database=f"{given.database}_{worker}")
+    engine = create_engine(given, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": own.database}) is None:
+                conn.execute(text(f'CREATE DATABASE "{own.database}"'))
+    finally:
+        engine.dispose()
+    return own.render_as_string(hide_password=False)
+
+
 def _database_url(tmp_path_factory) -> str:
     url = os.environ.get("CASESVC_TEST_DATABASE_URL")
     if url:
         return url
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+
+
+# --- figures a test measured, printed at the end of the run ----------------------------------
+# Kept in the test's report (user_properties), which pytest-xdist carries from a worker to the
+# process that prints the summary: a print in a worker would be lost.
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures(record_property):
+    """`figures(title, lines)`: shown in the run's summary, under "figures measured by the tests"."""
+
+    def add(title: str, lines: list[str]) -> None:
+        record_property("figures", "\n".join([f"-- {title}", *("   " + line for line in lines)]))
+
+    return add
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        _FIGURES.extend(value for name, value in report.user_properties if name == "figures")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES and not os.environ.get("PYTEST_XDIST_WORKER"):
+        terminalreporter.section("figures measured by the tests")
+        for text in _FIGURES:
+            terminalreporter.write_line(text)
 
 
 def _reset_schema() -> None:
@@ -140,11 +197,17 @@ def _reset_schema() -> None:
 
 @pytest.fixture(scope="session")
 def app(tmp_path_factory):
-    # no sealing after requests (it would make query counts vary); what reads the audit log seals first
-    app = create_app(
-        {"env": "test", "database_url": _database_url(tmp_path_factory), "audit_seal_interval": 1e9},
-        instance_path=tmp_path_factory.mktemp("instance"),
-    )
+    # no sealing after requests (it would make query counts vary); what reads the audit log seals first.
+    # Made from no CASESVC_ setting of the environment but the tests' own: whichever test first
+    # asks for it (in a worker, any file may come first) may have set one for itself.
+    with pytest.MonkeyPatch.context() as env:
+        for name in list(os.environ):
+            if name.startswith("CASESVC_") and not name.startswith("CASESVC_TEST_"):
+                env.delenv(name)
+        app = create_app(
+            {"env": "test", "database_url": _database_url(tmp_path_factory), "audit_seal_interval": 1e9},
+            instance_path=tmp_path_factory.mktemp("instance"),
+        )
     with app.app_context():
         _reset_schema()
     return app
@@ -183,12 +246,11 @@ def _empty_database(app):
     with app.app_context():
         db.session.remove()
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        # DELETE, children first, on both databases: a test leaves a few rows, and PostgreSQL's
+        # TRUNCATE of every table (new files for each) cost about ten times as long
         with db.engine.begin() as conn, audit_triggers_off(conn):
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("TRUNCATE " + ", ".join(tables) + " CASCADE"))
-            else:
-                for name in tables:
-                    conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 (the metadata's tables)
+            for name in tables:
+                conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 (the metadata's tables)
 
 
 # --- building a world ------------------------------------------------------------------------
@@ -247,29 +309,34 @@ class World:
         self.app = app
         self.client = client
         self.actors: dict[str, Actor] = {}
+        people = [(kind, code, f"user.{code}") for code, kind, _ in self.AGENCIES]
+        people += [("admin", None, "user.admin"), ("auditor", None, "user.auditor")]
+        # one context and one commit for the whole world: every test starts with it
         with app.app_context():
             for code, kind, muns in self.AGENCIES:
                 create_agency(code, kind, f"Test {code}", muns)
+            users = [create_user(name, role, agency, PASSWORD) for role, agency, name in people]
             db.session.commit()
-        for code, kind, _ in self.AGENCIES:
-            self.actors[code] = self.actor(kind, code, name=f"user.{code}")
-        self.actors["admin"] = self.actor("admin", None, name="user.admin")
-        self.actors["auditor"] = self.actor("auditor", None, name="user.auditor")
+            for user, (role, agency, name) in zip(users, people, strict=True):
+                self.actors[agency or role] = self._actor(user.id, role, agency, name, None)
 
     def actor(self, role: str, agency: str | None, name: str, scopes=None) -> Actor:
         with self.app.app_context():
             user = create_user(name, role, agency, PASSWORD)
             db.session.commit()
-            user_id = user.id
-        return self.as_user(user_id, role, agency, name, scopes)
+            return self._actor(user.id, role, agency, name, scopes)
 
     def as_user(self, user_id, role, agency, name, scopes=None) -> Actor:
-        scopes = sorted(ROLE_SCOPES[role] if scopes is None else scopes)
         with self.app.app_context():
-            token = create_access_token(
-                identity=user_id,
-                additional_claims={"role": role, "agency": agency, "scope": " ".join(scopes), "username": name},
-            )
+            return self._actor(user_id, role, agency, name, scopes)
+
+    def _actor(self, user_id, role, agency, name, scopes) -> Actor:
+        """In an app context: a token for the user, with the role's scopes unless given."""
+        scopes = sorted(ROLE_SCOPES[role] if scopes is None else scopes)
+        token = create_access_token(
+            identity=user_id,
+            additional_claims={"role": role, "agency": agency, "scope": " ".join(scopes), "username": name},
+        )
         return Actor(self.client, user_id, role, agency, token)
 
     def __getitem__(self, code: str) -> Actor:

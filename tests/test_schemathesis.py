@@ -211,7 +211,7 @@ def summary(who: str, dialect: str, result: dict, seconds: float) -> str:
     )
 
 
-def test_schemathesis_finds_nothing_as_police_and_as_admin(app, tmp_path, capsys):
+def test_schemathesis_finds_nothing_as_police_and_as_admin(app, tmp_path, figures):
     dialect = "postgresql" if app.config["CASESVC"].database_url.startswith("postgresql") else "sqlite"
     with live_service(app, tmp_path) as (base, log):
         config = run_config(tmp_path, seeded_ids(base))
@@ -225,8 +225,7 @@ def test_schemathesis_finds_nothing_as_police_and_as_admin(app, tmp_path, capsys
             started = time.monotonic()
             code, output, result = schemathesis_run(base, token, tags, config, tmp_path / f"{who}.json")
             line = summary(who, dialect, result, time.monotonic() - started)
-            with capsys.disabled():
-                print("\n" + line)  # noqa: T201 (the run's figures belong in the test output)
+            figures("schemathesis against the served document", [line])
             outcomes.append((who, code, output, line))
         server_log = log.read_text()
     failed = [(who, output, line) for who, code, output, line in outcomes if code != 0]

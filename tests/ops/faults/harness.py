@@ -1,7 +1,7 @@
 """What the fault and load tests share: `casesvc serve` started as an operator starts it (real
 gunicorn, on a free loopback port, against the test's PostgreSQL database), HTTP clients with a
-keep-alive connection each, a record of every request (status, latency, request id) and the
-figures printed at the end of the run."""
+keep-alive connection each, and a record of every request (status, latency, request id); the
+figures each test measured go to the `figures` fixture (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -32,14 +32,6 @@ pg_only = pytest.mark.skipif(
     reason="real servers on the production database: needs PostgreSQL (set CASESVC_TEST_DATABASE_URL)",
 )
 CLI = SERVE_CLI  # `casesvc` as the tests run it
-# printed at the end of the run by this folder's conftest (pytest_terminal_summary)
-FIGURES: list[str] = []
-
-
-def report(title: str, lines: list[str]) -> None:
-    text = "\n".join([f"-- {title}", *("   " + line for line in lines)])
-    FIGURES.append(text)
-    print(text)  # noqa: T201 (the figures belong in the test output)
 
 
 def host_env(database_url: str, home: Path, secret_key: str, **extra: str) -> dict:

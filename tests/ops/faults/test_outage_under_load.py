@@ -28,7 +28,6 @@ from tests.ops.faults.harness import (
     latency,
     new_secret,
     pg_only,
-    report,
     served,
     serving,
 )
@@ -57,7 +56,9 @@ def proxy():
     proxy.close()
 
 
-def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answered_write(world, app, proxy, tmp_path):
+def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answered_write(
+    world, app, proxy, tmp_path, figures
+):
     cases = [world.case()["id"] for _ in range(4)]
     behind = make_url(POSTGRES_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     home = tmp_path / "host"
@@ -184,7 +185,7 @@ def test_an_outage_under_load_is_answered_503_within_bounds_and_loses_no_answere
         f"writes answered 201: {len(notes)}, all stored: {set(notes) <= stored}; "
         f"audit events of the answered requests: {sum(events.values())}"
     )
-    report(f"a database outage under load (one host of 2 workers, {CLIENTS} clients, through a TCP proxy)", lines)
+    figures(f"a database outage under load (one host of 2 workers, {CLIENTS} clients, through a TCP proxy)", lines)
 
     assert odd == []
     assert {r.status for r in load} <= {200, 201, 503}, ledger.statuses()  # no 500, and no hang: every one answered

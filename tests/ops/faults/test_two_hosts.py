@@ -36,7 +36,6 @@ from tests.ops.faults.harness import (
     host_env,
     new_secret,
     pg_only,
-    report,
     run_cli,
     serving,
     youth_body,
@@ -206,7 +205,7 @@ def _users(world, role: str, agency: str, count: int) -> list[str]:
     return names
 
 
-def test_two_hosts_under_200_clients_answer_no_5xx_and_audit_every_request_once(world, app, hosts):
+def test_two_hosts_under_200_clients_answer_no_5xx_and_audit_every_request_once(world, app, hosts, figures):
     police = _users(world, "police", "police", 20)  # five clients each: concurrent logins of one name stay
     health = _users(world, "school_health", "health", 8)  # under its limit (a login counts until it succeeds)
     slt = _users(world, "coordinator", "slt", 6)
@@ -267,7 +266,7 @@ def test_two_hosts_under_200_clients_answer_no_5xx_and_audit_every_request_once(
     for event in events:
         once[event["request_id"]] = once.get(event["request_id"], 0) + 1
     guesses = ledger.statuses("wrong password")
-    report(
+    figures(
         f"two hosts (2 workers each) on one PostgreSQL, {CLIENTS} clients for {SECONDS:.0f} s",
         [
             *ledger.figures(seconds),
@@ -371,7 +370,7 @@ def _run_four_at_once(env: dict, now: str) -> list[dict]:
     return results
 
 
-def test_four_reminder_runs_at_once_create_and_deliver_each_reminder_once(world, app, hosts, receiver):
+def test_four_reminder_runs_at_once_create_and_deliver_each_reminder_once(world, app, hosts, receiver, figures):
     for _ in range(6):
         case = world.case(participants=("health",))
         world.consent(case, ["health"])  # health, the assignee, lists the reminders of a case it may see
@@ -396,7 +395,7 @@ def test_four_reminder_runs_at_once_create_and_deliver_each_reminder_once(world,
         attempts = db.session.scalar(select(func.count()).select_from(WebhookAttempt))
         db.session.remove()
     delivered = [json.loads(body)["reminder_id"] for body in receiver.bodies]
-    report(
+    figures(
         "four `casesvc reminders run` at once, beside the two hosts",
         [
             f"created per run: {[sum(r['created'].values()) for r in results]}, "

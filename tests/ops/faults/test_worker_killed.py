@@ -26,7 +26,6 @@ from tests.ops.faults.harness import (
     host_env,
     new_secret,
     pg_only,
-    report,
     serving,
     youth_body,
 )
@@ -48,7 +47,9 @@ def _replacement(host, gone: int, known: set[int], timeout: float = 15.0) -> tup
 
 
 @pg_only
-def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_audit_event(world, app, tmp_path):
+def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_audit_event(
+    world, app, tmp_path, figures
+):
     home = tmp_path / "host"
     env = host_env(POSTGRES_URL, home, new_secret())
     ledger = Ledger("kill")
@@ -115,7 +116,7 @@ def test_a_worker_killed_mid_write_is_replaced_and_leaves_no_write_without_its_a
         by_request: dict[str, list[dict]] = {}
         for event in events:
             by_request.setdefault(event["request_id"], []).append(event)
-        report(
+        figures(
             "a worker killed mid-write (SIGKILL, 3 times, 16 clients creating youths, one host of 2 workers)",
             [
                 *ledger.figures(seconds),
